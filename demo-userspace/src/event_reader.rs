@@ -1,0 +1,59 @@
+//! Reads records from the event ring buffer through tokio and decodes them in batches.
+
+use std::{io, time::Duration};
+
+use aya::maps::{MapData, RingBuf};
+use tokio::io::unix::AsyncFd;
+
+use crate::records::{self, Record};
+
+/// How long the reader sleeps at most: the kernel side submits without waking us until the buffer
+/// passes its fill threshold, so this bounds how late a record can be seen.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(20);
+
+/// The consumer side of the event ring buffer.
+pub struct EventReader {
+    ring: AsyncFd<RingBuf<MapData>>,
+    malformed: u64,
+}
+
+impl EventReader {
+    pub fn new(ring: RingBuf<MapData>) -> io::Result<Self> {
+        // SAFETY: the RingBuf owns its map fd and keeps it open, unchanged, until it drops, and
+        // the AsyncFd owns the RingBuf.
+        let ring = unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
+            .map_err(|error| error.into_parts().1)?;
+        Ok(Self { ring, malformed: 0 })
+    }
+
+    /// Decodes every record waiting now and hands each to `sink`. Records that do not decode are
+    /// counted as malformed and logged, never passed on.
+    pub fn drain(&mut self, mut sink: impl FnMut(Record)) {
+        let ring = self.ring.get_mut();
+        while let Some(item) = ring.next() {
+            match records::decode(&item) {
+                Ok(record) => sink(record),
+                Err(error) => {
+                    self.malformed += 1;
+                    log::warn!("skipped a ring-buffer record: {error}");
+                }
+            }
+        }
+    }
+
+    /// Waits until the kernel wakes the reader or [`POLL_INTERVAL`] passes.
+    pub async fn wait(&mut self) -> io::Result<()> {
+        match tokio::time::timeout(POLL_INTERVAL, self.ring.readable_mut()).await {
+            Ok(guard) => {
+                guard?.clear_ready();
+                Ok(())
+            }
+            Err(_elapsed) => Ok(()),
+        }
+    }
+
+    /// Records that could not be decoded; they count as lost.
+    pub fn malformed(&self) -> u64 {
+        self.malformed
+    }
+}

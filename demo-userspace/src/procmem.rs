@@ -1,0 +1,199 @@
+//! Reads what the kernel says about a process's memory: mappings (/proc/PID/maps), page presence
+//! (/proc/PID/pagemap) and per-VMA usage (/proc/PID/smaps).
+
+use procfs::process::{MMapPath, MemoryMap, PageInfo, Process};
+use serde::Serialize;
+
+/// Failure to read one of the /proc files of the target.
+#[derive(Debug, thiserror::Error)]
+#[error("read /proc/{pid}/{file}: {source}")]
+pub struct ProcMemError {
+    pid: i32,
+    file: &'static str,
+    source: procfs::ProcError,
+}
+
+fn open(pid: i32, file: &'static str) -> Result<Process, ProcMemError> {
+    Process::new(pid).map_err(|source| ProcMemError { pid, file, source })
+}
+
+/// One line of /proc/PID/maps.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mapping {
+    pub start: u64,
+    pub end: u64,
+    /// Permissions as maps shows them, e.g. `rw-p`.
+    pub perms: String,
+    /// The name pmap would show: a file's base name, `[heap]`, `[stack]`, or `[anon]`.
+    pub name: String,
+}
+
+/// Snapshot of a process's mappings, used to name the mapping behind each fault.
+#[derive(Clone, Debug, Default)]
+pub struct MappingTable {
+    mappings: Vec<Mapping>,
+}
+
+impl MappingTable {
+    pub fn read(pid: i32) -> Result<Self, ProcMemError> {
+        let maps = open(pid, "maps")?.maps().map_err(|source| ProcMemError {
+            pid,
+            file: "maps",
+            source,
+        })?;
+        Ok(Self {
+            mappings: maps.into_iter().map(|map| to_mapping(&map)).collect(),
+        })
+    }
+
+    /// The mapping that holds `address`, if any (the list is sorted by address).
+    pub fn find(&self, address: u64) -> Option<&Mapping> {
+        let after = self.mappings.partition_point(|m| m.start <= address);
+        self.mappings[..after]
+            .last()
+            .filter(|mapping| address < mapping.end)
+    }
+
+    /// The name of the mapping that holds `address`, or `[unmapped]`.
+    pub fn name_of(&self, address: u64) -> String {
+        self.find(address)
+            .map_or_else(|| "[unmapped]".to_owned(), |m| m.name.clone())
+    }
+}
+
+fn to_mapping(map: &MemoryMap) -> Mapping {
+    Mapping {
+        start: map.address.0,
+        end: map.address.1,
+        perms: map.perms.as_str(),
+        name: mapping_name(&map.pathname),
+    }
+}
+
+fn mapping_name(path: &MMapPath) -> String {
+    match path {
+        MMapPath::Path(path) => path.file_name().map_or_else(
+            || path.display().to_string(),
+            |name| name.to_string_lossy().into_owned(),
+        ),
+        MMapPath::Heap => "[heap]".to_owned(),
+        MMapPath::Stack => "[stack]".to_owned(),
+        MMapPath::TStack(tid) => format!("[stack:{tid}]"),
+        MMapPath::Vdso => "[vdso]".to_owned(),
+        MMapPath::Vvar => "[vvar]".to_owned(),
+        MMapPath::Vsyscall => "[vsyscall]".to_owned(),
+        MMapPath::Anonymous => "[anon]".to_owned(),
+        MMapPath::Other(name) => format!("[{name}]"),
+        other => format!("{other:?}"),
+    }
+}
+
+/// What /proc/PID/pagemap says about one page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PagePresence {
+    /// Bit 63: the page is in RAM (its own page or the shared zero page).
+    pub present: bool,
+    /// Page frame number, readable as root; 0 when absent or hidden.
+    pub pfn: u64,
+}
+
+/// Reads pagemap entries for `count` pages starting at the page that holds `first_page_base`.
+pub fn page_presence(
+    pid: i32,
+    first_page_base: u64,
+    page_size: u64,
+    count: u64,
+) -> Result<Vec<PagePresence>, ProcMemError> {
+    let error = |source| ProcMemError {
+        pid,
+        file: "pagemap",
+        source,
+    };
+    let mut pagemap = open(pid, "pagemap")?.pagemap().map_err(error)?;
+    let first = (first_page_base / page_size) as usize;
+    let entries = pagemap
+        .get_range_info(first..first + count as usize)
+        .map_err(error)?;
+    Ok(entries
+        .into_iter()
+        .map(|entry| match entry {
+            PageInfo::MemoryPage(flags) => PagePresence {
+                present: flags.contains(procfs::process::MemoryPageFlags::PRESENT),
+                pfn: flags.get_page_frame_number().0,
+            },
+            PageInfo::SwapPage(_) => PagePresence {
+                present: false,
+                pfn: 0,
+            },
+        })
+        .collect())
+}
+
+/// The `pmap -x` columns of one VMA, from /proc/PID/smaps.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct VmaUsage {
+    #[serde(serialize_with = "crate::report::hex")]
+    pub start: u64,
+    #[serde(skip)]
+    pub end: u64,
+    pub size_kib: u64,
+    pub rss_kib: u64,
+    pub dirty_kib: u64,
+    pub perms: String,
+    pub name: String,
+}
+
+/// Usage of the VMA that holds `address`, or `None` when no VMA does.
+pub fn vma_usage(pid: i32, address: u64) -> Result<Option<VmaUsage>, ProcMemError> {
+    let smaps = open(pid, "smaps")?.smaps().map_err(|source| ProcMemError {
+        pid,
+        file: "smaps",
+        source,
+    })?;
+    Ok(smaps
+        .into_iter()
+        .find(|map| map.address.0 <= address && address < map.address.1)
+        .map(|map| {
+            let field = |key: &str| map.extension.map.get(key).copied().unwrap_or(0) / 1024;
+            VmaUsage {
+                start: map.address.0,
+                end: map.address.1,
+                size_kib: (map.address.1 - map.address.0) / 1024,
+                rss_kib: field("Rss"),
+                dirty_kib: field("Private_Dirty") + field("Shared_Dirty"),
+                perms: map.perms.as_str(),
+                name: mapping_name(&map.pathname),
+            }
+        }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_the_mapping_of_own_code_by_its_file() {
+        let table = MappingTable::read(std::process::id() as i32).unwrap();
+        let code = names_the_mapping_of_own_code_by_its_file as fn() as usize as u64;
+        let exe = std::env::current_exe().unwrap();
+        assert_eq!(
+            table.name_of(code),
+            exe.file_name().unwrap().to_string_lossy()
+        );
+        assert_eq!(table.name_of(8), "[unmapped]");
+    }
+
+    #[test]
+    fn pagemap_and_smaps_see_a_written_page() {
+        let page_size = procfs::page_size();
+        let buffer = vec![1u8; page_size as usize * 4];
+        let address = buffer.as_ptr() as u64;
+        let pid = std::process::id() as i32;
+        let base = address - address % page_size;
+        let pages = page_presence(pid, base, page_size, 1).unwrap();
+        assert!(pages[0].present);
+        let vma = vma_usage(pid, address).unwrap().unwrap();
+        assert!(vma.rss_kib >= 4, "{vma:?}");
+        assert!(vma.start <= address && address < vma.end);
+    }
+}

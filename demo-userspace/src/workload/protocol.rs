@@ -1,0 +1,86 @@
+//! The line protocol between the loader and its workload child: one command per line on the
+//! child's stdin, one reply per line on its stdout.
+
+use std::{fmt, str::FromStr};
+
+/// One step the child performs on its array.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// `mmap(NULL, bytes, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS)`; replies the address.
+    Mmap { bytes: u64 },
+    /// `arr[index] = value` on the int array.
+    Write { index: i64, value: i32 },
+    /// Reads `arr[index]`; replies the value.
+    Read { index: i64 },
+}
+
+impl fmt::Display for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Mmap { bytes } => write!(f, "mmap {bytes}"),
+            Self::Write { index, value } => write!(f, "write {index} {value}"),
+            Self::Read { index } => write!(f, "read {index}"),
+        }
+    }
+}
+
+/// A line that is not a command.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("bad workload command `{0}`")]
+pub struct BadCommand(pub String);
+
+impl FromStr for Command {
+    type Err = BadCommand;
+
+    fn from_str(line: &str) -> Result<Self, Self::Err> {
+        let bad = || BadCommand(line.to_owned());
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let number = |i: usize| -> Result<i64, BadCommand> {
+            words.get(i).ok_or_else(bad)?.parse().map_err(|_| bad())
+        };
+        match words.first().copied() {
+            Some("mmap") if words.len() == 2 => Ok(Self::Mmap {
+                bytes: u64::try_from(number(1)?).map_err(|_| bad())?,
+            }),
+            Some("write") if words.len() == 3 => Ok(Self::Write {
+                index: number(1)?,
+                value: i32::try_from(number(2)?).map_err(|_| bad())?,
+            }),
+            Some("read") if words.len() == 2 => Ok(Self::Read { index: number(1)? }),
+            _ => Err(bad()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_round_trip_through_their_lines() {
+        for command in [
+            Command::Mmap { bytes: 20000 },
+            Command::Write {
+                index: 1500,
+                value: 2,
+            },
+            Command::Read { index: -4 },
+        ] {
+            assert_eq!(command.to_string().parse::<Command>(), Ok(command));
+        }
+    }
+
+    #[test]
+    fn malformed_lines_are_rejected() {
+        for line in [
+            "",
+            "mmap",
+            "mmap x",
+            "write 1",
+            "write 1 99999999999",
+            "jump 3",
+        ] {
+            assert_eq!(line.parse::<Command>(), Err(BadCommand(line.to_owned())));
+        }
+    }
+}

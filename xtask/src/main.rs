@@ -1,0 +1,136 @@
+//! `cargo xtask`: sets up a fresh machine, builds, runs demo as root, and runs every test.
+
+mod command;
+mod setup;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+
+use crate::command::{cargo, is_root, run, workspace_root};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "Build, run and test demo")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Install what the build needs: LLVM dev files matching rustc, rust-src, bpf-linker.
+    Setup,
+    /// Set up, then build demo (with its eBPF programs).
+    Build {
+        /// Build with optimizations.
+        #[arg(long)]
+        release: bool,
+    },
+    /// Set up, build, and run demo as root (through sudo when needed).
+    Run {
+        /// Build with optimizations.
+        #[arg(long)]
+        release: bool,
+        /// Arguments for demo.
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+    /// Set up, then run fmt and clippy checks, unit tests and the privileged integration tests.
+    Test,
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().task {
+        Task::Setup => setup::install_missing(),
+        Task::Build { release } => {
+            setup::install_missing()?;
+            build(release)
+        }
+        Task::Run { release, args } => {
+            setup::install_missing()?;
+            build(release)?;
+            let profile = if release { "release" } else { "debug" };
+            let demo = workspace_root().join("target").join(profile).join("demo");
+            let mut command = as_root(&demo.to_string_lossy());
+            command.args(&args);
+            run(&mut command).context("run demo")
+        }
+        Task::Test => {
+            setup::install_missing()?;
+            test()
+        }
+    }
+}
+
+fn build(release: bool) -> anyhow::Result<()> {
+    let mut command = cargo(&["build", "--package", "demo-userspace"]);
+    if release {
+        command.arg("--release");
+    }
+    run(&mut command).context("build demo")
+}
+
+/// A command that runs `program` as root: directly when we are root, else through `sudo -E`.
+fn as_root(program: &str) -> std::process::Command {
+    if is_root() {
+        std::process::Command::new(program)
+    } else {
+        let mut command = std::process::Command::new("sudo");
+        command.args(["-E", "--", program]);
+        command
+    }
+}
+
+fn test() -> anyhow::Result<()> {
+    run(&mut cargo(&["fmt", "--all", "--", "--check"])).context("check formatting")?;
+    // Without --workspace, cargo works on the default members: everything but demo-ebpf, which
+    // only builds for the BPF target (the loader's build script compiles it).
+    run(&mut cargo(&[
+        "clippy",
+        "--all-targets",
+        "--",
+        "--deny",
+        "warnings",
+    ]))
+    .context("run clippy")?;
+    // The eBPF crate is checked for its own target; like its real build, that needs
+    // `-Z build-std=core`, which RUSTC_BOOTSTRAP allows on the stable toolchain.
+    run(cargo(&[
+        "clippy",
+        "--package",
+        "demo-ebpf",
+        "--target",
+        "bpfel-unknown-none",
+        "-Z",
+        "build-std=core",
+        "--target-dir",
+        "target/bpf-clippy",
+        "--",
+        "--deny",
+        "warnings",
+    ])
+    .env("RUSTC_BOOTSTRAP", "1"))
+    .context("run clippy on the eBPF programs")?;
+    run(&mut cargo(&["test", "--lib", "--bins"])).context("run the unit tests")?;
+    privileged_tests()
+}
+
+/// The integration tests load eBPF into the running kernel, so they need root. Under CI they are
+/// mandatory: if they cannot run, the whole test run fails.
+fn privileged_tests() -> anyhow::Result<()> {
+    let ci = std::env::var("CI").is_ok_and(|value| value == "true");
+    // Build the test binary unprivileged, so root never writes into target/.
+    let binary = command::test_binary("demo-userspace", "privileged")?;
+    let mut command = as_root(&binary.to_string_lossy());
+    command.args(["--test-threads=1"]);
+    if !is_root() && !command::sudo_works() {
+        anyhow::bail!(
+            "the privileged integration tests need root and sudo cannot run without a password{}; run `sudo cargo xtask test` or as root",
+            if ci {
+                " (CI=true makes them mandatory)"
+            } else {
+                ""
+            }
+        );
+    }
+    run(&mut command).context("run the privileged integration tests")
+}

@@ -1,0 +1,142 @@
+//! Fresh-machine setup, idempotent: the Debian LLVM dev packages whose major version matches
+//! rustc's LLVM, the rust-src component, and a pinned bpf-linker built against that LLVM.
+
+use std::process::Command;
+
+use anyhow::{Context as _, bail};
+
+use crate::command::{describe, is_root, output, run, sudo_works};
+
+/// The bpf-linker release known to work with aya 0.14 and rustc 1.95.
+const BPF_LINKER_VERSION: &str = "0.13.0";
+
+pub fn install_missing() -> anyhow::Result<()> {
+    let llvm = rustc_llvm_major()?;
+    println!("xtask: rustc uses LLVM {llvm}");
+    ensure_debian_packages(&[
+        format!("llvm-{llvm}-dev"),
+        format!("libpolly-{llvm}-dev"),
+        "libzstd-dev".to_owned(),
+        "zlib1g-dev".to_owned(),
+    ])?;
+    ensure_rust_src()?;
+    ensure_bpf_linker(llvm)?;
+    println!("xtask: setup complete");
+    Ok(())
+}
+
+/// Reads `LLVM version: 22.1.2` from `rustc -vV`.
+fn rustc_llvm_major() -> anyhow::Result<u32> {
+    let version = output(Command::new("rustc").arg("-vV")).context("run `rustc -vV`")?;
+    parse_llvm_major(&version).context("find the LLVM version in `rustc -vV`")
+}
+
+fn parse_llvm_major(rustc_version: &str) -> Option<u32> {
+    rustc_version
+        .lines()
+        .find_map(|line| line.strip_prefix("LLVM version: "))?
+        .split('.')
+        .next()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+fn ensure_debian_packages(packages: &[String]) -> anyhow::Result<()> {
+    let missing: Vec<&str> = packages
+        .iter()
+        .map(String::as_str)
+        .filter(|package| !debian_package_installed(package))
+        .collect();
+    if missing.is_empty() {
+        println!("xtask: Debian packages present: {}", packages.join(" "));
+        return Ok(());
+    }
+    if output(Command::new("apt-get").arg("--version")).is_none() {
+        bail!(
+            "this is not a Debian-like system; install the LLVM development files for LLVM {} yourself: {}",
+            packages[0],
+            missing.join(" ")
+        );
+    }
+    let privileged = |args: &[&str]| {
+        let mut command = if is_root() {
+            Command::new(args[0])
+        } else {
+            let mut sudo = Command::new("sudo");
+            sudo.arg("-n").arg(args[0]);
+            sudo
+        };
+        command
+            .args(&args[1..])
+            .env("DEBIAN_FRONTEND", "noninteractive");
+        command
+    };
+    let mut update = privileged(&["apt-get", "update"]);
+    let mut install_args = vec!["apt-get", "install", "-y", "--no-install-recommends"];
+    install_args.extend(&missing);
+    let mut install = privileged(&install_args);
+    if !is_root() && !sudo_works() {
+        bail!(
+            "missing Debian packages and no root to install them; run:\n  sudo {}\n  sudo {}",
+            describe(&update),
+            describe(&install)
+        );
+    }
+    println!("xtask: installing Debian packages: {}", missing.join(" "));
+    run(&mut update)?;
+    run(&mut install)
+}
+
+fn debian_package_installed(package: &str) -> bool {
+    output(Command::new("dpkg-query").args(["-W", "-f=${Status}", package]))
+        .is_some_and(|status| status.trim() == "install ok installed")
+}
+
+fn ensure_rust_src() -> anyhow::Result<()> {
+    let installed = output(Command::new("rustup").args(["component", "list", "--installed"]))
+        .context("list rustup components")?;
+    if installed.lines().any(|line| line.starts_with("rust-src")) {
+        println!("xtask: rust-src present");
+        return Ok(());
+    }
+    run(Command::new("rustup").args(["component", "add", "rust-src"]))
+}
+
+fn ensure_bpf_linker(llvm: u32) -> anyhow::Result<()> {
+    let installed = output(Command::new("bpf-linker").arg("--version"));
+    if installed
+        .as_deref()
+        .is_some_and(|version| version.contains(BPF_LINKER_VERSION))
+    {
+        println!("xtask: bpf-linker {BPF_LINKER_VERSION} present");
+        return Ok(());
+    }
+    // Without LLVM_PREFIX the build finds the distribution's default llvm-config, which may be an
+    // older LLVM than rustc's, and linking fails.
+    run(
+        Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()))
+            .args([
+                "install",
+                &format!("bpf-linker@{BPF_LINKER_VERSION}"),
+                "--locked",
+                "--no-default-features",
+                "--features",
+                &format!("llvm-{llvm}"),
+            ])
+            .env("LLVM_PREFIX", format!("/usr/lib/llvm-{llvm}")),
+    )
+    .context("install bpf-linker")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_llvm_major_from_rustc() {
+        let text = "rustc 1.95.0 (59807616e 2026-04-14)\nhost: x86_64-unknown-linux-gnu\nLLVM version: 22.1.2\n";
+        assert_eq!(parse_llvm_major(text), Some(22));
+        assert_eq!(parse_llvm_major("rustc 1.95.0\n"), None);
+    }
+}
