@@ -3,17 +3,18 @@
 #![no_main]
 
 use aya_ebpf::{
-    EbpfContext as _,
+    EbpfContext,
     bindings::{BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
     helpers::bpf_ktime_get_ns,
-    macros::{map, tracepoint},
+    macros::{map, perf_event, tracepoint},
     maps::{HashMap, PerCpuArray, RingBuf},
-    programs::TracePointContext,
+    programs::{PerfEventContext, TracePointContext},
 };
 use aya_log_ebpf::debug;
 use demo_common::{
-    DEFAULT_RING_BYTES, FaultRecord, FaultSource, MAX_TARGETS, RecordKind, WAKEUP_THRESHOLD_BYTES,
-    fault_tracepoint,
+    CompletionClass, CompletionRecord, DEFAULT_RING_BYTES, FaultRecord, FaultSource, MAX_TARGETS,
+    RecordKind, SignalRecord, Syscall, SyscallRecord, WAKEUP_THRESHOLD_BYTES, fault_tracepoint,
+    signal_tracepoint, syscall_tracepoint,
 };
 
 #[map]
@@ -24,6 +25,86 @@ static EVENTS: RingBuf = RingBuf::with_byte_size(DEFAULT_RING_BYTES, 0);
 
 #[map]
 static DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+
+/// Attached to PERF_COUNT_SW_PAGE_FAULTS_MIN; one program per class, so the class needs no lookup.
+#[perf_event]
+pub fn fault_completed_minor(ctx: PerfEventContext) -> u32 {
+    record_completion(&ctx, CompletionClass::Minor);
+    0
+}
+
+/// Attached to PERF_COUNT_SW_PAGE_FAULTS_MAJ.
+#[perf_event]
+pub fn fault_completed_major(ctx: PerfEventContext) -> u32 {
+    record_completion(&ctx, CompletionClass::Major);
+    0
+}
+
+#[tracepoint]
+pub fn signal_generate(ctx: TracePointContext) -> u32 {
+    record_signal(&ctx);
+    0
+}
+
+#[tracepoint]
+pub fn sys_enter_mmap(ctx: TracePointContext) -> u32 {
+    record_syscall_enter(&ctx, Syscall::Mmap);
+    0
+}
+
+#[tracepoint]
+pub fn sys_exit_mmap(ctx: TracePointContext) -> u32 {
+    record_syscall_exit(&ctx, Syscall::Mmap);
+    0
+}
+
+#[tracepoint]
+pub fn sys_enter_munmap(ctx: TracePointContext) -> u32 {
+    record_syscall_enter(&ctx, Syscall::Munmap);
+    0
+}
+
+#[tracepoint]
+pub fn sys_exit_munmap(ctx: TracePointContext) -> u32 {
+    record_syscall_exit(&ctx, Syscall::Munmap);
+    0
+}
+
+#[tracepoint]
+pub fn sys_enter_mremap(ctx: TracePointContext) -> u32 {
+    record_syscall_enter(&ctx, Syscall::Mremap);
+    0
+}
+
+#[tracepoint]
+pub fn sys_exit_mremap(ctx: TracePointContext) -> u32 {
+    record_syscall_exit(&ctx, Syscall::Mremap);
+    0
+}
+
+#[tracepoint]
+pub fn sys_enter_brk(ctx: TracePointContext) -> u32 {
+    record_syscall_enter(&ctx, Syscall::Brk);
+    0
+}
+
+#[tracepoint]
+pub fn sys_exit_brk(ctx: TracePointContext) -> u32 {
+    record_syscall_exit(&ctx, Syscall::Brk);
+    0
+}
+
+#[tracepoint]
+pub fn sys_enter_madvise(ctx: TracePointContext) -> u32 {
+    record_syscall_enter(&ctx, Syscall::Madvise);
+    0
+}
+
+#[tracepoint]
+pub fn sys_exit_madvise(ctx: TracePointContext) -> u32 {
+    record_syscall_exit(&ctx, Syscall::Madvise);
+    0
+}
 
 #[tracepoint]
 pub fn page_fault_user(ctx: TracePointContext) -> u32 {
@@ -37,16 +118,36 @@ pub fn page_fault_kernel(ctx: TracePointContext) -> u32 {
     0
 }
 
+#[inline(always)]
+fn is_target(tgid: u32) -> bool {
+    TARGETS.get_ptr(tgid).is_some()
+}
+
+/// Reserves room for one record, or counts the drop. The caller must fill and submit it.
+#[inline(always)]
+fn reserve<T: 'static, C: EbpfContext>(
+    ctx: &C,
+) -> Option<aya_ebpf::maps::ring_buf::RingBufEntry<T>> {
+    let entry = EVENTS.reserve::<T>(0);
+    if entry.is_none() {
+        count_drop();
+        debug!(
+            ctx,
+            "ring buffer full: dropped a record of tgid {}",
+            ctx.tgid()
+        );
+    }
+    entry
+}
+
 /// Copies one fault of a traced process into the ring buffer, or counts it as dropped.
 #[inline(always)]
 fn record_fault(ctx: &TracePointContext, source: FaultSource) {
     let tgid = ctx.tgid();
-    if TARGETS.get_ptr(tgid).is_none() {
+    if !is_target(tgid) {
         return;
     }
-    let Some(mut entry) = EVENTS.reserve::<FaultRecord>(0) else {
-        count_drop();
-        debug!(ctx, "ring buffer full: dropped a fault of tgid {}", tgid);
+    let Some(mut entry) = reserve::<FaultRecord, _>(ctx) else {
         return;
     };
     // SAFETY: the offsets are those of the tracepoint's format file, which the loader checks
@@ -69,6 +170,107 @@ fn record_fault(ctx: &TracePointContext, source: FaultSource) {
         address,
         ip,
         error_code,
+    });
+    entry.submit(wakeup_flag());
+}
+
+/// Reports that a traced fault completed, and whether it was minor or major.
+#[inline(always)]
+fn record_completion(ctx: &PerfEventContext, class: CompletionClass) {
+    let tgid = ctx.tgid();
+    if !is_target(tgid) {
+        return;
+    }
+    let Some(mut entry) = reserve::<CompletionRecord, _>(ctx) else {
+        return;
+    };
+    // SAFETY: the kernel passes a valid bpf_perf_event_data; `addr` is the sample's address,
+    // which for page-fault events is the faulting address.
+    let address = unsafe { (*ctx.ctx).addr };
+    entry.write(CompletionRecord {
+        kind: RecordKind::Completion as u32,
+        class: class as u32,
+        // SAFETY: the helper has no preconditions.
+        timestamp_ns: unsafe { bpf_ktime_get_ns() },
+        tgid,
+        tid: ctx.pid(),
+        address,
+    });
+    entry.submit(wakeup_flag());
+}
+
+/// Reports a signal generated by a traced process or sent to one of its threads (tracked by
+/// tgid, which equals the tid of a main thread).
+#[inline(always)]
+fn record_signal(ctx: &TracePointContext) {
+    // SAFETY (all reads): offsets from the tracepoint's format, checked by the loader.
+    let target_tid = unsafe { ctx.read_at::<i32>(signal_tracepoint::PID) }.unwrap_or(0) as u32;
+    let tgid = ctx.tgid();
+    if !is_target(tgid) && !is_target(target_tid) {
+        return;
+    }
+    let Some(mut entry) = reserve::<SignalRecord, _>(ctx) else {
+        return;
+    };
+    let field = |offset| unsafe { ctx.read_at::<i32>(offset) }.unwrap_or(0);
+    entry.write(SignalRecord {
+        kind: RecordKind::Signal as u32,
+        signal: field(signal_tracepoint::SIG),
+        // SAFETY: the helper has no preconditions.
+        timestamp_ns: unsafe { bpf_ktime_get_ns() },
+        tgid,
+        tid: ctx.pid(),
+        target_tid,
+        code: field(signal_tracepoint::CODE),
+        errno: field(signal_tracepoint::ERRNO),
+        result: field(signal_tracepoint::RESULT),
+    });
+    entry.submit(wakeup_flag());
+}
+
+/// Records a traced process entering a memory syscall, with its arguments.
+#[inline(always)]
+fn record_syscall_enter(ctx: &TracePointContext, syscall: Syscall) {
+    let mut args = [0u64; 6];
+    for (i, arg) in args.iter_mut().enumerate().take(syscall.arg_count()) {
+        // SAFETY: argument i of this syscall's enter tracepoint is at FIRST_ARG + 8 * i.
+        *arg = unsafe { ctx.read_at::<u64>(syscall_tracepoint::FIRST_ARG + 8 * i) }.unwrap_or(0);
+    }
+    record_syscall(ctx, RecordKind::SyscallEnter, syscall, args, 0);
+}
+
+/// Records a traced process leaving a memory syscall, with its return value.
+#[inline(always)]
+fn record_syscall_exit(ctx: &TracePointContext, syscall: Syscall) {
+    // SAFETY: `ret` is at RET in every sys_exit tracepoint.
+    let ret = unsafe { ctx.read_at::<i64>(syscall_tracepoint::RET) }.unwrap_or(0);
+    record_syscall(ctx, RecordKind::SyscallExit, syscall, [0; 6], ret);
+}
+
+#[inline(always)]
+fn record_syscall(
+    ctx: &TracePointContext,
+    kind: RecordKind,
+    syscall: Syscall,
+    args: [u64; 6],
+    ret: i64,
+) {
+    let tgid = ctx.tgid();
+    if !is_target(tgid) {
+        return;
+    }
+    let Some(mut entry) = reserve::<SyscallRecord, _>(ctx) else {
+        return;
+    };
+    entry.write(SyscallRecord {
+        kind: kind as u32,
+        syscall: syscall as u32,
+        // SAFETY: the helper has no preconditions.
+        timestamp_ns: unsafe { bpf_ktime_get_ns() },
+        tgid,
+        tid: ctx.pid(),
+        args,
+        ret,
     });
     entry.submit(wakeup_flag());
 }

@@ -2,6 +2,7 @@
 //! sentence on stderr and a non-zero exit code.
 
 mod access;
+mod classify;
 mod cli;
 mod event_reader;
 mod pages;
@@ -12,7 +13,10 @@ mod records;
 mod region;
 mod report;
 mod scenario;
+mod step_report;
+mod syscalls;
 mod tracefs;
+mod walk_plan;
 mod workload;
 
 use std::{
@@ -27,7 +31,8 @@ use crate::{
     cli::{Cli, Command},
     event_reader::EventReader,
     probes::{ProbeOptions, Probes},
-    scenario::{ScenarioName, WalkPlan},
+    scenario::{EnterPacer, NoPause, Tracing},
+    walk_plan::{ScenarioName, WalkPlan},
 };
 
 fn main() -> ExitCode {
@@ -42,8 +47,30 @@ fn main() -> ExitCode {
                 }
             };
         }
-        Some(Command::Alloc { scenario }) => vec![scenario],
-        None => vec![ScenarioName::Mmap],
+        Some(Command::Alloc {
+            scenario,
+            walk,
+            interactive,
+        }) => match WalkPlan::new(scenario, &walk.options()) {
+            Ok(plan) => Run {
+                plans: vec![plan],
+                interactive,
+            },
+            Err(error) => {
+                eprintln!("error: {error}");
+                return ExitCode::from(2);
+            }
+        },
+        None => Run {
+            plans: [
+                ScenarioName::Mmap,
+                ScenarioName::Malloc,
+                ScenarioName::OutOfBounds,
+            ]
+            .map(WalkPlan::seed)
+            .to_vec(),
+            interactive: false,
+        },
     };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -56,7 +83,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(&scenarios, cli.format)) {
+    match runtime.block_on(run(scenarios, cli.format)) {
         Ok(()) => ExitCode::SUCCESS,
         // A reader that went away (`demo | head`) is not an error of ours.
         Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
@@ -75,23 +102,35 @@ fn is_broken_pipe(error: &anyhow::Error) -> bool {
     })
 }
 
-async fn run(scenarios: &[ScenarioName], format: report::Format) -> anyhow::Result<()> {
+/// The walks to run and how to pace them.
+struct Run {
+    plans: Vec<WalkPlan>,
+    interactive: bool,
+}
+
+async fn run(walks: Run, format: report::Format) -> anyhow::Result<()> {
     privileges::check()?;
     let mut probes = Probes::load(ProbeOptions::default())?;
     let ring = probes.take_events().context("open the event ring buffer")?;
     let mut reader = EventReader::new(ring).context("register the event ring buffer")?;
     let mut reporter = report::reporter(format, BufWriter::new(io::stdout().lock()));
     let run_as = privileges::invoking_user();
-    for &scenario in scenarios {
-        scenario::run_walk(
-            &WalkPlan::seed(scenario),
-            &mut probes,
-            &mut reader,
+    let mut results = Vec::new();
+    for plan in &walks.plans {
+        let tracing = Tracing {
+            probes: &mut probes,
+            reader: &mut reader,
             run_as,
-            reporter.as_mut(),
-        )
-        .await
-        .with_context(|| format!("run the {} walk", scenario.as_str()))?;
+        };
+        let walked = if walks.interactive {
+            scenario::run_walk(plan, tracing, &mut EnterPacer::new(), reporter.as_mut()).await
+        } else {
+            scenario::run_walk(plan, tracing, &mut NoPause, reporter.as_mut()).await
+        };
+        results.push(walked.with_context(|| format!("run the {} walk", plan.scenario.as_str()))?);
+    }
+    if results.len() > 1 {
+        reporter.comparison(&results)?;
     }
     Ok(())
 }

@@ -1,5 +1,5 @@
-//! The page-state model of a region, derived from fault events alone; the text report and the
-//! terminal view both draw from it, so they cannot disagree.
+//! The page-state model of a region, derived from fault events; the text report and the JSON
+//! output both draw from it, so they cannot disagree.
 
 use serde::Serialize;
 
@@ -17,10 +17,22 @@ pub enum PageState {
     Resident,
 }
 
-/// Per-page state of one region plus which pages faulted in the current step.
+/// What first made a page present.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "by")]
+pub enum PageOrigin {
+    /// It was present when the array was allocated (e.g. heap memory used before).
+    BeforeWalk,
+    /// A completed fault in `step` at byte `offset` (element `index`) of the array.
+    Fault { step: u32, offset: i64, index: i64 },
+}
+
+/// Per-page state of one region, what made each page present, and which pages faulted in the
+/// current step.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PageModel {
     states: Vec<PageState>,
+    origins: Vec<Option<PageOrigin>>,
     faulted_this_step: Vec<bool>,
 }
 
@@ -28,6 +40,7 @@ impl PageModel {
     pub fn new(page_count: usize) -> Self {
         Self {
             states: vec![PageState::Untouched; page_count],
+            origins: vec![None; page_count],
             faulted_this_step: vec![false; page_count],
         }
     }
@@ -37,32 +50,67 @@ impl PageModel {
         self.faulted_this_step.fill(false);
     }
 
-    /// Applies one completed fault on `page`. Pages outside the model (e.g. past the end) are
+    /// Applies one completed fault on `page`. Pages outside the model (past the end) are
     /// ignored, because the kernel backs nothing there.
-    pub fn apply_fault(&mut self, page: u64, access: Access) {
-        let Ok(page) = usize::try_from(page) else {
+    pub fn apply_fault(&mut self, page: u64, access: Access, origin: PageOrigin) {
+        let Some(page) = usize::try_from(page)
+            .ok()
+            .filter(|&p| p < self.states.len())
+        else {
             return;
         };
-        let Some(state) = self.states.get_mut(page) else {
-            return;
-        };
+        let state = &mut self.states[page];
         *state = match (access, *state) {
             (Access::Read | Access::Exec, PageState::Untouched) => PageState::ZeroPage,
             (Access::Read | Access::Exec, kept) => kept,
             (Access::Write, _) => PageState::Resident,
         };
+        if self.origins[page].is_none() {
+            self.origins[page] = Some(origin);
+        }
         self.faulted_this_step[page] = true;
     }
 
-    /// Pages that are mapped to something (their own page or the zero page), in order.
-    pub fn mapped_pages(&self) -> Vec<u64> {
-        self.pages_where(|state| state != PageState::Untouched)
+    /// Takes on pages the kernel shows present that no fault explains: memory the process had
+    /// touched before the walk began, as a reused heap has.
+    pub fn adopt_present(&mut self, resident: &[u64], zero: &[u64]) {
+        for (pages, state) in [(resident, PageState::Resident), (zero, PageState::ZeroPage)] {
+            for &page in pages {
+                let Some(page) = usize::try_from(page)
+                    .ok()
+                    .filter(|&p| p < self.states.len())
+                else {
+                    continue;
+                };
+                if self.states[page] == PageState::Untouched {
+                    self.states[page] = state;
+                    self.origins[page] = Some(PageOrigin::BeforeWalk);
+                }
+            }
+        }
     }
 
-    fn pages_where(&self, keep: impl Fn(PageState) -> bool) -> Vec<u64> {
+    /// What first made `page` present, if anything has.
+    pub fn origin(&self, page: u64) -> Option<PageOrigin> {
+        usize::try_from(page)
+            .ok()
+            .and_then(|page| self.origins.get(page).copied().flatten())
+    }
+
+    /// Pages with memory of their own, which is what RSS counts.
+    pub fn resident_pages(&self) -> Vec<u64> {
+        self.pages_in(PageState::Resident)
+    }
+
+    /// Pages mapped to the shared zero page.
+    pub fn zero_pages(&self) -> Vec<u64> {
+        self.pages_in(PageState::ZeroPage)
+    }
+
+    fn pages_in(&self, wanted: PageState) -> Vec<u64> {
         (0u64..)
             .zip(&self.states)
-            .filter(|&(_, &state)| keep(state))
+            .filter(|&(_, &state)| state == wanted)
             .map(|(page, _)| page)
             .collect()
     }
@@ -86,36 +134,63 @@ impl PageModel {
 mod tests {
     use super::*;
 
+    fn at(step: u32, index: i64) -> PageOrigin {
+        PageOrigin::Fault {
+            step,
+            offset: index * 4,
+            index,
+        }
+    }
+
     #[test]
     fn the_seed_walk_fills_pages_one_two_and_zero() {
         let mut model = PageModel::new(5);
         model.begin_step();
-        model.apply_fault(1, Access::Write);
+        model.apply_fault(1, Access::Write, at(2, 1500));
         assert_eq!(model.strip(), ".*...");
         model.begin_step();
-        model.apply_fault(0, Access::Write);
+        model.apply_fault(0, Access::Write, at(4, 0));
         assert_eq!(model.strip(), "*#...");
         model.begin_step();
         assert_eq!(model.strip(), "##...");
-        assert_eq!(model.mapped_pages(), vec![0, 1]);
+        assert_eq!(model.resident_pages(), vec![0, 1]);
+        assert_eq!(model.origin(1), Some(at(2, 1500)));
+        assert_eq!(model.origin(3), None);
     }
 
     #[test]
     fn a_read_maps_the_zero_page_until_a_write() {
         let mut model = PageModel::new(2);
-        model.apply_fault(1, Access::Read);
-        assert_eq!(model.mapped_pages(), vec![1]);
+        model.apply_fault(1, Access::Read, at(2, 1024));
+        assert_eq!(model.zero_pages(), vec![1]);
+        assert!(model.resident_pages().is_empty());
         model.begin_step();
         assert_eq!(model.strip(), ".0");
-        model.apply_fault(1, Access::Write);
-        model.begin_step();
-        assert_eq!(model.strip(), ".#");
+        model.apply_fault(1, Access::Write, at(3, 1024));
+        assert_eq!(model.resident_pages(), vec![1]);
+        assert!(model.zero_pages().is_empty());
+        assert_eq!(
+            model.origin(1),
+            Some(at(2, 1024)),
+            "the first fault stays the origin"
+        );
+    }
+
+    #[test]
+    fn pages_present_before_the_walk_are_adopted_once() {
+        let mut model = PageModel::new(3);
+        model.apply_fault(0, Access::Write, at(1, -4));
+        model.adopt_present(&[0, 2, 9], &[1]);
+        assert_eq!(model.origin(0), Some(at(1, -4)));
+        assert_eq!(model.origin(2), Some(PageOrigin::BeforeWalk));
+        assert_eq!(model.zero_pages(), vec![1]);
+        assert_eq!(model.resident_pages(), vec![0, 2]);
     }
 
     #[test]
     fn faults_past_the_model_change_nothing() {
         let mut model = PageModel::new(1);
-        model.apply_fault(5, Access::Write);
+        model.apply_fault(5, Access::Write, at(7, 5121));
         assert_eq!(model.strip(), ".");
     }
 }

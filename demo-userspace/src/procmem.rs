@@ -88,13 +88,15 @@ fn mapping_name(path: &MMapPath) -> String {
     }
 }
 
-/// What /proc/PID/pagemap says about one page.
+/// What /proc/PID/pagemap and /proc/kpageflags say about one page.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PagePresence {
     /// Bit 63: the page is in RAM (its own page or the shared zero page).
     pub present: bool,
     /// Page frame number, readable as root; 0 when absent or hidden.
     pub pfn: u64,
+    /// kpageflags says the frame is the shared zero page, which RSS does not count.
+    pub zero: bool,
 }
 
 /// Reads pagemap entries for `count` pages starting at the page that holds `first_page_base`.
@@ -114,19 +116,34 @@ pub fn page_presence(
     let entries = pagemap
         .get_range_info(first..first + count as usize)
         .map_err(error)?;
-    Ok(entries
+    let mut kpageflags = procfs::KPageFlags::new().map_err(|source| ProcMemError {
+        pid,
+        file: "../kpageflags",
+        source,
+    })?;
+    entries
         .into_iter()
-        .map(|entry| match entry {
-            PageInfo::MemoryPage(flags) => PagePresence {
-                present: flags.contains(procfs::process::MemoryPageFlags::PRESENT),
-                pfn: flags.get_page_frame_number().0,
-            },
-            PageInfo::SwapPage(_) => PagePresence {
-                present: false,
-                pfn: 0,
-            },
+        .map(|entry| {
+            let (present, pfn) = match entry {
+                PageInfo::MemoryPage(flags) => (
+                    flags.contains(procfs::process::MemoryPageFlags::PRESENT),
+                    flags.get_page_frame_number().0,
+                ),
+                PageInfo::SwapPage(_) => (false, 0),
+            };
+            let zero = present
+                && pfn != 0
+                && kpageflags
+                    .get_info(procfs::process::Pfn(pfn))
+                    .map_err(|source| ProcMemError {
+                        pid,
+                        file: "../kpageflags",
+                        source,
+                    })?
+                    .contains(procfs::PhysicalPageFlags::ZERO_PAGE);
+            Ok(PagePresence { present, pfn, zero })
         })
-        .collect())
+        .collect()
 }
 
 /// The `pmap -x` columns of one VMA, from /proc/PID/smaps.

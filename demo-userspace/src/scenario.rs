@@ -1,308 +1,459 @@
-//! Drives a built-in allocation walk step by step in the workload child and attributes every
-//! traced fault to the step that caused it, beside what the kernel reports after the step.
+//! Drives a built-in walk step by step in the workload child, attributes every traced record to
+//! the step that caused it, and reads what the kernel reports after each step.
 
-use std::collections::BTreeMap;
+use std::process::ExitStatus;
 
 use anyhow::{Context as _, bail};
+use demo_common::Syscall;
 use serde::Serialize;
 
 use crate::{
+    classify::{Classifier, FaultClass},
     event_reader::EventReader,
-    pages::PageModel,
+    pages::{PageModel, PageOrigin},
     privileges::RunAs,
     probes::Probes,
-    procmem::{self, MappingTable, VmaUsage},
-    records::{Fault, Record},
-    region::{Location, Region},
+    procmem::{self, MappingTable},
+    records::{Record, SignalEvent},
+    region::Region,
     report::Reporter,
-    workload::{Command, Reply, Workload},
+    step_report::{
+        AddressCheck, AllocationFacts, Death, KernelView, ResolvedFault, StepReport, completed,
+        touch_outcome,
+    },
+    syscalls::{SyscallCall, SyscallPairer},
+    walk_plan::{Allocator, ELEMENT_SIZE, PlannedStep, ScenarioName, WalkPlan},
+    workload::{Reply, Workload},
 };
 
-/// The built-in scenarios, named as on the command line and in JSON.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ScenarioName {
-    /// The seed's `alloc_mmap`: an int array from mmap, then writes to a few elements.
-    Mmap,
-}
-
-impl ScenarioName {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Mmap => "mmap",
-        }
-    }
-}
-
-/// Size of an element of the walked array (a C `int`).
-const ELEMENT_SIZE: u64 = 4;
-
-/// The seed's array size in bytes.
-pub const SEED_BYTES: u64 = 20000;
-/// The indices the seed touches, in order.
-pub const SEED_TOUCHES: [i64; 4] = [1500, 1501, 0, 3000];
-
-/// What to run: the allocation, then one access per touched index.
-#[derive(Clone, Debug)]
-pub struct WalkPlan {
-    pub scenario: ScenarioName,
-    pub bytes: u64,
-    pub touches: Vec<i64>,
-}
-
-impl WalkPlan {
-    pub fn seed(scenario: ScenarioName) -> Self {
-        Self {
-            scenario,
-            bytes: SEED_BYTES,
-            touches: SEED_TOUCHES.to_vec(),
-        }
-    }
-
-    /// The child's commands with the text the report shows for each. A write stores the step's
-    /// number, so the value in memory tells which step wrote it.
-    fn steps(&self) -> Vec<(Command, String)> {
-        let allocate = (
-            Command::Mmap { bytes: self.bytes },
-            format!(
-                "arr = mmap(NULL, {}, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS)",
-                self.bytes
-            ),
-        );
-        let touches = self.touches.iter().zip(2..).map(|(&index, step)| {
-            (
-                Command::Write { index, value: step },
-                format!("arr[{index}] = {step}"),
-            )
-        });
-        std::iter::once(allocate).chain(touches).collect()
-    }
-}
-
-/// A fault with what it hit.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ResolvedFault {
-    pub fault: Fault,
-    /// Where in the array, when it hit the array's pages.
-    pub location: Option<Location>,
-    /// The /proc/PID/maps name of the mapping it hit.
-    pub mapping: String,
-}
-
-/// What the kernel reports after a step.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct KernelView {
-    /// Pages of the region that pagemap shows present.
-    pub present_pages: Vec<u64>,
-    /// The region's own resident size (present pages × page size), in KiB.
-    pub rss_kib: u64,
-    /// The VMA that holds the region's first byte, from smaps.
-    pub vma: Option<VmaUsage>,
-}
-
-/// Everything known about one step.
-#[derive(Clone, Debug)]
-pub struct StepReport {
-    pub scenario: ScenarioName,
-    pub step: u32,
-    pub action: String,
-    pub region: Region,
-    pub faults: Vec<ResolvedFault>,
-    pub pages: PageModel,
-    pub kernel: KernelView,
-}
-
-impl StepReport {
-    pub fn faults_in_region(&self) -> impl Iterator<Item = (&ResolvedFault, Location)> {
-        self.faults
-            .iter()
-            .filter_map(|fault| fault.location.map(|location| (fault, location)))
-    }
-
-    /// Faults outside the array, counted per mapping name.
-    pub fn elsewhere(&self) -> BTreeMap<&str, u64> {
-        let mut counts = BTreeMap::new();
-        for fault in self.faults.iter().filter(|fault| fault.location.is_none()) {
-            *counts.entry(fault.mapping.as_str()).or_default() += 1;
-        }
-        counts
-    }
-
-    /// True when the pages the faults made present are exactly those pagemap shows present.
-    pub fn agrees_with_kernel(&self) -> bool {
-        self.pages.mapped_pages() == self.kernel.present_pages
-    }
-
-    /// True when the kernel's VMA is larger than the region's pages, i.e. it merged the new
-    /// mapping with a neighbour.
-    pub fn vma_is_merged(&self) -> bool {
-        self.kernel.vma.as_ref().is_some_and(|vma| {
-            vma.size_kib * 1024 > self.region.page_count() * self.region.page_size
-        })
-    }
-}
-
 /// Totals of a whole walk.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Summary {
     pub scenario: ScenarioName,
     pub faults_in_region: u64,
     /// Faults of all steps.
     pub faults_total: u64,
+    pub minor: u64,
+    pub major: u64,
+    pub error: u64,
     /// Faults of the child's start-up (exec, dynamic linking), which belong to no step. The child
     /// is traced from just after it is spawned, so this is a lower bound.
     pub faults_startup: u64,
-    /// Records dropped by the kernel side plus records that did not decode.
+    /// Completions (minor/major perf events) that matched no traced fault; 0 unless a fault
+    /// escaped the tracepoints.
+    pub unmatched_completions: u64,
+    /// Records dropped by the kernel side plus records that did not decode, over the whole run
+    /// so far.
     pub lost: u64,
+    /// How the child ended, e.g. `exit status: 0` or `signal: 11 (SIGSEGV)`.
+    pub child: String,
+}
+
+/// One step, reduced to what the comparison of walks shows.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct StepDigest {
+    pub action: String,
+    pub faults_in_region: usize,
+    pub syscalls: Vec<String>,
+    pub rss_kib: Option<u64>,
+}
+
+/// A finished walk, for the comparison table.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct WalkResult {
+    pub summary: Summary,
+    pub page_offset: u64,
+    pub vma: Option<String>,
+    pub steps: Vec<StepDigest>,
+}
+
+/// How a walk waits before each step.
+pub trait Pacer {
+    /// Returns when the step may start.
+    fn before_step(&mut self, step: u32, action: &str) -> impl Future<Output = anyhow::Result<()>>;
+}
+
+/// Runs steps back to back.
+pub struct NoPause;
+
+impl Pacer for NoPause {
+    async fn before_step(&mut self, _: u32, _: &str) -> anyhow::Result<()> {
+        Ok(())
+    }
+}
+
+/// Waits for Enter on the loader's stdin before each step, as the seed's `getchar()` did.
+pub struct EnterPacer {
+    lines: tokio::io::Lines<tokio::io::BufReader<tokio::io::Stdin>>,
+}
+
+impl EnterPacer {
+    pub fn new() -> Self {
+        use tokio::io::AsyncBufReadExt as _;
+        Self {
+            lines: tokio::io::BufReader::new(tokio::io::stdin()).lines(),
+        }
+    }
+}
+
+impl Pacer for EnterPacer {
+    async fn before_step(&mut self, step: u32, action: &str) -> anyhow::Result<()> {
+        eprint!("press Enter for step {step}: {action} ");
+        // End of input means nobody will press Enter again; the walk then runs on.
+        self.lines
+            .next_line()
+            .await
+            .context("read Enter from stdin")?;
+        Ok(())
+    }
+}
+
+/// Everything a walk needs from the loader.
+pub struct Tracing<'a> {
+    pub probes: &'a mut Probes,
+    pub reader: &'a mut EventReader,
+    pub run_as: Option<RunAs>,
 }
 
 /// Runs `plan` in a fresh workload child, reporting each step as soon as it is complete.
 pub async fn run_walk(
     plan: &WalkPlan,
-    probes: &mut Probes,
-    reader: &mut EventReader,
-    run_as: Option<RunAs>,
+    tracing: Tracing<'_>,
+    pacer: &mut impl Pacer,
     reporter: &mut dyn Reporter,
-) -> anyhow::Result<Summary> {
+) -> anyhow::Result<WalkResult> {
+    let Tracing {
+        probes,
+        reader,
+        run_as,
+    } = tracing;
     let mut workload = Workload::spawn(run_as)?;
     let pid = workload.pid();
     probes.add_target(pid).context("trace the workload child")?;
-    let walked = walk(plan, &mut workload, probes, reader, reporter).await;
+    let mut walker = Walker {
+        plan,
+        pid,
+        collector: Collector::default(),
+        state: None,
+        digests: Vec::new(),
+        vma_name: None,
+        maps: MappingTable::default(),
+    };
+    let walked = walker
+        .walk(&mut workload, probes, reader, pacer, reporter)
+        .await;
     probes
         .remove_target(pid)
         .context("stop tracing the workload child")?;
-    let totals = walked?;
-    let status = workload.finish().await?;
-    if !status.success() {
+    let (startup, died) = walked?;
+    let status = match died {
+        Some(status) => status,
+        None => workload.finish().await?,
+    };
+    if died.is_none() && !status.success() {
         bail!("the workload child ended badly: {status}");
     }
+    let (minor, major, error) = walker.collector.class_totals;
     let summary = Summary {
         scenario: plan.scenario,
-        faults_in_region: totals.in_region,
-        faults_total: totals.in_steps,
-        faults_startup: totals.startup,
+        faults_in_region: walker.collector.in_region,
+        faults_total: minor + major + error,
+        minor,
+        major,
+        error,
+        faults_startup: startup,
+        unmatched_completions: walker.collector.classifier.unmatched(),
         lost: probes.dropped()? + reader.malformed(),
+        child: describe_status(status),
     };
     reporter.summary(&summary)?;
-    Ok(summary)
+    let region = walker.state.as_ref().map(|(region, _)| region);
+    Ok(WalkResult {
+        page_offset: region.map_or(0, |region| region.start % region.page_size),
+        vma: walker.vma_name,
+        steps: walker.digests,
+        summary,
+    })
 }
 
-/// The steps of a walk, after the child reports it has started.
-async fn walk(
-    plan: &WalkPlan,
-    workload: &mut Workload,
-    probes: &mut Probes,
-    reader: &mut EventReader,
-    reporter: &mut dyn Reporter,
-) -> anyhow::Result<WalkTotals> {
-    let pid = workload.pid();
-    let page_size = procfs::page_size();
-    let (ready, startup) = await_reply(workload, reader, probes).await?;
-    if let Reply::Died(status) = ready {
-        bail!("the workload child died while starting: {status}");
+fn describe_status(status: ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt as _;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exited with status {code}"),
+        (None, Some(signal)) => format!("killed by {}", signal_name(signal)),
+        (None, None) => status.to_string(),
     }
-    let mut totals = WalkTotals {
-        startup: startup.len() as u64,
-        ..WalkTotals::default()
-    };
-    let mut state: Option<(Region, PageModel)> = None;
-    for ((command, action), step) in plan.steps().into_iter().zip(1u32..) {
-        workload.send(command).await?;
-        let (reply, faults) = await_reply(workload, reader, probes).await?;
-        let detail = match reply {
-            Reply::Done(detail) => detail,
-            Reply::Died(status) => bail!("the workload child died in step {step}: {status}"),
-        };
-        let (region, pages) = match &mut state {
-            Some(state) => state,
-            None => {
-                let address = detail
-                    .as_deref()
-                    .and_then(|text| u64::from_str_radix(text.trim_start_matches("0x"), 16).ok())
-                    .context("the workload did not report the array's address")?;
-                let region = Region {
-                    name: "arr".to_owned(),
-                    start: address,
-                    len: plan.bytes,
-                    elem_size: ELEMENT_SIZE,
-                    page_size,
-                    pages_after: 0,
-                };
-                let pages = PageModel::new(region.page_count() as usize);
-                reporter.region(plan.scenario, &region)?;
-                state.insert((region, pages))
-            }
-        };
-        pages.begin_step();
-        let maps = MappingTable::read(pid as i32)?;
-        let faults: Vec<ResolvedFault> = faults
-            .into_iter()
-            .map(|fault| {
-                let location = region.locate(fault.address);
-                if let Some(location) = location {
-                    pages.apply_fault(location.page, fault.error_code.access());
-                }
-                ResolvedFault {
-                    mapping: maps.name_of(fault.address),
-                    location,
-                    fault,
-                }
-            })
-            .collect();
-        let report = StepReport {
-            scenario: plan.scenario,
-            step,
-            action,
-            kernel: kernel_view(pid as i32, region)?,
-            region: region.clone(),
-            pages: pages.clone(),
-            faults,
-        };
-        totals.in_region += report.faults_in_region().count() as u64;
-        totals.in_steps += report.faults.len() as u64;
-        reporter.step(&report)?;
-    }
-    Ok(totals)
 }
 
-/// Fault counts of a walk.
-#[derive(Clone, Copy, Debug, Default)]
-struct WalkTotals {
-    /// Faults of the child's start-up, before its first step.
-    startup: u64,
-    /// Faults inside the array's pages.
+/// The name of a signal number, e.g. `SIGSEGV`.
+pub fn signal_name(signal: i32) -> String {
+    nix::sys::signal::Signal::try_from(signal)
+        .map_or_else(|_| format!("signal {signal}"), |s| s.as_str().to_owned())
+}
+
+/// Collects the records of one step, pairing syscalls and classing faults as they arrive.
+#[derive(Default)]
+struct Collector {
+    classifier: Classifier,
+    pairer: SyscallPairer,
+    syscalls: Vec<SyscallCall>,
+    signals: Vec<SignalEvent>,
     in_region: u64,
-    /// Faults of all steps, in the array or not.
-    in_steps: u64,
+    class_totals: (u64, u64, u64),
 }
 
-/// Waits for the child's next reply while draining the ring buffer, and returns the reply with
-/// every fault the child made since the last reply.
-async fn await_reply(
-    workload: &mut Workload,
-    reader: &mut EventReader,
-    probes: &mut Probes,
-) -> anyhow::Result<(Reply, Vec<Fault>)> {
-    let mut faults = Vec::new();
-    let reply = loop {
-        tokio::select! {
-            reply = workload.reply() => break reply?,
-            waited = reader.wait() => {
-                waited.context("wait for fault events")?;
-                reader.drain(|record| collect(record, &mut faults));
+impl Collector {
+    fn push(&mut self, record: Record) {
+        match record {
+            Record::Fault(fault) => self.classifier.fault(fault),
+            Record::Completion(completion) => self.classifier.completion(completion),
+            Record::Syscall(event) => self.syscalls.extend(self.pairer.push(event)),
+            Record::Signal(signal) => self.signals.push(signal),
+        }
+    }
+}
+
+/// The state of one walk between its steps.
+struct Walker<'a> {
+    plan: &'a WalkPlan,
+    pid: u32,
+    collector: Collector,
+    state: Option<(Region, PageModel)>,
+    digests: Vec<StepDigest>,
+    vma_name: Option<String>,
+    /// The child's mappings at the end of the last step it survived.
+    maps: MappingTable,
+}
+
+impl Walker<'_> {
+    /// The steps, after the child reports it has started. Returns the number of start-up
+    /// faults and, if the child died, its status.
+    async fn walk(
+        &mut self,
+        workload: &mut Workload,
+        probes: &mut Probes,
+        reader: &mut EventReader,
+        pacer: &mut impl Pacer,
+        reporter: &mut dyn Reporter,
+    ) -> anyhow::Result<(u64, Option<ExitStatus>)> {
+        let ready = self.await_reply(workload, reader, probes).await?;
+        if let Reply::Died(status) = ready {
+            bail!("the workload child died while starting: {status}");
+        }
+        let startup = self.collector.classifier.finish().len() as u64;
+        self.collector.syscalls.clear();
+        self.collector.signals.clear();
+        for (planned, step) in self.plan.steps().into_iter().zip(1u32..) {
+            pacer.before_step(step, &planned.action).await?;
+            workload.send(planned.command).await?;
+            let reply = self.await_reply(workload, reader, probes).await?;
+            let report = self.step_report(step, planned, &reply, reporter)?;
+            self.record_digest(&report);
+            reporter.step(&report)?;
+            if let Reply::Died(status) = reply {
+                return Ok((startup, Some(status)));
             }
         }
-    };
-    // Every fault before the reply was recorded before the child wrote it, so one more drain
-    // collects the rest: the faults between two replies are exact.
-    reader.drain(|record| collect(record, &mut faults));
-    probes.flush_log();
-    Ok((reply, faults))
+        Ok((startup, None))
+    }
+
+    /// Waits for the child's next reply while draining the ring buffer. Every record of the
+    /// child's work before the reply was written before the reply, so one last drain after it
+    /// makes the step's records exact.
+    async fn await_reply(
+        &mut self,
+        workload: &mut Workload,
+        reader: &mut EventReader,
+        probes: &mut Probes,
+    ) -> anyhow::Result<Reply> {
+        let collector = &mut self.collector;
+        let reply = loop {
+            tokio::select! {
+                reply = workload.reply() => break reply?,
+                waited = reader.wait() => {
+                    waited.context("wait for fault events")?;
+                    reader.drain(|record| collector.push(record));
+                }
+            }
+        };
+        reader.drain(|record| collector.push(record));
+        probes.flush_log();
+        Ok(reply)
+    }
+
+    fn step_report(
+        &mut self,
+        step: u32,
+        planned: PlannedStep,
+        reply: &Reply,
+        reporter: &mut dyn Reporter,
+    ) -> anyhow::Result<StepReport> {
+        let syscalls = std::mem::take(&mut self.collector.syscalls);
+        // Signals the child sends (SIGCHLD to the loader when it dies) are the loader's business;
+        // the report is about what the child receives.
+        let mut signals = std::mem::take(&mut self.collector.signals);
+        signals.retain(|signal| signal.target_tid == self.pid);
+        let classified = self.collector.classifier.finish();
+        let alive = matches!(reply, Reply::Done(_));
+
+        let mut allocation = None;
+        if self.state.is_none() {
+            let Reply::Done(Some(detail)) = reply else {
+                bail!("the workload did not report the array's address: {reply:?}");
+            };
+            let (region, facts) = self.allocated(detail, &syscalls)?;
+            reporter.region(self.plan.scenario, &region)?;
+            allocation = Some(facts);
+            let pages = PageModel::new(region.page_count() as usize);
+            self.state = Some((region, pages));
+        }
+        let Some((region, pages)) = &mut self.state else {
+            bail!("step {step} ran before the array was allocated");
+        };
+
+        pages.begin_step();
+        // Once the child is gone its maps are too; the last snapshot still names its mappings.
+        if alive {
+            self.maps = MappingTable::read(self.pid as i32)?;
+        }
+        let maps = &self.maps;
+        let faults: Vec<ResolvedFault> = classified
+            .into_iter()
+            .map(|fault| ResolvedFault {
+                mapping: maps.name_of(fault.fault.address),
+                location: region.locate(fault.fault.address),
+                fault,
+            })
+            .collect();
+        for resolved in faults.iter().filter(|fault| completed(fault)) {
+            if let Some(location) = resolved.location {
+                pages.apply_fault(
+                    location.page,
+                    resolved.fault.fault.error_code.access(),
+                    PageOrigin::Fault {
+                        step,
+                        offset: location.offset,
+                        index: location.index,
+                    },
+                );
+            }
+        }
+        let kernel = if alive {
+            let view = kernel_view(self.pid as i32, region)?;
+            if allocation.is_some() {
+                pages.adopt_present(&view.resident_pages, &view.zero_pages);
+            }
+            Some(view)
+        } else {
+            None
+        };
+        if let (Some(facts), true) = (allocation.as_mut(), self.plan.guard_page) {
+            let after = region.first_page_base() + region.page_count() * region.page_size;
+            facts.guard = Some((after, maps.find(after).is_none()));
+        }
+
+        let collector = &mut self.collector;
+        collector.in_region += faults.iter().filter(|f| f.location.is_some()).count() as u64;
+        for fault in &faults {
+            let totals = &mut collector.class_totals;
+            match fault.fault.class {
+                FaultClass::Minor => totals.0 += 1,
+                FaultClass::Major => totals.1 += 1,
+                FaultClass::Error => totals.2 += 1,
+            }
+        }
+        let death = match reply {
+            Reply::Died(status) => Some(death(status, &faults, &signals)),
+            Reply::Done(_) => None,
+        };
+        Ok(StepReport {
+            scenario: self.plan.scenario,
+            step,
+            action: planned.action,
+            touch: planned
+                .touch
+                .map(|touch| touch_outcome(touch, region, &faults, pages, maps)),
+            region: region.clone(),
+            faults,
+            syscalls,
+            signals,
+            allocation,
+            death,
+            pages: pages.clone(),
+            kernel,
+        })
+    }
+
+    /// Builds the region from the child's reply and, for mmap, the kernel's own mmap return.
+    fn allocated(
+        &self,
+        detail: &str,
+        syscalls: &[SyscallCall],
+    ) -> anyhow::Result<(Region, AllocationFacts)> {
+        let reported = u64::from_str_radix(detail.trim_start_matches("0x"), 16)
+            .with_context(|| format!("the workload reported a bad address: {detail}"))?;
+        let kernel_mmap = syscalls
+            .iter()
+            .find(|call| {
+                call.syscall == Syscall::Mmap && !call.failed() && call.args[1] >= self.plan.bytes
+            })
+            .map(|call| call.ret as u64);
+        let (start, address_check) = match (self.plan.allocator, kernel_mmap) {
+            (Allocator::Mmap, Some(kernel)) if kernel == reported => {
+                (kernel, AddressCheck::Matches)
+            }
+            // The kernel's word wins: it is what the MMU uses.
+            (Allocator::Mmap, Some(kernel)) => (kernel, AddressCheck::Differs { kernel }),
+            (_, _) => (reported, AddressCheck::NotFromMmap),
+        };
+        let region = Region {
+            name: "arr".to_owned(),
+            start,
+            len: self.plan.bytes,
+            elem_size: ELEMENT_SIZE,
+            page_size: procfs::page_size(),
+            pages_after: self.plan.pages_after(),
+        };
+        Ok((
+            region,
+            AllocationFacts {
+                allocator: self.plan.allocator,
+                address_check,
+                guard: None,
+            },
+        ))
+    }
+
+    fn record_digest(&mut self, report: &StepReport) {
+        if let Some(vma) = report.kernel.as_ref().and_then(|k| k.vma.as_ref()) {
+            self.vma_name = Some(format!("{} {} KiB {}", vma.name, vma.size_kib, vma.perms));
+        }
+        self.digests.push(StepDigest {
+            action: report.action.clone(),
+            faults_in_region: report.faults_in_region().count(),
+            syscalls: report.syscalls.iter().map(SyscallCall::describe).collect(),
+            rss_kib: report.kernel.as_ref().map(|kernel| kernel.rss_kib),
+        });
+    }
 }
 
-fn collect(record: Record, faults: &mut Vec<Fault>) {
-    match record {
-        Record::Fault(fault) => faults.push(fault),
+/// Explains a death: the wait status, the kernel's signal record, and the fault before it.
+fn death(status: &ExitStatus, faults: &[ResolvedFault], signals: &[SignalEvent]) -> Death {
+    use std::os::unix::process::ExitStatusExt as _;
+    let wait_signal = status.signal();
+    let failed = faults
+        .iter()
+        .rev()
+        .find(|fault| fault.fault.class == FaultClass::Error);
+    Death {
+        status: describe_status(*status),
+        wait_signal,
+        generated: signals
+            .iter()
+            .rev()
+            .find(|signal| Some(signal.signal) == wait_signal)
+            .copied(),
+        fault: failed.map(|fault| (fault.fault.fault.address, fault.location)),
     }
 }
 
@@ -313,14 +464,18 @@ fn kernel_view(pid: i32, region: &Region) -> anyhow::Result<KernelView> {
         region.page_size,
         region.page_count(),
     )?;
-    let present_pages: Vec<u64> = (0u64..)
-        .zip(&presence)
-        .filter(|(_, page)| page.present)
-        .map(|(page, _)| page)
-        .collect();
+    let pages_where = |keep: &dyn Fn(&procmem::PagePresence) -> bool| -> Vec<u64> {
+        (0u64..)
+            .zip(&presence)
+            .filter(|(_, page)| keep(page))
+            .map(|(page, _)| page)
+            .collect()
+    };
+    let resident_pages = pages_where(&|page| page.present && !page.zero);
     Ok(KernelView {
-        rss_kib: present_pages.len() as u64 * region.page_size / 1024,
-        present_pages,
+        rss_kib: resident_pages.len() as u64 * region.page_size / 1024,
+        resident_pages,
+        zero_pages: pages_where(&|page| page.present && page.zero),
         vma: procmem::vma_usage(pid, region.start)?,
     })
 }

@@ -60,6 +60,7 @@ fn mmap_walk_faults_exactly_the_seed_pages() {
             assert_eq!(fault["error_code"], 6, "{fault}");
             assert_eq!(fault["mapping"], "[anon]", "{fault}");
             assert_eq!(fault["scenario"], "mmap");
+            assert_eq!(fault["class"], "minor", "{fault}");
             (
                 fault["step"].as_u64().unwrap(),
                 fault["index"].as_i64().unwrap(),
@@ -111,9 +112,22 @@ fn mmap_walk_faults_exactly_the_seed_pages() {
     }
     assert!(steps[4]["vma"]["dirty_kib"].as_u64().unwrap() >= 12);
 
+    // The region comes from the kernel's mmap return, which the child's report matches.
+    let syscalls = of_kind(&lines, "syscall");
+    assert_eq!(syscalls.len(), 1, "{syscalls:?}");
+    assert_eq!(syscalls[0]["name"], "mmap");
+    assert_eq!(syscalls[0]["step"], 1);
+    assert_eq!(syscalls[0]["args"]["len"], 20000);
+    assert_eq!(syscalls[0]["args"]["prot"], "RW");
+    assert_eq!(syscalls[0]["args"]["flags"], "PRIVATE|ANON");
+    assert_eq!(syscalls[0]["ret"], region[0]["address"]);
+    assert_eq!(steps[0]["allocation"]["address_check"]["check"], "matches");
+
     let summary = of_kind(&lines, "summary");
     assert_eq!(summary.len(), 1);
     assert_eq!(summary[0]["faults_in_region"], 3);
+    assert_eq!(summary[0]["error"], 0);
+    assert_eq!(summary[0]["unmatched_completions"], 0);
     assert_eq!(summary[0]["lost"], 0);
     let total = summary[0]["faults_total"].as_u64().unwrap();
     assert_eq!(total as usize, of_kind(&lines, "fault").len());
@@ -121,18 +135,30 @@ fn mmap_walk_faults_exactly_the_seed_pages() {
 
 #[test]
 fn text_report_shows_each_step_in_80_columns() {
-    let output = demo(&["alloc", "mmap"]);
-    let text = String::from_utf8(output.stdout).unwrap();
-    for line in text.lines() {
+    let everything = String::from_utf8(demo(&[]).stdout).unwrap();
+    for line in everything.lines() {
         assert!(line.chars().count() <= 80, "too wide: {line}");
     }
     for expected in [
+        "== mmap ==",
+        "== malloc ==",
+        "== out-of-bounds ==",
+        "== mmap against malloc ==",
+        "  died      the child was killed by SIGSEGV",
+        "            SIGSEGV, si_code SEGV_MAPERR: no mapping at the address",
+    ] {
+        assert!(everything.contains(expected), "missing {expected:?}");
+    }
+    let output = demo(&["alloc", "mmap"]);
+    let text = String::from_utf8(output.stdout).unwrap();
+    for expected in [
         "step 2  arr[1500] = 2",
-        "  fault     arr[1500] (+6000) on page 1 = arr[1024..2047]",
+        "  fault     arr[1500] (+6000) on page 1 = arr[1024..2047]  minor",
         "            write, page not present, user mode (error code 0x6)",
         "step 3  arr[1501] = 3\n  fault     none in arr",
         "  pages     [##*..]  3 of 5 resident, 12 KiB",
-        "  kernel    pagemap shows pages 0, 1 and 2 present, as the faults say",
+        "  kernel    pagemap: pages 0, 1 and 2 resident, as the faults say",
+        "  why       no fault: page 1 was already present, since step 2 (arr[1500])",
         "summary: 3 faults in the array",
     ] {
         assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
@@ -140,15 +166,301 @@ fn text_report_shows_each_step_in_80_columns() {
 }
 
 #[test]
-fn demo_without_arguments_runs_the_mmap_walk() {
+fn demo_without_arguments_runs_every_scenario_and_compares() {
     let lines = json_lines(&demo(&["--format", "json"]));
     let summaries = of_kind(&lines, "summary");
     let scenarios: Vec<&str> = summaries
         .iter()
         .map(|s| s["scenario"].as_str().unwrap())
         .collect();
-    assert_eq!(scenarios, ["mmap"]);
+    assert_eq!(scenarios, ["mmap", "malloc", "out-of-bounds"]);
     assert_eq!(summaries[0]["faults_in_region"], 3);
+    assert_eq!(summaries[2]["child"], "killed by SIGSEGV");
+    let comparison = of_kind(&lines, "comparison");
+    assert_eq!(comparison.len(), 1);
+    let walks = comparison[0]["walks"].as_array().unwrap();
+    assert_eq!(walks[0]["summary"]["scenario"], "mmap");
+    assert_eq!(walks[1]["summary"]["scenario"], "malloc");
+    let faults = |walk: &Value| -> Vec<u64> {
+        walk["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|step| step["faults_in_region"].as_u64().unwrap())
+            .collect()
+    };
+    assert_eq!(faults(&walks[0]), [0, 1, 0, 1, 1]);
+    assert_eq!(&faults(&walks[1])[1..], [1, 0, 0, 1]);
+    assert_eq!(walks[0]["page_offset"], 0);
+    assert_ne!(walks[1]["page_offset"], 0);
+}
+
+/// The faults inside the array's bytes at touched indices, as (step, index).
+fn touched_faults(lines: &[Value]) -> Vec<(u64, i64)> {
+    of_kind(lines, "fault")
+        .into_iter()
+        .filter(|fault| fault["region"] == "arr" && fault["in_bounds"] == true)
+        .map(|fault| {
+            (
+                fault["step"].as_u64().unwrap(),
+                fault["index"].as_i64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn malloc_walk_faults_only_at_1500_and_3000_and_explains_arr0() {
+    let lines = json_lines(&demo(&["alloc", "malloc", "--format", "json"]));
+    let region = &of_kind(&lines, "region")[0];
+    assert_eq!(region["origin"], "malloc");
+    let offset = region["page_offset"].as_u64().unwrap();
+    assert_ne!(offset, 0, "malloc's array is not page-aligned");
+    assert_eq!(offset % 16, 0, "glibc aligns blocks to 16 bytes");
+
+    // Only the touched indices 1500 and 3000 fault; malloc's own writes fall outside arr's bytes.
+    assert_eq!(touched_faults(&lines), [(2, 1500), (5, 3000)]);
+
+    let steps = of_kind(&lines, "step");
+    let allocation = &steps[0]["allocation"];
+    assert_eq!(allocation["allocator"], "malloc");
+    assert_eq!(allocation["page_offset"], offset);
+    // The allocation step lists the syscalls that served malloc (none when the heap had room),
+    // and they are exactly the syscall lines of step 1.
+    let step1_syscalls: Vec<&Value> = of_kind(&lines, "syscall")
+        .into_iter()
+        .filter(|call| call["step"] == 1)
+        .map(|call| &call["text"])
+        .collect();
+    let served: Vec<&Value> = allocation["served_by"].as_array().unwrap().iter().collect();
+    assert_eq!(served, step1_syscalls);
+    for call in &served {
+        let text = call.as_str().unwrap();
+        assert!(
+            text.starts_with("brk(") || text.starts_with("mmap("),
+            "{text}"
+        );
+    }
+    assert_eq!(allocation["vma"], "[heap]");
+    assert_eq!(steps[4]["vma"]["name"], "[heap]");
+
+    // arr[0] did not fault because its page was already present, and the report says since when.
+    let touch = &steps[3]["touch"];
+    assert_eq!(touch["index"], 0);
+    assert_eq!(touch["faulted"], false);
+    assert!(!touch["resident_since"].is_null(), "{touch}");
+    assert_eq!(steps[3]["faults_in_region"], 0);
+    for step in &steps {
+        assert_eq!(step["agrees"], true, "{step}");
+    }
+}
+
+#[test]
+fn out_of_bounds_dies_of_sigsegv_at_index_5121_page_5() {
+    let lines = json_lines(&demo(&["alloc", "out-of-bounds", "--format", "json"]));
+    let steps = of_kind(&lines, "step");
+    assert_eq!(steps.len(), 7);
+    let guard = &steps[0]["allocation"]["guard"];
+    assert_eq!(guard["unmapped"], true, "{guard}");
+    let step1: Vec<&str> = of_kind(&lines, "syscall")
+        .iter()
+        .filter(|call| call["step"] == 1)
+        .map(|call| call["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(step1, ["mmap", "munmap"]);
+
+    // arr[5001] is past the array but inside its last page: a normal minor fault on page 4.
+    let in_region: Vec<(u64, i64, u64, &str)> = of_kind(&lines, "fault")
+        .into_iter()
+        .filter(|fault| fault["region"] == "arr")
+        .map(|fault| {
+            (
+                fault["step"].as_u64().unwrap(),
+                fault["index"].as_i64().unwrap(),
+                fault["page"].as_u64().unwrap(),
+                fault["class"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        in_region,
+        [
+            (2, 1500, 1, "minor"),
+            (4, 0, 0, "minor"),
+            (5, 3000, 2, "minor"),
+            (6, 5001, 4, "minor"),
+            (7, 5121, 5, "error")
+        ]
+    );
+
+    let signals = of_kind(&lines, "signal");
+    assert_eq!(signals.len(), 1, "{signals:?}");
+    let signal = signals[0];
+    assert_eq!(signal["signal"], "SIGSEGV");
+    assert_eq!(signal["si_code"], "SEGV_MAPERR");
+    assert_eq!(signal["index"], 5121);
+    assert_eq!(signal["page"], 5);
+    assert_eq!(signal["in_bounds"], false);
+    assert_eq!(signal["step"], 7);
+    assert_eq!(
+        signal["sources"],
+        serde_json::json!(["signal:signal_generate", "wait status"])
+    );
+    assert_eq!(steps[6]["child_alive"], false);
+    let summary = &of_kind(&lines, "summary")[0];
+    assert_eq!(summary["child"], "killed by SIGSEGV");
+    assert_eq!(summary["error"], 1);
+    assert_eq!(summary["lost"], 0);
+}
+
+#[test]
+fn out_of_bounds_via_malloc_survives() {
+    let lines = json_lines(&demo(&[
+        "alloc",
+        "out-of-bounds",
+        "--via",
+        "malloc",
+        "--format",
+        "json",
+    ]));
+    assert!(of_kind(&lines, "signal").is_empty());
+    let steps = of_kind(&lines, "step");
+    assert_eq!(steps.len(), 7);
+    for step in &steps[5..] {
+        assert_eq!(step["touch"]["in_bounds"], false, "{step}");
+        assert_eq!(step["touch"]["mapping"], "[heap]", "{step}");
+        assert_eq!(step["child_alive"], true);
+    }
+    assert_eq!(
+        of_kind(&lines, "summary")[0]["child"],
+        "exited with status 0"
+    );
+}
+
+#[test]
+fn read_then_write_maps_the_zero_page_then_copies_on_write() {
+    let lines = json_lines(&demo(&[
+        "alloc",
+        "mmap",
+        "--read",
+        "--then-write",
+        "--format",
+        "json",
+    ]));
+    let steps = of_kind(&lines, "step");
+    let rss: Vec<u64> = steps
+        .iter()
+        .map(|s| s["rss_kib"].as_u64().unwrap())
+        .collect();
+    // Reads of 1500, 1501, 0, 3000 map the zero page and leave RSS alone; the writes that
+    // follow take a copy-on-write fault each on pages 1, 0 and 2, and RSS grows by 4 KiB.
+    assert_eq!(rss, [0, 0, 0, 0, 0, 4, 4, 8, 12]);
+    let zero: Vec<Value> = steps.iter().map(|s| s["zero_pages"].clone()).collect();
+    assert_eq!(zero[4], serde_json::json!([0, 1, 2]));
+    assert_eq!(zero[8], serde_json::json!([]));
+
+    let faults: Vec<(u64, i64, &str, bool, u64)> = of_kind(&lines, "fault")
+        .into_iter()
+        .filter(|fault| fault["region"] == "arr")
+        .map(|fault| {
+            assert_eq!(fault["class"], "minor");
+            (
+                fault["step"].as_u64().unwrap(),
+                fault["index"].as_i64().unwrap(),
+                fault["access"].as_str().unwrap(),
+                fault["present"].as_bool().unwrap(),
+                fault["error_code"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        faults,
+        [
+            (2, 1500, "read", false, 4),
+            (4, 0, "read", false, 4),
+            (5, 3000, "read", false, 4),
+            (6, 1500, "write", true, 7),
+            (8, 0, "write", true, 7),
+            (9, 3000, "write", true, 7)
+        ]
+    );
+}
+
+#[test]
+fn kernel_mode_faults_on_user_pages_are_reported_as_such() {
+    let lines = json_lines(&demo(&[
+        "alloc",
+        "mmap",
+        "--via-syscall",
+        "--format",
+        "json",
+    ]));
+    let faults: Vec<(i64, &str, &str)> = of_kind(&lines, "fault")
+        .into_iter()
+        .filter(|fault| fault["region"] == "arr")
+        .map(|fault| {
+            assert_eq!(fault["present"], false);
+            assert_eq!(fault["class"], "minor");
+            (
+                fault["index"].as_i64().unwrap(),
+                fault["mode"].as_str().unwrap(),
+                fault["access"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        faults,
+        [
+            (1500, "kernel", "write"),
+            (0, "kernel", "write"),
+            (3000, "kernel", "write")
+        ]
+    );
+}
+
+#[test]
+fn custom_bytes_and_touch_list() {
+    let lines = json_lines(&demo(&[
+        "alloc",
+        "mmap",
+        "--bytes",
+        "40000",
+        "--touch",
+        "9999,0,5000",
+        "--format",
+        "json",
+    ]));
+    let region = &of_kind(&lines, "region")[0];
+    assert_eq!(region["size"], 40000);
+    assert_eq!(region["pages"], 10);
+    let pages: Vec<(i64, u64)> = of_kind(&lines, "fault")
+        .into_iter()
+        .filter(|fault| fault["region"] == "arr")
+        .map(|fault| {
+            (
+                fault["index"].as_i64().unwrap(),
+                fault["page"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(pages, [(9999, 9), (0, 0), (5000, 4)]);
+}
+
+#[test]
+fn bad_walk_options_are_usage_errors() {
+    require_root();
+    for args in [
+        &["alloc", "malloc", "--via", "mmap"][..],
+        &["alloc", "mmap", "--bytes", "2"][..],
+        &["alloc", "mmap", "--then-write"][..],
+        &["alloc", "mmap", "--touch", "x"][..],
+    ] {
+        let output = Command::new(DEMO).args(args).output().expect("start demo");
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.starts_with("error: "), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
 }
 
 #[test]
@@ -194,4 +506,30 @@ fn no_program_of_ours_stays_loaded_after_exit() {
         .filter(|name| name.starts_with("page_fault_"))
         .collect();
     assert!(ours.is_empty(), "still loaded: {ours:?}");
+}
+
+#[test]
+fn interactive_waits_for_one_enter_per_step() {
+    require_root();
+    let mut child = Command::new(DEMO)
+        .args(["alloc", "mmap", "--interactive", "--format", "json"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start demo");
+    let mut stdin = child.stdin.take().unwrap();
+    std::io::Write::write_all(&mut stdin, b"\n\n\n\n\n").unwrap();
+    drop(stdin);
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let prompts: Vec<&str> = stderr
+        .split("press Enter for ")
+        .skip(1)
+        .map(|prompt| prompt.split(':').next().unwrap())
+        .collect();
+    assert_eq!(prompts, ["step 1", "step 2", "step 3", "step 4", "step 5"]);
+    let lines = json_lines(&output);
+    assert_eq!(of_kind(&lines, "summary")[0]["faults_in_region"], 3);
 }

@@ -1,15 +1,24 @@
-//! JSON Lines output: one object per region, fault, step and summary, with stable field names.
+//! JSON Lines output: one object per region, fault, syscall, signal, step, summary and
+//! comparison, with stable field names.
 
-use std::io::{self, Write};
+use std::{
+    collections::BTreeMap,
+    io::{self, Write},
+};
 
 use serde::Serialize;
 
-use super::{Reporter, hex};
+use super::{Reporter, hex, si_code_name};
 use crate::{
     access::{Access, Mode},
+    classify::FaultClass,
+    pages::PageOrigin,
     procmem::VmaUsage,
     region::Region,
-    scenario::{ScenarioName, StepReport, Summary},
+    scenario::{Summary, WalkResult, signal_name},
+    step_report::{AddressCheck, StepReport},
+    syscalls::Value,
+    walk_plan::{Allocator, ScenarioName},
 };
 
 /// Writes one JSON object per line and flushes after each step.
@@ -59,11 +68,75 @@ struct FaultLine<'a> {
     access: Access,
     present: bool,
     mode: Mode,
+    class: FaultClass,
     region: Option<&'a str>,
     offset: Option<i64>,
     index: Option<i64>,
     page: Option<u64>,
     in_bounds: Option<bool>,
+    mapping: &'a str,
+}
+
+#[derive(Serialize)]
+struct SyscallLine {
+    kind: &'static str,
+    scenario: ScenarioName,
+    step: u32,
+    pid: u32,
+    tid: u32,
+    name: &'static str,
+    args: BTreeMap<&'static str, Value>,
+    ret: Value,
+    text: String,
+}
+
+#[derive(Serialize)]
+struct SignalLine {
+    kind: &'static str,
+    scenario: ScenarioName,
+    step: u32,
+    pid: u32,
+    signal: String,
+    signo: i32,
+    si_code: Option<String>,
+    code: Option<i32>,
+    #[serde(serialize_with = "optional_hex")]
+    address: Option<u64>,
+    index: Option<i64>,
+    page: Option<u64>,
+    in_bounds: Option<bool>,
+    /// Where the signal was seen: the tracepoint, the wait status, or both.
+    sources: Vec<&'static str>,
+    /// How the child ended, when the signal killed it.
+    wait_status: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Allocation<'a> {
+    allocator: Allocator,
+    /// The syscalls made during the allocation; empty when the heap already had room.
+    served_by: Vec<String>,
+    page_offset: u64,
+    address_check: AddressCheck,
+    guard: Option<Guard>,
+    vma: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct Guard {
+    #[serde(serialize_with = "hex")]
+    address: u64,
+    unmapped: bool,
+}
+
+#[derive(Serialize)]
+struct TouchLine<'a> {
+    index: i64,
+    access: Access,
+    page: Option<u64>,
+    in_bounds: Option<bool>,
+    faulted: bool,
+    resident_since: Option<PageOrigin>,
     mapping: &'a str,
 }
 
@@ -74,45 +147,55 @@ struct StepLine<'a> {
     step: u32,
     action: &'a str,
     faults_in_region: usize,
-    faults_elsewhere: std::collections::BTreeMap<&'a str, u64>,
-    /// Pages pagemap shows present.
-    resident_pages: &'a [u64],
-    /// The region's own resident size from pagemap, in KiB.
-    rss_kib: u64,
+    faults_elsewhere: BTreeMap<&'a str, u64>,
+    classes: BTreeMap<&'static str, u64>,
+    syscalls: Vec<String>,
+    allocation: Option<Allocation<'a>>,
+    touch: Option<TouchLine<'a>>,
+    /// Pages pagemap shows present with memory of their own.
+    resident_pages: Option<&'a [u64]>,
+    /// Pages mapped to the shared zero page.
+    zero_pages: Option<&'a [u64]>,
+    /// The region's own resident size from pagemap, in KiB, not counting the zero page.
+    rss_kib: Option<u64>,
     /// The page strip of the text report.
     pages: String,
-    /// Whether the pages the faults made present are those pagemap shows.
-    agrees: bool,
-    /// Whether the kernel merged the mapping with a neighbour, so the VMA is larger.
+    /// Whether the pages the faults explain are those the kernel shows; null once the child
+    /// is gone.
+    agrees: Option<bool>,
+    /// Whether the VMA is larger than the array's pages (merged mapping, or the heap).
     vma_merged: bool,
     vma: Option<&'a VmaUsage>,
+    child_alive: bool,
 }
 
 #[derive(Serialize)]
-struct SummaryLine {
+struct SummaryLine<'a> {
     kind: &'static str,
     #[serde(flatten)]
-    summary: Summary,
+    summary: &'a Summary,
 }
 
-impl<W: Write> Reporter for JsonReporter<W> {
-    fn region(&mut self, scenario: ScenarioName, region: &Region) -> io::Result<()> {
-        self.line(&RegionLine {
-            kind: "region",
-            scenario,
-            name: &region.name,
-            address: region.start,
-            size: region.len,
-            elem_size: region.elem_size,
-            pages: region.page_count(),
-            page_offset: region.start % region.page_size,
-            origin: "mmap",
-        })
-    }
+#[derive(Serialize)]
+struct ComparisonLine<'a> {
+    kind: &'static str,
+    walks: &'a [WalkResult],
+}
 
-    fn step(&mut self, step: &StepReport) -> io::Result<()> {
+fn optional_hex<S: serde::Serializer>(
+    value: &Option<u64>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(value) => hex(value, serializer),
+        None => serializer.serialize_none(),
+    }
+}
+
+impl<W: Write> JsonReporter<W> {
+    fn faults(&mut self, step: &StepReport) -> io::Result<()> {
         for resolved in &step.faults {
-            let fault = &resolved.fault;
+            let fault = &resolved.fault.fault;
             let location = resolved.location;
             self.line(&FaultLine {
                 kind: "fault",
@@ -127,6 +210,7 @@ impl<W: Write> Reporter for JsonReporter<W> {
                 access: fault.error_code.access(),
                 present: fault.error_code.present(),
                 mode: fault.error_code.mode(),
+                class: resolved.fault.class,
                 region: location.map(|_| step.region.name.as_str()),
                 offset: location.map(|l| l.offset),
                 index: location.map(|l| l.index),
@@ -135,6 +219,103 @@ impl<W: Write> Reporter for JsonReporter<W> {
                 mapping: &resolved.mapping,
             })?;
         }
+        Ok(())
+    }
+
+    fn syscalls(&mut self, step: &StepReport) -> io::Result<()> {
+        for call in &step.syscalls {
+            self.line(&SyscallLine {
+                kind: "syscall",
+                scenario: step.scenario,
+                step: step.step,
+                pid: call.pid,
+                tid: call.tid,
+                name: call.syscall.name(),
+                args: call.named_args().into_iter().collect(),
+                ret: call.result(),
+                text: call.describe(),
+            })?;
+        }
+        Ok(())
+    }
+
+    fn signals(&mut self, step: &StepReport) -> io::Result<()> {
+        let fatal = step.death.as_ref().and_then(|death| death.generated);
+        for signal in step.signals.iter().filter(|&&signal| Some(signal) != fatal) {
+            self.line(&SignalLine {
+                kind: "signal",
+                scenario: step.scenario,
+                step: step.step,
+                pid: signal.pid,
+                signal: signal_name(signal.signal),
+                signo: signal.signal,
+                si_code: Some(si_code_name(signal.signal, signal.code)),
+                code: Some(signal.code),
+                address: None,
+                index: None,
+                page: None,
+                in_bounds: None,
+                sources: vec!["signal:signal_generate"],
+                wait_status: None,
+            })?;
+        }
+        let Some(death) = &step.death else {
+            return Ok(());
+        };
+        let Some(signo) = death.wait_signal.or(death.generated.map(|g| g.signal)) else {
+            return Ok(());
+        };
+        let mut sources = Vec::new();
+        if death.generated.is_some() {
+            sources.push("signal:signal_generate");
+        }
+        if death.wait_signal.is_some() {
+            sources.push("wait status");
+        }
+        let location = death.fault.and_then(|(_, location)| location);
+        self.line(&SignalLine {
+            kind: "signal",
+            scenario: step.scenario,
+            step: step.step,
+            pid: death.generated.map_or(0, |g| g.target_tid),
+            signal: signal_name(signo),
+            signo,
+            si_code: death.generated.map(|g| si_code_name(g.signal, g.code)),
+            code: death.generated.map(|g| g.code),
+            address: death.fault.map(|(address, _)| address),
+            index: location.map(|l| l.index),
+            page: location.map(|l| l.page),
+            in_bounds: location.map(|l| l.in_bounds),
+            sources,
+            wait_status: Some(death.status.clone()),
+        })
+    }
+}
+
+impl<W: Write> Reporter for JsonReporter<W> {
+    fn region(&mut self, scenario: ScenarioName, region: &Region) -> io::Result<()> {
+        self.line(&RegionLine {
+            kind: "region",
+            scenario,
+            name: &region.name,
+            address: region.start,
+            size: region.len,
+            elem_size: region.elem_size,
+            pages: region.page_count(),
+            page_offset: region.start % region.page_size,
+            origin: match scenario {
+                ScenarioName::Malloc => "malloc",
+                ScenarioName::Mmap | ScenarioName::OutOfBounds => "mmap",
+            },
+        })
+    }
+
+    fn step(&mut self, step: &StepReport) -> io::Result<()> {
+        self.faults(step)?;
+        self.syscalls(step)?;
+        self.signals(step)?;
+        let kernel = step.kernel.as_ref();
+        let vma = kernel.and_then(|k| k.vma.as_ref());
         self.line(&StepLine {
             kind: "step",
             scenario: step.scenario,
@@ -142,12 +323,35 @@ impl<W: Write> Reporter for JsonReporter<W> {
             action: &step.action,
             faults_in_region: step.faults_in_region().count(),
             faults_elsewhere: step.elsewhere(),
-            resident_pages: &step.kernel.present_pages,
-            rss_kib: step.kernel.rss_kib,
+            classes: step.class_counts(),
+            syscalls: step.syscalls.iter().map(|call| call.describe()).collect(),
+            allocation: step.allocation.as_ref().map(|facts| Allocation {
+                allocator: facts.allocator,
+                served_by: step.syscalls.iter().map(|call| call.describe()).collect(),
+                page_offset: step.region.start % step.region.page_size,
+                address_check: facts.address_check,
+                guard: facts
+                    .guard
+                    .map(|(address, unmapped)| Guard { address, unmapped }),
+                vma: vma.map(|vma| vma.name.as_str()),
+            }),
+            touch: step.touch.as_ref().map(|outcome| TouchLine {
+                index: outcome.touch.index,
+                access: outcome.touch.access,
+                page: outcome.location.map(|l| l.page),
+                in_bounds: outcome.location.map(|l| l.in_bounds),
+                faulted: outcome.faulted,
+                resident_since: outcome.resident_since,
+                mapping: &outcome.mapping,
+            }),
+            resident_pages: kernel.map(|k| k.resident_pages.as_slice()),
+            zero_pages: kernel.map(|k| k.zero_pages.as_slice()),
+            rss_kib: kernel.map(|k| k.rss_kib),
             pages: step.pages.strip(),
             agrees: step.agrees_with_kernel(),
-            vma_merged: step.vma_is_merged(),
-            vma: step.kernel.vma.as_ref(),
+            vma_merged: step.vma_is_larger(),
+            vma,
+            child_alive: step.death.is_none(),
         })?;
         self.out.flush()
     }
@@ -155,7 +359,15 @@ impl<W: Write> Reporter for JsonReporter<W> {
     fn summary(&mut self, summary: &Summary) -> io::Result<()> {
         self.line(&SummaryLine {
             kind: "summary",
-            summary: *summary,
+            summary,
+        })?;
+        self.out.flush()
+    }
+
+    fn comparison(&mut self, walks: &[WalkResult]) -> io::Result<()> {
+        self.line(&ComparisonLine {
+            kind: "comparison",
+            walks,
         })?;
         self.out.flush()
     }

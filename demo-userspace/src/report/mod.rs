@@ -10,7 +10,9 @@ pub use text::TextReporter;
 
 use crate::{
     region::Region,
-    scenario::{ScenarioName, StepReport, Summary},
+    scenario::{Summary, WalkResult},
+    step_report::StepReport,
+    walk_plan::ScenarioName,
 };
 
 /// Receives a walk's results as they happen, so interactive runs print each step at once.
@@ -21,6 +23,8 @@ pub trait Reporter {
     fn step(&mut self, step: &StepReport) -> io::Result<()>;
     /// The walk finished.
     fn summary(&mut self, summary: &Summary) -> io::Result<()>;
+    /// Several walks finished; compares the mmap and malloc ones side by side.
+    fn comparison(&mut self, walks: &[WalkResult]) -> io::Result<()>;
 }
 
 /// Output formats of the command line.
@@ -43,5 +47,35 @@ pub fn reporter<'a>(format: Format, out: impl io::Write + 'a) -> Box<dyn Reporte
     match format {
         Format::Text => Box::new(TextReporter::new(out)),
         Format::Json => Box::new(JsonReporter::new(out)),
+    }
+}
+
+/// The name of a signal's si_code, e.g. `SEGV_MAPERR`.
+pub fn si_code_name(signal: i32, code: i32) -> String {
+    let name = match (signal, code) {
+        (libc::SIGSEGV, 1) => "SEGV_MAPERR",
+        (libc::SIGSEGV, 2) => "SEGV_ACCERR",
+        (libc::SIGSEGV, 3) => "SEGV_BNDERR",
+        (libc::SIGSEGV, 4) => "SEGV_PKUERR",
+        (libc::SIGBUS, 1) => "BUS_ADRALN",
+        (libc::SIGBUS, 2) => "BUS_ADRERR",
+        (libc::SIGBUS, 3) => "BUS_OBJERR",
+        (_, 0) => "SI_USER",
+        (_, 0x80) => "SI_KERNEL",
+        (_, -1) => "SI_QUEUE",
+        (_, -6) => "SI_TKILL",
+        _ => return code.to_string(),
+    };
+    name.to_owned()
+}
+
+/// What an si_code means, for the text report.
+pub fn si_code_meaning(signal: i32, code: i32) -> &'static str {
+    match (signal, code) {
+        (libc::SIGSEGV, 1) => "no mapping at the address",
+        (libc::SIGSEGV, 2) => "mapped, but the access is not allowed",
+        (_, 0) => "sent by a process with kill(2)",
+        (_, 0x80) => "sent by the kernel",
+        _ => "see sigaction(2)",
     }
 }

@@ -3,10 +3,13 @@
 
 use std::io::{self, Write};
 
-use super::Reporter;
+use super::{Reporter, si_code_meaning, si_code_name};
 use crate::{
+    pages::PageOrigin,
     region::Region,
-    scenario::{ScenarioName, StepReport, Summary},
+    scenario::{Summary, WalkResult, signal_name},
+    step_report::{AddressCheck, StepReport},
+    walk_plan::ScenarioName,
 };
 
 /// Writes the report for people and flushes after each step.
@@ -29,6 +32,15 @@ fn page_list(pages: &[u64]) -> String {
             let init: Vec<String> = init.iter().map(u64::to_string).collect();
             format!("pages {} and {last}", init.join(", "))
         }
+    }
+}
+
+/// "was killed by SIGSEGV" or "exited with status 0", to follow "the child".
+fn child_fate(status: &str) -> String {
+    if status.starts_with("killed") {
+        format!("was {status}")
+    } else {
+        status.to_owned()
     }
 }
 
@@ -64,17 +76,74 @@ fn wrap(head: &str, parts: &[String], width: usize) -> Vec<String> {
 }
 
 impl<W: Write> TextReporter<W> {
+    fn write_allocation(&mut self, step: &StepReport) -> io::Result<()> {
+        let Some(facts) = &step.allocation else {
+            for call in &step.syscalls {
+                writeln!(self.out, "  syscall   {}", call.describe())?;
+            }
+            return Ok(());
+        };
+        let region = &step.region;
+        for call in &step.syscalls {
+            writeln!(self.out, "  syscall   {}", call.describe())?;
+        }
+        if step.syscalls.is_empty() {
+            writeln!(
+                self.out,
+                "  syscall   none: malloc served arr from memory the heap already had"
+            )?;
+        }
+        match facts.address_check {
+            AddressCheck::Matches => writeln!(
+                self.out,
+                "  address   {:#x} from the kernel's mmap return; the child agrees",
+                region.start
+            )?,
+            AddressCheck::Differs { kernel } => writeln!(
+                self.out,
+                "  address   MISMATCH: the kernel's mmap returned {kernel:#x}, the child says otherwise"
+            )?,
+            AddressCheck::NotFromMmap => writeln!(
+                self.out,
+                "  address   {:#x}, {} bytes into its page: not page-aligned",
+                region.start,
+                region.start % region.page_size
+            )?,
+        }
+        if let Some((address, unmapped)) = facts.guard {
+            writeln!(
+                self.out,
+                "  guard     {address:#x} (page {}) is",
+                region.page_count()
+            )?;
+            let verdict = if unmapped {
+                "unmapped: munmap'd, so no neighbour was merged there"
+            } else {
+                "STILL MAPPED: an access there will not fault"
+            };
+            writeln!(self.out, "            {verdict}")?;
+        }
+        Ok(())
+    }
+
     fn write_faults(&mut self, step: &StepReport) -> io::Result<()> {
         let name = &step.region.name;
         let mut any = false;
         for (resolved, location) in step.faults_in_region() {
             any = true;
             let (first, last) = step.region.index_range_of_page(location.page);
-            let code = resolved.fault.error_code;
+            let code = resolved.fault.fault.error_code;
+            let page = if location.page < step.region.page_count() {
+                format!("page {} = {name}[{first}..{last}]", location.page)
+            } else {
+                format!("page {}, past the array", location.page)
+            };
             writeln!(
                 self.out,
-                "  fault     {name}[{}] (+{}) on page {} = {name}[{first}..{last}]",
-                location.index, location.offset, location.page
+                "  fault     {name}[{}] ({:+}) on {page}  {}",
+                location.index,
+                location.offset,
+                resolved.fault.class.as_str()
             )?;
             writeln!(
                 self.out,
@@ -101,14 +170,119 @@ impl<W: Write> TextReporter<W> {
         Ok(())
     }
 
-    fn write_kernel(&mut self, step: &StepReport) -> io::Result<()> {
-        let region = &step.region;
-        let kernel = &step.kernel;
+    fn write_touch(&mut self, step: &StepReport) -> io::Result<()> {
+        let Some(outcome) = &step.touch else {
+            return Ok(());
+        };
+        let name = &step.region.name;
+        let index = outcome.touch.index;
+        let Some(location) = outcome.location else {
+            return Ok(());
+        };
+        if !location.in_bounds && step.death.is_none() {
+            writeln!(
+                self.out,
+                "  bounds    {name}[{index}] is past the array, yet {} maps it: the MMU checks",
+                if outcome.mapping.is_empty() {
+                    "a VMA"
+                } else {
+                    &outcome.mapping
+                }
+            )?;
+            writeln!(
+                self.out,
+                "            whole mappings, never arrays, so there is no SIGSEGV"
+            )?;
+        }
+        if outcome.faulted {
+            return Ok(());
+        }
+        let why = match outcome.resident_since {
+            Some(PageOrigin::Fault {
+                step: 0..=1,
+                offset,
+                index: first,
+            }) if offset < 0 => {
+                format!("since step 1 ({name}[{first}], {offset} bytes: malloc's chunk header)")
+            }
+            Some(PageOrigin::Fault {
+                step, index: first, ..
+            }) => {
+                format!("since step {step} ({name}[{first}])")
+            }
+            Some(PageOrigin::BeforeWalk) => "before the walk began".to_owned(),
+            None => return Ok(()),
+        };
         writeln!(
             self.out,
-            "  pages     [{}]  {} of {} resident, {} KiB",
+            "  why       no fault: page {} was already present, {why}",
+            location.page
+        )
+    }
+
+    fn write_death(&mut self, step: &StepReport) -> io::Result<()> {
+        let Some(death) = &step.death else {
+            return Ok(());
+        };
+        let name = &step.region.name;
+        writeln!(
+            self.out,
+            "  died      the child {}",
+            child_fate(&death.status)
+        )?;
+        if let Some(signal) = death.generated {
+            writeln!(
+                self.out,
+                "            {}, si_code {}: {}",
+                signal_name(signal.signal),
+                si_code_name(signal.signal, signal.code),
+                si_code_meaning(signal.signal, signal.code)
+            )?;
+            writeln!(
+                self.out,
+                "            (seen by signal:signal_generate and in the wait status)"
+            )?;
+        }
+        if let Some((address, location)) = death.fault {
+            match location {
+                Some(location) => writeln!(
+                    self.out,
+                    "            at {address:#x} = {name}[{}], page {}, {} the {}-page array",
+                    location.index,
+                    location.page,
+                    if location.page < step.region.page_count() {
+                        "inside"
+                    } else {
+                        "outside"
+                    },
+                    step.region.page_count()
+                )?,
+                None => writeln!(self.out, "            at {address:#x}, outside the array")?,
+            }
+        }
+        Ok(())
+    }
+
+    fn write_kernel(&mut self, step: &StepReport) -> io::Result<()> {
+        let region = &step.region;
+        let Some(kernel) = &step.kernel else {
+            writeln!(
+                self.out,
+                "  pages     [{}]  the process is gone",
+                step.pages.strip()
+            )?;
+            return Ok(());
+        };
+        let zero = if kernel.zero_pages.is_empty() {
+            String::new()
+        } else {
+            format!(", {} on the zero page", kernel.zero_pages.len())
+        };
+        writeln!(
+            self.out,
+            "  pages     [{}]  {} of {} resident, {} KiB{zero}",
             step.pages.strip(),
-            kernel.present_pages.len(),
+            kernel.resident_pages.len(),
             region.page_count(),
             kernel.rss_kib
         )?;
@@ -120,29 +294,30 @@ impl<W: Write> TextReporter<W> {
             )?,
             None => writeln!(self.out, "  pmap      no VMA holds {}", region.name)?,
         }
-        if step.vma_is_merged()
+        if step.vma_is_larger()
             && let Some(vma) = &kernel.vma
         {
             writeln!(
                 self.out,
-                "  note      the kernel merged {} with a neighbour: VMA {} KiB, {} {} KiB",
+                "  note      {} lies in a larger VMA ({} KiB) than its own {} KiB of pages",
                 region.name,
                 vma.size_kib,
-                region.name,
                 region.page_count() * region.page_size / 1024
             )?;
         }
-        let shown = page_list(&kernel.present_pages);
-        if step.agrees_with_kernel() {
-            writeln!(
-                self.out,
-                "  kernel    pagemap shows {shown} present, as the faults say"
-            )?;
+        let mut shown = format!("{} resident", page_list(&kernel.resident_pages));
+        if !kernel.zero_pages.is_empty() {
+            shown += &format!(", {} zero", page_list(&kernel.zero_pages));
+        }
+        if step.agrees_with_kernel() == Some(true) {
+            writeln!(self.out, "  kernel    pagemap: {shown}, as the faults say")?;
         } else {
+            writeln!(self.out, "  kernel    DISAGREES: pagemap: {shown}")?;
             writeln!(
                 self.out,
-                "  kernel    DISAGREES: pagemap shows {shown} present, faults explain {}",
-                page_list(&step.pages.mapped_pages())
+                "            but the faults explain {} resident, {} zero",
+                page_list(&step.pages.resident_pages()),
+                page_list(&step.pages.zero_pages())
             )?;
         }
         Ok(())
@@ -151,16 +326,16 @@ impl<W: Write> TextReporter<W> {
 
 impl<W: Write> Reporter for TextReporter<W> {
     fn region(&mut self, scenario: ScenarioName, region: &Region) -> io::Result<()> {
+        writeln!(self.out, "== {} ==", scenario.as_str())?;
         writeln!(
             self.out,
-            "{} = {:#x}: {} bytes = int[{}] on {} pages of {} KiB ({})",
+            "{} = {:#x}: {} bytes = int[{}] on {} pages of {} KiB",
             region.name,
             region.start,
             region.len,
             region.element_count(),
             region.page_count(),
             region.page_size / 1024,
-            scenario.as_str()
         )?;
         writeln!(
             self.out,
@@ -170,7 +345,10 @@ impl<W: Write> Reporter for TextReporter<W> {
 
     fn step(&mut self, step: &StepReport) -> io::Result<()> {
         writeln!(self.out, "\nstep {}  {}", step.step, step.action)?;
+        self.write_allocation(step)?;
         self.write_faults(step)?;
+        self.write_touch(step)?;
+        self.write_death(step)?;
         self.write_kernel(step)?;
         self.out.flush()
     }
@@ -178,16 +356,92 @@ impl<W: Write> Reporter for TextReporter<W> {
     fn summary(&mut self, summary: &Summary) -> io::Result<()> {
         writeln!(
             self.out,
-            "\nsummary: {} in the array, {} in all steps, {} lost",
+            "\nsummary: {} in the array, {} in all steps ({} minor, {} major, {} error)",
             plural(summary.faults_in_region, "fault"),
             summary.faults_total,
-            summary.lost
+            summary.minor,
+            summary.major,
+            summary.error
         )?;
         writeln!(
             self.out,
-            "         {} more in the child's start-up, before step 1",
-            summary.faults_startup
+            "         {} lost, {} more in the child's start-up",
+            summary.lost, summary.faults_startup
         )?;
+        writeln!(
+            self.out,
+            "         the child {}\n",
+            child_fate(&summary.child)
+        )?;
+        self.out.flush()
+    }
+
+    fn comparison(&mut self, walks: &[WalkResult]) -> io::Result<()> {
+        let find = |scenario| walks.iter().find(|walk| walk.summary.scenario == scenario);
+        let (Some(mmap), Some(malloc)) = (find(ScenarioName::Mmap), find(ScenarioName::Malloc))
+        else {
+            return Ok(());
+        };
+        writeln!(self.out, "== mmap against malloc ==")?;
+        let row = |out: &mut W, label: &str, left: &str, right: &str| {
+            writeln!(out, "{label:<30}{left:<25}{right}")
+        };
+        row(&mut self.out, "", "mmap", "malloc")?;
+        let served = |walk: &WalkResult| {
+            walk.steps.first().map_or_else(String::new, |step| {
+                if step.syscalls.is_empty() {
+                    "no syscall (heap room)".to_owned()
+                } else {
+                    step.syscalls
+                        .iter()
+                        .map(|call| call.split('(').next().unwrap_or_default().to_owned())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                }
+            })
+        };
+        row(
+            &mut self.out,
+            "allocation syscalls",
+            &served(mmap),
+            &served(malloc),
+        )?;
+        row(
+            &mut self.out,
+            "offset of arr in its page",
+            &mmap.page_offset.to_string(),
+            &malloc.page_offset.to_string(),
+        )?;
+        for (number, (left, right)) in mmap.steps.iter().zip(&malloc.steps).enumerate() {
+            // Step 1 allocates; the others are the touches, named by their element.
+            let label = match number {
+                0 => "faults in arr: allocation".to_owned(),
+                _ => format!(
+                    "faults in arr: {}",
+                    left.action.split(" = ").next().unwrap_or_default()
+                ),
+            };
+            row(
+                &mut self.out,
+                &label,
+                &left.faults_in_region.to_string(),
+                &right.faults_in_region.to_string(),
+            )?;
+        }
+        let rss = |walk: &WalkResult| {
+            walk.steps
+                .last()
+                .and_then(|step| step.rss_kib)
+                .map_or_else(|| "-".to_owned(), |kib| format!("{kib} KiB"))
+        };
+        row(
+            &mut self.out,
+            "arr's RSS at the end",
+            &rss(mmap),
+            &rss(malloc),
+        )?;
+        let vma = |walk: &WalkResult| walk.vma.clone().unwrap_or_default();
+        row(&mut self.out, "VMA holding arr", &vma(mmap), &vma(malloc))?;
         self.out.flush()
     }
 }
@@ -198,11 +452,13 @@ mod tests {
 
     use super::*;
     use crate::{
-        access::ErrorCode,
+        access::{Access, ErrorCode},
+        classify::{ClassifiedFault, FaultClass},
         pages::PageModel,
         procmem::VmaUsage,
         records::Fault,
-        scenario::{KernelView, ResolvedFault},
+        step_report::{KernelView, ResolvedFault, TouchOutcome},
+        walk_plan::Touch,
     };
 
     fn region() -> Region {
@@ -216,19 +472,70 @@ mod tests {
         }
     }
 
-    fn fault(address: u64, error_code: u64) -> Fault {
-        Fault {
-            timestamp_ns: 1,
-            pid: 100,
-            tid: 100,
-            address,
-            ip: 0x5555_0000_1000,
-            error_code: ErrorCode(error_code),
-            source: FaultSource::User,
+    fn fault(address: u64, error_code: u64, mapping: &str, region: &Region) -> ResolvedFault {
+        ResolvedFault {
+            fault: ClassifiedFault {
+                fault: Fault {
+                    timestamp_ns: 1,
+                    pid: 100,
+                    tid: 100,
+                    address,
+                    ip: 0x5555_0000_1000,
+                    error_code: ErrorCode(error_code),
+                    source: FaultSource::User,
+                },
+                class: FaultClass::Minor,
+            },
+            location: region.locate(address),
+            mapping: mapping.to_owned(),
         }
     }
 
-    fn render(steps: &[StepReport], summary: Summary) -> String {
+    fn vma(start: u64, size_kib: u64, rss_kib: u64) -> VmaUsage {
+        VmaUsage {
+            start,
+            end: start + size_kib * 1024,
+            size_kib,
+            rss_kib,
+            dirty_kib: rss_kib,
+            perms: "rw-p".to_owned(),
+            name: "[anon]".to_owned(),
+        }
+    }
+
+    fn step(number: u32, action: &str, pages: PageModel, kernel: KernelView) -> StepReport {
+        StepReport {
+            scenario: ScenarioName::Mmap,
+            step: number,
+            action: action.to_owned(),
+            region: region(),
+            faults: Vec::new(),
+            syscalls: Vec::new(),
+            signals: Vec::new(),
+            allocation: None,
+            touch: None,
+            death: None,
+            pages,
+            kernel: Some(kernel),
+        }
+    }
+
+    fn summary(in_region: u64, total: u64, lost: u64) -> Summary {
+        Summary {
+            scenario: ScenarioName::Mmap,
+            faults_in_region: in_region,
+            faults_total: total,
+            minor: total,
+            major: 0,
+            error: 0,
+            faults_startup: 150,
+            unmatched_completions: 0,
+            lost,
+            child: "exited with status 0".to_owned(),
+        }
+    }
+
+    fn render(steps: &[StepReport], summary: &Summary) -> String {
         let mut out = Vec::new();
         let mut reporter = TextReporter::new(&mut out);
         reporter
@@ -237,8 +544,13 @@ mod tests {
         for step in steps {
             reporter.step(step).unwrap();
         }
-        reporter.summary(&summary).unwrap();
-        String::from_utf8(out).unwrap()
+        reporter.summary(summary).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.lines().all(|line| line.chars().count() <= 80),
+            "{text}"
+        );
+        text
     }
 
     #[test]
@@ -258,100 +570,63 @@ mod tests {
     fn a_step_with_one_fault_in_the_array_and_two_elsewhere() {
         let region = region();
         let mut pages = PageModel::new(5);
-        pages.apply_fault(1, crate::access::Access::Write);
-        let step = StepReport {
-            scenario: ScenarioName::Mmap,
+        let origin = PageOrigin::Fault {
             step: 2,
-            action: "arr[1500] = 2".to_owned(),
-            faults: vec![
-                ResolvedFault {
-                    fault: fault(region.start + 6000, 6),
-                    location: region.locate(region.start + 6000),
-                    mapping: "[anon]".to_owned(),
-                },
-                ResolvedFault {
-                    fault: fault(0x7ffe_0000_0000, 6),
-                    location: None,
-                    mapping: "[stack]".to_owned(),
-                },
-                ResolvedFault {
-                    fault: fault(0x7f10_0000_0000, 4),
-                    location: None,
-                    mapping: "libc.so.6".to_owned(),
-                },
-            ],
-            pages,
-            kernel: KernelView {
-                present_pages: vec![1],
-                rss_kib: 4,
-                vma: Some(VmaUsage {
-                    start: region.start,
-                    end: region.start + 20480,
-                    size_kib: 20,
-                    rss_kib: 4,
-                    dirty_kib: 4,
-                    perms: "rw-p".to_owned(),
-                    name: "[anon]".to_owned(),
-                }),
-            },
-            region,
+            offset: 6000,
+            index: 1500,
         };
-        let text = render(
-            &[step],
-            Summary {
-                scenario: ScenarioName::Mmap,
-                faults_in_region: 1,
-                faults_total: 3,
-                faults_startup: 150,
-                lost: 0,
+        pages.apply_fault(1, Access::Write, origin);
+        let mut report = step(
+            2,
+            "arr[1500] = 2",
+            pages,
+            KernelView {
+                resident_pages: vec![1],
+                zero_pages: Vec::new(),
+                rss_kib: 4,
+                vma: Some(vma(region.start, 20, 4)),
             },
         );
-        assert!(
-            text.lines().all(|line| line.chars().count() <= 80),
-            "{text}"
-        );
-        insta::assert_snapshot!(text);
+        report.faults = vec![
+            fault(region.start + 6000, 6, "[anon]", &region),
+            fault(0x7ffe_0000_0000, 6, "[stack]", &region),
+            fault(0x7f10_0000_0000, 4, "libc.so.6", &region),
+        ];
+        insta::assert_snapshot!(render(&[report], &summary(1, 3, 0)));
     }
 
     #[test]
-    fn merged_vma_and_disagreement_are_called_out() {
+    fn a_touch_without_fault_says_why() {
         let region = region();
-        let step = StepReport {
-            scenario: ScenarioName::Mmap,
-            step: 1,
-            action: "arr = mmap(NULL, 20000, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS)"
-                .to_owned(),
-            faults: Vec::new(),
-            pages: PageModel::new(5),
-            kernel: KernelView {
-                present_pages: vec![4],
-                rss_kib: 4,
-                vma: Some(VmaUsage {
-                    start: region.start - 8192,
-                    end: region.start + 20480,
-                    size_kib: 28,
-                    rss_kib: 12,
-                    dirty_kib: 12,
-                    perms: "rw-p".to_owned(),
-                    name: "[anon]".to_owned(),
-                }),
-            },
-            region,
+        let mut pages = PageModel::new(5);
+        let origin = PageOrigin::Fault {
+            step: 2,
+            offset: 6000,
+            index: 1500,
         };
-        let text = render(
-            &[step],
-            Summary {
-                scenario: ScenarioName::Mmap,
-                faults_in_region: 0,
-                faults_total: 0,
-                faults_startup: 0,
-                lost: 2,
+        pages.apply_fault(1, Access::Write, origin);
+        pages.begin_step();
+        let mut report = step(
+            3,
+            "arr[1501] = 3",
+            pages,
+            KernelView {
+                resident_pages: vec![1],
+                zero_pages: vec![0],
+                rss_kib: 4,
+                vma: Some(vma(region.start - 8192, 28, 12)),
             },
         );
-        assert!(
-            text.lines().all(|line| line.chars().count() <= 80),
-            "{text}"
-        );
-        insta::assert_snapshot!(text);
+        report.touch = Some(TouchOutcome {
+            touch: Touch {
+                index: 1501,
+                access: Access::Write,
+            },
+            location: region.locate(region.start + 6004),
+            faulted: false,
+            mapping: "[anon]".to_owned(),
+            resident_since: Some(origin),
+        });
+        insta::assert_snapshot!(render(&[report], &summary(0, 0, 2)));
     }
 }

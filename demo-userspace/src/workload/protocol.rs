@@ -8,6 +8,15 @@ use std::{fmt, str::FromStr};
 pub enum Command {
     /// `mmap(NULL, bytes, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS)`; replies the address.
     Mmap { bytes: u64 },
+    /// Like `Mmap` with one page more, whose last page is then unmapped, so nothing, not even a
+    /// merged neighbour, is mapped right after the array.
+    MmapGuarded { bytes: u64 },
+    /// glibc `malloc(bytes)`; replies the address.
+    Malloc { bytes: u64 },
+    /// `read(2)` four bytes of /dev/zero into `arr[index]`: the kernel writes the array.
+    SyscallWrite { index: i64 },
+    /// `write(2)` `arr[index]` into a pipe: the kernel reads the array.
+    SyscallRead { index: i64 },
     /// `arr[index] = value` on the int array.
     Write { index: i64, value: i32 },
     /// Reads `arr[index]`; replies the value.
@@ -18,6 +27,10 @@ impl fmt::Display for Command {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Mmap { bytes } => write!(f, "mmap {bytes}"),
+            Self::MmapGuarded { bytes } => write!(f, "mmap-guarded {bytes}"),
+            Self::Malloc { bytes } => write!(f, "malloc {bytes}"),
+            Self::SyscallWrite { index } => write!(f, "syscall-write {index}"),
+            Self::SyscallRead { index } => write!(f, "syscall-read {index}"),
             Self::Write { index, value } => write!(f, "write {index} {value}"),
             Self::Read { index } => write!(f, "read {index}"),
         }
@@ -38,10 +51,15 @@ impl FromStr for Command {
         let number = |i: usize| -> Result<i64, BadCommand> {
             words.get(i).ok_or_else(bad)?.parse().map_err(|_| bad())
         };
+        let bytes = || u64::try_from(number(1)?).map_err(|_| bad());
         match words.first().copied() {
-            Some("mmap") if words.len() == 2 => Ok(Self::Mmap {
-                bytes: u64::try_from(number(1)?).map_err(|_| bad())?,
-            }),
+            Some("mmap") if words.len() == 2 => Ok(Self::Mmap { bytes: bytes()? }),
+            Some("mmap-guarded") if words.len() == 2 => Ok(Self::MmapGuarded { bytes: bytes()? }),
+            Some("malloc") if words.len() == 2 => Ok(Self::Malloc { bytes: bytes()? }),
+            Some("syscall-write") if words.len() == 2 => {
+                Ok(Self::SyscallWrite { index: number(1)? })
+            }
+            Some("syscall-read") if words.len() == 2 => Ok(Self::SyscallRead { index: number(1)? }),
             Some("write") if words.len() == 3 => Ok(Self::Write {
                 index: number(1)?,
                 value: i32::try_from(number(2)?).map_err(|_| bad())?,
@@ -60,6 +78,10 @@ mod tests {
     fn commands_round_trip_through_their_lines() {
         for command in [
             Command::Mmap { bytes: 20000 },
+            Command::MmapGuarded { bytes: 20000 },
+            Command::Malloc { bytes: 20000 },
+            Command::SyscallWrite { index: 3 },
+            Command::SyscallRead { index: 5 },
             Command::Write {
                 index: 1500,
                 value: 2,
