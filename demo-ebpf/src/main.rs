@@ -140,14 +140,23 @@ fn reserve<T: 'static, C: EbpfContext>(
     entry
 }
 
+/// For a traced process's event: its tgid and a reserved record to fill, or `None` when the
+/// process is not traced or the buffer is full (then the drop is counted).
+#[inline(always)]
+fn traced_record<T: 'static, C: EbpfContext>(
+    ctx: &C,
+) -> Option<(u32, aya_ebpf::maps::ring_buf::RingBufEntry<T>)> {
+    let tgid = ctx.tgid();
+    if !is_target(tgid) {
+        return None;
+    }
+    Some((tgid, reserve::<T, C>(ctx)?))
+}
+
 /// Copies one fault of a traced process into the ring buffer, or counts it as dropped.
 #[inline(always)]
 fn record_fault(ctx: &TracePointContext, source: FaultSource) {
-    let tgid = ctx.tgid();
-    if !is_target(tgid) {
-        return;
-    }
-    let Some(mut entry) = reserve::<FaultRecord, _>(ctx) else {
+    let Some((tgid, mut entry)) = traced_record::<FaultRecord, _>(ctx) else {
         return;
     };
     // SAFETY: the offsets are those of the tracepoint's format file, which the loader checks
@@ -177,11 +186,7 @@ fn record_fault(ctx: &TracePointContext, source: FaultSource) {
 /// Reports that a traced fault completed, and whether it was minor or major.
 #[inline(always)]
 fn record_completion(ctx: &PerfEventContext, class: CompletionClass) {
-    let tgid = ctx.tgid();
-    if !is_target(tgid) {
-        return;
-    }
-    let Some(mut entry) = reserve::<CompletionRecord, _>(ctx) else {
+    let Some((tgid, mut entry)) = traced_record::<CompletionRecord, _>(ctx) else {
         return;
     };
     // SAFETY: the kernel passes a valid bpf_perf_event_data; `addr` is the sample's address,
@@ -255,11 +260,7 @@ fn record_syscall(
     args: [u64; 6],
     ret: i64,
 ) {
-    let tgid = ctx.tgid();
-    if !is_target(tgid) {
-        return;
-    }
-    let Some(mut entry) = reserve::<SyscallRecord, _>(ctx) else {
+    let Some((tgid, mut entry)) = traced_record::<SyscallRecord, _>(ctx) else {
         return;
     };
     entry.write(SyscallRecord {

@@ -535,6 +535,18 @@ mod tests {
         }
     }
 
+    /// Five pages, of which page 1 was written by arr[1500] in step 2.
+    fn page_1_written_in_step_2() -> (PageModel, PageOrigin) {
+        let mut pages = PageModel::new(5);
+        let origin = PageOrigin::Fault {
+            step: 2,
+            offset: 6000,
+            index: 1500,
+        };
+        pages.apply_fault(1, Access::Write, origin);
+        (pages, origin)
+    }
+
     fn render(steps: &[StepReport], summary: &Summary) -> String {
         let mut out = Vec::new();
         let mut reporter = TextReporter::new(&mut out);
@@ -569,13 +581,7 @@ mod tests {
     #[test]
     fn a_step_with_one_fault_in_the_array_and_two_elsewhere() {
         let region = region();
-        let mut pages = PageModel::new(5);
-        let origin = PageOrigin::Fault {
-            step: 2,
-            offset: 6000,
-            index: 1500,
-        };
-        pages.apply_fault(1, Access::Write, origin);
+        let (pages, _) = page_1_written_in_step_2();
         let mut report = step(
             2,
             "arr[1500] = 2",
@@ -598,13 +604,7 @@ mod tests {
     #[test]
     fn a_touch_without_fault_says_why() {
         let region = region();
-        let mut pages = PageModel::new(5);
-        let origin = PageOrigin::Fault {
-            step: 2,
-            offset: 6000,
-            index: 1500,
-        };
-        pages.apply_fault(1, Access::Write, origin);
+        let (mut pages, origin) = page_1_written_in_step_2();
         pages.begin_step();
         let mut report = step(
             3,
