@@ -1,8 +1,18 @@
 //! Types shared by the eBPF programs and the userspace loader: map and program names and the fixed-size records of the ring buffer.
 #![no_std]
 
-/// Hash map of traced thread-group ids (`u32` → `u8`); the kernel side reports only faults of these.
+/// Hash map of traced thread-group ids (`u32` → `u8` flags, see [`target_flags`]).
 pub const TARGETS_MAP: &str = "TARGETS";
+
+/// What a [`TARGETS_MAP`] entry asks of the kernel side.
+pub mod target_flags {
+    /// Report this process's faults, syscalls, signals and heap calls.
+    pub const REPORT: u8 = 1;
+    /// When this process forks, add the child, reported.
+    pub const FOLLOW: u8 = 2;
+    /// Children added through [`FOLLOW`] follow their own children too.
+    pub const DESCENDANTS: u8 = 4;
+}
 /// Ring buffer that carries one record per traced fault.
 pub const EVENTS_MAP: &str = "EVENTS";
 /// Per-CPU array with one `u64`: ring-buffer reservations that failed, so records that were lost.
@@ -23,6 +33,13 @@ pub const MINOR_COMPLETION_PROGRAM: &str = "fault_completed_minor";
 pub const MAJOR_COMPLETION_PROGRAM: &str = "fault_completed_major";
 /// Program attached to `signal:signal_generate`.
 pub const SIGNAL_PROGRAM: &str = "signal_generate";
+/// Program attached to `task:task_newtask`, which adds followed children.
+pub const NEW_TASK_PROGRAM: &str = "task_newtask";
+/// Program attached to `sched:sched_process_exit`.
+pub const PROCESS_EXIT_PROGRAM: &str = "sched_process_exit";
+/// Program attached to the PAGE_FAULTS software perf event when the exceptions tracepoints are
+/// missing or `--source perf` asks for it.
+pub const PERF_FAULT_PROGRAM: &str = "page_fault_perf";
 
 /// Program attached to `exceptions:page_fault_user`.
 pub const PAGE_FAULT_USER_PROGRAM: &str = "page_fault_user";
@@ -54,6 +71,22 @@ pub mod signal_tracepoint {
     pub const RESULT: usize = 44;
 }
 
+/// Byte offsets of the fields of `task:task_newtask`.
+pub mod new_task_tracepoint {
+    /// Offset of `pid_t pid`: the new task.
+    pub const PID: usize = 8;
+    /// Offset of `u64 clone_flags`.
+    pub const CLONE_FLAGS: usize = 32;
+    /// CLONE_THREAD: the new task is a thread of its parent's process, not a new process.
+    pub const CLONE_THREAD: u64 = 0x0001_0000;
+}
+
+/// Byte offsets of the fields of `sched:sched_process_exit`.
+pub mod process_exit_tracepoint {
+    /// Offset of `bool group_dead`: the last thread of the process is exiting.
+    pub const GROUP_DEAD: usize = 32;
+}
+
 /// Byte offsets of the fields of the `syscalls:sys_enter_*` and `sys_exit_*` tracepoints.
 pub mod syscall_tracepoint {
     /// Offset of the first argument; each argument takes 8 bytes.
@@ -61,6 +94,10 @@ pub mod syscall_tracepoint {
     /// Offset of `long ret` in `sys_exit_*`.
     pub const RET: usize = 16;
 }
+
+/// Set in a [`FaultRecord`]'s `error_code` when the source could not see the CPU's error code
+/// (the perf-event source); then only the user-mode bit (bit 2) is meaningful.
+pub const ERROR_CODE_UNKNOWN: u64 = 1 << 63;
 
 /// The tag at the start of every ring-buffer record, saying which record type follows.
 #[repr(u32)]
@@ -76,6 +113,14 @@ pub enum RecordKind {
     SyscallExit = 4,
     /// A [`SignalRecord`].
     Signal = 5,
+    /// A [`ProcessRecord`]: a followed process forked a child, now traced.
+    Fork = 6,
+    /// A [`ProcessRecord`]: the last thread of a traced process exited.
+    Exit = 7,
+    /// A [`HeapRecord`] for a heap function's entry.
+    HeapEnter = 8,
+    /// A [`HeapRecord`] for a heap function's return.
+    HeapExit = 9,
 }
 
 impl RecordKind {
@@ -87,6 +132,10 @@ impl RecordKind {
             3 => Some(Self::SyscallEnter),
             4 => Some(Self::SyscallExit),
             5 => Some(Self::Signal),
+            6 => Some(Self::Fork),
+            7 => Some(Self::Exit),
+            8 => Some(Self::HeapEnter),
+            9 => Some(Self::HeapExit),
             _ => None,
         }
     }
@@ -175,6 +224,8 @@ pub enum FaultSource {
     User = 0,
     /// `exceptions:page_fault_kernel`: the CPU was in kernel mode, e.g. copying to a user buffer.
     Kernel = 1,
+    /// The PAGE_FAULTS software perf event, used where the exceptions tracepoints do not exist.
+    Perf = 2,
 }
 
 impl FaultSource {
@@ -183,6 +234,7 @@ impl FaultSource {
         match tag {
             0 => Some(Self::User),
             1 => Some(Self::Kernel),
+            2 => Some(Self::Perf),
             _ => None,
         }
     }
@@ -263,11 +315,77 @@ pub struct SignalRecord {
     pub result: i32,
 }
 
+/// The glibc heap functions whose calls are traced with uprobes.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HeapFunction {
+    Malloc = 0,
+    Calloc = 1,
+    Realloc = 2,
+    Free = 3,
+}
+
+impl HeapFunction {
+    pub const fn from_tag(tag: u32) -> Option<Self> {
+        match tag {
+            0 => Some(Self::Malloc),
+            1 => Some(Self::Calloc),
+            2 => Some(Self::Realloc),
+            3 => Some(Self::Free),
+            _ => None,
+        }
+    }
+
+    /// The libc symbol.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Malloc => "malloc",
+            Self::Calloc => "calloc",
+            Self::Realloc => "realloc",
+            Self::Free => "free",
+        }
+    }
+}
+
+/// A traced process forked (the child is now traced) or exited.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProcessRecord {
+    /// [`RecordKind::Fork`] or [`RecordKind::Exit`] as `u32`.
+    pub kind: u32,
+    /// The new child's pid (fork) or the exiting process's tgid (exit).
+    pub pid: u32,
+    pub timestamp_ns: u64,
+    /// The forking process's tgid (fork); the exiting thread's tgid (exit).
+    pub tgid: u32,
+    /// The forking or exiting thread.
+    pub tid: u32,
+}
+
+/// Entry to or return from a glibc heap function of a traced process.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HeapRecord {
+    /// [`RecordKind::HeapEnter`] or [`RecordKind::HeapExit`] as `u32`.
+    pub kind: u32,
+    /// A [`HeapFunction`] as `u32`.
+    pub function: u32,
+    pub timestamp_ns: u64,
+    pub tgid: u32,
+    pub tid: u32,
+    /// On entry: malloc(size), calloc(nmemb, size), realloc(ptr, size), free(ptr).
+    pub args: [u64; 2],
+    /// On return: the returned pointer.
+    pub ret: u64,
+}
+
 #[cfg(feature = "user")]
 mod pod {
-    // SAFETY (all four): `repr(C)`, made only of integers, laid out without padding.
+    // SAFETY (all): `repr(C)`, made only of integers, laid out without padding.
     unsafe impl aya::Pod for super::FaultRecord {}
     unsafe impl aya::Pod for super::CompletionRecord {}
     unsafe impl aya::Pod for super::SyscallRecord {}
     unsafe impl aya::Pod for super::SignalRecord {}
+    unsafe impl aya::Pod for super::ProcessRecord {}
+    unsafe impl aya::Pod for super::HeapRecord {}
 }

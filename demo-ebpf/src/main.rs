@@ -6,15 +6,16 @@ use aya_ebpf::{
     EbpfContext,
     bindings::{BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
     helpers::bpf_ktime_get_ns,
-    macros::{map, perf_event, tracepoint},
+    macros::{map, perf_event, tracepoint, uprobe, uretprobe},
     maps::{HashMap, PerCpuArray, RingBuf},
-    programs::{PerfEventContext, TracePointContext},
+    programs::{PerfEventContext, ProbeContext, RetProbeContext, TracePointContext},
 };
 use aya_log_ebpf::debug;
 use demo_common::{
-    CompletionClass, CompletionRecord, DEFAULT_RING_BYTES, FaultRecord, FaultSource, MAX_TARGETS,
-    RecordKind, SignalRecord, Syscall, SyscallRecord, WAKEUP_THRESHOLD_BYTES, fault_tracepoint,
-    signal_tracepoint, syscall_tracepoint,
+    CompletionClass, CompletionRecord, DEFAULT_RING_BYTES, ERROR_CODE_UNKNOWN, FaultRecord,
+    FaultSource, HeapFunction, HeapRecord, MAX_TARGETS, ProcessRecord, RecordKind, SignalRecord,
+    Syscall, SyscallRecord, WAKEUP_THRESHOLD_BYTES, fault_tracepoint, new_task_tracepoint,
+    process_exit_tracepoint, signal_tracepoint, syscall_tracepoint, target_flags,
 };
 
 #[map]
@@ -37,6 +38,68 @@ pub fn fault_completed_minor(ctx: PerfEventContext) -> u32 {
 #[perf_event]
 pub fn fault_completed_major(ctx: PerfEventContext) -> u32 {
     record_completion(&ctx, CompletionClass::Major);
+    0
+}
+
+/// Attached to PERF_COUNT_SW_PAGE_FAULTS, which fires at the start of every user-address fault;
+/// the fallback where the exceptions tracepoints do not exist.
+#[perf_event]
+pub fn page_fault_perf(ctx: PerfEventContext) -> u32 {
+    record_perf_fault(&ctx);
+    0
+}
+
+#[tracepoint]
+pub fn task_newtask(ctx: TracePointContext) -> u32 {
+    follow_new_task(&ctx);
+    0
+}
+
+#[tracepoint]
+pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
+    record_exit(&ctx);
+    0
+}
+
+#[uprobe]
+pub fn heap_malloc_enter(ctx: ProbeContext) -> u32 {
+    record_heap_enter(&ctx, HeapFunction::Malloc, 1);
+    0
+}
+
+#[uprobe]
+pub fn heap_calloc_enter(ctx: ProbeContext) -> u32 {
+    record_heap_enter(&ctx, HeapFunction::Calloc, 2);
+    0
+}
+
+#[uprobe]
+pub fn heap_realloc_enter(ctx: ProbeContext) -> u32 {
+    record_heap_enter(&ctx, HeapFunction::Realloc, 2);
+    0
+}
+
+#[uprobe]
+pub fn heap_free_enter(ctx: ProbeContext) -> u32 {
+    record_heap_enter(&ctx, HeapFunction::Free, 1);
+    0
+}
+
+#[uretprobe]
+pub fn heap_malloc_exit(ctx: RetProbeContext) -> u32 {
+    record_heap_exit(&ctx, HeapFunction::Malloc);
+    0
+}
+
+#[uretprobe]
+pub fn heap_calloc_exit(ctx: RetProbeContext) -> u32 {
+    record_heap_exit(&ctx, HeapFunction::Calloc);
+    0
+}
+
+#[uretprobe]
+pub fn heap_realloc_exit(ctx: RetProbeContext) -> u32 {
+    record_heap_exit(&ctx, HeapFunction::Realloc);
     0
 }
 
@@ -118,9 +181,17 @@ pub fn page_fault_kernel(ctx: TracePointContext) -> u32 {
     0
 }
 
+/// The target flags of `tgid`, 0 when it is not in the map.
+#[inline(always)]
+fn flags_of(tgid: u32) -> u8 {
+    // SAFETY: the value is a plain byte; a concurrent update can only yield an old or new value.
+    TARGETS.get_ptr(tgid).map_or(0, |flags| unsafe { *flags })
+}
+
+/// True when `tgid`'s events are reported.
 #[inline(always)]
 fn is_target(tgid: u32) -> bool {
-    TARGETS.get_ptr(tgid).is_some()
+    flags_of(tgid) & target_flags::REPORT != 0
 }
 
 /// Reserves room for one record, or counts the drop. The caller must fill and submit it.
@@ -179,6 +250,137 @@ fn record_fault(ctx: &TracePointContext, source: FaultSource) {
         address,
         ip,
         error_code,
+    });
+    entry.submit(wakeup_flag());
+}
+
+/// Reports a fault from the PAGE_FAULTS perf event. The sample carries the address and the
+/// faulting registers, but not the CPU's error code (the exception entry sets `orig_rax` to -1),
+/// so only the mode is known: from the code segment's privilege level.
+#[inline(always)]
+fn record_perf_fault(ctx: &PerfEventContext) {
+    let Some((tgid, mut entry)) = traced_record::<FaultRecord, _>(ctx) else {
+        return;
+    };
+    // SAFETY: the kernel passes a valid bpf_perf_event_data.
+    let data = unsafe { &*ctx.ctx };
+    entry.write(FaultRecord {
+        kind: RecordKind::Fault as u32,
+        source: FaultSource::Perf as u32,
+        // SAFETY: the helper has no preconditions.
+        timestamp_ns: unsafe { bpf_ktime_get_ns() },
+        tgid,
+        tid: ctx.pid(),
+        address: data.addr,
+        ip: data.regs.rip,
+        error_code: ERROR_CODE_UNKNOWN | if data.regs.cs & 3 == 3 { 1 << 2 } else { 0 },
+    });
+    entry.submit(wakeup_flag());
+}
+
+/// Adds a followed process's new child (not a new thread) to the targets, and reports it.
+#[inline(always)]
+fn follow_new_task(ctx: &TracePointContext) {
+    let parent = flags_of(ctx.tgid());
+    if parent & target_flags::FOLLOW == 0 {
+        return;
+    }
+    // SAFETY (both reads): offsets from the tracepoint's format, checked by the loader.
+    let clone_flags = unsafe { ctx.read_at::<u64>(new_task_tracepoint::CLONE_FLAGS) }.unwrap_or(0);
+    if clone_flags & new_task_tracepoint::CLONE_THREAD != 0 {
+        return;
+    }
+    let Ok(child) = (unsafe { ctx.read_at::<i32>(new_task_tracepoint::PID) }) else {
+        return;
+    };
+    let child = child as u32;
+    let child_flags = if parent & target_flags::DESCENDANTS != 0 {
+        target_flags::REPORT | target_flags::FOLLOW | target_flags::DESCENDANTS
+    } else {
+        target_flags::REPORT
+    };
+    if TARGETS.insert(child, child_flags, 0).is_err() {
+        // The map is full: the child goes untraced, which must not go unnoticed.
+        count_drop();
+        return;
+    }
+    if parent & target_flags::REPORT != 0 {
+        record_process(ctx, RecordKind::Fork, child);
+    }
+}
+
+/// Forgets a traced process when its last thread exits, and reports the exit.
+#[inline(always)]
+fn record_exit(ctx: &TracePointContext) {
+    let tgid = ctx.tgid();
+    let flags = flags_of(tgid);
+    if flags == 0 {
+        return;
+    }
+    // SAFETY: offset from the tracepoint's format, checked by the loader.
+    let group_dead = unsafe { ctx.read_at::<u8>(process_exit_tracepoint::GROUP_DEAD) }.unwrap_or(0);
+    if group_dead == 0 {
+        return;
+    }
+    let _ = TARGETS.remove(tgid);
+    if flags & target_flags::REPORT != 0 {
+        record_process(ctx, RecordKind::Exit, tgid);
+    }
+}
+
+#[inline(always)]
+fn record_process(ctx: &TracePointContext, kind: RecordKind, pid: u32) {
+    let Some(mut entry) = reserve::<ProcessRecord, _>(ctx) else {
+        return;
+    };
+    entry.write(ProcessRecord {
+        kind: kind as u32,
+        pid,
+        // SAFETY: the helper has no preconditions.
+        timestamp_ns: unsafe { bpf_ktime_get_ns() },
+        tgid: ctx.tgid(),
+        tid: ctx.pid(),
+    });
+    entry.submit(wakeup_flag());
+}
+
+/// Records a call of a heap function with its first `arg_count` arguments.
+#[inline(always)]
+fn record_heap_enter(ctx: &ProbeContext, function: HeapFunction, arg_count: usize) {
+    let mut args = [0u64; 2];
+    for (i, arg) in args.iter_mut().enumerate().take(arg_count) {
+        *arg = ctx.arg::<u64>(i).unwrap_or(0);
+    }
+    record_heap(ctx, RecordKind::HeapEnter, function, args, 0);
+}
+
+/// Records the pointer a heap function returned.
+#[inline(always)]
+fn record_heap_exit(ctx: &RetProbeContext, function: HeapFunction) {
+    let ret = ctx.ret::<u64>();
+    record_heap(ctx, RecordKind::HeapExit, function, [0; 2], ret);
+}
+
+#[inline(always)]
+fn record_heap<C: EbpfContext>(
+    ctx: &C,
+    kind: RecordKind,
+    function: HeapFunction,
+    args: [u64; 2],
+    ret: u64,
+) {
+    let Some((tgid, mut entry)) = traced_record::<HeapRecord, _>(ctx) else {
+        return;
+    };
+    entry.write(HeapRecord {
+        kind: kind as u32,
+        function: function as u32,
+        // SAFETY: the helper has no preconditions.
+        timestamp_ns: unsafe { bpf_ktime_get_ns() },
+        tgid,
+        tid: ctx.pid(),
+        args,
+        ret,
     });
     entry.submit(wakeup_flag());
 }

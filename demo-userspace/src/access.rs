@@ -15,6 +15,8 @@ pub enum Access {
     Write,
     /// An instruction fetch.
     Exec,
+    /// The source could not tell (the perf-event source).
+    Unknown,
 }
 
 impl Access {
@@ -23,6 +25,7 @@ impl Access {
             Self::Read => "read",
             Self::Write => "write",
             Self::Exec => "exec",
+            Self::Unknown => "unknown",
         }
     }
 }
@@ -53,13 +56,20 @@ impl ErrorCode {
     const PROTECTION_KEY: u64 = 1 << 5;
     const SHADOW_STACK: u64 = 1 << 6;
 
+    /// False when the fault's source could not see the error code; only the mode is known then.
+    pub fn known(self) -> bool {
+        self.0 & demo_common::ERROR_CODE_UNKNOWN == 0
+    }
+
     /// True when the page was present, so the fault was a protection fault (e.g. copy on write).
     pub fn present(self) -> bool {
-        self.0 & Self::PROTECTION != 0
+        self.known() && self.0 & Self::PROTECTION != 0
     }
 
     pub fn access(self) -> Access {
-        if self.0 & Self::INSTRUCTION != 0 {
+        if !self.known() {
+            Access::Unknown
+        } else if self.0 & Self::INSTRUCTION != 0 {
             Access::Exec
         } else if self.0 & Self::WRITE != 0 {
             Access::Write
@@ -78,6 +88,12 @@ impl ErrorCode {
 
     /// A short human description, e.g. "write, page not present, user mode".
     pub fn describe(self) -> String {
+        if !self.known() {
+            return format!(
+                "access unknown (no error code from this source), {} mode",
+                self.mode().as_str()
+            );
+        }
         let mut parts = vec![
             self.access().as_str().to_owned(),
             if self.present() {
@@ -118,6 +134,15 @@ mod tests {
         let code = ErrorCode(0x7);
         assert!(code.present());
         assert_eq!(code.describe(), "write, protection violation, user mode");
+    }
+
+    #[test]
+    fn an_unknown_error_code_keeps_only_the_mode() {
+        let code = ErrorCode(demo_common::ERROR_CODE_UNKNOWN | 4);
+        assert_eq!(code.access(), Access::Unknown);
+        assert!(!code.present());
+        assert_eq!(code.mode(), Mode::User);
+        assert!(code.describe().starts_with("access unknown"));
     }
 
     #[test]

@@ -39,48 +39,54 @@ pub struct ClassifiedFault {
 
 /// Pairs faults with completions, thread by thread. A thread runs one fault at a time, and the
 /// ring buffer keeps each thread's records in order, so a fault's completion is the next
-/// completion of its thread at the same address; a fault followed by another fault, or still
-/// open when the step ends, never completed.
+/// completion of its thread at the same address; a fault followed by another fault of its
+/// thread, or still open at the end, never completed. Classed faults come out as soon as their
+/// class is known.
 #[derive(Debug, Default)]
 pub struct Classifier {
-    /// Faults in arrival order, with their class when known.
-    faults: Vec<(Fault, Option<FaultClass>)>,
-    /// Per thread, the index in `faults` of its open fault.
-    open: HashMap<u32, usize>,
+    /// Per thread, its open fault.
+    open: HashMap<u32, Fault>,
     /// Completions that matched no open fault.
     unmatched: u64,
 }
 
 impl Classifier {
-    pub fn fault(&mut self, fault: Fault) {
-        if let Some(previous) = self.open.insert(fault.tid, self.faults.len()) {
-            self.faults[previous].1 = Some(FaultClass::Error);
-        }
-        self.faults.push((fault, None));
+    /// Opens a fault; returns the thread's previous open fault, which never completed.
+    pub fn fault(&mut self, fault: Fault) -> Option<ClassifiedFault> {
+        self.open
+            .insert(fault.tid, fault)
+            .map(|previous| ClassifiedFault {
+                fault: previous,
+                class: FaultClass::Error,
+            })
     }
 
-    pub fn completion(&mut self, completion: Completion) {
+    /// Completes the thread's open fault, if this completion is its.
+    pub fn completion(&mut self, completion: Completion) -> Option<ClassifiedFault> {
         let class = match completion.class {
             CompletionClass::Minor => FaultClass::Minor,
             CompletionClass::Major => FaultClass::Major,
         };
         match self.open.get(&completion.tid) {
-            Some(&index) if self.faults[index].0.address == completion.address => {
-                self.faults[index].1 = Some(class);
-                self.open.remove(&completion.tid);
+            Some(open) if open.address == completion.address => {
+                let fault = self.open.remove(&completion.tid)?;
+                Some(ClassifiedFault { fault, class })
             }
-            _ => self.unmatched += 1,
+            _ => {
+                self.unmatched += 1;
+                None
+            }
         }
     }
 
-    /// Closes the step: faults still open never completed. Returns the step's faults in order.
-    pub fn finish(&mut self) -> Vec<ClassifiedFault> {
-        self.open.clear();
-        self.faults
-            .drain(..)
-            .map(|(fault, class)| ClassifiedFault {
+    /// Closes every open fault as an error, oldest first: nothing more will complete them.
+    pub fn close_all(&mut self) -> Vec<ClassifiedFault> {
+        let mut open: Vec<Fault> = self.open.drain().map(|(_, fault)| fault).collect();
+        open.sort_by_key(|fault| fault.timestamp_ns);
+        open.into_iter()
+            .map(|fault| ClassifiedFault {
                 fault,
-                class: class.unwrap_or(FaultClass::Error),
+                class: FaultClass::Error,
             })
             .collect()
     }
@@ -120,43 +126,54 @@ mod tests {
         }
     }
 
-    fn classes(classifier: &mut Classifier) -> Vec<FaultClass> {
-        classifier.finish().iter().map(|f| f.class).collect()
+    fn class_of(classified: Option<ClassifiedFault>) -> Option<(u64, FaultClass)> {
+        classified.map(|c| (c.fault.address, c.class))
     }
 
     #[test]
     fn completions_class_their_own_threads_faults() {
         let mut classifier = Classifier::default();
-        classifier.fault(fault(1, 0x1000));
-        classifier.fault(fault(2, 0x2000));
-        classifier.completion(done(2, 0x2000, CompletionClass::Major));
-        classifier.completion(done(1, 0x1000, CompletionClass::Minor));
+        assert_eq!(classifier.fault(fault(1, 0x1000)), None);
+        assert_eq!(classifier.fault(fault(2, 0x2000)), None);
         assert_eq!(
-            classes(&mut classifier),
-            [FaultClass::Minor, FaultClass::Major]
+            class_of(classifier.completion(done(2, 0x2000, CompletionClass::Major))),
+            Some((0x2000, FaultClass::Major))
+        );
+        assert_eq!(
+            class_of(classifier.completion(done(1, 0x1000, CompletionClass::Minor))),
+            Some((0x1000, FaultClass::Minor))
         );
         assert_eq!(classifier.unmatched(), 0);
+        assert!(classifier.close_all().is_empty());
     }
 
     #[test]
     fn a_fault_without_completion_is_an_error() {
         let mut classifier = Classifier::default();
         classifier.fault(fault(1, 0x1000));
-        classifier.fault(fault(1, 0x3000));
+        assert_eq!(
+            class_of(classifier.fault(fault(1, 0x3000))),
+            Some((0x1000, FaultClass::Error))
+        );
         classifier.completion(done(1, 0x3000, CompletionClass::Minor));
         classifier.fault(fault(1, 0x5000));
-        assert_eq!(
-            classes(&mut classifier),
-            [FaultClass::Error, FaultClass::Minor, FaultClass::Error]
-        );
+        let closed: Vec<_> = classifier
+            .close_all()
+            .into_iter()
+            .map(|c| (c.fault.address, c.class))
+            .collect();
+        assert_eq!(closed, [(0x5000, FaultClass::Error)]);
     }
 
     #[test]
     fn a_completion_for_another_address_does_not_match() {
         let mut classifier = Classifier::default();
         classifier.fault(fault(1, 0x1000));
-        classifier.completion(done(1, 0x9000, CompletionClass::Minor));
+        assert_eq!(
+            classifier.completion(done(1, 0x9000, CompletionClass::Minor)),
+            None
+        );
         assert_eq!(classifier.unmatched(), 1);
-        assert_eq!(classes(&mut classifier), [FaultClass::Error]);
+        assert_eq!(classifier.close_all().len(), 1);
     }
 }

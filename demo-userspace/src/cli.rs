@@ -1,8 +1,11 @@
 //! The command line: clap definitions of every command and option.
 
-use clap::{Parser, Subcommand};
+use std::ffi::OsString;
+
+use clap::{ArgGroup, Parser, Subcommand};
 
 use crate::{
+    probes::SourceChoice,
     report::Format,
     walk_plan::{Allocator, ScenarioName, WalkOptions},
 };
@@ -33,6 +36,22 @@ pub struct Cli {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text, global = true)]
     pub format: Format,
+
+    /// Write the report to this file instead of stdout (a traced command's own output still
+    /// goes to stdout).
+    #[arg(long, short, value_name = "FILE", global = true)]
+    pub output: Option<std::path::PathBuf>,
+
+    /// Where faults come from: the exceptions tracepoints (x86-64), or the PAGE_FAULTS perf
+    /// event, which every architecture has. `auto` falls back to perf when the tracepoints are
+    /// missing, and says so.
+    #[arg(long, value_enum, default_value_t = SourceChoice::Auto, global = true)]
+    pub source: SourceChoice,
+
+    /// Tracepoint category of the fault tracepoints; tests use it to simulate a kernel
+    /// without them.
+    #[arg(long, global = true, hide = true, default_value = "exceptions")]
+    pub debug_fault_category: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -63,9 +82,66 @@ pub enum Command {
         interactive: bool,
     },
 
+    /// Trace any process: a command demo starts, or a running one.
+    ///
+    /// Every fault of the target is shown as it happens: class (minor, major, error), access,
+    /// mode, address, the mapping and offset it hit (like perf trace's dso@offset), and the
+    /// region, index and page when it hit one. Regions are found by themselves: each anonymous
+    /// mmap, and each heap block of at least --min-block bytes (from uprobes on malloc, calloc,
+    /// realloc and free in the target's libc), named by how it was made (mmap#3, malloc#2).
+    /// The trace ends when the target exits, on Ctrl-C, or after --duration.
+    #[command(
+        after_help = "Examples:\n  sudo demo trace --elem-size 4 -- ./alloc_mmap < steps.txt\n  sudo demo trace --pid 1234 --follow --duration 10\n  sudo demo trace --region 0x7f0000000000:20000 --elem-size 4 --pid 1234\n  sudo demo trace --format json -- ./prog | jq 'select(.kind==\"fault\" and .region)'",
+        group(ArgGroup::new("target").required(true).args(["pid", "command"]))
+    )]
+    Trace(TraceArgs),
+
     /// Serve workload commands on stdin (used internally by `demo alloc`).
     #[command(name = WORKLOAD_SUBCOMMAND, hide = true)]
     Workload,
+}
+
+/// The options of `demo trace`.
+#[derive(Debug, clap::Args)]
+pub struct TraceArgs {
+    /// Attach to this running process (all its threads).
+    #[arg(long, short)]
+    pub pid: Option<u32>,
+
+    /// Also trace the target's children, and theirs: the kernel adds each at fork, before it
+    /// runs, so none of their first faults are missed.
+    #[arg(long)]
+    pub follow: bool,
+
+    /// Regions to resolve faults in: `auto` (the default: anonymous mmaps and heap blocks),
+    /// `none`, or `ADDR:LEN` by hand (repeatable; with only hand-given ones, auto is off).
+    #[arg(long = "region", value_name = "auto|none|ADDR:LEN")]
+    pub regions: Vec<String>,
+
+    /// Smallest heap block that becomes a region, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = 4096)]
+    pub min_block: u64,
+
+    /// Bytes per element, to turn offsets into indices (4 for a C int array).
+    #[arg(long, value_name = "BYTES", default_value_t = 1,
+          value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
+    pub elem_size: u64,
+
+    /// Stop after this many seconds.
+    #[arg(long, value_name = "SECS", value_parser = positive_seconds)]
+    pub duration: Option<f64>,
+
+    /// The command to start and trace, after `--`.
+    #[arg(last = true, value_name = "CMD")]
+    pub command: Vec<OsString>,
+}
+
+fn positive_seconds(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(seconds) if seconds > 0.0 && seconds.is_finite() => Ok(seconds),
+        Ok(_) => Err("must be more than 0".to_owned()),
+        Err(_) => Err("must be a number of seconds".to_owned()),
+    }
 }
 
 /// Options that shape a walk.
@@ -162,6 +238,27 @@ mod tests {
         assert_eq!(options.via, Some(Allocator::Malloc));
         assert_eq!(options.bytes, Some(4096));
         assert!(options.read && options.then_write);
+    }
+
+    #[test]
+    fn trace_needs_a_pid_or_a_command_and_checks_numbers() {
+        let cli = Cli::try_parse_from(["demo", "trace", "--elem-size", "4", "--", "./prog", "-x"])
+            .unwrap();
+        let Some(Command::Trace(args)) = cli.command else {
+            panic!("not trace");
+        };
+        assert_eq!(args.command, ["./prog", "-x"]);
+        assert_eq!(args.elem_size, 4);
+        for bad in [
+            &["demo", "trace"][..],
+            &["demo", "trace", "--pid", "1", "--", "ls"][..],
+            &["demo", "trace", "--elem-size", "0", "--pid", "1"][..],
+            &["demo", "trace", "--duration", "0", "--pid", "1"][..],
+            &["demo", "trace", "--duration", "soon", "--pid", "1"][..],
+        ] {
+            let error = Cli::try_parse_from(bad).unwrap_err();
+            assert_eq!(error.exit_code(), 2, "{bad:?}");
+        }
     }
 
     #[test]

@@ -15,6 +15,7 @@ mod report;
 mod scenario;
 mod step_report;
 mod syscalls;
+mod trace;
 mod tracefs;
 mod walk_plan;
 mod workload;
@@ -37,41 +38,15 @@ use crate::{
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let scenarios = match cli.command {
-        Some(Command::Workload) => {
-            return match workload::child::serve() {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(error) => {
-                    eprintln!("error: workload child: {error}");
-                    ExitCode::FAILURE
-                }
-            };
-        }
-        Some(Command::Alloc {
-            scenario,
-            walk,
-            interactive,
-        }) => match WalkPlan::new(scenario, &walk.options()) {
-            Ok(plan) => Run {
-                plans: vec![plan],
-                interactive,
-            },
+    if let Some(Command::Workload) = cli.command {
+        return match workload::child::serve() {
+            Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
-                eprintln!("error: {error}");
-                return ExitCode::from(2);
+                eprintln!("error: workload child: {error}");
+                ExitCode::FAILURE
             }
-        },
-        None => Run {
-            plans: [
-                ScenarioName::Mmap,
-                ScenarioName::Malloc,
-                ScenarioName::OutOfBounds,
-            ]
-            .map(WalkPlan::seed)
-            .to_vec(),
-            interactive: false,
-        },
-    };
+        };
+    }
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -83,15 +58,28 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(scenarios, cli.format)) {
+    match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         // A reader that went away (`demo | head`) is not an error of ours.
         Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");
-            ExitCode::FAILURE
+            exit_code(&error)
         }
     }
+}
+
+/// Bad input the user can fix: exit status 2, like clap's usage errors.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct BadInput(String);
+
+/// 2 for bad input (options, pid, command), 1 for everything that went wrong at run time.
+fn exit_code(error: &anyhow::Error) -> ExitCode {
+    let bad_input = error
+        .chain()
+        .any(|cause| cause.is::<BadInput>() || cause.is::<trace::TargetError>());
+    ExitCode::from(if bad_input { 2 } else { 1 })
 }
 
 fn is_broken_pipe(error: &anyhow::Error) -> bool {
@@ -102,30 +90,125 @@ fn is_broken_pipe(error: &anyhow::Error) -> bool {
     })
 }
 
-/// The walks to run and how to pace them.
-struct Run {
-    plans: Vec<WalkPlan>,
-    interactive: bool,
+/// What the command line asks for, checked before anything is loaded.
+enum Action {
+    Alloc {
+        plans: Vec<WalkPlan>,
+        interactive: bool,
+    },
+    Trace(trace::TraceOptions),
 }
 
-async fn run(walks: Run, format: report::Format) -> anyhow::Result<()> {
+fn action(command: Option<Command>) -> Result<Action, BadInput> {
+    let bad = |error: &dyn std::fmt::Display| BadInput(error.to_string());
+    Ok(match command {
+        Some(Command::Alloc {
+            scenario,
+            walk,
+            interactive,
+        }) => Action::Alloc {
+            plans: vec![WalkPlan::new(scenario, &walk.options()).map_err(|e| bad(&e))?],
+            interactive,
+        },
+        None => Action::Alloc {
+            plans: [
+                ScenarioName::Mmap,
+                ScenarioName::Malloc,
+                ScenarioName::OutOfBounds,
+            ]
+            .map(WalkPlan::seed)
+            .to_vec(),
+            interactive: false,
+        },
+        Some(Command::Trace(args)) => {
+            let specs: Vec<String> = args
+                .regions
+                .iter()
+                .filter(|spec| !matches!(spec.as_str(), "auto" | "none"))
+                .cloned()
+                .collect();
+            let auto_regions =
+                args.regions.is_empty() || args.regions.iter().any(|spec| spec == "auto");
+            if auto_regions && args.regions.iter().any(|spec| spec == "none") {
+                return Err(BadInput(
+                    "--region auto and --region none exclude each other".to_owned(),
+                ));
+            }
+            Action::Trace(trace::TraceOptions {
+                target: match args.pid {
+                    Some(pid) => trace::TraceTarget::Pid(pid),
+                    None => trace::TraceTarget::Command(args.command),
+                },
+                follow: args.follow,
+                auto_regions,
+                manual_regions: trace::regions::parse_region_specs(&specs).map_err(|e| bad(&e))?,
+                min_block: args.min_block,
+                elem_size: args.elem_size,
+                duration: args.duration.map(std::time::Duration::from_secs_f64),
+                run_as: privileges::invoking_user(),
+            })
+        }
+        Some(Command::Workload) => {
+            return Err(BadInput("the workload mode takes no part here".to_owned()));
+        }
+    })
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let action = action(cli.command)?;
     privileges::check()?;
-    let mut probes = Probes::load(ProbeOptions::default())?;
+    let mut probes = Probes::load(&ProbeOptions {
+        source: cli.source,
+        fault_category: cli.debug_fault_category,
+        ..ProbeOptions::default()
+    })?;
     let ring = probes.take_events().context("open the event ring buffer")?;
     let mut reader = EventReader::new(ring).context("register the event ring buffer")?;
-    let mut reporter = report::reporter(format, BufWriter::new(io::stdout().lock()));
+    let out: Box<dyn io::Write> = match &cli.output {
+        Some(path) => Box::new(BufWriter::new(
+            std::fs::File::create(path)
+                .with_context(|| format!("create the output file {}", path.display()))?,
+        )),
+        None => Box::new(BufWriter::new(io::stdout().lock())),
+    };
+    match action {
+        Action::Alloc { plans, interactive } => {
+            let mut reporter = report::reporter(cli.format, out);
+            run_walks(
+                &plans,
+                interactive,
+                &mut probes,
+                &mut reader,
+                reporter.as_mut(),
+            )
+            .await
+        }
+        Action::Trace(options) => {
+            let mut output = trace::output::output(cli.format, out);
+            trace::run(&options, &mut probes, &mut reader, output.as_mut()).await
+        }
+    }
+}
+
+async fn run_walks(
+    plans: &[WalkPlan],
+    interactive: bool,
+    probes: &mut Probes,
+    reader: &mut EventReader,
+    reporter: &mut dyn report::Reporter,
+) -> anyhow::Result<()> {
     let run_as = privileges::invoking_user();
     let mut results = Vec::new();
-    for plan in &walks.plans {
+    for plan in plans {
         let tracing = Tracing {
-            probes: &mut probes,
-            reader: &mut reader,
+            probes,
+            reader,
             run_as,
         };
-        let walked = if walks.interactive {
-            scenario::run_walk(plan, tracing, &mut EnterPacer::new(), reporter.as_mut()).await
+        let walked = if interactive {
+            scenario::run_walk(plan, tracing, &mut EnterPacer::new(), reporter).await
         } else {
-            scenario::run_walk(plan, tracing, &mut NoPause, reporter.as_mut()).await
+            scenario::run_walk(plan, tracing, &mut NoPause, reporter).await
         };
         results.push(walked.with_context(|| format!("run the {} walk", plan.scenario.as_str()))?);
     }

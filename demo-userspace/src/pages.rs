@@ -63,7 +63,9 @@ impl PageModel {
         *state = match (access, *state) {
             (Access::Read | Access::Exec, PageState::Untouched) => PageState::ZeroPage,
             (Access::Read | Access::Exec, kept) => kept,
-            (Access::Write, _) => PageState::Resident,
+            // Without the error code the access could have been a write; a page of its own is
+            // the conservative guess, which the kernel check shows when it is wrong.
+            (Access::Write | Access::Unknown, _) => PageState::Resident,
         };
         if self.origins[page].is_none() {
             self.origins[page] = Some(origin);
@@ -130,6 +132,31 @@ impl PageModel {
     }
 }
 
+impl PageModel {
+    /// The strip in at most `width` glyphs. When pages outnumber glyphs, each glyph stands for
+    /// a run of pages: `#` all resident, `+` some resident or zero, `0` all zero, `.` none.
+    pub fn strip_scaled(&self, width: usize) -> String {
+        let pages = self.states.len();
+        if pages <= width {
+            return self.strip();
+        }
+        let per_glyph = pages.div_ceil(width.max(1));
+        self.states
+            .chunks(per_glyph)
+            .map(|run| {
+                let resident = run.iter().filter(|&&s| s == PageState::Resident).count();
+                let zero = run.iter().filter(|&&s| s == PageState::ZeroPage).count();
+                match (resident, zero) {
+                    (r, _) if r == run.len() => '#',
+                    (0, z) if z == run.len() => '0',
+                    (0, 0) => '.',
+                    _ => '+',
+                }
+            })
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -185,6 +212,18 @@ mod tests {
         assert_eq!(model.origin(2), Some(PageOrigin::BeforeWalk));
         assert_eq!(model.zero_pages(), vec![1]);
         assert_eq!(model.resident_pages(), vec![0, 2]);
+    }
+
+    #[test]
+    fn large_models_share_glyphs() {
+        let mut model = PageModel::new(10);
+        for page in 0..4 {
+            model.apply_fault(page, Access::Write, at(1, 0));
+        }
+        model.apply_fault(5, Access::Read, at(1, 0));
+        model.begin_step();
+        assert_eq!(model.strip_scaled(10), "####.0....");
+        assert_eq!(model.strip_scaled(5), "##+..");
     }
 
     #[test]

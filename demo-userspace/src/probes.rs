@@ -9,10 +9,14 @@ use aya::{
         perf_event::{PerfEventConfig, PerfEventScope, SamplePolicy, SoftwareEvent},
     },
 };
+use std::{num::NonZeroU32, path::Path};
+
+use aya::programs::{UProbe, uprobe::UProbeScope};
 use demo_common::{
-    DROPS_MAP, EVENTS_MAP, MAJOR_COMPLETION_PROGRAM, MINOR_COMPLETION_PROGRAM,
-    PAGE_FAULT_KERNEL_PROGRAM, PAGE_FAULT_USER_PROGRAM, SIGNAL_PROGRAM, SYSCALL_TRACEPOINTS,
-    TARGETS_MAP, fault_tracepoint, signal_tracepoint, syscall_tracepoint,
+    DROPS_MAP, EVENTS_MAP, HeapFunction, MAJOR_COMPLETION_PROGRAM, MINOR_COMPLETION_PROGRAM,
+    NEW_TASK_PROGRAM, PAGE_FAULT_KERNEL_PROGRAM, PAGE_FAULT_USER_PROGRAM, PERF_FAULT_PROGRAM,
+    PROCESS_EXIT_PROGRAM, SIGNAL_PROGRAM, SYSCALL_TRACEPOINTS, TARGETS_MAP, fault_tracepoint,
+    new_task_tracepoint, process_exit_tracepoint, signal_tracepoint, syscall_tracepoint,
 };
 
 use crate::{
@@ -26,34 +30,53 @@ static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"),
 /// One tracepoint program: where it attaches and the fields (name, offset) it reads.
 struct TracepointProgram {
     program: String,
-    category: &'static str,
+    category: String,
     name: String,
     fields: Vec<(&'static str, usize)>,
 }
 
-/// Every tracepoint program of the object, with what it assumes of its tracepoint's format.
-fn tracepoint_programs() -> Vec<TracepointProgram> {
-    let fault_fields = vec![
+/// The fault tracepoint programs, on tracepoints of `category` (normally `exceptions`).
+fn fault_tracepoint_programs(category: &str) -> Vec<TracepointProgram> {
+    let fields = vec![
         ("address", fault_tracepoint::ADDRESS),
         ("ip", fault_tracepoint::IP),
         ("error_code", fault_tracepoint::ERROR_CODE),
     ];
+    [
+        (PAGE_FAULT_USER_PROGRAM, "page_fault_user"),
+        (PAGE_FAULT_KERNEL_PROGRAM, "page_fault_kernel"),
+    ]
+    .into_iter()
+    .map(|(program, name)| TracepointProgram {
+        program: program.to_owned(),
+        category: category.to_owned(),
+        name: name.to_owned(),
+        fields: fields.clone(),
+    })
+    .collect()
+}
+
+/// Every other tracepoint program of the object, with what it assumes of its tracepoint's format.
+fn tracepoint_programs() -> Vec<TracepointProgram> {
     let mut programs = vec![
         TracepointProgram {
-            program: PAGE_FAULT_USER_PROGRAM.to_owned(),
-            category: "exceptions",
-            name: "page_fault_user".to_owned(),
-            fields: fault_fields.clone(),
+            program: NEW_TASK_PROGRAM.to_owned(),
+            category: "task".to_owned(),
+            name: "task_newtask".to_owned(),
+            fields: vec![
+                ("pid", new_task_tracepoint::PID),
+                ("clone_flags", new_task_tracepoint::CLONE_FLAGS),
+            ],
         },
         TracepointProgram {
-            program: PAGE_FAULT_KERNEL_PROGRAM.to_owned(),
-            category: "exceptions",
-            name: "page_fault_kernel".to_owned(),
-            fields: fault_fields,
+            program: PROCESS_EXIT_PROGRAM.to_owned(),
+            category: "sched".to_owned(),
+            name: "sched_process_exit".to_owned(),
+            fields: vec![("group_dead", process_exit_tracepoint::GROUP_DEAD)],
         },
         TracepointProgram {
             program: SIGNAL_PROGRAM.to_owned(),
-            category: "signal",
+            category: "signal".to_owned(),
             name: "signal_generate".to_owned(),
             fields: vec![
                 ("sig", signal_tracepoint::SIG),
@@ -69,7 +92,7 @@ fn tracepoint_programs() -> Vec<TracepointProgram> {
         let exit = format!("sys_exit_{}", syscall.name());
         programs.push(TracepointProgram {
             program: enter.clone(),
-            category: "syscalls",
+            category: "syscalls".to_owned(),
             name: enter,
             fields: syscalls::arg_names(syscall)
                 .iter()
@@ -79,7 +102,7 @@ fn tracepoint_programs() -> Vec<TracepointProgram> {
         });
         programs.push(TracepointProgram {
             program: exit.clone(),
-            category: "syscalls",
+            category: "syscalls".to_owned(),
             name: exit,
             fields: vec![("ret", syscall_tracepoint::RET)],
         });
@@ -118,17 +141,45 @@ pub enum ProbeError {
     },
 }
 
+/// Where fault records come from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum SourceChoice {
+    /// The exceptions tracepoints when the kernel has them, else the perf event.
+    #[default]
+    Auto,
+    /// The exceptions:page_fault_user/kernel tracepoints (x86-64).
+    Tracepoint,
+    /// The PAGE_FAULTS software perf event, on every architecture.
+    Perf,
+}
+
+/// The fault source in use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FaultSourceInUse {
+    Tracepoints,
+    /// The perf event, with the reason it was chosen.
+    Perf {
+        fallback: bool,
+    },
+}
+
 /// Settings for loading the programs.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct ProbeOptions {
     /// Byte size of the event ring buffer (a power of two, at least one page).
     pub ring_bytes: u32,
+    pub source: SourceChoice,
+    /// The category of the fault tracepoints; only tests change it, to simulate a kernel
+    /// without them.
+    pub fault_category: String,
 }
 
 impl Default for ProbeOptions {
     fn default() -> Self {
         Self {
             ring_bytes: demo_common::DEFAULT_RING_BYTES,
+            source: SourceChoice::Auto,
+            fault_category: "exceptions".to_owned(),
         }
     }
 }
@@ -136,7 +187,8 @@ impl Default for ProbeOptions {
 /// The loaded and attached programs plus typed handles on their maps.
 pub struct Probes {
     // Owns the programs and their links: dropping it detaches them.
-    _ebpf: Ebpf,
+    ebpf: Ebpf,
+    source: FaultSourceInUse,
     logger: aya_log::EbpfLogger<&'static dyn log::Log>,
     targets: HashMap<MapData, u32, u8>,
     drops: PerCpuArray<MapData, u64>,
@@ -145,16 +197,28 @@ pub struct Probes {
 
 impl Probes {
     /// Mounts tracefs if needed, checks the tracepoints, loads the object and attaches the programs.
-    pub fn load(options: ProbeOptions) -> Result<Self, ProbeError> {
+    pub fn load(options: &ProbeOptions) -> Result<Self, ProbeError> {
         let tracing = tracefs::ensure_mounted()?;
-        let tracepoints = tracepoint_programs();
-        for tracepoint in &tracepoints {
-            tracefs::check_fields(
-                &tracing,
-                tracepoint.category,
-                &tracepoint.name,
-                &tracepoint.fields,
-            )?;
+        let fault_tracepoints = fault_tracepoint_programs(&options.fault_category);
+        let source = match options.source {
+            SourceChoice::Perf => FaultSourceInUse::Perf { fallback: false },
+            SourceChoice::Tracepoint => {
+                check_formats(&tracing, &fault_tracepoints)?;
+                FaultSourceInUse::Tracepoints
+            }
+            SourceChoice::Auto => match check_formats(&tracing, &fault_tracepoints) {
+                Ok(()) => FaultSourceInUse::Tracepoints,
+                Err(TracefsError::MissingTracepoint { category, name, .. }) => {
+                    log::info!("no tracepoint {category}:{name}; faults come from the perf event");
+                    FaultSourceInUse::Perf { fallback: true }
+                }
+                Err(other) => return Err(other.into()),
+            },
+        };
+        let mut tracepoints = tracepoint_programs();
+        check_formats(&tracing, &tracepoints)?;
+        if source == FaultSourceInUse::Tracepoints {
+            tracepoints.extend(fault_tracepoints);
         }
         raise_memlock_limit();
 
@@ -168,20 +232,28 @@ impl Probes {
         for tracepoint in &tracepoints {
             let program: &mut TracePoint = loaded(&mut ebpf, &tracepoint.program)?;
             program
-                .attach(tracepoint.category, &tracepoint.name)
+                .attach(&tracepoint.category, &tracepoint.name)
                 .map_err(|source| ProbeError::Attach {
                     program: tracepoint.program.clone(),
                     target: format!("tracepoint {}:{}", tracepoint.category, tracepoint.name),
                     source: Box::new(source),
                 })?;
         }
-        attach_completion_events(&mut ebpf)?;
+        let mut perf_events = vec![
+            (MINOR_COMPLETION_PROGRAM, SoftwareEvent::PageFaultsMin),
+            (MAJOR_COMPLETION_PROGRAM, SoftwareEvent::PageFaultsMaj),
+        ];
+        if let FaultSourceInUse::Perf { .. } = source {
+            perf_events.push((PERF_FAULT_PROGRAM, SoftwareEvent::PageFaults));
+        }
+        attach_per_cpu(&mut ebpf, &perf_events)?;
 
         let targets = take_map(&mut ebpf, TARGETS_MAP, "open the target map")?;
         let drops = take_map(&mut ebpf, DROPS_MAP, "open the drop counter")?;
         let events = take_map(&mut ebpf, EVENTS_MAP, "open the event ring buffer")?;
         Ok(Self {
-            _ebpf: ebpf,
+            ebpf,
+            source,
             logger,
             targets,
             drops,
@@ -189,25 +261,73 @@ impl Probes {
         })
     }
 
-    /// Starts reporting faults of process `pid`.
-    pub fn add_target(&mut self, pid: u32) -> Result<(), ProbeError> {
+    /// Where fault records come from.
+    pub fn fault_source(&self) -> FaultSourceInUse {
+        self.source
+    }
+
+    /// Starts tracing process `pid` as `flags` (see `demo_common::target_flags`) ask.
+    pub fn add_target(&mut self, pid: u32, flags: u8) -> Result<(), ProbeError> {
         self.targets
-            .insert(pid, 1, 0)
+            .insert(pid, flags, 0)
             .map_err(|source| ProbeError::Map {
                 operation: "add a target process",
                 source,
             })
     }
 
+    /// The flags of `pid` in the target map, `None` when it is not there.
+    pub fn target_flags(&self, pid: u32) -> Result<Option<u8>, ProbeError> {
+        match self.targets.get(&pid, 0) {
+            Ok(flags) => Ok(Some(flags)),
+            Err(error) if is_missing_key(&error) => Ok(None),
+            Err(source) => Err(ProbeError::Map {
+                operation: "read the target map",
+                source,
+            }),
+        }
+    }
+
     /// Stops reporting faults of process `pid`.
     pub fn remove_target(&mut self, pid: u32) -> Result<(), ProbeError> {
         match self.targets.remove(&pid) {
-            Ok(()) | Err(MapError::KeyNotFound) => Ok(()),
+            Ok(()) => Ok(()),
+            // The kernel side forgets a process when it exits.
+            Err(error) if is_missing_key(&error) => Ok(()),
             Err(source) => Err(ProbeError::Map {
                 operation: "remove a target process",
                 source,
             }),
         }
+    }
+
+    /// Attaches the heap uprobes to `libc`, for process `pid` only, or for every process (the
+    /// programs still filter by the target map) when followed children must be covered too.
+    pub fn attach_heap_probes(&mut self, libc: &Path, pid: Option<u32>) -> Result<(), ProbeError> {
+        let scope = match pid.and_then(NonZeroU32::new) {
+            Some(pid) => UProbeScope::OneProcess(pid),
+            None => UProbeScope::AllProcesses,
+        };
+        let probes = [
+            ("heap_malloc_enter", HeapFunction::Malloc),
+            ("heap_calloc_enter", HeapFunction::Calloc),
+            ("heap_realloc_enter", HeapFunction::Realloc),
+            ("heap_free_enter", HeapFunction::Free),
+            ("heap_malloc_exit", HeapFunction::Malloc),
+            ("heap_calloc_exit", HeapFunction::Calloc),
+            ("heap_realloc_exit", HeapFunction::Realloc),
+        ];
+        for (program, function) in probes {
+            let uprobe: &mut UProbe = loaded(&mut self.ebpf, program)?;
+            uprobe
+                .attach(function.name(), libc, scope)
+                .map_err(|source| ProbeError::Attach {
+                    program: program.to_owned(),
+                    target: format!("{} in {}", function.name(), libc.display()),
+                    source: Box::new(source),
+                })?;
+        }
+        Ok(())
     }
 
     /// Hands the event ring buffer to its reader; `None` after the first call.
@@ -260,21 +380,39 @@ impl ProgramLoad for TracePoint {
     }
 }
 
+impl ProgramLoad for UProbe {
+    fn load_into_kernel(&mut self) -> Result<(), ProgramError> {
+        self.load()
+    }
+}
+
 impl ProgramLoad for PerfEvent {
     fn load_into_kernel(&mut self) -> Result<(), ProgramError> {
         self.load()
     }
 }
 
-/// Attaches the minor and major completion programs to the page-fault software perf events of
-/// every CPU, sampling every event. Per-CPU events see every process, so targets added later
-/// (children, other pids) are covered; the programs filter by the target map.
-fn attach_completion_events(ebpf: &mut Ebpf) -> Result<(), ProbeError> {
+fn check_formats(tracing: &Path, tracepoints: &[TracepointProgram]) -> Result<(), TracefsError> {
+    for tracepoint in tracepoints {
+        tracefs::check_fields(
+            tracing,
+            &tracepoint.category,
+            &tracepoint.name,
+            &tracepoint.fields,
+        )?;
+    }
+    Ok(())
+}
+
+/// Attaches each program to its software perf event on every CPU, sampling every event.
+/// Per-CPU events see every process, so targets added later (children, other pids) are covered;
+/// the programs filter by the target map.
+fn attach_per_cpu(
+    ebpf: &mut Ebpf,
+    events: &[(&'static str, SoftwareEvent)],
+) -> Result<(), ProbeError> {
     let cpus = aya::util::online_cpus().map_err(|(_, error)| ProbeError::OnlineCpus(error))?;
-    for (name, event) in [
-        (MINOR_COMPLETION_PROGRAM, SoftwareEvent::PageFaultsMin),
-        (MAJOR_COMPLETION_PROGRAM, SoftwareEvent::PageFaultsMaj),
-    ] {
+    for &(name, event) in events {
         let program: &mut PerfEvent = loaded(ebpf, name)?;
         for &cpu in &cpus {
             program
@@ -292,6 +430,15 @@ fn attach_completion_events(ebpf: &mut Ebpf) -> Result<(), ProbeError> {
         }
     }
     Ok(())
+}
+
+/// True when a map operation failed only because the key was not there.
+fn is_missing_key(error: &MapError) -> bool {
+    match error {
+        MapError::KeyNotFound => true,
+        MapError::SyscallError(syscall) => syscall.io_error.raw_os_error() == Some(libc::ENOENT),
+        _ => false,
+    }
 }
 
 fn take_map<T>(

@@ -26,6 +26,15 @@ pub struct Mapping {
     pub perms: String,
     /// The name pmap would show: a file's base name, `[heap]`, `[stack]`, or `[anon]`.
     pub name: String,
+    /// Offset of `start` in the mapped file (0 for anonymous memory).
+    pub file_offset: u64,
+}
+
+impl Mapping {
+    /// The offset of `address` in what is mapped, as perf's `dso@offset` shows it.
+    pub fn offset_of(&self, address: u64) -> u64 {
+        address - self.start + self.file_offset
+    }
 }
 
 /// Snapshot of a process's mappings, used to name the mapping behind each fault.
@@ -67,6 +76,7 @@ fn to_mapping(map: &MemoryMap) -> Mapping {
         end: map.address.1,
         perms: map.perms.as_str(),
         name: mapping_name(&map.pathname),
+        file_offset: map.offset,
     }
 }
 

@@ -1,8 +1,8 @@
 //! Decodes the raw bytes of ring-buffer records into typed values, rejecting anything malformed.
 
 use demo_common::{
-    CompletionClass, CompletionRecord, FaultRecord, FaultSource, RecordKind, SignalRecord, Syscall,
-    SyscallRecord,
+    CompletionClass, CompletionRecord, FaultRecord, FaultSource, HeapFunction, HeapRecord,
+    ProcessRecord, RecordKind, SignalRecord, Syscall, SyscallRecord,
 };
 
 use crate::access::ErrorCode;
@@ -62,6 +62,31 @@ pub struct SignalEvent {
     pub result: i32,
 }
 
+/// A followed process forked, or a traced process exited.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProcessEvent {
+    pub timestamp_ns: u64,
+    /// The new child (fork) or the exited process (exit).
+    pub pid: u32,
+    /// The forking or exiting thread's process.
+    pub parent: u32,
+    pub tid: u32,
+    pub exited: bool,
+}
+
+/// A traced process entered or returned from a glibc heap function.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HeapEvent {
+    pub timestamp_ns: u64,
+    pub pid: u32,
+    pub tid: u32,
+    pub function: HeapFunction,
+    /// On entry: the arguments. On return: `None`.
+    pub args: Option<[u64; 2]>,
+    /// On return: the pointer. On entry: `None`.
+    pub ret: Option<u64>,
+}
+
 /// A decoded ring-buffer record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Record {
@@ -73,6 +98,10 @@ pub enum Record {
     Syscall(SyscallEvent),
     /// A signal.
     Signal(SignalEvent),
+    /// A fork of a followed process, or an exit of a traced one.
+    Process(ProcessEvent),
+    /// A heap function's entry or return.
+    Heap(HeapEvent),
 }
 
 /// Why a record could not be decoded.
@@ -93,6 +122,9 @@ pub enum DecodeError {
     /// A syscall record names no traced syscall.
     #[error("unknown syscall {0}")]
     UnknownSyscall(u32),
+    /// A heap record names no traced function.
+    #[error("unknown heap function {0}")]
+    UnknownHeapFunction(u32),
 }
 
 /// Decodes one record. The bytes come from the kernel, but a mismatched build or a bug must not
@@ -149,6 +181,29 @@ pub fn decode(bytes: &[u8]) -> Result<Record, DecodeError> {
                 code: raw.code,
                 errno: raw.errno,
                 result: raw.result,
+            }))
+        }
+        Some(kind @ (RecordKind::Fork | RecordKind::Exit)) => {
+            let raw = read_pod::<ProcessRecord>(bytes)?;
+            Ok(Record::Process(ProcessEvent {
+                timestamp_ns: raw.timestamp_ns,
+                pid: raw.pid,
+                parent: raw.tgid,
+                tid: raw.tid,
+                exited: kind == RecordKind::Exit,
+            }))
+        }
+        Some(kind @ (RecordKind::HeapEnter | RecordKind::HeapExit)) => {
+            let raw = read_pod::<HeapRecord>(bytes)?;
+            let enter = kind == RecordKind::HeapEnter;
+            Ok(Record::Heap(HeapEvent {
+                timestamp_ns: raw.timestamp_ns,
+                pid: raw.tgid,
+                tid: raw.tid,
+                function: HeapFunction::from_tag(raw.function)
+                    .ok_or(DecodeError::UnknownHeapFunction(raw.function))?,
+                args: enter.then_some(raw.args),
+                ret: (!enter).then_some(raw.ret),
             }))
         }
         None => Err(DecodeError::UnknownKind(tag)),
@@ -263,6 +318,48 @@ mod tests {
             decode(&bytes_of(&bad_class)),
             Err(DecodeError::UnknownClass(9))
         );
+        let fork = ProcessRecord {
+            kind: RecordKind::Fork as u32,
+            pid: 42,
+            timestamp_ns: 1,
+            tgid: 41,
+            tid: 41,
+        };
+        assert!(matches!(
+            decode(&bytes_of(&fork)),
+            Ok(Record::Process(ProcessEvent {
+                pid: 42,
+                parent: 41,
+                exited: false,
+                ..
+            }))
+        ));
+        let free = HeapRecord {
+            kind: RecordKind::HeapEnter as u32,
+            function: HeapFunction::Free as u32,
+            timestamp_ns: 1,
+            tgid: 2,
+            tid: 2,
+            args: [0x1000, 0],
+            ret: 0,
+        };
+        assert!(matches!(
+            decode(&bytes_of(&free)),
+            Ok(Record::Heap(HeapEvent {
+                function: HeapFunction::Free,
+                args: Some([0x1000, 0]),
+                ret: None,
+                ..
+            }))
+        ));
+        let bad_heap = HeapRecord {
+            function: 7,
+            ..free
+        };
+        assert_eq!(
+            decode(&bytes_of(&bad_heap)),
+            Err(DecodeError::UnknownHeapFunction(7))
+        );
         let short = bytes_of(&signal);
         assert!(matches!(
             decode(&short[..39]),
@@ -352,7 +449,7 @@ mod tests {
                 .collect();
             let _ = decode(&bytes);
             // Also with each known tag in front, so every decoder path sees garbage.
-            for tag in 1u32..=6 {
+            for tag in 1u32..=10 {
                 let mut tagged = tag.to_ne_bytes().to_vec();
                 tagged.extend(&bytes);
                 let _ = decode(&tagged);

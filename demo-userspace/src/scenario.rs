@@ -8,7 +8,7 @@ use demo_common::Syscall;
 use serde::Serialize;
 
 use crate::{
-    classify::{Classifier, FaultClass},
+    classify::{ClassifiedFault, Classifier, FaultClass},
     event_reader::EventReader,
     pages::{PageModel, PageOrigin},
     privileges::RunAs,
@@ -129,7 +129,9 @@ pub async fn run_walk(
     } = tracing;
     let mut workload = Workload::spawn(run_as)?;
     let pid = workload.pid();
-    probes.add_target(pid).context("trace the workload child")?;
+    probes
+        .add_target(pid, demo_common::target_flags::REPORT)
+        .context("trace the workload child")?;
     let mut walker = Walker {
         plan,
         pid,
@@ -176,7 +178,8 @@ pub async fn run_walk(
     })
 }
 
-fn describe_status(status: ExitStatus) -> String {
+/// How a process ended, e.g. `exited with status 0` or `killed by SIGSEGV`.
+pub fn describe_status(status: ExitStatus) -> String {
     use std::os::unix::process::ExitStatusExt as _;
     match (status.code(), status.signal()) {
         (Some(code), _) => format!("exited with status {code}"),
@@ -195,6 +198,8 @@ pub fn signal_name(signal: i32) -> String {
 #[derive(Default)]
 struct Collector {
     classifier: Classifier,
+    /// The step's faults, in the order their class became known.
+    faults: Vec<ClassifiedFault>,
     pairer: SyscallPairer,
     syscalls: Vec<SyscallCall>,
     signals: Vec<SignalEvent>,
@@ -203,12 +208,24 @@ struct Collector {
 }
 
 impl Collector {
+    /// Ends the step: faults still open never completed.
+    fn take_faults(&mut self) -> Vec<ClassifiedFault> {
+        let mut faults = std::mem::take(&mut self.faults);
+        faults.extend(self.classifier.close_all());
+        faults
+    }
+
     fn push(&mut self, record: Record) {
         match record {
-            Record::Fault(fault) => self.classifier.fault(fault),
-            Record::Completion(completion) => self.classifier.completion(completion),
+            Record::Fault(fault) => self.faults.extend(self.classifier.fault(fault)),
+            Record::Completion(completion) => {
+                self.faults.extend(self.classifier.completion(completion));
+            }
             Record::Syscall(event) => self.syscalls.extend(self.pairer.push(event)),
             Record::Signal(signal) => self.signals.push(signal),
+            // The walk's child neither forks nor is traced through libc's heap functions; its
+            // exit shows in the reply stream.
+            Record::Process(_) | Record::Heap(_) => {}
         }
     }
 }
@@ -240,7 +257,7 @@ impl Walker<'_> {
         if let Reply::Died(status) = ready {
             bail!("the workload child died while starting: {status}");
         }
-        let startup = self.collector.classifier.finish().len() as u64;
+        let startup = self.collector.take_faults().len() as u64;
         self.collector.syscalls.clear();
         self.collector.signals.clear();
         for (planned, step) in self.plan.steps().into_iter().zip(1u32..) {
@@ -293,7 +310,7 @@ impl Walker<'_> {
         // the report is about what the child receives.
         let mut signals = std::mem::take(&mut self.collector.signals);
         signals.retain(|signal| signal.target_tid == self.pid);
-        let classified = self.collector.classifier.finish();
+        let classified = self.collector.take_faults();
         let alive = matches!(reply, Reply::Done(_));
 
         let mut allocation = None;

@@ -177,6 +177,8 @@ fn mmap_flags(raw: u64) -> String {
             (libc::MAP_FIXED, "FIXED"),
             (libc::MAP_ANONYMOUS, "ANON"),
             (libc::MAP_GROWSDOWN, "GROWSDOWN"),
+            (libc::MAP_DENYWRITE, "DENYWRITE"),
+            (libc::MAP_EXECUTABLE, "EXECUTABLE"),
             (libc::MAP_NORESERVE, "NORESERVE"),
             (libc::MAP_POPULATE, "POPULATE"),
             (libc::MAP_STACK, "STACK"),

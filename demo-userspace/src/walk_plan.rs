@@ -182,17 +182,18 @@ impl WalkPlan {
         };
         let touches = self.touches.iter().zip(2..).map(|(&touch, step)| {
             let index = touch.index;
-            let (command, action) = match (touch.access, self.via_syscall) {
-                (Access::Write | Access::Exec, false) => (
+            let reads = touch.access == Access::Read;
+            let (command, action) = match (reads, self.via_syscall) {
+                (false, false) => (
                     Command::Write { index, value: step },
                     format!("arr[{index}] = {step}"),
                 ),
-                (Access::Read, false) => (Command::Read { index }, format!("x = arr[{index}]")),
-                (Access::Write | Access::Exec, true) => (
+                (true, false) => (Command::Read { index }, format!("x = arr[{index}]")),
+                (false, true) => (
                     Command::SyscallWrite { index },
                     format!("read(/dev/zero, &arr[{index}], 4)"),
                 ),
-                (Access::Read, true) => (
+                (true, true) => (
                     Command::SyscallRead { index },
                     format!("write(pipe, &arr[{index}], 4)"),
                 ),

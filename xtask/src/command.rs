@@ -60,8 +60,8 @@ pub fn sudo_works() -> bool {
     output(Command::new("sudo").args(["-n", "true"])).is_some()
 }
 
-/// Builds the integration test `test` of `package` and returns the path of its binary.
-pub fn test_binary(package: &str, test: &str) -> anyhow::Result<PathBuf> {
+/// Builds the integration tests of `package` and returns the paths of their binaries.
+pub fn test_binaries(package: &str) -> anyhow::Result<Vec<PathBuf>> {
     run(&mut cargo(&[
         "build",
         "--package",
@@ -73,8 +73,7 @@ pub fn test_binary(package: &str, test: &str) -> anyhow::Result<PathBuf> {
         "test",
         "--package",
         package,
-        "--test",
-        test,
+        "--tests",
         "--no-run",
         "--message-format=json-render-diagnostics",
     ]);
@@ -86,13 +85,23 @@ pub fn test_binary(package: &str, test: &str) -> anyhow::Result<PathBuf> {
     if !output.status.success() {
         bail!("`{}` failed: {}", describe(&command), output.status);
     }
-    cargo_metadata::Message::parse_stream(output.stdout.as_slice())
+    let binaries: Vec<PathBuf> = cargo_metadata::Message::parse_stream(output.stdout.as_slice())
         .filter_map(Result::ok)
-        .find_map(|message| match message {
-            cargo_metadata::Message::CompilerArtifact(artifact) if artifact.target.name == test => {
+        .filter_map(|message| match message {
+            cargo_metadata::Message::CompilerArtifact(artifact)
+                if artifact
+                    .target
+                    .kind
+                    .iter()
+                    .any(|kind| kind.to_string() == "test") =>
+            {
                 artifact.executable.map(PathBuf::from)
             }
             _ => None,
         })
-        .with_context(|| format!("find the binary of test `{test}` in cargo's output"))
+        .collect();
+    if binaries.is_empty() {
+        bail!("cargo built no integration test of {package}");
+    }
+    Ok(binaries)
 }

@@ -118,10 +118,8 @@ fn test() -> anyhow::Result<()> {
 /// mandatory: if they cannot run, the whole test run fails.
 fn privileged_tests() -> anyhow::Result<()> {
     let ci = std::env::var("CI").is_ok_and(|value| value == "true");
-    // Build the test binary unprivileged, so root never writes into target/.
-    let binary = command::test_binary("demo-userspace", "privileged")?;
-    let mut command = as_root(&binary.to_string_lossy());
-    command.args(["--test-threads=1"]);
+    // Build the test binaries unprivileged, so root never writes into target/.
+    let binaries = command::test_binaries("demo-userspace")?;
     if !is_root() && !command::sudo_works() {
         anyhow::bail!(
             "the privileged integration tests need root and sudo cannot run without a password{}; run `sudo cargo xtask test` or as root",
@@ -132,5 +130,10 @@ fn privileged_tests() -> anyhow::Result<()> {
             }
         );
     }
-    run(&mut command).context("run the privileged integration tests")
+    for binary in binaries {
+        let mut command = as_root(&binary.to_string_lossy());
+        command.args(["--test-threads=1"]);
+        run(&mut command).context("run the privileged integration tests")?;
+    }
+    Ok(())
 }

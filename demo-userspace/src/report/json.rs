@@ -11,12 +11,15 @@ use serde::Serialize;
 use super::{Reporter, hex, si_code_name};
 use crate::{
     access::{Access, Mode},
-    classify::FaultClass,
+    classify::{ClassifiedFault, FaultClass},
     pages::PageOrigin,
     procmem::VmaUsage,
+    records::SignalEvent,
+    region::Location,
     region::Region,
     scenario::{Summary, WalkResult, signal_name},
     step_report::{AddressCheck, StepReport},
+    syscalls::SyscallCall,
     syscalls::Value,
     walk_plan::{Allocator, ScenarioName},
 };
@@ -37,10 +40,12 @@ impl<W: Write> JsonReporter<W> {
     }
 }
 
+/// A `region` line: an array the report resolves faults in.
 #[derive(Serialize)]
-struct RegionLine<'a> {
+pub struct RegionLine<'a> {
     kind: &'static str,
-    scenario: ScenarioName,
+    scenario: &'a str,
+    pid: Option<u32>,
     name: &'a str,
     #[serde(serialize_with = "hex")]
     address: u64,
@@ -52,11 +57,34 @@ struct RegionLine<'a> {
     origin: &'static str,
 }
 
+impl<'a> RegionLine<'a> {
+    pub fn new(
+        scenario: &'a str,
+        pid: Option<u32>,
+        region: &'a Region,
+        origin: &'static str,
+    ) -> Self {
+        Self {
+            kind: "region",
+            scenario,
+            pid,
+            name: &region.name,
+            address: region.start,
+            size: region.len,
+            elem_size: region.elem_size,
+            pages: region.page_count(),
+            page_offset: region.start % region.page_size,
+            origin,
+        }
+    }
+}
+
+/// A `fault` line.
 #[derive(Serialize)]
-struct FaultLine<'a> {
+pub struct FaultLine<'a> {
     kind: &'static str,
-    scenario: ScenarioName,
-    step: u32,
+    scenario: &'a str,
+    step: Option<u32>,
     pid: u32,
     tid: u32,
     timestamp_ns: u64,
@@ -64,9 +92,10 @@ struct FaultLine<'a> {
     address: u64,
     #[serde(serialize_with = "hex")]
     ip: u64,
-    error_code: u64,
+    /// Null when the source has no error code (the perf event).
+    error_code: Option<u64>,
     access: Access,
-    present: bool,
+    present: Option<bool>,
     mode: Mode,
     class: FaultClass,
     region: Option<&'a str>,
@@ -75,13 +104,56 @@ struct FaultLine<'a> {
     page: Option<u64>,
     in_bounds: Option<bool>,
     mapping: &'a str,
+    #[serde(
+        serialize_with = "optional_hex",
+        skip_serializing_if = "Option::is_none"
+    )]
+    mapping_offset: Option<u64>,
 }
 
+impl<'a> FaultLine<'a> {
+    /// The line of `fault`, which hit `region` at `location` (when it hit one) and `mapping`.
+    pub fn new(
+        scenario: &'a str,
+        step: Option<u32>,
+        fault: &ClassifiedFault,
+        region: Option<(&'a str, Location)>,
+        mapping: &'a str,
+        mapping_offset: Option<u64>,
+    ) -> Self {
+        let raw = &fault.fault;
+        let location = region.map(|(_, location)| location);
+        Self {
+            kind: "fault",
+            scenario,
+            step,
+            pid: raw.pid,
+            tid: raw.tid,
+            timestamp_ns: raw.timestamp_ns,
+            address: raw.address,
+            ip: raw.ip,
+            error_code: raw.error_code.known().then_some(raw.error_code.0),
+            access: raw.error_code.access(),
+            present: raw.error_code.known().then_some(raw.error_code.present()),
+            mode: raw.error_code.mode(),
+            class: fault.class,
+            region: region.map(|(name, _)| name),
+            offset: location.map(|l| l.offset),
+            index: location.map(|l| l.index),
+            page: location.map(|l| l.page),
+            in_bounds: location.map(|l| l.in_bounds),
+            mapping,
+            mapping_offset,
+        }
+    }
+}
+
+/// A `syscall` line.
 #[derive(Serialize)]
-struct SyscallLine {
+pub struct SyscallLine<'a> {
     kind: &'static str,
-    scenario: ScenarioName,
-    step: u32,
+    scenario: &'a str,
+    step: Option<u32>,
     pid: u32,
     tid: u32,
     name: &'static str,
@@ -90,11 +162,28 @@ struct SyscallLine {
     text: String,
 }
 
+impl<'a> SyscallLine<'a> {
+    pub fn new(scenario: &'a str, step: Option<u32>, call: &SyscallCall) -> Self {
+        Self {
+            kind: "syscall",
+            scenario,
+            step,
+            pid: call.pid,
+            tid: call.tid,
+            name: call.syscall.name(),
+            args: call.named_args().into_iter().collect(),
+            ret: call.result(),
+            text: call.describe(),
+        }
+    }
+}
+
+/// A `signal` line.
 #[derive(Serialize)]
-struct SignalLine {
+pub struct SignalLine<'a> {
     kind: &'static str,
-    scenario: ScenarioName,
-    step: u32,
+    scenario: &'a str,
+    step: Option<u32>,
     pid: u32,
     signal: String,
     signo: i32,
@@ -109,6 +198,28 @@ struct SignalLine {
     sources: Vec<&'static str>,
     /// How the child ended, when the signal killed it.
     wait_status: Option<String>,
+}
+
+impl<'a> SignalLine<'a> {
+    /// The line of a signal the kernel generated (signal:signal_generate).
+    pub fn generated(scenario: &'a str, step: Option<u32>, signal: &SignalEvent) -> Self {
+        Self {
+            kind: "signal",
+            scenario,
+            step,
+            pid: signal.target_tid,
+            signal: signal_name(signal.signal),
+            signo: signal.signal,
+            si_code: Some(si_code_name(signal.signal, signal.code)),
+            code: Some(signal.code),
+            address: None,
+            index: None,
+            page: None,
+            in_bounds: None,
+            sources: vec!["signal:signal_generate"],
+            wait_status: None,
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -194,47 +305,27 @@ fn optional_hex<S: serde::Serializer>(
 
 impl<W: Write> JsonReporter<W> {
     fn faults(&mut self, step: &StepReport) -> io::Result<()> {
+        let scenario = step.scenario.as_str();
         for resolved in &step.faults {
-            let fault = &resolved.fault.fault;
-            let location = resolved.location;
-            self.line(&FaultLine {
-                kind: "fault",
-                scenario: step.scenario,
-                step: step.step,
-                pid: fault.pid,
-                tid: fault.tid,
-                timestamp_ns: fault.timestamp_ns,
-                address: fault.address,
-                ip: fault.ip,
-                error_code: fault.error_code.0,
-                access: fault.error_code.access(),
-                present: fault.error_code.present(),
-                mode: fault.error_code.mode(),
-                class: resolved.fault.class,
-                region: location.map(|_| step.region.name.as_str()),
-                offset: location.map(|l| l.offset),
-                index: location.map(|l| l.index),
-                page: location.map(|l| l.page),
-                in_bounds: location.map(|l| l.in_bounds),
-                mapping: &resolved.mapping,
-            })?;
+            self.line(&FaultLine::new(
+                scenario,
+                Some(step.step),
+                &resolved.fault,
+                resolved.location.map(|l| (step.region.name.as_str(), l)),
+                &resolved.mapping,
+                None,
+            ))?;
         }
         Ok(())
     }
 
     fn syscalls(&mut self, step: &StepReport) -> io::Result<()> {
         for call in &step.syscalls {
-            self.line(&SyscallLine {
-                kind: "syscall",
-                scenario: step.scenario,
-                step: step.step,
-                pid: call.pid,
-                tid: call.tid,
-                name: call.syscall.name(),
-                args: call.named_args().into_iter().collect(),
-                ret: call.result(),
-                text: call.describe(),
-            })?;
+            self.line(&SyscallLine::new(
+                step.scenario.as_str(),
+                Some(step.step),
+                call,
+            ))?;
         }
         Ok(())
     }
@@ -242,22 +333,11 @@ impl<W: Write> JsonReporter<W> {
     fn signals(&mut self, step: &StepReport) -> io::Result<()> {
         let fatal = step.death.as_ref().and_then(|death| death.generated);
         for signal in step.signals.iter().filter(|&&signal| Some(signal) != fatal) {
-            self.line(&SignalLine {
-                kind: "signal",
-                scenario: step.scenario,
-                step: step.step,
-                pid: signal.pid,
-                signal: signal_name(signal.signal),
-                signo: signal.signal,
-                si_code: Some(si_code_name(signal.signal, signal.code)),
-                code: Some(signal.code),
-                address: None,
-                index: None,
-                page: None,
-                in_bounds: None,
-                sources: vec!["signal:signal_generate"],
-                wait_status: None,
-            })?;
+            self.line(&SignalLine::generated(
+                step.scenario.as_str(),
+                Some(step.step),
+                signal,
+            ))?;
         }
         let Some(death) = &step.death else {
             return Ok(());
@@ -275,8 +355,8 @@ impl<W: Write> JsonReporter<W> {
         let location = death.fault.and_then(|(_, location)| location);
         self.line(&SignalLine {
             kind: "signal",
-            scenario: step.scenario,
-            step: step.step,
+            scenario: step.scenario.as_str(),
+            step: Some(step.step),
             pid: death.generated.map_or(0, |g| g.target_tid),
             signal: signal_name(signo),
             signo,
@@ -294,20 +374,11 @@ impl<W: Write> JsonReporter<W> {
 
 impl<W: Write> Reporter for JsonReporter<W> {
     fn region(&mut self, scenario: ScenarioName, region: &Region) -> io::Result<()> {
-        self.line(&RegionLine {
-            kind: "region",
-            scenario,
-            name: &region.name,
-            address: region.start,
-            size: region.len,
-            elem_size: region.elem_size,
-            pages: region.page_count(),
-            page_offset: region.start % region.page_size,
-            origin: match scenario {
-                ScenarioName::Malloc => "malloc",
-                ScenarioName::Mmap | ScenarioName::OutOfBounds => "mmap",
-            },
-        })
+        let origin = match scenario {
+            ScenarioName::Malloc => "malloc",
+            ScenarioName::Mmap | ScenarioName::OutOfBounds => "mmap",
+        };
+        self.line(&RegionLine::new(scenario.as_str(), None, region, origin))
     }
 
     fn step(&mut self, step: &StepReport) -> io::Result<()> {

@@ -5,7 +5,7 @@ mod text;
 
 use std::io;
 
-pub use json::JsonReporter;
+pub use json::{FaultLine, JsonReporter, RegionLine, SignalLine, SyscallLine};
 pub use text::TextReporter;
 
 use crate::{

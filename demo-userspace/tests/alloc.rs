@@ -1,44 +1,12 @@
-//! Integration tests that load the real eBPF programs into the running kernel. They need root;
-//! `cargo xtask test` runs them as root, and they fail (never skip) without it.
+//! Integration tests of `demo alloc` that load the real eBPF programs into the running kernel.
+//! They need root; `cargo xtask test` runs them as root, and they fail (never skip) without it.
 
-use std::{
-    os::unix::process::CommandExt as _,
-    process::{Command, Output},
-};
+mod common;
 
+use std::{os::unix::process::CommandExt as _, process::Command};
+
+use common::{DEMO, demo, json_file, json_lines, of_kind, require_root};
 use serde_json::Value;
-
-const DEMO: &str = env!("CARGO_BIN_EXE_demo");
-
-fn require_root() {
-    assert!(
-        nix::unistd::Uid::effective().is_root(),
-        "the privileged tests load eBPF programs and need root; run them with `cargo xtask test`"
-    );
-}
-
-fn demo(args: &[&str]) -> Output {
-    require_root();
-    let output = Command::new(DEMO).args(args).output().expect("start demo");
-    assert!(
-        output.status.success(),
-        "demo {args:?} failed: {}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output
-}
-
-fn json_lines(output: &Output) -> Vec<Value> {
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
-        .collect()
-}
-
-fn of_kind<'a>(lines: &'a [Value], kind: &str) -> Vec<&'a Value> {
-    lines.iter().filter(|line| line["kind"] == kind).collect()
-}
 
 #[test]
 fn mmap_walk_faults_exactly_the_seed_pages() {
@@ -163,6 +131,22 @@ fn text_report_shows_each_step_in_80_columns() {
     ] {
         assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
     }
+}
+
+#[test]
+fn output_goes_to_the_file_given() {
+    let out = std::env::temp_dir().join(format!("demo-test-{}-alloc.json", std::process::id()));
+    let output = demo(&[
+        "alloc",
+        "mmap",
+        "--format",
+        "json",
+        "--output",
+        out.to_str().unwrap(),
+    ]);
+    assert!(output.stdout.is_empty());
+    let lines = json_file(&out);
+    assert_eq!(of_kind(&lines, "summary")[0]["faults_in_region"], 3);
 }
 
 #[test]

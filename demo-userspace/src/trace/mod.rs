@@ -1,0 +1,278 @@
+//! `demo trace`: traces any process, started by us (`-- CMD`) or running (`--pid`), finds its
+//! arrays by itself, and resolves every fault to mapping, region, index and page.
+
+mod heap;
+pub mod output;
+pub mod regions;
+mod session;
+mod spawn;
+
+use std::{ffi::OsString, path::PathBuf, time::Duration};
+
+use anyhow::Context as _;
+use demo_common::target_flags;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+use self::{
+    output::{Rusage, TraceOutput, TraceStart, TraceSummary},
+    regions::RegionTracker,
+    session::{Session, TraceEvent},
+    spawn::{HeldCommand, Reaped},
+};
+use crate::{
+    event_reader::EventReader,
+    privileges::RunAs,
+    probes::{FaultSourceInUse, Probes},
+};
+pub use spawn::SpawnError;
+
+/// What to trace.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TraceTarget {
+    /// Start this command, held back until it is traced.
+    Command(Vec<OsString>),
+    /// Attach to this running process.
+    Pid(u32),
+}
+
+/// The options of `demo trace`, checked.
+#[derive(Clone, Debug)]
+pub struct TraceOptions {
+    pub target: TraceTarget,
+    pub follow: bool,
+    /// Track anonymous mmaps and heap blocks as regions.
+    pub auto_regions: bool,
+    pub manual_regions: Vec<(u64, u64)>,
+    pub min_block: u64,
+    pub elem_size: u64,
+    pub duration: Option<Duration>,
+    pub run_as: Option<RunAs>,
+}
+
+/// Failures of the target itself, which are the user's input rather than demo's fault.
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    #[error("no process has pid {0}; check it with `ps -p {0}`")]
+    NoSuchPid(u32),
+    #[error("process {0} exited while demo attached to it")]
+    ExitedDuringAttach(u32),
+    #[error(transparent)]
+    Spawn(#[from] SpawnError),
+}
+
+/// Runs a trace to its end: the target's exit, Ctrl-C, or the duration.
+pub async fn run(
+    options: &TraceOptions,
+    probes: &mut Probes,
+    reader: &mut EventReader,
+    output: &mut dyn TraceOutput,
+) -> anyhow::Result<()> {
+    let follow_flags = if options.follow {
+        target_flags::FOLLOW | target_flags::DESCENDANTS
+    } else {
+        0
+    };
+    let start_ns = monotonic_ns();
+    let (pid, mut held, command) = match &options.target {
+        TraceTarget::Pid(pid) => {
+            let pid = *pid;
+            if !process_exists(pid) {
+                return Err(TargetError::NoSuchPid(pid).into());
+            }
+            probes.add_target(pid, target_flags::REPORT | follow_flags)?;
+            if !process_exists(pid) {
+                probes.remove_target(pid)?;
+                return Err(TargetError::ExitedDuringAttach(pid).into());
+            }
+            (pid, None, None)
+        }
+        TraceTarget::Command(argv) => {
+            spawn::resolve(argv.first().ok_or(SpawnError::Empty)?).map_err(TargetError::from)?;
+            let held = spawn_traced(argv, options.run_as, follow_flags, probes)?;
+            let shown: Vec<String> = argv
+                .iter()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect();
+            (held.pid, Some(held), Some(shown.join(" ")))
+        }
+    };
+
+    let heap_probes = if options.auto_regions {
+        let libc = libc_of(if held.is_some() {
+            std::process::id()
+        } else {
+            pid
+        })?;
+        probes.attach_heap_probes(&libc, None)?;
+        Some(libc.display().to_string())
+    } else {
+        None
+    };
+    let mut session = Session::new(RegionTracker::new(
+        options.auto_regions,
+        options.min_block,
+        options.elem_size,
+        procfs::page_size(),
+    ));
+    session.add_process(pid);
+    let (source, fallback) = match probes.fault_source() {
+        FaultSourceInUse::Tracepoints => ("tracepoint", false),
+        FaultSourceInUse::Perf { fallback } => ("perf", fallback),
+    };
+    output.started(&TraceStart {
+        pid,
+        command,
+        source,
+        fallback,
+        heap_probes,
+        follow: options.follow,
+        start_ns,
+    })?;
+    let mut events = Vec::new();
+    for &(start, len) in &options.manual_regions {
+        session.add_manual_region(pid, start, len, &mut events);
+    }
+    flush(&mut events, output)?;
+
+    let mut waiter = match held.as_mut() {
+        Some(held) => {
+            held.release().context("start the traced command")?;
+            Some(tokio::task::spawn_blocking(move || {
+                spawn::wait_with_rusage(pid)
+            }))
+        }
+        None => None,
+    };
+    let deadline = options.duration.map(|d| tokio::time::Instant::now() + d);
+    let mut reaped: Option<Reaped> = None;
+    let ended_by = loop {
+        tokio::select! {
+            waited = reader.wait() => {
+                waited.context("wait for trace events")?;
+                drain(reader, &mut session, &mut events, output)?;
+                if held.is_none() && (session.has_exited(pid) || !process_exists(pid)) {
+                    break "exit";
+                }
+            }
+            result = async { match waiter.as_mut() {
+                Some(waiter) => waiter.await,
+                None => std::future::pending().await,
+            } } => {
+                waiter = None;
+                reaped = Some(result.context("wait for the traced command")??);
+                break "exit";
+            }
+            _ = tokio::signal::ctrl_c() => break "interrupt",
+            () = async { match deadline {
+                Some(deadline) => tokio::time::sleep_until(deadline).await,
+                None => std::future::pending().await,
+            } } => break "duration",
+        }
+    };
+    // A command still running when the trace ends early is not left behind.
+    if let Some(waiter) = waiter {
+        let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+        reaped = Some(waiter.await.context("wait for the traced command")??);
+    }
+    drop(held);
+    // Everything the target did before it ended is in the buffer now.
+    drain(reader, &mut session, &mut events, output)?;
+    session.finish(&mut events);
+    flush(&mut events, output)?;
+    probes.remove_target(pid)?;
+
+    let totals = session.totals();
+    let summary = TraceSummary {
+        pid,
+        ended_by,
+        child: reaped.map(|r| crate::scenario::describe_status(r.status)),
+        faults_total: totals.minor + totals.major + totals.error,
+        minor: totals.minor,
+        major: totals.major,
+        error: totals.error,
+        lost: probes.dropped()? + reader.malformed(),
+        unmatched_completions: session.unmatched_completions(),
+        traced_completions: session.completions_of(pid),
+        rusage: reaped.map(|r| Rusage {
+            minflt: r.minflt,
+            majflt: r.majflt,
+        }),
+    };
+    output.summary(&summary, &session)?;
+    Ok(())
+}
+
+/// Forks the command held back. For the instant of the fork, the loader itself is a
+/// follow-only target, so the kernel adds the child to the target map before it runs at all:
+/// not one of its faults is missed, and its counts match the kernel's own.
+fn spawn_traced(
+    argv: &[OsString],
+    run_as: Option<RunAs>,
+    follow_flags: u8,
+    probes: &mut Probes,
+) -> anyhow::Result<HeldCommand> {
+    let own = std::process::id();
+    let child_flags = if follow_flags == 0 {
+        target_flags::FOLLOW
+    } else {
+        follow_flags
+    };
+    probes.add_target(own, child_flags)?;
+    let held = spawn::spawn_held(argv, run_as);
+    probes.remove_target(own)?;
+    let held = held.map_err(TargetError::from)?;
+    if probes.target_flags(held.pid)?.is_none() {
+        // The kernel could not add it (the map was full); add it now, before it runs.
+        probes.add_target(held.pid, target_flags::REPORT | follow_flags)?;
+    }
+    Ok(held)
+}
+
+fn drain(
+    reader: &mut EventReader,
+    session: &mut Session,
+    events: &mut Vec<TraceEvent>,
+    output: &mut dyn TraceOutput,
+) -> anyhow::Result<()> {
+    reader.drain(|record| session.handle(record, events));
+    flush(events, output)
+}
+
+fn flush(events: &mut Vec<TraceEvent>, output: &mut dyn TraceOutput) -> anyhow::Result<()> {
+    for event in events.drain(..) {
+        output.event(&event)?;
+    }
+    Ok(())
+}
+
+fn process_exists(pid: u32) -> bool {
+    procfs::process::Process::new(pid as i32).is_ok_and(|p| p.is_alive())
+}
+
+/// The libc that process `pid` maps, as a path that works from our mount namespace.
+fn libc_of(pid: u32) -> anyhow::Result<PathBuf> {
+    let maps = procfs::process::Process::new(pid as i32)
+        .and_then(|p| p.maps())
+        .with_context(|| format!("read /proc/{pid}/maps to find its libc"))?;
+    maps.into_iter()
+        .find_map(|map| match map.pathname {
+            procfs::process::MMapPath::Path(path)
+                if path
+                    .file_name()
+                    .is_some_and(|name| name.to_string_lossy().starts_with("libc.so")) =>
+            {
+                Some(PathBuf::from(format!("/proc/{pid}/root{}", path.display())))
+            }
+            _ => None,
+        })
+        .with_context(|| {
+            format!("process {pid} maps no libc.so; use --region none or --region ADDR:LEN")
+        })
+}
+
+fn monotonic_ns() -> u64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).map_or(0, |t| {
+        t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64
+    })
+}

@@ -1,0 +1,282 @@
+//! The trace's state machine: takes decoded records in ring-buffer order and turns them into
+//! trace events (classed faults resolved to mapping and region, syscalls, heap regions,
+//! signals, processes), keeping the counts for the summary.
+
+use std::collections::BTreeMap;
+
+use super::{
+    heap::HeapPairer,
+    regions::{Origin, RegionChange, RegionTracker, TrackedRegion},
+};
+use crate::{
+    classify::{ClassifiedFault, Classifier, FaultClass},
+    pages::{PageModel, PageOrigin},
+    procmem::MappingTable,
+    records::{Record, SignalEvent},
+    region::Location,
+    syscalls::{SyscallCall, SyscallPairer},
+};
+
+/// A fault, classed and resolved.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TracedFault {
+    pub fault: ClassifiedFault,
+    /// The /proc/PID/maps name of the mapping, or `[unknown]` once the process is gone.
+    pub mapping: String,
+    /// The offset in that mapping (`dso@offset`).
+    pub mapping_offset: u64,
+    /// The region hit: its id, name, and where in it.
+    pub region: Option<(usize, String, Location)>,
+}
+
+/// What the trace shows, in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TraceEvent {
+    Fault(TracedFault),
+    Syscall(SyscallCall),
+    Signal(SignalEvent),
+    RegionStarted(TrackedRegion),
+    RegionEnded(TrackedRegion),
+    ProcessForked { pid: u32, parent: u32 },
+    ProcessExited { pid: u32 },
+}
+
+/// What is known of one traced process.
+#[derive(Debug, Default)]
+struct ProcessState {
+    maps: MappingTable,
+    /// A memory syscall changed the mappings since `maps` was read.
+    maps_stale: bool,
+    /// Completed faults (minor + major), comparable with the kernel's rusage.
+    completions: u64,
+    exited: bool,
+    /// The brk heap as the traced brk calls drew it: start (the first break seen) and end.
+    heap: Option<(u64, u64)>,
+}
+
+/// Counts for the summary.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Totals {
+    pub minor: u64,
+    pub major: u64,
+    pub error: u64,
+}
+
+pub struct Session {
+    classifier: Classifier,
+    syscalls: SyscallPairer,
+    heap: HeapPairer,
+    regions: RegionTracker,
+    processes: BTreeMap<u32, ProcessState>,
+    /// Per region id: its page model and fault count.
+    pages: BTreeMap<usize, (PageModel, u64)>,
+    totals: Totals,
+}
+
+impl Session {
+    pub fn new(regions: RegionTracker) -> Self {
+        Self {
+            classifier: Classifier::default(),
+            syscalls: SyscallPairer::default(),
+            heap: HeapPairer::default(),
+            regions,
+            processes: BTreeMap::new(),
+            pages: BTreeMap::new(),
+            totals: Totals::default(),
+        }
+    }
+
+    /// Starts tracking a process (the command, or the --pid target) and reads its mappings.
+    pub fn add_process(&mut self, pid: u32) {
+        self.processes.insert(
+            pid,
+            ProcessState {
+                maps: MappingTable::read(pid as i32).unwrap_or_default(),
+                ..ProcessState::default()
+            },
+        );
+    }
+
+    /// Adds a region given by hand, for process `pid`.
+    pub fn add_manual_region(&mut self, pid: u32, start: u64, len: u64, out: &mut Vec<TraceEvent>) {
+        let change = self.regions.add_manual(pid, start, len);
+        self.apply_region_change(change, out);
+    }
+
+    pub fn handle(&mut self, record: Record, out: &mut Vec<TraceEvent>) {
+        match record {
+            Record::Fault(fault) => {
+                if let Some(failed) = self.classifier.fault(fault) {
+                    self.emit_fault(failed, out);
+                }
+            }
+            Record::Completion(completion) => {
+                self.processes
+                    .entry(completion.pid)
+                    .or_default()
+                    .completions += 1;
+                if let Some(done) = self.classifier.completion(completion) {
+                    self.emit_fault(done, out);
+                }
+            }
+            Record::Syscall(event) => {
+                let Some(call) = self.syscalls.push(event) else {
+                    return;
+                };
+                let process = self.processes.entry(call.pid).or_default();
+                process.maps_stale = true;
+                if call.syscall == demo_common::Syscall::Brk && !call.failed() {
+                    let end = call.ret as u64;
+                    process.heap = Some(process.heap.map_or((end, end), |(start, _)| (start, end)));
+                }
+                let inside_heap = self.heap.inside_call(call.tid);
+                let changes = self.regions.on_syscall(&call, inside_heap);
+                out.push(TraceEvent::Syscall(call));
+                for change in changes {
+                    self.apply_region_change(change, out);
+                }
+            }
+            Record::Heap(event) => {
+                if let Some(call) = self.heap.push(event) {
+                    for change in self.regions.on_heap(&call) {
+                        self.apply_region_change(change, out);
+                    }
+                }
+            }
+            Record::Signal(signal) => out.push(TraceEvent::Signal(signal)),
+            Record::Process(event) if event.exited => {
+                self.processes.entry(event.pid).or_default().exited = true;
+                out.push(TraceEvent::ProcessExited { pid: event.pid });
+            }
+            Record::Process(event) => {
+                self.add_process(event.pid);
+                out.push(TraceEvent::ProcessForked {
+                    pid: event.pid,
+                    parent: event.parent,
+                });
+            }
+        }
+    }
+
+    /// Ends the trace: open faults never completed.
+    pub fn finish(&mut self, out: &mut Vec<TraceEvent>) {
+        for failed in self.classifier.close_all() {
+            self.emit_fault(failed, out);
+        }
+    }
+
+    fn apply_region_change(&mut self, change: RegionChange, out: &mut Vec<TraceEvent>) {
+        match change {
+            RegionChange::Started(id) => {
+                let tracked = self.regions.get(id).clone();
+                self.pages.insert(
+                    id,
+                    (PageModel::new(tracked.region.page_count() as usize), 0),
+                );
+                out.push(TraceEvent::RegionStarted(tracked));
+            }
+            RegionChange::Ended(id) => {
+                out.push(TraceEvent::RegionEnded(self.regions.get(id).clone()))
+            }
+        }
+    }
+
+    fn emit_fault(&mut self, fault: ClassifiedFault, out: &mut Vec<TraceEvent>) {
+        let raw = fault.fault;
+        match fault.class {
+            FaultClass::Minor => self.totals.minor += 1,
+            FaultClass::Major => self.totals.major += 1,
+            FaultClass::Error => self.totals.error += 1,
+        }
+        let (mapping, mapping_offset) = self.resolve_mapping(raw.pid, raw.address);
+        let region = self.regions.find(raw.pid, raw.address).and_then(|tracked| {
+            let location = tracked.region.locate(raw.address)?;
+            Some((tracked.id, tracked.region.name.clone(), location))
+        });
+        if let Some((id, _, location)) = &region
+            && let Some((pages, count)) = self.pages.get_mut(id)
+        {
+            *count += 1;
+            if fault.class != FaultClass::Error {
+                pages.apply_fault(
+                    location.page,
+                    raw.error_code.access(),
+                    PageOrigin::Fault {
+                        step: 0,
+                        offset: location.offset,
+                        index: location.index,
+                    },
+                );
+            }
+        }
+        out.push(TraceEvent::Fault(TracedFault {
+            fault,
+            mapping,
+            mapping_offset,
+            region,
+        }));
+    }
+
+    /// Names the mapping behind `address`, re-reading /proc/PID/maps when the snapshot is stale
+    /// or misses (the process mapped something new), never again once the process is gone.
+    fn resolve_mapping(&mut self, pid: u32, address: u64) -> (String, u64) {
+        let process = self.processes.entry(pid).or_default();
+        let hit = |maps: &MappingTable| {
+            maps.find(address)
+                .map(|m| (m.name.clone(), m.offset_of(address)))
+        };
+        if !process.maps_stale
+            && let Some(found) = hit(&process.maps)
+        {
+            return found;
+        }
+        if !process.exited
+            && let Ok(maps) = MappingTable::read(pid as i32)
+        {
+            process.maps = maps;
+            process.maps_stale = false;
+        }
+        if let Some(found) = hit(&process.maps) {
+            return found;
+        }
+        // The process is gone (short-lived ones often are by the next poll): name what the
+        // trace itself saw mapped.
+        if let Some((start, end)) = process.heap
+            && (start..end).contains(&address)
+        {
+            return ("[heap]".to_owned(), address - start);
+        }
+        match self.regions.find(pid, address) {
+            Some(tracked) if matches!(tracked.origin, Origin::Mmap | Origin::Mremap) => {
+                ("[anon]".to_owned(), address - tracked.region.start)
+            }
+            _ => ("[unknown]".to_owned(), address),
+        }
+    }
+
+    pub fn totals(&self) -> Totals {
+        self.totals
+    }
+
+    pub fn unmatched_completions(&self) -> u64 {
+        self.classifier.unmatched()
+    }
+
+    /// True once the kernel reported that `pid` exited.
+    pub fn has_exited(&self, pid: u32) -> bool {
+        self.processes.get(&pid).is_some_and(|p| p.exited)
+    }
+
+    /// Completed faults seen for `pid`.
+    pub fn completions_of(&self, pid: u32) -> u64 {
+        self.processes.get(&pid).map_or(0, |p| p.completions)
+    }
+
+    /// Every region with its page model and fault count, in creation order.
+    pub fn region_states(&self) -> impl Iterator<Item = (&TrackedRegion, &PageModel, u64)> {
+        self.regions.regions().iter().filter_map(|tracked| {
+            let (pages, count) = self.pages.get(&tracked.id)?;
+            Some((tracked, pages, *count))
+        })
+    }
+}

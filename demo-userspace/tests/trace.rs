@@ -1,0 +1,447 @@
+//! Integration tests of `demo trace` on plain C programs compiled at run time, with the real
+//! eBPF programs loaded into the running kernel. They need root and fail (never skip) without.
+
+#[path = "common/c_programs.rs"]
+mod c_programs;
+mod common;
+
+use std::{
+    io::{BufRead as _, BufReader, Write as _},
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+};
+
+use c_programs::compile_c;
+use common::{DEMO, demo, json_file, json_lines, of_kind, require_root};
+use serde_json::Value;
+
+/// The seed's alloc.c: with -DMMAP the array comes from mmap, else from malloc. It waits for a
+/// line on stdin before each step, as the seed's getchar() calls do.
+const SEED: &str = r#"
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#define BYTES 20000
+int main(void) {
+    getchar();
+#ifdef MMAP
+    int *arr = mmap(NULL, BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+#else
+    int *arr = malloc(BYTES);
+#endif
+    printf("arr = %p\n", (void *)arr);
+    getchar(); arr[1500] = 1;
+    getchar(); arr[1501] = 1;
+    getchar(); arr[0] = 1;
+    getchar(); arr[3000] = 1;
+    return 0;
+}
+"#;
+
+/// Maps an array, says where, then writes one element per `touch N` line.
+const TOUCHER: &str = r#"
+#include <stdio.h>
+#include <sys/mman.h>
+int main(void) {
+    int *arr = mmap(NULL, 20000, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    printf("ready %p\n", (void *)arr);
+    fflush(stdout);
+    char line[64];
+    int index;
+    while (fgets(line, sizeof line, stdin)) {
+        if (sscanf(line, "touch %d", &index) == 1) arr[index] = 1;
+        printf("done\n");
+        fflush(stdout);
+    }
+    return 0;
+}
+"#;
+
+/// Forks a child that maps 40000 bytes and writes two elements, then waits for it.
+const FORKER: &str = r#"
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+int main(void) {
+    pid_t child = fork();
+    if (child == 0) {
+        int *arr = mmap(NULL, 40000, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        arr[7000] = 1;
+        arr[42] = 1;
+        _exit(0);
+    }
+    waitpid(child, 0, 0);
+    return 0;
+}
+"#;
+
+/// Writes through a null pointer.
+const CRASHER: &str = r#"
+int main(void) {
+    volatile int *nothing = 0;
+    *nothing = 1;
+    return 0;
+}
+"#;
+
+fn steps_file() -> PathBuf {
+    let path = std::env::temp_dir().join(format!("demo-test-{}-steps", std::process::id()));
+    std::fs::write(&path, "\n\n\n\n\n").unwrap();
+    path
+}
+
+fn output_file(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("demo-test-{}-{name}.json", std::process::id()))
+}
+
+/// Runs `demo trace ARGS -- PROGRAM` with stdin from the steps file; returns its JSON Lines.
+fn trace_program(name: &str, program: &Path, args: &[&str], env: &[(&str, String)]) -> Vec<Value> {
+    trace_command(name, program, &[], args, env)
+}
+
+/// Like `trace_program`, with arguments for the program.
+fn trace_command(
+    name: &str,
+    program: &Path,
+    program_args: &[&str],
+    args: &[&str],
+    env: &[(&str, String)],
+) -> Vec<Value> {
+    require_root();
+    let out = output_file(name);
+    let status = Command::new(DEMO)
+        .args(["trace", "--format", "json", "--output"])
+        .arg(&out)
+        .args(args)
+        .arg("--")
+        .arg(program)
+        .args(program_args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(std::fs::File::open(steps_file()).unwrap())
+        .stdout(Stdio::null())
+        .status()
+        .expect("start demo trace");
+    assert!(status.success(), "demo trace {args:?} failed: {status}");
+    json_file(&out)
+}
+
+/// The one region of `size` bytes, and the indices of the faults in it, in order.
+fn faults_in_region_of_size(lines: &[Value], size: u64) -> (Value, Vec<i64>) {
+    let regions: Vec<&Value> = of_kind(lines, "region")
+        .into_iter()
+        .filter(|region| region["size"] == size)
+        .collect();
+    assert_eq!(regions.len(), 1, "regions of {size} bytes: {regions:?}");
+    let name = &regions[0]["name"];
+    let indices = of_kind(lines, "fault")
+        .into_iter()
+        .filter(|fault| &fault["region"] == name)
+        .map(|fault| fault["index"].as_i64().unwrap())
+        .collect();
+    (regions[0].clone(), indices)
+}
+
+#[test]
+fn trace_finds_the_mmap_array_of_an_unmodified_program() {
+    let program = compile_c("alloc_mmap", SEED, &["-DMMAP"]);
+    let lines = trace_program("mmap", &program, &["--elem-size", "4"], &[]);
+    let (region, indices) = faults_in_region_of_size(&lines, 20000);
+    assert_eq!(region["origin"], "mmap");
+    assert_eq!(region["elem_size"], 4);
+    assert_eq!(indices, [1500, 0, 3000]);
+    for fault in of_kind(&lines, "fault")
+        .into_iter()
+        .filter(|fault| fault["region"] == region["name"])
+    {
+        assert_eq!(fault["access"], "write");
+        assert_eq!(fault["class"], "minor");
+        assert_eq!(fault["mapping"], "[anon]");
+        assert_eq!(fault["scenario"], "trace");
+    }
+    let summary = &of_kind(&lines, "summary")[0];
+    assert_eq!(summary["child"], "exited with status 0");
+    assert_eq!(summary["ended_by"], "exit");
+    assert_eq!(summary["lost"], 0);
+    assert_eq!(summary["unmatched_completions"], 0);
+    assert_eq!(of_kind(&lines, "trace")[0]["source"], "tracepoint");
+}
+
+#[test]
+fn trace_finds_the_malloc_array_and_only_1500_and_3000_fault() {
+    let program = compile_c("alloc", SEED, &[]);
+    let lines = trace_program("malloc", &program, &["--elem-size", "4"], &[]);
+    let (region, indices) = faults_in_region_of_size(&lines, 20000);
+    assert_eq!(region["origin"], "malloc");
+    assert!(region["name"].as_str().unwrap().starts_with("malloc#"));
+    assert_eq!(indices, [1500, 3000]);
+}
+
+#[test]
+fn the_perf_source_gives_the_same_region_faults() {
+    let program = compile_c("alloc_mmap_perf", SEED, &["-DMMAP"]);
+    let lines = trace_program(
+        "perf",
+        &program,
+        &["--elem-size", "4", "--source", "perf"],
+        &[],
+    );
+    assert_eq!(of_kind(&lines, "trace")[0]["source"], "perf");
+    let (_, indices) = faults_in_region_of_size(&lines, 20000);
+    assert_eq!(indices, [1500, 0, 3000]);
+    let fault = of_kind(&lines, "fault")[0];
+    assert_eq!(fault["access"], "unknown");
+    assert!(fault["error_code"].is_null());
+}
+
+#[test]
+fn a_kernel_without_the_fault_tracepoints_falls_back_to_perf_and_says_so() {
+    let program = compile_c("alloc_mmap_fallback", SEED, &["-DMMAP"]);
+    let lines = trace_program(
+        "fallback",
+        &program,
+        &[
+            "--elem-size",
+            "4",
+            "--debug-fault-category",
+            "no_such_category",
+        ],
+        &[],
+    );
+    let start = &of_kind(&lines, "trace")[0];
+    assert_eq!(start["source"], "perf");
+    assert_eq!(start["fallback"], true);
+    let (_, indices) = faults_in_region_of_size(&lines, 20000);
+    assert_eq!(indices, [1500, 0, 3000]);
+}
+
+#[test]
+fn no_fault_is_missed_and_rusage_differs_only_by_execve_argument_pages() {
+    let program = compile_c("alloc_mmap_rusage", SEED, &["-DMMAP"]);
+    let gap = |lines: &[Value]| {
+        let summary = &of_kind(lines, "summary")[0];
+        let rusage = &summary["rusage"];
+        let kernel = rusage["minflt"].as_i64().unwrap() + rusage["majflt"].as_i64().unwrap();
+        let traced = summary["traced_completions"].as_i64().unwrap();
+        assert_eq!(
+            summary["rusage_difference"].as_i64().unwrap(),
+            kernel - traced
+        );
+        assert!(traced > 50, "{summary}");
+        kernel - traced
+    };
+    let plain = gap(&trace_program("rusage", &program, &[], &[]));
+    // execve copies argv and envp onto the new stack through get_user_pages, whose faults the
+    // kernel counts in rusage without a tracepoint or perf event: a page more per 4 KiB.
+    assert!((1..=8).contains(&plain), "difference {plain}");
+    let big = "x".repeat(80_000);
+    let grown = gap(&trace_program(
+        "rusage-env",
+        &program,
+        &[],
+        &[("DEMO_BIG", big)],
+    ));
+    assert!((18..=22).contains(&(grown - plain)), "{plain} then {grown}");
+}
+
+#[test]
+fn pid_attaches_to_a_running_process_and_sees_its_later_faults() {
+    require_root();
+    let program = compile_c("toucher", TOUCHER, &[]);
+    let mut target = Command::new(&program)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut replies = BufReader::new(target.stdout.take().unwrap()).lines();
+    let ready = replies.next().unwrap().unwrap();
+    let address = ready.strip_prefix("ready ").unwrap().to_owned();
+    let out = output_file("pid");
+    let mut tracer = Command::new(DEMO)
+        .args(["trace", "--format", "json", "--elem-size", "4", "--region"])
+        .arg(format!("{address}:20000"))
+        .arg("--pid")
+        .arg(target.id().to_string())
+        .arg("--output")
+        .arg(&out)
+        .spawn()
+        .unwrap();
+    // The start line is written once the probes are attached.
+    while !std::fs::read_to_string(&out)
+        .unwrap_or_default()
+        .contains("\"kind\":\"trace\"")
+    {
+        assert!(
+            tracer.try_wait().unwrap().is_none(),
+            "demo trace ended early"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let mut stdin = target.stdin.take().unwrap();
+    for index in [1500, 0, 1501] {
+        writeln!(stdin, "touch {index}").unwrap();
+        assert_eq!(replies.next().unwrap().unwrap(), "done");
+    }
+    drop(stdin);
+    assert!(target.wait().unwrap().success());
+    assert!(tracer.wait().unwrap().success());
+    let lines = json_file(&out);
+    let manual: Vec<i64> = of_kind(&lines, "fault")
+        .into_iter()
+        .filter(|fault| fault["region"] == "manual#1")
+        .map(|fault| fault["index"].as_i64().unwrap())
+        .collect();
+    assert_eq!(manual, [1500, 0]);
+    let summary = &of_kind(&lines, "summary")[0];
+    assert_eq!(summary["ended_by"], "exit");
+    assert!(
+        summary["child"].is_null(),
+        "a --pid target is not our child"
+    );
+}
+
+#[test]
+fn follow_sees_the_faults_of_a_forked_child() {
+    let program = compile_c("forker", FORKER, &[]);
+    let lines = trace_program("follow", &program, &["--elem-size", "4", "--follow"], &[]);
+    let forks = of_kind(&lines, "process")
+        .into_iter()
+        .filter(|p| p["event"] == "fork")
+        .count();
+    assert_eq!(forks, 1);
+    let (region, indices) = faults_in_region_of_size(&lines, 40000);
+    assert_eq!(indices, [7000, 42]);
+    let parent = of_kind(&lines, "trace")[0]["pid"].clone();
+    assert_ne!(region["pid"], parent, "the region is the child's");
+
+    let unfollowed = trace_program("nofollow", &program, &["--elem-size", "4"], &[]);
+    assert!(
+        of_kind(&unfollowed, "region")
+            .iter()
+            .all(|r| r["size"] != 40000)
+    );
+    let main = &of_kind(&unfollowed, "trace")[0]["pid"];
+    assert!(
+        of_kind(&unfollowed, "fault")
+            .iter()
+            .all(|f| &f["pid"] == main)
+    );
+}
+
+#[test]
+fn death_by_signal_is_reported_with_the_failed_fault() {
+    let program = compile_c("crasher", CRASHER, &[]);
+    let lines = trace_program("crash", &program, &[], &[]);
+    let summary = &of_kind(&lines, "summary")[0];
+    assert_eq!(summary["child"], "killed by SIGSEGV");
+    let signals = of_kind(&lines, "signal");
+    assert!(
+        signals
+            .iter()
+            .any(|s| s["signal"] == "SIGSEGV" && s["si_code"] == "SEGV_MAPERR")
+    );
+    let null_write: Vec<&Value> = of_kind(&lines, "fault")
+        .into_iter()
+        .filter(|f| f["address"] == "0x0")
+        .collect();
+    assert_eq!(null_write.len(), 1);
+    assert_eq!(null_write[0]["class"], "error");
+    assert_eq!(null_write[0]["access"], "write");
+}
+
+#[test]
+fn stdio_passes_through_and_text_lines_name_region_and_index() {
+    require_root();
+    let program = compile_c("alloc_mmap_text", SEED, &["-DMMAP"]);
+    let out = output_file("text");
+    let output = Command::new(DEMO)
+        .args(["trace", "--elem-size", "4", "--output"])
+        .arg(&out)
+        .arg("--")
+        .arg(&program)
+        .stdin(std::fs::File::open(steps_file()).unwrap())
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    assert!(String::from_utf8_lossy(&output.stdout).starts_with("arr = 0x"));
+    let text = std::fs::read_to_string(&out).unwrap();
+    let region_lines: Vec<&str> = text
+        .lines()
+        .filter(|line| line.contains("minor") && line.contains("[anon]@"))
+        .filter(|line| {
+            line.ends_with("[1500] page 1")
+                || line.ends_with("[0] page 0")
+                || line.ends_with("[3000] page 2")
+        })
+        .collect();
+    assert_eq!(region_lines.len(), 3, "{text}");
+    assert!(text.contains("kernel's count (rusage)"), "{text}");
+}
+
+#[test]
+fn bad_trace_input_gets_one_sentence_and_status_2() {
+    require_root();
+    let free_pid = (400_000..)
+        .find(|pid| !Path::new(&format!("/proc/{pid}")).exists())
+        .unwrap();
+    let free_pid = free_pid.to_string();
+    for (args, says) in [
+        (
+            vec!["trace", "--pid", free_pid.as_str()],
+            "no process has pid",
+        ),
+        (vec!["trace", "--", "/no/such/command"], "was not found"),
+        (
+            vec!["trace", "--region", "0x1000", "--pid", "1"],
+            "is not ADDR:LEN",
+        ),
+        (
+            vec!["trace", "--region", "0x1000:0", "--pid", "1"],
+            "has length 0",
+        ),
+        (
+            vec![
+                "trace",
+                "--region",
+                "0x1000:100",
+                "--region",
+                "0x1010:8",
+                "--pid",
+                "1",
+            ],
+            "overlaps",
+        ),
+        (vec!["trace", "--elem-size", "0", "--pid", "1"], "elem-size"),
+        (vec!["trace", "--duration", "0", "--pid", "1"], "duration"),
+    ] {
+        let output = Command::new(DEMO).args(&args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+        assert!(
+            !stderr.contains("panicked") && !stderr.contains("backtrace"),
+            "{stderr}"
+        );
+    }
+    // A run that works, so the table above cannot pass by failing everything.
+    let lines = json_lines(&demo(&["alloc", "mmap", "--format", "json"]));
+    assert_eq!(of_kind(&lines, "summary")[0]["faults_in_region"], 3);
+}
+
+#[test]
+fn duration_ends_the_trace_and_leaves_no_command_running() {
+    let lines = trace_command(
+        "duration",
+        Path::new("/bin/sleep"),
+        &["30"],
+        &["--duration", "0.5"],
+        &[],
+    );
+    let summary = &of_kind(&lines, "summary")[0];
+    assert_eq!(summary["ended_by"], "duration");
+    assert_eq!(summary["child"], "killed by SIGKILL");
+    let pid = summary["pid"].as_u64().unwrap();
+    assert!(
+        !Path::new(&format!("/proc/{pid}")).exists(),
+        "sleep {pid} is still there"
+    );
+}
