@@ -240,81 +240,6 @@ impl FaultSource {
     }
 }
 
-/// One page fault of a traced process, as the tracepoint saw it.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct FaultRecord {
-    /// Always [`RecordKind::Fault`] as `u32`.
-    pub kind: u32,
-    /// A [`FaultSource`] as `u32`.
-    pub source: u32,
-    /// `bpf_ktime_get_ns()`: CLOCK_MONOTONIC nanoseconds.
-    pub timestamp_ns: u64,
-    /// Thread-group id (the process id).
-    pub tgid: u32,
-    /// Thread id.
-    pub tid: u32,
-    /// The faulting virtual address.
-    pub address: u64,
-    /// The instruction pointer at the fault.
-    pub ip: u64,
-    /// The x86 page-fault error code.
-    pub error_code: u64,
-}
-
-/// A traced process's fault completed: the software perf event for minor or major faults fired.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct CompletionRecord {
-    /// Always [`RecordKind::Completion`] as `u32`.
-    pub kind: u32,
-    /// A [`CompletionClass`] as `u32`.
-    pub class: u32,
-    pub timestamp_ns: u64,
-    pub tgid: u32,
-    pub tid: u32,
-    /// The faulting address, from the perf sample.
-    pub address: u64,
-}
-
-/// Entry to or exit from a traced memory syscall.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SyscallRecord {
-    /// [`RecordKind::SyscallEnter`] or [`RecordKind::SyscallExit`] as `u32`.
-    pub kind: u32,
-    /// A [`Syscall`] as `u32`.
-    pub syscall: u32,
-    pub timestamp_ns: u64,
-    pub tgid: u32,
-    pub tid: u32,
-    /// The arguments, on entry; unused ones are 0.
-    pub args: [u64; 6],
-    /// The return value, on exit.
-    pub ret: i64,
-}
-
-/// A signal generated for a traced process (or by one).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SignalRecord {
-    /// Always [`RecordKind::Signal`] as `u32`.
-    pub kind: u32,
-    /// The signal number.
-    pub signal: i32,
-    pub timestamp_ns: u64,
-    /// The thread group of the task that generated it (for SIGSEGV, the faulting one).
-    pub tgid: u32,
-    pub tid: u32,
-    /// The receiving thread.
-    pub target_tid: u32,
-    /// The si_code, e.g. SEGV_MAPERR.
-    pub code: i32,
-    pub errno: i32,
-    /// The tracepoint's `result`: 0 delivered, 1 ignored, 2 already pending, …
-    pub result: i32,
-}
-
 /// The glibc heap functions whose calls are traced with uprobes.
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -347,32 +272,86 @@ impl HeapFunction {
     }
 }
 
-/// A traced process forked (the child is now traced) or exited.
+/// The first 24 bytes of every ring-buffer record.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ProcessRecord {
-    /// [`RecordKind::Fork`] or [`RecordKind::Exit`] as `u32`.
+pub struct RecordHeader {
+    /// A [`RecordKind`] as `u32`: which record this is.
     pub kind: u32,
-    /// The new child's pid (fork) or the exiting process's tgid (exit).
-    pub pid: u32,
+    /// The kind's own detail: a [`FaultSource`], [`CompletionClass`], [`Syscall`] or
+    /// [`HeapFunction`] tag, a signal number, or a pid (fork: the child; exit: the process).
+    pub detail: u32,
+    /// `bpf_ktime_get_ns()`: CLOCK_MONOTONIC nanoseconds.
     pub timestamp_ns: u64,
-    /// The forking process's tgid (fork); the exiting thread's tgid (exit).
+    /// Thread-group id (the process id) of the task the event happened in.
     pub tgid: u32,
-    /// The forking or exiting thread.
+    /// Thread id of that task.
     pub tid: u32,
 }
 
-/// Entry to or return from a glibc heap function of a traced process.
+/// One page fault of a traced process, as it began. Detail: its [`FaultSource`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FaultRecord {
+    pub header: RecordHeader,
+    /// The faulting virtual address.
+    pub address: u64,
+    /// The instruction pointer at the fault.
+    pub ip: u64,
+    /// The x86 page-fault error code, or [`ERROR_CODE_UNKNOWN`] with the mode bit.
+    pub error_code: u64,
+}
+
+/// A traced process's fault completed: the software perf event for minor or major faults
+/// fired. Detail: its [`CompletionClass`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CompletionRecord {
+    pub header: RecordHeader,
+    /// The faulting address, from the perf sample.
+    pub address: u64,
+}
+
+/// Entry to ([`RecordKind::SyscallEnter`]) or exit from ([`RecordKind::SyscallExit`]) a traced
+/// memory syscall. Detail: the [`Syscall`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SyscallRecord {
+    pub header: RecordHeader,
+    /// The arguments, on entry; unused ones are 0.
+    pub args: [u64; 6],
+    /// The return value, on exit.
+    pub ret: i64,
+}
+
+/// A signal generated for a traced process (or by one). Detail: the signal number.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SignalRecord {
+    pub header: RecordHeader,
+    /// The receiving thread.
+    pub target_tid: u32,
+    /// The si_code, e.g. SEGV_MAPERR.
+    pub code: i32,
+    pub errno: i32,
+    /// The tracepoint's `result`: 0 delivered, 1 ignored, 2 already pending, …
+    pub result: i32,
+}
+
+/// A followed process forked ([`RecordKind::Fork`]; detail: the child, now traced) or a
+/// traced process's last thread exited ([`RecordKind::Exit`]; detail: its pid).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProcessRecord {
+    pub header: RecordHeader,
+}
+
+/// Entry to ([`RecordKind::HeapEnter`]) or return from ([`RecordKind::HeapExit`]) a glibc heap
+/// function of a traced process. Detail: the [`HeapFunction`].
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HeapRecord {
-    /// [`RecordKind::HeapEnter`] or [`RecordKind::HeapExit`] as `u32`.
-    pub kind: u32,
-    /// A [`HeapFunction`] as `u32`.
-    pub function: u32,
-    pub timestamp_ns: u64,
-    pub tgid: u32,
-    pub tid: u32,
+    pub header: RecordHeader,
     /// On entry: malloc(size), calloc(nmemb, size), realloc(ptr, size), free(ptr).
     pub args: [u64; 2],
     /// On return: the returned pointer.
@@ -382,6 +361,7 @@ pub struct HeapRecord {
 #[cfg(feature = "user")]
 mod pod {
     // SAFETY (all): `repr(C)`, made only of integers, laid out without padding.
+    unsafe impl aya::Pod for super::RecordHeader {}
     unsafe impl aya::Pod for super::FaultRecord {}
     unsafe impl aya::Pod for super::CompletionRecord {}
     unsafe impl aya::Pod for super::SyscallRecord {}

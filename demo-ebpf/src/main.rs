@@ -13,9 +13,10 @@ use aya_ebpf::{
 use aya_log_ebpf::debug;
 use demo_common::{
     CompletionClass, CompletionRecord, DEFAULT_RING_BYTES, ERROR_CODE_UNKNOWN, FaultRecord,
-    FaultSource, HeapFunction, HeapRecord, MAX_TARGETS, ProcessRecord, RecordKind, SignalRecord,
-    Syscall, SyscallRecord, WAKEUP_THRESHOLD_BYTES, fault_tracepoint, new_task_tracepoint,
-    process_exit_tracepoint, signal_tracepoint, syscall_tracepoint, target_flags,
+    FaultSource, HeapFunction, HeapRecord, MAX_TARGETS, ProcessRecord, RecordHeader, RecordKind,
+    SignalRecord, Syscall, SyscallRecord, WAKEUP_THRESHOLD_BYTES, fault_tracepoint,
+    new_task_tracepoint, process_exit_tracepoint, signal_tracepoint, syscall_tracepoint,
+    target_flags,
 };
 
 #[map]
@@ -211,6 +212,19 @@ fn reserve<T: 'static, C: EbpfContext>(
     entry
 }
 
+/// The header of a record about the current task.
+#[inline(always)]
+fn header<C: EbpfContext>(ctx: &C, kind: RecordKind, detail: u32, tgid: u32) -> RecordHeader {
+    RecordHeader {
+        kind: kind as u32,
+        detail,
+        // SAFETY: the helper has no preconditions.
+        timestamp_ns: unsafe { bpf_ktime_get_ns() },
+        tgid,
+        tid: ctx.pid(),
+    }
+}
+
 /// For a traced process's event: its tgid and a reserved record to fill, or `None` when the
 /// process is not traced or the buffer is full (then the drop is counted).
 #[inline(always)]
@@ -241,12 +255,7 @@ fn record_fault(ctx: &TracePointContext, source: FaultSource) {
         )
     };
     entry.write(FaultRecord {
-        kind: RecordKind::Fault as u32,
-        source: source as u32,
-        // SAFETY: the helper has no preconditions.
-        timestamp_ns: unsafe { bpf_ktime_get_ns() },
-        tgid,
-        tid: ctx.pid(),
+        header: header(ctx, RecordKind::Fault, source as u32, tgid),
         address,
         ip,
         error_code,
@@ -265,12 +274,7 @@ fn record_perf_fault(ctx: &PerfEventContext) {
     // SAFETY: the kernel passes a valid bpf_perf_event_data.
     let data = unsafe { &*ctx.ctx };
     entry.write(FaultRecord {
-        kind: RecordKind::Fault as u32,
-        source: FaultSource::Perf as u32,
-        // SAFETY: the helper has no preconditions.
-        timestamp_ns: unsafe { bpf_ktime_get_ns() },
-        tgid,
-        tid: ctx.pid(),
+        header: header(ctx, RecordKind::Fault, FaultSource::Perf as u32, tgid),
         address: data.addr,
         ip: data.regs.rip,
         error_code: ERROR_CODE_UNKNOWN | if data.regs.cs & 3 == 3 { 1 << 2 } else { 0 },
@@ -334,12 +338,7 @@ fn record_process(ctx: &TracePointContext, kind: RecordKind, pid: u32) {
         return;
     };
     entry.write(ProcessRecord {
-        kind: kind as u32,
-        pid,
-        // SAFETY: the helper has no preconditions.
-        timestamp_ns: unsafe { bpf_ktime_get_ns() },
-        tgid: ctx.tgid(),
-        tid: ctx.pid(),
+        header: header(ctx, kind, pid, ctx.tgid()),
     });
     entry.submit(wakeup_flag());
 }
@@ -373,12 +372,7 @@ fn record_heap<C: EbpfContext>(
         return;
     };
     entry.write(HeapRecord {
-        kind: kind as u32,
-        function: function as u32,
-        // SAFETY: the helper has no preconditions.
-        timestamp_ns: unsafe { bpf_ktime_get_ns() },
-        tgid,
-        tid: ctx.pid(),
+        header: header(ctx, kind, function as u32, tgid),
         args,
         ret,
     });
@@ -395,12 +389,7 @@ fn record_completion(ctx: &PerfEventContext, class: CompletionClass) {
     // which for page-fault events is the faulting address.
     let address = unsafe { (*ctx.ctx).addr };
     entry.write(CompletionRecord {
-        kind: RecordKind::Completion as u32,
-        class: class as u32,
-        // SAFETY: the helper has no preconditions.
-        timestamp_ns: unsafe { bpf_ktime_get_ns() },
-        tgid,
-        tid: ctx.pid(),
+        header: header(ctx, RecordKind::Completion, class as u32, tgid),
         address,
     });
     entry.submit(wakeup_flag());
@@ -421,12 +410,12 @@ fn record_signal(ctx: &TracePointContext) {
     };
     let field = |offset| unsafe { ctx.read_at::<i32>(offset) }.unwrap_or(0);
     entry.write(SignalRecord {
-        kind: RecordKind::Signal as u32,
-        signal: field(signal_tracepoint::SIG),
-        // SAFETY: the helper has no preconditions.
-        timestamp_ns: unsafe { bpf_ktime_get_ns() },
-        tgid,
-        tid: ctx.pid(),
+        header: header(
+            ctx,
+            RecordKind::Signal,
+            field(signal_tracepoint::SIG) as u32,
+            tgid,
+        ),
         target_tid,
         code: field(signal_tracepoint::CODE),
         errno: field(signal_tracepoint::ERRNO),
@@ -466,12 +455,7 @@ fn record_syscall(
         return;
     };
     entry.write(SyscallRecord {
-        kind: kind as u32,
-        syscall: syscall as u32,
-        // SAFETY: the helper has no preconditions.
-        timestamp_ns: unsafe { bpf_ktime_get_ns() },
-        tgid,
-        tid: ctx.pid(),
+        header: header(ctx, kind, syscall as u32, tgid),
         args,
         ret,
     });

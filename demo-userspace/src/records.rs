@@ -2,7 +2,7 @@
 
 use demo_common::{
     CompletionClass, CompletionRecord, FaultRecord, FaultSource, HeapFunction, HeapRecord,
-    ProcessRecord, RecordKind, SignalRecord, Syscall, SyscallRecord,
+    RecordHeader, RecordKind, SignalRecord, Syscall, SyscallRecord,
 };
 
 use crate::access::ErrorCode;
@@ -130,42 +130,41 @@ pub enum DecodeError {
 /// Decodes one record. The bytes come from the kernel, but a mismatched build or a bug must not
 /// crash the loader, so every length and tag is checked.
 pub fn decode(bytes: &[u8]) -> Result<Record, DecodeError> {
-    let tag = read_pod::<u32>(bytes)?;
-    match RecordKind::from_tag(tag) {
+    let header = read_pod::<RecordHeader>(bytes)?;
+    let (timestamp_ns, pid, tid, detail) =
+        (header.timestamp_ns, header.tgid, header.tid, header.detail);
+    match RecordKind::from_tag(header.kind) {
         Some(RecordKind::Fault) => {
             let raw = read_pod::<FaultRecord>(bytes)?;
-            let source =
-                FaultSource::from_tag(raw.source).ok_or(DecodeError::UnknownSource(raw.source))?;
             Ok(Record::Fault(Fault {
-                timestamp_ns: raw.timestamp_ns,
-                pid: raw.tgid,
-                tid: raw.tid,
+                timestamp_ns,
+                pid,
+                tid,
                 address: raw.address,
                 ip: raw.ip,
                 error_code: ErrorCode(raw.error_code),
-                source,
+                source: FaultSource::from_tag(detail).ok_or(DecodeError::UnknownSource(detail))?,
             }))
         }
         Some(RecordKind::Completion) => {
             let raw = read_pod::<CompletionRecord>(bytes)?;
             Ok(Record::Completion(Completion {
-                timestamp_ns: raw.timestamp_ns,
-                pid: raw.tgid,
-                tid: raw.tid,
+                timestamp_ns,
+                pid,
+                tid,
                 address: raw.address,
-                class: CompletionClass::from_tag(raw.class)
-                    .ok_or(DecodeError::UnknownClass(raw.class))?,
+                class: CompletionClass::from_tag(detail)
+                    .ok_or(DecodeError::UnknownClass(detail))?,
             }))
         }
         Some(kind @ (RecordKind::SyscallEnter | RecordKind::SyscallExit)) => {
             let raw = read_pod::<SyscallRecord>(bytes)?;
             let enter = kind == RecordKind::SyscallEnter;
             Ok(Record::Syscall(SyscallEvent {
-                timestamp_ns: raw.timestamp_ns,
-                pid: raw.tgid,
-                tid: raw.tid,
-                syscall: Syscall::from_tag(raw.syscall)
-                    .ok_or(DecodeError::UnknownSyscall(raw.syscall))?,
+                timestamp_ns,
+                pid,
+                tid,
+                syscall: Syscall::from_tag(detail).ok_or(DecodeError::UnknownSyscall(detail))?,
                 args: enter.then_some(raw.args),
                 ret: (!enter).then_some(raw.ret),
             }))
@@ -173,40 +172,37 @@ pub fn decode(bytes: &[u8]) -> Result<Record, DecodeError> {
         Some(RecordKind::Signal) => {
             let raw = read_pod::<SignalRecord>(bytes)?;
             Ok(Record::Signal(SignalEvent {
-                timestamp_ns: raw.timestamp_ns,
-                pid: raw.tgid,
-                tid: raw.tid,
+                timestamp_ns,
+                pid,
+                tid,
                 target_tid: raw.target_tid,
-                signal: raw.signal,
+                signal: detail as i32,
                 code: raw.code,
                 errno: raw.errno,
                 result: raw.result,
             }))
         }
-        Some(kind @ (RecordKind::Fork | RecordKind::Exit)) => {
-            let raw = read_pod::<ProcessRecord>(bytes)?;
-            Ok(Record::Process(ProcessEvent {
-                timestamp_ns: raw.timestamp_ns,
-                pid: raw.pid,
-                parent: raw.tgid,
-                tid: raw.tid,
-                exited: kind == RecordKind::Exit,
-            }))
-        }
+        Some(kind @ (RecordKind::Fork | RecordKind::Exit)) => Ok(Record::Process(ProcessEvent {
+            timestamp_ns,
+            pid: detail,
+            parent: pid,
+            tid,
+            exited: kind == RecordKind::Exit,
+        })),
         Some(kind @ (RecordKind::HeapEnter | RecordKind::HeapExit)) => {
             let raw = read_pod::<HeapRecord>(bytes)?;
             let enter = kind == RecordKind::HeapEnter;
             Ok(Record::Heap(HeapEvent {
-                timestamp_ns: raw.timestamp_ns,
-                pid: raw.tgid,
-                tid: raw.tid,
-                function: HeapFunction::from_tag(raw.function)
-                    .ok_or(DecodeError::UnknownHeapFunction(raw.function))?,
+                timestamp_ns,
+                pid,
+                tid,
+                function: HeapFunction::from_tag(detail)
+                    .ok_or(DecodeError::UnknownHeapFunction(detail))?,
                 args: enter.then_some(raw.args),
                 ret: (!enter).then_some(raw.ret),
             }))
         }
-        None => Err(DecodeError::UnknownKind(tag)),
+        None => Err(DecodeError::UnknownKind(header.kind)),
     }
 }
 
@@ -226,7 +222,19 @@ fn read_pod<T: aya::Pod>(bytes: &[u8]) -> Result<T, DecodeError> {
 
 #[cfg(test)]
 mod tests {
+    use demo_common::ProcessRecord;
+
     use super::*;
+
+    fn header(kind: RecordKind, detail: u32, tgid: u32, tid: u32) -> RecordHeader {
+        RecordHeader {
+            kind: kind as u32,
+            detail,
+            timestamp_ns: 7,
+            tgid,
+            tid,
+        }
+    }
 
     fn bytes_of<T: aya::Pod>(record: &T) -> Vec<u8> {
         // SAFETY: every record type is repr(C) plain data without padding.
@@ -243,11 +251,7 @@ mod tests {
     #[test]
     fn decodes_completion_syscall_and_signal_records() {
         let completion = CompletionRecord {
-            kind: RecordKind::Completion as u32,
-            class: CompletionClass::Major as u32,
-            timestamp_ns: 1,
-            tgid: 2,
-            tid: 3,
+            header: header(RecordKind::Completion, CompletionClass::Major as u32, 2, 3),
             address: 0x1000,
         };
         assert!(matches!(
@@ -259,11 +263,7 @@ mod tests {
             }))
         ));
         let enter = SyscallRecord {
-            kind: RecordKind::SyscallEnter as u32,
-            syscall: Syscall::Brk as u32,
-            timestamp_ns: 1,
-            tgid: 2,
-            tid: 3,
+            header: header(RecordKind::SyscallEnter, Syscall::Brk as u32, 2, 3),
             args: [0x5000, 0, 0, 0, 0, 0],
             ret: 0,
         };
@@ -275,7 +275,7 @@ mod tests {
             (Syscall::Brk, Some(0x5000), None)
         );
         let exit = SyscallRecord {
-            kind: RecordKind::SyscallExit as u32,
+            header: header(RecordKind::SyscallExit, Syscall::Brk as u32, 2, 3),
             ret: -12,
             ..enter
         };
@@ -284,11 +284,7 @@ mod tests {
         };
         assert_eq!((event.args, event.ret), (None, Some(-12)));
         let signal = SignalRecord {
-            kind: RecordKind::Signal as u32,
-            signal: 11,
-            timestamp_ns: 5,
-            tgid: 7,
-            tid: 7,
+            header: header(RecordKind::Signal, 11, 7, 7),
             target_tid: 7,
             code: 1,
             errno: 0,
@@ -303,7 +299,7 @@ mod tests {
             }))
         ));
         let bad_syscall = SyscallRecord {
-            syscall: 42,
+            header: header(RecordKind::SyscallEnter, 42, 2, 3),
             ..enter
         };
         assert_eq!(
@@ -311,7 +307,7 @@ mod tests {
             Err(DecodeError::UnknownSyscall(42))
         );
         let bad_class = CompletionRecord {
-            class: 9,
+            header: header(RecordKind::Completion, 9, 2, 3),
             ..completion
         };
         assert_eq!(
@@ -319,11 +315,7 @@ mod tests {
             Err(DecodeError::UnknownClass(9))
         );
         let fork = ProcessRecord {
-            kind: RecordKind::Fork as u32,
-            pid: 42,
-            timestamp_ns: 1,
-            tgid: 41,
-            tid: 41,
+            header: header(RecordKind::Fork, 42, 41, 41),
         };
         assert!(matches!(
             decode(&bytes_of(&fork)),
@@ -335,11 +327,7 @@ mod tests {
             }))
         ));
         let free = HeapRecord {
-            kind: RecordKind::HeapEnter as u32,
-            function: HeapFunction::Free as u32,
-            timestamp_ns: 1,
-            tgid: 2,
-            tid: 2,
+            header: header(RecordKind::HeapEnter, HeapFunction::Free as u32, 2, 2),
             args: [0x1000, 0],
             ret: 0,
         };
@@ -353,7 +341,7 @@ mod tests {
             }))
         ));
         let bad_heap = HeapRecord {
-            function: 7,
+            header: header(RecordKind::HeapEnter, 7, 2, 2),
             ..free
         };
         assert_eq!(
@@ -369,11 +357,7 @@ mod tests {
 
     fn sample() -> FaultRecord {
         FaultRecord {
-            kind: RecordKind::Fault as u32,
-            source: FaultSource::User as u32,
-            timestamp_ns: 7,
-            tgid: 10,
-            tid: 11,
+            header: header(RecordKind::Fault, FaultSource::User as u32, 10, 11),
             address: 0x7f00_0000_1770,
             ip: 0x5555_0000_0042,
             error_code: 6,
@@ -413,21 +397,24 @@ mod tests {
         );
         assert_eq!(
             decode(&bytes[..2]),
-            Err(DecodeError::Truncated { len: 2, need: 4 })
+            Err(DecodeError::Truncated { len: 2, need: 24 })
         );
-        assert_eq!(decode(&[]), Err(DecodeError::Truncated { len: 0, need: 4 }));
+        assert_eq!(
+            decode(&[]),
+            Err(DecodeError::Truncated { len: 0, need: 24 })
+        );
     }
 
     #[test]
     fn rejects_unknown_kinds_and_sources() {
         let mut record = sample();
-        record.kind = 99;
+        record.header.kind = 99;
         assert_eq!(
             decode(&fault_bytes(&record)),
             Err(DecodeError::UnknownKind(99))
         );
         let mut record = sample();
-        record.source = 5;
+        record.header.detail = 5;
         assert_eq!(
             decode(&fault_bytes(&record)),
             Err(DecodeError::UnknownSource(5))
