@@ -41,6 +41,46 @@ pub const PROCESS_EXIT_PROGRAM: &str = "sched_process_exit";
 /// missing or `--source perf` asks for it.
 pub const PERF_FAULT_PROGRAM: &str = "page_fault_perf";
 
+/// Per-CPU hash of fault counts per process for `demo top` (`u32` tgid → [`TopCounts`]).
+pub const TOP_COUNTS_MAP: &str = "TOP_COUNTS";
+/// Per-CPU LRU hash of fault counts per page of one process (`PageKey` → `u64`).
+pub const PAGE_COUNTS_MAP: &str = "PAGE_COUNTS";
+/// Array of `u32` settings for `demo top`; see [`top_config`].
+pub const TOP_CONFIG_MAP: &str = "TOP_CONFIG";
+/// Per-CPU array of `u64` counters for `demo top`; see [`top_counters`].
+pub const TOP_COUNTERS_MAP: &str = "TOP_COUNTERS";
+/// How many processes `demo top` can count at once; more are counted as dropped.
+pub const TOP_MAX_PROCESSES: u32 = 16384;
+/// How many pages `demo top --pages` keeps counts for; the least recently hit are evicted.
+/// Twice what the tests touch: a per-CPU LRU starts evicting from its per-CPU free lists before
+/// it is full.
+pub const TOP_MAX_PAGES: u32 = 131072;
+
+/// Indices of [`TOP_CONFIG_MAP`].
+pub mod top_config {
+    /// The process whose faults are counted per page; 0 for none.
+    pub const PAGES_PID: u32 = 0;
+    pub const LEN: u32 = 1;
+}
+
+/// Indices of [`TOP_COUNTERS_MAP`].
+pub mod top_counters {
+    /// Faults of processes that found the process map full, so they went uncounted.
+    pub const PROCESSES_DROPPED: u32 = 0;
+    /// Pages that entered the page map; those not in it any more were evicted.
+    pub const PAGES_INSERTED: u32 = 1;
+    pub const LEN: u32 = 2;
+}
+
+/// Program counting `exceptions:page_fault_user` for `demo top`.
+pub const TOP_FAULT_USER_PROGRAM: &str = "top_fault_user";
+/// Program counting `exceptions:page_fault_kernel` for `demo top`.
+pub const TOP_FAULT_KERNEL_PROGRAM: &str = "top_fault_kernel";
+/// Program counting PAGE_FAULTS_MIN for `demo top`.
+pub const TOP_MINOR_PROGRAM: &str = "top_minor";
+/// Program counting PAGE_FAULTS_MAJ for `demo top`.
+pub const TOP_MAJOR_PROGRAM: &str = "top_major";
+
 /// Program attached to `exceptions:page_fault_user`.
 pub const PAGE_FAULT_USER_PROGRAM: &str = "page_fault_user";
 /// Program attached to `exceptions:page_fault_kernel`.
@@ -358,10 +398,41 @@ pub struct HeapRecord {
     pub ret: u64,
 }
 
+/// One process's fault counts on one CPU, for `demo top`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TopCounts {
+    /// Faults begun (tracepoint), any outcome.
+    pub faults: u64,
+    pub reads: u64,
+    pub writes: u64,
+    pub execs: u64,
+    /// Faults taken in kernel mode (e.g. copy_to_user into an untouched page).
+    pub kernel_mode: u64,
+    /// Completed minor faults (perf event).
+    pub minor: u64,
+    /// Completed major faults (perf event).
+    pub major: u64,
+    /// The task's command, captured in the kernel so that short-lived processes keep a name.
+    pub comm: [u8; 16],
+}
+
+/// A page of one process, for `demo top --pages`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct PageKey {
+    pub tgid: u32,
+    pub _padding: u32,
+    /// The page's address (the faulting address with the low 12 bits cleared).
+    pub page: u64,
+}
+
 #[cfg(feature = "user")]
 mod pod {
     // SAFETY (all): `repr(C)`, made only of integers, laid out without padding.
     unsafe impl aya::Pod for super::RecordHeader {}
+    unsafe impl aya::Pod for super::TopCounts {}
+    unsafe impl aya::Pod for super::PageKey {}
     unsafe impl aya::Pod for super::FaultRecord {}
     unsafe impl aya::Pod for super::CompletionRecord {}
     unsafe impl aya::Pod for super::SyscallRecord {}

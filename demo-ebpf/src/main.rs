@@ -4,10 +4,10 @@
 
 use aya_ebpf::{
     EbpfContext,
-    bindings::{BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
+    bindings::{BPF_NOEXIST, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
     helpers::bpf_ktime_get_ns,
     macros::{map, perf_event, tracepoint, uprobe, uretprobe},
-    maps::{HashMap, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, LruPerCpuHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
     programs::{PerfEventContext, ProbeContext, RetProbeContext, TracePointContext},
 };
 use aya_log_ebpf::debug;
@@ -18,6 +18,7 @@ use demo_common::{
     new_task_tracepoint, process_exit_tracepoint, signal_tracepoint, syscall_tracepoint,
     target_flags,
 };
+use demo_common::{PageKey, TOP_MAX_PAGES, TOP_MAX_PROCESSES, TopCounts, top_config, top_counters};
 
 #[map]
 static TARGETS: HashMap<u32, u8> = HashMap::with_max_entries(MAX_TARGETS, 0);
@@ -27,6 +28,45 @@ static EVENTS: RingBuf = RingBuf::with_byte_size(DEFAULT_RING_BYTES, 0);
 
 #[map]
 static DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+
+#[map]
+static TOP_COUNTS: PerCpuHashMap<u32, TopCounts> =
+    PerCpuHashMap::with_max_entries(TOP_MAX_PROCESSES, 0);
+
+/// Per-CPU, so counting needs no atomic add (the BPF target has none in `core`).
+#[map]
+static PAGE_COUNTS: LruPerCpuHashMap<PageKey, u64> =
+    LruPerCpuHashMap::with_max_entries(TOP_MAX_PAGES, 0);
+
+#[map]
+static TOP_CONFIG: Array<u32> = Array::with_max_entries(top_config::LEN, 0);
+
+#[map]
+static TOP_COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(top_counters::LEN, 0);
+
+#[tracepoint]
+pub fn top_fault_user(ctx: TracePointContext) -> u32 {
+    count_fault(&ctx);
+    0
+}
+
+#[tracepoint]
+pub fn top_fault_kernel(ctx: TracePointContext) -> u32 {
+    count_fault(&ctx);
+    0
+}
+
+#[perf_event]
+pub fn top_minor(ctx: PerfEventContext) -> u32 {
+    count_completion(&ctx, CompletionClass::Minor);
+    0
+}
+
+#[perf_event]
+pub fn top_major(ctx: PerfEventContext) -> u32 {
+    count_completion(&ctx, CompletionClass::Major);
+    0
+}
 
 /// Attached to PERF_COUNT_SW_PAGE_FAULTS_MIN; one program per class, so the class needs no lookup.
 #[perf_event]
@@ -180,6 +220,105 @@ pub fn page_fault_user(ctx: TracePointContext) -> u32 {
 pub fn page_fault_kernel(ctx: TracePointContext) -> u32 {
     record_fault(&ctx, FaultSource::Kernel);
     0
+}
+
+/// This CPU's counts of the current process, created (with its command) on its first fault.
+/// `None` when the map is full, which is counted.
+#[inline(always)]
+fn top_counts<C: EbpfContext>(ctx: &C) -> Option<*mut TopCounts> {
+    let tgid = ctx.tgid();
+    if tgid == 0 {
+        return None;
+    }
+    if let Some(counts) = TOP_COUNTS.get_ptr_mut(tgid) {
+        return Some(counts);
+    }
+    let fresh = TopCounts {
+        comm: ctx.command().unwrap_or_default(),
+        ..TopCounts::default()
+    };
+    match TOP_COUNTS.insert(tgid, fresh, BPF_NOEXIST as u64) {
+        // Another CPU may have created it meanwhile, which is fine.
+        Ok(()) | Err(EEXIST_ERROR) => {}
+        Err(_) => {
+            add_counter(top_counters::PROCESSES_DROPPED);
+            return None;
+        }
+    }
+    TOP_COUNTS.get_ptr_mut(tgid)
+}
+
+/// What a BPF_NOEXIST insert returns when the key is already there.
+const EEXIST_ERROR: i32 = -17;
+
+#[inline(always)]
+fn add_counter(index: u32) {
+    if let Some(counter) = TOP_COUNTERS.get_ptr_mut(index) {
+        // SAFETY: this CPU's slot; programs on one CPU do not nest.
+        unsafe { *counter += 1 };
+    }
+}
+
+/// Counts one fault of the current process for `demo top`, and its page when it is the
+/// process watched with `--pages`.
+#[inline(always)]
+fn count_fault(ctx: &TracePointContext) {
+    // SAFETY: offset from the tracepoint's format, checked by the loader.
+    let error_code = unsafe { ctx.read_at::<u64>(fault_tracepoint::ERROR_CODE) }.unwrap_or(0);
+    let Some(counts) = top_counts(ctx) else {
+        return;
+    };
+    // SAFETY: a per-CPU value, touched only by programs on this CPU, which do not nest.
+    let counts = unsafe { &mut *counts };
+    counts.faults += 1;
+    match (error_code & (1 << 4) != 0, error_code & (1 << 1) != 0) {
+        (true, _) => counts.execs += 1,
+        (false, true) => counts.writes += 1,
+        (false, false) => counts.reads += 1,
+    }
+    if error_code & (1 << 2) == 0 {
+        counts.kernel_mode += 1;
+    }
+    // The command changes at exec; refreshing it now and then keeps the name current cheaply.
+    if counts.faults % 256 == 0
+        && let Ok(comm) = ctx.command()
+    {
+        counts.comm = comm;
+    }
+    let watched = TOP_CONFIG.get(top_config::PAGES_PID).copied().unwrap_or(0);
+    if watched != 0 && watched == ctx.tgid() {
+        count_page(ctx);
+    }
+}
+
+#[inline(always)]
+fn count_page(ctx: &TracePointContext) {
+    // SAFETY: offset from the tracepoint's format, checked by the loader.
+    let address = unsafe { ctx.read_at::<u64>(fault_tracepoint::ADDRESS) }.unwrap_or(0);
+    let key = PageKey {
+        tgid: ctx.tgid(),
+        _padding: 0,
+        page: address & !0xfff,
+    };
+    if let Some(count) = PAGE_COUNTS.get_ptr_mut(key) {
+        // SAFETY: this CPU's value; programs on one CPU do not nest.
+        unsafe { *count += 1 };
+    } else if PAGE_COUNTS.insert(key, 1, BPF_NOEXIST as u64).is_ok() {
+        add_counter(top_counters::PAGES_INSERTED);
+    }
+}
+
+#[inline(always)]
+fn count_completion(ctx: &PerfEventContext, class: CompletionClass) {
+    let Some(counts) = top_counts(ctx) else {
+        return;
+    };
+    // SAFETY: a per-CPU value, touched only by programs on this CPU, which do not nest.
+    let counts = unsafe { &mut *counts };
+    match class {
+        CompletionClass::Minor => counts.minor += 1,
+        CompletionClass::Major => counts.major += 1,
+    }
 }
 
 /// The target flags of `tgid`, 0 when it is not in the map.

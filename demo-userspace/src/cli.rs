@@ -7,10 +7,11 @@ use clap::{ArgGroup, Parser, Subcommand};
 use crate::{
     probes::SourceChoice,
     report::Format,
+    top::SortKey,
     walk_plan::{Allocator, ScenarioName, WalkOptions},
 };
 
-/// The hidden subcommand that turns the binary into a workload child.
+/// The first argument that turns the binary into a workload child (see `main`).
 pub const WORKLOAD_SUBCOMMAND: &str = "__workload";
 
 /// Watch demand paging from inside the kernel.
@@ -96,9 +97,47 @@ pub enum Command {
     )]
     Trace(TraceArgs),
 
-    /// Serve workload commands on stdin (used internally by `demo alloc`).
-    #[command(name = WORKLOAD_SUBCOMMAND, hide = true)]
-    Workload,
+    /// Which processes fault most, system-wide, at almost no cost.
+    ///
+    /// Faults are counted in the kernel per process and CPU (no event per fault), split into
+    /// read, write and exec, user and kernel mode (from the exceptions tracepoints), minor and
+    /// major (from the software perf events on every CPU). Every --interval the top -n
+    /// processes are shown. Processes that exit are counted in the interval they ran in, named
+    /// by the command the kernel captured. With --pid PID --pages, the faults of that process
+    /// are also counted per page, and the hottest pages and mappings are shown.
+    #[command(
+        after_help = "Examples:\n  sudo demo top\n  sudo demo top --duration 5 --format json\n  sudo demo top --sort major -n 5\n  sudo demo top --pid 1234 --pages"
+    )]
+    Top(TopArgs),
+}
+
+/// The options of `demo top`.
+#[derive(Debug, clap::Args)]
+pub struct TopArgs {
+    /// Seconds between refreshes.
+    #[arg(long, value_name = "SECS", default_value_t = 1.0, value_parser = positive_seconds)]
+    pub interval: f64,
+
+    /// How many processes to show.
+    #[arg(short = 'n', long = "count", value_name = "N", default_value_t = 15,
+          value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub count: u64,
+
+    /// What to sort by.
+    #[arg(long, value_enum, default_value_t = SortKey::Rate)]
+    pub sort: SortKey,
+
+    /// Stop after this many seconds (one line per interval until then).
+    #[arg(long, value_name = "SECS", value_parser = positive_seconds)]
+    pub duration: Option<f64>,
+
+    /// With --pages: the process to count per page.
+    #[arg(long, short, requires = "pages")]
+    pub pid: Option<u32>,
+
+    /// Count the faults of --pid per page and show its hottest pages and mappings.
+    #[arg(long, requires = "pid")]
+    pub pages: bool,
 }
 
 /// The options of `demo trace`.

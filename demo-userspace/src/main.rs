@@ -15,6 +15,7 @@ mod report;
 mod scenario;
 mod step_report;
 mod syscalls;
+mod top;
 mod trace;
 mod tracefs;
 mod walk_plan;
@@ -37,8 +38,9 @@ use crate::{
 };
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    if let Some(Command::Workload) = cli.command {
+    // The workload child starts before the command-line parser allocates anything, so its
+    // heap is as close to a fresh C program's as a Rust program's can be.
+    if std::env::args_os().nth(1).as_deref() == Some(cli::WORKLOAD_SUBCOMMAND.as_ref()) {
         return match workload::child::serve() {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
@@ -47,6 +49,7 @@ fn main() -> ExitCode {
             }
         };
     }
+    let cli = Cli::parse();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -97,6 +100,7 @@ enum Action {
         interactive: bool,
     },
     Trace(trace::TraceOptions),
+    Top(top::TopOptions),
 }
 
 fn action(command: Option<Command>) -> Result<Action, BadInput> {
@@ -148,22 +152,19 @@ fn action(command: Option<Command>) -> Result<Action, BadInput> {
                 run_as: privileges::invoking_user(),
             })
         }
-        Some(Command::Workload) => {
-            return Err(BadInput("the workload mode takes no part here".to_owned()));
-        }
+        Some(Command::Top(args)) => Action::Top(top::TopOptions {
+            interval: std::time::Duration::from_secs_f64(args.interval),
+            count: args.count as usize,
+            sort: args.sort,
+            duration: args.duration.map(std::time::Duration::from_secs_f64),
+            pages_of: args.pid.filter(|_| args.pages),
+        }),
     })
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let action = action(cli.command)?;
     privileges::check()?;
-    let mut probes = Probes::load(&ProbeOptions {
-        source: cli.source,
-        fault_category: cli.debug_fault_category,
-        ..ProbeOptions::default()
-    })?;
-    let ring = probes.take_events().context("open the event ring buffer")?;
-    let mut reader = EventReader::new(ring).context("register the event ring buffer")?;
     let out: Box<dyn io::Write> = match &cli.output {
         Some(path) => Box::new(BufWriter::new(
             std::fs::File::create(path)
@@ -172,7 +173,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         None => Box::new(BufWriter::new(io::stdout().lock())),
     };
     match action {
+        Action::Top(options) => {
+            let mut probes = probes::TopProbes::load(&cli.debug_fault_category)?;
+            top::run(&options, &mut probes, top::output(cli.format, out).as_mut()).await
+        }
         Action::Alloc { plans, interactive } => {
+            let (mut probes, mut reader) = trace_probes(&cli.source, cli.debug_fault_category)?;
             let mut reporter = report::reporter(cli.format, out);
             run_walks(
                 &plans,
@@ -184,10 +190,26 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             .await
         }
         Action::Trace(options) => {
+            let (mut probes, mut reader) = trace_probes(&cli.source, cli.debug_fault_category)?;
             let mut output = trace::output::output(cli.format, out);
             trace::run(&options, &mut probes, &mut reader, output.as_mut()).await
         }
     }
+}
+
+/// Loads the per-event programs and opens their ring buffer.
+fn trace_probes(
+    source: &probes::SourceChoice,
+    fault_category: String,
+) -> anyhow::Result<(Probes, EventReader)> {
+    let mut probes = Probes::load(&ProbeOptions {
+        source: *source,
+        fault_category,
+        ..ProbeOptions::default()
+    })?;
+    let ring = probes.take_events().context("open the event ring buffer")?;
+    let reader = EventReader::new(ring).context("register the event ring buffer")?;
+    Ok((probes, reader))
 }
 
 async fn run_walks(

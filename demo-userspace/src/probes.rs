@@ -11,11 +11,14 @@ use aya::{
 };
 use std::{num::NonZeroU32, path::Path};
 
+use aya::maps::{Array, PerCpuHashMap, PerCpuValues};
 use aya::programs::{UProbe, uprobe::UProbeScope};
 use demo_common::{
     DROPS_MAP, EVENTS_MAP, HeapFunction, MAJOR_COMPLETION_PROGRAM, MINOR_COMPLETION_PROGRAM,
-    NEW_TASK_PROGRAM, PAGE_FAULT_KERNEL_PROGRAM, PAGE_FAULT_USER_PROGRAM, PERF_FAULT_PROGRAM,
-    PROCESS_EXIT_PROGRAM, SIGNAL_PROGRAM, SYSCALL_TRACEPOINTS, TARGETS_MAP, fault_tracepoint,
+    NEW_TASK_PROGRAM, PAGE_COUNTS_MAP, PAGE_FAULT_KERNEL_PROGRAM, PAGE_FAULT_USER_PROGRAM,
+    PERF_FAULT_PROGRAM, PROCESS_EXIT_PROGRAM, PageKey, SIGNAL_PROGRAM, SYSCALL_TRACEPOINTS,
+    TARGETS_MAP, TOP_CONFIG_MAP, TOP_COUNTERS_MAP, TOP_COUNTS_MAP, TOP_FAULT_KERNEL_PROGRAM,
+    TOP_FAULT_USER_PROGRAM, TOP_MAJOR_PROGRAM, TOP_MINOR_PROGRAM, TopCounts, fault_tracepoint,
     new_task_tracepoint, process_exit_tracepoint, signal_tracepoint, syscall_tracepoint,
 };
 
@@ -220,25 +223,10 @@ impl Probes {
         if source == FaultSourceInUse::Tracepoints {
             tracepoints.extend(fault_tracepoints);
         }
-        raise_memlock_limit();
-
-        let mut ebpf = EbpfLoader::new()
-            .map_max_entries(EVENTS_MAP, options.ring_bytes)
-            .load(EBPF_OBJECT)
-            .map_err(|error| ProbeError::Load(Box::new(error)))?;
-        // The logger must exist before the programs load, since they reference its map.
-        let logger = aya_log::EbpfLogger::init(&mut ebpf).map_err(ProbeError::Logger)?;
-
-        for tracepoint in &tracepoints {
-            let program: &mut TracePoint = loaded(&mut ebpf, &tracepoint.program)?;
-            program
-                .attach(&tracepoint.category, &tracepoint.name)
-                .map_err(|source| ProbeError::Attach {
-                    program: tracepoint.program.clone(),
-                    target: format!("tracepoint {}:{}", tracepoint.category, tracepoint.name),
-                    source: Box::new(source),
-                })?;
-        }
+        let (mut ebpf, logger) = open_object(ObjectUse::Trace {
+            ring_bytes: options.ring_bytes,
+        })?;
+        attach_tracepoints(&mut ebpf, &tracepoints)?;
         let mut perf_events = vec![
             (MINOR_COMPLETION_PROGRAM, SoftwareEvent::PageFaultsMin),
             (MAJOR_COMPLETION_PROGRAM, SoftwareEvent::PageFaultsMaj),
@@ -347,6 +335,206 @@ impl Probes {
     /// Forwards pending aya-log messages of the programs to the `log` crate.
     pub fn flush_log(&mut self) {
         self.logger.flush();
+    }
+}
+
+/// Which programs a run needs; the maps only the others use are made as small as they can be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ObjectUse {
+    /// Per-event tracing, with a ring buffer of this many bytes.
+    Trace { ring_bytes: u32 },
+    /// `demo top`'s counters.
+    Top,
+}
+
+/// Loads the embedded object and starts its logger.
+fn open_object(
+    purpose: ObjectUse,
+) -> Result<(Ebpf, aya_log::EbpfLogger<&'static dyn log::Log>), ProbeError> {
+    raise_memlock_limit();
+    let mut loader = EbpfLoader::new();
+    match purpose {
+        ObjectUse::Trace { ring_bytes } => {
+            loader
+                .map_max_entries(EVENTS_MAP, ring_bytes)
+                .map_max_entries(TOP_COUNTS_MAP, 1)
+                .map_max_entries(PAGE_COUNTS_MAP, 1);
+        }
+        ObjectUse::Top => {
+            loader.map_max_entries(EVENTS_MAP, procfs::page_size() as u32);
+        }
+    }
+    let mut ebpf = loader
+        .load(EBPF_OBJECT)
+        .map_err(|error| ProbeError::Load(Box::new(error)))?;
+    // The logger must exist before the programs load, since they reference its map.
+    let logger = aya_log::EbpfLogger::init(&mut ebpf).map_err(ProbeError::Logger)?;
+    Ok((ebpf, logger))
+}
+
+fn attach_tracepoints(
+    ebpf: &mut Ebpf,
+    tracepoints: &[TracepointProgram],
+) -> Result<(), ProbeError> {
+    for tracepoint in tracepoints {
+        let program: &mut TracePoint = loaded(ebpf, &tracepoint.program)?;
+        program
+            .attach(&tracepoint.category, &tracepoint.name)
+            .map_err(|source| ProbeError::Attach {
+                program: tracepoint.program.clone(),
+                target: format!("tracepoint {}:{}", tracepoint.category, tracepoint.name),
+                source: Box::new(source),
+            })?;
+    }
+    Ok(())
+}
+
+/// The programs and maps of `demo top`: per-process counters, no per-fault events.
+pub struct TopProbes {
+    // Owns the programs and their links: dropping it detaches them.
+    _ebpf: Ebpf,
+    _logger: aya_log::EbpfLogger<&'static dyn log::Log>,
+    counts: PerCpuHashMap<MapData, u32, TopCounts>,
+    pages: PerCpuHashMap<MapData, PageKey, u64>,
+    config: Array<MapData, u32>,
+    counters: PerCpuArray<MapData, u64>,
+}
+
+/// One process's counts, summed over CPUs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProcessCounts {
+    pub counts: TopCounts,
+    pub comm: String,
+}
+
+impl TopProbes {
+    /// Attaches the counting programs to the fault tracepoints and the minor/major perf events.
+    pub fn load(fault_category: &str) -> Result<Self, ProbeError> {
+        let tracing = tracefs::ensure_mounted()?;
+        let mut tracepoints = fault_tracepoint_programs(fault_category);
+        for (tracepoint, program) in tracepoints
+            .iter_mut()
+            .zip([TOP_FAULT_USER_PROGRAM, TOP_FAULT_KERNEL_PROGRAM])
+        {
+            tracepoint.program = program.to_owned();
+        }
+        check_formats(&tracing, &tracepoints)?;
+        let (mut ebpf, logger) = open_object(ObjectUse::Top)?;
+        attach_tracepoints(&mut ebpf, &tracepoints)?;
+        attach_per_cpu(
+            &mut ebpf,
+            &[
+                (TOP_MINOR_PROGRAM, SoftwareEvent::PageFaultsMin),
+                (TOP_MAJOR_PROGRAM, SoftwareEvent::PageFaultsMaj),
+            ],
+        )?;
+        Ok(Self {
+            counts: take_map(&mut ebpf, TOP_COUNTS_MAP, "open the process counters")?,
+            pages: take_map(&mut ebpf, PAGE_COUNTS_MAP, "open the page counters")?,
+            config: take_map(&mut ebpf, TOP_CONFIG_MAP, "open the top settings")?,
+            counters: take_map(&mut ebpf, TOP_COUNTERS_MAP, "open the drop counters")?,
+            _ebpf: ebpf,
+            _logger: logger,
+        })
+    }
+
+    /// Counts the faults of `pid` per page from now on.
+    pub fn watch_pages(&mut self, pid: u32) -> Result<(), ProbeError> {
+        self.config
+            .set(demo_common::top_config::PAGES_PID, pid, 0)
+            .map_err(|source| ProbeError::Map {
+                operation: "set the process to count pages of",
+                source,
+            })
+    }
+
+    /// Every counted process with its counts summed over CPUs.
+    pub fn processes(&self) -> Result<Vec<(u32, ProcessCounts)>, ProbeError> {
+        let map_error = |source| ProbeError::Map {
+            operation: "read the process counters",
+            source,
+        };
+        self.counts
+            .iter()
+            .map(|entry| {
+                let (pid, per_cpu) = entry.map_err(map_error)?;
+                Ok((pid, sum_counts(&per_cpu)))
+            })
+            .collect()
+    }
+
+    /// Forgets a process (after it exited and was reported).
+    pub fn forget(&mut self, pid: u32) -> Result<(), ProbeError> {
+        match self.counts.remove(&pid) {
+            Ok(()) => Ok(()),
+            Err(error) if is_missing_key(&error) => Ok(()),
+            Err(source) => Err(ProbeError::Map {
+                operation: "remove an exited process",
+                source,
+            }),
+        }
+    }
+
+    /// The per-page counts of `pid`, summed over CPUs.
+    pub fn pages_of(&self, pid: u32) -> Result<Vec<(u64, u64)>, ProbeError> {
+        let map_error = |source| ProbeError::Map {
+            operation: "read the page counters",
+            source,
+        };
+        let mut pages = Vec::new();
+        for entry in self.pages.iter() {
+            let (key, per_cpu) = entry.map_err(map_error)?;
+            if key.tgid == pid {
+                pages.push((key.page, per_cpu.iter().sum()));
+            }
+        }
+        Ok(pages)
+    }
+
+    /// Faults that went uncounted because the process map was full, and pages evicted from
+    /// the page map (entered minus still there).
+    pub fn drops(&self) -> Result<(u64, u64), ProbeError> {
+        let counter = |index| -> Result<u64, ProbeError> {
+            Ok(self
+                .counters
+                .get(&index, 0)
+                .map_err(|source| ProbeError::Map {
+                    operation: "read the drop counters",
+                    source,
+                })?
+                .iter()
+                .sum())
+        };
+        let dropped = counter(demo_common::top_counters::PROCESSES_DROPPED)?;
+        let inserted = counter(demo_common::top_counters::PAGES_INSERTED)?;
+        let present = self.pages.keys().filter(Result::is_ok).count() as u64;
+        Ok((dropped, inserted.saturating_sub(present)))
+    }
+}
+
+fn sum_counts(per_cpu: &PerCpuValues<TopCounts>) -> ProcessCounts {
+    let mut total = TopCounts::default();
+    for counts in per_cpu.iter() {
+        total.faults += counts.faults;
+        total.reads += counts.reads;
+        total.writes += counts.writes;
+        total.execs += counts.execs;
+        total.kernel_mode += counts.kernel_mode;
+        total.minor += counts.minor;
+        total.major += counts.major;
+        // Each CPU that saw the process holds a copy of its command; any non-empty one will do.
+        if total.comm[0] == 0 {
+            total.comm = counts.comm;
+        }
+    }
+    let end = total
+        .comm
+        .iter()
+        .position(|&b| b == 0)
+        .unwrap_or(total.comm.len());
+    ProcessCounts {
+        comm: String::from_utf8_lossy(&total.comm[..end]).into_owned(),
+        counts: total,
     }
 }
 

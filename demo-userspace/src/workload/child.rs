@@ -13,6 +13,10 @@ use super::protocol::Command;
 /// Serves commands from stdin until it closes. Returns only on EOF or an I/O error.
 pub fn serve() -> io::Result<()> {
     restore_default_fault_signals()?;
+    // Memory the runtime touched and freed at start-up must not serve the walk's malloc, or
+    // its pages would already be resident: a fresh C program's heap has no such memory.
+    // SAFETY: malloc_trim only returns free heap memory to the kernel.
+    unsafe { libc::malloc_trim(0) };
     let stdin = io::stdin().lock();
     let mut stdout = io::stdout().lock();
     let mut state = State {

@@ -1,0 +1,142 @@
+//! `demo top`: which processes fault most, counted in the kernel per process and CPU, with no
+//! event per fault; and, with `--pid --pages`, where in one process the faults land.
+
+mod output;
+mod rank;
+
+use std::{collections::HashMap, time::Duration};
+
+use anyhow::Context as _;
+
+pub use self::output::{TopOutput, output};
+pub use self::rank::SortKey;
+use self::rank::{Row, rank};
+use crate::{probes::TopProbes, procmem::MappingTable};
+
+/// The options of `demo top`, checked.
+#[derive(Clone, Debug)]
+pub struct TopOptions {
+    pub interval: Duration,
+    pub count: usize,
+    pub sort: SortKey,
+    pub duration: Option<Duration>,
+    /// `--pid PID --pages`: count this process's faults per page too.
+    pub pages_of: Option<u32>,
+}
+
+/// One interval of `demo top`.
+#[derive(Clone, Debug)]
+pub struct Interval {
+    pub seconds: f64,
+    pub rows: Vec<Row>,
+    /// Faults uncounted because the process map was full.
+    pub dropped: u64,
+    /// Pages evicted from the page map.
+    pub pages_evicted: u64,
+    pub pages: Option<PageReport>,
+}
+
+/// Where one process faults: its hottest pages and mappings.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct PageReport {
+    pub pid: u32,
+    /// (page address, faults, mapping name), hottest first.
+    pub pages: Vec<(u64, u64, String)>,
+    /// (mapping name, faults), hottest first.
+    pub mappings: Vec<(String, u64)>,
+}
+
+pub async fn run(
+    options: &TopOptions,
+    probes: &mut TopProbes,
+    out: &mut dyn TopOutput,
+) -> anyhow::Result<()> {
+    if let Some(pid) = options.pages_of {
+        if !procfs::process::Process::new(pid as i32).is_ok_and(|p| p.is_alive()) {
+            return Err(crate::trace::TargetError::NoSuchPid(pid).into());
+        }
+        probes.watch_pages(pid)?;
+    }
+    let mut before: HashMap<u32, u64> = HashMap::new();
+    let mut ticker = tokio::time::interval(options.interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticker.tick().await;
+    let started = tokio::time::Instant::now();
+    let mut last = started;
+    loop {
+        let stop = tokio::select! {
+            _ = ticker.tick() => false,
+            _ = tokio::signal::ctrl_c() => true,
+        };
+        let now = tokio::time::Instant::now();
+        let interval = take_interval(options, probes, &mut before, (now - last).as_secs_f64())?;
+        last = now;
+        out.interval(&interval)?;
+        let done = options
+            .duration
+            .is_some_and(|d| now - started >= d - Duration::from_millis(50));
+        if stop || done {
+            return Ok(());
+        }
+    }
+}
+
+/// Reads the counters, ranks the processes, and forgets those that exited (they were counted
+/// in this interval, the last one they ran in).
+fn take_interval(
+    options: &TopOptions,
+    probes: &mut TopProbes,
+    before: &mut HashMap<u32, u64>,
+    seconds: f64,
+) -> anyhow::Result<Interval> {
+    let snapshot = probes.processes()?;
+    let alive = |pid: u32| procfs::process::Process::new(pid as i32).is_ok_and(|p| p.is_alive());
+    let mut rows = rank(&snapshot, before, seconds, options.sort, alive);
+    before.clear();
+    for row in &rows {
+        if row.exited {
+            probes.forget(row.pid)?;
+        } else {
+            before.insert(row.pid, row.faults);
+        }
+    }
+    if let Some(pid) = options.pages_of {
+        rows.retain(|row| row.pid == pid);
+    }
+    rows.truncate(options.count);
+    let (dropped, pages_evicted) = probes.drops()?;
+    let pages = match options.pages_of {
+        Some(pid) => Some(page_report(pid, probes.pages_of(pid)?, options.count)?),
+        None => None,
+    };
+    Ok(Interval {
+        seconds,
+        rows,
+        dropped,
+        pages_evicted,
+        pages,
+    })
+}
+
+fn page_report(pid: u32, mut pages: Vec<(u64, u64)>, count: usize) -> anyhow::Result<PageReport> {
+    let maps = MappingTable::read(pid as i32)
+        .with_context(|| format!("read the mappings of pid {pid}"))
+        .unwrap_or_default();
+    pages.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let mut mappings: HashMap<String, u64> = HashMap::new();
+    let named: Vec<(u64, u64, String)> = pages
+        .iter()
+        .map(|&(page, faults)| {
+            let name = maps.name_of(page);
+            *mappings.entry(name.clone()).or_default() += faults;
+            (page, faults, name)
+        })
+        .collect();
+    let mut mappings: Vec<(String, u64)> = mappings.into_iter().collect();
+    mappings.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    Ok(PageReport {
+        pid,
+        pages: named.into_iter().take(count).collect(),
+        mappings,
+    })
+}

@@ -1,0 +1,150 @@
+//! Turns two snapshots of per-process counters into one interval's ranked rows.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use crate::probes::ProcessCounts;
+
+/// What `demo top` sorts by.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum SortKey {
+    /// Faults per second in the last interval.
+    #[default]
+    Rate,
+    /// Faults since demo top started.
+    Total,
+    /// Major faults since demo top started.
+    Major,
+}
+
+/// One process in one interval.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Row {
+    pub pid: u32,
+    pub comm: String,
+    /// Faults since demo top started (or the process did).
+    pub faults: u64,
+    /// Faults in this interval.
+    pub interval_faults: u64,
+    /// Faults per second in this interval.
+    pub rate: f64,
+    pub minor: u64,
+    pub major: u64,
+    /// Share of writes among all faults, in percent.
+    pub write_pct: f64,
+    /// Share of kernel-mode faults, in percent.
+    pub kernel_pct: f64,
+    /// The process exited during the interval; it is counted now and then forgotten.
+    pub exited: bool,
+}
+
+fn percent(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        (part as f64 * 1000.0 / whole as f64).round() / 10.0
+    }
+}
+
+/// Ranks every process with faults in `now` by `sort`, using `before` (the last interval's
+/// snapshot) for the interval's share. `alive` says whether a process still exists.
+pub fn rank(
+    now: &[(u32, ProcessCounts)],
+    before: &HashMap<u32, u64>,
+    seconds: f64,
+    sort: SortKey,
+    alive: impl Fn(u32) -> bool,
+) -> Vec<Row> {
+    let mut rows: Vec<Row> = now
+        .iter()
+        .map(|(pid, process)| {
+            let counts = &process.counts;
+            let interval_faults =
+                counts.faults - before.get(pid).copied().unwrap_or(0).min(counts.faults);
+            Row {
+                pid: *pid,
+                comm: process.comm.clone(),
+                faults: counts.faults,
+                interval_faults,
+                rate: if seconds > 0.0 {
+                    (interval_faults as f64 / seconds * 10.0).round() / 10.0
+                } else {
+                    0.0
+                },
+                minor: counts.minor,
+                major: counts.major,
+                write_pct: percent(counts.writes, counts.faults),
+                kernel_pct: percent(counts.kernel_mode, counts.faults),
+                exited: !alive(*pid),
+            }
+        })
+        .collect();
+    let key = |row: &Row| match sort {
+        SortKey::Rate => row.interval_faults,
+        SortKey::Total => row.faults,
+        SortKey::Major => row.major,
+    };
+    rows.sort_by(|a, b| {
+        key(b)
+            .cmp(&key(a))
+            .then(b.faults.cmp(&a.faults))
+            .then(a.pid.cmp(&b.pid))
+    });
+    rows
+}
+
+#[cfg(test)]
+mod tests {
+    use demo_common::TopCounts;
+
+    use super::*;
+
+    fn process(faults: u64, writes: u64, kernel: u64, major: u64) -> ProcessCounts {
+        ProcessCounts {
+            counts: TopCounts {
+                faults,
+                writes,
+                reads: faults - writes,
+                kernel_mode: kernel,
+                minor: faults - major,
+                major,
+                ..TopCounts::default()
+            },
+            comm: "p".to_owned(),
+        }
+    }
+
+    #[test]
+    fn ranks_by_interval_rate_total_or_major() {
+        let now = vec![
+            (1, process(1000, 500, 0, 0)),
+            (2, process(300, 300, 30, 7)),
+            (3, process(50, 0, 0, 1)),
+        ];
+        let before = HashMap::from([(1, 990), (2, 100)]);
+        let pids = |sort| -> Vec<u32> {
+            rank(&now, &before, 2.0, sort, |_| true)
+                .iter()
+                .map(|r| r.pid)
+                .collect()
+        };
+        assert_eq!(pids(SortKey::Rate), [2, 3, 1]);
+        assert_eq!(pids(SortKey::Total), [1, 2, 3]);
+        assert_eq!(pids(SortKey::Major), [2, 3, 1]);
+        let rows = rank(&now, &before, 2.0, SortKey::Rate, |pid| pid != 3);
+        assert_eq!((rows[0].interval_faults, rows[0].rate), (200, 100.0));
+        assert_eq!((rows[0].write_pct, rows[0].kernel_pct), (100.0, 10.0));
+        assert!(rows[1].exited);
+    }
+
+    #[test]
+    fn a_reused_pid_with_fewer_faults_does_not_underflow() {
+        let now = vec![(1, process(5, 0, 0, 0))];
+        let before = HashMap::from([(1, 90)]);
+        assert_eq!(
+            rank(&now, &before, 1.0, SortKey::Rate, |_| true)[0].interval_faults,
+            0
+        );
+    }
+}

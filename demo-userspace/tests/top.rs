@@ -1,0 +1,245 @@
+//! Integration tests of `demo top` with the real counting programs loaded into the running
+//! kernel, against a C workload whose own rusage is the reference. They need root.
+
+#[path = "common/c_programs.rs"]
+mod c_programs;
+mod common;
+
+use std::{
+    io::{BufRead as _, BufReader, Write as _},
+    process::{Child, Command, Stdio},
+};
+
+use c_programs::compile_c;
+use common::{DEMO, demo, json_file, json_lines, of_kind, require_root};
+use serde_json::Value;
+
+/// Maps 65,536 pages, says its pid, touches them all when told, reports its own rusage, then
+/// waits for stdin to close.
+const WORKLOAD: &str = r#"
+#include <stdio.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <unistd.h>
+int main(void) {
+    char *area = mmap(NULL, 65536L * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    printf("%d\n", getpid());
+    fflush(stdout);
+    getchar();
+    struct rusage before, after;
+    getrusage(RUSAGE_SELF, &before);
+    for (long i = 0; i < 65536; i++) area[i * 4096] = 1;
+    getrusage(RUSAGE_SELF, &after);
+    printf("%ld %ld\n", after.ru_minflt - before.ru_minflt, after.ru_majflt - before.ru_majflt);
+    fflush(stdout);
+    getchar();
+    return 0;
+}
+"#;
+
+struct Workload {
+    child: Child,
+    lines: std::io::Lines<BufReader<std::process::ChildStdout>>,
+    pid: u64,
+}
+
+fn start_workload() -> Workload {
+    let program = compile_c("top_workload", WORKLOAD, &["-O2"]);
+    let mut child = Command::new(program)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let pid = lines.next().unwrap().unwrap().parse().unwrap();
+    Workload { child, lines, pid }
+}
+
+impl Workload {
+    /// Touches the pages; returns the workload's own minor and major fault counts for it.
+    fn touch(&mut self) -> (u64, u64) {
+        writeln!(self.child.stdin.as_mut().unwrap()).unwrap();
+        let line = self.lines.next().unwrap().unwrap();
+        let mut counts = line.split(' ').map(|n| n.parse().unwrap());
+        (counts.next().unwrap(), counts.next().unwrap())
+    }
+
+    fn finish(mut self) {
+        drop(self.child.stdin.take());
+        assert!(self.child.wait().unwrap().success());
+    }
+}
+
+/// Starts `demo top ARGS` and waits for its first interval, so the counters are attached.
+fn start_top(args: &[&str]) -> (Child, std::io::Lines<BufReader<std::process::ChildStdout>>) {
+    require_root();
+    let mut top = Command::new(DEMO)
+        .arg("top")
+        .args(args)
+        .args(["--format", "json", "--interval", "0.5"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = BufReader::new(top.stdout.take().unwrap()).lines();
+    (top, lines)
+}
+
+fn intervals(lines: impl Iterator<Item = std::io::Result<String>>) -> Vec<Value> {
+    lines
+        .map(|line| serde_json::from_str(&line.unwrap()).unwrap())
+        .collect()
+}
+
+#[test]
+fn top_ranks_the_faulting_workload_first_with_its_own_counts() {
+    let mut workload = start_workload();
+    let pid = Value::from(workload.pid);
+    let (mut top, mut lines) = start_top(&["--duration", "3"]);
+    let first: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert_eq!(first["kind"], "top");
+    let (minflt, majflt) = workload.touch();
+    let mut all = vec![first];
+    all.extend(intervals(lines));
+    assert!(top.wait().unwrap().success());
+    workload.finish();
+
+    // The interval in which the workload faulted most has it first.
+    let busiest = all
+        .iter()
+        .max_by_key(|interval| {
+            interval["processes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["pid"] == pid)
+                .map_or(0, |p| p["interval_faults"].as_u64().unwrap())
+        })
+        .unwrap();
+    let leader = &busiest["processes"][0];
+    assert_eq!(leader["pid"], pid, "{busiest}");
+    assert_eq!(leader["comm"], "top_workload", "{busiest}");
+    // The touching may straddle two intervals; the counts since start are in the last row.
+    let leader = all
+        .iter()
+        .flat_map(|interval| interval["processes"].as_array().unwrap())
+        .rfind(|row| row["pid"] == pid)
+        .unwrap();
+    assert!(leader["faults"].as_u64().unwrap() >= 65536, "{leader}");
+    assert!(leader["minor"].as_u64().unwrap() >= 65536, "{leader}");
+    assert!(leader["major"].is_u64());
+    assert_eq!(leader["write_pct"], 100.0);
+    // The kernel's counters agree with the workload's rusage for the touching loop: every
+    // counted minor fault is one rusage counts; the few more are the workload's own
+    // getrusage/printf faults around the loop.
+    let minor = leader["minor"].as_u64().unwrap();
+    assert!(
+        minor >= minflt && minor - minflt < 64,
+        "top {minor}, rusage {minflt}"
+    );
+    assert_eq!(leader["major"].as_u64().unwrap(), majflt);
+    for interval in &all {
+        assert_eq!(interval["dropped"], 0);
+        assert!((interval["interval_s"].as_f64().unwrap() - 0.5).abs() < 0.25);
+    }
+}
+
+#[test]
+fn top_pages_names_the_anonymous_mapping_hottest() {
+    let mut workload = start_workload();
+    let pid = workload.pid;
+    let (mut top, mut lines) = start_top(&[
+        "--pid",
+        &pid.to_string(),
+        "--pages",
+        "--duration",
+        "2",
+        "-n",
+        "3",
+    ]);
+    lines.next().unwrap().unwrap();
+    workload.touch();
+    let all = intervals(lines);
+    assert!(top.wait().unwrap().success());
+    workload.finish();
+    let last = all.last().unwrap();
+    let pages = &last["pages"];
+    assert_eq!(pages["pid"].as_u64(), Some(pid));
+    assert_eq!(pages["mappings"][0]["name"], "[anon]");
+    assert_eq!(pages["mappings"][0]["faults"], 65536);
+    assert_eq!(pages["pages"].as_array().unwrap().len(), 3);
+    assert_eq!(pages["evicted"], 0);
+    let rows = last["processes"].as_array().unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["pid"].as_u64(), Some(pid));
+}
+
+#[test]
+fn an_exited_process_is_counted_in_the_interval_it_ran_in() {
+    let (mut top, mut lines) = start_top(&["--duration", "2", "--sort", "total", "-n", "100"]);
+    lines.next().unwrap().unwrap();
+    let mut workload = start_workload();
+    let pid = workload.pid;
+    workload.touch();
+    workload.finish();
+    let all = intervals(lines);
+    assert!(top.wait().unwrap().success());
+    let appearances: Vec<&Value> = all
+        .iter()
+        .flat_map(|i| i["processes"].as_array().unwrap())
+        .filter(|p| p["pid"].as_u64() == Some(pid))
+        .collect();
+    assert!(!appearances.is_empty(), "the workload was never shown");
+    let last = appearances.last().unwrap();
+    assert_eq!(last["exited"], true, "{last}");
+    assert!(last["faults"].as_u64().unwrap() >= 65536);
+    assert_eq!(last["comm"], "top_workload");
+}
+
+#[test]
+fn one_shot_modes_text_json_and_output_file() {
+    let text =
+        String::from_utf8(demo(&["top", "--duration", "0.5", "--interval", "0.5"]).stdout).unwrap();
+    assert!(text.contains("PID COMMAND"), "{text}");
+    assert!(text.contains("FAULTS/S"), "{text}");
+
+    let json = json_lines(&demo(&[
+        "top",
+        "--duration",
+        "1",
+        "--interval",
+        "0.5",
+        "--format",
+        "json",
+    ]));
+    assert_eq!(of_kind(&json, "top").len(), 2, "one object per interval");
+    for interval in &json {
+        for field in ["ts", "interval_s", "processes", "dropped"] {
+            assert!(!interval[field].is_null(), "{field} missing in {interval}");
+        }
+    }
+
+    let out = std::env::temp_dir().join(format!("demo-test-{}-top.json", std::process::id()));
+    demo(&[
+        "top",
+        "--duration",
+        "0.5",
+        "--interval",
+        "0.5",
+        "--format",
+        "json",
+        "--output",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(of_kind(&json_file(&out), "top").len(), 1);
+}
+
+#[test]
+fn top_pages_of_a_missing_pid_is_bad_input() {
+    require_root();
+    let bad = Command::new(DEMO)
+        .args(["top", "--pid", "999999999", "--pages", "--duration", "1"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("no process has pid"));
+}
