@@ -86,8 +86,10 @@ pub const PAGE_FAULT_USER_PROGRAM: &str = "page_fault_user";
 /// Program attached to `exceptions:page_fault_kernel`.
 pub const PAGE_FAULT_KERNEL_PROGRAM: &str = "page_fault_kernel";
 
-/// Byte offsets of the fields of the `exceptions:page_fault_*` tracepoints on x86-64; the loader
-/// checks them against the tracepoint's format file before it attaches.
+/// The fields of the `exceptions:page_fault_*` tracepoints on x86-64. The fault programs attach
+/// as raw tracepoints and take the call site's arguments (address, regs, error_code); the
+/// loader checks the format file has these fields, so a kernel that changed them is refused
+/// with a clear message rather than misread.
 pub mod fault_tracepoint {
     /// Offset of `unsigned long address`.
     pub const ADDRESS: usize = 8;

@@ -4,19 +4,21 @@
 
 use aya_ebpf::{
     EbpfContext,
+    bindings::pt_regs,
     bindings::{BPF_NOEXIST, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
-    helpers::bpf_ktime_get_ns,
-    macros::{map, perf_event, tracepoint, uprobe, uretprobe},
+    helpers::{bpf_ktime_get_ns, bpf_probe_read_kernel},
+    macros::{map, perf_event, raw_tracepoint, tracepoint, uprobe, uretprobe},
     maps::{Array, HashMap, LruPerCpuHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
-    programs::{PerfEventContext, ProbeContext, RetProbeContext, TracePointContext},
+    programs::{
+        PerfEventContext, ProbeContext, RawTracePointContext, RetProbeContext, TracePointContext,
+    },
 };
 use aya_log_ebpf::debug;
 use demo_common::{
     CompletionClass, CompletionRecord, DEFAULT_RING_BYTES, ERROR_CODE_UNKNOWN, FaultRecord,
     FaultSource, HeapFunction, HeapRecord, MAX_TARGETS, ProcessRecord, RecordHeader, RecordKind,
-    SignalRecord, Syscall, SyscallRecord, WAKEUP_THRESHOLD_BYTES, fault_tracepoint,
-    new_task_tracepoint, process_exit_tracepoint, signal_tracepoint, syscall_tracepoint,
-    target_flags,
+    SignalRecord, Syscall, SyscallRecord, WAKEUP_THRESHOLD_BYTES, new_task_tracepoint,
+    process_exit_tracepoint, signal_tracepoint, syscall_tracepoint, target_flags,
 };
 use demo_common::{PageKey, TOP_MAX_PAGES, TOP_MAX_PROCESSES, TopCounts, top_config, top_counters};
 
@@ -44,14 +46,17 @@ static TOP_CONFIG: Array<u32> = Array::with_max_entries(top_config::LEN, 0);
 #[map]
 static TOP_COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(top_counters::LEN, 0);
 
-#[tracepoint]
-pub fn top_fault_user(ctx: TracePointContext) -> u32 {
+/// A raw tracepoint: the arguments come straight from the call site (address, regs,
+/// error_code), with none of a classic tracepoint's record building, which matters at one
+/// call per fault on every process.
+#[raw_tracepoint(tracepoint = "page_fault_user")]
+pub fn top_fault_user(ctx: RawTracePointContext) -> i32 {
     count_fault(&ctx);
     0
 }
 
-#[tracepoint]
-pub fn top_fault_kernel(ctx: TracePointContext) -> u32 {
+#[raw_tracepoint(tracepoint = "page_fault_kernel")]
+pub fn top_fault_kernel(ctx: RawTracePointContext) -> i32 {
     count_fault(&ctx);
     0
 }
@@ -210,14 +215,14 @@ pub fn sys_exit_madvise(ctx: TracePointContext) -> u32 {
     0
 }
 
-#[tracepoint]
-pub fn page_fault_user(ctx: TracePointContext) -> u32 {
+#[raw_tracepoint(tracepoint = "page_fault_user")]
+pub fn page_fault_user(ctx: RawTracePointContext) -> i32 {
     record_fault(&ctx, FaultSource::User);
     0
 }
 
-#[tracepoint]
-pub fn page_fault_kernel(ctx: TracePointContext) -> u32 {
+#[raw_tracepoint(tracepoint = "page_fault_kernel")]
+pub fn page_fault_kernel(ctx: RawTracePointContext) -> i32 {
     record_fault(&ctx, FaultSource::Kernel);
     0
 }
@@ -260,11 +265,10 @@ fn add_counter(index: u32) {
 }
 
 /// Counts one fault of the current process for `demo top`, and its page when it is the
-/// process watched with `--pages`.
+/// process watched with `--pages`. Raw arguments: 0 address, 1 regs, 2 error_code.
 #[inline(always)]
-fn count_fault(ctx: &TracePointContext) {
-    // SAFETY: offset from the tracepoint's format, checked by the loader.
-    let error_code = unsafe { ctx.read_at::<u64>(fault_tracepoint::ERROR_CODE) }.unwrap_or(0);
+fn count_fault(ctx: &RawTracePointContext) {
+    let error_code: u64 = ctx.arg(2);
     let Some(counts) = top_counts(ctx) else {
         return;
     };
@@ -287,14 +291,12 @@ fn count_fault(ctx: &TracePointContext) {
     }
     let watched = TOP_CONFIG.get(top_config::PAGES_PID).copied().unwrap_or(0);
     if watched != 0 && watched == ctx.tgid() {
-        count_page(ctx);
+        count_page(ctx, ctx.arg(0));
     }
 }
 
 #[inline(always)]
-fn count_page(ctx: &TracePointContext) {
-    // SAFETY: offset from the tracepoint's format, checked by the loader.
-    let address = unsafe { ctx.read_at::<u64>(fault_tracepoint::ADDRESS) }.unwrap_or(0);
+fn count_page(ctx: &RawTracePointContext, address: u64) {
     let key = PageKey {
         tgid: ctx.tgid(),
         _padding: 0,
@@ -377,27 +379,21 @@ fn traced_record<T: 'static, C: EbpfContext>(
     Some((tgid, reserve::<T, C>(ctx)?))
 }
 
-/// Copies one fault of a traced process into the ring buffer, or counts it as dropped.
+/// Copies one fault of a traced process into the ring buffer, or counts it as dropped. The
+/// raw tracepoint's arguments are those of the call site: address, regs, error_code.
 #[inline(always)]
-fn record_fault(ctx: &TracePointContext, source: FaultSource) {
+fn record_fault(ctx: &RawTracePointContext, source: FaultSource) {
     let Some((tgid, mut entry)) = traced_record::<FaultRecord, _>(ctx) else {
         return;
     };
-    // SAFETY: the offsets are those of the tracepoint's format file, which the loader checks
-    // before attaching; a failed read leaves 0, which userspace shows as such.
-    let (address, ip, error_code) = unsafe {
-        (
-            ctx.read_at::<u64>(fault_tracepoint::ADDRESS).unwrap_or(0),
-            ctx.read_at::<u64>(fault_tracepoint::IP).unwrap_or(0),
-            ctx.read_at::<u64>(fault_tracepoint::ERROR_CODE)
-                .unwrap_or(0),
-        )
-    };
+    let regs: *const pt_regs = ctx.arg(1);
+    // SAFETY: regs points at the faulting context's saved registers; a failed read gives 0.
+    let ip = unsafe { bpf_probe_read_kernel(&raw const (*regs).rip) }.unwrap_or(0);
     entry.write(FaultRecord {
         header: header(ctx, RecordKind::Fault, source as u32, tgid),
-        address,
+        address: ctx.arg(0),
         ip,
-        error_code,
+        error_code: ctx.arg(2),
     });
     entry.submit(wakeup_flag());
 }

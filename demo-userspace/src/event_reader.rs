@@ -28,9 +28,19 @@ impl EventReader {
 
     /// Decodes every record waiting now and hands each to `sink`. Records that do not decode are
     /// counted as malformed and logged, never passed on.
-    pub fn drain(&mut self, mut sink: impl FnMut(Record)) {
+    pub fn drain(&mut self, sink: impl FnMut(Record)) {
+        self.drain_some(usize::MAX, sink);
+    }
+
+    /// Like [`EventReader::drain`], but stops after `limit` records, so a consumer that writes
+    /// its output between batches holds at most one batch in memory. Returns how many it took.
+    pub fn drain_some(&mut self, limit: usize, mut sink: impl FnMut(Record)) -> usize {
         let ring = self.ring.get_mut();
-        while let Some(item) = ring.next() {
+        let mut taken = 0;
+        while taken < limit
+            && let Some(item) = ring.next()
+        {
+            taken += 1;
             match records::decode(&item) {
                 Ok(record) => sink(record),
                 Err(error) => {
@@ -39,6 +49,7 @@ impl EventReader {
                 }
             }
         }
+        taken
     }
 
     /// Waits until the kernel wakes the reader or [`POLL_INTERVAL`] passes.

@@ -5,7 +5,7 @@ use aya::{
     Ebpf, EbpfError, EbpfLoader,
     maps::{HashMap, MapData, MapError, PerCpuArray, RingBuf},
     programs::{
-        PerfEvent, ProgramError, TracePoint,
+        PerfEvent, ProgramError, RawTracePoint, TracePoint,
         perf_event::{PerfEventConfig, PerfEventScope, SamplePolicy, SoftwareEvent},
     },
 };
@@ -218,15 +218,15 @@ impl Probes {
                 Err(other) => return Err(other.into()),
             },
         };
-        let mut tracepoints = tracepoint_programs();
+        let tracepoints = tracepoint_programs();
         check_formats(&tracing, &tracepoints)?;
-        if source == FaultSourceInUse::Tracepoints {
-            tracepoints.extend(fault_tracepoints);
-        }
         let (mut ebpf, logger) = open_object(ObjectUse::Trace {
             ring_bytes: options.ring_bytes,
         })?;
         attach_tracepoints(&mut ebpf, &tracepoints)?;
+        if source == FaultSourceInUse::Tracepoints {
+            attach_raw_tracepoints(&mut ebpf, &fault_tracepoints)?;
+        }
         let mut perf_events = vec![
             (MINOR_COMPLETION_PROGRAM, SoftwareEvent::PageFaultsMin),
             (MAJOR_COMPLETION_PROGRAM, SoftwareEvent::PageFaultsMaj),
@@ -389,6 +389,26 @@ fn attach_tracepoints(
     Ok(())
 }
 
+/// Attaches the fault programs as raw tracepoints: they take the call site's arguments
+/// directly, without the record a classic tracepoint builds, which matters at one call per
+/// fault. Their tracepoints were checked (they exist, with the documented fields) beforehand.
+fn attach_raw_tracepoints(
+    ebpf: &mut Ebpf,
+    tracepoints: &[TracepointProgram],
+) -> Result<(), ProbeError> {
+    for tracepoint in tracepoints {
+        let program: &mut RawTracePoint = loaded(ebpf, &tracepoint.program)?;
+        program
+            .attach(&tracepoint.name)
+            .map_err(|source| ProbeError::Attach {
+                program: tracepoint.program.clone(),
+                target: format!("raw tracepoint {}", tracepoint.name),
+                source: Box::new(source),
+            })?;
+    }
+    Ok(())
+}
+
 /// The programs and maps of `demo top`: per-process counters, no per-fault events.
 pub struct TopProbes {
     // Owns the programs and their links: dropping it detaches them.
@@ -418,9 +438,10 @@ impl TopProbes {
         {
             tracepoint.program = program.to_owned();
         }
+        // The raw tracepoints need no format, but the tracepoints must exist.
         check_formats(&tracing, &tracepoints)?;
         let (mut ebpf, logger) = open_object(ObjectUse::Top)?;
-        attach_tracepoints(&mut ebpf, &tracepoints)?;
+        attach_raw_tracepoints(&mut ebpf, &tracepoints)?;
         attach_per_cpu(
             &mut ebpf,
             &[
@@ -563,6 +584,12 @@ trait ProgramLoad {
 }
 
 impl ProgramLoad for TracePoint {
+    fn load_into_kernel(&mut self) -> Result<(), ProgramError> {
+        self.load()
+    }
+}
+
+impl ProgramLoad for RawTracePoint {
     fn load_into_kernel(&mut self) -> Result<(), ProgramError> {
         self.load()
     }

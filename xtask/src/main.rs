@@ -1,5 +1,6 @@
 //! `cargo xtask`: sets up a fresh machine, builds, runs demo as root, and runs every test.
 
+mod bench;
 mod command;
 mod setup;
 
@@ -36,6 +37,16 @@ enum Task {
     },
     /// Set up, then run fmt and clippy checks, unit tests and the privileged integration tests.
     Test,
+    /// Set up, build in release mode, and measure demo's cost on a fault-heavy workload
+    /// (needs root): a table of median ratios, also written to target/bench/bench.json.
+    Bench {
+        /// Fresh pages the workload touches per run.
+        #[arg(long, default_value_t = 262_144)]
+        pages: u64,
+        /// Alternating rounds; each runs every mode once.
+        #[arg(long, default_value_t = 7)]
+        rounds: usize,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -57,6 +68,15 @@ fn main() -> anyhow::Result<()> {
         Task::Test => {
             setup::install_missing()?;
             test()
+        }
+        Task::Bench { pages, rounds } => {
+            setup::install_missing()?;
+            if !is_root() {
+                anyhow::bail!(
+                    "the benchmark loads eBPF programs and needs root; run `sudo cargo xtask bench`"
+                );
+            }
+            bench::bench(&bench::BenchOptions { pages, rounds })
         }
     }
 }

@@ -198,6 +198,7 @@ pub async fn run(
             minflt: r.minflt,
             majflt: r.majflt,
         }),
+        loader: output::LoaderCost::now(),
     };
     output.summary(&summary, &session)?;
     Ok(())
@@ -229,14 +230,23 @@ fn spawn_traced(
     Ok(held)
 }
 
+/// Records decoded before their events are written out; bounds memory when the reader is
+/// behind and the buffer holds many.
+const BATCH: usize = 4096;
+
 fn drain(
     reader: &mut EventReader,
     session: &mut Session,
     events: &mut Vec<TraceEvent>,
     output: &mut dyn TraceOutput,
 ) -> anyhow::Result<()> {
-    reader.drain(|record| session.handle(record, events));
-    flush(events, output)
+    loop {
+        let taken = reader.drain_some(BATCH, |record| session.handle(record, events));
+        flush(events, output)?;
+        if taken < BATCH {
+            return Ok(());
+        }
+    }
 }
 
 fn flush(events: &mut Vec<TraceEvent>, output: &mut dyn TraceOutput) -> anyhow::Result<()> {

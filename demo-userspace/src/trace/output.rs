@@ -46,6 +46,34 @@ pub struct TraceSummary {
     pub traced_completions: u64,
     /// The kernel's own count for the command: ru_minflt and ru_majflt at exit.
     pub rusage: Option<Rusage>,
+    /// What tracing cost demo itself.
+    pub loader: LoaderCost,
+}
+
+/// demo's own CPU time (getrusage) and peak resident memory (VmHWM in /proc/self/status:
+/// getrusage's ru_maxrss was seen here to report 210 MiB while VmRSS, sampled every
+/// millisecond, never passed 25 MiB).
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct LoaderCost {
+    pub cpu_ms: u64,
+    pub peak_rss_kib: u64,
+}
+
+impl LoaderCost {
+    pub fn now() -> Self {
+        // SAFETY: getrusage fills the struct we pass.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+        let ms = |t: libc::timeval| t.tv_sec as u64 * 1000 + t.tv_usec as u64 / 1000;
+        let peak = procfs::process::Process::myself()
+            .and_then(|me| me.status())
+            .ok()
+            .and_then(|status| status.vmhwm);
+        Self {
+            cpu_ms: ms(usage.ru_utime) + ms(usage.ru_stime),
+            peak_rss_kib: peak.unwrap_or(0),
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, Serialize)]
