@@ -15,8 +15,14 @@ pub mod target_flags {
 }
 /// Ring buffer that carries one record per traced fault.
 pub const EVENTS_MAP: &str = "EVENTS";
-/// Per-CPU array with one `u64`: ring-buffer reservations that failed, so records that were lost.
+/// Per-CPU array of `u64`: slot `k` counts records of [`RecordKind`] `k` that found the ring
+/// buffer full and were lost; slot [`UNTRACED_CHILD_SLOT`] counts followed children that found
+/// the target map full.
 pub const DROPS_MAP: &str = "DROPS";
+/// Slots of [`DROPS_MAP`].
+pub const DROP_SLOTS: u32 = 16;
+/// The [`DROPS_MAP`] slot of children that could not be added to the target map.
+pub const UNTRACED_CHILD_SLOT: u32 = 0;
 
 /// How many processes can be traced at once.
 pub const MAX_TARGETS: u32 = 4096;
@@ -166,6 +172,34 @@ pub enum RecordKind {
 }
 
 impl RecordKind {
+    /// Every kind, in tag order.
+    pub const ALL: [Self; 9] = [
+        Self::Fault,
+        Self::Completion,
+        Self::SyscallEnter,
+        Self::SyscallExit,
+        Self::Signal,
+        Self::Fork,
+        Self::Exit,
+        Self::HeapEnter,
+        Self::HeapExit,
+    ];
+
+    /// A short name for reports, e.g. `fault`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Fault => "fault",
+            Self::Completion => "completion",
+            Self::SyscallEnter => "syscall_enter",
+            Self::SyscallExit => "syscall_exit",
+            Self::Signal => "signal",
+            Self::Fork => "fork",
+            Self::Exit => "exit",
+            Self::HeapEnter => "heap_enter",
+            Self::HeapExit => "heap_exit",
+        }
+    }
+
     /// Returns the kind with this tag, or `None` for a tag this build does not know.
     pub const fn from_tag(tag: u32) -> Option<Self> {
         match tag {

@@ -15,10 +15,11 @@ use aya_ebpf::{
 };
 use aya_log_ebpf::debug;
 use demo_common::{
-    CompletionClass, CompletionRecord, DEFAULT_RING_BYTES, ERROR_CODE_UNKNOWN, FaultRecord,
-    FaultSource, HeapFunction, HeapRecord, MAX_TARGETS, ProcessRecord, RecordHeader, RecordKind,
-    SignalRecord, Syscall, SyscallRecord, WAKEUP_THRESHOLD_BYTES, new_task_tracepoint,
-    process_exit_tracepoint, signal_tracepoint, syscall_tracepoint, target_flags,
+    CompletionClass, CompletionRecord, DEFAULT_RING_BYTES, DROP_SLOTS, ERROR_CODE_UNKNOWN,
+    FaultRecord, FaultSource, HeapFunction, HeapRecord, MAX_TARGETS, ProcessRecord, RecordHeader,
+    RecordKind, SignalRecord, Syscall, SyscallRecord, UNTRACED_CHILD_SLOT, WAKEUP_THRESHOLD_BYTES,
+    new_task_tracepoint, process_exit_tracepoint, signal_tracepoint, syscall_tracepoint,
+    target_flags,
 };
 use demo_common::{PageKey, TOP_MAX_PAGES, TOP_MAX_PROCESSES, TopCounts, top_config, top_counters};
 
@@ -29,7 +30,7 @@ static TARGETS: HashMap<u32, u8> = HashMap::with_max_entries(MAX_TARGETS, 0);
 static EVENTS: RingBuf = RingBuf::with_byte_size(DEFAULT_RING_BYTES, 0);
 
 #[map]
-static DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+static DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(DROP_SLOTS, 0);
 
 #[map]
 static TOP_COUNTS: PerCpuHashMap<u32, TopCounts> =
@@ -340,10 +341,11 @@ fn is_target(tgid: u32) -> bool {
 #[inline(always)]
 fn reserve<T: 'static, C: EbpfContext>(
     ctx: &C,
+    kind: RecordKind,
 ) -> Option<aya_ebpf::maps::ring_buf::RingBufEntry<T>> {
     let entry = EVENTS.reserve::<T>(0);
     if entry.is_none() {
-        count_drop();
+        count_drop(kind as u32);
         debug!(
             ctx,
             "ring buffer full: dropped a record of tgid {}",
@@ -371,19 +373,20 @@ fn header<C: EbpfContext>(ctx: &C, kind: RecordKind, detail: u32, tgid: u32) -> 
 #[inline(always)]
 fn traced_record<T: 'static, C: EbpfContext>(
     ctx: &C,
+    kind: RecordKind,
 ) -> Option<(u32, aya_ebpf::maps::ring_buf::RingBufEntry<T>)> {
     let tgid = ctx.tgid();
     if !is_target(tgid) {
         return None;
     }
-    Some((tgid, reserve::<T, C>(ctx)?))
+    Some((tgid, reserve::<T, C>(ctx, kind)?))
 }
 
 /// Copies one fault of a traced process into the ring buffer, or counts it as dropped. The
 /// raw tracepoint's arguments are those of the call site: address, regs, error_code.
 #[inline(always)]
 fn record_fault(ctx: &RawTracePointContext, source: FaultSource) {
-    let Some((tgid, mut entry)) = traced_record::<FaultRecord, _>(ctx) else {
+    let Some((tgid, mut entry)) = traced_record::<FaultRecord, _>(ctx, RecordKind::Fault) else {
         return;
     };
     let regs: *const pt_regs = ctx.arg(1);
@@ -403,7 +406,7 @@ fn record_fault(ctx: &RawTracePointContext, source: FaultSource) {
 /// so only the mode is known: from the code segment's privilege level.
 #[inline(always)]
 fn record_perf_fault(ctx: &PerfEventContext) {
-    let Some((tgid, mut entry)) = traced_record::<FaultRecord, _>(ctx) else {
+    let Some((tgid, mut entry)) = traced_record::<FaultRecord, _>(ctx, RecordKind::Fault) else {
         return;
     };
     // SAFETY: the kernel passes a valid bpf_perf_event_data.
@@ -440,7 +443,7 @@ fn follow_new_task(ctx: &TracePointContext) {
     };
     if TARGETS.insert(child, child_flags, 0).is_err() {
         // The map is full: the child goes untraced, which must not go unnoticed.
-        count_drop();
+        count_drop(UNTRACED_CHILD_SLOT);
         return;
     }
     if parent & target_flags::REPORT != 0 {
@@ -469,7 +472,7 @@ fn record_exit(ctx: &TracePointContext) {
 
 #[inline(always)]
 fn record_process(ctx: &TracePointContext, kind: RecordKind, pid: u32) {
-    let Some(mut entry) = reserve::<ProcessRecord, _>(ctx) else {
+    let Some(mut entry) = reserve::<ProcessRecord, _>(ctx, kind) else {
         return;
     };
     entry.write(ProcessRecord {
@@ -503,7 +506,7 @@ fn record_heap<C: EbpfContext>(
     args: [u64; 2],
     ret: u64,
 ) {
-    let Some((tgid, mut entry)) = traced_record::<HeapRecord, _>(ctx) else {
+    let Some((tgid, mut entry)) = traced_record::<HeapRecord, _>(ctx, kind) else {
         return;
     };
     entry.write(HeapRecord {
@@ -517,7 +520,8 @@ fn record_heap<C: EbpfContext>(
 /// Reports that a traced fault completed, and whether it was minor or major.
 #[inline(always)]
 fn record_completion(ctx: &PerfEventContext, class: CompletionClass) {
-    let Some((tgid, mut entry)) = traced_record::<CompletionRecord, _>(ctx) else {
+    let Some((tgid, mut entry)) = traced_record::<CompletionRecord, _>(ctx, RecordKind::Completion)
+    else {
         return;
     };
     // SAFETY: the kernel passes a valid bpf_perf_event_data; `addr` is the sample's address,
@@ -540,7 +544,7 @@ fn record_signal(ctx: &TracePointContext) {
     if !is_target(tgid) && !is_target(target_tid) {
         return;
     }
-    let Some(mut entry) = reserve::<SignalRecord, _>(ctx) else {
+    let Some(mut entry) = reserve::<SignalRecord, _>(ctx, RecordKind::Signal) else {
         return;
     };
     let field = |offset| unsafe { ctx.read_at::<i32>(offset) }.unwrap_or(0);
@@ -586,7 +590,7 @@ fn record_syscall(
     args: [u64; 6],
     ret: i64,
 ) {
-    let Some((tgid, mut entry)) = traced_record::<SyscallRecord, _>(ctx) else {
+    let Some((tgid, mut entry)) = traced_record::<SyscallRecord, _>(ctx, kind) else {
         return;
     };
     entry.write(SyscallRecord {
@@ -609,8 +613,8 @@ fn wakeup_flag() -> u64 {
 }
 
 #[inline(always)]
-fn count_drop() {
-    if let Some(counter) = DROPS.get_ptr_mut(0) {
+fn count_drop(slot: u32) {
+    if let Some(counter) = DROPS.get_ptr_mut(slot) {
         // SAFETY: the pointer is this CPU's slot, and programs on one CPU do not run concurrently.
         unsafe { *counter += 1 };
     }

@@ -49,6 +49,17 @@ pub struct Cli {
     #[arg(long, value_enum, default_value_t = SourceChoice::Auto, global = true)]
     pub source: SourceChoice,
 
+    /// Run workloads and traced commands as root even when demo was started through sudo
+    /// (by default they run as the user who ran sudo: SUDO_UID and SUDO_GID).
+    #[arg(long, global = true)]
+    pub as_root: bool,
+
+    /// Size of the event ring buffer in KiB (a power of two, at least 4). Records that find it
+    /// full are counted and reported as lost; a tiny one lets the tests prove that.
+    #[arg(long, value_name = "KIB", global = true, default_value_t = 8192,
+          value_parser = ring_kib)]
+    pub ring_buffer_kib: u32,
+
     /// Tracepoint category of the fault tracepoints; tests use it to simulate a kernel
     /// without them.
     #[arg(long, global = true, hide = true, default_value = "exceptions")]
@@ -173,6 +184,13 @@ pub struct TraceArgs {
     /// The command to start and trace, after `--`.
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<OsString>,
+}
+
+fn ring_kib(text: &str) -> Result<u32, String> {
+    match text.parse::<u32>() {
+        Ok(kib) if kib >= 4 && kib.is_power_of_two() && kib <= 1 << 20 => Ok(kib),
+        _ => Err("must be a power of two from 4 to 1048576".to_owned()),
+    }
 }
 
 fn positive_seconds(text: &str) -> Result<f64, String> {

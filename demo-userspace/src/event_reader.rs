@@ -15,6 +15,8 @@ pub const POLL_INTERVAL: Duration = Duration::from_millis(20);
 pub struct EventReader {
     ring: AsyncFd<RingBuf<MapData>>,
     malformed: u64,
+    /// Records decoded, by [`demo_common::RecordKind`] tag.
+    delivered: [u64; demo_common::DROP_SLOTS as usize],
 }
 
 impl EventReader {
@@ -23,7 +25,11 @@ impl EventReader {
         // the AsyncFd owns the RingBuf.
         let ring = unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
             .map_err(|error| error.into_parts().1)?;
-        Ok(Self { ring, malformed: 0 })
+        Ok(Self {
+            ring,
+            malformed: 0,
+            delivered: [0; demo_common::DROP_SLOTS as usize],
+        })
     }
 
     /// Decodes every record waiting now and hands each to `sink`. Records that do not decode are
@@ -42,7 +48,12 @@ impl EventReader {
         {
             taken += 1;
             match records::decode(&item) {
-                Ok(record) => sink(record),
+                Ok(record) => {
+                    // A decoded record's tag is a known kind, so it indexes the array.
+                    let tag = u32::from_ne_bytes([item[0], item[1], item[2], item[3]]);
+                    self.delivered[tag as usize] += 1;
+                    sink(record);
+                }
                 Err(error) => {
                     self.malformed += 1;
                     log::warn!("skipped a ring-buffer record: {error}");
@@ -61,6 +72,11 @@ impl EventReader {
             }
             Err(_elapsed) => Ok(()),
         }
+    }
+
+    /// Records decoded so far, by kind tag.
+    pub fn delivered(&self) -> &[u64] {
+        &self.delivered
     }
 
     /// Records that could not be decoded; they count as lost.

@@ -13,6 +13,7 @@ mod records;
 mod region;
 mod report;
 mod scenario;
+mod shutdown;
 mod step_report;
 mod syscalls;
 mod top;
@@ -103,7 +104,7 @@ enum Action {
     Top(top::TopOptions),
 }
 
-fn action(command: Option<Command>) -> Result<Action, BadInput> {
+fn action(command: Option<Command>, run_as: Option<privileges::RunAs>) -> Result<Action, BadInput> {
     let bad = |error: &dyn std::fmt::Display| BadInput(error.to_string());
     Ok(match command {
         Some(Command::Alloc {
@@ -149,7 +150,7 @@ fn action(command: Option<Command>) -> Result<Action, BadInput> {
                 min_block: args.min_block,
                 elem_size: args.elem_size,
                 duration: args.duration.map(std::time::Duration::from_secs_f64),
-                run_as: privileges::invoking_user(),
+                run_as,
             })
         }
         Some(Command::Top(args)) => Action::Top(top::TopOptions {
@@ -162,8 +163,13 @@ fn action(command: Option<Command>) -> Result<Action, BadInput> {
     })
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
-    let action = action(cli.command)?;
+async fn run(mut cli: Cli) -> anyhow::Result<()> {
+    let run_as = if cli.as_root {
+        None
+    } else {
+        privileges::invoking_user()
+    };
+    let action = action(cli.command.take(), run_as)?;
     privileges::check()?;
     let out: Box<dyn io::Write> = match &cli.output {
         Some(path) => Box::new(BufWriter::new(
@@ -178,19 +184,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             top::run(&options, &mut probes, top::output(cli.format, out).as_mut()).await
         }
         Action::Alloc { plans, interactive } => {
-            let (mut probes, mut reader) = trace_probes(&cli.source, cli.debug_fault_category)?;
+            let (mut probes, mut reader) = trace_probes(&cli)?;
             let mut reporter = report::reporter(cli.format, out);
-            run_walks(
-                &plans,
-                interactive,
-                &mut probes,
-                &mut reader,
-                reporter.as_mut(),
-            )
-            .await
+            let tracing = Tracing {
+                probes: &mut probes,
+                reader: &mut reader,
+                run_as,
+            };
+            run_walks(&plans, interactive, tracing, reporter.as_mut()).await
         }
         Action::Trace(options) => {
-            let (mut probes, mut reader) = trace_probes(&cli.source, cli.debug_fault_category)?;
+            let (mut probes, mut reader) = trace_probes(&cli)?;
             let mut output = trace::output::output(cli.format, out);
             trace::run(&options, &mut probes, &mut reader, output.as_mut()).await
         }
@@ -198,14 +202,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 /// Loads the per-event programs and opens their ring buffer.
-fn trace_probes(
-    source: &probes::SourceChoice,
-    fault_category: String,
-) -> anyhow::Result<(Probes, EventReader)> {
+fn trace_probes(cli: &Cli) -> anyhow::Result<(Probes, EventReader)> {
     let mut probes = Probes::load(&ProbeOptions {
-        source: *source,
-        fault_category,
-        ..ProbeOptions::default()
+        source: cli.source,
+        fault_category: cli.debug_fault_category.clone(),
+        ring_bytes: cli.ring_buffer_kib * 1024,
     })?;
     let ring = probes.take_events().context("open the event ring buffer")?;
     let reader = EventReader::new(ring).context("register the event ring buffer")?;
@@ -215,11 +216,14 @@ fn trace_probes(
 async fn run_walks(
     plans: &[WalkPlan],
     interactive: bool,
-    probes: &mut Probes,
-    reader: &mut EventReader,
+    tracing: Tracing<'_>,
     reporter: &mut dyn report::Reporter,
 ) -> anyhow::Result<()> {
-    let run_as = privileges::invoking_user();
+    let Tracing {
+        probes,
+        reader,
+        run_as,
+    } = tracing;
     let mut results = Vec::new();
     for plan in plans {
         let tracing = Tracing {

@@ -323,13 +323,24 @@ impl Probes {
         self.events.take()
     }
 
-    /// Fault records the kernel side could not reserve room for, summed over CPUs.
+    /// Everything the kernel side lost: records that found the ring buffer full, and followed
+    /// children that found the target map full.
     pub fn dropped(&self) -> Result<u64, ProbeError> {
-        let per_cpu = self.drops.get(&0, 0).map_err(|source| ProbeError::Map {
-            operation: "read the drop counter",
-            source,
-        })?;
-        Ok(per_cpu.iter().sum())
+        Ok(self.drops_by_slot()?.iter().sum())
+    }
+
+    /// The drop counters, summed over CPUs: slot k holds records of kind k, slot 0 untraced
+    /// children.
+    pub fn drops_by_slot(&self) -> Result<Vec<u64>, ProbeError> {
+        (0..demo_common::DROP_SLOTS)
+            .map(|slot| {
+                let per_cpu = self.drops.get(&slot, 0).map_err(|source| ProbeError::Map {
+                    operation: "read the drop counters",
+                    source,
+                })?;
+                Ok(per_cpu.iter().sum())
+            })
+            .collect()
     }
 
     /// Forwards pending aya-log messages of the programs to the `log` crate.

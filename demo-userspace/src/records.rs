@@ -421,26 +421,39 @@ mod tests {
         );
     }
 
-    #[test]
-    fn garbage_never_panics() {
-        // A cheap deterministic sweep over lengths and byte patterns; each call must return.
-        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
-        for len in 0..200 {
-            let bytes: Vec<u8> = (0..len)
-                .map(|_| {
-                    state ^= state << 13;
-                    state ^= state >> 7;
-                    state ^= state << 17;
-                    state as u8
-                })
-                .collect();
+    proptest::proptest! {
+        /// Whatever bytes arrive, decoding returns; it never panics or reads out of bounds.
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..128)) {
             let _ = decode(&bytes);
-            // Also with each known tag in front, so every decoder path sees garbage.
-            for tag in 1u32..=10 {
-                let mut tagged = tag.to_ne_bytes().to_vec();
-                tagged.extend(&bytes);
-                let _ = decode(&tagged);
-            }
+        }
+
+        /// Every known tag followed by arbitrary bytes: each kind's decoder sees garbage.
+        #[test]
+        fn known_tags_with_garbage_never_panic(
+            tag in 0u32..12,
+            rest in proptest::collection::vec(proptest::num::u8::ANY, 0..128),
+        ) {
+            let mut bytes = tag.to_ne_bytes().to_vec();
+            bytes.extend(rest);
+            let _ = decode(&bytes);
+        }
+
+        /// A well-formed fault record decodes to exactly its fields, from any alignment.
+        #[test]
+        fn fault_records_round_trip(
+            address in proptest::num::u64::ANY,
+            ip in proptest::num::u64::ANY,
+            error_code in proptest::num::u64::ANY,
+            shift in 0usize..8,
+        ) {
+            let record = FaultRecord { address, ip, error_code, ..sample() };
+            let mut bytes = vec![0u8; shift];
+            bytes.extend(fault_bytes(&record));
+            let Ok(Record::Fault(fault)) = decode(&bytes[shift..]) else {
+                panic!("did not decode");
+            };
+            proptest::prop_assert_eq!((fault.address, fault.ip, fault.error_code.0), (address, ip, error_code));
         }
     }
 }

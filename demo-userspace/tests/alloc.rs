@@ -2,10 +2,13 @@
 //! They need root; `cargo xtask test` runs them as root, and they fail (never skip) without it.
 
 mod common;
+#[path = "common/kernel.rs"]
+mod kernel;
 
 use std::{os::unix::process::CommandExt as _, process::Command};
 
 use common::{DEMO, demo, json_file, json_lines, of_kind, require_root};
+use kernel::assert_nothing_of_ours_is_loaded;
 use serde_json::Value;
 
 #[test]
@@ -484,12 +487,7 @@ fn demo_mounts_tracefs_when_it_is_missing() {
 #[test]
 fn no_program_of_ours_stays_loaded_after_exit() {
     demo(&["alloc", "mmap", "--format", "json"]);
-    let ours: Vec<String> = aya::programs::loaded_programs()
-        .filter_map(Result::ok)
-        .filter_map(|program| program.name_as_str().map(str::to_owned))
-        .filter(|name| name.starts_with("page_fault_"))
-        .collect();
-    assert!(ours.is_empty(), "still loaded: {ours:?}");
+    assert_nothing_of_ours_is_loaded();
 }
 
 #[test]

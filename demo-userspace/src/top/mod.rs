@@ -63,10 +63,12 @@ pub async fn run(
     ticker.tick().await;
     let started = tokio::time::Instant::now();
     let mut last = started;
+    let shutdown = crate::shutdown::requested();
+    tokio::pin!(shutdown);
     loop {
         let stop = tokio::select! {
             _ = ticker.tick() => false,
-            _ = tokio::signal::ctrl_c() => true,
+            () = &mut shutdown => true,
         };
         let now = tokio::time::Instant::now();
         let interval = take_interval(options, probes, &mut before, (now - last).as_secs_f64())?;

@@ -135,6 +135,7 @@ pub async fn run(
     }
     flush(&mut events, output)?;
 
+    crate::shutdown::debug_panic_after_attach();
     let mut waiter = match held.as_mut() {
         Some(held) => {
             held.release().context("start the traced command")?;
@@ -146,6 +147,8 @@ pub async fn run(
     };
     let deadline = options.duration.map(|d| tokio::time::Instant::now() + d);
     let mut reaped: Option<Reaped> = None;
+    let shutdown = crate::shutdown::requested();
+    tokio::pin!(shutdown);
     let ended_by = loop {
         tokio::select! {
             waited = reader.wait() => {
@@ -163,7 +166,7 @@ pub async fn run(
                 reaped = Some(result.context("wait for the traced command")??);
                 break "exit";
             }
-            _ = tokio::signal::ctrl_c() => break "interrupt",
+            () = &mut shutdown => break "interrupt",
             () = async { match deadline {
                 Some(deadline) => tokio::time::sleep_until(deadline).await,
                 None => std::future::pending().await,
@@ -183,6 +186,7 @@ pub async fn run(
     probes.remove_target(pid)?;
 
     let totals = session.totals();
+    let drops = probes.drops_by_slot()?;
     let summary = TraceSummary {
         pid,
         ended_by,
@@ -199,6 +203,8 @@ pub async fn run(
             majflt: r.majflt,
         }),
         loader: output::LoaderCost::now(),
+        records: output::RecordCount::by_kind(reader.delivered(), &drops),
+        untraced_children: drops[demo_common::UNTRACED_CHILD_SLOT as usize],
     };
     output.summary(&summary, &session)?;
     Ok(())

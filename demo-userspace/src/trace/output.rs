@@ -48,6 +48,39 @@ pub struct TraceSummary {
     pub rusage: Option<Rusage>,
     /// What tracing cost demo itself.
     pub loader: LoaderCost,
+    /// Per record kind, how many reached demo and how many the kernel dropped (ring full).
+    pub records: std::collections::BTreeMap<&'static str, RecordCount>,
+    /// Followed children that could not be traced because the target map was full.
+    pub untraced_children: u64,
+}
+
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct RecordCount {
+    pub delivered: u64,
+    pub dropped: u64,
+}
+
+impl RecordCount {
+    /// Delivered and dropped counts per kind, leaving out kinds with neither.
+    pub fn by_kind(
+        delivered: &[u64],
+        dropped: &[u64],
+    ) -> std::collections::BTreeMap<&'static str, RecordCount> {
+        demo_common::RecordKind::ALL
+            .iter()
+            .map(|&kind| {
+                let slot = kind as usize;
+                (
+                    kind.name(),
+                    RecordCount {
+                        delivered: delivered.get(slot).copied().unwrap_or(0),
+                        dropped: dropped.get(slot).copied().unwrap_or(0),
+                    },
+                )
+            })
+            .filter(|(_, count)| count.delivered + count.dropped > 0)
+            .collect()
+    }
 }
 
 /// demo's own CPU time (getrusage) and peak resident memory (VmHWM in /proc/self/status:
@@ -265,6 +298,19 @@ impl<W: Write> TraceOutput for TextTrace<W> {
                 faults,
                 region_strip(pages),
                 if tracked.live { "" } else { " ended" }
+            )?;
+        }
+        let dropped: Vec<String> = summary
+            .records
+            .iter()
+            .filter(|(_, count)| count.dropped > 0)
+            .map(|(kind, count)| format!("{} {kind}", count.dropped))
+            .collect();
+        if !dropped.is_empty() {
+            writeln!(
+                self.out,
+                "\nLOST: the ring buffer was full; dropped {} records",
+                dropped.join(", ")
             )?;
         }
         writeln!(
