@@ -49,6 +49,11 @@ pub struct Cli {
     #[arg(long, value_enum, default_value_t = SourceChoice::Auto, global = true)]
     pub source: SourceChoice,
 
+    /// A full-screen live view instead of the report (alloc, trace and top): the pages filling
+    /// in, the steps, the events, and the page under the cursor. `?` lists the keys.
+    #[arg(long, global = true)]
+    pub tui: bool,
+
     /// Run workloads and traced commands as root even when demo was started through sudo
     /// (by default they run as the user who ran sudo: SUDO_UID and SUDO_GID).
     #[arg(long, global = true)]

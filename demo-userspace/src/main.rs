@@ -19,6 +19,7 @@ mod syscalls;
 mod top;
 mod trace;
 mod tracefs;
+mod tui;
 mod walk_plan;
 mod workload;
 
@@ -51,7 +52,15 @@ fn main() -> ExitCode {
         };
     }
     let cli = Cli::parse();
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    if cli.tui {
+        if let Err(error) = tui::check_terminal() {
+            eprintln!("error: {error}");
+            return ExitCode::from(2);
+        }
+        tui::TuiLogger::install();
+    } else {
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -104,7 +113,11 @@ enum Action {
     Top(top::TopOptions),
 }
 
-fn action(command: Option<Command>, run_as: Option<privileges::RunAs>) -> Result<Action, BadInput> {
+fn action(
+    command: Option<Command>,
+    run_as: Option<privileges::RunAs>,
+    tui: bool,
+) -> Result<Action, BadInput> {
     let bad = |error: &dyn std::fmt::Display| BadInput(error.to_string());
     Ok(match command {
         Some(Command::Alloc {
@@ -151,6 +164,7 @@ fn action(command: Option<Command>, run_as: Option<privileges::RunAs>) -> Result
                 elem_size: args.elem_size,
                 duration: args.duration.map(std::time::Duration::from_secs_f64),
                 run_as,
+                quiet: tui,
             })
         }
         Some(Command::Top(args)) => Action::Top(top::TopOptions {
@@ -169,7 +183,7 @@ async fn run(mut cli: Cli) -> anyhow::Result<()> {
     } else {
         privileges::invoking_user()
     };
-    let action = action(cli.command.take(), run_as)?;
+    let action = action(cli.command.take(), run_as, cli.tui)?;
     privileges::check()?;
     let out: Box<dyn io::Write> = match &cli.output {
         Some(path) => Box::new(BufWriter::new(
@@ -178,6 +192,9 @@ async fn run(mut cli: Cli) -> anyhow::Result<()> {
         )),
         None => Box::new(BufWriter::new(io::stdout().lock())),
     };
+    if cli.tui {
+        return run_in_view(&cli, action, run_as).await;
+    }
     match action {
         Action::Top(options) => {
             let mut probes = probes::TopProbes::load(&cli.debug_fault_category)?;
@@ -191,7 +208,11 @@ async fn run(mut cli: Cli) -> anyhow::Result<()> {
                 reader: &mut reader,
                 run_as,
             };
-            run_walks(&plans, interactive, tracing, reporter.as_mut()).await
+            if interactive {
+                run_walks(&plans, tracing, &mut EnterPacer::new(), reporter.as_mut()).await
+            } else {
+                run_walks(&plans, tracing, &mut NoPause, reporter.as_mut()).await
+            }
         }
         Action::Trace(options) => {
             let (mut probes, mut reader) = trace_probes(&cli)?;
@@ -199,6 +220,67 @@ async fn run(mut cli: Cli) -> anyhow::Result<()> {
             trace::run(&options, &mut probes, &mut reader, output.as_mut()).await
         }
     }
+}
+
+/// Runs the command behind the full-screen view until the user quits.
+async fn run_in_view(
+    cli: &Cli,
+    action: Action,
+    run_as: Option<privileges::RunAs>,
+) -> anyhow::Result<()> {
+    use tui::app::{Mode, Request};
+    let (sender, events) = tui::channel();
+    let request = match action {
+        Action::Alloc { plans, .. } => {
+            let (mut probes, mut reader) = trace_probes(cli)?;
+            let (requests, paced) = tokio::sync::mpsc::unbounded_channel();
+            let mut pacer = tui::ViewPacer(paced);
+            let mut reporter = tui::ViewReporter(sender.clone());
+            let tracing = Tracing {
+                probes: &mut probes,
+                reader: &mut reader,
+                run_as,
+            };
+            let title = format!("demo alloc {}", plans[0].scenario.as_str());
+            let work = run_walks(&plans, tracing, &mut pacer, &mut reporter);
+            tui::run_view(
+                tui::app(Mode::Alloc, &title),
+                sender,
+                events,
+                Some(requests),
+                work,
+            )
+            .await?
+        }
+        Action::Trace(options) => {
+            let (mut probes, mut reader) = trace_probes(cli)?;
+            let mut output = tui::ViewTrace(sender.clone());
+            let work = trace::run(&options, &mut probes, &mut reader, &mut output);
+            tui::run_view(
+                tui::app(Mode::Trace, "demo trace"),
+                sender,
+                events,
+                None,
+                work,
+            )
+            .await?
+        }
+        Action::Top(options) => {
+            let mut probes = probes::TopProbes::load(&cli.debug_fault_category)?;
+            let mut output = tui::ViewTop(sender.clone());
+            let work = top::run(&options, &mut probes, &mut output);
+            tui::run_view(tui::app(Mode::Top, "demo top"), sender, events, None, work).await?
+        }
+    };
+    if let Request::TracePid(pid) = request {
+        // The view is restored; demo trace takes over this process and terminal.
+        use std::os::unix::process::CommandExt as _;
+        let error = std::process::Command::new("/proc/self/exe")
+            .args(["trace", "--tui", "--pid", &pid.to_string()])
+            .exec();
+        return Err(error).context("start demo trace --pid for the chosen process");
+    }
+    Ok(())
 }
 
 /// Loads the per-event programs and opens their ring buffer.
@@ -215,8 +297,8 @@ fn trace_probes(cli: &Cli) -> anyhow::Result<(Probes, EventReader)> {
 
 async fn run_walks(
     plans: &[WalkPlan],
-    interactive: bool,
     tracing: Tracing<'_>,
+    pacer: &mut impl scenario::Pacer,
     reporter: &mut dyn report::Reporter,
 ) -> anyhow::Result<()> {
     let Tracing {
@@ -231,11 +313,7 @@ async fn run_walks(
             reader,
             run_as,
         };
-        let walked = if interactive {
-            scenario::run_walk(plan, tracing, &mut EnterPacer::new(), reporter).await
-        } else {
-            scenario::run_walk(plan, tracing, &mut NoPause, reporter).await
-        };
+        let walked = scenario::run_walk(plan, tracing, pacer, reporter).await;
         results.push(walked.with_context(|| format!("run the {} walk", plan.scenario.as_str()))?);
     }
     if results.len() > 1 {

@@ -99,6 +99,13 @@ impl PageModel {
             .and_then(|page| self.origins.get(page).copied().flatten())
     }
 
+    /// The state of `page`, or `None` past the region.
+    pub fn state(&self, page: u64) -> Option<PageState> {
+        usize::try_from(page)
+            .ok()
+            .and_then(|page| self.states.get(page).copied())
+    }
+
     /// Pages with memory of their own, which is what RSS counts.
     pub fn resident_pages(&self) -> Vec<u64> {
         self.pages_in(PageState::Resident)

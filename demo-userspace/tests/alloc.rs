@@ -2,12 +2,15 @@
 //! They need root; `cargo xtask test` runs them as root, and they fail (never skip) without it.
 
 mod common;
+#[path = "common/json.rs"]
+mod json;
 #[path = "common/kernel.rs"]
 mod kernel;
 
 use std::{os::unix::process::CommandExt as _, process::Command};
 
-use common::{DEMO, demo, json_file, json_lines, of_kind, require_root};
+use common::{DEMO, require_root};
+use json::{demo, json_file, json_lines, of_kind};
 use kernel::assert_nothing_of_ours_is_loaded;
 use serde_json::Value;
 

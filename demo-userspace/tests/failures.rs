@@ -5,6 +5,8 @@
 #[path = "common/c_programs.rs"]
 mod c_programs;
 mod common;
+#[path = "common/json.rs"]
+mod json;
 #[path = "common/kernel.rs"]
 mod kernel;
 
@@ -15,7 +17,8 @@ use std::{
 };
 
 use c_programs::compile_c;
-use common::{DEMO, demo, json_file, json_lines, of_kind, require_root};
+use common::{DEMO, require_root};
+use json::{demo, json_file, json_lines, of_kind};
 use kernel::assert_nothing_of_ours_is_loaded;
 use serde_json::Value;
 

@@ -4,6 +4,8 @@
 #[path = "common/c_programs.rs"]
 mod c_programs;
 mod common;
+#[path = "common/json.rs"]
+mod json;
 
 use std::{
     io::{BufRead as _, BufReader, Write as _},
@@ -12,7 +14,8 @@ use std::{
 };
 
 use c_programs::compile_c;
-use common::{DEMO, demo, json_file, json_lines, of_kind, require_root};
+use common::{DEMO, require_root};
+use json::{demo, json_file, json_lines, of_kind};
 use serde_json::Value;
 
 /// The seed's alloc.c: with -DMMAP the array comes from mmap, else from malloc. It waits for a

@@ -18,6 +18,11 @@ pub fn install_missing() -> anyhow::Result<()> {
         format!("libpolly-{llvm}-dev"),
         "libzstd-dev".to_owned(),
         "zlib1g-dev".to_owned(),
+        // The tests: tmux drives the terminal view, setpriv drops a capability, cc builds the
+        // C programs that are traced.
+        "tmux".to_owned(),
+        "util-linux".to_owned(),
+        "gcc".to_owned(),
     ])?;
     ensure_rust_src()?;
     ensure_bpf_linker(llvm)?;

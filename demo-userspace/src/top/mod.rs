@@ -9,8 +9,9 @@ use std::{collections::HashMap, time::Duration};
 use anyhow::Context as _;
 
 pub use self::output::{TopOutput, output};
+pub use self::rank::Row;
 pub use self::rank::SortKey;
-use self::rank::{Row, rank};
+use self::rank::rank;
 use crate::{probes::TopProbes, procmem::MappingTable};
 
 /// The options of `demo top`, checked.

@@ -4,7 +4,7 @@
 mod heap;
 pub mod output;
 pub mod regions;
-mod session;
+pub mod session;
 mod spawn;
 
 use std::{ffi::OsString, path::PathBuf, time::Duration};
@@ -48,6 +48,8 @@ pub struct TraceOptions {
     pub elem_size: u64,
     pub duration: Option<Duration>,
     pub run_as: Option<RunAs>,
+    /// The command's stdin, stdout and stderr go to /dev/null (under --tui).
+    pub quiet: bool,
 }
 
 /// Failures of the target itself, which are the user's input rather than demo's fault.
@@ -89,7 +91,7 @@ pub async fn run(
         }
         TraceTarget::Command(argv) => {
             spawn::resolve(argv.first().ok_or(SpawnError::Empty)?).map_err(TargetError::from)?;
-            let held = spawn_traced(argv, options.run_as, follow_flags, probes)?;
+            let held = spawn_traced(argv, options.run_as, options.quiet, follow_flags, probes)?;
             let shown: Vec<String> = argv
                 .iter()
                 .map(|a| a.to_string_lossy().into_owned())
@@ -216,6 +218,7 @@ pub async fn run(
 fn spawn_traced(
     argv: &[OsString],
     run_as: Option<RunAs>,
+    quiet: bool,
     follow_flags: u8,
     probes: &mut Probes,
 ) -> anyhow::Result<HeldCommand> {
@@ -226,7 +229,7 @@ fn spawn_traced(
         follow_flags
     };
     probes.add_target(own, child_flags)?;
-    let held = spawn::spawn_held(argv, run_as);
+    let held = spawn::spawn_held(argv, run_as, quiet);
     probes.remove_target(own)?;
     let held = held.map_err(TargetError::from)?;
     if probes.target_flags(held.pid)?.is_none() {

@@ -32,6 +32,8 @@ pub enum SpawnError {
     Pipe(nix::Error),
     #[error("fork the command: {0}")]
     Fork(nix::Error),
+    #[error("open /dev/null for the command: {0}")]
+    Null(io::Error),
 }
 
 /// A forked child waiting to exec the command.
@@ -51,7 +53,12 @@ fn c_string(bytes: &[u8]) -> Result<CString, SpawnError> {
 }
 
 /// Forks a child that will exec `argv` as `run_as` once released, and dies with the loader.
-pub fn spawn_held(argv: &[OsString], run_as: Option<RunAs>) -> Result<HeldCommand, SpawnError> {
+/// With `quiet`, its stdin, stdout and stderr are /dev/null (the terminal belongs to --tui).
+pub fn spawn_held(
+    argv: &[OsString],
+    run_as: Option<RunAs>,
+    quiet: bool,
+) -> Result<HeldCommand, SpawnError> {
     let program = argv.first().ok_or(SpawnError::Empty)?;
     let path = c_string(resolve(program)?.as_os_str().as_bytes())?;
     let args: Vec<CString> = argv
@@ -71,6 +78,17 @@ pub fn spawn_held(argv: &[OsString], run_as: Option<RunAs>) -> Result<HeldComman
     let mut env_pointers: Vec<*const libc::c_char> = env.iter().map(|e| e.as_ptr()).collect();
     env_pointers.push(std::ptr::null());
     let (wait_end, go_end) = pipe2(OFlag::O_CLOEXEC).map_err(SpawnError::Pipe)?;
+    let null = if quiet {
+        Some(
+            std::fs::File::options()
+                .read(true)
+                .write(true)
+                .open("/dev/null")
+                .map_err(SpawnError::Null)?,
+        )
+    } else {
+        None
+    };
     let parent = std::process::id() as libc::pid_t;
 
     // SAFETY: the child only makes async-signal-safe calls (prctl, getppid, setgroups, setgid,
@@ -87,6 +105,13 @@ pub fn spawn_held(argv: &[OsString], run_as: Option<RunAs>) -> Result<HeldComman
                     || libc::setuid(user.uid.as_raw()) != 0)
             {
                 libc::_exit(126);
+            }
+            if let Some(null) = &null {
+                for fd in 0..3 {
+                    if libc::dup2(null.as_raw_fd(), fd) < 0 {
+                        libc::_exit(125);
+                    }
+                }
             }
             let mut byte = 0u8;
             loop {
