@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::access::Access;
+use crate::{access::Access, region::Location};
 
 /// What the faults seen so far say about one page.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -71,6 +71,19 @@ impl PageModel {
             self.origins[page] = Some(origin);
         }
         self.faulted_this_step[page] = true;
+    }
+
+    /// Applies a completed fault of `step` (0 outside a walk) at `location` in the region.
+    pub fn apply_at(&mut self, location: &Location, access: Access, step: u32) {
+        self.apply_fault(
+            location.page,
+            access,
+            PageOrigin::Fault {
+                step,
+                offset: location.offset,
+                index: location.index,
+            },
+        );
     }
 
     /// Takes on pages the kernel shows present that no fault explains: memory the process had

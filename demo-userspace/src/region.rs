@@ -81,11 +81,10 @@ impl Region {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn mmap_array() -> Region {
-        Region {
+impl Region {
+    /// The seed's mmap'd array, int[5000] at a page-aligned address, for tests.
+    pub fn seed_array() -> Self {
+        Self {
             name: "arr".to_owned(),
             start: 0x7f00_0000_0000,
             len: 20000,
@@ -93,6 +92,15 @@ mod tests {
             page_size: 4096,
             pages_after: 0,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mmap_array() -> Region {
+        Region::seed_array()
     }
 
     #[test]

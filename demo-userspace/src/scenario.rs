@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::{
     classify::{ClassifiedFault, Classifier, FaultClass},
     event_reader::EventReader,
-    pages::{PageModel, PageOrigin},
+    pages::PageModel,
     privileges::RunAs,
     probes::Probes,
     procmem::{self, MappingTable},
@@ -344,15 +344,7 @@ impl Walker<'_> {
             .collect();
         for resolved in faults.iter().filter(|fault| completed(fault)) {
             if let Some(location) = resolved.location {
-                pages.apply_fault(
-                    location.page,
-                    resolved.fault.fault.error_code.access(),
-                    PageOrigin::Fault {
-                        step,
-                        offset: location.offset,
-                        index: location.index,
-                    },
-                );
+                pages.apply_at(&location, resolved.fault.fault.error_code.access(), step);
             }
         }
         let kernel = if alive {

@@ -462,14 +462,7 @@ mod tests {
     };
 
     fn region() -> Region {
-        Region {
-            name: "arr".to_owned(),
-            start: 0x7f00_0000_0000,
-            len: 20000,
-            elem_size: 4,
-            page_size: 4096,
-            pages_after: 0,
-        }
+        Region::seed_array()
     }
 
     fn fault(address: u64, error_code: u64, mapping: &str, region: &Region) -> ResolvedFault {

@@ -52,6 +52,8 @@ pub async fn run(
     probes: &mut TopProbes,
     out: &mut dyn TopOutput,
 ) -> anyhow::Result<()> {
+    // Installed first, so a signal at any moment ends top well.
+    let shutdown = crate::shutdown::requested();
     if let Some(pid) = options.pages_of {
         if !procfs::process::Process::new(pid as i32).is_ok_and(|p| p.is_alive()) {
             return Err(crate::trace::TargetError::NoSuchPid(pid).into());
@@ -64,7 +66,6 @@ pub async fn run(
     ticker.tick().await;
     let started = tokio::time::Instant::now();
     let mut last = started;
-    let shutdown = crate::shutdown::requested();
     tokio::pin!(shutdown);
     loop {
         let stop = tokio::select! {

@@ -75,6 +75,8 @@ pub async fn run(
     } else {
         0
     };
+    // Installed before anything is attached, so a signal at any moment ends the trace well.
+    let shutdown = crate::shutdown::requested();
     let start_ns = monotonic_ns();
     let (pid, mut held, command) = match &options.target {
         TraceTarget::Pid(pid) => {
@@ -149,7 +151,6 @@ pub async fn run(
     };
     let deadline = options.duration.map(|d| tokio::time::Instant::now() + d);
     let mut reaped: Option<Reaped> = None;
-    let shutdown = crate::shutdown::requested();
     tokio::pin!(shutdown);
     let ended_by = loop {
         tokio::select! {

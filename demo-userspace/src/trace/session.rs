@@ -10,7 +10,7 @@ use super::{
 };
 use crate::{
     classify::{ClassifiedFault, Classifier, FaultClass},
-    pages::{PageModel, PageOrigin},
+    pages::PageModel,
     procmem::MappingTable,
     records::{Record, SignalEvent},
     region::Location,
@@ -198,15 +198,7 @@ impl Session {
         {
             *count += 1;
             if fault.class != FaultClass::Error {
-                pages.apply_fault(
-                    location.page,
-                    raw.error_code.access(),
-                    PageOrigin::Fault {
-                        step: 0,
-                        offset: location.offset,
-                        index: location.index,
-                    },
-                );
+                pages.apply_at(location, raw.error_code.access(), 0);
             }
         }
         out.push(TraceEvent::Fault(TracedFault {

@@ -7,7 +7,7 @@ use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use crate::{
     classify::{ClassifiedFault, FaultClass},
-    pages::{PageModel, PageOrigin},
+    pages::PageModel,
     procmem::PagePresence,
     region::{Location, Region},
     scenario::signal_name,
@@ -405,15 +405,7 @@ impl App {
                     Some((id, name, location)) => {
                         if let Some(view) = self.regions.get_mut(*id) {
                             if traced.fault.class != FaultClass::Error {
-                                view.pages.apply_fault(
-                                    location.page,
-                                    raw.error_code.access(),
-                                    PageOrigin::Fault {
-                                        step: 0,
-                                        offset: location.offset,
-                                        index: location.index,
-                                    },
-                                );
+                                view.pages.apply_at(location, raw.error_code.access(), 0);
                             }
                             view.note(*location, &traced.fault, None);
                         }

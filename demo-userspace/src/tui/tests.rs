@@ -25,14 +25,7 @@ fn key(code: KeyCode) -> UiEvent {
 }
 
 fn region() -> Region {
-    Region {
-        name: "arr".to_owned(),
-        start: 0x7f00_0000_0000,
-        len: 20000,
-        elem_size: 4,
-        page_size: 4096,
-        pages_after: 0,
-    }
+    Region::seed_array()
 }
 
 /// The recorded seed walk: (step, action, faulting index) for the five steps.
