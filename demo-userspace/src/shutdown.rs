@@ -3,20 +3,25 @@
 
 use tokio::signal::unix::{SignalKind, signal};
 
-/// Resolves when SIGINT or SIGTERM arrives. If the handlers cannot be installed, it never
-/// resolves, and the signals keep their default action (the kernel still detaches everything
+/// Installs the SIGINT and SIGTERM handlers now, and returns a future that resolves when one
+/// of the signals arrives. Installing at once matters: a signal that comes before the future
+/// is first polled is still caught. If the handlers cannot be installed, the future never
+/// resolves and the signals keep their default action (the kernel still detaches everything
 /// when the process dies).
-pub async fn requested() {
-    let (Ok(mut interrupt), Ok(mut terminate)) = (
+pub fn requested() -> impl Future<Output = ()> {
+    let streams = (
         signal(SignalKind::interrupt()),
         signal(SignalKind::terminate()),
-    ) else {
-        log::warn!("install the SIGINT/SIGTERM handlers failed; they will end demo abruptly");
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = interrupt.recv() => {}
-        _ = terminate.recv() => {}
+    );
+    async move {
+        let (Ok(mut interrupt), Ok(mut terminate)) = streams else {
+            log::warn!("install the SIGINT/SIGTERM handlers failed; they will end demo abruptly");
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
     }
 }
 
