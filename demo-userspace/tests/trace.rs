@@ -259,6 +259,8 @@ fn pid_attaches_to_a_running_process_and_sees_its_later_faults() {
     let ready = replies.next().unwrap().unwrap();
     let address = ready.strip_prefix("ready ").unwrap().to_owned();
     let out = output_file("pid");
+    // A file left by an earlier run with the same pid must not pass for this run's start line.
+    let _ = std::fs::remove_file(&out);
     let mut tracer = Command::new(DEMO)
         .args(["trace", "--format", "json", "--elem-size", "4", "--region"])
         .arg(format!("{address}:20000"))
