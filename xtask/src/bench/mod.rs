@@ -82,6 +82,9 @@ pub fn bench(options: &BenchOptions) -> anyhow::Result<()> {
             let sample = run_mode(modes[index], &demo, &workload, options.pages, &dir)
                 .with_context(|| format!("run the workload {}", modes[index].label()))?;
             samples[index].push(sample);
+            // A trace run writes about 90 MB of JSON; its writeback must not land in the next
+            // run's measurement, so every run starts with nothing dirty.
+            run(&mut Command::new("sync"))?;
         }
         println!(
             "xtask: bench round {} of {} done",
