@@ -39,8 +39,9 @@ pub struct Summary {
     /// Faults of the child's start-up (exec, dynamic linking), which belong to no step. The child
     /// is traced from just after it is spawned, so this is a lower bound.
     pub faults_startup: u64,
-    /// Completions (minor/major perf events) that matched no traced fault; 0 unless a fault
-    /// escaped the tracepoints.
+    /// Completions (minor/major perf events) during the steps that matched no traced fault; 0
+    /// unless a fault escaped the tracepoints. (During start-up a fault can be under way when
+    /// the child enters the target map; that one is not counted here.)
     pub unmatched_completions: u64,
     /// Records dropped by the kernel side plus records that did not decode, over the whole run
     /// so far.
@@ -140,6 +141,7 @@ pub async fn run_walk(
         digests: Vec::new(),
         vma_name: None,
         maps: MappingTable::default(),
+        unmatched_at_start: 0,
     };
     let walked = walker
         .walk(&mut workload, probes, reader, pacer, reporter)
@@ -164,7 +166,7 @@ pub async fn run_walk(
         major,
         error,
         faults_startup: startup,
-        unmatched_completions: walker.collector.classifier.unmatched(),
+        unmatched_completions: walker.collector.classifier.unmatched() - walker.unmatched_at_start,
         lost: probes.dropped()? + reader.malformed(),
         child: describe_status(status),
     };
@@ -240,6 +242,8 @@ struct Walker<'a> {
     vma_name: Option<String>,
     /// The child's mappings at the end of the last step it survived.
     maps: MappingTable,
+    /// Unmatched completions of the start-up, before the first step.
+    unmatched_at_start: u64,
 }
 
 impl Walker<'_> {
@@ -258,6 +262,7 @@ impl Walker<'_> {
             bail!("the workload child died while starting: {status}");
         }
         let startup = self.collector.take_faults().len() as u64;
+        self.unmatched_at_start = self.collector.classifier.unmatched();
         self.collector.syscalls.clear();
         self.collector.signals.clear();
         for (planned, step) in self.plan.steps().into_iter().zip(1u32..) {
