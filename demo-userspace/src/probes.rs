@@ -594,29 +594,18 @@ trait ProgramLoad {
     fn load_into_kernel(&mut self) -> Result<(), ProgramError>;
 }
 
-impl ProgramLoad for TracePoint {
-    fn load_into_kernel(&mut self) -> Result<(), ProgramError> {
-        self.load()
-    }
+/// Each program type has its own inherent `load`; this forwards to it.
+macro_rules! program_load {
+    ($($program:ty),+) => {
+        $(impl ProgramLoad for $program {
+            fn load_into_kernel(&mut self) -> Result<(), ProgramError> {
+                self.load()
+            }
+        })+
+    };
 }
 
-impl ProgramLoad for RawTracePoint {
-    fn load_into_kernel(&mut self) -> Result<(), ProgramError> {
-        self.load()
-    }
-}
-
-impl ProgramLoad for UProbe {
-    fn load_into_kernel(&mut self) -> Result<(), ProgramError> {
-        self.load()
-    }
-}
-
-impl ProgramLoad for PerfEvent {
-    fn load_into_kernel(&mut self) -> Result<(), ProgramError> {
-        self.load()
-    }
-}
+program_load!(TracePoint, RawTracePoint, UProbe, PerfEvent);
 
 fn check_formats(tracing: &Path, tracepoints: &[TracepointProgram]) -> Result<(), TracefsError> {
     for tracepoint in tracepoints {

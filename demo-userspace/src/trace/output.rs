@@ -162,11 +162,10 @@ struct TextTrace<W> {
 }
 
 impl<W: Write> TextTrace<W> {
-    fn time(&self, timestamp_ns: u64) -> String {
-        format!(
-            "{:>10.3}",
-            timestamp_ns.saturating_sub(self.start_ns) as f64 / 1e6
-        )
+    /// The columns every event line starts with: milliseconds since the start, pid, tid.
+    fn prefix(&self, timestamp_ns: u64, pid: u32, tid: u32) -> String {
+        let ms = timestamp_ns.saturating_sub(self.start_ns) as f64 / 1e6;
+        format!("{ms:>10.3} {pid:>7} {tid:>7}")
     }
 }
 
@@ -216,10 +215,8 @@ impl<W: Write> TraceOutput for TextTrace<W> {
                 );
                 writeln!(
                     self.out,
-                    "{} {:>7} {:>7} {:<6} {:<5} {:<6} {:#018x} {:<28} {region}",
-                    self.time(raw.timestamp_ns),
-                    raw.pid,
-                    raw.tid,
+                    "{} {:<6} {:<5} {:<6} {:#018x} {:<28} {region}",
+                    self.prefix(raw.timestamp_ns, raw.pid, raw.tid),
                     traced.fault.class.as_str(),
                     raw.error_code.access().as_str(),
                     raw.error_code.mode().as_str(),
@@ -229,18 +226,14 @@ impl<W: Write> TraceOutput for TextTrace<W> {
             }
             TraceEvent::Syscall(call) => writeln!(
                 self.out,
-                "{} {:>7} {:>7} syscall {}",
-                self.time(call.timestamp_ns),
-                call.pid,
-                call.tid,
+                "{} syscall {}",
+                self.prefix(call.timestamp_ns, call.pid, call.tid),
                 call.describe()
             ),
             TraceEvent::Signal(signal) => writeln!(
                 self.out,
-                "{} {:>7} {:>7} signal {} si_code {} to tid {}",
-                self.time(signal.timestamp_ns),
-                signal.pid,
-                signal.tid,
+                "{} signal {} si_code {} to tid {}",
+                self.prefix(signal.timestamp_ns, signal.pid, signal.tid),
                 signal_name(signal.signal),
                 si_code_name(signal.signal, signal.code),
                 signal.target_tid
