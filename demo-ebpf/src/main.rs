@@ -6,7 +6,7 @@ use aya_ebpf::{
     EbpfContext,
     bindings::pt_regs,
     bindings::{BPF_NOEXIST, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
-    helpers::{bpf_ktime_get_ns, bpf_probe_read_kernel},
+    helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_kernel},
     macros::{map, perf_event, raw_tracepoint, tracepoint, uprobe, uretprobe},
     maps::{Array, HashMap, LruPerCpuHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
     programs::{
@@ -231,8 +231,7 @@ pub fn page_fault_kernel(ctx: RawTracePointContext) -> i32 {
 /// This CPU's counts of the current process, created (with its command) on its first fault.
 /// `None` when the map is full, which is counted.
 #[inline(always)]
-fn top_counts<C: EbpfContext>(ctx: &C) -> Option<*mut TopCounts> {
-    let tgid = ctx.tgid();
+fn top_counts<C: EbpfContext>(ctx: &C, tgid: u32) -> Option<*mut TopCounts> {
     if tgid == 0 {
         return None;
     }
@@ -270,7 +269,8 @@ fn add_counter(index: u32) {
 #[inline(always)]
 fn count_fault(ctx: &RawTracePointContext) {
     let error_code: u64 = ctx.arg(2);
-    let Some(counts) = top_counts(ctx) else {
+    let tgid = current_task().tgid;
+    let Some(counts) = top_counts(ctx, tgid) else {
         return;
     };
     // SAFETY: a per-CPU value, touched only by programs on this CPU, which do not nest.
@@ -291,15 +291,15 @@ fn count_fault(ctx: &RawTracePointContext) {
         counts.comm = comm;
     }
     let watched = TOP_CONFIG.get(top_config::PAGES_PID).copied().unwrap_or(0);
-    if watched != 0 && watched == ctx.tgid() {
-        count_page(ctx, ctx.arg(0));
+    if watched != 0 && watched == tgid {
+        count_page(tgid, ctx.arg(0));
     }
 }
 
 #[inline(always)]
-fn count_page(ctx: &RawTracePointContext, address: u64) {
+fn count_page(tgid: u32, address: u64) {
     let key = PageKey {
-        tgid: ctx.tgid(),
+        tgid,
         _padding: 0,
         page: address & !0xfff,
     };
@@ -313,7 +313,7 @@ fn count_page(ctx: &RawTracePointContext, address: u64) {
 
 #[inline(always)]
 fn count_completion(ctx: &PerfEventContext, class: CompletionClass) {
-    let Some(counts) = top_counts(ctx) else {
+    let Some(counts) = top_counts(ctx, current_task().tgid) else {
         return;
     };
     // SAFETY: a per-CPU value, touched only by programs on this CPU, which do not nest.
@@ -342,58 +342,72 @@ fn is_target(tgid: u32) -> bool {
 fn reserve<T: 'static, C: EbpfContext>(
     ctx: &C,
     kind: RecordKind,
+    tgid: u32,
 ) -> Option<aya_ebpf::maps::ring_buf::RingBufEntry<T>> {
     let entry = EVENTS.reserve::<T>(0);
     if entry.is_none() {
         count_drop(kind as u32);
-        debug!(
-            ctx,
-            "ring buffer full: dropped a record of tgid {}",
-            ctx.tgid()
-        );
+        debug!(ctx, "ring buffer full: dropped a record of tgid {}", tgid);
     }
     entry
 }
 
-/// The header of a record about the current task.
+/// The current task's process and thread ids.
+#[derive(Clone, Copy)]
+struct Task {
+    tgid: u32,
+    tid: u32,
+}
+
+/// Asks the kernel once per event: `ctx.tgid()` and `ctx.pid()` would each call the helper.
 #[inline(always)]
-fn header<C: EbpfContext>(ctx: &C, kind: RecordKind, detail: u32, tgid: u32) -> RecordHeader {
+fn current_task() -> Task {
+    let ids = bpf_get_current_pid_tgid();
+    Task {
+        tgid: (ids >> 32) as u32,
+        tid: ids as u32,
+    }
+}
+
+/// The header of a record about `task`.
+#[inline(always)]
+fn header(task: Task, kind: RecordKind, detail: u32) -> RecordHeader {
     RecordHeader {
         kind: kind as u32,
         detail,
         // SAFETY: the helper has no preconditions.
         timestamp_ns: unsafe { bpf_ktime_get_ns() },
-        tgid,
-        tid: ctx.pid(),
+        tgid: task.tgid,
+        tid: task.tid,
     }
 }
 
-/// For a traced process's event: its tgid and a reserved record to fill, or `None` when the
+/// For a traced process's event: the task and a reserved record to fill, or `None` when the
 /// process is not traced or the buffer is full (then the drop is counted).
 #[inline(always)]
 fn traced_record<T: 'static, C: EbpfContext>(
     ctx: &C,
     kind: RecordKind,
-) -> Option<(u32, aya_ebpf::maps::ring_buf::RingBufEntry<T>)> {
-    let tgid = ctx.tgid();
-    if !is_target(tgid) {
+) -> Option<(Task, aya_ebpf::maps::ring_buf::RingBufEntry<T>)> {
+    let task = current_task();
+    if !is_target(task.tgid) {
         return None;
     }
-    Some((tgid, reserve::<T, C>(ctx, kind)?))
+    Some((task, reserve::<T, C>(ctx, kind, task.tgid)?))
 }
 
 /// Copies one fault of a traced process into the ring buffer, or counts it as dropped. The
 /// raw tracepoint's arguments are those of the call site: address, regs, error_code.
 #[inline(always)]
 fn record_fault(ctx: &RawTracePointContext, source: FaultSource) {
-    let Some((tgid, mut entry)) = traced_record::<FaultRecord, _>(ctx, RecordKind::Fault) else {
+    let Some((task, mut entry)) = traced_record::<FaultRecord, _>(ctx, RecordKind::Fault) else {
         return;
     };
     let regs: *const pt_regs = ctx.arg(1);
     // SAFETY: regs points at the faulting context's saved registers; a failed read gives 0.
     let ip = unsafe { bpf_probe_read_kernel(&raw const (*regs).rip) }.unwrap_or(0);
     entry.write(FaultRecord {
-        header: header(ctx, RecordKind::Fault, source as u32, tgid),
+        header: header(task, RecordKind::Fault, source as u32),
         address: ctx.arg(0),
         ip,
         error_code: ctx.arg(2),
@@ -406,13 +420,13 @@ fn record_fault(ctx: &RawTracePointContext, source: FaultSource) {
 /// so only the mode is known: from the code segment's privilege level.
 #[inline(always)]
 fn record_perf_fault(ctx: &PerfEventContext) {
-    let Some((tgid, mut entry)) = traced_record::<FaultRecord, _>(ctx, RecordKind::Fault) else {
+    let Some((task, mut entry)) = traced_record::<FaultRecord, _>(ctx, RecordKind::Fault) else {
         return;
     };
     // SAFETY: the kernel passes a valid bpf_perf_event_data.
     let data = unsafe { &*ctx.ctx };
     entry.write(FaultRecord {
-        header: header(ctx, RecordKind::Fault, FaultSource::Perf as u32, tgid),
+        header: header(task, RecordKind::Fault, FaultSource::Perf as u32),
         address: data.addr,
         ip: data.regs.rip,
         error_code: ERROR_CODE_UNKNOWN | if data.regs.cs & 3 == 3 { 1 << 2 } else { 0 },
@@ -423,7 +437,8 @@ fn record_perf_fault(ctx: &PerfEventContext) {
 /// Adds a followed process's new child (not a new thread) to the targets, and reports it.
 #[inline(always)]
 fn follow_new_task(ctx: &TracePointContext) {
-    let parent = flags_of(ctx.tgid());
+    let task = current_task();
+    let parent = flags_of(task.tgid);
     if parent & target_flags::FOLLOW == 0 {
         return;
     }
@@ -447,14 +462,15 @@ fn follow_new_task(ctx: &TracePointContext) {
         return;
     }
     if parent & target_flags::REPORT != 0 {
-        record_process(ctx, RecordKind::Fork, child);
+        record_process(ctx, task, RecordKind::Fork, child);
     }
 }
 
 /// Forgets a traced process when its last thread exits, and reports the exit.
 #[inline(always)]
 fn record_exit(ctx: &TracePointContext) {
-    let tgid = ctx.tgid();
+    let task = current_task();
+    let tgid = task.tgid;
     let flags = flags_of(tgid);
     if flags == 0 {
         return;
@@ -466,17 +482,17 @@ fn record_exit(ctx: &TracePointContext) {
     }
     let _ = TARGETS.remove(tgid);
     if flags & target_flags::REPORT != 0 {
-        record_process(ctx, RecordKind::Exit, tgid);
+        record_process(ctx, task, RecordKind::Exit, tgid);
     }
 }
 
 #[inline(always)]
-fn record_process(ctx: &TracePointContext, kind: RecordKind, pid: u32) {
-    let Some(mut entry) = reserve::<ProcessRecord, _>(ctx, kind) else {
+fn record_process(ctx: &TracePointContext, task: Task, kind: RecordKind, pid: u32) {
+    let Some(mut entry) = reserve::<ProcessRecord, _>(ctx, kind, task.tgid) else {
         return;
     };
     entry.write(ProcessRecord {
-        header: header(ctx, kind, pid, ctx.tgid()),
+        header: header(task, kind, pid),
     });
     entry.submit(wakeup_flag());
 }
@@ -506,11 +522,11 @@ fn record_heap<C: EbpfContext>(
     args: [u64; 2],
     ret: u64,
 ) {
-    let Some((tgid, mut entry)) = traced_record::<HeapRecord, _>(ctx, kind) else {
+    let Some((task, mut entry)) = traced_record::<HeapRecord, _>(ctx, kind) else {
         return;
     };
     entry.write(HeapRecord {
-        header: header(ctx, kind, function as u32, tgid),
+        header: header(task, kind, function as u32),
         args,
         ret,
     });
@@ -520,7 +536,7 @@ fn record_heap<C: EbpfContext>(
 /// Reports that a traced fault completed, and whether it was minor or major.
 #[inline(always)]
 fn record_completion(ctx: &PerfEventContext, class: CompletionClass) {
-    let Some((tgid, mut entry)) = traced_record::<CompletionRecord, _>(ctx, RecordKind::Completion)
+    let Some((task, mut entry)) = traced_record::<CompletionRecord, _>(ctx, RecordKind::Completion)
     else {
         return;
     };
@@ -528,7 +544,7 @@ fn record_completion(ctx: &PerfEventContext, class: CompletionClass) {
     // which for page-fault events is the faulting address.
     let address = unsafe { (*ctx.ctx).addr };
     entry.write(CompletionRecord {
-        header: header(ctx, RecordKind::Completion, class as u32, tgid),
+        header: header(task, RecordKind::Completion, class as u32),
         address,
     });
     entry.submit(wakeup_flag());
@@ -540,20 +556,19 @@ fn record_completion(ctx: &PerfEventContext, class: CompletionClass) {
 fn record_signal(ctx: &TracePointContext) {
     // SAFETY (all reads): offsets from the tracepoint's format, checked by the loader.
     let target_tid = unsafe { ctx.read_at::<i32>(signal_tracepoint::PID) }.unwrap_or(0) as u32;
-    let tgid = ctx.tgid();
-    if !is_target(tgid) && !is_target(target_tid) {
+    let task = current_task();
+    if !is_target(task.tgid) && !is_target(target_tid) {
         return;
     }
-    let Some(mut entry) = reserve::<SignalRecord, _>(ctx, RecordKind::Signal) else {
+    let Some(mut entry) = reserve::<SignalRecord, _>(ctx, RecordKind::Signal, task.tgid) else {
         return;
     };
     let field = |offset| unsafe { ctx.read_at::<i32>(offset) }.unwrap_or(0);
     entry.write(SignalRecord {
         header: header(
-            ctx,
+            task,
             RecordKind::Signal,
             field(signal_tracepoint::SIG) as u32,
-            tgid,
         ),
         target_tid,
         code: field(signal_tracepoint::CODE),
@@ -590,11 +605,11 @@ fn record_syscall(
     args: [u64; 6],
     ret: i64,
 ) {
-    let Some((tgid, mut entry)) = traced_record::<SyscallRecord, _>(ctx, kind) else {
+    let Some((task, mut entry)) = traced_record::<SyscallRecord, _>(ctx, kind) else {
         return;
     };
     entry.write(SyscallRecord {
-        header: header(ctx, kind, syscall as u32, tgid),
+        header: header(task, kind, syscall as u32),
         args,
         ret,
     });

@@ -1,6 +1,8 @@
 //! Reads what the kernel says about a process's memory: mappings (/proc/PID/maps), page presence
 //! (/proc/PID/pagemap) and per-VMA usage (/proc/PID/smaps).
 
+use std::sync::Arc;
+
 use procfs::process::{MMapPath, MemoryMap, PageInfo, Process};
 use serde::Serialize;
 
@@ -24,8 +26,9 @@ pub struct Mapping {
     pub end: u64,
     /// Permissions as maps shows them, e.g. `rw-p`.
     pub perms: String,
-    /// The name pmap would show: a file's base name, `[heap]`, `[stack]`, or `[anon]`.
-    pub name: String,
+    /// The name pmap would show: a file's base name, `[heap]`, `[stack]`, or `[anon]`;
+    /// shared, since every fault in the mapping carries it.
+    pub name: Arc<str>,
     /// Offset of `start` in the mapped file (0 for anonymous memory).
     pub file_offset: u64,
 }
@@ -64,9 +67,9 @@ impl MappingTable {
     }
 
     /// The name of the mapping that holds `address`, or `[unmapped]`.
-    pub fn name_of(&self, address: u64) -> String {
+    pub fn name_of(&self, address: u64) -> Arc<str> {
         self.find(address)
-            .map_or_else(|| "[unmapped]".to_owned(), |m| m.name.clone())
+            .map_or_else(|| "[unmapped]".into(), |m| Arc::clone(&m.name))
     }
 }
 
@@ -75,7 +78,7 @@ fn to_mapping(map: &MemoryMap) -> Mapping {
         start: map.address.0,
         end: map.address.1,
         perms: map.perms.as_str(),
-        name: mapping_name(&map.pathname),
+        name: mapping_name(&map.pathname).into(),
         file_offset: map.offset,
     }
 }
@@ -204,10 +207,10 @@ mod tests {
         let code = names_the_mapping_of_own_code_by_its_file as fn() as usize as u64;
         let exe = std::env::current_exe().unwrap();
         assert_eq!(
-            table.name_of(code),
+            &*table.name_of(code),
             exe.file_name().unwrap().to_string_lossy()
         );
-        assert_eq!(table.name_of(8), "[unmapped]");
+        assert_eq!(&*table.name_of(8), "[unmapped]");
     }
 
     #[test]

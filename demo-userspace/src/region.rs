@@ -1,12 +1,14 @@
 //! The traced array: maps a faulting address to its byte offset, element index and page.
 
+use std::sync::Arc;
+
 use serde::Serialize;
 
 /// A named range of the target's address space whose faults are resolved to array indices.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Region {
-    /// What the report calls it, e.g. `arr`.
-    pub name: String,
+    /// What the report calls it, e.g. `arr`; shared, since every fault in it carries it.
+    pub name: Arc<str>,
     /// Address of the first byte (element 0).
     pub start: u64,
     /// Length in bytes.
@@ -85,7 +87,7 @@ impl Region {
     /// The seed's mmap'd array, int[5000] at a page-aligned address, for tests.
     pub fn seed_array() -> Self {
         Self {
-            name: "arr".to_owned(),
+            name: "arr".into(),
             start: 0x7f00_0000_0000,
             len: 20000,
             elem_size: 4,

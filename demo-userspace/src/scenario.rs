@@ -421,7 +421,7 @@ impl Walker<'_> {
             (_, _) => (reported, AddressCheck::NotFromMmap),
         };
         let region = Region {
-            name: "arr".to_owned(),
+            name: "arr".into(),
             start,
             len: self.plan.bytes,
             elem_size: ELEMENT_SIZE,

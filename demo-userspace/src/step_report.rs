@@ -1,7 +1,7 @@
 //! What one step of a walk produced: its faults with their classes and places, its syscalls and
 //! signals, the child's fate, and what the kernel reports afterwards.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, sync::Arc};
 
 use serde::Serialize;
 
@@ -22,7 +22,7 @@ pub struct ResolvedFault {
     /// Where in the array, when it hit the array's pages.
     pub location: Option<Location>,
     /// The /proc/PID/maps name of the mapping it hit, or `[unmapped]`.
-    pub mapping: String,
+    pub mapping: Arc<str>,
 }
 
 /// What the kernel reports after a step.
@@ -118,7 +118,7 @@ impl StepReport {
     pub fn elsewhere(&self) -> BTreeMap<&str, u64> {
         let mut counts = BTreeMap::new();
         for fault in self.faults.iter().filter(|fault| fault.location.is_none()) {
-            *counts.entry(fault.mapping.as_str()).or_default() += 1;
+            *counts.entry(&*fault.mapping).or_default() += 1;
         }
         counts
     }
@@ -174,7 +174,7 @@ pub fn touch_outcome(
         faulted,
         mapping: maps
             .find(address)
-            .map(|m| m.name.clone())
+            .map(|m| m.name.to_string())
             .unwrap_or_default(),
         resident_since: location
             .filter(|_| !faulted)

@@ -311,7 +311,7 @@ impl<W: Write> JsonReporter<W> {
                 scenario,
                 Some(step.step),
                 &resolved.fault,
-                resolved.location.map(|l| (step.region.name.as_str(), l)),
+                resolved.location.map(|l| (&*step.region.name, l)),
                 &resolved.mapping,
                 None,
             ))?;

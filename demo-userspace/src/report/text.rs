@@ -480,7 +480,7 @@ mod tests {
                 class: FaultClass::Minor,
             },
             location: region.locate(address),
-            mapping: mapping.to_owned(),
+            mapping: mapping.into(),
         }
     }
 

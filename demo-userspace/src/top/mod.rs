@@ -131,7 +131,7 @@ fn page_report(pid: u32, mut pages: Vec<(u64, u64)>, count: usize) -> anyhow::Re
     let named: Vec<(u64, u64, String)> = pages
         .iter()
         .map(|&(page, faults)| {
-            let name = maps.name_of(page);
+            let name = maps.name_of(page).to_string();
             *mappings.entry(name.clone()).or_default() += faults;
             (page, faults, name)
         })

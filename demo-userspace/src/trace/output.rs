@@ -417,7 +417,7 @@ impl<W: Write> TraceOutput for JsonTrace<W> {
                 traced
                     .region
                     .as_ref()
-                    .map(|(_, name, location)| (name.as_str(), *location)),
+                    .map(|(_, name, location)| (&**name, *location)),
                 &traced.mapping,
                 Some(traced.mapping_offset),
             )),

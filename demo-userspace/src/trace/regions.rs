@@ -231,7 +231,7 @@ impl RegionTracker {
             pid,
             origin,
             region: Region {
-                name: format!("{}#{count}", origin.as_str()),
+                name: format!("{}#{count}", origin.as_str()).into(),
                 start,
                 len,
                 elem_size: self.elem_size,
@@ -316,14 +316,10 @@ mod tests {
             "malloc's own mmap"
         );
         regions.on_syscall(&mmap(1, 0x50000, 4096, 0x22), false);
-        let names: Vec<&str> = regions
-            .regions()
-            .iter()
-            .map(|r| r.region.name.as_str())
-            .collect();
+        let names: Vec<&str> = regions.regions().iter().map(|r| &*r.region.name).collect();
         assert_eq!(names, ["mmap#1", "mmap#2"]);
         assert_eq!(
-            regions.find(1, 0x10000 + 6000).unwrap().region.name,
+            &*regions.find(1, 0x10000 + 6000).unwrap().region.name,
             "mmap#1"
         );
         assert!(
@@ -346,7 +342,7 @@ mod tests {
         assert_eq!(regions.on_syscall(&munmap, false), [RegionChange::Ended(0)]);
         assert!(regions.find(1, 0x10000).is_none());
         regions.on_syscall(&mmap(1, 0x10000, 20000, 0x22), false);
-        assert_eq!(regions.find(1, 0x10000).unwrap().region.name, "mmap#2");
+        assert_eq!(&*regions.find(1, 0x10000).unwrap().region.name, "mmap#2");
         assert!(!regions.get(0).live);
     }
 
@@ -361,7 +357,7 @@ mod tests {
         regions.on_heap(&heap(HeapFunction::Malloc, [20000, 0], 0x6010));
         regions.on_heap(&heap(HeapFunction::Calloc, [10, 1000], 0xb010));
         assert_eq!(
-            regions.find(1, 0x6010 + 6000).unwrap().region.name,
+            &*regions.find(1, 0x6010 + 6000).unwrap().region.name,
             "malloc#1"
         );
         assert_eq!(regions.find(1, 0xb010).unwrap().region.len, 10000);
@@ -371,7 +367,7 @@ mod tests {
         );
         let grown = regions.on_heap(&heap(HeapFunction::Realloc, [0xb010, 30000], 0x20010));
         assert_eq!(grown, [RegionChange::Ended(1), RegionChange::Started(2)]);
-        assert_eq!(regions.get(2).region.name, "realloc#1");
+        assert_eq!(&*regions.get(2).region.name, "realloc#1");
     }
 
     #[test]
@@ -383,7 +379,7 @@ mod tests {
                 .is_empty()
         );
         regions.add_manual(1, 0x10000, 100);
-        assert_eq!(regions.find(1, 0x10063).unwrap().region.name, "manual#1");
+        assert_eq!(&*regions.find(1, 0x10063).unwrap().region.name, "manual#1");
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! trace events (classed faults resolved to mapping and region, syscalls, heap regions,
 //! signals, processes), keeping the counts for the summary.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, sync::Arc};
 
 use super::{
     heap::HeapPairer,
@@ -22,11 +22,11 @@ use crate::{
 pub struct TracedFault {
     pub fault: ClassifiedFault,
     /// The /proc/PID/maps name of the mapping, or `[unknown]` once the process is gone.
-    pub mapping: String,
+    pub mapping: Arc<str>,
     /// The offset in that mapping (`dso@offset`).
     pub mapping_offset: u64,
     /// The region hit: its id, name, and where in it.
-    pub region: Option<(usize, String, Location)>,
+    pub region: Option<(usize, Arc<str>, Location)>,
 }
 
 /// What the trace shows, in order.
@@ -50,6 +50,8 @@ struct ProcessState {
     /// Completed faults (minor + major), comparable with the kernel's rusage.
     completions: u64,
     exited: bool,
+    /// /proc/PID/maps could not be read: the process is gone.
+    maps_gone: bool,
     /// The brk heap as the traced brk calls drew it: start (the first break seen) and end.
     heap: Option<(u64, u64)>,
 }
@@ -71,6 +73,14 @@ pub struct Session {
     /// Per region id: its page model and fault count.
     pages: BTreeMap<usize, (PageModel, u64)>,
     totals: Totals,
+    fallback: FallbackNames,
+}
+
+/// Mapping names for a process that is gone, made once and shared by every fault.
+struct FallbackNames {
+    heap: Arc<str>,
+    anon: Arc<str>,
+    unknown: Arc<str>,
 }
 
 impl Session {
@@ -83,6 +93,11 @@ impl Session {
             processes: BTreeMap::new(),
             pages: BTreeMap::new(),
             totals: Totals::default(),
+            fallback: FallbackNames {
+                heap: "[heap]".into(),
+                anon: "[anon]".into(),
+                unknown: "[unknown]".into(),
+            },
         }
     }
 
@@ -191,7 +206,7 @@ impl Session {
         let (mapping, mapping_offset) = self.resolve_mapping(raw.pid, raw.address);
         let region = self.regions.find(raw.pid, raw.address).and_then(|tracked| {
             let location = tracked.region.locate(raw.address)?;
-            Some((tracked.id, tracked.region.name.clone(), location))
+            Some((tracked.id, Arc::clone(&tracked.region.name), location))
         });
         if let Some((id, _, location)) = &region
             && let Some((pages, count)) = self.pages.get_mut(id)
@@ -211,22 +226,27 @@ impl Session {
 
     /// Names the mapping behind `address`, re-reading /proc/PID/maps when the snapshot is stale
     /// or misses (the process mapped something new), never again once the process is gone.
-    fn resolve_mapping(&mut self, pid: u32, address: u64) -> (String, u64) {
+    fn resolve_mapping(&mut self, pid: u32, address: u64) -> (Arc<str>, u64) {
         let process = self.processes.entry(pid).or_default();
         let hit = |maps: &MappingTable| {
             maps.find(address)
-                .map(|m| (m.name.clone(), m.offset_of(address)))
+                .map(|m| (Arc::clone(&m.name), m.offset_of(address)))
         };
         if !process.maps_stale
             && let Some(found) = hit(&process.maps)
         {
             return found;
         }
-        if !process.exited
-            && let Ok(maps) = MappingTable::read(pid as i32)
-        {
-            process.maps = maps;
-            process.maps_stale = false;
+        // Once /proc/PID/maps cannot be read the process is gone; its remaining faults (its exit
+        // record comes last) must not each try again.
+        if !process.exited && !process.maps_gone {
+            match MappingTable::read(pid as i32) {
+                Ok(maps) => {
+                    process.maps = maps;
+                    process.maps_stale = false;
+                }
+                Err(_) => process.maps_gone = true,
+            }
         }
         if let Some(found) = hit(&process.maps) {
             return found;
@@ -236,13 +256,14 @@ impl Session {
         if let Some((start, end)) = process.heap
             && (start..end).contains(&address)
         {
-            return ("[heap]".to_owned(), address - start);
+            return (Arc::clone(&self.fallback.heap), address - start);
         }
         match self.regions.find(pid, address) {
-            Some(tracked) if matches!(tracked.origin, Origin::Mmap | Origin::Mremap) => {
-                ("[anon]".to_owned(), address - tracked.region.start)
-            }
-            _ => ("[unknown]".to_owned(), address),
+            Some(tracked) if matches!(tracked.origin, Origin::Mmap | Origin::Mremap) => (
+                Arc::clone(&self.fallback.anon),
+                address - tracked.region.start,
+            ),
+            _ => (Arc::clone(&self.fallback.unknown), address),
         }
     }
 

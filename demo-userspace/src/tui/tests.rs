@@ -71,7 +71,7 @@ fn feed_walk(app: &mut App, steps: usize) {
                     class: FaultClass::Minor,
                 },
                 location: Some(location),
-                mapping: "[anon]".to_owned(),
+                mapping: "[anon]".into(),
             });
         }
         let resident = pages.resident_pages();
@@ -155,7 +155,7 @@ fn plus_and_minus_zoom_and_tab_changes_region() {
     let mut app = App::new(Mode::Trace, String::new());
     app.handle_event(UiEvent::Region(region()));
     app.handle_event(UiEvent::Region(Region {
-        name: "big".to_owned(),
+        name: "big".into(),
         len: 1 << 30,
         ..region()
     }));
