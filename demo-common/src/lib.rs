@@ -33,10 +33,30 @@ pub const DEFAULT_RING_BYTES: u32 = 8 << 20;
 /// records are submitted without a wakeup and the reader finds them on its next poll.
 pub const WAKEUP_THRESHOLD_BYTES: u64 = 1 << 20;
 
-/// Program attached to the PAGE_FAULTS_MIN software perf event on every CPU.
-pub const MINOR_COMPLETION_PROGRAM: &str = "fault_completed_minor";
-/// Program attached to the PAGE_FAULTS_MAJ software perf event on every CPU.
-pub const MAJOR_COMPLETION_PROGRAM: &str = "fault_completed_major";
+/// Read-only global of the eBPF object: the [`TaskLayout`] of the running kernel, which the
+/// loader reads from the kernel's BTF and sets before loading.
+pub const TASK_LAYOUT_GLOBAL: &str = "TASK_LAYOUT";
+
+/// Byte offsets of the fields of the kernel's `struct task_struct` that the programs read.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TaskLayout {
+    /// `pid_t pid`: the thread id.
+    pub pid: u64,
+    /// `pid_t tgid`: the process id.
+    pub tgid: u64,
+    /// `unsigned long min_flt`.
+    pub min_flt: u64,
+    /// `unsigned long maj_flt`.
+    pub maj_flt: u64,
+    /// `struct signal_struct *signal`: what the threads of a process share.
+    pub signal: u64,
+    /// `unsigned long min_flt` of `struct signal_struct`: the minor faults of the process's
+    /// threads that are gone.
+    pub signal_min_flt: u64,
+    /// `unsigned long maj_flt` of `struct signal_struct`.
+    pub signal_maj_flt: u64,
+}
 /// Program attached to `signal:signal_generate`.
 pub const SIGNAL_PROGRAM: &str = "signal_generate";
 /// Program attached to `task:task_newtask`, which adds followed children.
@@ -82,10 +102,12 @@ pub mod top_counters {
 pub const TOP_FAULT_USER_PROGRAM: &str = "top_fault_user";
 /// Program counting `exceptions:page_fault_kernel` for `demo top`.
 pub const TOP_FAULT_KERNEL_PROGRAM: &str = "top_fault_kernel";
-/// Program counting PAGE_FAULTS_MIN for `demo top`.
-pub const TOP_MINOR_PROGRAM: &str = "top_minor";
-/// Program counting PAGE_FAULTS_MAJ for `demo top`.
-pub const TOP_MAJOR_PROGRAM: &str = "top_major";
+/// Program attached to `sched:sched_process_exit` for `demo top`: keeps an exiting process's
+/// final fault counters, which /proc no longer shows.
+pub const TOP_EXIT_PROGRAM: &str = "top_process_exit";
+/// Hash of the final fault counters of processes that exited (`u32` tgid → [`FaultCounters`]),
+/// for `demo top`; it reads and clears them every interval.
+pub const TOP_EXITS_MAP: &str = "TOP_EXITS";
 
 /// Program attached to `exceptions:page_fault_user`.
 pub const PAGE_FAULT_USER_PROGRAM: &str = "page_fault_user";
@@ -153,8 +175,9 @@ pub const ERROR_CODE_UNKNOWN: u64 = 1 << 63;
 pub enum RecordKind {
     /// A [`FaultRecord`].
     Fault = 1,
-    /// A [`CompletionRecord`].
-    Completion = 2,
+    /// A [`ProcessRecord`]: a thread of a traced process exited. Detail: 1 when it was the
+    /// process's last thread. Its header's counters are the thread's final ones.
+    ThreadExit = 2,
     /// A [`SyscallRecord`] for a syscall's entry: the arguments are set.
     SyscallEnter = 3,
     /// A [`SyscallRecord`] for a syscall's exit: the return value is set.
@@ -175,7 +198,7 @@ impl RecordKind {
     /// Every kind, in tag order.
     pub const ALL: [Self; 9] = [
         Self::Fault,
-        Self::Completion,
+        Self::ThreadExit,
         Self::SyscallEnter,
         Self::SyscallExit,
         Self::Signal,
@@ -189,7 +212,7 @@ impl RecordKind {
     pub const fn name(self) -> &'static str {
         match self {
             Self::Fault => "fault",
-            Self::Completion => "completion",
+            Self::ThreadExit => "thread_exit",
             Self::SyscallEnter => "syscall_enter",
             Self::SyscallExit => "syscall_exit",
             Self::Signal => "signal",
@@ -204,7 +227,7 @@ impl RecordKind {
     pub const fn from_tag(tag: u32) -> Option<Self> {
         match tag {
             1 => Some(Self::Fault),
-            2 => Some(Self::Completion),
+            2 => Some(Self::ThreadExit),
             3 => Some(Self::SyscallEnter),
             4 => Some(Self::SyscallExit),
             5 => Some(Self::Signal),
@@ -217,24 +240,15 @@ impl RecordKind {
     }
 }
 
-/// How a fault completed, from the software perf event that counted it.
-#[repr(u32)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CompletionClass {
-    /// PERF_COUNT_SW_PAGE_FAULTS_MIN: resolved without I/O.
-    Minor = 1,
-    /// PERF_COUNT_SW_PAGE_FAULTS_MAJ: needed I/O (or was retried).
-    Major = 2,
-}
-
-impl CompletionClass {
-    pub const fn from_tag(tag: u32) -> Option<Self> {
-        match tag {
-            1 => Some(Self::Minor),
-            2 => Some(Self::Major),
-            _ => None,
-        }
-    }
+/// A thread's own fault counters, as the kernel keeps them in its `task_struct` (`min_flt`,
+/// `maj_flt`; /proc/PID/task/TID/stat shows them). The kernel adds one when a fault completes,
+/// the same moment the PAGE_FAULTS_MIN/MAJ software perf events fire, so the change between
+/// two snapshots says how the faults between them ended.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FaultCounters {
+    pub minor: u64,
+    pub major: u64,
 }
 
 /// The memory syscalls that are traced, in the order of [`SYSCALL_TRACEPOINTS`].
@@ -348,14 +362,14 @@ impl HeapFunction {
     }
 }
 
-/// The first 24 bytes of every ring-buffer record.
+/// The first 40 bytes of every ring-buffer record.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RecordHeader {
     /// A [`RecordKind`] as `u32`: which record this is.
     pub kind: u32,
-    /// The kind's own detail: a [`FaultSource`], [`CompletionClass`], [`Syscall`] or
-    /// [`HeapFunction`] tag, a signal number, or a pid (fork: the child; exit: the process).
+    /// The kind's own detail: a [`FaultSource`], [`Syscall`] or [`HeapFunction`] tag, a signal
+    /// number, a pid (fork: the child; exit: the process), or whether a thread was the last.
     pub detail: u32,
     /// `bpf_ktime_get_ns()`: CLOCK_MONOTONIC nanoseconds.
     pub timestamp_ns: u64,
@@ -363,6 +377,9 @@ pub struct RecordHeader {
     pub tgid: u32,
     /// Thread id of that task.
     pub tid: u32,
+    /// That thread's fault counters at the event. A fault record's do not count the fault yet;
+    /// the thread's next record of any kind shows whether it completed.
+    pub counters: FaultCounters,
 }
 
 /// One page fault of a traced process, as it began. Detail: its [`FaultSource`].
@@ -376,16 +393,6 @@ pub struct FaultRecord {
     pub ip: u64,
     /// The x86 page-fault error code, or [`ERROR_CODE_UNKNOWN`] with the mode bit.
     pub error_code: u64,
-}
-
-/// A traced process's fault completed: the software perf event for minor or major faults
-/// fired. Detail: its [`CompletionClass`].
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct CompletionRecord {
-    pub header: RecordHeader,
-    /// The faulting address, from the perf sample.
-    pub address: u64,
 }
 
 /// Entry to ([`RecordKind::SyscallEnter`]) or exit from ([`RecordKind::SyscallExit`]) a traced
@@ -445,10 +452,6 @@ pub struct TopCounts {
     pub execs: u64,
     /// Faults taken in kernel mode (e.g. copy_to_user into an untouched page).
     pub kernel_mode: u64,
-    /// Completed minor faults (perf event).
-    pub minor: u64,
-    /// Completed major faults (perf event).
-    pub major: u64,
     /// The task's command, captured in the kernel so that short-lived processes keep a name.
     pub comm: [u8; 16],
 }
@@ -470,7 +473,8 @@ mod pod {
     unsafe impl aya::Pod for super::TopCounts {}
     unsafe impl aya::Pod for super::PageKey {}
     unsafe impl aya::Pod for super::FaultRecord {}
-    unsafe impl aya::Pod for super::CompletionRecord {}
+    unsafe impl aya::Pod for super::FaultCounters {}
+    unsafe impl aya::Pod for super::TaskLayout {}
     unsafe impl aya::Pod for super::SyscallRecord {}
     unsafe impl aya::Pod for super::SignalRecord {}
     unsafe impl aya::Pod for super::ProcessRecord {}

@@ -6,7 +6,9 @@ use aya_ebpf::{
     EbpfContext,
     bindings::pt_regs,
     bindings::{BPF_NOEXIST, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
-    helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_kernel},
+    helpers::{
+        bpf_get_current_task_btf, bpf_ktime_get_ns, bpf_probe_read_kernel, bpf_task_pt_regs,
+    },
     macros::{map, perf_event, raw_tracepoint, tracepoint, uprobe, uretprobe},
     maps::{Array, HashMap, LruPerCpuHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
     programs::{
@@ -15,9 +17,9 @@ use aya_ebpf::{
 };
 use aya_log_ebpf::debug;
 use demo_common::{
-    CompletionClass, CompletionRecord, DEFAULT_RING_BYTES, DROP_SLOTS, ERROR_CODE_UNKNOWN,
-    FaultRecord, FaultSource, HeapFunction, HeapRecord, MAX_TARGETS, ProcessRecord, RecordHeader,
-    RecordKind, SignalRecord, Syscall, SyscallRecord, UNTRACED_CHILD_SLOT, WAKEUP_THRESHOLD_BYTES,
+    DEFAULT_RING_BYTES, DROP_SLOTS, ERROR_CODE_UNKNOWN, FaultCounters, FaultRecord, FaultSource,
+    HeapFunction, HeapRecord, MAX_TARGETS, ProcessRecord, RecordHeader, RecordKind, SignalRecord,
+    Syscall, SyscallRecord, TaskLayout, UNTRACED_CHILD_SLOT, WAKEUP_THRESHOLD_BYTES,
     new_task_tracepoint, process_exit_tracepoint, signal_tracepoint, syscall_tracepoint,
     target_flags,
 };
@@ -32,6 +34,10 @@ static EVENTS: RingBuf = RingBuf::with_byte_size(DEFAULT_RING_BYTES, 0);
 #[map]
 static DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(DROP_SLOTS, 0);
 
+/// Per CPU, the records submitted to [`EVENTS`], which paces the looks at its fill level.
+#[map]
+static SUBMITTED: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+
 #[map]
 static TOP_COUNTS: PerCpuHashMap<u32, TopCounts> =
     PerCpuHashMap::with_max_entries(TOP_MAX_PROCESSES, 0);
@@ -40,6 +46,9 @@ static TOP_COUNTS: PerCpuHashMap<u32, TopCounts> =
 #[map]
 static PAGE_COUNTS: LruPerCpuHashMap<PageKey, u64> =
     LruPerCpuHashMap::with_max_entries(TOP_MAX_PAGES, 0);
+
+#[map]
+static TOP_EXITS: HashMap<u32, FaultCounters> = HashMap::with_max_entries(TOP_MAX_PROCESSES, 0);
 
 #[map]
 static TOP_CONFIG: Array<u32> = Array::with_max_entries(top_config::LEN, 0);
@@ -62,29 +71,9 @@ pub fn top_fault_kernel(ctx: RawTracePointContext) -> i32 {
     0
 }
 
-#[perf_event]
-pub fn top_minor(ctx: PerfEventContext) -> u32 {
-    count_completion(&ctx, CompletionClass::Minor);
-    0
-}
-
-#[perf_event]
-pub fn top_major(ctx: PerfEventContext) -> u32 {
-    count_completion(&ctx, CompletionClass::Major);
-    0
-}
-
-/// Attached to PERF_COUNT_SW_PAGE_FAULTS_MIN; one program per class, so the class needs no lookup.
-#[perf_event]
-pub fn fault_completed_minor(ctx: PerfEventContext) -> u32 {
-    record_completion(&ctx, CompletionClass::Minor);
-    0
-}
-
-/// Attached to PERF_COUNT_SW_PAGE_FAULTS_MAJ.
-#[perf_event]
-pub fn fault_completed_major(ctx: PerfEventContext) -> u32 {
-    record_completion(&ctx, CompletionClass::Major);
+#[tracepoint]
+pub fn top_process_exit(ctx: TracePointContext) -> u32 {
+    keep_exit_counters(&ctx);
     0
 }
 
@@ -311,17 +300,33 @@ fn count_page(tgid: u32, address: u64) {
     }
 }
 
+/// When a process's last thread exits, keeps the process's fault counters (those of its gone
+/// threads plus this one's), for `demo top` to read once /proc no longer has them.
 #[inline(always)]
-fn count_completion(ctx: &PerfEventContext, class: CompletionClass) {
-    let Some(counts) = top_counts(ctx, current_task().tgid) else {
+fn keep_exit_counters(ctx: &TracePointContext) {
+    // SAFETY: offset from the tracepoint's format, checked by the loader.
+    let group_dead = unsafe { ctx.read_at::<u8>(process_exit_tracepoint::GROUP_DEAD) }.unwrap_or(0);
+    if group_dead == 0 {
         return;
-    };
-    // SAFETY: a per-CPU value, touched only by programs on this CPU, which do not nest.
-    let counts = unsafe { &mut *counts };
-    match class {
-        CompletionClass::Minor => counts.minor += 1,
-        CompletionClass::Major => counts.major += 1,
     }
+    let task = current_task();
+    let own = task.fault_counters();
+    // SAFETY: `signal` is a pointer field of the task, and the other two offsets are fields of
+    // the `signal_struct` it points at.
+    let (gone_minor, gone_major) = unsafe {
+        let signal = field::<*const u8>(task.task, &TASK_LAYOUT.signal);
+        (
+            field::<u64>(signal, &TASK_LAYOUT.signal_min_flt),
+            field::<u64>(signal, &TASK_LAYOUT.signal_maj_flt),
+        )
+    };
+    let process = FaultCounters {
+        minor: own.minor + gone_minor,
+        major: own.major + gone_major,
+    };
+    // A full map (more exits in one interval than it holds) leaves the process's counters
+    // unknown, which top shows as such.
+    let _ = TOP_EXITS.insert(task.tgid, process, 0);
 }
 
 /// The target flags of `tgid`, 0 when it is not in the map.
@@ -352,20 +357,69 @@ fn reserve<T: 'static, C: EbpfContext>(
     entry
 }
 
-/// The current task's process and thread ids.
+/// Where the running kernel keeps the task fields the programs read; the loader sets it from the
+/// kernel's BTF. Read-only data is frozen before the programs load, so the verifier knows the
+/// offsets and checks each access against the kernel's type information.
+#[unsafe(no_mangle)]
+static TASK_LAYOUT: TaskLayout = TaskLayout {
+    pid: 0,
+    tgid: 0,
+    min_flt: 0,
+    maj_flt: 0,
+    signal: 0,
+    signal_min_flt: 0,
+    signal_maj_flt: 0,
+};
+
+/// The current task: its ids, and the kernel's task to read its fault counters from.
 #[derive(Clone, Copy)]
 struct Task {
     tgid: u32,
     tid: u32,
+    task: *const u8,
 }
 
-/// Asks the kernel once per event: `ctx.tgid()` and `ctx.pid()` would each call the helper.
+impl Task {
+    /// The thread's own minor and major fault counters now.
+    #[inline(always)]
+    fn fault_counters(self) -> FaultCounters {
+        // SAFETY: see `field`.
+        unsafe {
+            FaultCounters {
+                minor: field::<u64>(self.task, &TASK_LAYOUT.min_flt),
+                major: field::<u64>(self.task, &TASK_LAYOUT.maj_flt),
+            }
+        }
+    }
+}
+
+/// Reads the `T` at byte `*offset` of a kernel structure. Plain loads through a typed kernel
+/// pointer, not helper calls, which matters once per fault.
+///
+/// # Safety
+/// `base` is a typed kernel pointer (from `bpf_get_current_task_btf`, or read through one), and
+/// `*offset` is a field of [`TASK_LAYOUT`] naming a field of type `T` of the structure it points
+/// at (the verifier rejects the program otherwise).
+#[inline(always)]
+unsafe fn field<T: Copy>(base: *const u8, offset: &'static u64) -> T {
+    // The volatile read keeps the offset a load from read-only data, whose value the verifier
+    // knows, instead of the zero the compiler would fold in from the initializer.
+    let offset = unsafe { core::ptr::read_volatile(offset) };
+    unsafe { *base.add(offset as usize).cast::<T>() }
+}
+
+/// Asks the kernel for the current task once per event, and reads the ids from it.
 #[inline(always)]
 fn current_task() -> Task {
-    let ids = bpf_get_current_pid_tgid();
-    Task {
-        tgid: (ids >> 32) as u32,
-        tid: ids as u32,
+    // SAFETY: the helper has no preconditions and returns the current task, valid for the whole
+    // program; `pid` and `tgid` are its `pid_t` fields.
+    unsafe {
+        let task = bpf_get_current_task_btf().cast::<u8>().cast_const();
+        Task {
+            tgid: field::<i32>(task, &TASK_LAYOUT.tgid) as u32,
+            tid: field::<i32>(task, &TASK_LAYOUT.pid) as u32,
+            task,
+        }
     }
 }
 
@@ -379,6 +433,7 @@ fn header(task: Task, kind: RecordKind, detail: u32) -> RecordHeader {
         timestamp_ns: unsafe { bpf_ktime_get_ns() },
         tgid: task.tgid,
         tid: task.tid,
+        counters: task.fault_counters(),
     }
 }
 
@@ -403,9 +458,20 @@ fn record_fault(ctx: &RawTracePointContext, source: FaultSource) {
     let Some((task, mut entry)) = traced_record::<FaultRecord, _>(ctx, RecordKind::Fault) else {
         return;
     };
-    let regs: *const pt_regs = ctx.arg(1);
-    // SAFETY: regs points at the faulting context's saved registers; a failed read gives 0.
-    let ip = unsafe { bpf_probe_read_kernel(&raw const (*regs).rip) }.unwrap_or(0);
+    let ip = match source {
+        // A fault from user mode saved the user registers where every entry from user mode
+        // does, which the kernel's typed helper points at: a plain load, no copy.
+        // SAFETY: the helper returns the current task's user registers, valid for the program.
+        FaultSource::User => unsafe {
+            (*(bpf_task_pt_regs(task.task.cast_mut().cast()) as *const pt_regs)).rip
+        },
+        _ => {
+            let regs: *const pt_regs = ctx.arg(1);
+            // SAFETY: regs points at the faulting context's saved registers; a failed read
+            // gives 0.
+            unsafe { bpf_probe_read_kernel(&raw const (*regs).rip) }.unwrap_or(0)
+        }
+    };
     entry.write(FaultRecord {
         header: header(task, RecordKind::Fault, source as u32),
         address: ctx.arg(0),
@@ -466,7 +532,8 @@ fn follow_new_task(ctx: &TracePointContext) {
     }
 }
 
-/// Forgets a traced process when its last thread exits, and reports the exit.
+/// Reports each exiting thread of a traced process with its final fault counters, which settle
+/// its last fault; when the process's last thread exits, forgets the process and reports that.
 #[inline(always)]
 fn record_exit(ctx: &TracePointContext) {
     let task = current_task();
@@ -477,22 +544,31 @@ fn record_exit(ctx: &TracePointContext) {
     }
     // SAFETY: offset from the tracepoint's format, checked by the loader.
     let group_dead = unsafe { ctx.read_at::<u8>(process_exit_tracepoint::GROUP_DEAD) }.unwrap_or(0);
+    let reported = flags & target_flags::REPORT != 0;
+    if reported {
+        record_process(
+            ctx,
+            task,
+            RecordKind::ThreadExit,
+            u32::from(group_dead != 0),
+        );
+    }
     if group_dead == 0 {
         return;
     }
     let _ = TARGETS.remove(tgid);
-    if flags & target_flags::REPORT != 0 {
+    if reported {
         record_process(ctx, task, RecordKind::Exit, tgid);
     }
 }
 
 #[inline(always)]
-fn record_process(ctx: &TracePointContext, task: Task, kind: RecordKind, pid: u32) {
+fn record_process(ctx: &TracePointContext, task: Task, kind: RecordKind, detail: u32) {
     let Some(mut entry) = reserve::<ProcessRecord, _>(ctx, kind, task.tgid) else {
         return;
     };
     entry.write(ProcessRecord {
-        header: header(task, kind, pid),
+        header: header(task, kind, detail),
     });
     entry.submit(wakeup_flag());
 }
@@ -529,23 +605,6 @@ fn record_heap<C: EbpfContext>(
         header: header(task, kind, function as u32),
         args,
         ret,
-    });
-    entry.submit(wakeup_flag());
-}
-
-/// Reports that a traced fault completed, and whether it was minor or major.
-#[inline(always)]
-fn record_completion(ctx: &PerfEventContext, class: CompletionClass) {
-    let Some((task, mut entry)) = traced_record::<CompletionRecord, _>(ctx, RecordKind::Completion)
-    else {
-        return;
-    };
-    // SAFETY: the kernel passes a valid bpf_perf_event_data; `addr` is the sample's address,
-    // which for page-fault events is the faulting address.
-    let address = unsafe { (*ctx.ctx).addr };
-    entry.write(CompletionRecord {
-        header: header(task, RecordKind::Completion, class as u32),
-        address,
     });
     entry.submit(wakeup_flag());
 }
@@ -617,15 +676,30 @@ fn record_syscall(
 }
 
 /// Wakes the reader only when the buffer is filling up; otherwise its periodic poll finds the
-/// record, which spares the traced process a wakeup per fault.
+/// record, which spares the traced process a wakeup per fault. The fill level is asked for on
+/// every [`WAKEUP_CHECK_EVERY`]th record of a CPU only: a helper call per record costs more than
+/// the check is worth, and a few records more past the threshold change nothing.
 #[inline(always)]
 fn wakeup_flag() -> u64 {
-    if EVENTS.query(aya_ebpf::bindings::BPF_RB_AVAIL_DATA as u64) >= WAKEUP_THRESHOLD_BYTES {
+    let Some(submitted) = SUBMITTED.get_ptr_mut(0) else {
+        return BPF_RB_NO_WAKEUP as u64;
+    };
+    // SAFETY: this CPU's slot; programs on one CPU do not nest.
+    let submitted = unsafe {
+        *submitted += 1;
+        *submitted
+    };
+    if submitted % WAKEUP_CHECK_EVERY == 0
+        && EVENTS.query(aya_ebpf::bindings::BPF_RB_AVAIL_DATA as u64) >= WAKEUP_THRESHOLD_BYTES
+    {
         BPF_RB_FORCE_WAKEUP as u64
     } else {
         BPF_RB_NO_WAKEUP as u64
     }
 }
+
+/// How many records a CPU submits between two looks at the ring buffer's fill level.
+const WAKEUP_CHECK_EVERY: u64 = 64;
 
 #[inline(always)]
 fn count_drop(slot: u32) {

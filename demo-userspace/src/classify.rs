@@ -1,12 +1,13 @@
-//! Classes each traced fault as minor, major or error by pairing the tracepoint's record (the
-//! fault began) with the perf event's record (the fault completed) of the same thread.
+//! Classes each traced fault as minor, major or error from its thread's own fault counters: every
+//! record carries its thread's counters, so the thread's next record after a fault (or its exit,
+//! or a read of /proc) says how the fault ended.
 
 use std::collections::HashMap;
 
-use demo_common::CompletionClass;
+use demo_common::FaultCounters;
 use serde::Serialize;
 
-use crate::records::{Completion, Fault};
+use crate::records::{Fault, ThreadSnapshot};
 
 /// How a fault ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -37,51 +38,69 @@ pub struct ClassifiedFault {
     pub class: FaultClass,
 }
 
-/// Pairs faults with completions, thread by thread. A thread runs one fault at a time, and the
-/// ring buffer keeps each thread's records in order, so a fault's completion is the next
-/// completion of its thread at the same address; a fault followed by another fault of its
-/// thread, or still open at the end, never completed. Classed faults come out as soon as their
-/// class is known.
+/// Settles faults thread by thread. A thread runs one fault at a time and the kernel counts a
+/// fault in the thread's `min_flt` or `maj_flt` when it completes, so between a fault's snapshot
+/// and the thread's next one the counters moved by one if it completed, and not at all if it
+/// failed. Classed faults come out as soon as their class is known, before the record that
+/// settled them is handled, so the order of events stays that of the ring buffer.
 #[derive(Debug, Default)]
 pub struct Classifier {
-    /// Per thread, its open fault.
-    open: HashMap<u32, Fault>,
-    /// Completions that matched no open fault.
-    unmatched: u64,
+    /// Per thread, its open fault and the thread's counters as it began.
+    open: HashMap<u32, (Fault, FaultCounters)>,
+    /// Faults the kernel counted for a thread beyond the traced ones: those it takes on a
+    /// thread's behalf through get_user_pages, which no tracepoint sees (or faults whose records
+    /// were dropped).
+    unattributed: u64,
 }
 
 impl Classifier {
-    /// Opens a fault; returns the thread's previous open fault, which never completed.
-    pub fn fault(&mut self, fault: Fault) -> Option<ClassifiedFault> {
-        self.open
-            .insert(fault.tid, fault)
-            .map(|previous| ClassifiedFault {
-                fault: previous,
-                class: FaultClass::Error,
+    /// Takes the snapshot of a record's thread, which settles the thread's open fault if it
+    /// has one. Every record goes through here before it is handled.
+    pub fn observe(&mut self, snapshot: ThreadSnapshot) -> Option<ClassifiedFault> {
+        let (fault, before) = self.open.remove(&snapshot.tid)?;
+        Some(self.settle_with(fault, before, snapshot.counters))
+    }
+
+    /// Opens a fault whose record carried `counters` (observed first).
+    pub fn open(&mut self, fault: Fault, counters: FaultCounters) {
+        self.open.insert(fault.tid, (fault, counters));
+    }
+
+    /// Settles the open faults that `select` picks, with counters that `read` gets for a
+    /// (pid, tid); with `only_moved`, a fault whose counters did not move yet stays open, since
+    /// it may still be under way. Returns them oldest first.
+    pub fn settle_open(
+        &mut self,
+        select: impl Fn(&Fault) -> bool,
+        read: impl Fn(u32, u32) -> Option<FaultCounters>,
+        only_moved: bool,
+    ) -> Vec<ClassifiedFault> {
+        let mut ready: Vec<(u64, ThreadSnapshot)> = self
+            .open
+            .values()
+            .filter(|(fault, _)| select(fault))
+            .filter_map(|(fault, before)| {
+                let counters = read(fault.pid, fault.tid)?;
+                (!only_moved || counters != *before).then_some((
+                    fault.timestamp_ns,
+                    ThreadSnapshot {
+                        tid: fault.tid,
+                        counters,
+                    },
+                ))
             })
+            .collect();
+        ready.sort_by_key(|(timestamp_ns, _)| *timestamp_ns);
+        ready
+            .into_iter()
+            .filter_map(|(_, snapshot)| self.observe(snapshot))
+            .collect()
     }
 
-    /// Completes the thread's open fault, if this completion is its.
-    pub fn completion(&mut self, completion: Completion) -> Option<ClassifiedFault> {
-        let class = match completion.class {
-            CompletionClass::Minor => FaultClass::Minor,
-            CompletionClass::Major => FaultClass::Major,
-        };
-        match self.open.get(&completion.tid) {
-            Some(open) if open.address == completion.address => {
-                let fault = self.open.remove(&completion.tid)?;
-                Some(ClassifiedFault { fault, class })
-            }
-            _ => {
-                self.unmatched += 1;
-                None
-            }
-        }
-    }
-
-    /// Closes every open fault as an error, oldest first: nothing more will complete them.
+    /// Closes every open fault as an error, oldest first: its thread's counters could not be
+    /// read any more, so nothing shows it completed.
     pub fn close_all(&mut self) -> Vec<ClassifiedFault> {
-        let mut open: Vec<Fault> = self.open.drain().map(|(_, fault)| fault).collect();
+        let mut open: Vec<Fault> = self.open.drain().map(|(_, (fault, _))| fault).collect();
         open.sort_by_key(|fault| fault.timestamp_ns);
         open.into_iter()
             .map(|fault| ClassifiedFault {
@@ -91,9 +110,30 @@ impl Classifier {
             .collect()
     }
 
-    /// Completions that matched no fault (a fault that began before tracing did).
-    pub fn unmatched(&self) -> u64 {
-        self.unmatched
+    /// Faults the kernel counted beyond the traced ones (see the field).
+    pub fn unattributed(&self) -> u64 {
+        self.unattributed
+    }
+
+    fn settle_with(
+        &mut self,
+        fault: Fault,
+        before: FaultCounters,
+        after: FaultCounters,
+    ) -> ClassifiedFault {
+        let minor = after.minor.saturating_sub(before.minor);
+        let major = after.major.saturating_sub(before.major);
+        // More than one count means other faults were counted in between; a retried or I/O fault
+        // is rare enough that a major count is taken to be the traced fault's own.
+        let class = if major > 0 {
+            FaultClass::Major
+        } else if minor > 0 {
+            FaultClass::Minor
+        } else {
+            FaultClass::Error
+        };
+        self.unattributed += (minor + major).saturating_sub(1);
+        ClassifiedFault { fault, class }
     }
 }
 
@@ -104,76 +144,122 @@ mod tests {
     use super::*;
     use crate::access::ErrorCode;
 
-    fn fault(tid: u32, address: u64) -> Fault {
-        Fault {
-            timestamp_ns: 0,
+    fn snapshot(tid: u32, minor: u64, major: u64) -> ThreadSnapshot {
+        ThreadSnapshot {
+            tid,
+            counters: FaultCounters { minor, major },
+        }
+    }
+
+    /// Feeds a fault record of thread `tid` at `address` with the thread's counters; returns
+    /// what its snapshot settled.
+    fn fault(
+        classifier: &mut Classifier,
+        tid: u32,
+        address: u64,
+        minor: u64,
+        major: u64,
+    ) -> Option<(u64, FaultClass)> {
+        let settled = classifier.observe(snapshot(tid, minor, major));
+        let fault = Fault {
+            timestamp_ns: address,
             pid: 1,
             tid,
             address,
             ip: 0,
             error_code: ErrorCode(6),
             source: FaultSource::User,
-        }
-    }
-
-    fn done(tid: u32, address: u64, class: CompletionClass) -> Completion {
-        Completion {
-            timestamp_ns: 0,
-            pid: 1,
-            tid,
-            address,
-            class,
-        }
+        };
+        classifier.open(fault, FaultCounters { minor, major });
+        class_of(settled)
     }
 
     fn class_of(classified: Option<ClassifiedFault>) -> Option<(u64, FaultClass)> {
         classified.map(|c| (c.fault.address, c.class))
     }
 
+    fn classes(classified: Vec<ClassifiedFault>) -> Vec<(u64, FaultClass)> {
+        classified
+            .into_iter()
+            .map(|c| (c.fault.address, c.class))
+            .collect()
+    }
+
     #[test]
-    fn completions_class_their_own_threads_faults() {
-        let mut classifier = Classifier::default();
-        assert_eq!(classifier.fault(fault(1, 0x1000)), None);
-        assert_eq!(classifier.fault(fault(2, 0x2000)), None);
+    fn the_next_record_of_the_same_thread_classes_a_fault() {
+        let mut c = Classifier::default();
+        assert_eq!(fault(&mut c, 1, 0x1000, 10, 0), None);
+        assert_eq!(fault(&mut c, 2, 0x2000, 50, 7), None);
         assert_eq!(
-            class_of(classifier.completion(done(2, 0x2000, CompletionClass::Major))),
+            fault(&mut c, 1, 0x3000, 11, 0),
+            Some((0x1000, FaultClass::Minor))
+        );
+        assert_eq!(
+            fault(&mut c, 2, 0x4000, 50, 8),
             Some((0x2000, FaultClass::Major))
         );
         assert_eq!(
-            class_of(classifier.completion(done(1, 0x1000, CompletionClass::Minor))),
+            fault(&mut c, 1, 0x5000, 11, 0),
+            Some((0x3000, FaultClass::Error))
+        );
+        // A record of another kind (a syscall, a signal, an exit) settles just as well.
+        assert_eq!(
+            class_of(c.observe(snapshot(1, 12, 0))),
+            Some((0x5000, FaultClass::Minor))
+        );
+        assert_eq!(c.observe(snapshot(1, 12, 0)), None);
+        assert_eq!(c.unattributed(), 0);
+    }
+
+    #[test]
+    fn counts_beyond_the_traced_fault_are_unattributed() {
+        let mut c = Classifier::default();
+        fault(&mut c, 1, 0x1000, 10, 0);
+        // Two more minor faults counted: the traced one and one that no tracepoint saw.
+        assert_eq!(
+            class_of(c.observe(snapshot(1, 12, 0))),
             Some((0x1000, FaultClass::Minor))
         );
-        assert_eq!(classifier.unmatched(), 0);
-        assert!(classifier.close_all().is_empty());
+        assert_eq!(c.unattributed(), 1);
     }
 
     #[test]
-    fn a_fault_without_completion_is_an_error() {
-        let mut classifier = Classifier::default();
-        classifier.fault(fault(1, 0x1000));
+    fn settling_from_proc_keeps_faults_whose_counters_did_not_move_when_asked() {
+        let mut c = Classifier::default();
+        fault(&mut c, 1, 0x1000, 10, 0);
+        fault(&mut c, 2, 0x2000, 20, 0);
+        let now = |_pid: u32, tid: u32| {
+            Some(match tid {
+                1 => FaultCounters {
+                    minor: 11,
+                    major: 0,
+                },
+                _ => FaultCounters {
+                    minor: 20,
+                    major: 0,
+                },
+            })
+        };
         assert_eq!(
-            class_of(classifier.fault(fault(1, 0x3000))),
-            Some((0x1000, FaultClass::Error))
+            classes(c.settle_open(|_| true, now, true)),
+            [(0x1000, FaultClass::Minor)]
         );
-        classifier.completion(done(1, 0x3000, CompletionClass::Minor));
-        classifier.fault(fault(1, 0x5000));
-        let closed: Vec<_> = classifier
-            .close_all()
-            .into_iter()
-            .map(|c| (c.fault.address, c.class))
-            .collect();
-        assert_eq!(closed, [(0x5000, FaultClass::Error)]);
+        assert_eq!(
+            classes(c.settle_open(|_| true, now, false)),
+            [(0x2000, FaultClass::Error)]
+        );
+        assert!(c.close_all().is_empty());
     }
 
     #[test]
-    fn a_completion_for_another_address_does_not_match() {
-        let mut classifier = Classifier::default();
-        classifier.fault(fault(1, 0x1000));
+    fn faults_whose_thread_cannot_be_read_close_as_errors_oldest_first() {
+        let mut c = Classifier::default();
+        fault(&mut c, 2, 0x2000, 0, 0);
+        fault(&mut c, 1, 0x1000, 0, 0);
+        assert!(c.settle_open(|_| true, |_, _| None, false).is_empty());
         assert_eq!(
-            classifier.completion(done(1, 0x9000, CompletionClass::Minor)),
-            None
+            classes(c.close_all()),
+            [(0x1000, FaultClass::Error), (0x2000, FaultClass::Error)]
         );
-        assert_eq!(classifier.unmatched(), 1);
-        assert_eq!(classifier.close_all().len(), 1);
     }
 }

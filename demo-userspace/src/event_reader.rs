@@ -5,7 +5,7 @@ use std::{io, time::Duration};
 use aya::maps::{MapData, RingBuf};
 use tokio::io::unix::AsyncFd;
 
-use crate::records::{self, Record};
+use crate::records::{self, Decoded};
 
 /// How long the reader sleeps at most: the kernel side submits without waking us until the buffer
 /// passes its fill threshold, so this bounds how late a record can be seen.
@@ -34,13 +34,13 @@ impl EventReader {
 
     /// Decodes every record waiting now and hands each to `sink`. Records that do not decode are
     /// counted as malformed and logged, never passed on.
-    pub fn drain(&mut self, sink: impl FnMut(Record)) {
+    pub fn drain(&mut self, sink: impl FnMut(Decoded)) {
         self.drain_some(usize::MAX, sink);
     }
 
     /// Like [`EventReader::drain`], but stops after `limit` records, so a consumer that writes
     /// its output between batches holds at most one batch in memory. Returns how many it took.
-    pub fn drain_some(&mut self, limit: usize, mut sink: impl FnMut(Record)) -> usize {
+    pub fn drain_some(&mut self, limit: usize, mut sink: impl FnMut(Decoded)) -> usize {
         let ring = self.ring.get_mut();
         let mut taken = 0;
         while taken < limit
@@ -48,11 +48,11 @@ impl EventReader {
         {
             taken += 1;
             match records::decode(&item) {
-                Ok(record) => {
+                Ok(decoded) => {
                     // A decoded record's tag is a known kind, so it indexes the array.
                     let tag = u32::from_ne_bytes([item[0], item[1], item[2], item[3]]);
                     self.delivered[tag as usize] += 1;
-                    sink(record);
+                    sink(decoded);
                 }
                 Err(error) => {
                     self.malformed += 1;

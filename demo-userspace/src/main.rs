@@ -16,6 +16,7 @@ mod scenario;
 mod shutdown;
 mod step_report;
 mod syscalls;
+mod task_layout;
 mod top;
 mod trace;
 mod tracefs;

@@ -14,16 +14,17 @@ use std::{num::NonZeroU32, path::Path};
 use aya::maps::{Array, PerCpuHashMap, PerCpuValues};
 use aya::programs::{UProbe, uprobe::UProbeScope};
 use demo_common::{
-    DROPS_MAP, EVENTS_MAP, HeapFunction, MAJOR_COMPLETION_PROGRAM, MINOR_COMPLETION_PROGRAM,
-    NEW_TASK_PROGRAM, PAGE_COUNTS_MAP, PAGE_FAULT_KERNEL_PROGRAM, PAGE_FAULT_USER_PROGRAM,
-    PERF_FAULT_PROGRAM, PROCESS_EXIT_PROGRAM, PageKey, SIGNAL_PROGRAM, SYSCALL_TRACEPOINTS,
-    TARGETS_MAP, TOP_CONFIG_MAP, TOP_COUNTERS_MAP, TOP_COUNTS_MAP, TOP_FAULT_KERNEL_PROGRAM,
-    TOP_FAULT_USER_PROGRAM, TOP_MAJOR_PROGRAM, TOP_MINOR_PROGRAM, TopCounts, fault_tracepoint,
-    new_task_tracepoint, process_exit_tracepoint, signal_tracepoint, syscall_tracepoint,
+    DROPS_MAP, EVENTS_MAP, FaultCounters, HeapFunction, NEW_TASK_PROGRAM, PAGE_COUNTS_MAP,
+    PAGE_FAULT_KERNEL_PROGRAM, PAGE_FAULT_USER_PROGRAM, PERF_FAULT_PROGRAM, PROCESS_EXIT_PROGRAM,
+    PageKey, SIGNAL_PROGRAM, SYSCALL_TRACEPOINTS, TARGETS_MAP, TASK_LAYOUT_GLOBAL, TOP_CONFIG_MAP,
+    TOP_COUNTERS_MAP, TOP_COUNTS_MAP, TOP_EXIT_PROGRAM, TOP_EXITS_MAP, TOP_FAULT_KERNEL_PROGRAM,
+    TOP_FAULT_USER_PROGRAM, TopCounts, fault_tracepoint, new_task_tracepoint,
+    process_exit_tracepoint, signal_tracepoint, syscall_tracepoint,
 };
 
 use crate::{
     syscalls,
+    task_layout::{self, TaskLayoutError},
     tracefs::{self, TracefsError},
 };
 
@@ -59,6 +60,16 @@ fn fault_tracepoint_programs(category: &str) -> Vec<TracepointProgram> {
     .collect()
 }
 
+/// `program` on `sched:sched_process_exit`.
+fn process_exit_program(program: &str) -> TracepointProgram {
+    TracepointProgram {
+        program: program.to_owned(),
+        category: "sched".to_owned(),
+        name: "sched_process_exit".to_owned(),
+        fields: vec![("group_dead", process_exit_tracepoint::GROUP_DEAD)],
+    }
+}
+
 /// Every other tracepoint program of the object, with what it assumes of its tracepoint's format.
 fn tracepoint_programs() -> Vec<TracepointProgram> {
     let mut programs = vec![
@@ -71,12 +82,7 @@ fn tracepoint_programs() -> Vec<TracepointProgram> {
                 ("clone_flags", new_task_tracepoint::CLONE_FLAGS),
             ],
         },
-        TracepointProgram {
-            program: PROCESS_EXIT_PROGRAM.to_owned(),
-            category: "sched".to_owned(),
-            name: "sched_process_exit".to_owned(),
-            fields: vec![("group_dead", process_exit_tracepoint::GROUP_DEAD)],
-        },
+        process_exit_program(PROCESS_EXIT_PROGRAM),
         TracepointProgram {
             program: SIGNAL_PROGRAM.to_owned(),
             category: "signal".to_owned(),
@@ -118,6 +124,8 @@ fn tracepoint_programs() -> Vec<TracepointProgram> {
 pub enum ProbeError {
     #[error(transparent)]
     Tracefs(#[from] TracefsError),
+    #[error(transparent)]
+    TaskLayout(#[from] TaskLayoutError),
     #[error("load the eBPF object: {0}")]
     Load(#[source] Box<EbpfError>),
     #[error("set up aya-log for the eBPF programs: {0}")]
@@ -227,14 +235,12 @@ impl Probes {
         if source == FaultSourceInUse::Tracepoints {
             attach_raw_tracepoints(&mut ebpf, &fault_tracepoints)?;
         }
-        let mut perf_events = vec![
-            (MINOR_COMPLETION_PROGRAM, SoftwareEvent::PageFaultsMin),
-            (MAJOR_COMPLETION_PROGRAM, SoftwareEvent::PageFaultsMaj),
-        ];
         if let FaultSourceInUse::Perf { .. } = source {
-            perf_events.push((PERF_FAULT_PROGRAM, SoftwareEvent::PageFaults));
+            attach_per_cpu(
+                &mut ebpf,
+                &[(PERF_FAULT_PROGRAM, SoftwareEvent::PageFaults)],
+            )?;
         }
-        attach_per_cpu(&mut ebpf, &perf_events)?;
 
         let targets = take_map(&mut ebpf, TARGETS_MAP, "open the target map")?;
         let drops = take_map(&mut ebpf, DROPS_MAP, "open the drop counter")?;
@@ -363,12 +369,15 @@ fn open_object(
     purpose: ObjectUse,
 ) -> Result<(Ebpf, aya_log::EbpfLogger<&'static dyn log::Log>), ProbeError> {
     raise_memlock_limit();
+    let layout = task_layout::of_running_kernel()?;
     let mut loader = EbpfLoader::new();
+    loader.override_global(TASK_LAYOUT_GLOBAL, &layout, true);
     match purpose {
         ObjectUse::Trace { ring_bytes } => {
             loader
                 .map_max_entries(EVENTS_MAP, ring_bytes)
                 .map_max_entries(TOP_COUNTS_MAP, 1)
+                .map_max_entries(TOP_EXITS_MAP, 1)
                 .map_max_entries(PAGE_COUNTS_MAP, 1);
         }
         ObjectUse::Top => {
@@ -429,6 +438,7 @@ pub struct TopProbes {
     pages: PerCpuHashMap<MapData, PageKey, u64>,
     config: Array<MapData, u32>,
     counters: PerCpuArray<MapData, u64>,
+    exits: HashMap<MapData, u32, FaultCounters>,
 }
 
 /// One process's counts, summed over CPUs.
@@ -436,10 +446,14 @@ pub struct TopProbes {
 pub struct ProcessCounts {
     pub counts: TopCounts,
     pub comm: String,
+    /// The kernel's own minor and major fault counts of the process since demo top started,
+    /// when known.
+    pub accounted: Option<FaultCounters>,
 }
 
 impl TopProbes {
-    /// Attaches the counting programs to the fault tracepoints and the minor/major perf events.
+    /// Attaches the counting programs to the fault tracepoints, and the program that keeps the
+    /// fault counters of exiting processes.
     pub fn load(fault_category: &str) -> Result<Self, ProbeError> {
         let tracing = tracefs::ensure_mounted()?;
         let mut tracepoints = fault_tracepoint_programs(fault_category);
@@ -451,16 +465,13 @@ impl TopProbes {
         }
         // The raw tracepoints need no format, but the tracepoints must exist.
         check_formats(&tracing, &tracepoints)?;
+        let exit = [process_exit_program(TOP_EXIT_PROGRAM)];
+        check_formats(&tracing, &exit)?;
         let (mut ebpf, logger) = open_object(ObjectUse::Top)?;
         attach_raw_tracepoints(&mut ebpf, &tracepoints)?;
-        attach_per_cpu(
-            &mut ebpf,
-            &[
-                (TOP_MINOR_PROGRAM, SoftwareEvent::PageFaultsMin),
-                (TOP_MAJOR_PROGRAM, SoftwareEvent::PageFaultsMaj),
-            ],
-        )?;
+        attach_tracepoints(&mut ebpf, &exit)?;
         Ok(Self {
+            exits: take_map(&mut ebpf, TOP_EXITS_MAP, "open the exit counters")?,
             counts: take_map(&mut ebpf, TOP_COUNTS_MAP, "open the process counters")?,
             pages: take_map(&mut ebpf, PAGE_COUNTS_MAP, "open the page counters")?,
             config: take_map(&mut ebpf, TOP_CONFIG_MAP, "open the top settings")?,
@@ -505,6 +516,25 @@ impl TopProbes {
                 source,
             }),
         }
+    }
+
+    /// Takes the final fault counters of the processes that exited since the last call.
+    pub fn take_exits(&mut self) -> Result<Vec<(u32, FaultCounters)>, ProbeError> {
+        let map_error = |operation| move |source| ProbeError::Map { operation, source };
+        let exits: Vec<(u32, FaultCounters)> = self
+            .exits
+            .iter()
+            .collect::<Result<_, _>>()
+            .map_err(map_error("read the exit counters"))?;
+        for (pid, _) in &exits {
+            match self.exits.remove(pid) {
+                Err(error) if !is_missing_key(&error) => {
+                    return Err(map_error("clear the exit counters")(error));
+                }
+                _ => {}
+            }
+        }
+        Ok(exits)
     }
 
     /// The per-page counts of `pid`, summed over CPUs.
@@ -552,8 +582,6 @@ fn sum_counts(per_cpu: &PerCpuValues<TopCounts>) -> ProcessCounts {
         total.writes += counts.writes;
         total.execs += counts.execs;
         total.kernel_mode += counts.kernel_mode;
-        total.minor += counts.minor;
-        total.major += counts.major;
         // Each CPU that saw the process holds a copy of its command; any non-empty one will do.
         if total.comm[0] == 0 {
             total.comm = counts.comm;
@@ -567,6 +595,7 @@ fn sum_counts(per_cpu: &PerCpuValues<TopCounts>) -> ProcessCounts {
     ProcessCounts {
         comm: String::from_utf8_lossy(&total.comm[..end]).into_owned(),
         counts: total,
+        accounted: None,
     }
 }
 

@@ -197,6 +197,19 @@ pub fn vma_usage(pid: i32, address: u64) -> Result<Option<VmaUsage>, ProcMemErro
         }))
 }
 
+/// Thread `tid` of process `pid`'s own fault counters now (/proc/PID/task/TID/stat), or `None`
+/// when the thread is gone.
+pub fn thread_fault_counters(pid: u32, tid: u32) -> Option<demo_common::FaultCounters> {
+    let stat = Process::new(pid as i32)
+        .and_then(|process| process.task_from_tid(tid as i32))
+        .and_then(|task| task.stat())
+        .ok()?;
+    Some(demo_common::FaultCounters {
+        minor: stat.minflt,
+        major: stat.majflt,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

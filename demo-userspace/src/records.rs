@@ -1,8 +1,8 @@
 //! Decodes the raw bytes of ring-buffer records into typed values, rejecting anything malformed.
 
 use demo_common::{
-    CompletionClass, CompletionRecord, FaultRecord, FaultSource, HeapFunction, HeapRecord,
-    RecordHeader, RecordKind, SignalRecord, Syscall, SyscallRecord,
+    FaultCounters, FaultRecord, FaultSource, HeapFunction, HeapRecord, RecordHeader, RecordKind,
+    SignalRecord, Syscall, SyscallRecord,
 };
 
 use crate::access::ErrorCode;
@@ -26,14 +26,18 @@ pub struct Fault {
     pub source: FaultSource,
 }
 
-/// A fault of a traced process completed; the perf event says minor or major.
+/// The thread a record is about, with its fault counters at that moment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Completion {
-    pub timestamp_ns: u64,
-    pub pid: u32,
+pub struct ThreadSnapshot {
     pub tid: u32,
-    pub address: u64,
-    pub class: CompletionClass,
+    pub counters: FaultCounters,
+}
+
+/// A decoded record and the snapshot of its thread that every record carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Decoded {
+    pub snapshot: ThreadSnapshot,
+    pub record: Record,
 }
 
 /// A traced process entered or left a memory syscall.
@@ -92,8 +96,8 @@ pub struct HeapEvent {
 pub enum Record {
     /// A page fault, as the tracepoint saw it at its start.
     Fault(Fault),
-    /// A fault's completion.
-    Completion(Completion),
+    /// A thread of a traced process exited; its snapshot has its final counters.
+    ThreadExit,
     /// A memory syscall's entry or exit.
     Syscall(SyscallEvent),
     /// A signal.
@@ -116,9 +120,6 @@ pub enum DecodeError {
     /// A fault record names no known tracepoint.
     #[error("unknown fault source {0}")]
     UnknownSource(u32),
-    /// A completion record names no known class.
-    #[error("unknown completion class {0}")]
-    UnknownClass(u32),
     /// A syscall record names no traced syscall.
     #[error("unknown syscall {0}")]
     UnknownSyscall(u32),
@@ -129,8 +130,18 @@ pub enum DecodeError {
 
 /// Decodes one record. The bytes come from the kernel, but a mismatched build or a bug must not
 /// crash the loader, so every length and tag is checked.
-pub fn decode(bytes: &[u8]) -> Result<Record, DecodeError> {
+pub fn decode(bytes: &[u8]) -> Result<Decoded, DecodeError> {
     let header = read_pod::<RecordHeader>(bytes)?;
+    Ok(Decoded {
+        snapshot: ThreadSnapshot {
+            tid: header.tid,
+            counters: header.counters,
+        },
+        record: decode_body(bytes, &header)?,
+    })
+}
+
+fn decode_body(bytes: &[u8], header: &RecordHeader) -> Result<Record, DecodeError> {
     let (timestamp_ns, pid, tid, detail) =
         (header.timestamp_ns, header.tgid, header.tid, header.detail);
     match RecordKind::from_tag(header.kind) {
@@ -146,17 +157,7 @@ pub fn decode(bytes: &[u8]) -> Result<Record, DecodeError> {
                 source: FaultSource::from_tag(detail).ok_or(DecodeError::UnknownSource(detail))?,
             }))
         }
-        Some(RecordKind::Completion) => {
-            let raw = read_pod::<CompletionRecord>(bytes)?;
-            Ok(Record::Completion(Completion {
-                timestamp_ns,
-                pid,
-                tid,
-                address: raw.address,
-                class: CompletionClass::from_tag(detail)
-                    .ok_or(DecodeError::UnknownClass(detail))?,
-            }))
-        }
+        Some(RecordKind::ThreadExit) => Ok(Record::ThreadExit),
         Some(kind @ (RecordKind::SyscallEnter | RecordKind::SyscallExit)) => {
             let raw = read_pod::<SyscallRecord>(bytes)?;
             let enter = kind == RecordKind::SyscallEnter;
@@ -233,6 +234,7 @@ mod tests {
             timestamp_ns: 7,
             tgid,
             tid,
+            counters: FaultCounters { minor: 5, major: 6 },
         }
     }
 
@@ -244,30 +246,35 @@ mod tests {
         .to_vec()
     }
 
+    fn record_of(bytes: &[u8]) -> Result<Record, DecodeError> {
+        decode(bytes).map(|decoded| decoded.record)
+    }
+
     fn fault_bytes(record: &FaultRecord) -> Vec<u8> {
         bytes_of(record)
     }
 
     #[test]
-    fn decodes_completion_syscall_and_signal_records() {
-        let completion = CompletionRecord {
-            header: header(RecordKind::Completion, CompletionClass::Major as u32, 2, 3),
-            address: 0x1000,
+    fn decodes_thread_exit_syscall_and_signal_records() {
+        let exit = ProcessRecord {
+            header: header(RecordKind::ThreadExit, 1, 2, 3),
         };
-        assert!(matches!(
-            decode(&bytes_of(&completion)),
-            Ok(Record::Completion(Completion {
-                class: CompletionClass::Major,
-                address: 0x1000,
-                ..
-            }))
-        ));
+        assert_eq!(
+            decode(&bytes_of(&exit)),
+            Ok(Decoded {
+                snapshot: ThreadSnapshot {
+                    tid: 3,
+                    counters: FaultCounters { minor: 5, major: 6 },
+                },
+                record: Record::ThreadExit,
+            })
+        );
         let enter = SyscallRecord {
             header: header(RecordKind::SyscallEnter, Syscall::Brk as u32, 2, 3),
             args: [0x5000, 0, 0, 0, 0, 0],
             ret: 0,
         };
-        let Ok(Record::Syscall(event)) = decode(&bytes_of(&enter)) else {
+        let Ok(Record::Syscall(event)) = record_of(&bytes_of(&enter)) else {
             panic!("not a syscall record");
         };
         assert_eq!(
@@ -279,7 +286,7 @@ mod tests {
             ret: -12,
             ..enter
         };
-        let Ok(Record::Syscall(event)) = decode(&bytes_of(&exit)) else {
+        let Ok(Record::Syscall(event)) = record_of(&bytes_of(&exit)) else {
             panic!("not a syscall record");
         };
         assert_eq!((event.args, event.ret), (None, Some(-12)));
@@ -291,7 +298,7 @@ mod tests {
             result: 0,
         };
         assert!(matches!(
-            decode(&bytes_of(&signal)),
+            record_of(&bytes_of(&signal)),
             Ok(Record::Signal(SignalEvent {
                 signal: 11,
                 code: 1,
@@ -303,22 +310,14 @@ mod tests {
             ..enter
         };
         assert_eq!(
-            decode(&bytes_of(&bad_syscall)),
+            record_of(&bytes_of(&bad_syscall)),
             Err(DecodeError::UnknownSyscall(42))
-        );
-        let bad_class = CompletionRecord {
-            header: header(RecordKind::Completion, 9, 2, 3),
-            ..completion
-        };
-        assert_eq!(
-            decode(&bytes_of(&bad_class)),
-            Err(DecodeError::UnknownClass(9))
         );
         let fork = ProcessRecord {
             header: header(RecordKind::Fork, 42, 41, 41),
         };
         assert!(matches!(
-            decode(&bytes_of(&fork)),
+            record_of(&bytes_of(&fork)),
             Ok(Record::Process(ProcessEvent {
                 pid: 42,
                 parent: 41,
@@ -332,7 +331,7 @@ mod tests {
             ret: 0,
         };
         assert!(matches!(
-            decode(&bytes_of(&free)),
+            record_of(&bytes_of(&free)),
             Ok(Record::Heap(HeapEvent {
                 function: HeapFunction::Free,
                 args: Some([0x1000, 0]),
@@ -345,13 +344,13 @@ mod tests {
             ..free
         };
         assert_eq!(
-            decode(&bytes_of(&bad_heap)),
+            record_of(&bytes_of(&bad_heap)),
             Err(DecodeError::UnknownHeapFunction(7))
         );
         let short = bytes_of(&signal);
         assert!(matches!(
-            decode(&short[..39]),
-            Err(DecodeError::Truncated { len: 39, need: 40 })
+            record_of(&short[..55]),
+            Err(DecodeError::Truncated { len: 55, need: 56 })
         ));
     }
 
@@ -366,7 +365,7 @@ mod tests {
 
     #[test]
     fn decodes_a_fault_record_field_by_field() {
-        let record = decode(&fault_bytes(&sample())).unwrap();
+        let record = record_of(&fault_bytes(&sample())).unwrap();
         assert_eq!(
             record,
             Record::Fault(Fault {
@@ -385,23 +384,23 @@ mod tests {
     fn decodes_from_an_unaligned_slice() {
         let mut bytes = vec![0u8];
         bytes.extend(fault_bytes(&sample()));
-        assert!(matches!(decode(&bytes[1..]), Ok(Record::Fault(_))));
+        assert!(matches!(record_of(&bytes[1..]), Ok(Record::Fault(_))));
     }
 
     #[test]
     fn rejects_truncated_records() {
         let bytes = fault_bytes(&sample());
         assert_eq!(
-            decode(&bytes[..bytes.len() - 1]),
-            Err(DecodeError::Truncated { len: 47, need: 48 })
+            record_of(&bytes[..bytes.len() - 1]),
+            Err(DecodeError::Truncated { len: 63, need: 64 })
         );
         assert_eq!(
-            decode(&bytes[..2]),
-            Err(DecodeError::Truncated { len: 2, need: 24 })
+            record_of(&bytes[..2]),
+            Err(DecodeError::Truncated { len: 2, need: 40 })
         );
         assert_eq!(
-            decode(&[]),
-            Err(DecodeError::Truncated { len: 0, need: 24 })
+            record_of(&[]),
+            Err(DecodeError::Truncated { len: 0, need: 40 })
         );
     }
 
@@ -410,13 +409,13 @@ mod tests {
         let mut record = sample();
         record.header.kind = 99;
         assert_eq!(
-            decode(&fault_bytes(&record)),
+            record_of(&fault_bytes(&record)),
             Err(DecodeError::UnknownKind(99))
         );
         let mut record = sample();
         record.header.detail = 5;
         assert_eq!(
-            decode(&fault_bytes(&record)),
+            record_of(&fault_bytes(&record)),
             Err(DecodeError::UnknownSource(5))
         );
     }
@@ -425,7 +424,7 @@ mod tests {
         /// Whatever bytes arrive, decoding returns; it never panics or reads out of bounds.
         #[test]
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..128)) {
-            let _ = decode(&bytes);
+            let _ = record_of(&bytes);
         }
 
         /// Every known tag followed by arbitrary bytes: each kind's decoder sees garbage.
@@ -436,7 +435,7 @@ mod tests {
         ) {
             let mut bytes = tag.to_ne_bytes().to_vec();
             bytes.extend(rest);
-            let _ = decode(&bytes);
+            let _ = record_of(&bytes);
         }
 
         /// A well-formed fault record decodes to exactly its fields, from any alignment.
@@ -450,7 +449,7 @@ mod tests {
             let record = FaultRecord { address, ip, error_code, ..sample() };
             let mut bytes = vec![0u8; shift];
             bytes.extend(fault_bytes(&record));
-            let Ok(Record::Fault(fault)) = decode(&bytes[shift..]) else {
+            let Ok(Record::Fault(fault)) = record_of(&bytes[shift..]) else {
                 panic!("did not decode");
             };
             proptest::prop_assert_eq!((fault.address, fault.ip, fault.error_code.0), (address, ip, error_code));

@@ -14,7 +14,7 @@ use crate::{
     privileges::RunAs,
     probes::Probes,
     procmem::{self, MappingTable},
-    records::{Record, SignalEvent},
+    records::{Decoded, Record, SignalEvent},
     region::Region,
     report::Reporter,
     step_report::{
@@ -39,10 +39,9 @@ pub struct Summary {
     /// Faults of the child's start-up (exec, dynamic linking), which belong to no step. The child
     /// is traced from just after it is spawned, so this is a lower bound.
     pub faults_startup: u64,
-    /// Completions (minor/major perf events) during the steps that matched no traced fault; 0
-    /// unless a fault escaped the tracepoints. (During start-up a fault can be under way when
-    /// the child enters the target map; that one is not counted here.)
-    pub unmatched_completions: u64,
+    /// Faults the kernel counted for the child during the steps beyond the traced ones (its
+    /// get_user_pages faults, which no tracepoint sees); 0 unless a fault escaped the tracepoints.
+    pub unattributed_faults: u64,
     /// Records dropped by the kernel side plus records that did not decode, over the whole run
     /// so far.
     pub lost: u64,
@@ -141,7 +140,7 @@ pub async fn run_walk(
         digests: Vec::new(),
         vma_name: None,
         maps: MappingTable::default(),
-        unmatched_at_start: 0,
+        unattributed_at_start: 0,
     };
     let walked = walker
         .walk(&mut workload, probes, reader, pacer, reporter)
@@ -166,7 +165,8 @@ pub async fn run_walk(
         major,
         error,
         faults_startup: startup,
-        unmatched_completions: walker.collector.classifier.unmatched() - walker.unmatched_at_start,
+        unattributed_faults: walker.collector.classifier.unattributed()
+            - walker.unattributed_at_start,
         lost: probes.dropped()? + reader.malformed(),
         child: describe_status(status),
     };
@@ -210,24 +210,29 @@ struct Collector {
 }
 
 impl Collector {
-    /// Ends the step: faults still open never completed.
+    /// Ends the step: the child waits for its next command (or is gone), so its counters as
+    /// /proc shows them now settle its last fault; faults of threads that are gone without an
+    /// exit record never completed as far as anything shows.
     fn take_faults(&mut self) -> Vec<ClassifiedFault> {
         let mut faults = std::mem::take(&mut self.faults);
+        faults.extend(
+            self.classifier
+                .settle_open(|_| true, procmem::thread_fault_counters, false),
+        );
         faults.extend(self.classifier.close_all());
         faults
     }
 
-    fn push(&mut self, record: Record) {
-        match record {
-            Record::Fault(fault) => self.faults.extend(self.classifier.fault(fault)),
-            Record::Completion(completion) => {
-                self.faults.extend(self.classifier.completion(completion));
-            }
+    fn push(&mut self, decoded: Decoded) {
+        self.faults
+            .extend(self.classifier.observe(decoded.snapshot));
+        match decoded.record {
+            Record::Fault(fault) => self.classifier.open(fault, decoded.snapshot.counters),
             Record::Syscall(event) => self.syscalls.extend(self.pairer.push(event)),
             Record::Signal(signal) => self.signals.push(signal),
             // The walk's child neither forks nor is traced through libc's heap functions; its
             // exit shows in the reply stream.
-            Record::Process(_) | Record::Heap(_) => {}
+            Record::Process(_) | Record::Heap(_) | Record::ThreadExit => {}
         }
     }
 }
@@ -242,8 +247,8 @@ struct Walker<'a> {
     vma_name: Option<String>,
     /// The child's mappings at the end of the last step it survived.
     maps: MappingTable,
-    /// Unmatched completions of the start-up, before the first step.
-    unmatched_at_start: u64,
+    /// Unattributed faults of the start-up, before the first step.
+    unattributed_at_start: u64,
 }
 
 impl Walker<'_> {
@@ -262,7 +267,7 @@ impl Walker<'_> {
             bail!("the workload child died while starting: {status}");
         }
         let startup = self.collector.take_faults().len() as u64;
-        self.unmatched_at_start = self.collector.classifier.unmatched();
+        self.unattributed_at_start = self.collector.classifier.unattributed();
         self.collector.syscalls.clear();
         self.collector.signals.clear();
         for (planned, step) in self.plan.steps().into_iter().zip(1u32..) {

@@ -101,7 +101,7 @@ fn mmap_walk_faults_exactly_the_seed_pages() {
     assert_eq!(summary.len(), 1);
     assert_eq!(summary[0]["faults_in_region"], 3);
     assert_eq!(summary[0]["error"], 0);
-    assert_eq!(summary[0]["unmatched_completions"], 0);
+    assert_eq!(summary[0]["unattributed_faults"], 0);
     assert_eq!(summary[0]["lost"], 0);
     let total = summary[0]["faults_total"].as_u64().unwrap();
     assert_eq!(total as usize, of_kind(&lines, "fault").len());

@@ -195,6 +195,9 @@ fn an_exited_process_is_counted_in_the_interval_it_ran_in() {
     let last = appearances.last().unwrap();
     assert_eq!(last["exited"], true, "{last}");
     assert!(last["faults"].as_u64().unwrap() >= 65536);
+    // /proc no longer has the process; its counts are those the kernel side kept at its exit.
+    assert!(last["minor"].as_u64().unwrap() >= 65536, "{last}");
+    assert_eq!(last["major"], 0, "{last}");
     assert_eq!(last["comm"], "top_workload");
 }
 

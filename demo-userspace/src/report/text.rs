@@ -522,7 +522,7 @@ mod tests {
             major: 0,
             error: 0,
             faults_startup: 150,
-            unmatched_completions: 0,
+            unattributed_faults: 0,
             lost,
             child: "exited with status 0".to_owned(),
         }

@@ -1,6 +1,7 @@
 //! `demo top`: which processes fault most, counted in the kernel per process and CPU, with no
 //! event per fault; and, with `--pid --pages`, where in one process the faults land.
 
+mod accounting;
 mod output;
 mod rank;
 
@@ -8,10 +9,9 @@ use std::{collections::HashMap, time::Duration};
 
 use anyhow::Context as _;
 
-pub use self::output::{TopOutput, output};
-pub use self::rank::Row;
-pub use self::rank::SortKey;
-use self::rank::rank;
+pub use self::output::{TopOutput, known, output};
+pub use self::rank::{Row, SortKey, sort_rows};
+use self::{accounting::Accounting, rank::rank};
 use crate::{probes::TopProbes, procmem::MappingTable};
 
 /// The options of `demo top`, checked.
@@ -60,6 +60,7 @@ pub async fn run(
         }
         probes.watch_pages(pid)?;
     }
+    let accounting = Accounting::at_start();
     let mut before: HashMap<u32, u64> = HashMap::new();
     let mut ticker = tokio::time::interval(options.interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -73,7 +74,13 @@ pub async fn run(
             () = &mut shutdown => true,
         };
         let now = tokio::time::Instant::now();
-        let interval = take_interval(options, probes, &mut before, (now - last).as_secs_f64())?;
+        let interval = take_interval(
+            options,
+            probes,
+            &accounting,
+            &mut before,
+            (now - last).as_secs_f64(),
+        )?;
         last = now;
         out.interval(&interval)?;
         let done = options
@@ -90,10 +97,16 @@ pub async fn run(
 fn take_interval(
     options: &TopOptions,
     probes: &mut TopProbes,
+    accounting: &Accounting,
     before: &mut HashMap<u32, u64>,
     seconds: f64,
 ) -> anyhow::Result<Interval> {
-    let snapshot = probes.processes()?;
+    let mut snapshot = probes.processes()?;
+    let exited: HashMap<u32, demo_common::FaultCounters> =
+        probes.take_exits()?.into_iter().collect();
+    for (pid, process) in &mut snapshot {
+        process.accounted = accounting.since_start(*pid, &exited);
+    }
     let alive = |pid: u32| procfs::process::Process::new(pid as i32).is_ok_and(|p| p.is_alive());
     let mut rows = rank(&snapshot, before, seconds, options.sort, alive);
     before.clear();

@@ -53,8 +53,8 @@ impl<W: Write> TopOutput for TextTop<W> {
                 row.comm,
                 row.rate,
                 row.faults,
-                row.minor,
-                row.major,
+                known(row.minor),
+                known(row.major),
                 row.write_pct,
                 row.kernel_pct,
                 if row.exited { "  (exited)" } else { "" }
@@ -153,4 +153,9 @@ impl<W: Write> TopOutput for JsonTop<W> {
         self.out.write_all(b"\n")?;
         self.out.flush()
     }
+}
+
+/// A count, or `-` when it is not known.
+pub fn known(count: Option<u64>) -> String {
+    count.map_or_else(|| "-".to_owned(), |count| count.to_string())
 }

@@ -29,8 +29,10 @@ pub struct Row {
     pub interval_faults: u64,
     /// Faults per second in this interval.
     pub rate: f64,
-    pub minor: u64,
-    pub major: u64,
+    /// The kernel's own minor and major fault counts since demo top started (or the process
+    /// did); `None` when they could not be read.
+    pub minor: Option<u64>,
+    pub major: Option<u64>,
     /// Share of writes among all faults, in percent.
     pub write_pct: f64,
     /// Share of kernel-mode faults, in percent.
@@ -72,18 +74,24 @@ pub fn rank(
                 } else {
                     0.0
                 },
-                minor: counts.minor,
-                major: counts.major,
+                minor: process.accounted.map(|a| a.minor),
+                major: process.accounted.map(|a| a.major),
                 write_pct: percent(counts.writes, counts.faults),
                 kernel_pct: percent(counts.kernel_mode, counts.faults),
                 exited: !alive(*pid),
             }
         })
         .collect();
+    sort_rows(&mut rows, sort);
+    rows
+}
+
+/// Sorts rows by `sort`, highest first; ties go to more faults, then the lower pid.
+pub fn sort_rows(rows: &mut [Row], sort: SortKey) {
     let key = |row: &Row| match sort {
         SortKey::Rate => row.interval_faults,
         SortKey::Total => row.faults,
-        SortKey::Major => row.major,
+        SortKey::Major => row.major.unwrap_or(0),
     };
     rows.sort_by(|a, b| {
         key(b)
@@ -91,7 +99,6 @@ pub fn rank(
             .then(b.faults.cmp(&a.faults))
             .then(a.pid.cmp(&b.pid))
     });
-    rows
 }
 
 #[cfg(test)]
@@ -107,11 +114,13 @@ mod tests {
                 writes,
                 reads: faults - writes,
                 kernel_mode: kernel,
-                minor: faults - major,
-                major,
                 ..TopCounts::default()
             },
             comm: "p".to_owned(),
+            accounted: Some(demo_common::FaultCounters {
+                minor: faults - major,
+                major,
+            }),
         }
     }
 

@@ -157,6 +157,8 @@ pub async fn run(
             waited = reader.wait() => {
                 waited.context("wait for trace events")?;
                 drain(reader, &mut session, &mut events, output)?;
+                session.settle_quiet(monotonic_ns().saturating_sub(QUIET_NS), &mut events);
+                flush(&mut events, output)?;
                 if held.is_none() && (session.has_exited(pid) || !process_exists(pid)) {
                     break "exit";
                 }
@@ -199,7 +201,7 @@ pub async fn run(
         major: totals.major,
         error: totals.error,
         lost: probes.dropped()? + reader.malformed(),
-        unmatched_completions: session.unmatched_completions(),
+        unattributed_faults: session.unattributed_faults(),
         traced_completions: session.completions_of(pid),
         rusage: reaped.map(|r| Rusage {
             minflt: r.minflt,
@@ -266,6 +268,9 @@ fn flush(events: &mut Vec<TraceEvent>, output: &mut dyn TraceOutput) -> anyhow::
     Ok(())
 }
 
+/// How long a thread must have been quiet after a fault before /proc settles it.
+const QUIET_NS: u64 = 100_000_000;
+
 fn process_exists(pid: u32) -> bool {
     procfs::process::Process::new(pid as i32).is_ok_and(|p| p.is_alive())
 }
@@ -291,6 +296,7 @@ fn libc_of(pid: u32) -> anyhow::Result<PathBuf> {
         })
 }
 
+/// CLOCK_MONOTONIC now, the clock of the records' timestamps.
 fn monotonic_ns() -> u64 {
     nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).map_or(0, |t| {
         t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64

@@ -41,7 +41,9 @@ pub struct TraceSummary {
     pub major: u64,
     pub error: u64,
     pub lost: u64,
-    pub unmatched_completions: u64,
+    /// Faults the kernel counted for traced threads beyond the traced ones (get_user_pages
+    /// faults, which no tracepoint sees, or faults whose records were dropped).
+    pub unattributed_faults: u64,
     /// Completed faults (minor + major) seen for the traced pid.
     pub traced_completions: u64,
     /// The kernel's own count for the command: ru_minflt and ru_majflt at exit.

@@ -2,7 +2,10 @@
 //! trace events (classed faults resolved to mapping and region, syscalls, heap regions,
 //! signals, processes), keeping the counts for the summary.
 
-use std::{collections::BTreeMap, sync::Arc};
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::Arc,
+};
 
 use super::{
     heap::HeapPairer,
@@ -11,8 +14,8 @@ use super::{
 use crate::{
     classify::{ClassifiedFault, Classifier, FaultClass},
     pages::PageModel,
-    procmem::MappingTable,
-    records::{Record, SignalEvent},
+    procmem::{self, MappingTable},
+    records::{Decoded, Fault, Record, SignalEvent},
     region::Location,
     syscalls::{SyscallCall, SyscallPairer},
 };
@@ -64,8 +67,18 @@ pub struct Totals {
     pub error: u64,
 }
 
+/// Where a fault hit, worked out when its record arrived.
+#[derive(Debug)]
+struct Resolved {
+    mapping: Arc<str>,
+    mapping_offset: u64,
+    region: Option<(usize, Arc<str>, Location)>,
+}
+
 pub struct Session {
     classifier: Classifier,
+    /// Per thread, where its open fault hit.
+    resolved: HashMap<u32, Resolved>,
     syscalls: SyscallPairer,
     heap: HeapPairer,
     regions: RegionTracker,
@@ -87,6 +100,7 @@ impl Session {
     pub fn new(regions: RegionTracker) -> Self {
         Self {
             classifier: Classifier::default(),
+            resolved: HashMap::new(),
             syscalls: SyscallPairer::default(),
             heap: HeapPairer::default(),
             regions,
@@ -118,22 +132,18 @@ impl Session {
         self.apply_region_change(change, out);
     }
 
-    pub fn handle(&mut self, record: Record, out: &mut Vec<TraceEvent>) {
-        match record {
+    pub fn handle(&mut self, decoded: Decoded, out: &mut Vec<TraceEvent>) {
+        if let Some(settled) = self.classifier.observe(decoded.snapshot) {
+            self.emit_fault(settled, out);
+        }
+        match decoded.record {
             Record::Fault(fault) => {
-                if let Some(failed) = self.classifier.fault(fault) {
-                    self.emit_fault(failed, out);
-                }
+                // The mapping and region are those of now, before any later munmap is handled.
+                let resolved = self.resolve(&fault);
+                self.resolved.insert(fault.tid, resolved);
+                self.classifier.open(fault, decoded.snapshot.counters);
             }
-            Record::Completion(completion) => {
-                self.processes
-                    .entry(completion.pid)
-                    .or_default()
-                    .completions += 1;
-                if let Some(done) = self.classifier.completion(completion) {
-                    self.emit_fault(done, out);
-                }
-            }
+            Record::ThreadExit => {}
             Record::Syscall(event) => {
                 let Some(call) = self.syscalls.push(event) else {
                     return;
@@ -173,10 +183,27 @@ impl Session {
         }
     }
 
-    /// Ends the trace: open faults never completed.
+    /// Settles the open faults of threads that have been quiet since before `before_ns`
+    /// (CLOCK_MONOTONIC), from /proc, when their counters show the fault ended; a thread that
+    /// faults once and then sleeps would otherwise hold its fault back until it exits.
+    pub fn settle_quiet(&mut self, before_ns: u64, out: &mut Vec<TraceEvent>) {
+        for settled in self.classifier.settle_open(
+            |fault| fault.timestamp_ns < before_ns,
+            procmem::thread_fault_counters,
+            true,
+        ) {
+            self.emit_fault(settled, out);
+        }
+    }
+
+    /// Ends the trace: threads still alive settle their last fault from /proc; the faults of
+    /// threads that are gone without an exit record never completed as far as anything shows.
     pub fn finish(&mut self, out: &mut Vec<TraceEvent>) {
-        for failed in self.classifier.close_all() {
-            self.emit_fault(failed, out);
+        let settled = self
+            .classifier
+            .settle_open(|_| true, procmem::thread_fault_counters, false);
+        for fault in settled.into_iter().chain(self.classifier.close_all()) {
+            self.emit_fault(fault, out);
         }
     }
 
@@ -196,6 +223,23 @@ impl Session {
         }
     }
 
+    /// What a fault hit, as the process's mappings and the tracked regions are now.
+    fn resolve(&mut self, fault: &Fault) -> Resolved {
+        let (mapping, mapping_offset) = self.resolve_mapping(fault.pid, fault.address);
+        let region = self
+            .regions
+            .find(fault.pid, fault.address)
+            .and_then(|tracked| {
+                let location = tracked.region.locate(fault.address)?;
+                Some((tracked.id, Arc::clone(&tracked.region.name), location))
+            });
+        Resolved {
+            mapping,
+            mapping_offset,
+            region,
+        }
+    }
+
     fn emit_fault(&mut self, fault: ClassifiedFault, out: &mut Vec<TraceEvent>) {
         let raw = fault.fault;
         match fault.class {
@@ -203,11 +247,17 @@ impl Session {
             FaultClass::Major => self.totals.major += 1,
             FaultClass::Error => self.totals.error += 1,
         }
-        let (mapping, mapping_offset) = self.resolve_mapping(raw.pid, raw.address);
-        let region = self.regions.find(raw.pid, raw.address).and_then(|tracked| {
-            let location = tracked.region.locate(raw.address)?;
-            Some((tracked.id, Arc::clone(&tracked.region.name), location))
-        });
+        if fault.class != FaultClass::Error {
+            self.processes.entry(raw.pid).or_default().completions += 1;
+        }
+        let Resolved {
+            mapping,
+            mapping_offset,
+            region,
+        } = match self.resolved.remove(&raw.tid) {
+            Some(resolved) => resolved,
+            None => self.resolve(&raw),
+        };
         if let Some((id, _, location)) = &region
             && let Some((pages, count)) = self.pages.get_mut(id)
         {
@@ -271,8 +321,8 @@ impl Session {
         self.totals
     }
 
-    pub fn unmatched_completions(&self) -> u64 {
-        self.classifier.unmatched()
+    pub fn unattributed_faults(&self) -> u64 {
+        self.classifier.unattributed()
     }
 
     /// True once the kernel reported that `pid` exited.

@@ -354,12 +354,7 @@ fn render_top(app: &App, frame: &mut Frame, area: Rect) {
     ])
     .style(Style::default().add_modifier(Modifier::BOLD));
     let mut rows = app.top_rows.clone();
-    let key = |row: &crate::top::Row| match app.top_sort {
-        crate::top::SortKey::Rate => row.interval_faults,
-        crate::top::SortKey::Total => row.faults,
-        crate::top::SortKey::Major => row.major,
-    };
-    rows.sort_by_key(|row| std::cmp::Reverse(key(row)));
+    crate::top::sort_rows(&mut rows, app.top_sort);
     let rows: Vec<Row> = rows
         .iter()
         .enumerate()
@@ -374,8 +369,8 @@ fn render_top(app: &App, frame: &mut Frame, area: Rect) {
                 row.comm.clone(),
                 format!("{:.1}", row.rate),
                 row.faults.to_string(),
-                row.minor.to_string(),
-                row.major.to_string(),
+                crate::top::known(row.minor),
+                crate::top::known(row.major),
                 format!("{:.1}", row.write_pct),
                 format!("{:.1}", row.kernel_pct),
             ])

@@ -1,0 +1,78 @@
+//! Finds where the running kernel keeps a thread's fault counters, from its BTF type information.
+
+use btf_rs::{Btf, Type};
+use demo_common::TaskLayout;
+
+/// The kernel's own type information, which every BTF-enabled kernel exposes.
+const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
+
+#[derive(Debug, thiserror::Error)]
+pub enum TaskLayoutError {
+    #[error(
+        "read the kernel's type information at {VMLINUX_BTF}: {0}; demo needs a kernel built with CONFIG_DEBUG_INFO_BTF"
+    )]
+    Btf(String),
+    #[error("find {0} in the kernel's type information: it is not there")]
+    Missing(&'static str),
+}
+
+/// Reads the offsets of the task fields the programs use from the running kernel's BTF.
+pub fn of_running_kernel() -> Result<TaskLayout, TaskLayoutError> {
+    let btf =
+        Btf::from_file(VMLINUX_BTF).map_err(|error| TaskLayoutError::Btf(error.to_string()))?;
+    let task = |member| member_offset(&btf, "task_struct", member);
+    let signal = |member| member_offset(&btf, "signal_struct", member);
+    Ok(TaskLayout {
+        pid: task("pid")?,
+        tgid: task("tgid")?,
+        min_flt: task("min_flt")?,
+        maj_flt: task("maj_flt")?,
+        signal: task("signal")?,
+        signal_min_flt: signal("min_flt")?,
+        signal_maj_flt: signal("maj_flt")?,
+    })
+}
+
+/// The byte offset of `member` in `struct strukt`, for a member that is not a bit field.
+fn member_offset(
+    btf: &Btf,
+    strukt: &'static str,
+    member: &'static str,
+) -> Result<u64, TaskLayoutError> {
+    let types = btf
+        .resolve_types_by_name(strukt)
+        .map_err(|_| TaskLayoutError::Missing(strukt))?;
+    let members = types
+        .iter()
+        .find_map(|ty| match ty {
+            Type::Struct(found) => Some(&found.members),
+            _ => None,
+        })
+        .ok_or(TaskLayoutError::Missing(strukt))?;
+    members
+        .iter()
+        .find(|candidate| {
+            candidate.bitfield_size().unwrap_or(0) == 0
+                && btf
+                    .resolve_name(*candidate)
+                    .is_ok_and(|name| name == member)
+        })
+        .map(|found| u64::from(found.bit_offset() / 8))
+        .ok_or(TaskLayoutError::Missing(member))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `tgid` follows `pid`, and `maj_flt` follows `min_flt`, in every kernel since 2.6; the
+    /// test reads this machine's BTF, which every kernel demo supports has.
+    #[test]
+    fn the_running_kernel_has_the_fields_where_its_source_puts_them() {
+        let layout = of_running_kernel().unwrap();
+        assert!(layout.pid > 0 && layout.min_flt > layout.pid);
+        assert_eq!(layout.tgid, layout.pid + 4);
+        assert_eq!(layout.maj_flt, layout.min_flt + 8);
+        assert_eq!(layout.signal_maj_flt, layout.signal_min_flt + 8);
+    }
+}

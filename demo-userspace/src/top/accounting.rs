@@ -1,0 +1,108 @@
+//! The kernel's own minor and major fault counts of each process since demo top started: from
+//! /proc while a process lives, from the counters the kernel side kept when it exited.
+
+use std::collections::HashMap;
+
+use demo_common::FaultCounters;
+use procfs::process::Process;
+
+/// Every process's counters when demo top started, to subtract from later readings.
+pub struct Accounting {
+    /// Per pid: its start time (clock ticks since boot, which tells a reused pid) and counters.
+    baseline: HashMap<u32, (u64, FaultCounters)>,
+}
+
+impl Accounting {
+    /// Reads the counters of every process now.
+    pub fn at_start() -> Self {
+        let baseline = procfs::process::all_processes()
+            .into_iter()
+            .flatten()
+            .filter_map(|process| process.ok()?.stat().ok())
+            .map(|stat| {
+                (
+                    stat.pid as u32,
+                    (
+                        stat.starttime,
+                        FaultCounters {
+                            minor: stat.minflt,
+                            major: stat.majflt,
+                        },
+                    ),
+                )
+            })
+            .collect();
+        Self { baseline }
+    }
+
+    /// Process `pid`'s counts since demo top started: from `exited` (the final counters of
+    /// processes that exited) or else from /proc; `None` when neither has them.
+    pub fn since_start(
+        &self,
+        pid: u32,
+        exited: &HashMap<u32, FaultCounters>,
+    ) -> Option<FaultCounters> {
+        let (started, now) = match exited.get(&pid) {
+            Some(counters) => (None, *counters),
+            None => {
+                let stat = Process::new(pid as i32).and_then(|p| p.stat()).ok()?;
+                let counters = FaultCounters {
+                    minor: stat.minflt,
+                    major: stat.majflt,
+                };
+                (Some(stat.starttime), counters)
+            }
+        };
+        Some(since(self.baseline.get(&pid).copied(), started, now))
+    }
+}
+
+/// `now` minus the baseline, when the baseline is of the same process (a process born after
+/// the start has none: its counters began at 0).
+fn since(
+    baseline: Option<(u64, FaultCounters)>,
+    started: Option<u64>,
+    now: FaultCounters,
+) -> FaultCounters {
+    let base = match baseline {
+        Some((base_started, counters)) if started.is_none_or(|s| s == base_started) => counters,
+        _ => FaultCounters::default(),
+    };
+    FaultCounters {
+        minor: now.minor.saturating_sub(base.minor),
+        major: now.major.saturating_sub(base.major),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn counters(minor: u64, major: u64) -> FaultCounters {
+        FaultCounters { minor, major }
+    }
+
+    #[test]
+    fn subtracts_the_baseline_of_the_same_process_only() {
+        let base = Some((100, counters(50, 2)));
+        assert_eq!(since(base, Some(100), counters(80, 3)), counters(30, 1));
+        // An exited process's start time is unknown; its pid is taken to be the same process.
+        assert_eq!(since(base, None, counters(80, 3)), counters(30, 1));
+        // A reused pid, or a process born after the start, counts from zero.
+        assert_eq!(since(base, Some(200), counters(7, 0)), counters(7, 0));
+        assert_eq!(since(None, Some(200), counters(7, 0)), counters(7, 0));
+    }
+
+    #[test]
+    fn this_process_is_in_the_baseline_and_counts_its_own_faults() {
+        let accounting = Accounting::at_start();
+        let me = std::process::id();
+        let before = accounting.since_start(me, &HashMap::new()).unwrap();
+        let pages = vec![1u8; 64 * 4096];
+        std::hint::black_box(&pages);
+        let after = accounting.since_start(me, &HashMap::new()).unwrap();
+        assert!(after.minor >= before.minor + 64, "{before:?} {after:?}");
+        let exited = HashMap::from([(me, counters(u64::MAX, 0))]);
+        assert_eq!(accounting.since_start(me, &exited).unwrap().major, 0);
+    }
+}
