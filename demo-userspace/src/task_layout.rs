@@ -1,6 +1,6 @@
 //! Finds where the running kernel keeps a thread's fault counters, from its BTF type information.
 
-use btf_rs::{Btf, Type};
+use btf_rs::{Backend, Btf, Type};
 use demo_common::TaskLayout;
 
 /// The kernel's own type information, which every BTF-enabled kernel exposes.
@@ -18,8 +18,11 @@ pub enum TaskLayoutError {
 
 /// Reads the offsets of the task fields the programs use from the running kernel's BTF.
 pub fn of_running_kernel() -> Result<TaskLayout, TaskLayoutError> {
-    let btf =
-        Btf::from_file(VMLINUX_BTF).map_err(|error| TaskLayoutError::Btf(error.to_string()))?;
+    // Mapped and looked up lazily, the file costs a few milliseconds; parsing all of it (the
+    // fallback, where it cannot be mapped) takes far longer and tens of megabytes of heap.
+    let btf = Btf::from_file_with_backend(VMLINUX_BTF, Backend::Mmap)
+        .or_else(|_| Btf::from_file(VMLINUX_BTF))
+        .map_err(|error| TaskLayoutError::Btf(error.to_string()))?;
     let task = |member| member_offset(&btf, "task_struct", member);
     let signal = |member| member_offset(&btf, "signal_struct", member);
     Ok(TaskLayout {
