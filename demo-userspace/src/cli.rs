@@ -116,8 +116,9 @@ pub enum Command {
     /// Which processes fault most, system-wide, at almost no cost.
     ///
     /// Faults are counted in the kernel per process and CPU (no event per fault), split into
-    /// read, write and exec, user and kernel mode (from the exceptions tracepoints), minor and
-    /// major (from the software perf events on every CPU). Every --interval the top -n
+    /// read, write and exec, user and kernel mode (from the exceptions tracepoints); minor and
+    /// major are the kernel's own counters of each process (/proc, or kept in the kernel when it
+    /// exits), since demo top started. Every --interval the top -n
     /// processes are shown. Processes that exit are counted in the interval they ran in, named
     /// by the command the kernel captured. With --pid PID --pages, the faults of that process
     /// are also counted per page, and the hottest pages and mappings are shown.
