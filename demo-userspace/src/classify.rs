@@ -42,28 +42,41 @@ pub struct ClassifiedFault {
 /// fault in the thread's `min_flt` or `maj_flt` when it completes, so between a fault's snapshot
 /// and the thread's next one the counters moved by one if it completed, and not at all if it
 /// failed. Classed faults come out as soon as their class is known, before the record that
-/// settled them is handled, so the order of events stays that of the ring buffer.
-#[derive(Debug, Default)]
-pub struct Classifier {
-    /// Per thread, its open fault and the thread's counters as it began.
-    open: HashMap<u32, (Fault, FaultCounters)>,
+/// settled them is handled, so the order of events stays that of the ring buffer. Each open fault
+/// carries a `T` the caller noted when it began, handed back with its class.
+#[derive(Debug)]
+pub struct Classifier<T = ()> {
+    /// Per thread, its open fault, the thread's counters as it began, and the caller's note.
+    open: HashMap<u32, (Fault, FaultCounters, T)>,
     /// Faults the kernel counted for a thread beyond the traced ones: those it takes on a
     /// thread's behalf through get_user_pages, which no tracepoint sees (or faults whose records
     /// were dropped).
     unattributed: u64,
 }
 
-impl Classifier {
+impl<T> Default for Classifier<T> {
+    fn default() -> Self {
+        Self {
+            open: HashMap::new(),
+            unattributed: 0,
+        }
+    }
+}
+
+/// A classed fault and the note its caller opened it with.
+pub type Settled<T> = (ClassifiedFault, T);
+
+impl<T> Classifier<T> {
     /// Takes the snapshot of a record's thread, which settles the thread's open fault if it
     /// has one. Every record goes through here before it is handled.
-    pub fn observe(&mut self, snapshot: ThreadSnapshot) -> Option<ClassifiedFault> {
-        let (fault, before) = self.open.remove(&snapshot.tid)?;
-        Some(self.settle_with(fault, before, snapshot.counters))
+    pub fn observe(&mut self, snapshot: ThreadSnapshot) -> Option<Settled<T>> {
+        let (fault, before, note) = self.open.remove(&snapshot.tid)?;
+        Some((self.settle_with(fault, before, snapshot.counters), note))
     }
 
-    /// Opens a fault whose record carried `counters` (observed first).
-    pub fn open(&mut self, fault: Fault, counters: FaultCounters) {
-        self.open.insert(fault.tid, (fault, counters));
+    /// Opens a fault whose record carried `counters` (observed first), with the caller's note.
+    pub fn open(&mut self, fault: Fault, counters: FaultCounters, note: T) {
+        self.open.insert(fault.tid, (fault, counters, note));
     }
 
     /// Settles the open faults that `select` picks, with counters that `read` gets for a
@@ -74,12 +87,12 @@ impl Classifier {
         select: impl Fn(&Fault) -> bool,
         read: impl Fn(u32, u32) -> Option<FaultCounters>,
         only_moved: bool,
-    ) -> Vec<ClassifiedFault> {
+    ) -> Vec<Settled<T>> {
         let mut ready: Vec<(u64, ThreadSnapshot)> = self
             .open
             .values()
-            .filter(|(fault, _)| select(fault))
-            .filter_map(|(fault, before)| {
+            .filter(|(fault, _, _)| select(fault))
+            .filter_map(|(fault, before, _)| {
                 let counters = read(fault.pid, fault.tid)?;
                 (!only_moved || counters != *before).then_some((
                     fault.timestamp_ns,
@@ -97,15 +110,30 @@ impl Classifier {
             .collect()
     }
 
-    /// Closes every open fault as an error, oldest first: its thread's counters could not be
-    /// read any more, so nothing shows it completed.
-    pub fn close_all(&mut self) -> Vec<ClassifiedFault> {
-        let mut open: Vec<Fault> = self.open.drain().map(|(_, (fault, _))| fault).collect();
-        open.sort_by_key(|fault| fault.timestamp_ns);
+    /// Settles every open fault with its thread's counters as `read` gets them now, oldest
+    /// first; the faults of threads it cannot read any more (gone without an exit record) close
+    /// as errors, since nothing shows they completed.
+    pub fn settle_all(
+        &mut self,
+        read: impl Fn(u32, u32) -> Option<FaultCounters>,
+    ) -> Vec<Settled<T>> {
+        let mut settled = self.settle_open(|_| true, read, false);
+        settled.extend(self.close_all());
+        settled
+    }
+
+    /// Closes every open fault as an error, oldest first.
+    fn close_all(&mut self) -> Vec<Settled<T>> {
+        let mut open: Vec<(Fault, T)> = self
+            .open
+            .drain()
+            .map(|(_, (fault, _, note))| (fault, note))
+            .collect();
+        open.sort_by_key(|(fault, _)| fault.timestamp_ns);
         open.into_iter()
-            .map(|fault| ClassifiedFault {
-                fault,
-                class: FaultClass::Error,
+            .map(|(fault, note)| {
+                let class = FaultClass::Error;
+                (ClassifiedFault { fault, class }, note)
             })
             .collect()
     }
@@ -170,18 +198,18 @@ mod tests {
             error_code: ErrorCode(6),
             source: FaultSource::User,
         };
-        classifier.open(fault, FaultCounters { minor, major });
+        classifier.open(fault, FaultCounters { minor, major }, ());
         class_of(settled)
     }
 
-    fn class_of(classified: Option<ClassifiedFault>) -> Option<(u64, FaultClass)> {
-        classified.map(|c| (c.fault.address, c.class))
+    fn class_of(settled: Option<Settled<()>>) -> Option<(u64, FaultClass)> {
+        settled.map(|(c, ())| (c.fault.address, c.class))
     }
 
-    fn classes(classified: Vec<ClassifiedFault>) -> Vec<(u64, FaultClass)> {
-        classified
+    fn classes(settled: Vec<Settled<()>>) -> Vec<(u64, FaultClass)> {
+        settled
             .into_iter()
-            .map(|c| (c.fault.address, c.class))
+            .map(|(c, ())| (c.fault.address, c.class))
             .collect()
     }
 
@@ -244,11 +272,8 @@ mod tests {
             classes(c.settle_open(|_| true, now, true)),
             [(0x1000, FaultClass::Minor)]
         );
-        assert_eq!(
-            classes(c.settle_open(|_| true, now, false)),
-            [(0x2000, FaultClass::Error)]
-        );
-        assert!(c.close_all().is_empty());
+        assert_eq!(classes(c.settle_all(now)), [(0x2000, FaultClass::Error)]);
+        assert!(c.settle_all(now).is_empty());
     }
 
     #[test]
@@ -256,9 +281,8 @@ mod tests {
         let mut c = Classifier::default();
         fault(&mut c, 2, 0x2000, 0, 0);
         fault(&mut c, 1, 0x1000, 0, 0);
-        assert!(c.settle_open(|_| true, |_, _| None, false).is_empty());
         assert_eq!(
-            classes(c.close_all()),
+            classes(c.settle_all(|_, _| None)),
             [(0x1000, FaultClass::Error), (0x2000, FaultClass::Error)]
         );
     }

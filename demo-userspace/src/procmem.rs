@@ -3,7 +3,8 @@
 
 use std::sync::Arc;
 
-use procfs::process::{MMapPath, MemoryMap, PageInfo, Process};
+use demo_common::FaultCounters;
+use procfs::process::{MMapPath, MemoryMap, PageInfo, Process, Stat};
 use serde::Serialize;
 
 /// Failure to read one of the /proc files of the target.
@@ -199,15 +200,20 @@ pub fn vma_usage(pid: i32, address: u64) -> Result<Option<VmaUsage>, ProcMemErro
 
 /// Thread `tid` of process `pid`'s own fault counters now (/proc/PID/task/TID/stat), or `None`
 /// when the thread is gone.
-pub fn thread_fault_counters(pid: u32, tid: u32) -> Option<demo_common::FaultCounters> {
+pub fn thread_fault_counters(pid: u32, tid: u32) -> Option<FaultCounters> {
     let stat = Process::new(pid as i32)
         .and_then(|process| process.task_from_tid(tid as i32))
         .and_then(|task| task.stat())
         .ok()?;
-    Some(demo_common::FaultCounters {
+    Some(fault_counters_of(&stat))
+}
+
+/// The minor and major fault counters of a /proc stat file (a process's or a thread's).
+pub fn fault_counters_of(stat: &Stat) -> FaultCounters {
+    FaultCounters {
         minor: stat.minflt,
         major: stat.majflt,
-    })
+    }
 }
 
 #[cfg(test)]

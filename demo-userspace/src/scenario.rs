@@ -215,19 +215,17 @@ impl Collector {
     /// exit record never completed as far as anything shows.
     fn take_faults(&mut self) -> Vec<ClassifiedFault> {
         let mut faults = std::mem::take(&mut self.faults);
-        faults.extend(
-            self.classifier
-                .settle_open(|_| true, procmem::thread_fault_counters, false),
-        );
-        faults.extend(self.classifier.close_all());
+        let settled = self.classifier.settle_all(procmem::thread_fault_counters);
+        faults.extend(settled.into_iter().map(|(fault, ())| fault));
         faults
     }
 
     fn push(&mut self, decoded: Decoded) {
-        self.faults
-            .extend(self.classifier.observe(decoded.snapshot));
+        if let Some((fault, ())) = self.classifier.observe(decoded.snapshot) {
+            self.faults.push(fault);
+        }
         match decoded.record {
-            Record::Fault(fault) => self.classifier.open(fault, decoded.snapshot.counters),
+            Record::Fault(fault) => self.classifier.open(fault, decoded.snapshot.counters, ()),
             Record::Syscall(event) => self.syscalls.extend(self.pairer.push(event)),
             Record::Signal(signal) => self.signals.push(signal),
             // The walk's child neither forks nor is traced through libc's heap functions; its

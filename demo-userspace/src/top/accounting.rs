@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 
 use demo_common::FaultCounters;
-use procfs::process::Process;
+use procfs::process::Stat;
+
+use crate::procmem::fault_counters_of;
 
 /// Every process's counters when demo top started, to subtract from later readings.
 pub struct Accounting {
@@ -19,39 +21,24 @@ impl Accounting {
             .into_iter()
             .flatten()
             .filter_map(|process| process.ok()?.stat().ok())
-            .map(|stat| {
-                (
-                    stat.pid as u32,
-                    (
-                        stat.starttime,
-                        FaultCounters {
-                            minor: stat.minflt,
-                            major: stat.majflt,
-                        },
-                    ),
-                )
-            })
+            .map(|stat| (stat.pid as u32, (stat.starttime, fault_counters_of(&stat))))
             .collect();
         Self { baseline }
     }
 
     /// Process `pid`'s counts since demo top started: from `exited` (the final counters of
-    /// processes that exited) or else from /proc; `None` when neither has them.
+    /// processes that exited) or else from `stat`, its /proc stat now; `None` when neither has
+    /// them.
     pub fn since_start(
         &self,
         pid: u32,
+        stat: Option<&Stat>,
         exited: &HashMap<u32, FaultCounters>,
     ) -> Option<FaultCounters> {
-        let (started, now) = match exited.get(&pid) {
-            Some(counters) => (None, *counters),
-            None => {
-                let stat = Process::new(pid as i32).and_then(|p| p.stat()).ok()?;
-                let counters = FaultCounters {
-                    minor: stat.minflt,
-                    major: stat.majflt,
-                };
-                (Some(stat.starttime), counters)
-            }
+        let (started, now) = match (exited.get(&pid), stat) {
+            (Some(counters), _) => (None, *counters),
+            (None, Some(stat)) => (Some(stat.starttime), fault_counters_of(stat)),
+            (None, None) => return None,
         };
         Some(since(self.baseline.get(&pid).copied(), started, now))
     }
@@ -97,12 +84,15 @@ mod tests {
     fn this_process_is_in_the_baseline_and_counts_its_own_faults() {
         let accounting = Accounting::at_start();
         let me = std::process::id();
-        let before = accounting.since_start(me, &HashMap::new()).unwrap();
+        let stat = || procfs::process::Process::myself().unwrap().stat().unwrap();
+        let none = HashMap::new();
+        let before = accounting.since_start(me, Some(&stat()), &none).unwrap();
         let pages = vec![1u8; 64 * 4096];
         std::hint::black_box(&pages);
-        let after = accounting.since_start(me, &HashMap::new()).unwrap();
+        let after = accounting.since_start(me, Some(&stat()), &none).unwrap();
         assert!(after.minor >= before.minor + 64, "{before:?} {after:?}");
         let exited = HashMap::from([(me, counters(u64::MAX, 0))]);
-        assert_eq!(accounting.since_start(me, &exited).unwrap().major, 0);
+        assert_eq!(accounting.since_start(me, None, &exited).unwrap().major, 0);
+        assert_eq!(accounting.since_start(me, None, &none), None);
     }
 }

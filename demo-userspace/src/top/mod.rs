@@ -5,7 +5,10 @@ mod accounting;
 mod output;
 mod rank;
 
-use std::{collections::HashMap, time::Duration};
+use std::{
+    collections::{HashMap, HashSet},
+    time::Duration,
+};
 
 use anyhow::Context as _;
 
@@ -104,11 +107,23 @@ fn take_interval(
     let mut snapshot = probes.processes()?;
     let exited: HashMap<u32, demo_common::FaultCounters> =
         probes.take_exits()?.into_iter().collect();
+    // One read of each process's /proc stat says both whether it lives and its counters.
+    let mut alive = HashSet::new();
     for (pid, process) in &mut snapshot {
-        process.accounted = accounting.since_start(*pid, &exited);
+        let stat = procfs::process::Process::new(*pid as i32)
+            .and_then(|p| p.stat())
+            .ok();
+        if stat
+            .as_ref()
+            .is_some_and(|s| s.state != 'Z' && s.state != 'X')
+        {
+            alive.insert(*pid);
+        }
+        process.accounted = accounting.since_start(*pid, stat.as_ref(), &exited);
     }
-    let alive = |pid: u32| procfs::process::Process::new(pid as i32).is_ok_and(|p| p.is_alive());
-    let mut rows = rank(&snapshot, before, seconds, options.sort, alive);
+    let mut rows = rank(&snapshot, before, seconds, options.sort, |pid| {
+        alive.contains(&pid)
+    });
     before.clear();
     for row in &rows {
         if row.exited {

@@ -2,10 +2,7 @@
 //! trace events (classed faults resolved to mapping and region, syscalls, heap regions,
 //! signals, processes), keeping the counts for the summary.
 
-use std::{
-    collections::{BTreeMap, HashMap},
-    sync::Arc,
-};
+use std::{collections::BTreeMap, sync::Arc};
 
 use super::{
     heap::HeapPairer,
@@ -76,9 +73,8 @@ struct Resolved {
 }
 
 pub struct Session {
-    classifier: Classifier,
-    /// Per thread, where its open fault hit.
-    resolved: HashMap<u32, Resolved>,
+    /// Each open fault carries where it hit, worked out when its record arrived.
+    classifier: Classifier<Resolved>,
     syscalls: SyscallPairer,
     heap: HeapPairer,
     regions: RegionTracker,
@@ -100,7 +96,6 @@ impl Session {
     pub fn new(regions: RegionTracker) -> Self {
         Self {
             classifier: Classifier::default(),
-            resolved: HashMap::new(),
             syscalls: SyscallPairer::default(),
             heap: HeapPairer::default(),
             regions,
@@ -133,15 +128,15 @@ impl Session {
     }
 
     pub fn handle(&mut self, decoded: Decoded, out: &mut Vec<TraceEvent>) {
-        if let Some(settled) = self.classifier.observe(decoded.snapshot) {
-            self.emit_fault(settled, out);
+        if let Some((fault, resolved)) = self.classifier.observe(decoded.snapshot) {
+            self.emit_fault(fault, resolved, out);
         }
         match decoded.record {
             Record::Fault(fault) => {
                 // The mapping and region are those of now, before any later munmap is handled.
                 let resolved = self.resolve(&fault);
-                self.resolved.insert(fault.tid, resolved);
-                self.classifier.open(fault, decoded.snapshot.counters);
+                self.classifier
+                    .open(fault, decoded.snapshot.counters, resolved);
             }
             Record::ThreadExit => {}
             Record::Syscall(event) => {
@@ -187,23 +182,20 @@ impl Session {
     /// (CLOCK_MONOTONIC), from /proc, when their counters show the fault ended; a thread that
     /// faults once and then sleeps would otherwise hold its fault back until it exits.
     pub fn settle_quiet(&mut self, before_ns: u64, out: &mut Vec<TraceEvent>) {
-        for settled in self.classifier.settle_open(
+        for (fault, resolved) in self.classifier.settle_open(
             |fault| fault.timestamp_ns < before_ns,
             procmem::thread_fault_counters,
             true,
         ) {
-            self.emit_fault(settled, out);
+            self.emit_fault(fault, resolved, out);
         }
     }
 
     /// Ends the trace: threads still alive settle their last fault from /proc; the faults of
     /// threads that are gone without an exit record never completed as far as anything shows.
     pub fn finish(&mut self, out: &mut Vec<TraceEvent>) {
-        let settled = self
-            .classifier
-            .settle_open(|_| true, procmem::thread_fault_counters, false);
-        for fault in settled.into_iter().chain(self.classifier.close_all()) {
-            self.emit_fault(fault, out);
+        for (fault, resolved) in self.classifier.settle_all(procmem::thread_fault_counters) {
+            self.emit_fault(fault, resolved, out);
         }
     }
 
@@ -240,7 +232,12 @@ impl Session {
         }
     }
 
-    fn emit_fault(&mut self, fault: ClassifiedFault, out: &mut Vec<TraceEvent>) {
+    fn emit_fault(
+        &mut self,
+        fault: ClassifiedFault,
+        resolved: Resolved,
+        out: &mut Vec<TraceEvent>,
+    ) {
         let raw = fault.fault;
         match fault.class {
             FaultClass::Minor => self.totals.minor += 1,
@@ -254,10 +251,7 @@ impl Session {
             mapping,
             mapping_offset,
             region,
-        } = match self.resolved.remove(&raw.tid) {
-            Some(resolved) => resolved,
-            None => self.resolve(&raw),
-        };
+        } = resolved;
         if let Some((id, _, location)) = &region
             && let Some((pages, count)) = self.pages.get_mut(id)
         {
