@@ -5,7 +5,7 @@
 use aya_ebpf::{
     EbpfContext,
     bindings::pt_regs,
-    bindings::{BPF_NOEXIST, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
+    bindings::{BPF_F_NO_PREALLOC, BPF_NOEXIST, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
     helpers::{
         bpf_get_current_task_btf, bpf_ktime_get_ns, bpf_probe_read_kernel, bpf_task_pt_regs,
     },
@@ -38,9 +38,11 @@ static DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(DROP_SLOTS, 0);
 #[map]
 static SUBMITTED: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 
+/// Not preallocated: an entry is made once per process, and a preallocated per-CPU map of this
+/// size takes the kernel tens of milliseconds to free, on whichever CPU its worker runs.
 #[map]
 static TOP_COUNTS: PerCpuHashMap<u32, TopCounts> =
-    PerCpuHashMap::with_max_entries(TOP_MAX_PROCESSES, 0);
+    PerCpuHashMap::with_max_entries(TOP_MAX_PROCESSES, BPF_F_NO_PREALLOC);
 
 /// Per-CPU, so counting needs no atomic add (the BPF target has none in `core`).
 #[map]
@@ -48,7 +50,8 @@ static PAGE_COUNTS: LruPerCpuHashMap<PageKey, u64> =
     LruPerCpuHashMap::with_max_entries(TOP_MAX_PAGES, 0);
 
 #[map]
-static TOP_EXITS: HashMap<u32, FaultCounters> = HashMap::with_max_entries(TOP_MAX_PROCESSES, 0);
+static TOP_EXITS: HashMap<u32, FaultCounters> =
+    HashMap::with_max_entries(TOP_MAX_PROCESSES, BPF_F_NO_PREALLOC);
 
 #[map]
 static TOP_CONFIG: Array<u32> = Array::with_max_entries(top_config::LEN, 0);

@@ -198,7 +198,8 @@ async fn run(mut cli: Cli) -> anyhow::Result<()> {
     }
     match action {
         Action::Top(options) => {
-            let mut probes = probes::TopProbes::load(&cli.debug_fault_category)?;
+            let mut probes =
+                probes::TopProbes::load(&cli.debug_fault_category, options.pages_of.is_some())?;
             top::run(&options, &mut probes, top::output(cli.format, out).as_mut()).await
         }
         Action::Alloc { plans, interactive } => {
@@ -267,7 +268,8 @@ async fn run_in_view(
             .await?
         }
         Action::Top(options) => {
-            let mut probes = probes::TopProbes::load(&cli.debug_fault_category)?;
+            let mut probes =
+                probes::TopProbes::load(&cli.debug_fault_category, options.pages_of.is_some())?;
             let mut output = tui::ViewTop(sender.clone());
             let work = top::run(&options, &mut probes, &mut output);
             tui::run_view(tui::app(Mode::Top, "demo top"), sender, events, None, work).await?

@@ -360,8 +360,8 @@ impl Probes {
 enum ObjectUse {
     /// Per-event tracing, with a ring buffer of this many bytes.
     Trace { ring_bytes: u32 },
-    /// `demo top`'s counters.
-    Top,
+    /// `demo top`'s counters, and with `pages`, its page counters.
+    Top { pages: bool },
 }
 
 /// Loads the embedded object and starts its logger.
@@ -380,8 +380,13 @@ fn open_object(
                 .map_max_entries(TOP_EXITS_MAP, 1)
                 .map_max_entries(PAGE_COUNTS_MAP, 1);
         }
-        ObjectUse::Top => {
+        ObjectUse::Top { pages } => {
             loader.map_max_entries(EVENTS_MAP, procfs::page_size() as u32);
+            // The page map is preallocated; at full size the kernel takes tens of milliseconds
+            // to set it up and free it, which a run without --pages need not pay.
+            if !pages {
+                loader.map_max_entries(PAGE_COUNTS_MAP, 1);
+            }
         }
     }
     let mut ebpf = loader
@@ -454,7 +459,8 @@ pub struct ProcessCounts {
 impl TopProbes {
     /// Attaches the counting programs to the fault tracepoints, and the program that keeps the
     /// fault counters of exiting processes.
-    pub fn load(fault_category: &str) -> Result<Self, ProbeError> {
+    /// `pages` makes room for counting one process's faults per page (`--pages`).
+    pub fn load(fault_category: &str, pages: bool) -> Result<Self, ProbeError> {
         let tracing = tracefs::ensure_mounted()?;
         let mut tracepoints = fault_tracepoint_programs(fault_category);
         for (tracepoint, program) in tracepoints
@@ -467,7 +473,7 @@ impl TopProbes {
         check_formats(&tracing, &tracepoints)?;
         let exit = [process_exit_program(TOP_EXIT_PROGRAM)];
         check_formats(&tracing, &exit)?;
-        let (mut ebpf, logger) = open_object(ObjectUse::Top)?;
+        let (mut ebpf, logger) = open_object(ObjectUse::Top { pages })?;
         attach_raw_tracepoints(&mut ebpf, &tracepoints)?;
         attach_tracepoints(&mut ebpf, &exit)?;
         Ok(Self {
