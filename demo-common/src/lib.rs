@@ -69,6 +69,9 @@ pub const PERF_FAULT_PROGRAM: &str = "page_fault_perf";
 
 /// Per-CPU hash of fault counts per process for `demo top` (`u32` tgid → [`TopCounts`]).
 pub const TOP_COUNTS_MAP: &str = "TOP_COUNTS";
+/// Per-CPU array with one [`RecentFaults`]: the counts of the process that faulted last on each
+/// CPU, not yet added to [`TOP_COUNTS_MAP`].
+pub const TOP_RECENT_MAP: &str = "TOP_RECENT";
 /// Per-CPU LRU hash of fault counts per page of one process (`PageKey` → `u64`).
 pub const PAGE_COUNTS_MAP: &str = "PAGE_COUNTS";
 /// Array of `u32` settings for `demo top`; see [`top_config`].
@@ -95,8 +98,24 @@ pub mod top_counters {
     pub const PROCESSES_DROPPED: u32 = 0;
     /// Pages that entered the page map; those not in it any more were evicted.
     pub const PAGES_INSERTED: u32 = 1;
-    pub const LEN: u32 = 2;
+    /// Faults that began while another counting program was changing the same CPU's recent
+    /// counts (a kernel-mode fault inside one), so they went uncounted.
+    pub const NESTED_DROPPED: u32 = 2;
+    pub const LEN: u32 = 3;
 }
+
+/// What [`TOP_FLUSH_PROGRAM`] returns.
+pub mod top_flush_result {
+    /// The CPU's recent counts were added to the process map.
+    pub const FLUSHED: u32 = 0;
+    /// A counting program was changing them when the flush interrupted it; run it again.
+    pub const BUSY: u32 = 1;
+}
+
+/// Program `demo top` never attaches: it runs it on each CPU (`BPF_PROG_TEST_RUN` with
+/// `BPF_F_TEST_RUN_ON_CPU`) to add that CPU's [`RecentFaults`] into the process map before it
+/// reads the map, so what it reads is exact.
+pub const TOP_FLUSH_PROGRAM: &str = "top_flush";
 
 /// Program counting `exceptions:page_fault_user` for `demo top`.
 pub const TOP_FAULT_USER_PROGRAM: &str = "top_fault_user";
@@ -454,6 +473,19 @@ pub struct TopCounts {
     pub kernel_mode: u64,
     /// The task's command, captured in the kernel so that short-lived processes keep a name.
     pub comm: [u8; 16],
+}
+
+/// The faults of the process that faulted last on one CPU, kept apart from the process map so
+/// that a run of faults of one process costs plain adds rather than a hash lookup each.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RecentFaults {
+    /// The process; 0 for none.
+    pub tgid: u32,
+    /// Nonzero while a program on this CPU changes the entry: a kernel-mode fault or the flush
+    /// can interrupt a counting program, and must then leave the entry alone.
+    pub busy: u32,
+    pub counts: TopCounts,
 }
 
 /// A page of one process, for `demo top --pages`.

@@ -2,6 +2,12 @@
 #![no_std]
 #![no_main]
 
+use core::{
+    ffi::c_void,
+    ptr::{read_volatile, write_volatile},
+    sync::atomic::{Ordering, compiler_fence},
+};
+
 use aya_ebpf::{
     EbpfContext,
     bindings::pt_regs,
@@ -23,7 +29,10 @@ use demo_common::{
     new_task_tracepoint, process_exit_tracepoint, signal_tracepoint, syscall_tracepoint,
     target_flags,
 };
-use demo_common::{PageKey, TOP_MAX_PAGES, TOP_MAX_PROCESSES, TopCounts, top_config, top_counters};
+use demo_common::{
+    PageKey, RecentFaults, TOP_MAX_PAGES, TOP_MAX_PROCESSES, TopCounts, top_config, top_counters,
+    top_flush_result,
+};
 
 #[map]
 static TARGETS: HashMap<u32, u8> = HashMap::with_max_entries(MAX_TARGETS, 0);
@@ -53,6 +62,12 @@ static PAGE_COUNTS: LruPerCpuHashMap<PageKey, u64> =
 static TOP_EXITS: HashMap<u32, FaultCounters> =
     HashMap::with_max_entries(TOP_MAX_PROCESSES, BPF_F_NO_PREALLOC);
 
+/// Per CPU, the counts of the process that faulted there last. A process faults in runs, so
+/// most faults cost a few adds here; the hash lookup in [`TOP_COUNTS`] happens only when another
+/// process faults on the CPU, or when `demo top` flushes before it reads.
+#[map]
+static TOP_RECENT: PerCpuArray<RecentFaults> = PerCpuArray::with_max_entries(1, 0);
+
 #[map]
 static TOP_CONFIG: Array<u32> = Array::with_max_entries(top_config::LEN, 0);
 
@@ -72,6 +87,28 @@ pub fn top_fault_user(ctx: RawTracePointContext) -> i32 {
 pub fn top_fault_kernel(ctx: RawTracePointContext) -> i32 {
     count_fault(&ctx);
     0
+}
+
+/// Never attached: `demo top` runs it on each CPU before it reads the process map. Written out
+/// rather than with `#[raw_tracepoint]`, whose wrapper drops the return value, which here tells
+/// a flush from a busy entry.
+#[unsafe(no_mangle)]
+#[unsafe(link_section = "raw_tp")]
+pub fn top_flush(_ctx: *mut c_void) -> u32 {
+    let Some(recent) = TOP_RECENT.get_ptr_mut(0) else {
+        return top_flush_result::FLUSHED;
+    };
+    // SAFETY: this CPU's entry, with interrupts off (the flush runs in an IPI or with this CPU's
+    // preemption off), so no counting program starts meanwhile; one that was interrupted
+    // halfway left `busy` set.
+    unsafe {
+        if read_volatile(&(*recent).busy) != 0 {
+            return top_flush_result::BUSY;
+        }
+        flush_recent(&*recent);
+        *recent = RecentFaults::default();
+    }
+    top_flush_result::FLUSHED
 }
 
 #[tracepoint]
@@ -220,39 +257,44 @@ pub fn page_fault_kernel(ctx: RawTracePointContext) -> i32 {
     0
 }
 
-/// This CPU's counts of the current process, created (with its command) on its first fault.
-/// `None` when the map is full, which is counted.
+/// Adds one CPU's recent counts into the process map, creating the process's entry (with its
+/// command) on its first flush. A full map drops them, counted.
 #[inline(always)]
-fn top_counts<C: EbpfContext>(ctx: &C, tgid: u32) -> Option<*mut TopCounts> {
-    if tgid == 0 {
-        return None;
+fn flush_recent(recent: &RecentFaults) {
+    let counts = &recent.counts;
+    if recent.tgid == 0 || counts.faults == 0 {
+        return;
     }
-    if let Some(counts) = TOP_COUNTS.get_ptr_mut(tgid) {
-        return Some(counts);
-    }
-    let fresh = TopCounts {
-        comm: ctx.command().unwrap_or_default(),
-        ..TopCounts::default()
+    let total = match TOP_COUNTS.get_ptr_mut(recent.tgid) {
+        Some(total) => total,
+        None => match TOP_COUNTS.insert(recent.tgid, *counts, BPF_NOEXIST as u64) {
+            Ok(()) => return,
+            // Another CPU created it meanwhile (with zeros for this CPU), which is fine.
+            Err(EEXIST_ERROR) => match TOP_COUNTS.get_ptr_mut(recent.tgid) {
+                Some(total) => total,
+                None => return add_counter(top_counters::PROCESSES_DROPPED, counts.faults),
+            },
+            Err(_) => return add_counter(top_counters::PROCESSES_DROPPED, counts.faults),
+        },
     };
-    match TOP_COUNTS.insert(tgid, fresh, BPF_NOEXIST as u64) {
-        // Another CPU may have created it meanwhile, which is fine.
-        Ok(()) | Err(EEXIST_ERROR) => {}
-        Err(_) => {
-            add_counter(top_counters::PROCESSES_DROPPED);
-            return None;
-        }
-    }
-    TOP_COUNTS.get_ptr_mut(tgid)
+    // SAFETY: this CPU's value of the entry; the callers keep other programs on this CPU off it.
+    let total = unsafe { &mut *total };
+    total.faults += counts.faults;
+    total.reads += counts.reads;
+    total.writes += counts.writes;
+    total.execs += counts.execs;
+    total.kernel_mode += counts.kernel_mode;
+    total.comm = counts.comm;
 }
 
 /// What a BPF_NOEXIST insert returns when the key is already there.
 const EEXIST_ERROR: i32 = -17;
 
 #[inline(always)]
-fn add_counter(index: u32) {
+fn add_counter(index: u32, amount: u64) {
     if let Some(counter) = TOP_COUNTERS.get_ptr_mut(index) {
         // SAFETY: this CPU's slot; programs on one CPU do not nest.
-        unsafe { *counter += 1 };
+        unsafe { *counter += amount };
     }
 }
 
@@ -260,13 +302,43 @@ fn add_counter(index: u32) {
 /// process watched with `--pages`. Raw arguments: 0 address, 1 regs, 2 error_code.
 #[inline(always)]
 fn count_fault(ctx: &RawTracePointContext) {
-    let error_code: u64 = ctx.arg(2);
     let tgid = current_task().tgid;
-    let Some(counts) = top_counts(ctx, tgid) else {
+    if tgid == 0 {
+        return;
+    }
+    let Some(recent) = TOP_RECENT.get_ptr_mut(0) else {
         return;
     };
-    // SAFETY: a per-CPU value, touched only by programs on this CPU, which do not nest.
-    let counts = unsafe { &mut *counts };
+    // SAFETY: this CPU's entry. A program on this CPU is interrupted only by a kernel-mode fault
+    // in it or by the flush; `busy` keeps those off an entry half changed.
+    unsafe {
+        if read_volatile(&(*recent).busy) != 0 {
+            return add_counter(top_counters::NESTED_DROPPED, 1);
+        }
+        write_volatile(&mut (*recent).busy, 1);
+        compiler_fence(Ordering::SeqCst);
+        let recent = &mut *recent;
+        if recent.tgid != tgid {
+            flush_recent(recent);
+            recent.tgid = tgid;
+            recent.counts = TopCounts {
+                comm: ctx.command().unwrap_or_default(),
+                ..TopCounts::default()
+            };
+        }
+        count_into(ctx, &mut recent.counts, ctx.arg(2));
+        compiler_fence(Ordering::SeqCst);
+        write_volatile(&mut recent.busy, 0);
+    }
+    let watched = TOP_CONFIG.get(top_config::PAGES_PID).copied().unwrap_or(0);
+    if watched != 0 && watched == tgid {
+        count_page(tgid, ctx.arg(0));
+    }
+}
+
+/// Adds one fault with x86 error code `error_code` to `counts`.
+#[inline(always)]
+fn count_into(ctx: &RawTracePointContext, counts: &mut TopCounts, error_code: u64) {
     counts.faults += 1;
     match (error_code & (1 << 4) != 0, error_code & (1 << 1) != 0) {
         (true, _) => counts.execs += 1,
@@ -277,14 +349,10 @@ fn count_fault(ctx: &RawTracePointContext) {
         counts.kernel_mode += 1;
     }
     // The command changes at exec; refreshing it now and then keeps the name current cheaply.
-    if counts.faults % 256 == 0
+    if counts.faults.is_multiple_of(256)
         && let Ok(comm) = ctx.command()
     {
         counts.comm = comm;
-    }
-    let watched = TOP_CONFIG.get(top_config::PAGES_PID).copied().unwrap_or(0);
-    if watched != 0 && watched == tgid {
-        count_page(tgid, ctx.arg(0));
     }
 }
 
@@ -299,7 +367,7 @@ fn count_page(tgid: u32, address: u64) {
         // SAFETY: this CPU's value; programs on one CPU do not nest.
         unsafe { *count += 1 };
     } else if PAGE_COUNTS.insert(key, 1, BPF_NOEXIST as u64).is_ok() {
-        add_counter(top_counters::PAGES_INSERTED);
+        add_counter(top_counters::PAGES_INSERTED, 1);
     }
 }
 

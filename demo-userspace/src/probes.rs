@@ -5,7 +5,7 @@ use aya::{
     Ebpf, EbpfError, EbpfLoader,
     maps::{HashMap, MapData, MapError, PerCpuArray, RingBuf},
     programs::{
-        PerfEvent, ProgramError, RawTracePoint, TracePoint,
+        PerfEvent, ProgramError, RawTracePoint, RawTracePointRunOptions, TestRun as _, TracePoint,
         perf_event::{PerfEventConfig, PerfEventScope, SamplePolicy, SoftwareEvent},
     },
 };
@@ -18,8 +18,8 @@ use demo_common::{
     PAGE_FAULT_KERNEL_PROGRAM, PAGE_FAULT_USER_PROGRAM, PERF_FAULT_PROGRAM, PROCESS_EXIT_PROGRAM,
     PageKey, SIGNAL_PROGRAM, SYSCALL_TRACEPOINTS, TARGETS_MAP, TASK_LAYOUT_GLOBAL, TOP_CONFIG_MAP,
     TOP_COUNTERS_MAP, TOP_COUNTS_MAP, TOP_EXIT_PROGRAM, TOP_EXITS_MAP, TOP_FAULT_KERNEL_PROGRAM,
-    TOP_FAULT_USER_PROGRAM, TopCounts, fault_tracepoint, new_task_tracepoint,
-    process_exit_tracepoint, signal_tracepoint, syscall_tracepoint,
+    TOP_FAULT_USER_PROGRAM, TOP_FLUSH_PROGRAM, TopCounts, fault_tracepoint, new_task_tracepoint,
+    process_exit_tracepoint, signal_tracepoint, syscall_tracepoint, top_flush_result,
 };
 
 use crate::{
@@ -145,6 +145,12 @@ pub enum ProbeError {
     },
     #[error("list the online CPUs: {0}")]
     OnlineCpus(#[source] std::io::Error),
+    #[error("flush the fault counts of cpu {cpu}: {source}")]
+    Flush { cpu: u32, source: Box<ProgramError> },
+    #[error(
+        "flush the fault counts of cpu {cpu}: a counting program stayed busy there for {FLUSH_ATTEMPTS} attempts"
+    )]
+    FlushBusy { cpu: u32 },
     #[error("{operation}: {source}")]
     Map {
         operation: &'static str,
@@ -434,10 +440,13 @@ fn attach_raw_tracepoints(
     Ok(())
 }
 
+/// How often [`TopProbes::flush_recent`] runs the flush on a CPU whose counts stay busy.
+const FLUSH_ATTEMPTS: u32 = 1000;
+
 /// The programs and maps of `demo top`: per-process counters, no per-fault events.
 pub struct TopProbes {
     // Owns the programs and their links: dropping it detaches them.
-    _ebpf: Ebpf,
+    ebpf: Ebpf,
     _logger: aya_log::EbpfLogger<&'static dyn log::Log>,
     counts: PerCpuHashMap<MapData, u32, TopCounts>,
     pages: PerCpuHashMap<MapData, PageKey, u64>,
@@ -476,15 +485,50 @@ impl TopProbes {
         let (mut ebpf, logger) = open_object(ObjectUse::Top { pages })?;
         attach_raw_tracepoints(&mut ebpf, &tracepoints)?;
         attach_tracepoints(&mut ebpf, &exit)?;
+        loaded::<RawTracePoint>(&mut ebpf, TOP_FLUSH_PROGRAM)?;
         Ok(Self {
             exits: take_map(&mut ebpf, TOP_EXITS_MAP, "open the exit counters")?,
             counts: take_map(&mut ebpf, TOP_COUNTS_MAP, "open the process counters")?,
             pages: take_map(&mut ebpf, PAGE_COUNTS_MAP, "open the page counters")?,
             config: take_map(&mut ebpf, TOP_CONFIG_MAP, "open the top settings")?,
             counters: take_map(&mut ebpf, TOP_COUNTERS_MAP, "open the drop counters")?,
-            _ebpf: ebpf,
+            ebpf,
             _logger: logger,
         })
+    }
+
+    /// Adds every CPU's recent counts into the process map, so that reading it is exact: runs
+    /// the flush program on each online CPU, again while it finds a counting program busy there
+    /// (which lasts nanoseconds).
+    pub fn flush_recent(&self) -> Result<(), ProbeError> {
+        let program: &RawTracePoint = self
+            .ebpf
+            .program(TOP_FLUSH_PROGRAM)
+            .and_then(|program| program.try_into().ok())
+            .ok_or_else(|| ProbeError::Missing(format!("program {TOP_FLUSH_PROGRAM}")))?;
+        let cpus = aya::util::online_cpus().map_err(|(_, error)| ProbeError::OnlineCpus(error))?;
+        for cpu in cpus {
+            let mut attempts = 0;
+            loop {
+                let mut options = RawTracePointRunOptions::new();
+                options.cpu = Some(cpu);
+                let run = program
+                    .test_run(options)
+                    .map_err(|source| ProbeError::Flush {
+                        cpu,
+                        source: Box::new(source),
+                    })?;
+                if run.return_value != top_flush_result::BUSY {
+                    break;
+                }
+                attempts += 1;
+                if attempts == FLUSH_ATTEMPTS {
+                    return Err(ProbeError::FlushBusy { cpu });
+                }
+                std::thread::yield_now();
+            }
+        }
+        Ok(())
     }
 
     /// Counts the faults of `pid` per page from now on.
@@ -497,8 +541,9 @@ impl TopProbes {
             })
     }
 
-    /// Every counted process with its counts summed over CPUs.
+    /// Every counted process with its counts summed over CPUs, flushed first.
     pub fn processes(&self) -> Result<Vec<(u32, ProcessCounts)>, ProbeError> {
+        self.flush_recent()?;
         let map_error = |source| ProbeError::Map {
             operation: "read the process counters",
             source,
@@ -510,6 +555,18 @@ impl TopProbes {
                 Ok((pid, sum_counts(&per_cpu)))
             })
             .collect()
+    }
+
+    /// The counts of one process summed over CPUs as of the last flush; `None` when it has none.
+    pub fn process(&self, pid: u32) -> Result<Option<ProcessCounts>, ProbeError> {
+        match self.counts.get(&pid, 0) {
+            Ok(per_cpu) => Ok(Some(sum_counts(&per_cpu))),
+            Err(error) if is_missing_key(&error) => Ok(None),
+            Err(source) => Err(ProbeError::Map {
+                operation: "read the process counters",
+                source,
+            }),
+        }
     }
 
     /// Forgets a process (after it exited and was reported).
@@ -559,7 +616,8 @@ impl TopProbes {
         Ok(pages)
     }
 
-    /// Faults that went uncounted because the process map was full, and pages evicted from
+    /// Faults that went uncounted (the process map was full, or they began inside another
+    /// counting program on the same CPU), and pages evicted from
     /// the page map (entered minus still there).
     pub fn drops(&self) -> Result<(u64, u64), ProbeError> {
         let counter = |index| -> Result<u64, ProbeError> {
@@ -573,7 +631,8 @@ impl TopProbes {
                 .iter()
                 .sum())
         };
-        let dropped = counter(demo_common::top_counters::PROCESSES_DROPPED)?;
+        let dropped = counter(demo_common::top_counters::PROCESSES_DROPPED)?
+            + counter(demo_common::top_counters::NESTED_DROPPED)?;
         let inserted = counter(demo_common::top_counters::PAGES_INSERTED)?;
         let present = self.pages.keys().filter(Result::is_ok).count() as u64;
         Ok((dropped, inserted.saturating_sub(present)))

@@ -201,6 +201,93 @@ fn an_exited_process_is_counted_in_the_interval_it_ran_in() {
     assert_eq!(last["comm"], "top_workload");
 }
 
+/// Two processes on CPU 0 that take turns through pipes, each touching one fresh page per
+/// turn, so every fault on that CPU is of the other process than the one before.
+const TAKING_TURNS: &str = r#"
+#define _GNU_SOURCE
+#include <sched.h>
+#include <stdio.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#define TURNS 20000
+int main(void) {
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(0, &one);
+    sched_setaffinity(0, sizeof one, &one);
+    int ping[2], pong[2];
+    if (pipe(ping) || pipe(pong)) return 1;
+    char *area = mmap(NULL, 2L * TURNS * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    char token = 0;
+    pid_t child = fork();
+    if (child == 0) {
+        for (long i = 0; i < TURNS; i++) {
+            if (read(ping[0], &token, 1) != 1) return 1;
+            area[(TURNS + i) * 4096] = 1;
+            if (write(pong[1], &token, 1) != 1) return 1;
+        }
+        return 0;
+    }
+    printf("%d %d\n", getpid(), child);
+    fflush(stdout);
+    for (long i = 0; i < TURNS; i++) {
+        area[i * 4096] = 1;
+        if (write(ping[1], &token, 1) != 1 || read(pong[0], &token, 1) != 1) return 1;
+    }
+    int status;
+    waitpid(child, &status, 0);
+    return status;
+}
+"#;
+
+/// Each fault there moves the CPU's recent counts of one process into the process map; none
+/// may be lost or counted twice.
+#[test]
+fn processes_taking_turns_on_one_cpu_are_each_counted_exactly() {
+    let program = compile_c("taking_turns", TAKING_TURNS, &["-O2"]);
+    let (mut top, mut lines) = start_top(&["--duration", "2", "--sort", "total", "-n", "100"]);
+    lines.next().unwrap().unwrap();
+    let run = Command::new(program).output().unwrap();
+    assert!(run.status.success());
+    let pids: Vec<u64> = String::from_utf8(run.stdout)
+        .unwrap()
+        .split_whitespace()
+        .map(|pid| pid.parse().unwrap())
+        .collect();
+    let all = intervals(lines);
+    assert!(top.wait().unwrap().success());
+    let last_row = |pid: u64| {
+        all.iter()
+            .flat_map(|interval| interval["processes"].as_array().unwrap())
+            .rfind(|row| row["pid"].as_u64() == Some(pid))
+            .unwrap_or_else(|| panic!("pid {pid} was never shown"))
+            .clone()
+    };
+    let counted = |row: &Value, field: &str| row[field].as_u64().unwrap();
+    let (parent, child) = (last_row(pids[0]), last_row(pids[1]));
+    for row in [&parent, &child] {
+        assert_eq!(row["exited"], true, "{row}");
+        assert!(counted(row, "faults") >= 20000, "{row}");
+    }
+    // The child never ran execve, so every fault it took raised the tracepoint: the kernel's
+    // count is the same. The parent's execve faulted in its arguments through get_user_pages,
+    // which the kernel counts and the tracepoint does not see.
+    assert_eq!(
+        counted(&child, "faults"),
+        counted(&child, "minor") + counted(&child, "major"),
+        "{child}"
+    );
+    let kernel_counted = counted(&parent, "minor") + counted(&parent, "major");
+    assert!(
+        (0..64).contains(&(kernel_counted - counted(&parent, "faults"))),
+        "{parent}"
+    );
+    for interval in &all {
+        assert_eq!(interval["dropped"], 0);
+    }
+}
+
 #[test]
 fn one_shot_modes_text_json_and_output_file() {
     let text =

@@ -121,6 +121,19 @@ fn take_interval(
         }
         process.accounted = accounting.since_start(*pid, stat.as_ref(), &exited);
     }
+    // A process that faulted after the read and then exited may have its last faults in a CPU's
+    // recent counts, which would come back as a new entry once it is forgotten. It is gone now,
+    // so one more read of it is final.
+    if snapshot.iter().any(|(pid, _)| !alive.contains(pid)) {
+        probes.flush_recent()?;
+        for (pid, process) in &mut snapshot {
+            if !alive.contains(pid)
+                && let Some(last) = probes.process(*pid)?
+            {
+                process.counts = last.counts;
+            }
+        }
+    }
     let mut rows = rank(&snapshot, before, seconds, options.sort, |pid| {
         alive.contains(&pid)
     });
