@@ -124,7 +124,7 @@ pub const TOP_FAULT_KERNEL_PROGRAM: &str = "top_fault_kernel";
 /// Program attached to `sched:sched_process_exit` for `demo top`: keeps an exiting process's
 /// final fault counters, which /proc no longer shows.
 pub const TOP_EXIT_PROGRAM: &str = "top_process_exit";
-/// Hash of the final fault counters of processes that exited (`u32` tgid → [`FaultCounters`]),
+/// Hash of the final fault counters of processes that exited (`u32` tgid → [`ExitCounts`]),
 /// for `demo top`; it reads and clears them every interval.
 pub const TOP_EXITS_MAP: &str = "TOP_EXITS";
 
@@ -488,6 +488,15 @@ pub struct RecentFaults {
     pub counts: TopCounts,
 }
 
+/// A process's final fault counters and command, kept by `demo top`'s exit program.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ExitCounts {
+    pub counters: FaultCounters,
+    /// The command of its last thread, so a process that lived between two refreshes is named.
+    pub comm: [u8; 16],
+}
+
 /// A page of one process, for `demo top --pages`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -506,6 +515,7 @@ mod pod {
     unsafe impl aya::Pod for super::PageKey {}
     unsafe impl aya::Pod for super::FaultRecord {}
     unsafe impl aya::Pod for super::FaultCounters {}
+    unsafe impl aya::Pod for super::ExitCounts {}
     unsafe impl aya::Pod for super::TaskLayout {}
     unsafe impl aya::Pod for super::SyscallRecord {}
     unsafe impl aya::Pod for super::SignalRecord {}

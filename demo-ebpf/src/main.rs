@@ -30,8 +30,8 @@ use demo_common::{
     target_flags,
 };
 use demo_common::{
-    PageKey, RecentFaults, TOP_MAX_PAGES, TOP_MAX_PROCESSES, TopCounts, top_config, top_counters,
-    top_flush_result,
+    ExitCounts, PageKey, RecentFaults, TOP_MAX_PAGES, TOP_MAX_PROCESSES, TopCounts, top_config,
+    top_counters, top_flush_result,
 };
 
 #[map]
@@ -59,7 +59,7 @@ static PAGE_COUNTS: LruPerCpuHashMap<PageKey, u64> =
     LruPerCpuHashMap::with_max_entries(TOP_MAX_PAGES, 0);
 
 #[map]
-static TOP_EXITS: HashMap<u32, FaultCounters> =
+static TOP_EXITS: HashMap<u32, ExitCounts> =
     HashMap::with_max_entries(TOP_MAX_PROCESSES, BPF_F_NO_PREALLOC);
 
 /// Per CPU, the counts of the process that faulted there last. A process faults in runs, so
@@ -391,9 +391,12 @@ fn keep_exit_counters(ctx: &TracePointContext) {
             field::<u64>(signal, &TASK_LAYOUT.signal_maj_flt),
         )
     };
-    let process = FaultCounters {
-        minor: own.minor + gone_minor,
-        major: own.major + gone_major,
+    let process = ExitCounts {
+        counters: FaultCounters {
+            minor: own.minor + gone_minor,
+            major: own.major + gone_major,
+        },
+        comm: ctx.command().unwrap_or_default(),
     };
     // A full map (more exits in one interval than it holds) leaves the process's counters
     // unknown, which top shows as such.

@@ -155,6 +155,12 @@ pub struct TopArgs {
     /// Count the faults of --pid per page and show its hottest pages and mappings.
     #[arg(long, requires = "pid")]
     pub pages: bool,
+
+    /// Run no program per fault: read only the kernel's own per-process counters, so the
+    /// faulting processes pay nothing. TOTAL is then minor + major, and WRITE% and KERN% are
+    /// unknown ("-", null in JSON).
+    #[arg(long, conflicts_with = "pages")]
+    pub counters_only: bool,
 }
 
 /// The options of `demo trace`.

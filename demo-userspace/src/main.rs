@@ -174,6 +174,7 @@ fn action(
             sort: args.sort,
             duration: args.duration.map(std::time::Duration::from_secs_f64),
             pages_of: args.pid.filter(|_| args.pages),
+            counters_only: args.counters_only,
         }),
     })
 }
@@ -199,7 +200,7 @@ async fn run(mut cli: Cli) -> anyhow::Result<()> {
     match action {
         Action::Top(options) => {
             let mut probes =
-                probes::TopProbes::load(&cli.debug_fault_category, options.pages_of.is_some())?;
+                probes::TopProbes::load(&cli.debug_fault_category, options.counting())?;
             top::run(&options, &mut probes, top::output(cli.format, out).as_mut()).await
         }
         Action::Alloc { plans, interactive } => {
@@ -269,7 +270,7 @@ async fn run_in_view(
         }
         Action::Top(options) => {
             let mut probes =
-                probes::TopProbes::load(&cli.debug_fault_category, options.pages_of.is_some())?;
+                probes::TopProbes::load(&cli.debug_fault_category, options.counting())?;
             let mut output = tui::ViewTop(sender.clone());
             let work = top::run(&options, &mut probes, &mut output);
             tui::run_view(tui::app(Mode::Top, "demo top"), sender, events, None, work).await?

@@ -14,12 +14,13 @@ use std::{num::NonZeroU32, path::Path};
 use aya::maps::{Array, PerCpuHashMap, PerCpuValues};
 use aya::programs::{UProbe, uprobe::UProbeScope};
 use demo_common::{
-    DROPS_MAP, EVENTS_MAP, FaultCounters, HeapFunction, NEW_TASK_PROGRAM, PAGE_COUNTS_MAP,
-    PAGE_FAULT_KERNEL_PROGRAM, PAGE_FAULT_USER_PROGRAM, PERF_FAULT_PROGRAM, PROCESS_EXIT_PROGRAM,
-    PageKey, SIGNAL_PROGRAM, SYSCALL_TRACEPOINTS, TARGETS_MAP, TASK_LAYOUT_GLOBAL, TOP_CONFIG_MAP,
-    TOP_COUNTERS_MAP, TOP_COUNTS_MAP, TOP_EXIT_PROGRAM, TOP_EXITS_MAP, TOP_FAULT_KERNEL_PROGRAM,
-    TOP_FAULT_USER_PROGRAM, TOP_FLUSH_PROGRAM, TopCounts, fault_tracepoint, new_task_tracepoint,
-    process_exit_tracepoint, signal_tracepoint, syscall_tracepoint, top_flush_result,
+    DROPS_MAP, EVENTS_MAP, ExitCounts, FaultCounters, HeapFunction, NEW_TASK_PROGRAM,
+    PAGE_COUNTS_MAP, PAGE_FAULT_KERNEL_PROGRAM, PAGE_FAULT_USER_PROGRAM, PERF_FAULT_PROGRAM,
+    PROCESS_EXIT_PROGRAM, PageKey, SIGNAL_PROGRAM, SYSCALL_TRACEPOINTS, TARGETS_MAP,
+    TASK_LAYOUT_GLOBAL, TOP_CONFIG_MAP, TOP_COUNTERS_MAP, TOP_COUNTS_MAP, TOP_EXIT_PROGRAM,
+    TOP_EXITS_MAP, TOP_FAULT_KERNEL_PROGRAM, TOP_FAULT_USER_PROGRAM, TOP_FLUSH_PROGRAM, TopCounts,
+    fault_tracepoint, new_task_tracepoint, process_exit_tracepoint, signal_tracepoint,
+    syscall_tracepoint, top_flush_result,
 };
 
 use crate::{
@@ -366,8 +367,19 @@ impl Probes {
 enum ObjectUse {
     /// Per-event tracing, with a ring buffer of this many bytes.
     Trace { ring_bytes: u32 },
-    /// `demo top`'s counters, and with `pages`, its page counters.
-    Top { pages: bool },
+    /// `demo top`'s counters.
+    Top(TopCounting),
+}
+
+/// What `demo top` counts in the kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TopCounting {
+    /// Every fault, by programs on the fault tracepoints (read, write or exec; user or kernel
+    /// mode); with `pages`, one process's faults per page too.
+    PerFault { pages: bool },
+    /// No program per fault: the kernel's own per-process counters, read from /proc, and kept
+    /// by the exit program for processes that exit.
+    KernelCounters,
 }
 
 /// Loads the embedded object and starts its logger.
@@ -386,12 +398,15 @@ fn open_object(
                 .map_max_entries(TOP_EXITS_MAP, 1)
                 .map_max_entries(PAGE_COUNTS_MAP, 1);
         }
-        ObjectUse::Top { pages } => {
+        ObjectUse::Top(counting) => {
             loader.map_max_entries(EVENTS_MAP, procfs::page_size() as u32);
             // The page map is preallocated; at full size the kernel takes tens of milliseconds
             // to set it up and free it, which a run without --pages need not pay.
-            if !pages {
+            if counting != (TopCounting::PerFault { pages: true }) {
                 loader.map_max_entries(PAGE_COUNTS_MAP, 1);
+            }
+            if counting == TopCounting::KernelCounters {
+                loader.map_max_entries(TOP_COUNTS_MAP, 1);
             }
         }
     }
@@ -452,13 +467,16 @@ pub struct TopProbes {
     pages: PerCpuHashMap<MapData, PageKey, u64>,
     config: Array<MapData, u32>,
     counters: PerCpuArray<MapData, u64>,
-    exits: HashMap<MapData, u32, FaultCounters>,
+    exits: HashMap<MapData, u32, ExitCounts>,
 }
 
 /// One process's counts, summed over CPUs.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ProcessCounts {
     pub counts: TopCounts,
+    /// The counts split read/write/exec and user/kernel mode are known (counted per fault);
+    /// with the kernel's counters only, `counts` has the total alone.
+    pub split: bool,
     pub comm: String,
     /// The kernel's own minor and major fault counts of the process since demo top started,
     /// when known.
@@ -468,8 +486,8 @@ pub struct ProcessCounts {
 impl TopProbes {
     /// Attaches the counting programs to the fault tracepoints, and the program that keeps the
     /// fault counters of exiting processes.
-    /// `pages` makes room for counting one process's faults per page (`--pages`).
-    pub fn load(fault_category: &str, pages: bool) -> Result<Self, ProbeError> {
+    /// With [`TopCounting::KernelCounters`], only the exit program.
+    pub fn load(fault_category: &str, counting: TopCounting) -> Result<Self, ProbeError> {
         let tracing = tracefs::ensure_mounted()?;
         let mut tracepoints = fault_tracepoint_programs(fault_category);
         for (tracepoint, program) in tracepoints
@@ -478,14 +496,19 @@ impl TopProbes {
         {
             tracepoint.program = program.to_owned();
         }
-        // The raw tracepoints need no format, but the tracepoints must exist.
-        check_formats(&tracing, &tracepoints)?;
+        let per_fault = counting != TopCounting::KernelCounters;
+        if per_fault {
+            // The raw tracepoints need no format, but the tracepoints must exist.
+            check_formats(&tracing, &tracepoints)?;
+        }
         let exit = [process_exit_program(TOP_EXIT_PROGRAM)];
         check_formats(&tracing, &exit)?;
-        let (mut ebpf, logger) = open_object(ObjectUse::Top { pages })?;
-        attach_raw_tracepoints(&mut ebpf, &tracepoints)?;
+        let (mut ebpf, logger) = open_object(ObjectUse::Top(counting))?;
+        if per_fault {
+            attach_raw_tracepoints(&mut ebpf, &tracepoints)?;
+            loaded::<RawTracePoint>(&mut ebpf, TOP_FLUSH_PROGRAM)?;
+        }
         attach_tracepoints(&mut ebpf, &exit)?;
-        loaded::<RawTracePoint>(&mut ebpf, TOP_FLUSH_PROGRAM)?;
         Ok(Self {
             exits: take_map(&mut ebpf, TOP_EXITS_MAP, "open the exit counters")?,
             counts: take_map(&mut ebpf, TOP_COUNTS_MAP, "open the process counters")?,
@@ -581,10 +604,11 @@ impl TopProbes {
         }
     }
 
-    /// Takes the final fault counters of the processes that exited since the last call.
-    pub fn take_exits(&mut self) -> Result<Vec<(u32, FaultCounters)>, ProbeError> {
+    /// Takes the final fault counters and commands of the processes that exited since the last
+    /// call.
+    pub fn take_exits(&mut self) -> Result<Vec<(u32, ExitCounts)>, ProbeError> {
         let map_error = |operation| move |source| ProbeError::Map { operation, source };
-        let exits: Vec<(u32, FaultCounters)> = self
+        let exits: Vec<(u32, ExitCounts)> = self
             .exits
             .iter()
             .collect::<Result<_, _>>()
@@ -652,16 +676,18 @@ fn sum_counts(per_cpu: &PerCpuValues<TopCounts>) -> ProcessCounts {
             total.comm = counts.comm;
         }
     }
-    let end = total
-        .comm
-        .iter()
-        .position(|&b| b == 0)
-        .unwrap_or(total.comm.len());
     ProcessCounts {
-        comm: String::from_utf8_lossy(&total.comm[..end]).into_owned(),
+        comm: command_name(&total.comm),
         counts: total,
+        split: true,
         accounted: None,
     }
+}
+
+/// A command the kernel captured (NUL-padded `comm`), as text.
+pub fn command_name(comm: &[u8; 16]) -> String {
+    let end = comm.iter().position(|&b| b == 0).unwrap_or(comm.len());
+    String::from_utf8_lossy(&comm[..end]).into_owned()
 }
 
 /// Loads program `name` of the expected type into the kernel and returns it for attaching.

@@ -95,9 +95,31 @@ fn intervals(lines: impl Iterator<Item = std::io::Result<String>>) -> Vec<Value>
 
 #[test]
 fn top_ranks_the_faulting_workload_first_with_its_own_counts() {
+    ranks_the_faulting_workload_first(&[]);
+}
+
+/// With the kernel's counters only, TOTAL is minor + major and the split is unknown.
+#[test]
+fn counters_only_ranks_the_faulting_workload_first_with_the_kernel_counts() {
+    let leader = ranks_the_faulting_workload_first(&["--counters-only"]);
+    let counted = |field: &str| leader[field].as_u64().unwrap();
+    assert_eq!(
+        counted("faults"),
+        counted("minor") + counted("major"),
+        "{leader}"
+    );
+    assert!(leader["write_pct"].is_null(), "{leader}");
+    assert!(leader["kernel_pct"].is_null(), "{leader}");
+}
+
+/// Runs top with `extra` while the workload touches its pages; checks the workload leads the
+/// interval it faulted most in, with counts that agree with its rusage. Returns its last row.
+fn ranks_the_faulting_workload_first(extra: &[&str]) -> Value {
     let mut workload = start_workload();
     let pid = Value::from(workload.pid);
-    let (mut top, mut lines) = start_top(&["--duration", "3"]);
+    let mut args = vec!["--duration", "3"];
+    args.extend(extra);
+    let (mut top, mut lines) = start_top(&args);
     let first: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
     assert_eq!(first["kind"], "top");
     let (minflt, majflt) = workload.touch();
@@ -130,7 +152,9 @@ fn top_ranks_the_faulting_workload_first_with_its_own_counts() {
     assert!(leader["faults"].as_u64().unwrap() >= 65536, "{leader}");
     assert!(leader["minor"].as_u64().unwrap() >= 65536, "{leader}");
     assert!(leader["major"].is_u64());
-    assert_eq!(leader["write_pct"], 100.0);
+    if extra.is_empty() {
+        assert_eq!(leader["write_pct"], 100.0);
+    }
     // The kernel's counters agree with the workload's rusage for the touching loop: every
     // counted minor fault is one rusage counts; the few more are the workload's own
     // getrusage/printf faults around the loop.
@@ -144,6 +168,7 @@ fn top_ranks_the_faulting_workload_first_with_its_own_counts() {
         assert_eq!(interval["dropped"], 0);
         assert!((interval["interval_s"].as_f64().unwrap() - 0.5).abs() < 0.25);
     }
+    leader.clone()
 }
 
 #[test]
@@ -178,7 +203,63 @@ fn top_pages_names_the_anonymous_mapping_hottest() {
 
 #[test]
 fn an_exited_process_is_counted_in_the_interval_it_ran_in() {
-    let (mut top, mut lines) = start_top(&["--duration", "2", "--sort", "total", "-n", "100"]);
+    counts_an_exited_process(&[]);
+}
+
+/// Without a program per fault, an exited process's name and counts come from the exit program.
+#[test]
+fn counters_only_counts_an_exited_process_in_the_interval_it_ran_in() {
+    counts_an_exited_process(&["--counters-only"]);
+}
+
+/// Touches 1,000 fresh pages and exits at once: it lives a few milliseconds, between two
+/// refreshes.
+const BLINK: &str = r#"
+#include <stddef.h>
+#include <sys/mman.h>
+int main(void) {
+    char *area = mmap(NULL, 1000L * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    for (long i = 0; i < 1000; i++) area[i * 4096] = 1;
+    return 0;
+}
+"#;
+
+/// A process /proc never showed is named by the command the exit program captured.
+#[test]
+fn counters_only_names_a_process_that_lived_between_refreshes() {
+    let program = compile_c("top_blink", BLINK, &["-O2"]);
+    let (mut top, mut lines) = start_top(&[
+        "--counters-only",
+        "--duration",
+        "1",
+        "--sort",
+        "total",
+        "-n",
+        "1000",
+    ]);
+    lines.next().unwrap().unwrap();
+    let blink = Command::new(program).spawn().unwrap();
+    let pid = u64::from(blink.id());
+    assert!(blink.wait_with_output().unwrap().status.success());
+    let all = intervals(lines);
+    assert!(top.wait().unwrap().success());
+    let rows: Vec<&Value> = all
+        .iter()
+        .flat_map(|interval| interval["processes"].as_array().unwrap())
+        .filter(|row| row["pid"].as_u64() == Some(pid))
+        .collect();
+    let last = rows
+        .last()
+        .expect("the short-lived process was never shown");
+    assert_eq!(last["comm"], "top_blink", "{last}");
+    assert_eq!(last["exited"], true, "{last}");
+    assert!(last["minor"].as_u64().unwrap() >= 1000, "{last}");
+}
+
+fn counts_an_exited_process(extra: &[&str]) {
+    let mut args = vec!["--duration", "2", "--sort", "total", "-n", "100"];
+    args.extend(extra);
+    let (mut top, mut lines) = start_top(&args);
     lines.next().unwrap().unwrap();
     let mut workload = start_workload();
     let pid = workload.pid;

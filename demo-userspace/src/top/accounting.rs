@@ -26,17 +26,16 @@ impl Accounting {
         Self { baseline }
     }
 
-    /// Process `pid`'s counts since demo top started: from `exited` (the final counters of
-    /// processes that exited) or else from `stat`, its /proc stat now; `None` when neither has
-    /// them.
+    /// Process `pid`'s counts since demo top started: from `exited` (its final counters, when
+    /// it exited) or else from `stat`, its /proc stat now; `None` when neither has them.
     pub fn since_start(
         &self,
         pid: u32,
         stat: Option<&Stat>,
-        exited: &HashMap<u32, FaultCounters>,
+        exited: Option<FaultCounters>,
     ) -> Option<FaultCounters> {
-        let (started, now) = match (exited.get(&pid), stat) {
-            (Some(counters), _) => (None, *counters),
+        let (started, now) = match (exited, stat) {
+            (Some(counters), _) => (None, counters),
             (None, Some(stat)) => (Some(stat.starttime), fault_counters_of(stat)),
             (None, None) => return None,
         };
@@ -85,14 +84,13 @@ mod tests {
         let accounting = Accounting::at_start();
         let me = std::process::id();
         let stat = || procfs::process::Process::myself().unwrap().stat().unwrap();
-        let none = HashMap::new();
-        let before = accounting.since_start(me, Some(&stat()), &none).unwrap();
+        let before = accounting.since_start(me, Some(&stat()), None).unwrap();
         let pages = vec![1u8; 64 * 4096];
         std::hint::black_box(&pages);
-        let after = accounting.since_start(me, Some(&stat()), &none).unwrap();
+        let after = accounting.since_start(me, Some(&stat()), None).unwrap();
         assert!(after.minor >= before.minor + 64, "{before:?} {after:?}");
-        let exited = HashMap::from([(me, counters(u64::MAX, 0))]);
-        assert_eq!(accounting.since_start(me, None, &exited).unwrap().major, 0);
-        assert_eq!(accounting.since_start(me, None, &none), None);
+        let exited = Some(counters(u64::MAX, 0));
+        assert_eq!(accounting.since_start(me, None, exited).unwrap().major, 0);
+        assert_eq!(accounting.since_start(me, None, None), None);
     }
 }

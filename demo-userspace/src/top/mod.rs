@@ -2,6 +2,7 @@
 //! event per fault; and, with `--pid --pages`, where in one process the faults land.
 
 mod accounting;
+mod kernel_counters;
 mod output;
 mod rank;
 
@@ -12,10 +13,14 @@ use std::{
 
 use anyhow::Context as _;
 
-pub use self::output::{TopOutput, known, output};
+pub use self::output::{TopOutput, known, known_percent, output};
 pub use self::rank::{Row, SortKey, sort_rows};
 use self::{accounting::Accounting, rank::rank};
-use crate::{probes::TopProbes, procmem::MappingTable};
+use crate::{
+    probes::{ProcessCounts, TopCounting, TopProbes},
+    procmem::MappingTable,
+};
+use demo_common::ExitCounts;
 
 /// The options of `demo top`, checked.
 #[derive(Clone, Debug)]
@@ -26,6 +31,21 @@ pub struct TopOptions {
     pub duration: Option<Duration>,
     /// `--pid PID --pages`: count this process's faults per page too.
     pub pages_of: Option<u32>,
+    /// `--counters-only`: no program per fault, only the kernel's own counters.
+    pub counters_only: bool,
+}
+
+impl TopOptions {
+    /// What the kernel side counts for these options.
+    pub fn counting(&self) -> TopCounting {
+        if self.counters_only {
+            TopCounting::KernelCounters
+        } else {
+            TopCounting::PerFault {
+                pages: self.pages_of.is_some(),
+            }
+        }
+    }
 }
 
 /// One interval of `demo top`.
@@ -104,37 +124,12 @@ fn take_interval(
     before: &mut HashMap<u32, u64>,
     seconds: f64,
 ) -> anyhow::Result<Interval> {
-    let mut snapshot = probes.processes()?;
-    let exited: HashMap<u32, demo_common::FaultCounters> =
-        probes.take_exits()?.into_iter().collect();
-    // One read of each process's /proc stat says both whether it lives and its counters.
-    let mut alive = HashSet::new();
-    for (pid, process) in &mut snapshot {
-        let stat = procfs::process::Process::new(*pid as i32)
-            .and_then(|p| p.stat())
-            .ok();
-        if stat
-            .as_ref()
-            .is_some_and(|s| s.state != 'Z' && s.state != 'X')
-        {
-            alive.insert(*pid);
-        }
-        process.accounted = accounting.since_start(*pid, stat.as_ref(), &exited);
-    }
-    // A process that faulted after the read and then exited may have its last faults in a CPU's
-    // recent counts, which would come back as a new entry once it is forgotten. It is gone now,
-    // so one more read of it is final.
-    if snapshot.iter().any(|(pid, _)| !alive.contains(pid)) {
-        probes.flush_recent()?;
-        for (pid, process) in &mut snapshot {
-            if !alive.contains(pid)
-                && let Some(last) = probes.process(*pid)?
-            {
-                process.counts = last.counts;
-            }
-        }
-    }
-    let mut rows = rank(&snapshot, before, seconds, options.sort, |pid| {
+    let exits: HashMap<u32, ExitCounts> = probes.take_exits()?.into_iter().collect();
+    let Snapshot { processes, alive } = match options.counting() {
+        TopCounting::KernelCounters => kernel_counters::snapshot(accounting, &exits),
+        TopCounting::PerFault { .. } => per_fault_snapshot(probes, accounting, &exits)?,
+    };
+    let mut rows = rank(&processes, before, seconds, options.sort, |pid| {
         alive.contains(&pid)
     });
     before.clear();
@@ -161,6 +156,56 @@ fn take_interval(
         pages_evicted,
         pages,
     })
+}
+
+/// One interval's reading: every process with faults, and the pids still alive.
+struct Snapshot {
+    processes: Vec<(u32, ProcessCounts)>,
+    alive: HashSet<u32>,
+}
+
+/// The processes the fault programs counted, with the kernel's counters of each, and the pids
+/// still alive.
+fn per_fault_snapshot(
+    probes: &TopProbes,
+    accounting: &Accounting,
+    exits: &HashMap<u32, ExitCounts>,
+) -> anyhow::Result<Snapshot> {
+    let mut snapshot = probes.processes()?;
+    // One read of each process's /proc stat says both whether it lives and its counters.
+    let mut alive = HashSet::new();
+    for (pid, process) in &mut snapshot {
+        let stat = procfs::process::Process::new(*pid as i32)
+            .and_then(|p| p.stat())
+            .ok();
+        if stat.as_ref().is_some_and(|s| !is_dead(s)) {
+            alive.insert(*pid);
+        }
+        let exited = exits.get(pid).map(|exit| exit.counters);
+        process.accounted = accounting.since_start(*pid, stat.as_ref(), exited);
+    }
+    // A process that faulted after the read and then exited may have its last faults in a CPU's
+    // recent counts, which would come back as a new entry once it is forgotten. It is gone now,
+    // so one more read of it is final.
+    if snapshot.iter().any(|(pid, _)| !alive.contains(pid)) {
+        probes.flush_recent()?;
+        for (pid, process) in &mut snapshot {
+            if !alive.contains(pid)
+                && let Some(last) = probes.process(*pid)?
+            {
+                process.counts = last.counts;
+            }
+        }
+    }
+    Ok(Snapshot {
+        processes: snapshot,
+        alive,
+    })
+}
+
+/// A zombie, or a task being reaped: it faults no more.
+fn is_dead(stat: &procfs::process::Stat) -> bool {
+    matches!(stat.state, 'Z' | 'X')
 }
 
 fn page_report(pid: u32, mut pages: Vec<(u64, u64)>, count: usize) -> anyhow::Result<PageReport> {

@@ -48,15 +48,15 @@ impl<W: Write> TopOutput for TextTop<W> {
         for row in &interval.rows {
             writeln!(
                 self.out,
-                "{:>8} {:<16} {:>10.1} {:>10} {:>10} {:>7} {:>6.1} {:>6.1}{}",
+                "{:>8} {:<16} {:>10.1} {:>10} {:>10} {:>7} {:>6} {:>6}{}",
                 row.pid,
                 row.comm,
                 row.rate,
                 row.faults,
                 known(row.minor),
                 known(row.major),
-                row.write_pct,
-                row.kernel_pct,
+                known_percent(row.write_pct),
+                known_percent(row.kernel_pct),
                 if row.exited { "  (exited)" } else { "" }
             )?;
         }
@@ -158,4 +158,9 @@ impl<W: Write> TopOutput for JsonTop<W> {
 /// A count, or `-` when it is not known.
 pub fn known(count: Option<u64>) -> String {
     count.map_or_else(|| "-".to_owned(), |count| count.to_string())
+}
+
+/// A percentage to one decimal, or `-` when it is not known.
+pub fn known_percent(percent: Option<f64>) -> String {
+    percent.map_or_else(|| "-".to_owned(), |percent| format!("{percent:.1}"))
 }

@@ -33,10 +33,11 @@ pub struct Row {
     /// did); `None` when they could not be read.
     pub minor: Option<u64>,
     pub major: Option<u64>,
-    /// Share of writes among all faults, in percent.
-    pub write_pct: f64,
-    /// Share of kernel-mode faults, in percent.
-    pub kernel_pct: f64,
+    /// Share of writes among all faults, in percent; `None` when only the kernel's counters
+    /// were read (`--counters-only`).
+    pub write_pct: Option<f64>,
+    /// Share of kernel-mode faults, in percent; `None` likewise.
+    pub kernel_pct: Option<f64>,
     /// The process exited during the interval; it is counted now and then forgotten.
     pub exited: bool,
 }
@@ -76,8 +77,10 @@ pub fn rank(
                 },
                 minor: process.accounted.map(|a| a.minor),
                 major: process.accounted.map(|a| a.major),
-                write_pct: percent(counts.writes, counts.faults),
-                kernel_pct: percent(counts.kernel_mode, counts.faults),
+                write_pct: process.split.then(|| percent(counts.writes, counts.faults)),
+                kernel_pct: process
+                    .split
+                    .then(|| percent(counts.kernel_mode, counts.faults)),
                 exited: !alive(*pid),
             }
         })
@@ -116,6 +119,7 @@ mod tests {
                 kernel_mode: kernel,
                 ..TopCounts::default()
             },
+            split: true,
             comm: "p".to_owned(),
             accounted: Some(demo_common::FaultCounters {
                 minor: faults - major,
@@ -143,7 +147,10 @@ mod tests {
         assert_eq!(pids(SortKey::Major), [2, 3, 1]);
         let rows = rank(&now, &before, 2.0, SortKey::Rate, |pid| pid != 3);
         assert_eq!((rows[0].interval_faults, rows[0].rate), (200, 100.0));
-        assert_eq!((rows[0].write_pct, rows[0].kernel_pct), (100.0, 10.0));
+        assert_eq!(
+            (rows[0].write_pct, rows[0].kernel_pct),
+            (Some(100.0), Some(10.0))
+        );
         assert!(rows[1].exited);
     }
 
@@ -155,5 +162,20 @@ mod tests {
             rank(&now, &before, 1.0, SortKey::Rate, |_| true)[0].interval_faults,
             0
         );
+    }
+
+    #[test]
+    fn without_the_per_fault_split_the_shares_are_unknown() {
+        let mut counters_only = process(50, 0, 0, 1);
+        counters_only.split = false;
+        let rows = rank(
+            &[(1, counters_only)],
+            &HashMap::new(),
+            1.0,
+            SortKey::Rate,
+            |_| true,
+        );
+        assert_eq!((rows[0].write_pct, rows[0].kernel_pct), (None, None));
+        assert_eq!((rows[0].faults, rows[0].major), (50, Some(1)));
     }
 }

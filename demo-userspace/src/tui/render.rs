@@ -371,8 +371,8 @@ fn render_top(app: &App, frame: &mut Frame, area: Rect) {
                 row.faults.to_string(),
                 crate::top::known(row.minor),
                 crate::top::known(row.major),
-                format!("{:.1}", row.write_pct),
-                format!("{:.1}", row.kernel_pct),
+                crate::top::known_percent(row.write_pct),
+                crate::top::known_percent(row.kernel_pct),
             ])
             .style(style)
         })

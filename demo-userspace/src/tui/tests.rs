@@ -210,8 +210,8 @@ fn top_sorts_selects_and_traces_the_chosen_process() {
         rate: faults as f64,
         minor: Some(faults),
         major: Some(0),
-        write_pct: 100.0,
-        kernel_pct: 0.0,
+        write_pct: Some(100.0),
+        kernel_pct: Some(0.0),
         exited: false,
     };
     app.handle_event(UiEvent::Top(Box::new(Interval {

@@ -28,6 +28,8 @@ enum Mode {
     UntracedBusy,
     Trace,
     Top,
+    /// `demo top --counters-only`: no program per fault.
+    TopCountersOnly,
     Bpftrace,
     PerfTrace,
 }
@@ -38,7 +40,8 @@ impl Mode {
             Self::Untraced => "untraced",
             Self::UntracedBusy => "untraced, other CPU busy",
             Self::Trace => "demo trace (every event)",
-            Self::Top => "demo top (counters)",
+            Self::Top => "demo top (per fault)",
+            Self::TopCountersOnly => "demo top --counters-only",
             Self::Bpftrace => "bpftrace, count in kernel",
             Self::PerfTrace => "perf trace -F min",
         }
@@ -68,7 +71,13 @@ pub fn bench(options: &BenchOptions) -> anyhow::Result<()> {
     let workload = compile_workload(&dir)?;
     let demo = workspace_root().join("target/release/demo");
 
-    let mut modes = vec![Mode::Untraced, Mode::UntracedBusy, Mode::Trace, Mode::Top];
+    let mut modes = vec![
+        Mode::Untraced,
+        Mode::UntracedBusy,
+        Mode::Trace,
+        Mode::Top,
+        Mode::TopCountersOnly,
+    ];
     for (tool, mode) in [("bpftrace", Mode::Bpftrace), ("perf", Mode::PerfTrace)] {
         if which(tool) {
             modes.push(mode);
@@ -222,12 +231,13 @@ fn run_mode(
                 ..measured(&output.stdout)?
             })
         }
-        Mode::Top => {
+        Mode::Top | Mode::TopCountersOnly => {
             let out = dir.join("top.json");
             let _ = std::fs::remove_file(&out);
             let mut top = pinned("1", demo)
                 .args(["top", "--interval", "0.1", "--format", "json", "--output"])
                 .arg(&out)
+                .args((mode == Mode::TopCountersOnly).then_some("--counters-only"))
                 .spawn()?;
             wait_for_file(&out, &mut top)?;
             let output = workload_command().output()?;
@@ -416,6 +426,10 @@ fn report(
         (
             "demo top <= 1.05x",
             ratio(Mode::Top).is_some_and(|r| r <= 1.05),
+        ),
+        (
+            "demo top --counters-only <= 1.05x",
+            ratio(Mode::TopCountersOnly).is_some_and(|r| r <= 1.05),
         ),
         ("startup < 150 ms", startup_ms < 150.0),
         (

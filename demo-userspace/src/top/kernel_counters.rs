@@ -1,0 +1,62 @@
+//! `demo top --counters-only`: every process's faults from the kernel's own per-process
+//! counters, with no program running per fault.
+
+use std::collections::{HashMap, HashSet};
+
+use demo_common::{ExitCounts, FaultCounters, TopCounts};
+
+use super::{Snapshot, accounting::Accounting, is_dead};
+use crate::probes::{ProcessCounts, command_name};
+
+/// Every process with faults since demo top started, and the pids still alive: the living from
+/// /proc, and those that exited since the last interval from the counters the exit program
+/// kept (with the command it captured, so that a process born and gone between two refreshes
+/// is named).
+pub fn snapshot(accounting: &Accounting, exits: &HashMap<u32, ExitCounts>) -> Snapshot {
+    let mut alive = HashSet::new();
+    let mut snapshot = Vec::new();
+    for stat in procfs::process::all_processes()
+        .into_iter()
+        .flatten()
+        .filter_map(|process| process.ok()?.stat().ok())
+    {
+        let pid = stat.pid as u32;
+        let exit = exits.get(&pid);
+        if is_dead(&stat) {
+            // A zombie stays in /proc until it is reaped; it was shown when it exited.
+            if exit.is_none() {
+                continue;
+            }
+        } else {
+            alive.insert(pid);
+        }
+        let counted = accounting.since_start(pid, Some(&stat), exit.map(|e| e.counters));
+        snapshot.push((pid, process(stat.comm, counted)));
+    }
+    let seen: HashSet<u32> = snapshot.iter().map(|(pid, _)| *pid).collect();
+    for (pid, exit) in exits {
+        if !seen.contains(pid) {
+            let counted = accounting.since_start(*pid, None, Some(exit.counters));
+            snapshot.push((*pid, process(command_name(&exit.comm), counted)));
+        }
+    }
+    snapshot.retain(|(_, process)| process.counts.faults > 0);
+    Snapshot {
+        processes: snapshot,
+        alive,
+    }
+}
+
+/// A process whose faults are its minor and major counts: the split by access and mode is
+/// unknown without a program per fault.
+fn process(comm: String, counted: Option<FaultCounters>) -> ProcessCounts {
+    ProcessCounts {
+        counts: TopCounts {
+            faults: counted.map_or(0, |c| c.minor + c.major),
+            ..TopCounts::default()
+        },
+        split: false,
+        comm,
+        accounted: counted,
+    }
+}
