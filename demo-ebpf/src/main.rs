@@ -95,20 +95,15 @@ pub fn top_fault_kernel(ctx: RawTracePointContext) -> i32 {
 #[unsafe(no_mangle)]
 #[unsafe(link_section = "raw_tp")]
 pub fn top_flush(_ctx: *mut c_void) -> u32 {
-    let Some(recent) = TOP_RECENT.get_ptr_mut(0) else {
-        return top_flush_result::FLUSHED;
-    };
-    // SAFETY: this CPU's entry, with interrupts off (the flush runs in an IPI or with this CPU's
-    // preemption off), so no counting program starts meanwhile; one that was interrupted
-    // halfway left `busy` set.
-    unsafe {
-        if read_volatile(&(*recent).busy) != 0 {
-            return top_flush_result::BUSY;
-        }
-        flush_recent(&*recent);
-        *recent = RecentFaults::default();
+    let flushed = change_recent(|recent| {
+        flush_recent(recent);
+        recent.tgid = 0;
+        recent.counts = TopCounts::default();
+    });
+    match flushed {
+        Some(()) => top_flush_result::FLUSHED,
+        None => top_flush_result::BUSY,
     }
-    top_flush_result::FLUSHED
 }
 
 #[tracepoint]
@@ -306,18 +301,7 @@ fn count_fault(ctx: &RawTracePointContext) {
     if tgid == 0 {
         return;
     }
-    let Some(recent) = TOP_RECENT.get_ptr_mut(0) else {
-        return;
-    };
-    // SAFETY: this CPU's entry. A program on this CPU is interrupted only by a kernel-mode fault
-    // in it or by the flush; `busy` keeps those off an entry half changed.
-    unsafe {
-        if read_volatile(&(*recent).busy) != 0 {
-            return add_counter(top_counters::NESTED_DROPPED, 1);
-        }
-        write_volatile(&mut (*recent).busy, 1);
-        compiler_fence(Ordering::SeqCst);
-        let recent = &mut *recent;
+    let counted = change_recent(|recent| {
         if recent.tgid != tgid {
             flush_recent(recent);
             recent.tgid = tgid;
@@ -327,12 +311,35 @@ fn count_fault(ctx: &RawTracePointContext) {
             };
         }
         count_into(ctx, &mut recent.counts, ctx.arg(2));
-        compiler_fence(Ordering::SeqCst);
-        write_volatile(&mut recent.busy, 0);
+    });
+    if counted.is_none() {
+        return add_counter(top_counters::NESTED_DROPPED, 1);
     }
     let watched = TOP_CONFIG.get(top_config::PAGES_PID).copied().unwrap_or(0);
     if watched != 0 && watched == tgid {
         count_page(tgid, ctx.arg(0));
+    }
+}
+
+/// Runs `change` on this CPU's recent counts, unless a program it interrupted is changing them
+/// (then `None`). Programs on one CPU interrupt each other only halfway through: a kernel-mode
+/// fault inside a counting program, the flush (an IPI) inside one, or a fault in an NMI inside
+/// the flush. `busy` is set around every change, so the interrupting one leaves the entry alone.
+#[inline(always)]
+fn change_recent<R>(change: impl FnOnce(&mut RecentFaults) -> R) -> Option<R> {
+    let recent = TOP_RECENT.get_ptr_mut(0)?;
+    // SAFETY: this CPU's entry; `busy` keeps the programs on this CPU off it one at a time, and
+    // the fences keep the compiler from moving the change outside the flag.
+    unsafe {
+        if read_volatile(&(*recent).busy) != 0 {
+            return None;
+        }
+        write_volatile(&mut (*recent).busy, 1);
+        compiler_fence(Ordering::SeqCst);
+        let result = change(&mut *recent);
+        compiler_fence(Ordering::SeqCst);
+        write_volatile(&mut (*recent).busy, 0);
+        Some(result)
     }
 }
 
