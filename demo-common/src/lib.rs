@@ -121,6 +121,10 @@ pub const TOP_FLUSH_PROGRAM: &str = "top_flush";
 pub const TOP_FAULT_USER_PROGRAM: &str = "top_fault_user";
 /// Program counting `exceptions:page_fault_kernel` for `demo top`.
 pub const TOP_FAULT_KERNEL_PROGRAM: &str = "top_fault_kernel";
+/// Programs that count nothing, on the same tracepoints: the bench measures with them what the
+/// hook alone costs a fault.
+pub const TOP_EMPTY_USER_PROGRAM: &str = "top_empty_user";
+pub const TOP_EMPTY_KERNEL_PROGRAM: &str = "top_empty_kernel";
 /// Program attached to `sched:sched_process_exit` for `demo top`: keeps an exiting process's
 /// final fault counters, which /proc no longer shows.
 pub const TOP_EXIT_PROGRAM: &str = "top_process_exit";

@@ -89,6 +89,18 @@ pub fn top_fault_kernel(ctx: RawTracePointContext) -> i32 {
     0
 }
 
+/// Count nothing: with these on the fault tracepoints, the bench measures what the hook alone
+/// costs a fault, the floor under `top_fault_*`.
+#[raw_tracepoint(tracepoint = "page_fault_user")]
+pub fn top_empty_user(_ctx: RawTracePointContext) -> i32 {
+    0
+}
+
+#[raw_tracepoint(tracepoint = "page_fault_kernel")]
+pub fn top_empty_kernel(_ctx: RawTracePointContext) -> i32 {
+    0
+}
+
 /// Never attached: `demo top` runs it on each CPU before it reads the process map. Written out
 /// rather than with `#[raw_tracepoint]`, whose wrapper drops the return value, which here tells
 /// a flush from a busy entry.

@@ -161,6 +161,11 @@ pub struct TopArgs {
     /// unknown ("-", null in JSON).
     #[arg(long, conflicts_with = "pages")]
     pub counters_only: bool,
+
+    /// With --counters-only: attach programs that count nothing to the fault tracepoints, to
+    /// measure what the hook alone costs (cargo xtask bench).
+    #[arg(long, hide = true, requires = "counters_only")]
+    pub debug_empty_fault_programs: bool,
 }
 
 /// The options of `demo trace`.

@@ -175,6 +175,7 @@ fn action(
             duration: args.duration.map(std::time::Duration::from_secs_f64),
             pages_of: args.pid.filter(|_| args.pages),
             counters_only: args.counters_only,
+            empty_fault_programs: args.debug_empty_fault_programs,
         }),
     })
 }

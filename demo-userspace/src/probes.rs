@@ -17,10 +17,10 @@ use demo_common::{
     DROPS_MAP, EVENTS_MAP, ExitCounts, FaultCounters, HeapFunction, NEW_TASK_PROGRAM,
     PAGE_COUNTS_MAP, PAGE_FAULT_KERNEL_PROGRAM, PAGE_FAULT_USER_PROGRAM, PERF_FAULT_PROGRAM,
     PROCESS_EXIT_PROGRAM, PageKey, SIGNAL_PROGRAM, SYSCALL_TRACEPOINTS, TARGETS_MAP,
-    TASK_LAYOUT_GLOBAL, TOP_CONFIG_MAP, TOP_COUNTERS_MAP, TOP_COUNTS_MAP, TOP_EXIT_PROGRAM,
-    TOP_EXITS_MAP, TOP_FAULT_KERNEL_PROGRAM, TOP_FAULT_USER_PROGRAM, TOP_FLUSH_PROGRAM, TopCounts,
-    fault_tracepoint, new_task_tracepoint, process_exit_tracepoint, signal_tracepoint,
-    syscall_tracepoint, top_flush_result,
+    TASK_LAYOUT_GLOBAL, TOP_CONFIG_MAP, TOP_COUNTERS_MAP, TOP_COUNTS_MAP, TOP_EMPTY_KERNEL_PROGRAM,
+    TOP_EMPTY_USER_PROGRAM, TOP_EXIT_PROGRAM, TOP_EXITS_MAP, TOP_FAULT_KERNEL_PROGRAM,
+    TOP_FAULT_USER_PROGRAM, TOP_FLUSH_PROGRAM, TopCounts, fault_tracepoint, new_task_tracepoint,
+    process_exit_tracepoint, signal_tracepoint, syscall_tracepoint, top_flush_result,
 };
 
 use crate::{
@@ -378,8 +378,9 @@ pub enum TopCounting {
     /// mode); with `pages`, one process's faults per page too.
     PerFault { pages: bool },
     /// No program per fault: the kernel's own per-process counters, read from /proc, and kept
-    /// by the exit program for processes that exit.
-    KernelCounters,
+    /// by the exit program for processes that exit. `empty_fault_programs` attaches programs
+    /// that count nothing to the fault tracepoints, which measures what the hook alone costs.
+    KernelCounters { empty_fault_programs: bool },
 }
 
 /// Loads the embedded object and starts its logger.
@@ -405,7 +406,7 @@ fn open_object(
             if counting != (TopCounting::PerFault { pages: true }) {
                 loader.map_max_entries(PAGE_COUNTS_MAP, 1);
             }
-            if counting == TopCounting::KernelCounters {
+            if matches!(counting, TopCounting::KernelCounters { .. }) {
                 loader.map_max_entries(TOP_COUNTS_MAP, 1);
             }
         }
@@ -489,23 +490,27 @@ impl TopProbes {
     /// With [`TopCounting::KernelCounters`], only the exit program.
     pub fn load(fault_category: &str, counting: TopCounting) -> Result<Self, ProbeError> {
         let tracing = tracefs::ensure_mounted()?;
+        let fault_programs = match counting {
+            TopCounting::PerFault { .. } => [TOP_FAULT_USER_PROGRAM, TOP_FAULT_KERNEL_PROGRAM],
+            TopCounting::KernelCounters {
+                empty_fault_programs: true,
+            } => [TOP_EMPTY_USER_PROGRAM, TOP_EMPTY_KERNEL_PROGRAM],
+            TopCounting::KernelCounters {
+                empty_fault_programs: false,
+            } => [""; 2],
+        };
         let mut tracepoints = fault_tracepoint_programs(fault_category);
-        for (tracepoint, program) in tracepoints
-            .iter_mut()
-            .zip([TOP_FAULT_USER_PROGRAM, TOP_FAULT_KERNEL_PROGRAM])
-        {
+        for (tracepoint, program) in tracepoints.iter_mut().zip(fault_programs) {
             tracepoint.program = program.to_owned();
         }
-        let per_fault = counting != TopCounting::KernelCounters;
-        if per_fault {
-            // The raw tracepoints need no format, but the tracepoints must exist.
-            check_formats(&tracing, &tracepoints)?;
-        }
+        tracepoints.retain(|tracepoint| !tracepoint.program.is_empty());
+        // The raw tracepoints need no format, but the tracepoints must exist.
+        check_formats(&tracing, &tracepoints)?;
         let exit = [process_exit_program(TOP_EXIT_PROGRAM)];
         check_formats(&tracing, &exit)?;
         let (mut ebpf, logger) = open_object(ObjectUse::Top(counting))?;
-        if per_fault {
-            attach_raw_tracepoints(&mut ebpf, &tracepoints)?;
+        attach_raw_tracepoints(&mut ebpf, &tracepoints)?;
+        if matches!(counting, TopCounting::PerFault { .. }) {
             loaded::<RawTracePoint>(&mut ebpf, TOP_FLUSH_PROGRAM)?;
         }
         attach_tracepoints(&mut ebpf, &exit)?;

@@ -33,13 +33,17 @@ pub struct TopOptions {
     pub pages_of: Option<u32>,
     /// `--counters-only`: no program per fault, only the kernel's own counters.
     pub counters_only: bool,
+    /// With `counters_only`, programs that count nothing on the fault tracepoints (bench).
+    pub empty_fault_programs: bool,
 }
 
 impl TopOptions {
     /// What the kernel side counts for these options.
     pub fn counting(&self) -> TopCounting {
         if self.counters_only {
-            TopCounting::KernelCounters
+            TopCounting::KernelCounters {
+                empty_fault_programs: self.empty_fault_programs,
+            }
         } else {
             TopCounting::PerFault {
                 pages: self.pages_of.is_some(),
@@ -126,7 +130,7 @@ fn take_interval(
 ) -> anyhow::Result<Interval> {
     let exits: HashMap<u32, ExitCounts> = probes.take_exits()?.into_iter().collect();
     let Snapshot { processes, alive } = match options.counting() {
-        TopCounting::KernelCounters => kernel_counters::snapshot(accounting, &exits),
+        TopCounting::KernelCounters { .. } => kernel_counters::snapshot(accounting, &exits),
         TopCounting::PerFault { .. } => per_fault_snapshot(probes, accounting, &exits)?,
     };
     let mut rows = rank(&processes, before, seconds, options.sort, |pid| {

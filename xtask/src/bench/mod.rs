@@ -30,6 +30,9 @@ enum Mode {
     Top,
     /// `demo top --counters-only`: no program per fault.
     TopCountersOnly,
+    /// `demo top --counters-only` with programs that count nothing on the fault tracepoints:
+    /// what the hook alone costs, the floor under `Top`.
+    TopEmptyPrograms,
     Bpftrace,
     PerfTrace,
 }
@@ -42,6 +45,7 @@ impl Mode {
             Self::Trace => "demo trace (every event)",
             Self::Top => "demo top (per fault)",
             Self::TopCountersOnly => "demo top --counters-only",
+            Self::TopEmptyPrograms => "  floor: empty fault programs",
             Self::Bpftrace => "bpftrace, count in kernel",
             Self::PerfTrace => "perf trace -F min",
         }
@@ -76,6 +80,7 @@ pub fn bench(options: &BenchOptions) -> anyhow::Result<()> {
         Mode::UntracedBusy,
         Mode::Trace,
         Mode::Top,
+        Mode::TopEmptyPrograms,
         Mode::TopCountersOnly,
     ];
     for (tool, mode) in [("bpftrace", Mode::Bpftrace), ("perf", Mode::PerfTrace)] {
@@ -231,13 +236,18 @@ fn run_mode(
                 ..measured(&output.stdout)?
             })
         }
-        Mode::Top | Mode::TopCountersOnly => {
+        Mode::Top | Mode::TopCountersOnly | Mode::TopEmptyPrograms => {
             let out = dir.join("top.json");
             let _ = std::fs::remove_file(&out);
+            let counting: &[&str] = match mode {
+                Mode::TopCountersOnly => &["--counters-only"],
+                Mode::TopEmptyPrograms => &["--counters-only", "--debug-empty-fault-programs"],
+                _ => &[],
+            };
             let mut top = pinned("1", demo)
                 .args(["top", "--interval", "0.1", "--format", "json", "--output"])
                 .arg(&out)
-                .args((mode == Mode::TopCountersOnly).then_some("--counters-only"))
+                .args(counting)
                 .spawn()?;
             wait_for_file(&out, &mut top)?;
             let output = workload_command().output()?;
