@@ -491,19 +491,23 @@ impl TopProbes {
     pub fn load(fault_category: &str, counting: TopCounting) -> Result<Self, ProbeError> {
         let tracing = tracefs::ensure_mounted()?;
         let fault_programs = match counting {
-            TopCounting::PerFault { .. } => [TOP_FAULT_USER_PROGRAM, TOP_FAULT_KERNEL_PROGRAM],
+            TopCounting::PerFault { .. } => {
+                Some([TOP_FAULT_USER_PROGRAM, TOP_FAULT_KERNEL_PROGRAM])
+            }
             TopCounting::KernelCounters {
                 empty_fault_programs: true,
-            } => [TOP_EMPTY_USER_PROGRAM, TOP_EMPTY_KERNEL_PROGRAM],
+            } => Some([TOP_EMPTY_USER_PROGRAM, TOP_EMPTY_KERNEL_PROGRAM]),
             TopCounting::KernelCounters {
                 empty_fault_programs: false,
-            } => [""; 2],
+            } => None,
         };
-        let mut tracepoints = fault_tracepoint_programs(fault_category);
-        for (tracepoint, program) in tracepoints.iter_mut().zip(fault_programs) {
-            tracepoint.program = program.to_owned();
+        let mut tracepoints = Vec::new();
+        if let Some(programs) = fault_programs {
+            tracepoints = fault_tracepoint_programs(fault_category);
+            for (tracepoint, program) in tracepoints.iter_mut().zip(programs) {
+                tracepoint.program = program.to_owned();
+            }
         }
-        tracepoints.retain(|tracepoint| !tracepoint.program.is_empty());
         // The raw tracepoints need no format, but the tracepoints must exist.
         check_formats(&tracing, &tracepoints)?;
         let exit = [process_exit_program(TOP_EXIT_PROGRAM)];
