@@ -281,27 +281,13 @@ impl Probes {
 
     /// The flags of `pid` in the target map, `None` when it is not there.
     pub fn target_flags(&self, pid: u32) -> Result<Option<u8>, ProbeError> {
-        match self.targets.get(&pid, 0) {
-            Ok(flags) => Ok(Some(flags)),
-            Err(error) if is_missing_key(&error) => Ok(None),
-            Err(source) => Err(ProbeError::Map {
-                operation: "read the target map",
-                source,
-            }),
-        }
+        unless_missing(self.targets.get(&pid, 0), "read the target map")
     }
 
     /// Stops reporting faults of process `pid`.
     pub fn remove_target(&mut self, pid: u32) -> Result<(), ProbeError> {
-        match self.targets.remove(&pid) {
-            Ok(()) => Ok(()),
-            // The kernel side forgets a process when it exits.
-            Err(error) if is_missing_key(&error) => Ok(()),
-            Err(source) => Err(ProbeError::Map {
-                operation: "remove a target process",
-                source,
-            }),
-        }
+        // The kernel side forgets a process when it exits.
+        unless_missing(self.targets.remove(&pid), "remove a target process").map(drop)
     }
 
     /// Attaches the heap uprobes to `libc`, for process `pid` only, or for every process (the
@@ -529,6 +515,18 @@ fn is_missing_key(error: &MapError) -> bool {
         MapError::KeyNotFound => true,
         MapError::SyscallError(syscall) => syscall.io_error.raw_os_error() == Some(libc::ENOENT),
         _ => false,
+    }
+}
+
+/// The value of a map operation on one key, `None` when the key was not there.
+fn unless_missing<T>(
+    result: Result<T, MapError>,
+    operation: &'static str,
+) -> Result<Option<T>, ProbeError> {
+    match result {
+        Ok(value) => Ok(Some(value)),
+        Err(error) if is_missing_key(&error) => Ok(None),
+        Err(source) => Err(ProbeError::Map { operation, source }),
     }
 }
 

@@ -14,7 +14,7 @@ use demo_common::{
 
 use super::{
     ObjectUse, ProbeError, attach_raw_tracepoints, attach_tracepoints, check_formats,
-    fault_tracepoint_programs, is_missing_key, loaded, open_object, process_exit_program, take_map,
+    fault_tracepoint_programs, loaded, open_object, process_exit_program, take_map, unless_missing,
 };
 use crate::tracefs;
 
@@ -165,44 +165,28 @@ impl TopProbes {
 
     /// The counts of one process summed over CPUs as of the last flush; `None` when it has none.
     pub fn process(&self, pid: u32) -> Result<Option<ProcessCounts>, ProbeError> {
-        match self.counts.get(&pid, 0) {
-            Ok(per_cpu) => Ok(Some(sum_counts(&per_cpu))),
-            Err(error) if is_missing_key(&error) => Ok(None),
-            Err(source) => Err(ProbeError::Map {
-                operation: "read the process counters",
-                source,
-            }),
-        }
+        let per_cpu = unless_missing(self.counts.get(&pid, 0), "read the process counters")?;
+        Ok(per_cpu.map(|per_cpu| sum_counts(&per_cpu)))
     }
 
     /// Forgets a process (after it exited and was reported).
     pub fn forget(&mut self, pid: u32) -> Result<(), ProbeError> {
-        match self.counts.remove(&pid) {
-            Ok(()) => Ok(()),
-            Err(error) if is_missing_key(&error) => Ok(()),
-            Err(source) => Err(ProbeError::Map {
-                operation: "remove an exited process",
-                source,
-            }),
-        }
+        unless_missing(self.counts.remove(&pid), "remove an exited process").map(drop)
     }
 
     /// Takes the final fault counters and commands of the processes that exited since the last
     /// call.
     pub fn take_exits(&mut self) -> Result<Vec<(u32, ExitCounts)>, ProbeError> {
-        let map_error = |operation| move |source| ProbeError::Map { operation, source };
-        let exits: Vec<(u32, ExitCounts)> = self
-            .exits
-            .iter()
-            .collect::<Result<_, _>>()
-            .map_err(map_error("read the exit counters"))?;
+        let exits: Vec<(u32, ExitCounts)> =
+            self.exits
+                .iter()
+                .collect::<Result<_, _>>()
+                .map_err(|source| ProbeError::Map {
+                    operation: "read the exit counters",
+                    source,
+                })?;
         for (pid, _) in &exits {
-            match self.exits.remove(pid) {
-                Err(error) if !is_missing_key(&error) => {
-                    return Err(map_error("clear the exit counters")(error));
-                }
-                _ => {}
-            }
+            unless_missing(self.exits.remove(pid), "clear the exit counters")?;
         }
         Ok(exits)
     }
