@@ -108,7 +108,7 @@ pub mod top_counters {
 pub mod top_flush_result {
     /// The CPU's recent counts were added to the process map.
     pub const FLUSHED: u32 = 0;
-    /// A counting program was changing them when the flush interrupted it; run it again.
+    /// A program was changing them when the flush ran; run it again.
     pub const BUSY: u32 = 1;
 }
 
@@ -486,8 +486,8 @@ pub struct TopCounts {
 pub struct RecentFaults {
     /// The process; 0 for none.
     pub tgid: u32,
-    /// Nonzero while a program on this CPU changes the entry: a kernel-mode fault or the flush
-    /// can interrupt a counting program, and must then leave the entry alone.
+    /// Nonzero while a program on this CPU changes the entry; one that interrupts it (a
+    /// kernel-mode fault or an NMI) must then leave the entry alone.
     pub busy: u32,
     pub counts: TopCounts,
 }

@@ -334,9 +334,10 @@ fn count_fault(ctx: &RawTracePointContext) {
 }
 
 /// Runs `change` on this CPU's recent counts, unless a program it interrupted is changing them
-/// (then `None`). Programs on one CPU interrupt each other only halfway through: a kernel-mode
-/// fault inside a counting program, the flush (an IPI) inside one, or a fault in an NMI inside
-/// the flush. `busy` is set around every change, so the interrupting one leaves the entry alone.
+/// (then `None`). The fault tracepoints fire with interrupts off, so the flush (an IPI) should
+/// never land inside a counting program; but a kernel-mode fault inside one, or a fault in an
+/// NMI, can run another program on the same CPU halfway through a change. `busy`, set around
+/// every change, costs two stores and makes the interrupting program leave the entry alone.
 #[inline(always)]
 fn change_recent<R>(change: impl FnOnce(&mut RecentFaults) -> R) -> Option<R> {
     let recent = TOP_RECENT.get_ptr_mut(0)?;
