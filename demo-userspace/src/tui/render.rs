@@ -359,14 +359,20 @@ fn render_top(app: &App, frame: &mut Frame, area: Rect) {
         .iter()
         .enumerate()
         .map(|(index, row)| {
-            let style = if index == app.top_selected {
-                Style::default().add_modifier(Modifier::REVERSED)
+            let mut style = Style::default();
+            if index == app.top_selected {
+                style = style.add_modifier(Modifier::REVERSED);
+            }
+            // Shown once, in the interval it exited in, as the text output does.
+            let command = if row.exited {
+                style = style.add_modifier(Modifier::DIM);
+                format!("{} (exited)", row.comm)
             } else {
-                Style::default()
+                row.comm.clone()
             };
             Row::new([
                 row.pid.to_string(),
-                row.comm.clone(),
+                command,
                 format!("{:.1}", row.rate),
                 row.faults.to_string(),
                 crate::top::known(row.minor),
@@ -377,14 +383,16 @@ fn render_top(app: &App, frame: &mut Frame, area: Rect) {
             .style(style)
         })
         .collect();
+    // 69 columns and 7 gaps fit an 80-column terminal, with room for "(exited)" after a
+    // short command.
     let widths = [
-        Constraint::Length(8),
+        Constraint::Length(7),
         Constraint::Length(16),
         Constraint::Length(10),
-        Constraint::Length(10),
-        Constraint::Length(10),
-        Constraint::Length(7),
-        Constraint::Length(7),
+        Constraint::Length(9),
+        Constraint::Length(9),
+        Constraint::Length(6),
+        Constraint::Length(6),
         Constraint::Length(6),
     ];
     let title = format!(

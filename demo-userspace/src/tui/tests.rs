@@ -230,6 +230,36 @@ fn top_sorts_selects_and_traces_the_chosen_process() {
     );
 }
 
+/// With `--counters-only` the shares are unknown, and show as `-`; a process that exited is
+/// marked in its last interval.
+#[test]
+fn the_top_screen_without_the_per_fault_split() {
+    let mut app = App::new(Mode::Top, "demo top".to_owned());
+    let row = |pid, comm: &str, faults, exited| Row {
+        pid,
+        comm: comm.to_owned(),
+        faults,
+        interval_faults: faults / 2,
+        rate: (faults / 2) as f64,
+        minor: Some(faults - 1),
+        major: Some(1),
+        write_pct: None,
+        kernel_pct: None,
+        exited,
+    };
+    app.handle_event(UiEvent::Top(Box::new(Interval {
+        seconds: 1.0,
+        rows: vec![row(4242, "touch", 65538, true), row(17, "bash", 98, false)],
+        dropped: 0,
+        pages_evicted: 0,
+        pages: None,
+    })));
+    let text = screen(&app, 80, 8);
+    assert!(!text.contains("0.0"), "{text}");
+    assert!(text.contains("touch (exited)"), "{text}");
+    insta::assert_snapshot!(text);
+}
+
 #[test]
 fn the_seed_walk_screen_at_80_by_24() {
     let mut app = App::new(Mode::Alloc, "demo alloc mmap".to_owned());
