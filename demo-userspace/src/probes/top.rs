@@ -3,7 +3,7 @@
 use aya::{
     Ebpf,
     maps::{Array, HashMap, MapData, PerCpuArray, PerCpuHashMap, PerCpuValues},
-    programs::{RawTracePoint, RawTracePointRunOptions, TestRun as _},
+    programs::{ProgramError, RawTracePoint, RawTracePointRunOptions, TestRun as _},
 };
 use demo_common::{
     ExitCounts, FaultCounters, PAGE_COUNTS_MAP, PageKey, TOP_CONFIG_MAP, TOP_COUNTERS_MAP,
@@ -118,12 +118,22 @@ impl TopProbes {
             loop {
                 let mut options = RawTracePointRunOptions::new();
                 options.cpu = Some(cpu);
-                let run = program
-                    .test_run(options)
-                    .map_err(|source| ProbeError::Flush {
-                        cpu,
-                        source: Box::new(source),
-                    })?;
+                let run = match program.test_run(options) {
+                    Ok(run) => run,
+                    // The CPU went offline since the list was read; its counts wait there
+                    // until it is back.
+                    Err(ProgramError::SyscallError(error))
+                        if error.io_error.raw_os_error() == Some(libc::ENXIO) =>
+                    {
+                        break;
+                    }
+                    Err(source) => {
+                        return Err(ProbeError::Flush {
+                            cpu,
+                            source: Box::new(source),
+                        });
+                    }
+                };
                 if run.return_value != top_flush_result::BUSY {
                     break;
                 }
