@@ -93,6 +93,15 @@ fn intervals(lines: impl Iterator<Item = std::io::Result<String>>) -> Vec<Value>
         .collect()
 }
 
+/// The last row of `pid` over all intervals: its counts since top started.
+fn last_row(intervals: &[Value], pid: u64) -> &Value {
+    intervals
+        .iter()
+        .flat_map(|interval| interval["processes"].as_array().unwrap())
+        .rfind(|row| row["pid"].as_u64() == Some(pid))
+        .unwrap_or_else(|| panic!("pid {pid} was never shown"))
+}
+
 #[test]
 fn top_ranks_the_faulting_workload_first_with_its_own_counts() {
     ranks_the_faulting_workload_first(&[]);
@@ -116,7 +125,8 @@ fn counters_only_ranks_the_faulting_workload_first_with_the_kernel_counts() {
 /// interval it faulted most in, with counts that agree with its rusage. Returns its last row.
 fn ranks_the_faulting_workload_first(extra: &[&str]) -> Value {
     let mut workload = start_workload();
-    let pid = Value::from(workload.pid);
+    let workload_pid = workload.pid;
+    let pid = Value::from(workload_pid);
     let mut args = vec!["--duration", "3"];
     args.extend(extra);
     let (mut top, mut lines) = start_top(&args);
@@ -144,11 +154,7 @@ fn ranks_the_faulting_workload_first(extra: &[&str]) -> Value {
     assert_eq!(leader["pid"], pid, "{busiest}");
     assert_eq!(leader["comm"], "top_workload", "{busiest}");
     // The touching may straddle two intervals; the counts since start are in the last row.
-    let leader = all
-        .iter()
-        .flat_map(|interval| interval["processes"].as_array().unwrap())
-        .rfind(|row| row["pid"] == pid)
-        .unwrap();
+    let leader = last_row(&all, workload_pid);
     assert!(leader["faults"].as_u64().unwrap() >= 65536, "{leader}");
     assert!(leader["minor"].as_u64().unwrap() >= 65536, "{leader}");
     assert!(leader["major"].is_u64());
@@ -243,14 +249,7 @@ fn counters_only_names_a_process_that_lived_between_refreshes() {
     assert!(blink.wait_with_output().unwrap().status.success());
     let all = intervals(lines);
     assert!(top.wait().unwrap().success());
-    let rows: Vec<&Value> = all
-        .iter()
-        .flat_map(|interval| interval["processes"].as_array().unwrap())
-        .filter(|row| row["pid"].as_u64() == Some(pid))
-        .collect();
-    let last = rows
-        .last()
-        .expect("the short-lived process was never shown");
+    let last = last_row(&all, pid);
     assert_eq!(last["comm"], "top_blink", "{last}");
     assert_eq!(last["exited"], true, "{last}");
     assert!(last["minor"].as_u64().unwrap() >= 1000, "{last}");
@@ -267,13 +266,7 @@ fn counts_an_exited_process(extra: &[&str]) {
     workload.finish();
     let all = intervals(lines);
     assert!(top.wait().unwrap().success());
-    let appearances: Vec<&Value> = all
-        .iter()
-        .flat_map(|i| i["processes"].as_array().unwrap())
-        .filter(|p| p["pid"].as_u64() == Some(pid))
-        .collect();
-    assert!(!appearances.is_empty(), "the workload was never shown");
-    let last = appearances.last().unwrap();
+    let last = last_row(&all, pid);
     assert_eq!(last["exited"], true, "{last}");
     assert!(last["faults"].as_u64().unwrap() >= 65536);
     // /proc no longer has the process; its counts are those the kernel side kept at its exit.
@@ -338,16 +331,10 @@ fn processes_taking_turns_on_one_cpu_are_each_counted_exactly() {
         .collect();
     let all = intervals(lines);
     assert!(top.wait().unwrap().success());
-    let last_row = |pid: u64| {
-        all.iter()
-            .flat_map(|interval| interval["processes"].as_array().unwrap())
-            .rfind(|row| row["pid"].as_u64() == Some(pid))
-            .unwrap_or_else(|| panic!("pid {pid} was never shown"))
-            .clone()
-    };
+
     let counted = |row: &Value, field: &str| row[field].as_u64().unwrap();
-    let (parent, child) = (last_row(pids[0]), last_row(pids[1]));
-    for row in [&parent, &child] {
+    let (parent, child) = (last_row(&all, pids[0]), last_row(&all, pids[1]));
+    for row in [parent, child] {
         assert_eq!(row["exited"], true, "{row}");
         assert!(counted(row, "faults") >= 20000, "{row}");
     }
@@ -355,13 +342,13 @@ fn processes_taking_turns_on_one_cpu_are_each_counted_exactly() {
     // count is the same. The parent's execve faulted in its arguments through get_user_pages,
     // which the kernel counts and the tracepoint does not see.
     assert_eq!(
-        counted(&child, "faults"),
-        counted(&child, "minor") + counted(&child, "major"),
+        counted(child, "faults"),
+        counted(child, "minor") + counted(child, "major"),
         "{child}"
     );
-    let kernel_counted = counted(&parent, "minor") + counted(&parent, "major");
+    let kernel_counted = counted(parent, "minor") + counted(parent, "major");
     assert!(
-        (0..64).contains(&(kernel_counted - counted(&parent, "faults"))),
+        (0..64).contains(&(kernel_counted - counted(parent, "faults"))),
         "{parent}"
     );
     for interval in &all {
