@@ -240,9 +240,9 @@ impl Probes {
         let (mut ebpf, logger) = open_object(ObjectUse::Trace {
             ring_bytes: options.ring_bytes,
         })?;
-        attach_tracepoints(&mut ebpf, &tracepoints)?;
+        attach_tracepoints(&mut ebpf, &tracepoints, Attach::Classic)?;
         if source == FaultSourceInUse::Tracepoints {
-            attach_raw_tracepoints(&mut ebpf, &fault_tracepoints)?;
+            attach_tracepoints(&mut ebpf, &fault_tracepoints, Attach::Raw)?;
         }
         if let FaultSourceInUse::Perf { .. } = source {
             attach_per_cpu(
@@ -395,39 +395,44 @@ fn open_object(
     Ok((ebpf, logger))
 }
 
+/// How a tracepoint program attaches.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Attach {
+    /// Through tracefs, reading the fields of the record the tracepoint builds.
+    Classic,
+    /// As a raw tracepoint: the program takes the call site's arguments directly, without the
+    /// record a classic tracepoint builds, which matters at one call per fault. The fault
+    /// programs attach this way; their tracepoints were checked (they exist, with the
+    /// documented fields) beforehand.
+    Raw,
+}
+
+/// Loads each program and attaches it to its tracepoint, the way `attach` says.
 fn attach_tracepoints(
     ebpf: &mut Ebpf,
     tracepoints: &[TracepointProgram],
+    attach: Attach,
 ) -> Result<(), ProbeError> {
     for tracepoint in tracepoints {
-        let program: &mut TracePoint = loaded(ebpf, &tracepoint.program)?;
-        program
-            .attach(&tracepoint.category, &tracepoint.name)
-            .map_err(|source| ProbeError::Attach {
-                program: tracepoint.program.clone(),
-                target: format!("tracepoint {}:{}", tracepoint.category, tracepoint.name),
-                source: Box::new(source),
-            })?;
-    }
-    Ok(())
-}
-
-/// Attaches the fault programs as raw tracepoints: they take the call site's arguments
-/// directly, without the record a classic tracepoint builds, which matters at one call per
-/// fault. Their tracepoints were checked (they exist, with the documented fields) beforehand.
-fn attach_raw_tracepoints(
-    ebpf: &mut Ebpf,
-    tracepoints: &[TracepointProgram],
-) -> Result<(), ProbeError> {
-    for tracepoint in tracepoints {
-        let program: &mut RawTracePoint = loaded(ebpf, &tracepoint.program)?;
-        program
-            .attach(&tracepoint.name)
-            .map_err(|source| ProbeError::Attach {
-                program: tracepoint.program.clone(),
-                target: format!("raw tracepoint {}", tracepoint.name),
-                source: Box::new(source),
-            })?;
+        let (attached, target) = match attach {
+            Attach::Classic => (
+                loaded::<TracePoint>(ebpf, &tracepoint.program)?
+                    .attach(&tracepoint.category, &tracepoint.name)
+                    .map(drop),
+                format!("tracepoint {}:{}", tracepoint.category, tracepoint.name),
+            ),
+            Attach::Raw => (
+                loaded::<RawTracePoint>(ebpf, &tracepoint.program)?
+                    .attach(&tracepoint.name)
+                    .map(drop),
+                format!("raw tracepoint {}", tracepoint.name),
+            ),
+        };
+        attached.map_err(|source| ProbeError::Attach {
+            program: tracepoint.program.clone(),
+            target,
+            source: Box::new(source),
+        })?;
     }
     Ok(())
 }

@@ -13,8 +13,8 @@ use demo_common::{
 };
 
 use super::{
-    ObjectUse, ProbeError, attach_raw_tracepoints, attach_tracepoints, check_formats,
-    fault_tracepoint_programs, loaded, open_object, process_exit_program, take_map, unless_missing,
+    Attach, ObjectUse, ProbeError, attach_tracepoints, check_formats, fault_tracepoint_programs,
+    loaded, open_object, process_exit_program, take_map, unless_missing,
 };
 use crate::tracefs;
 
@@ -87,11 +87,11 @@ impl TopProbes {
         let exit = [process_exit_program(TOP_EXIT_PROGRAM)];
         check_formats(&tracing, &exit)?;
         let (mut ebpf, logger) = open_object(ObjectUse::Top(counting))?;
-        attach_raw_tracepoints(&mut ebpf, &tracepoints)?;
+        attach_tracepoints(&mut ebpf, &tracepoints, Attach::Raw)?;
         if matches!(counting, TopCounting::PerFault { .. }) {
             loaded::<RawTracePoint>(&mut ebpf, TOP_FLUSH_PROGRAM)?;
         }
-        attach_tracepoints(&mut ebpf, &exit)?;
+        attach_tracepoints(&mut ebpf, &exit, Attach::Classic)?;
         Ok(Self {
             exits: take_map(&mut ebpf, TOP_EXITS_MAP, "open the exit counters")?,
             counts: take_map(&mut ebpf, TOP_COUNTS_MAP, "open the process counters")?,
