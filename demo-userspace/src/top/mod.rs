@@ -137,11 +137,13 @@ fn take_interval(
         alive.contains(&pid)
     });
     before.clear();
+    let per_fault = matches!(options.counting(), TopCounting::PerFault { .. });
     for row in &rows {
-        if row.exited {
-            probes.forget(row.pid)?;
-        } else {
+        if !row.exited {
             before.insert(row.pid, row.faults);
+        } else if per_fault {
+            // Only the per-fault programs keep an entry per process.
+            probes.forget(row.pid)?;
         }
     }
     if let Some(pid) = options.pages_of {

@@ -182,11 +182,7 @@ fn render_map(app: &App, frame: &mut Frame, area: Rect) {
             spans.extend(chunk.iter().enumerate().map(|(column, cell)| {
                 let (glyph, style) = cell.glyph();
                 let index = row as u64 * row_cells + column as u64;
-                let style = if index == cursor_cell {
-                    style.add_modifier(Modifier::REVERSED)
-                } else {
-                    style
-                };
+                let style = highlighted(style, index == cursor_cell);
                 Span::styled(glyph.to_string(), style)
             }));
             Line::from(spans)
@@ -263,12 +259,7 @@ fn render_regions(app: &App, frame: &mut Frame, area: Rect) {
                 resident,
                 view.region.page_count()
             );
-            let style = if index == app.selected_region {
-                Style::default().add_modifier(Modifier::REVERSED)
-            } else {
-                Style::default()
-            };
-            ListItem::new(text).style(style)
+            ListItem::new(text).style(highlighted(Style::default(), index == app.selected_region))
         })
         .collect();
     let skip = app
@@ -359,10 +350,7 @@ fn render_top(app: &App, frame: &mut Frame, area: Rect) {
         .iter()
         .enumerate()
         .map(|(index, row)| {
-            let mut style = Style::default();
-            if index == app.top_selected {
-                style = style.add_modifier(Modifier::REVERSED);
-            }
+            let mut style = highlighted(Style::default(), index == app.top_selected);
             // Shown once, in the interval it exited in, as the text output does.
             let command = if row.exited {
                 style = style.add_modifier(Modifier::DIM);
@@ -454,4 +442,13 @@ fn render_help(frame: &mut Frame) {
         Paragraph::new(lines).block(Block::default().borders(Borders::ALL).title(" keys ")),
         popup,
     );
+}
+
+/// `style`, reversed when it is the selected cell, region or row.
+fn highlighted(style: Style, selected: bool) -> Style {
+    if selected {
+        style.add_modifier(Modifier::REVERSED)
+    } else {
+        style
+    }
 }
