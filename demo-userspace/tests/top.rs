@@ -6,6 +6,8 @@ mod c_programs;
 mod common;
 #[path = "common/json.rs"]
 mod json;
+#[path = "common/kernel.rs"]
+mod kernel;
 
 use std::{
     io::{BufRead as _, BufReader, Write as _},
@@ -15,6 +17,7 @@ use std::{
 use c_programs::compile_c;
 use common::{DEMO, require_root};
 use json::{demo, json_file, json_lines, of_kind};
+use kernel::assert_nothing_of_ours_is_loaded;
 use serde_json::Value;
 
 /// Maps 65,536 pages, says its pid, touches them all when told, reports its own rusage, then
@@ -392,6 +395,20 @@ fn one_shot_modes_text_json_and_output_file() {
         out.to_str().unwrap(),
     ]);
     assert_eq!(of_kind(&json_file(&out), "top").len(), 1);
+}
+
+/// Ctrl-C ends top the normal way: its counting, exit and flush programs and every map go, in
+/// each counting mode.
+#[test]
+fn ctrl_c_leaves_nothing_of_top_loaded() {
+    for extra in [&["--pid", "1", "--pages"][..], &["--counters-only"]] {
+        let (mut top, mut lines) = start_top(extra);
+        lines.next().unwrap().unwrap();
+        // SAFETY: kill(2) on our own child.
+        unsafe { libc::kill(top.id() as libc::pid_t, libc::SIGINT) };
+        assert!(top.wait().unwrap().success(), "{extra:?}");
+        assert_nothing_of_ours_is_loaded();
+    }
 }
 
 #[test]

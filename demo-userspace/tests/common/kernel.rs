@@ -4,11 +4,14 @@ use std::time::Duration;
 
 /// Names the kernel shows for our programs (truncated to 15 characters) and maps.
 const OUR_PROGRAMS: [&str; 4] = ["page_fault_", "fault_complete", "top_", "sys_enter_mmap"];
-const OUR_MAPS: [&str; 8] = [
+const OUR_MAPS: [&str; 11] = [
     "TARGETS",
     "EVENTS",
     "DROPS",
+    "SUBMITTED",
     "TOP_COUNTS",
+    "TOP_RECENT",
+    "TOP_EXITS",
     "PAGE_COUNTS",
     "TOP_CONFIG",
     "TOP_COUNTERS",
