@@ -664,7 +664,13 @@ fn record_process(ctx: &TracePointContext, task: Task, kind: RecordKind, detail:
     entry.write(ProcessRecord {
         header: header(task, kind, detail),
     });
-    entry.submit(wakeup_flag());
+    // A fork wakes the loader at once: it attaches the child's heap uprobes, and every heap
+    // call the child makes before that goes unseen.
+    let flag = match kind {
+        RecordKind::Fork => BPF_RB_FORCE_WAKEUP as u64,
+        _ => wakeup_flag(),
+    };
+    entry.submit(flag);
 }
 
 /// Records a call of a heap function with its first `arg_count` arguments.

@@ -185,6 +185,17 @@ pub struct TraceArgs {
     #[arg(long = "region", value_name = "auto|none|ADDR:LEN")]
     pub regions: Vec<String>,
 
+    /// Find heap blocks through uprobes on the target's malloc, calloc, realloc and free. Each
+    /// of those calls then traps into the kernel (a few microseconds), in the traced processes
+    /// only. On by default for a command demo starts; off for --pid, so a running service's
+    /// malloc is not slowed unless asked.
+    #[arg(long, overrides_with = "no_heap")]
+    pub heap: bool,
+
+    /// Do not uprobe the heap functions (heap blocks are not found as regions).
+    #[arg(long, overrides_with = "heap")]
+    pub no_heap: bool,
+
     /// Smallest heap block that becomes a region, in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = 4096)]
     pub min_block: u64,

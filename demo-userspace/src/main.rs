@@ -153,7 +153,11 @@ fn action(
                     "--region auto and --region none exclude each other".to_owned(),
                 ));
             }
+            // Uprobes slow every heap call of the target, so a running process gets them only
+            // when asked; a command demo starts is usually a small program under study.
+            let heap_blocks = !args.no_heap && (args.heap || args.pid.is_none());
             Action::Trace(trace::TraceOptions {
+                heap_blocks,
                 target: match args.pid {
                     Some(pid) => trace::TraceTarget::Pid(pid),
                     None => trace::TraceTarget::Command(args.command),
@@ -180,6 +184,10 @@ fn action(
     })
 }
 
+/// Bytes buffered before the report file is written. The JSON outputs hand over larger batches
+/// of their own, which go straight through; the text outputs write a line at a time.
+const OUTPUT_BUFFER: usize = 64 * 1024;
+
 async fn run(mut cli: Cli) -> anyhow::Result<()> {
     let run_as = if cli.as_root {
         None
@@ -189,7 +197,8 @@ async fn run(mut cli: Cli) -> anyhow::Result<()> {
     let action = action(cli.command.take(), run_as, cli.tui)?;
     privileges::check()?;
     let out: Box<dyn io::Write> = match &cli.output {
-        Some(path) => Box::new(BufWriter::new(
+        Some(path) => Box::new(BufWriter::with_capacity(
+            OUTPUT_BUFFER,
             std::fs::File::create(path)
                 .with_context(|| format!("create the output file {}", path.display()))?,
         )),

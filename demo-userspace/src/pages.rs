@@ -27,20 +27,31 @@ pub enum PageOrigin {
     Fault { step: u32, offset: i64, index: i64 },
 }
 
-/// Per-page state of one region, what made each page present, and which pages faulted in the
-/// current step.
+/// Per-page state of one region, what made each page present (when kept), and which pages
+/// faulted in the current step.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PageModel {
     states: Vec<PageState>,
+    /// Empty when origins are not kept: 32 bytes a page is too dear for the gigabyte regions a
+    /// trace can see, and only a walk's report asks for them.
     origins: Vec<Option<PageOrigin>>,
     faulted_this_step: Vec<bool>,
 }
 
 impl PageModel {
+    /// A model that keeps what first made each page present, for a walk's small array.
     pub fn new(page_count: usize) -> Self {
         Self {
-            states: vec![PageState::Untouched; page_count],
             origins: vec![None; page_count],
+            ..Self::without_origins(page_count)
+        }
+    }
+
+    /// A model of the page states alone, two bytes a page, for the regions of a trace.
+    pub fn without_origins(page_count: usize) -> Self {
+        Self {
+            states: vec![PageState::Untouched; page_count],
+            origins: Vec::new(),
             faulted_this_step: vec![false; page_count],
         }
     }
@@ -67,8 +78,8 @@ impl PageModel {
             // the conservative guess, which the kernel check shows when it is wrong.
             (Access::Write | Access::Unknown, _) => PageState::Resident,
         };
-        if self.origins[page].is_none() {
-            self.origins[page] = Some(origin);
+        if let Some(kept @ None) = self.origins.get_mut(page) {
+            *kept = Some(origin);
         }
         self.faulted_this_step[page] = true;
     }
@@ -99,7 +110,9 @@ impl PageModel {
                 };
                 if self.states[page] == PageState::Untouched {
                     self.states[page] = state;
-                    self.origins[page] = Some(PageOrigin::BeforeWalk);
+                    if let Some(kept) = self.origins.get_mut(page) {
+                        *kept = Some(PageOrigin::BeforeWalk);
+                    }
                 }
             }
         }
@@ -244,6 +257,15 @@ mod tests {
         model.begin_step();
         assert_eq!(model.strip_scaled(10), "####.0....");
         assert_eq!(model.strip_scaled(5), "##+..");
+    }
+
+    #[test]
+    fn a_model_without_origins_keeps_the_states() {
+        let mut model = PageModel::without_origins(2);
+        model.apply_fault(1, Access::Write, at(1, 1024));
+        model.adopt_present(&[0], &[]);
+        assert_eq!(model.resident_pages(), vec![0, 1]);
+        assert_eq!(model.origin(1), None);
     }
 
     #[test]

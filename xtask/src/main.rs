@@ -37,15 +37,19 @@ enum Task {
     },
     /// Set up, then run fmt and clippy checks, unit tests and the privileged integration tests.
     Test,
-    /// Set up, build in release mode, and measure demo's cost on a fault-heavy workload
-    /// (needs root): a table of median ratios, also written to target/bench/bench.json.
+    /// Set up, build in release mode, and measure demo's cost on a fault-heavy workload beside
+    /// bpftrace and perf (needs root): a table of median ratios, also written to
+    /// target/bench/bench.json.
     Bench {
-        /// Fresh pages the workload touches per run.
-        #[arg(long, default_value_t = 262_144)]
+        /// Pages of the hot region the workload touches on each pass (16384 = 64 MiB).
+        #[arg(long, default_value_t = 16_384, value_parser = clap::value_parser!(u64).range(1..=4_194_304))]
         pages: u64,
+        /// Timed passes over the region per run.
+        #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+        passes: u64,
         /// Alternating rounds; each runs every mode once.
-        #[arg(long, default_value_t = 7)]
-        rounds: usize,
+        #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u64).range(1..=1000))]
+        rounds: u64,
     },
 }
 
@@ -69,14 +73,22 @@ fn main() -> anyhow::Result<()> {
             setup::install_missing()?;
             test()
         }
-        Task::Bench { pages, rounds } => {
+        Task::Bench {
+            pages,
+            passes,
+            rounds,
+        } => {
             setup::install_missing()?;
             if !is_root() {
                 anyhow::bail!(
                     "the benchmark loads eBPF programs and needs root; run `sudo cargo xtask bench`"
                 );
             }
-            bench::bench(&bench::BenchOptions { pages, rounds })
+            bench::bench(&bench::BenchOptions {
+                pages,
+                passes,
+                rounds: rounds as usize,
+            })
         }
     }
 }

@@ -23,6 +23,10 @@ pub fn install_missing() -> anyhow::Result<()> {
         "tmux".to_owned(),
         "util-linux".to_owned(),
         "gcc".to_owned(),
+        // The bench compares demo with bpftrace and perf, and reads bpf_stats with bpftool.
+        "bpftrace".to_owned(),
+        "linux-perf".to_owned(),
+        "bpftool".to_owned(),
     ])?;
     ensure_rust_src()?;
     ensure_bpf_linker(llvm)?;

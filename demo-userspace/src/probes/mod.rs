@@ -9,19 +9,22 @@ use aya::{
         perf_event::{PerfEventConfig, PerfEventScope, SamplePolicy, SoftwareEvent},
     },
 };
-use std::{num::NonZeroU32, path::Path};
+use std::path::Path;
 
-use aya::programs::{UProbe, uprobe::UProbeScope};
+use aya::programs::UProbe;
 use demo_common::{
-    DROPS_MAP, EVENTS_MAP, HeapFunction, NEW_TASK_PROGRAM, PAGE_COUNTS_MAP,
-    PAGE_FAULT_KERNEL_PROGRAM, PAGE_FAULT_USER_PROGRAM, PERF_FAULT_PROGRAM, PROCESS_EXIT_PROGRAM,
-    SIGNAL_PROGRAM, SYSCALL_TRACEPOINTS, TARGETS_MAP, TASK_LAYOUT_GLOBAL, TOP_COUNTS_MAP,
-    TOP_EXITS_MAP, fault_tracepoint, new_task_tracepoint, process_exit_tracepoint,
-    signal_tracepoint, syscall_tracepoint,
+    DROPS_MAP, EVENTS_MAP, NEW_TASK_PROGRAM, PAGE_COUNTS_MAP, PAGE_FAULT_KERNEL_PROGRAM,
+    PAGE_FAULT_USER_PROGRAM, PERF_FAULT_PROGRAM, PROCESS_EXIT_PROGRAM, SIGNAL_PROGRAM,
+    SYSCALL_TRACEPOINTS, TARGETS_MAP, TASK_LAYOUT_GLOBAL, TOP_COUNTS_MAP, TOP_EXITS_MAP,
+    fault_tracepoint, new_task_tracepoint, process_exit_tracepoint, signal_tracepoint,
+    syscall_tracepoint,
 };
 
+mod heap;
+mod run_stats;
 mod top;
 
+pub use self::run_stats::{ProgramRuns, stats_enabled};
 pub use self::top::{ProcessCounts, TopCounting, TopProbes, command_name};
 
 use crate::{
@@ -213,6 +216,7 @@ pub struct Probes {
     targets: HashMap<MapData, u32, u8>,
     drops: PerCpuArray<MapData, u64>,
     events: Option<RingBuf<MapData>>,
+    heap: heap::HeapLinks,
 }
 
 impl Probes {
@@ -261,6 +265,7 @@ impl Probes {
             targets,
             drops,
             events: Some(events),
+            heap: heap::HeapLinks::default(),
         })
     }
 
@@ -290,33 +295,14 @@ impl Probes {
         unless_missing(self.targets.remove(&pid), "remove a target process").map(drop)
     }
 
-    /// Attaches the heap uprobes to `libc`, for process `pid` only, or for every process (the
-    /// programs still filter by the target map) when followed children must be covered too.
-    pub fn attach_heap_probes(&mut self, libc: &Path, pid: Option<u32>) -> Result<(), ProbeError> {
-        let scope = match pid.and_then(NonZeroU32::new) {
-            Some(pid) => UProbeScope::OneProcess(pid),
-            None => UProbeScope::AllProcesses,
-        };
-        let probes = [
-            ("heap_malloc_enter", HeapFunction::Malloc),
-            ("heap_calloc_enter", HeapFunction::Calloc),
-            ("heap_realloc_enter", HeapFunction::Realloc),
-            ("heap_free_enter", HeapFunction::Free),
-            ("heap_malloc_exit", HeapFunction::Malloc),
-            ("heap_calloc_exit", HeapFunction::Calloc),
-            ("heap_realloc_exit", HeapFunction::Realloc),
-        ];
-        for (program, function) in probes {
-            let uprobe: &mut UProbe = loaded(&mut self.ebpf, program)?;
-            uprobe
-                .attach(function.name(), libc, scope)
-                .map_err(|source| ProbeError::Attach {
-                    program: program.to_owned(),
-                    target: format!("{} in {}", function.name(), libc.display()),
-                    source: Box::new(source),
-                })?;
-        }
-        Ok(())
+    /// Attaches the heap uprobes to `libc` for process `pid` only (see [`heap::HeapLinks`]).
+    pub fn attach_heap_probes(&mut self, libc: &Path, pid: u32) -> Result<(), ProbeError> {
+        self.heap.attach(&mut self.ebpf, libc, pid)
+    }
+
+    /// Detaches the heap uprobes of process `pid`, once it exited.
+    pub fn detach_heap_probes(&mut self, pid: u32) {
+        self.heap.detach(&mut self.ebpf, pid);
     }
 
     /// Hands the event ring buffer to its reader; `None` after the first call.
@@ -342,6 +328,11 @@ impl Probes {
                 Ok(per_cpu.iter().sum())
             })
             .collect()
+    }
+
+    /// What each program that ran cost in the kernel so far, when `bpf_stats` is on.
+    pub fn program_runs(&self) -> Option<Vec<ProgramRuns>> {
+        run_stats::program_runs(&self.ebpf)
     }
 
     /// Forwards pending aya-log messages of the programs to the `log` crate.

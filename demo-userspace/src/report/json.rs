@@ -8,7 +8,7 @@ use std::{
 
 use serde::Serialize;
 
-use super::{Reporter, hex, si_code_name};
+use super::{JsonLines, Reporter, hex, si_code_name};
 use crate::{
     access::{Access, Mode},
     classify::{ClassifiedFault, FaultClass},
@@ -25,18 +25,19 @@ use crate::{
 };
 
 /// Writes one JSON object per line and flushes after each step.
-pub struct JsonReporter<W> {
-    out: W,
+pub struct JsonReporter<W: Write> {
+    out: JsonLines<W>,
 }
 
 impl<W: Write> JsonReporter<W> {
     pub fn new(out: W) -> Self {
-        Self { out }
+        Self {
+            out: JsonLines::new(out),
+        }
     }
 
     fn line(&mut self, value: &impl Serialize) -> io::Result<()> {
-        serde_json::to_writer(&mut self.out, value)?;
-        self.out.write_all(b"\n")
+        self.out.line(value)
     }
 }
 
@@ -82,33 +83,33 @@ impl<'a> RegionLine<'a> {
 /// A `fault` line.
 #[derive(Serialize)]
 pub struct FaultLine<'a> {
-    kind: &'static str,
-    scenario: &'a str,
-    step: Option<u32>,
-    pid: u32,
-    tid: u32,
-    timestamp_ns: u64,
+    pub(super) kind: &'static str,
+    pub(super) scenario: &'a str,
+    pub(super) step: Option<u32>,
+    pub(super) pid: u32,
+    pub(super) tid: u32,
+    pub(super) timestamp_ns: u64,
     #[serde(serialize_with = "hex")]
-    address: u64,
+    pub(super) address: u64,
     #[serde(serialize_with = "hex")]
-    ip: u64,
+    pub(super) ip: u64,
     /// Null when the source has no error code (the perf event).
-    error_code: Option<u64>,
-    access: Access,
-    present: Option<bool>,
-    mode: Mode,
-    class: FaultClass,
-    region: Option<&'a str>,
-    offset: Option<i64>,
-    index: Option<i64>,
-    page: Option<u64>,
-    in_bounds: Option<bool>,
-    mapping: &'a str,
+    pub(super) error_code: Option<u64>,
+    pub(super) access: Access,
+    pub(super) present: Option<bool>,
+    pub(super) mode: Mode,
+    pub(super) class: FaultClass,
+    pub(super) region: Option<&'a str>,
+    pub(super) offset: Option<i64>,
+    pub(super) index: Option<i64>,
+    pub(super) page: Option<u64>,
+    pub(super) in_bounds: Option<bool>,
+    pub(super) mapping: &'a str,
     #[serde(
         serialize_with = "optional_hex",
         skip_serializing_if = "Option::is_none"
     )]
-    mapping_offset: Option<u64>,
+    pub(super) mapping_offset: Option<u64>,
 }
 
 impl<'a> FaultLine<'a> {

@@ -94,11 +94,17 @@ pub async fn run(
     ticker.tick().await;
     let started = tokio::time::Instant::now();
     let mut last = started;
+    // The end of --duration ends the run even inside an interval longer than it.
+    let deadline = options.duration.map(|duration| started + duration);
     tokio::pin!(shutdown);
     loop {
         let stop = tokio::select! {
             _ = ticker.tick() => false,
             () = &mut shutdown => true,
+            () = async { match deadline {
+                Some(deadline) => tokio::time::sleep_until(deadline).await,
+                None => std::future::pending().await,
+            } } => true,
         };
         let now = tokio::time::Instant::now();
         let interval = take_interval(

@@ -5,7 +5,7 @@ use std::io::{self, Write};
 use serde::Serialize;
 
 use super::{Interval, PageReport, rank::Row};
-use crate::report::{Format, hex};
+use crate::report::{Format, JsonLines, hex};
 
 pub trait TopOutput {
     fn interval(&mut self, interval: &Interval) -> io::Result<()>;
@@ -14,7 +14,9 @@ pub trait TopOutput {
 pub fn output<'a>(format: Format, out: impl Write + 'a) -> Box<dyn TopOutput + 'a> {
     match format {
         Format::Text => Box::new(TextTop { out }),
-        Format::Json => Box::new(JsonTop { out }),
+        Format::Json => Box::new(JsonTop {
+            out: JsonLines::new(out),
+        }),
     }
 }
 
@@ -75,8 +77,8 @@ impl<W: Write> TopOutput for TextTop<W> {
     }
 }
 
-struct JsonTop<W> {
-    out: W,
+struct JsonTop<W: Write> {
+    out: JsonLines<W>,
 }
 
 #[derive(Serialize)]
@@ -149,8 +151,7 @@ impl<W: Write> TopOutput for JsonTop<W> {
                 .as_ref()
                 .map(|report| pages_line(report, interval.pages_evicted)),
         };
-        serde_json::to_writer(&mut self.out, &line)?;
-        self.out.write_all(b"\n")?;
+        self.out.line(&line)?;
         self.out.flush()
     }
 }

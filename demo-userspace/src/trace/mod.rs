@@ -41,8 +41,11 @@ pub enum TraceTarget {
 pub struct TraceOptions {
     pub target: TraceTarget,
     pub follow: bool,
-    /// Track anonymous mmaps and heap blocks as regions.
+    /// Track anonymous mmaps (and heap blocks, with `heap_blocks`) as regions.
     pub auto_regions: bool,
+    /// Uprobe the target's malloc, calloc, realloc and free to find its heap blocks. Each call
+    /// then traps into the kernel, so it is on by default only for a command demo starts.
+    pub heap_blocks: bool,
     pub manual_regions: Vec<(u64, u64)>,
     pub min_block: u64,
     pub elem_size: u64,
@@ -57,6 +60,10 @@ pub struct TraceOptions {
 pub enum TargetError {
     #[error("no process has pid {0}; check it with `ps -p {0}`")]
     NoSuchPid(u32),
+    #[error(
+        "process {pid} ({name}) is a kernel thread: it has no user memory, so it takes no page faults to trace"
+    )]
+    KernelThread { pid: u32, name: String },
     #[error("process {0} exited while demo attached to it")]
     ExitedDuringAttach(u32),
     #[error(transparent)]
@@ -81,9 +88,7 @@ pub async fn run(
     let (pid, mut held, command) = match &options.target {
         TraceTarget::Pid(pid) => {
             let pid = *pid;
-            if !process_exists(pid) {
-                return Err(TargetError::NoSuchPid(pid).into());
-            }
+            check_user_process(pid)?;
             probes.add_target(pid, target_flags::REPORT | follow_flags)?;
             if !process_exists(pid) {
                 probes.remove_target(pid)?;
@@ -102,17 +107,20 @@ pub async fn run(
         }
     };
 
-    let heap_probes = if options.auto_regions {
+    let heap = if options.auto_regions && options.heap_blocks {
+        // A held command still runs demo's own image, so its libc is ours until it execs; the
+        // uprobes are scoped by pid and stay on it across the exec.
         let libc = libc_of(if held.is_some() {
             std::process::id()
         } else {
             pid
         })?;
-        probes.attach_heap_probes(&libc, None)?;
-        Some(libc.display().to_string())
+        probes.attach_heap_probes(&libc, pid)?;
+        Some(HeapProbes { libc })
     } else {
         None
     };
+    let heap_probes = heap.as_ref().map(|heap| heap.libc.display().to_string());
     let mut session = Session::new(RegionTracker::new(
         options.auto_regions,
         options.min_block,
@@ -130,6 +138,7 @@ pub async fn run(
         source,
         fallback,
         heap_probes,
+        heap_blocks_off: options.auto_regions && !options.heap_blocks,
         follow: options.follow,
         start_ns,
     })?;
@@ -156,7 +165,7 @@ pub async fn run(
         tokio::select! {
             waited = reader.wait() => {
                 waited.context("wait for trace events")?;
-                drain(reader, &mut session, &mut events, output)?;
+                drain(reader, &mut session, &mut events, output, probes, heap.as_ref())?;
                 session.settle_quiet(monotonic_ns().saturating_sub(QUIET_NS), &mut events);
                 flush(&mut events, output)?;
                 if held.is_none() && (session.has_exited(pid) || !process_exists(pid)) {
@@ -185,7 +194,14 @@ pub async fn run(
     }
     drop(held);
     // Everything the target did before it ended is in the buffer now.
-    drain(reader, &mut session, &mut events, output)?;
+    drain(
+        reader,
+        &mut session,
+        &mut events,
+        output,
+        probes,
+        heap.as_ref(),
+    )?;
     session.finish(&mut events);
     flush(&mut events, output)?;
     probes.remove_target(pid)?;
@@ -210,6 +226,7 @@ pub async fn run(
         loader: output::LoaderCost::now(),
         records: output::RecordCount::by_kind(reader.delivered(), &drops),
         untraced_children: drops[demo_common::UNTRACED_CHILD_SLOT as usize],
+        kernel_programs: probes.program_runs(),
     };
     output.summary(&summary, &session)?;
     Ok(())
@@ -251,9 +268,14 @@ fn drain(
     session: &mut Session,
     events: &mut Vec<TraceEvent>,
     output: &mut dyn TraceOutput,
+    probes: &mut Probes,
+    heap: Option<&HeapProbes>,
 ) -> anyhow::Result<()> {
     loop {
         let taken = reader.drain_some(BATCH, |record| session.handle(record, events));
+        if let Some(heap) = heap {
+            heap.follow(events, probes);
+        }
         flush(events, output)?;
         if taken < BATCH {
             return Ok(());
@@ -264,6 +286,51 @@ fn drain(
 fn flush(events: &mut Vec<TraceEvent>, output: &mut dyn TraceOutput) -> anyhow::Result<()> {
     for event in events.drain(..) {
         output.event(&event)?;
+    }
+    Ok(())
+}
+
+/// The heap uprobes of a trace: on the target, and on each child the trace follows.
+struct HeapProbes {
+    libc: PathBuf,
+}
+
+impl HeapProbes {
+    /// Attaches the uprobes for each process forked in `events`, and detaches those of each
+    /// process that exited. A child's heap calls between its fork and this attach (the fork
+    /// record wakes the loader at once) are not seen.
+    fn follow(&self, events: &[TraceEvent], probes: &mut Probes) {
+        for event in events {
+            match *event {
+                TraceEvent::ProcessForked { pid, .. } => {
+                    if let Err(error) = probes.attach_heap_probes(&self.libc, pid) {
+                        // The child may be gone already; its heap blocks are then moot.
+                        if process_exists(pid) {
+                            log::warn!("heap blocks of pid {pid} are not tracked: {error}");
+                        }
+                    }
+                }
+                TraceEvent::ProcessExited { pid } => probes.detach_heap_probes(pid),
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Checks that `pid` is a live process with user memory, before it is traced.
+fn check_user_process(pid: u32) -> Result<(), TargetError> {
+    let stat = procfs::process::Process::new(pid as i32)
+        .and_then(|process| process.stat())
+        .map_err(|_| TargetError::NoSuchPid(pid))?;
+    if stat.state == 'Z' || stat.state == 'X' {
+        return Err(TargetError::NoSuchPid(pid));
+    }
+    // PF_KTHREAD in the task's flags.
+    if stat.flags & 0x0020_0000 != 0 {
+        return Err(TargetError::KernelThread {
+            pid,
+            name: stat.comm,
+        });
     }
     Ok(())
 }

@@ -6,9 +6,12 @@ use std::io::{self, Write};
 use serde::Serialize;
 
 use super::session::{Session, TraceEvent};
+use crate::probes::ProgramRuns;
 use crate::{
     pages::PageModel,
-    report::{FaultLine, Format, RegionLine, SignalLine, SyscallLine, hex, si_code_name},
+    report::{
+        FaultLine, Format, JsonLines, RegionLine, SignalLine, SyscallLine, hex, si_code_name,
+    },
     scenario::signal_name,
 };
 
@@ -22,6 +25,9 @@ pub struct TraceStart {
     pub fallback: bool,
     /// The libc whose malloc/calloc/realloc/free are probed, if any.
     pub heap_probes: Option<String>,
+    /// Heap blocks are not tracked although regions are (`--pid` without `--heap`).
+    #[serde(skip)]
+    pub heap_blocks_off: bool,
     pub follow: bool,
     /// CLOCK_MONOTONIC ns at the start; event times are shown relative to it.
     #[serde(skip)]
@@ -54,6 +60,9 @@ pub struct TraceSummary {
     pub records: std::collections::BTreeMap<&'static str, RecordCount>,
     /// Followed children that could not be traced because the target map was full.
     pub untraced_children: u64,
+    /// Per program, its runs and their time in the kernel; null unless
+    /// `kernel.bpf_stats_enabled` is 1.
+    pub kernel_programs: Option<Vec<ProgramRuns>>,
 }
 
 #[derive(Clone, Copy, Debug, Default, Serialize)]
@@ -95,6 +104,11 @@ pub struct LoaderCost {
 }
 
 impl LoaderCost {
+    /// CPU nanoseconds per record, start-up included.
+    pub fn ns_per_record(&self, records: u64) -> Option<f64> {
+        (records > 0).then(|| self.cpu_ms as f64 * 1e6 / records as f64)
+    }
+
     pub fn now() -> Self {
         // SAFETY: getrusage fills the struct we pass.
         let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
@@ -144,7 +158,9 @@ pub trait TraceOutput {
 pub fn output<'a>(format: Format, out: impl Write + 'a) -> Box<dyn TraceOutput + 'a> {
     match format {
         Format::Text => Box::new(TextTrace { out, start_ns: 0 }),
-        Format::Json => Box::new(JsonTrace { out }),
+        Format::Json => Box::new(JsonTrace {
+            out: JsonLines::new(out),
+        }),
     }
 }
 
@@ -157,6 +173,10 @@ fn region_strip(pages: &PageModel) -> String {
     settled.begin_step();
     settled.strip_scaled(STRIP_WIDTH)
 }
+
+/// What one heap call costs the traced process with the uprobes on, as `cargo xtask bench`
+/// measured it on this kind of machine (its "heap call" rows).
+pub const HEAP_CALL_COST: &str = "3 us per call (cargo xtask bench)";
 
 struct TextTrace<W> {
     out: W,
@@ -195,7 +215,20 @@ impl<W: Write> TraceOutput for TextTrace<W> {
             (source, _) => writeln!(self.out, "# faults from the {source} source")?,
         }
         if let Some(libc) = &start.heap_probes {
-            writeln!(self.out, "# heap regions from uprobes on {libc}")?;
+            writeln!(
+                self.out,
+                "# heap regions from uprobes on {libc}, in the traced processes only"
+            )?;
+            writeln!(
+                self.out,
+                "# each malloc/calloc/realloc/free there now traps to the kernel, about {HEAP_CALL_COST}; --no-heap turns this off"
+            )?;
+        } else if start.heap_blocks_off {
+            writeln!(
+                self.out,
+                "# heap blocks are not tracked: uprobes would cost every malloc/free of pid {} about {HEAP_CALL_COST}; --heap turns them on",
+                start.pid
+            )?;
         }
         writeln!(
             self.out,
@@ -321,6 +354,34 @@ impl<W: Write> TraceOutput for TextTrace<W> {
         if let Some(child) = &summary.child {
             writeln!(self.out, "pid {} {child}", summary.pid)?;
         }
+        let cost = &summary.loader;
+        writeln!(
+            self.out,
+            "demo's own cost: {} ms of CPU ({}), peak RSS {} KiB",
+            cost.cpu_ms,
+            match cost.ns_per_record(summary.records.values().map(|count| count.delivered).sum()) {
+                Some(ns) => format!("{ns:.0} ns per record"),
+                None => "no records".to_owned(),
+            },
+            cost.peak_rss_kib
+        )?;
+        match &summary.kernel_programs {
+            Some(programs) => {
+                for program in programs {
+                    if let Some(ns) = program.ns_per_run() {
+                        writeln!(
+                            self.out,
+                            "in the kernel (bpf_stats): {} ran {} times, {ns:.0} ns per run",
+                            program.program, program.runs
+                        )?;
+                    }
+                }
+            }
+            None => writeln!(
+                self.out,
+                "in the kernel: `sysctl kernel.bpf_stats_enabled=1` before the trace shows each program's cost"
+            )?,
+        }
         if let (Some(rusage), Some((gap, why))) = (summary.rusage, summary.rusage_gap()) {
             writeln!(
                 self.out,
@@ -335,14 +396,13 @@ impl<W: Write> TraceOutput for TextTrace<W> {
     }
 }
 
-struct JsonTrace<W> {
-    out: W,
+struct JsonTrace<W: Write> {
+    out: JsonLines<W>,
 }
 
 impl<W: Write> JsonTrace<W> {
     fn line(&mut self, value: &impl Serialize) -> io::Result<()> {
-        serde_json::to_writer(&mut self.out, value)?;
-        self.out.write_all(b"\n")
+        self.out.line(value)
     }
 }
 
@@ -412,17 +472,20 @@ impl<W: Write> TraceOutput for JsonTrace<W> {
 
     fn event(&mut self, event: &TraceEvent) -> io::Result<()> {
         match event {
-            TraceEvent::Fault(traced) => self.line(&FaultLine::new(
-                SCENARIO,
-                None,
-                &traced.fault,
-                traced
-                    .region
-                    .as_ref()
-                    .map(|(_, name, location)| (&**name, *location)),
-                &traced.mapping,
-                Some(traced.mapping_offset),
-            )),
+            TraceEvent::Fault(traced) => self.out.line_with(|line| {
+                FaultLine::new(
+                    SCENARIO,
+                    None,
+                    &traced.fault,
+                    traced
+                        .region
+                        .as_ref()
+                        .map(|(_, name, location)| (&**name, *location)),
+                    &traced.mapping,
+                    Some(traced.mapping_offset),
+                )
+                .write_json(line)
+            }),
             TraceEvent::Syscall(call) => self.line(&SyscallLine::new(SCENARIO, None, call)),
             TraceEvent::Signal(signal) => self.line(&SignalLine::generated(SCENARIO, None, signal)),
             TraceEvent::RegionStarted(tracked) => self.line(&RegionLine::new(

@@ -205,7 +205,10 @@ impl Session {
                 let tracked = self.regions.get(id).clone();
                 self.pages.insert(
                     id,
-                    (PageModel::new(tracked.region.page_count() as usize), 0),
+                    (
+                        PageModel::without_origins(tracked.region.page_count() as usize),
+                        0,
+                    ),
                 );
                 out.push(TraceEvent::RegionStarted(tracked));
             }

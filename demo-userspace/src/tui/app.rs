@@ -83,7 +83,7 @@ pub struct RegionView {
 impl RegionView {
     pub fn new(region: Region) -> Self {
         Self {
-            pages: PageModel::new(region.page_count() as usize),
+            pages: PageModel::without_origins(region.page_count() as usize),
             region,
             notes: BTreeMap::new(),
             major: Vec::new(),

@@ -1,5 +1,6 @@
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <time.h>
 /* KiB of free memory this guest has handed back to its host (virtio free page reporting), or
@@ -14,18 +15,54 @@ static long reported_kib(void) {
     }
     return kib;
 }
-/* Touches N fresh pages and prints its own nanoseconds per fault, and the KiB handed back to
-   the host meanwhile (-1 when unknown). */
+/* Steal time of CPU 0, where the bench pins the workload, in USER_HZ ticks. */
+static long steal_ticks(void) {
+    FILE *file = fopen("/proc/stat", "r");
+    char line[512];
+    long steal = -1;
+    while (file && fgets(line, sizeof line, file)) {
+        long v[8];
+        if (strncmp(line, "cpu0 ", 5) == 0
+            && sscanf(line + 5, "%ld %ld %ld %ld %ld %ld %ld %ld", &v[0], &v[1], &v[2], &v[3],
+                      &v[4], &v[5], &v[6], &v[7]) == 8) {
+            steal = v[7];
+            break;
+        }
+    }
+    if (file) fclose(file);
+    return steal;
+}
+/* touch PAGES PASSES [wait]: maps PAGES pages and touches each once, untimed, so the guest
+   holds them; then PASSES times drops them with MADV_DONTNEED (untimed) and touches every page
+   again (timed). The same memory stays hot in the guest, out of the host's reach. With `wait`
+   it reads a line from stdin before the timed passes, for a tracer that attaches by pid.
+   Prints its own ns per timed fault, the KiB handed back to the host meanwhile and the steal
+   ticks of CPU 0 (-1 when unknown). */
 int main(int argc, char **argv) {
-    long pages = argc > 1 ? atol(argv[1]) : 262144;
-    char *area = mmap(NULL, pages * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    struct timespec start, end;
-    long before = reported_kib();
-    clock_gettime(CLOCK_MONOTONIC, &start);
+    long pages = argc > 1 ? atol(argv[1]) : 16384;
+    long passes = argc > 2 ? atol(argv[2]) : 16;
+    size_t bytes = (size_t)pages * 4096;
+    char *area = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (area == MAP_FAILED) return 1;
     for (long i = 0; i < pages; i++) area[i * 4096] = 1;
-    clock_gettime(CLOCK_MONOTONIC, &end);
-    long after = reported_kib();
-    double ns = (end.tv_sec - start.tv_sec) * 1e9 + (end.tv_nsec - start.tv_nsec);
-    printf("%.1f %ld\n", ns / pages, before < 0 || after < 0 ? -1 : after - before);
+    if (argc > 3) {
+        printf("ready\n");
+        fflush(stdout);
+        char line[16];
+        if (!fgets(line, sizeof line, stdin)) return 1;
+    }
+    long before = reported_kib(), steal_before = steal_ticks();
+    double ns = 0;
+    for (long pass = 0; pass < passes; pass++) {
+        struct timespec start, end;
+        madvise(area, bytes, MADV_DONTNEED);
+        clock_gettime(CLOCK_MONOTONIC, &start);
+        for (long i = 0; i < pages; i++) area[i * 4096] = 1;
+        clock_gettime(CLOCK_MONOTONIC, &end);
+        ns += (end.tv_sec - start.tv_sec) * 1e9 + (end.tv_nsec - start.tv_nsec);
+    }
+    long after = reported_kib(), steal_after = steal_ticks();
+    printf("%.1f %ld %ld\n", ns / (pages * passes), before < 0 || after < 0 ? -1 : after - before,
+           steal_before < 0 || steal_after < 0 ? -1 : steal_after - steal_before);
     return 0;
 }

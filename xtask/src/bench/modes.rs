@@ -1,0 +1,401 @@
+//! The ways the bench runs its workload: untraced, under demo as users run it, and under the
+//! tools users compare it with. Each run gives the workload's own ns per fault and what the
+//! tracer reports about itself.
+
+use std::{
+    io::{BufRead as _, BufReader, Write as _},
+    path::Path,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, bail};
+use serde_json::Value;
+
+use super::kernel_cost;
+
+/// One way of running the workload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Untraced,
+    /// Untraced, with the other CPU kept busy, as the tracer keeps it during a trace.
+    UntracedBusy,
+    /// `demo top --counters-only`: no program per fault.
+    TopCountersOnly,
+    /// Programs that count nothing on the fault tracepoints: what the hook alone costs.
+    Floor,
+    /// `demo trace --format json -o FILE -- CMD`, the defaults otherwise.
+    Trace,
+    /// The same with `--region none`.
+    TraceNoRegions,
+    /// `demo top`, the default per-fault counting.
+    Top,
+    BpftraceCount,
+    BpftracePrint,
+    PerfTrace,
+}
+
+impl Mode {
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Untraced => "untraced",
+            Self::UntracedBusy => "untraced, other CPU busy",
+            Self::TopCountersOnly => "demo top --counters-only",
+            Self::Floor => "floor: empty fault programs",
+            Self::Trace => "demo trace (defaults)",
+            Self::TraceNoRegions => "demo trace --region none",
+            Self::Top => "demo top (defaults)",
+            Self::BpftraceCount => "bpftrace, count in kernel",
+            Self::BpftracePrint => "bpftrace, printf to file",
+            Self::PerfTrace => "perf trace -F min",
+        }
+    }
+
+    /// Rows that run nothing per fault: they must land at 1.00, or the run cannot judge.
+    pub fn is_no_op(self) -> bool {
+        matches!(self, Self::UntracedBusy | Self::TopCountersOnly)
+    }
+}
+
+/// What one run measured.
+#[derive(Clone, Debug, Default)]
+pub struct Sample {
+    pub ns_per_fault: f64,
+    /// The guest handed memory back to its host, or the host stole CPU 0, during the loop.
+    pub disturbed: bool,
+    pub steal_ms: Option<u64>,
+    pub lost: Option<u64>,
+    pub loader_ns_per_event: Option<f64>,
+    pub loader_peak_rss_kib: Option<u64>,
+    /// `bpf_stats`: ns per run of the tracer's programs on the fault path.
+    pub kernel_ns_per_run: Option<f64>,
+}
+
+/// The files and sizes every run uses.
+pub struct Setup<'a> {
+    pub demo: &'a Path,
+    pub touch: &'a Path,
+    pub dir: &'a Path,
+    pub pages: u64,
+    pub passes: u64,
+}
+
+impl Setup<'_> {
+    fn faults(&self) -> u64 {
+        self.pages * self.passes
+    }
+
+    fn workload_args(&self) -> [String; 2] {
+        [self.pages.to_string(), self.passes.to_string()]
+    }
+}
+
+/// The workload runs on CPU 0 and every tracer on CPU 1, so they never compete for a CPU and
+/// the workload does not migrate.
+fn pinned(cpu: &str, program: &Path) -> Command {
+    let mut command = Command::new("taskset");
+    command.args(["-c", cpu]).arg(program);
+    command
+}
+
+pub fn run(mode: Mode, setup: &Setup) -> anyhow::Result<Sample> {
+    let workload = || {
+        let mut command = pinned("0", setup.touch);
+        command.args(setup.workload_args());
+        command
+    };
+    match mode {
+        Mode::Untraced => measured(&workload().output()?.stdout, setup),
+        Mode::UntracedBusy => {
+            let mut spinner = pinned("1", Path::new("sh"))
+                .args(["-c", "while :; do :; done"])
+                .spawn()?;
+            let output = workload().output();
+            spinner.kill()?;
+            spinner.wait()?;
+            measured(&output?.stdout, setup)
+        }
+        Mode::Trace | Mode::TraceNoRegions => trace(mode, setup),
+        Mode::Top | Mode::TopCountersOnly | Mode::Floor => top(mode, setup, workload),
+        Mode::BpftraceCount | Mode::BpftracePrint => bpftrace(mode, setup),
+        Mode::PerfTrace => perf_trace(setup),
+    }
+}
+
+fn trace(mode: Mode, setup: &Setup) -> anyhow::Result<Sample> {
+    let out = setup.dir.join("trace.json");
+    let extra: &[&str] = if mode == Mode::TraceNoRegions {
+        &["--region", "none"]
+    } else {
+        &[]
+    };
+    let output = pinned("1", setup.demo)
+        .args(["trace", "--format", "json", "--output"])
+        .arg(&out)
+        .args(extra)
+        .args(["--", "taskset", "-c", "0"])
+        .arg(setup.touch)
+        .args(setup.workload_args())
+        .output()?;
+    if !output.status.success() {
+        bail!(
+            "demo trace failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let summary = last_json_line(&out)?;
+    Ok(Sample {
+        lost: summary["lost"].as_u64(),
+        loader_ns_per_event: loader_ns_per_event(&summary),
+        loader_peak_rss_kib: summary["loader"]["peak_rss_kib"].as_u64(),
+        kernel_ns_per_run: fault_programs_ns_per_run(&summary),
+        ..measured(&output.stdout, setup)?
+    })
+}
+
+/// The summary's loader CPU over the records it delivered.
+pub fn loader_ns_per_event(summary: &Value) -> Option<f64> {
+    let records: u64 = summary["records"]
+        .as_object()?
+        .values()
+        .filter_map(|count| count["delivered"].as_u64())
+        .sum();
+    let cpu_ms = summary["loader"]["cpu_ms"].as_u64()?;
+    (records > 0).then(|| cpu_ms as f64 * 1e6 / records as f64)
+}
+
+/// ns per run of the fault programs, from the summary's `kernel_programs`.
+fn fault_programs_ns_per_run(summary: &Value) -> Option<f64> {
+    let programs: Vec<(u64, u64)> = summary["kernel_programs"]
+        .as_array()?
+        .iter()
+        .filter(|p| {
+            p["program"]
+                .as_str()
+                .is_some_and(|name| name.contains("fault"))
+        })
+        .map(|p| {
+            (
+                p["runs"].as_u64().unwrap_or(0),
+                p["run_time_ns"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    kernel_cost::ns_per_run(&programs)
+}
+
+pub fn last_json_line(path: &Path) -> anyhow::Result<Value> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
+    serde_json::from_str(text.lines().last().unwrap_or("{}"))
+        .with_context(|| format!("read the last line of {}", path.display()))
+}
+
+fn top(mode: Mode, setup: &Setup, workload: impl Fn() -> Command) -> anyhow::Result<Sample> {
+    let out = setup.dir.join("top.json");
+    let _ = std::fs::remove_file(&out);
+    let counting: &[&str] = match mode {
+        Mode::TopCountersOnly => &["--counters-only"],
+        Mode::Floor => &["--counters-only", "--debug-empty-fault-programs"],
+        _ => &[],
+    };
+    let before = kernel_cost::loaded_ids()?;
+    let mut top = pinned("1", setup.demo)
+        .args(["top", "--interval", "0.1", "--format", "json", "--output"])
+        .arg(&out)
+        .args(counting)
+        .spawn()?;
+    wait_for_file(&out, &mut top)?;
+    let output = workload().output()?;
+    let kernel_ns_per_run = kernel_cost::fault_ns_per_run(&before)?;
+    stop(&mut top)?;
+    let dropped = std::fs::read_to_string(&out)?
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter_map(|interval| interval["dropped"].as_u64())
+        .max();
+    Ok(Sample {
+        lost: dropped,
+        kernel_ns_per_run,
+        ..measured(&output.stdout, setup)?
+    })
+}
+
+/// Starts the workload held before its timed passes, so a tracer can attach to its pid.
+fn held_workload(setup: &Setup) -> anyhow::Result<(Child, BufReader<std::process::ChildStdout>)> {
+    let mut child = pinned("0", setup.touch)
+        .args(setup.workload_args())
+        .arg("wait")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let mut stdout = BufReader::new(child.stdout.take().context("the workload's stdout")?);
+    let mut line = String::new();
+    stdout.read_line(&mut line)?;
+    if line.trim() != "ready" {
+        bail!("the workload did not get ready: {line:?}");
+    }
+    Ok((child, stdout))
+}
+
+/// Lets the held workload run its timed passes and returns its sample.
+fn release(
+    mut child: Child,
+    mut stdout: BufReader<std::process::ChildStdout>,
+    setup: &Setup,
+) -> anyhow::Result<Sample> {
+    writeln!(child.stdin.as_mut().context("the workload's stdin")?, "go")?;
+    let mut line = String::new();
+    stdout.read_line(&mut line)?;
+    child.wait()?;
+    measured(line.as_bytes(), setup)
+}
+
+fn bpftrace(mode: Mode, setup: &Setup) -> anyhow::Result<Sample> {
+    let (workload, stdout) = held_workload(setup)?;
+    let pid = workload.id();
+    let out = setup.dir.join("bpftrace.txt");
+    let program = match mode {
+        Mode::BpftraceCount => {
+            format!("tracepoint:exceptions:page_fault_user /pid == {pid}/ {{ @faults = count(); }}")
+        }
+        _ => format!(
+            "tracepoint:exceptions:page_fault_user /pid == {pid}/ {{ printf(\"%d %d %lx %lx %d\\n\", pid, tid, args->address, args->ip, args->error_code); }}"
+        ),
+    };
+    let before = kernel_cost::loaded_ids()?;
+    // bpftrace says "Attaching 1 probe..." on stdout once it is attached, or in the -o file.
+    let mut tracer = pinned("1", &which("bpftrace")?)
+        .args(["-o"])
+        .arg(&out)
+        .args(["-e", &program])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    wait_for_text(&out, "Attaching", &mut tracer)?;
+    let sample = release(workload, stdout, setup)?;
+    let kernel_ns_per_run = kernel_cost::fault_ns_per_run(&before)?;
+    stop(&mut tracer)?;
+    let lost = std::fs::read_to_string(&out)
+        .ok()
+        .map(|text| lost_in(&text));
+    Ok(Sample {
+        kernel_ns_per_run,
+        lost: if mode == Mode::BpftracePrint {
+            lost
+        } else {
+            None
+        },
+        ..sample
+    })
+}
+
+fn perf_trace(setup: &Setup) -> anyhow::Result<Sample> {
+    let out = setup.dir.join("perf-trace.txt");
+    let output = pinned("1", &which("perf")?)
+        .args(["trace", "-F", "min", "--no-syscalls", "-o"])
+        .arg(&out)
+        .args(["--", "taskset", "-c", "0"])
+        .arg(setup.touch)
+        .args(setup.workload_args())
+        .output()?;
+    let lost = std::fs::read_to_string(&out)
+        .ok()
+        .map(|text| lost_in(&text));
+    Ok(Sample {
+        lost,
+        ..measured(&output.stdout, setup)?
+    })
+}
+
+/// The events a tool says it lost: perf's "LOST n events!" and bpftrace's "Lost n events".
+fn lost_in(text: &str) -> u64 {
+    text.lines()
+        .filter_map(|line| {
+            let lower = line.to_ascii_lowercase();
+            let rest = lower.split("lost ").nth(1)?;
+            rest.split_whitespace().next()?.parse::<u64>().ok()
+        })
+        .sum()
+}
+
+/// A tool's absolute path: bpftrace 0.17 finds two `taskset`s when given a bare name.
+fn which(tool: &str) -> anyhow::Result<std::path::PathBuf> {
+    let output = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()?;
+    let path = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    if path.is_empty() {
+        bail!("{tool} is not installed; `cargo xtask setup` installs it");
+    }
+    Ok(path.into())
+}
+
+/// The workload's line: ns per fault, KiB handed back to the host, steal ticks of CPU 0.
+pub fn measured(stdout: &[u8], setup: &Setup) -> anyhow::Result<Sample> {
+    let text = String::from_utf8_lossy(stdout);
+    text.lines()
+        .rev()
+        .find_map(|line| {
+            let mut fields = line.split_whitespace();
+            let ns_per_fault: f64 = fields.next()?.parse().ok()?;
+            let handed_back_kib: i64 = fields.next()?.parse().ok()?;
+            let steal_ticks: i64 = fields.next()?.parse().ok()?;
+            // USER_HZ is 100 on Linux: a tick is 10 ms.
+            let steal_ms = u64::try_from(steal_ticks).ok().map(|ticks| ticks * 10);
+            let loop_ms = ns_per_fault * setup.faults() as f64 / 1e6;
+            let stolen = steal_ms.is_some_and(|ms| ms as f64 > 0.02 * loop_ms);
+            Some(Sample {
+                ns_per_fault,
+                disturbed: handed_back_kib > 0 || stolen,
+                steal_ms,
+                ..Sample::default()
+            })
+        })
+        .with_context(|| format!("the workload printed no ns per fault: {text}"))
+}
+
+/// Waits until demo wrote its first line, i.e. its probes are attached.
+pub fn wait_for_file(path: &Path, child: &mut Child) -> anyhow::Result<Duration> {
+    wait_for_text(path, "", child)
+}
+
+/// Waits until `path` holds `text` (anything, when empty).
+fn wait_for_text(path: &Path, text: &str, child: &mut Child) -> anyhow::Result<Duration> {
+    let start = Instant::now();
+    loop {
+        if std::fs::read_to_string(path).is_ok_and(|got| !got.is_empty() && got.contains(text)) {
+            return Ok(start.elapsed());
+        }
+        if let Some(status) = child.try_wait()? {
+            let mut error = String::new();
+            if let Some(mut stderr) = child.stderr.take() {
+                let _ = std::io::Read::read_to_string(&mut stderr, &mut error);
+            }
+            bail!("the tracer ended before it attached: {status} {error}");
+        }
+        if start.elapsed() > Duration::from_secs(30) {
+            bail!("the tracer did not attach within 30 s");
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Stops a tracer as Ctrl-C would, so it detaches and writes its summary.
+pub fn stop(child: &mut Child) -> anyhow::Result<()> {
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    child.wait()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lost_counts_are_read_from_perf_and_bpftrace_lines() {
+        assert_eq!(lost_in("x\nLOST 1234 events!\nfoo\nLOST 6 events!\n"), 1240);
+        assert_eq!(lost_in("Attaching 1 probe...\nLost 17 events\n"), 17);
+        assert_eq!(lost_in("1 2 7f 55 6\n"), 0);
+    }
+}
