@@ -24,7 +24,7 @@ mod heap;
 mod run_stats;
 mod top;
 
-pub use self::run_stats::{ProgramRuns, stats_enabled};
+pub use self::run_stats::ProgramRuns;
 pub use self::top::{ProcessCounts, TopCounting, TopProbes, command_name};
 
 use crate::{

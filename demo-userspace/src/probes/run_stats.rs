@@ -22,7 +22,7 @@ impl ProgramRuns {
 }
 
 /// True when the kernel counts program run time (`sysctl kernel.bpf_stats_enabled=1`).
-pub fn stats_enabled() -> bool {
+fn stats_enabled() -> bool {
     std::fs::read_to_string("/proc/sys/kernel/bpf_stats_enabled").is_ok_and(|v| v.trim() == "1")
 }
 
