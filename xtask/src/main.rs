@@ -3,6 +3,7 @@
 mod bench;
 mod command;
 mod setup;
+mod soak;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
@@ -51,10 +52,29 @@ enum Task {
         #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u64).range(1..=1000))]
         rounds: u64,
     },
+    /// Set up, build in release mode, and run demo trace and demo top for a long time (needs
+    /// root): their RSS over time, lost records and full maps; fails on growth or loss.
+    Soak {
+        /// How long to run.
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=1440))]
+        minutes: u64,
+    },
 }
 
-fn main() -> anyhow::Result<()> {
-    match Cli::parse().task {
+/// Errors end in one sentence (the chain of causes joined), never a backtrace, whatever
+/// RUST_BACKTRACE says.
+fn main() -> std::process::ExitCode {
+    match run_task(Cli::parse().task) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("xtask: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_task(task: Task) -> anyhow::Result<()> {
+    match task {
         Task::Setup => setup::install_missing(),
         Task::Build { release } => {
             setup::install_missing()?;
@@ -68,6 +88,15 @@ fn main() -> anyhow::Result<()> {
             let mut command = as_root(&demo.to_string_lossy());
             command.args(&args);
             run(&mut command).context("run demo")
+        }
+        Task::Soak { minutes } => {
+            setup::install_missing()?;
+            if !is_root() {
+                anyhow::bail!(
+                    "the soak loads eBPF programs and needs root; run `sudo cargo xtask soak`"
+                );
+            }
+            soak::soak(&soak::SoakOptions { minutes })
         }
         Task::Test => {
             setup::install_missing()?;
@@ -167,5 +196,9 @@ fn privileged_tests() -> anyhow::Result<()> {
         command.args(["--test-threads=1"]);
         run(&mut command).context("run the privileged integration tests")?;
     }
-    Ok(())
+    // The one-minute soak: no loss and no growth while demo trace and demo top run together.
+    let xtask = std::env::current_exe().context("find the xtask binary")?;
+    let mut soak = as_root(&xtask.to_string_lossy());
+    soak.args(["soak", "--minutes", "1"]);
+    run(&mut soak).context("run the one-minute soak")
 }

@@ -148,6 +148,7 @@ pub async fn run(
     }
     flush(&mut events, output)?;
 
+    let attach_cpu_ms = output::LoaderCost::now(0).cpu_ms;
     crate::shutdown::debug_panic_after_attach();
     let mut waiter = match held.as_mut() {
         Some(held) => {
@@ -223,10 +224,11 @@ pub async fn run(
             minflt: r.minflt,
             majflt: r.majflt,
         }),
-        loader: output::LoaderCost::now(),
+        loader: output::LoaderCost::now(attach_cpu_ms),
         records: output::RecordCount::by_kind(reader.delivered(), &drops),
         untraced_children: drops[demo_common::UNTRACED_CHILD_SLOT as usize],
         kernel_programs: probes.program_runs(),
+        regions_not_listed: session.forgotten_regions(),
     };
     output.summary(&summary, &session)?;
     Ok(())

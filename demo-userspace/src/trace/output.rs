@@ -63,6 +63,9 @@ pub struct TraceSummary {
     /// Per program, its runs and their time in the kernel; null unless
     /// `kernel.bpf_stats_enabled` is 1.
     pub kernel_programs: Option<Vec<ProgramRuns>>,
+    /// Ended regions the summary does not list: only the last
+    /// [`super::session::KEPT_ENDED_REGIONS`] ended ones keep their pages.
+    pub regions_not_listed: u64,
 }
 
 #[derive(Clone, Copy, Debug, Default, Serialize)]
@@ -100,16 +103,20 @@ impl RecordCount {
 #[derive(Clone, Copy, Debug, Serialize)]
 pub struct LoaderCost {
     pub cpu_ms: u64,
+    /// Of `cpu_ms`, what loading and attaching took, before the first record.
+    pub attach_cpu_ms: u64,
     pub peak_rss_kib: u64,
 }
 
 impl LoaderCost {
-    /// CPU nanoseconds per record, start-up included.
+    /// CPU nanoseconds per record after the attach.
     pub fn ns_per_record(&self, records: u64) -> Option<f64> {
-        (records > 0).then(|| self.cpu_ms as f64 * 1e6 / records as f64)
+        (records > 0)
+            .then(|| self.cpu_ms.saturating_sub(self.attach_cpu_ms) as f64 * 1e6 / records as f64)
     }
 
-    pub fn now() -> Self {
+    /// The cost so far, of which `attach_cpu_ms` went to loading and attaching.
+    pub fn now(attach_cpu_ms: u64) -> Self {
         // SAFETY: getrusage fills the struct we pass.
         let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
         unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
@@ -120,6 +127,7 @@ impl LoaderCost {
             .and_then(|status| status.vmhwm);
         Self {
             cpu_ms: ms(usage.ru_utime) + ms(usage.ru_stime),
+            attach_cpu_ms,
             peak_rss_kib: peak.unwrap_or(0),
         }
     }
@@ -176,7 +184,7 @@ fn region_strip(pages: &PageModel) -> String {
 
 /// What one heap call costs the traced process with the uprobes on, as `cargo xtask bench`
 /// measured it on this kind of machine (its "heap call" rows).
-pub const HEAP_CALL_COST: &str = "3 us per call (cargo xtask bench)";
+pub const HEAP_CALL_COST: &str = "7 us per call (cargo xtask bench)";
 
 struct TextTrace<W> {
     out: W,
@@ -328,6 +336,14 @@ impl<W: Write> TraceOutput for TextTrace<W> {
                 if tracked.live { "" } else { " ended" }
             )?;
         }
+        if summary.regions_not_listed > 0 {
+            writeln!(
+                self.out,
+                "  ({} older ended regions not listed: only the last {} ended keep their pages)",
+                summary.regions_not_listed,
+                super::session::KEPT_ENDED_REGIONS
+            )?;
+        }
         let dropped: Vec<String> = summary
             .records
             .iter()
@@ -357,8 +373,9 @@ impl<W: Write> TraceOutput for TextTrace<W> {
         let cost = &summary.loader;
         writeln!(
             self.out,
-            "demo's own cost: {} ms of CPU ({}), peak RSS {} KiB",
+            "demo's own cost: {} ms of CPU, {} ms of it to attach ({} after), peak RSS {} KiB",
             cost.cpu_ms,
+            cost.attach_cpu_ms,
             match cost.ns_per_record(summary.records.values().map(|count| count.delivered).sum()) {
                 Some(ns) => format!("{ns:.0} ns per record"),
                 None => "no records".to_owned(),

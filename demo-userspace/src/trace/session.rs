@@ -83,7 +83,15 @@ pub struct Session {
     pages: BTreeMap<usize, (PageModel, u64)>,
     totals: Totals,
     fallback: FallbackNames,
+    /// Ended regions whose page models are still kept, oldest first.
+    ended: std::collections::VecDeque<usize>,
+    /// Ended regions whose page models were let go (see [`KEPT_ENDED_REGIONS`]).
+    forgotten_regions: u64,
 }
+
+/// How many ended regions keep their page model for the summary. A process that maps and
+/// unmaps in a loop would otherwise grow the loader by a page model per mapping, for ever.
+pub const KEPT_ENDED_REGIONS: usize = 64;
 
 /// Mapping names for a process that is gone, made once and shared by every fault.
 struct FallbackNames {
@@ -107,6 +115,8 @@ impl Session {
                 anon: "[anon]".into(),
                 unknown: "[unknown]".into(),
             },
+            ended: std::collections::VecDeque::new(),
+            forgotten_regions: 0,
         }
     }
 
@@ -213,7 +223,14 @@ impl Session {
                 out.push(TraceEvent::RegionStarted(tracked));
             }
             RegionChange::Ended(id) => {
-                out.push(TraceEvent::RegionEnded(self.regions.get(id).clone()))
+                out.push(TraceEvent::RegionEnded(self.regions.get(id).clone()));
+                self.ended.push_back(id);
+                if self.ended.len() > KEPT_ENDED_REGIONS
+                    && let Some(oldest) = self.ended.pop_front()
+                {
+                    self.pages.remove(&oldest);
+                    self.forgotten_regions += 1;
+                }
             }
         }
     }
@@ -316,6 +333,11 @@ impl Session {
 
     pub fn totals(&self) -> Totals {
         self.totals
+    }
+
+    /// Ended regions left out of the summary, to bound memory.
+    pub fn forgotten_regions(&self) -> u64 {
+        self.forgotten_regions
     }
 
     pub fn unattributed_faults(&self) -> u64 {

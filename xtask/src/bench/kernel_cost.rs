@@ -66,12 +66,18 @@ pub fn loaded_ids() -> anyhow::Result<BTreeSet<u64>> {
     Ok(loaded_programs()?.into_iter().map(|p| p.id).collect())
 }
 
-/// Nanoseconds per run of the fault programs loaded since `before` (names with "fault" in
-/// them), summed over them, or `None` when none ran.
+/// True for a program that runs on every fault: demo's and bpftrace's name the fault
+/// tracepoint, and the floor's are `top_empty_*`.
+pub fn on_fault_path(name: &str) -> bool {
+    name.contains("fault") || name.starts_with("top_empty")
+}
+
+/// Nanoseconds per run of the fault programs loaded since `before`, summed over them, or
+/// `None` when none ran.
 pub fn fault_ns_per_run(before: &BTreeSet<u64>) -> anyhow::Result<Option<f64>> {
     let new: Vec<(u64, u64)> = loaded_programs()?
         .into_iter()
-        .filter(|p| !before.contains(&p.id) && p.name.contains("fault"))
+        .filter(|p| !before.contains(&p.id) && on_fault_path(&p.name))
         .map(|p| (p.runs, p.run_time_ns))
         .collect();
     Ok(ns_per_run(&new))

@@ -78,8 +78,7 @@ pub fn bench(options: &BenchOptions) -> anyhow::Result<()> {
         pages: options.pages,
         passes: options.passes,
     };
-    let _stats = kernel_cost::StatsEnabled::turn_on()?;
-
+    let mut workload = modes::Workload::start(&setup)?;
     let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); MODES.len()];
     let mut redone = vec![0u32; MODES.len()];
     let mut heap_ns: Vec<Vec<f64>> = vec![Vec::new(); HeapMode::ALL.len()];
@@ -87,7 +86,7 @@ pub fn bench(options: &BenchOptions) -> anyhow::Result<()> {
         // Rotate the order each round, so no mode always runs first or after the same one.
         for offset in 0..MODES.len() {
             let index = (round + offset) % MODES.len();
-            let (sample, repeats) = undisturbed(MODES[index], &setup)
+            let (sample, repeats) = undisturbed(MODES[index], &setup, &mut workload)
                 .with_context(|| format!("run the workload {}", MODES[index].label()))?;
             samples[index].push(sample);
             redone[index] += repeats;
@@ -106,13 +105,31 @@ pub fn bench(options: &BenchOptions) -> anyhow::Result<()> {
             options.rounds
         );
     }
+    // bpf_stats times every program run, which costs each run tens of nanoseconds: the
+    // in-kernel cost comes from one more round of its own, whose wall-clock times are not used.
+    let kernel_ns = {
+        let _stats = kernel_cost::StatsEnabled::turn_on()?;
+        MODES
+            .iter()
+            .map(|&mode| Ok(modes::run(mode, &setup, &mut workload)?.kernel_ns_per_run))
+            .collect::<anyhow::Result<Vec<Option<f64>>>>()
+            .context("run the bpf_stats round")?
+    };
+    println!("xtask: bpf_stats round done");
+    drop(workload);
     println!(
         "xtask: tracing {} threads on every CPU at once",
         available_cpus()
     );
     let scale = scale::run(&demo, &touch_threads, &dir).context("run the all-CPU trace")?;
     let startup = startup_latency(&demo, &dir)?;
-    report(options, &samples, &redone, &heap_ns, &scale, startup, &dir)
+    let measured = Measured {
+        samples,
+        redone,
+        kernel_ns,
+        heap_ns,
+    };
+    report(options, &measured, &scale, startup, &dir)
 }
 
 fn available_cpus() -> usize {
@@ -121,10 +138,14 @@ fn available_cpus() -> usize {
 
 /// Runs `mode` until neither a hand-back of memory to the host nor steal time overlapped the
 /// workload's loop. Returns the sample and how many runs were repeated.
-fn undisturbed(mode: Mode, setup: &Setup) -> anyhow::Result<(Sample, u32)> {
+fn undisturbed(
+    mode: Mode,
+    setup: &Setup,
+    workload: &mut modes::Workload,
+) -> anyhow::Result<(Sample, u32)> {
     let mut repeats = 0;
     loop {
-        let sample = modes::run(mode, setup)?;
+        let sample = modes::run(mode, setup, workload)?;
         // A trace run writes tens of MB of JSON; its writeback must not land in the next run.
         run(&mut Command::new("sync"))?;
         if !sample.disturbed || repeats + 1 == ATTEMPTS {
@@ -192,27 +213,42 @@ struct Row {
     steal_ms: f64,
     redone: u32,
     runs: Vec<f64>,
+    means: Vec<f64>,
 }
 
-fn rows(samples: &[Vec<Sample>], redone: &[u32]) -> Vec<Row> {
+/// Everything the rounds measured.
+struct Measured {
+    /// Per mode, one sample a round.
+    samples: Vec<Vec<Sample>>,
+    redone: Vec<u32>,
+    /// Per mode, ns per run of its fault programs from the bpf_stats round.
+    kernel_ns: Vec<Option<f64>>,
+    /// Per heap mode, ns per malloc+free pair, one a round.
+    heap_ns: Vec<Vec<f64>>,
+}
+
+fn rows(measured: &Measured) -> Vec<Row> {
+    let samples = &measured.samples;
     let base = median(samples[0].iter().map(|s| s.ns_per_fault));
     MODES
         .iter()
         .zip(samples)
-        .zip(redone)
-        .map(|((&mode, runs), &redone)| {
+        .zip(&measured.redone)
+        .zip(&measured.kernel_ns)
+        .map(|(((&mode, runs), &redone), kernel_ns)| {
             let ns = median(runs.iter().map(|s| s.ns_per_fault));
             Row {
                 mode,
                 ns,
                 ratio: ns / base,
-                kernel_ns: median(runs.iter().filter_map(|s| s.kernel_ns_per_run)),
+                kernel_ns: kernel_ns.unwrap_or(f64::NAN),
                 lost: runs.iter().filter_map(|s| s.lost).max(),
                 loader_ns: median(runs.iter().filter_map(|s| s.loader_ns_per_event)),
                 rss_kib: runs.iter().filter_map(|s| s.loader_peak_rss_kib).max(),
                 steal_ms: median(runs.iter().filter_map(|s| s.steal_ms.map(|ms| ms as f64))),
                 redone,
                 runs: runs.iter().map(|s| s.ns_per_fault).collect(),
+                means: runs.iter().map(|s| s.mean_ns_per_fault).collect(),
             }
         })
         .collect()
@@ -228,14 +264,13 @@ fn shown(value: f64, format: impl Fn(f64) -> String) -> String {
 
 fn report(
     options: &BenchOptions,
-    samples: &[Vec<Sample>],
-    redone: &[u32],
-    heap_ns: &[Vec<f64>],
+    measured: &Measured,
     scale: &ScaleRun,
     startup: Duration,
     dir: &Path,
 ) -> anyhow::Result<()> {
-    let rows = rows(samples, redone);
+    let rows = rows(measured);
+    let heap_ns = &measured.heap_ns;
     let ratio = |mode: Mode| {
         rows.iter()
             .find(|r| r.mode == mode)
@@ -250,8 +285,13 @@ fn report(
         options.pages * options.passes,
         options.rounds
     );
-    println!("medians of the workload's own ns per fault (workload on CPU 0, tracers on CPU 1;");
-    println!("\"redone\": runs repeated because the host took memory back or stole CPU 0)");
+    println!(
+        "medians of the workload's own ns per fault in its lower-quartile pass (workload on CPU 0, tracers on CPU 1;"
+    );
+    println!("\"redone\": runs repeated because the host took memory back or stole CPU 0;");
+    println!(
+        " \"bpf ns/run\": from a round of its own with kernel.bpf_stats_enabled=1, which adds to each run)"
+    );
     println!(
         "{:<28} {:>8} {:>7} {:>8} {:>9} {:>6} {:>10} {:>9} {:>6} {:>6}",
         "run",
@@ -374,6 +414,7 @@ fn report(
                 "steal_ms": (!r.steal_ms.is_nan()).then_some(r.steal_ms),
                 "runs_redone": r.redone,
                 "samples_ns_per_fault": r.runs,
+                "samples_mean_ns_per_fault": r.means,
             })).collect::<Vec<_>>(),
             "heap_ns_per_pair": HeapMode::ALL.iter().zip(heap_ns).map(|(m, runs)| json!({
                 "run": m.label(), "samples": runs,

@@ -60,7 +60,9 @@ impl Mode {
 /// What one run measured.
 #[derive(Clone, Debug, Default)]
 pub struct Sample {
+    /// The lower-quartile pass's ns per fault.
     pub ns_per_fault: f64,
+    pub mean_ns_per_fault: f64,
     /// The guest handed memory back to its host, or the host stole CPU 0, during the loop.
     pub disturbed: bool,
     pub steal_ms: Option<u64>,
@@ -84,9 +86,54 @@ impl Setup<'_> {
     fn faults(&self) -> u64 {
         self.pages * self.passes
     }
+}
 
-    fn workload_args(&self) -> [String; 2] {
-        [self.pages.to_string(), self.passes.to_string()]
+/// The workload process every mode measures: one process, one region of memory, kept hot, so
+/// that no row is slower or faster for the pages it happened to get.
+pub struct Workload {
+    child: Child,
+    stdout: BufReader<std::process::ChildStdout>,
+}
+
+impl Workload {
+    /// Starts the workload on CPU 0 and waits until it holds its memory.
+    pub fn start(setup: &Setup) -> anyhow::Result<Self> {
+        let mut child = pinned("0", setup.touch)
+            .args([setup.pages.to_string(), setup.passes.to_string()])
+            .arg("serve")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .context("start the bench workload")?;
+        let mut stdout = BufReader::new(child.stdout.take().context("the workload's stdout")?);
+        let mut line = String::new();
+        stdout.read_line(&mut line)?;
+        if line.trim() != "ready" {
+            bail!("the workload did not get ready: {line:?}");
+        }
+        Ok(Self { child, stdout })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// One timed run.
+    fn measure(&mut self, setup: &Setup) -> anyhow::Result<Sample> {
+        writeln!(
+            self.child.stdin.as_mut().context("the workload's stdin")?,
+            "go"
+        )?;
+        let mut line = String::new();
+        self.stdout.read_line(&mut line)?;
+        measured(line.as_bytes(), setup)
+    }
+}
+
+impl Drop for Workload {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -98,69 +145,61 @@ fn pinned(cpu: &str, program: &Path) -> Command {
     command
 }
 
-pub fn run(mode: Mode, setup: &Setup) -> anyhow::Result<Sample> {
-    let workload = || {
-        let mut command = pinned("0", setup.touch);
-        command.args(setup.workload_args());
-        command
-    };
+pub fn run(mode: Mode, setup: &Setup, workload: &mut Workload) -> anyhow::Result<Sample> {
     match mode {
-        Mode::Untraced => measured(&workload().output()?.stdout, setup),
+        Mode::Untraced => workload.measure(setup),
         Mode::UntracedBusy => {
             let mut spinner = pinned("1", Path::new("sh"))
                 .args(["-c", "while :; do :; done"])
                 .spawn()?;
-            let output = workload().output();
+            let sample = workload.measure(setup);
             spinner.kill()?;
             spinner.wait()?;
-            measured(&output?.stdout, setup)
+            sample
         }
-        Mode::Trace | Mode::TraceNoRegions => trace(mode, setup),
+        Mode::Trace | Mode::TraceNoRegions => trace(mode, setup, workload),
         Mode::Top | Mode::TopCountersOnly | Mode::Floor => top(mode, setup, workload),
-        Mode::BpftraceCount | Mode::BpftracePrint => bpftrace(mode, setup),
-        Mode::PerfTrace => perf_trace(setup),
+        Mode::BpftraceCount | Mode::BpftracePrint => bpftrace(mode, setup, workload),
+        Mode::PerfTrace => perf_trace(setup, workload),
     }
 }
 
-fn trace(mode: Mode, setup: &Setup) -> anyhow::Result<Sample> {
+fn trace(mode: Mode, setup: &Setup, workload: &mut Workload) -> anyhow::Result<Sample> {
     let out = setup.dir.join("trace.json");
+    let _ = std::fs::remove_file(&out);
     let extra: &[&str] = if mode == Mode::TraceNoRegions {
         &["--region", "none"]
     } else {
         &[]
     };
-    let output = pinned("1", setup.demo)
+    let mut tracer = pinned("1", setup.demo)
         .args(["trace", "--format", "json", "--output"])
         .arg(&out)
         .args(extra)
-        .args(["--", "taskset", "-c", "0"])
-        .arg(setup.touch)
-        .args(setup.workload_args())
-        .output()?;
-    if !output.status.success() {
-        bail!(
-            "demo trace failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
+        .args(["--pid", &workload.pid().to_string()])
+        .spawn()?;
+    wait_for_file(&out, &mut tracer)?;
+    let sample = workload.measure(setup)?;
+    stop(&mut tracer)?;
     let summary = last_json_line(&out)?;
     Ok(Sample {
         lost: summary["lost"].as_u64(),
         loader_ns_per_event: loader_ns_per_event(&summary),
         loader_peak_rss_kib: summary["loader"]["peak_rss_kib"].as_u64(),
         kernel_ns_per_run: fault_programs_ns_per_run(&summary),
-        ..measured(&output.stdout, setup)?
+        ..sample
     })
 }
 
-/// The summary's loader CPU over the records it delivered.
+/// The summary's loader CPU after the attach, over the records it delivered.
 pub fn loader_ns_per_event(summary: &Value) -> Option<f64> {
     let records: u64 = summary["records"]
         .as_object()?
         .values()
         .filter_map(|count| count["delivered"].as_u64())
         .sum();
-    let cpu_ms = summary["loader"]["cpu_ms"].as_u64()?;
+    let cpu_ms = summary["loader"]["cpu_ms"].as_u64()?
+        - summary["loader"]["attach_cpu_ms"].as_u64().unwrap_or(0);
     (records > 0).then(|| cpu_ms as f64 * 1e6 / records as f64)
 }
 
@@ -172,7 +211,7 @@ fn fault_programs_ns_per_run(summary: &Value) -> Option<f64> {
         .filter(|p| {
             p["program"]
                 .as_str()
-                .is_some_and(|name| name.contains("fault"))
+                .is_some_and(kernel_cost::on_fault_path)
         })
         .map(|p| {
             (
@@ -190,7 +229,7 @@ pub fn last_json_line(path: &Path) -> anyhow::Result<Value> {
         .with_context(|| format!("read the last line of {}", path.display()))
 }
 
-fn top(mode: Mode, setup: &Setup, workload: impl Fn() -> Command) -> anyhow::Result<Sample> {
+fn top(mode: Mode, setup: &Setup, workload: &mut Workload) -> anyhow::Result<Sample> {
     let out = setup.dir.join("top.json");
     let _ = std::fs::remove_file(&out);
     let counting: &[&str] = match mode {
@@ -199,13 +238,14 @@ fn top(mode: Mode, setup: &Setup, workload: impl Fn() -> Command) -> anyhow::Res
         _ => &[],
     };
     let before = kernel_cost::loaded_ids()?;
+    // The default interval, as users run it; the first line comes at once.
     let mut top = pinned("1", setup.demo)
-        .args(["top", "--interval", "0.1", "--format", "json", "--output"])
+        .args(["top", "--format", "json", "--output"])
         .arg(&out)
         .args(counting)
         .spawn()?;
     wait_for_file(&out, &mut top)?;
-    let output = workload().output()?;
+    let sample = workload.measure(setup)?;
     let kernel_ns_per_run = kernel_cost::fault_ns_per_run(&before)?;
     stop(&mut top)?;
     let dropped = std::fs::read_to_string(&out)?
@@ -216,44 +256,14 @@ fn top(mode: Mode, setup: &Setup, workload: impl Fn() -> Command) -> anyhow::Res
     Ok(Sample {
         lost: dropped,
         kernel_ns_per_run,
-        ..measured(&output.stdout, setup)?
+        ..sample
     })
 }
 
-/// Starts the workload held before its timed passes, so a tracer can attach to its pid.
-fn held_workload(setup: &Setup) -> anyhow::Result<(Child, BufReader<std::process::ChildStdout>)> {
-    let mut child = pinned("0", setup.touch)
-        .args(setup.workload_args())
-        .arg("wait")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()?;
-    let mut stdout = BufReader::new(child.stdout.take().context("the workload's stdout")?);
-    let mut line = String::new();
-    stdout.read_line(&mut line)?;
-    if line.trim() != "ready" {
-        bail!("the workload did not get ready: {line:?}");
-    }
-    Ok((child, stdout))
-}
-
-/// Lets the held workload run its timed passes and returns its sample.
-fn release(
-    mut child: Child,
-    mut stdout: BufReader<std::process::ChildStdout>,
-    setup: &Setup,
-) -> anyhow::Result<Sample> {
-    writeln!(child.stdin.as_mut().context("the workload's stdin")?, "go")?;
-    let mut line = String::new();
-    stdout.read_line(&mut line)?;
-    child.wait()?;
-    measured(line.as_bytes(), setup)
-}
-
-fn bpftrace(mode: Mode, setup: &Setup) -> anyhow::Result<Sample> {
-    let (workload, stdout) = held_workload(setup)?;
-    let pid = workload.id();
+fn bpftrace(mode: Mode, setup: &Setup, workload: &mut Workload) -> anyhow::Result<Sample> {
+    let pid = workload.pid();
     let out = setup.dir.join("bpftrace.txt");
+    let _ = std::fs::remove_file(&out);
     let program = match mode {
         Mode::BpftraceCount => {
             format!("tracepoint:exceptions:page_fault_user /pid == {pid}/ {{ @faults = count(); }}")
@@ -263,16 +273,16 @@ fn bpftrace(mode: Mode, setup: &Setup) -> anyhow::Result<Sample> {
         ),
     };
     let before = kernel_cost::loaded_ids()?;
-    // bpftrace says "Attaching 1 probe..." on stdout once it is attached, or in the -o file.
+    // bpftrace writes "Attaching 1 probe..." to its -o file once it is attached.
     let mut tracer = pinned("1", &which("bpftrace")?)
-        .args(["-o"])
+        .arg("-o")
         .arg(&out)
         .args(["-e", &program])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()?;
     wait_for_text(&out, "Attaching", &mut tracer)?;
-    let sample = release(workload, stdout, setup)?;
+    let sample = workload.measure(setup)?;
     let kernel_ns_per_run = kernel_cost::fault_ns_per_run(&before)?;
     stop(&mut tracer)?;
     let lost = std::fs::read_to_string(&out)
@@ -289,22 +299,29 @@ fn bpftrace(mode: Mode, setup: &Setup) -> anyhow::Result<Sample> {
     })
 }
 
-fn perf_trace(setup: &Setup) -> anyhow::Result<Sample> {
+/// How long perf trace is given to attach: it says nothing when it is ready.
+const PERF_ATTACH: Duration = Duration::from_millis(1500);
+
+fn perf_trace(setup: &Setup, workload: &mut Workload) -> anyhow::Result<Sample> {
     let out = setup.dir.join("perf-trace.txt");
-    let output = pinned("1", &which("perf")?)
+    let _ = std::fs::remove_file(&out);
+    let mut tracer = pinned("1", &which("perf")?)
         .args(["trace", "-F", "min", "--no-syscalls", "-o"])
         .arg(&out)
-        .args(["--", "taskset", "-c", "0"])
-        .arg(setup.touch)
-        .args(setup.workload_args())
-        .output()?;
+        .args(["-p", &workload.pid().to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    std::thread::sleep(PERF_ATTACH);
+    if let Some(status) = tracer.try_wait()? {
+        bail!("perf trace ended before the run: {status}");
+    }
+    let sample = workload.measure(setup)?;
+    stop(&mut tracer)?;
     let lost = std::fs::read_to_string(&out)
         .ok()
         .map(|text| lost_in(&text));
-    Ok(Sample {
-        lost,
-        ..measured(&output.stdout, setup)?
-    })
+    Ok(Sample { lost, ..sample })
 }
 
 /// The events a tool says it lost: perf's "LOST n events!" and bpftrace's "Lost n events".
@@ -330,7 +347,8 @@ fn which(tool: &str) -> anyhow::Result<std::path::PathBuf> {
     Ok(path.into())
 }
 
-/// The workload's line: ns per fault, KiB handed back to the host, steal ticks of CPU 0.
+/// The workload's line: ns per fault (its lower-quartile pass), KiB handed back to the host,
+/// steal ticks of CPU 0, and the mean over all passes.
 pub fn measured(stdout: &[u8], setup: &Setup) -> anyhow::Result<Sample> {
     let text = String::from_utf8_lossy(stdout);
     text.lines()
@@ -340,12 +358,14 @@ pub fn measured(stdout: &[u8], setup: &Setup) -> anyhow::Result<Sample> {
             let ns_per_fault: f64 = fields.next()?.parse().ok()?;
             let handed_back_kib: i64 = fields.next()?.parse().ok()?;
             let steal_ticks: i64 = fields.next()?.parse().ok()?;
+            let mean_ns: f64 = fields.next()?.parse().ok()?;
             // USER_HZ is 100 on Linux: a tick is 10 ms.
             let steal_ms = u64::try_from(steal_ticks).ok().map(|ticks| ticks * 10);
-            let loop_ms = ns_per_fault * setup.faults() as f64 / 1e6;
+            let loop_ms = mean_ns * setup.faults() as f64 / 1e6;
             let stolen = steal_ms.is_some_and(|ms| ms as f64 > 0.02 * loop_ms);
             Some(Sample {
                 ns_per_fault,
+                mean_ns_per_fault: mean_ns,
                 disturbed: handed_back_kib > 0 || stolen,
                 steal_ms,
                 ..Sample::default()
