@@ -22,6 +22,40 @@ pub fn cargo(args: &[&str]) -> Command {
     command
 }
 
+/// Builds demo with optimizations and returns the path of the binary and a fresh folder
+/// `target/<purpose>` for what the caller writes.
+pub fn release_demo(purpose: &str) -> anyhow::Result<(PathBuf, PathBuf)> {
+    run(&mut cargo(&[
+        "build",
+        "--release",
+        "--package",
+        "demo-userspace",
+    ]))?;
+    let root = workspace_root();
+    let dir = root.join("target").join(purpose);
+    std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
+    Ok((root.join("target/release/demo"), dir))
+}
+
+/// Compiles the C workload `name` from `source` into `dir` and returns the binary.
+pub fn compile_c(
+    dir: &std::path::Path,
+    name: &str,
+    source: &str,
+    flags: &[&str],
+) -> anyhow::Result<PathBuf> {
+    let file = dir.join(format!("{name}.c"));
+    std::fs::write(&file, source).with_context(|| format!("write {}", file.display()))?;
+    let binary = dir.join(name);
+    run(Command::new("cc")
+        .args(["-O2", "-o"])
+        .arg(&binary)
+        .arg(&file)
+        .args(flags))
+    .with_context(|| format!("compile the workload {name} (needs a C compiler)"))?;
+    Ok(binary)
+}
+
 /// Prints the command, runs it, and fails unless it succeeds.
 pub fn run(command: &mut Command) -> anyhow::Result<()> {
     println!("xtask: {}", describe(command));

@@ -36,11 +36,11 @@ impl HeapMode {
         }
     }
 
-    /// Pairs per run: enough for tens of milliseconds either way.
+    /// Pairs per run: a few hundred milliseconds either way.
     fn pairs(self) -> u64 {
         match self {
             Self::Traced => 20_000,
-            _ => 5_000_000,
+            _ => 20_000_000,
         }
     }
 }

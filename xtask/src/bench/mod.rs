@@ -22,7 +22,7 @@ use self::{
     modes::{Mode, Sample, Setup},
     scale::ScaleRun,
 };
-use crate::command::{cargo, run};
+use crate::command::{compile_c, release_demo, run};
 
 pub struct BenchOptions {
     /// Pages of the hot region the workload touches each pass.
@@ -53,24 +53,15 @@ const MODES: [Mode; 10] = [
 ];
 
 pub fn bench(options: &BenchOptions) -> anyhow::Result<()> {
-    run(&mut cargo(&[
-        "build",
-        "--release",
-        "--package",
-        "demo-userspace",
-    ]))?;
-    let root = crate::command::workspace_root();
-    let dir = root.join("target/bench");
-    std::fs::create_dir_all(&dir)?;
-    let touch = compile(&dir, "touch", include_str!("touch.c"), &[])?;
-    let heap_workload = compile(&dir, "heap", include_str!("heap.c"), &[])?;
-    let touch_threads = compile(
+    let (demo, dir) = release_demo("bench")?;
+    let touch = compile_c(&dir, "touch", include_str!("touch.c"), &[])?;
+    let heap_workload = compile_c(&dir, "heap", include_str!("heap.c"), &[])?;
+    let touch_threads = compile_c(
         &dir,
         "touch_threads",
         include_str!("touch_threads.c"),
         &["-pthread"],
     )?;
-    let demo = root.join("target/release/demo");
     let setup = Setup {
         demo: &demo,
         touch: &touch,
@@ -81,23 +72,30 @@ pub fn bench(options: &BenchOptions) -> anyhow::Result<()> {
     let mut workload = modes::Workload::start(&setup)?;
     let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); MODES.len()];
     let mut redone = vec![0u32; MODES.len()];
-    let mut heap_ns: Vec<Vec<f64>> = vec![Vec::new(); HeapMode::ALL.len()];
+    let mut baselines: Vec<Vec<f64>> = vec![Vec::new(); MODES.len()];
+    let mut heap_ns: Vec<Vec<(f64, f64)>> = vec![Vec::new(); HeapMode::ALL.len()];
     for round in 0..options.rounds {
         // Rotate the order each round, so no mode always runs first or after the same one.
         for offset in 0..MODES.len() {
             let index = (round + offset) % MODES.len();
+            // Each run is paired with an untraced run just before it: the host drifts over
+            // minutes, and a ratio within a pair does not see the drift.
+            let (baseline, baseline_repeats) = undisturbed(Mode::Untraced, &setup, &mut workload)
+                .context("run the workload untraced")?;
             let (sample, repeats) = undisturbed(MODES[index], &setup, &mut workload)
                 .with_context(|| format!("run the workload {}", MODES[index].label()))?;
+            baselines[index].push(baseline.ns_per_fault);
             samples[index].push(sample);
-            redone[index] += repeats;
+            redone[index] += repeats + baseline_repeats;
         }
         for offset in 0..HeapMode::ALL.len() {
             let index = (round + offset) % HeapMode::ALL.len();
             let mode = HeapMode::ALL[index];
-            heap_ns[index].push(
-                heap::run(mode, &setup, &heap_workload)
-                    .with_context(|| format!("run the heap workload {}", mode.label()))?,
-            );
+            let baseline = heap::run(HeapMode::Untraced, &setup, &heap_workload)
+                .context("run the heap workload untraced")?;
+            let ns = heap::run(mode, &setup, &heap_workload)
+                .with_context(|| format!("run the heap workload {}", mode.label()))?;
+            heap_ns[index].push((ns, baseline));
         }
         println!(
             "xtask: bench round {} of {} done",
@@ -125,6 +123,7 @@ pub fn bench(options: &BenchOptions) -> anyhow::Result<()> {
     let startup = startup_latency(&demo, &dir)?;
     let measured = Measured {
         samples,
+        baselines,
         redone,
         kernel_ns,
         heap_ns,
@@ -153,19 +152,6 @@ fn undisturbed(
         }
         repeats += 1;
     }
-}
-
-fn compile(dir: &Path, name: &str, source: &str, flags: &[&str]) -> anyhow::Result<PathBuf> {
-    let file = dir.join(format!("{name}.c"));
-    std::fs::write(&file, source)?;
-    let binary = dir.join(name);
-    run(Command::new("cc")
-        .args(["-O2", "-o"])
-        .arg(&binary)
-        .arg(&file)
-        .args(flags))
-    .with_context(|| format!("compile the bench workload {name} (needs a C compiler)"))?;
-    Ok(binary)
 }
 
 /// From launch to probes attached: `demo trace --pid` of a sleeping process writes its start
@@ -220,27 +206,35 @@ struct Row {
 struct Measured {
     /// Per mode, one sample a round.
     samples: Vec<Vec<Sample>>,
+    /// Per mode, the untraced run paired with each of its samples.
+    baselines: Vec<Vec<f64>>,
     redone: Vec<u32>,
     /// Per mode, ns per run of its fault programs from the bpf_stats round.
     kernel_ns: Vec<Option<f64>>,
-    /// Per heap mode, ns per malloc+free pair, one a round.
-    heap_ns: Vec<Vec<f64>>,
+    /// Per heap mode, ns per malloc+free pair and that of the untraced run just before, one
+    /// pair a round.
+    heap_ns: Vec<Vec<(f64, f64)>>,
 }
 
 fn rows(measured: &Measured) -> Vec<Row> {
-    let samples = &measured.samples;
-    let base = median(samples[0].iter().map(|s| s.ns_per_fault));
     MODES
         .iter()
-        .zip(samples)
+        .zip(&measured.samples)
+        .zip(&measured.baselines)
         .zip(&measured.redone)
         .zip(&measured.kernel_ns)
-        .map(|(((&mode, runs), &redone), kernel_ns)| {
+        .map(|((((&mode, runs), baselines), &redone), kernel_ns)| {
             let ns = median(runs.iter().map(|s| s.ns_per_fault));
+            // The median of the paired ratios, not a ratio of medians.
+            let ratio = median(
+                runs.iter()
+                    .zip(baselines)
+                    .map(|(sample, baseline)| sample.ns_per_fault / baseline),
+            );
             Row {
                 mode,
                 ns,
-                ratio: ns / base,
+                ratio,
                 kernel_ns: kernel_ns.unwrap_or(f64::NAN),
                 lost: runs.iter().filter_map(|s| s.lost).max(),
                 loader_ns: median(runs.iter().filter_map(|s| s.loader_ns_per_event)),
@@ -286,8 +280,9 @@ fn report(
         options.rounds
     );
     println!(
-        "medians of the workload's own ns per fault in its lower-quartile pass (workload on CPU 0, tracers on CPU 1;"
+        "medians of the workload's own ns per fault in its lower-quartile pass, and of ratios to an untraced run just before"
     );
+    println!("(workload on CPU 0, tracers on CPU 1;");
     println!("\"redone\": runs repeated because the host took memory back or stole CPU 0;");
     println!(
         " \"bpf ns/run\": from a round of its own with kernel.bpf_stats_enabled=1, which adds to each run)"
@@ -325,11 +320,17 @@ fn report(
     }
     let heap: Vec<f64> = heap_ns
         .iter()
-        .map(|runs| median(runs.iter().copied()))
+        .map(|runs| median(runs.iter().map(|(ns, _)| *ns)))
         .collect();
-    println!("\nheap calls (malloc(64) + free, ns per pair, medians):");
-    for (mode, ns) in HeapMode::ALL.iter().zip(&heap) {
-        println!("  {:<44} {:>9.1} {:>8.2}x", mode.label(), ns, ns / heap[0]);
+    let heap_ratio: Vec<f64> = heap_ns
+        .iter()
+        .map(|runs| median(runs.iter().map(|(ns, baseline)| ns / baseline)))
+        .collect();
+    println!(
+        "\nheap calls (malloc(64) + free, ns per pair; ratio to an untraced run just before):"
+    );
+    for ((mode, ns), ratio) in HeapMode::ALL.iter().zip(&heap).zip(&heap_ratio) {
+        println!("  {:<44} {:>9.1} {:>8.3}x", mode.label(), ns, ratio);
     }
     let traced_call_ns = (heap[2] - heap[0]) / 2.0;
     println!("  each probed heap call costs the traced process about {traced_call_ns:.0} ns");
@@ -380,7 +381,7 @@ fn report(
         ),
         (
             "an untraced process's malloc slowed < 2%".to_owned(),
-            heap[1] / heap[0] < 1.02,
+            heap_ratio[1] < 1.02,
         ),
     ];
     let judged = noisy.is_empty();
@@ -417,6 +418,7 @@ fn report(
                 "samples_mean_ns_per_fault": r.means,
             })).collect::<Vec<_>>(),
             "heap_ns_per_pair": HeapMode::ALL.iter().zip(heap_ns).map(|(m, runs)| json!({
+                "ratio": median(runs.iter().map(|(ns, baseline)| ns / baseline)),
                 "run": m.label(), "samples": runs,
             })).collect::<Vec<_>>(),
             "heap_call_ns": traced_call_ns,

@@ -38,7 +38,7 @@ pub enum Mode {
 impl Mode {
     pub fn label(self) -> &'static str {
         match self {
-            Self::Untraced => "untraced",
+            Self::Untraced => "untraced (twice in a row)",
             Self::UntracedBusy => "untraced, other CPU busy",
             Self::TopCountersOnly => "demo top --counters-only",
             Self::Floor => "floor: empty fault programs",
@@ -51,9 +51,13 @@ impl Mode {
         }
     }
 
-    /// Rows that run nothing per fault: they must land at 1.00, or the run cannot judge.
+    /// Rows that run nothing per fault: they must land at 1.00, or the run cannot judge. The
+    /// untraced row is an untraced run against the one just before it: the noise itself.
     pub fn is_no_op(self) -> bool {
-        matches!(self, Self::UntracedBusy | Self::TopCountersOnly)
+        matches!(
+            self,
+            Self::Untraced | Self::UntracedBusy | Self::TopCountersOnly
+        )
     }
 }
 

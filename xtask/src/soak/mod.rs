@@ -12,7 +12,7 @@ use std::{
 use anyhow::{Context as _, bail};
 use serde_json::Value;
 
-use crate::command::{cargo, run, workspace_root};
+use crate::command::{compile_c, release_demo};
 
 pub struct SoakOptions {
     pub minutes: u64,
@@ -32,23 +32,8 @@ struct RssSample {
 }
 
 pub fn soak(options: &SoakOptions) -> anyhow::Result<()> {
-    run(&mut cargo(&[
-        "build",
-        "--release",
-        "--package",
-        "demo-userspace",
-    ]))?;
-    let root = workspace_root();
-    let dir = root.join("target/soak");
-    std::fs::create_dir_all(&dir)?;
-    let maploop = dir.join("maploop");
-    std::fs::write(dir.join("maploop.c"), include_str!("maploop.c"))?;
-    run(Command::new("cc")
-        .args(["-O2", "-o"])
-        .arg(&maploop)
-        .arg(dir.join("maploop.c")))
-    .context("compile the soak workload (needs a C compiler)")?;
-    let demo = root.join("target/release/demo");
+    let (demo, dir) = release_demo("soak")?;
+    let maploop = compile_c(&dir, "maploop", include_str!("maploop.c"), &[])?;
     let duration = Duration::from_secs(options.minutes * 60);
     let warm_up = Duration::from_secs(60).min(duration / 2);
 
