@@ -9,7 +9,7 @@ mod modes;
 mod scale;
 
 use std::{
-    path::{Path, PathBuf},
+    path::Path,
     process::Command,
     time::Duration,
 };
