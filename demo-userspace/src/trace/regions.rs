@@ -70,7 +70,9 @@ pub struct RegionTracker {
     min_block: u64,
     elem_size: u64,
     page_size: u64,
-    regions: Vec<TrackedRegion>,
+    /// Every region by id, in creation order, less those forgotten after they ended.
+    regions: BTreeMap<usize, TrackedRegion>,
+    next_id: usize,
     /// Live regions by (pid, start address) → index in `regions`.
     live: BTreeMap<(u32, u64), usize>,
     /// How many regions of each origin exist, for the `mmap#3` names.
@@ -133,18 +135,28 @@ impl RegionTracker {
             min_block,
             elem_size,
             page_size,
-            regions: Vec::new(),
+            regions: BTreeMap::new(),
+            next_id: 0,
             live: BTreeMap::new(),
             counts: HashMap::new(),
         }
     }
 
-    pub fn regions(&self) -> &[TrackedRegion] {
-        &self.regions
+    /// Every region not forgotten, in creation order.
+    pub fn regions(&self) -> impl Iterator<Item = &TrackedRegion> {
+        self.regions.values()
     }
 
+    /// Region `id`, which must not have been forgotten.
     pub fn get(&self, id: usize) -> &TrackedRegion {
-        &self.regions[id]
+        &self.regions[&id]
+    }
+
+    /// Lets an ended region go, so a process that maps in a loop cannot grow the loader.
+    pub fn forget(&mut self, id: usize) {
+        if self.regions.get(&id).is_some_and(|tracked| !tracked.live) {
+            self.regions.remove(&id);
+        }
     }
 
     /// Adds a region given by hand for process `pid`.
@@ -211,7 +223,7 @@ impl RegionTracker {
     /// The live region of `pid` whose bytes hold `address`.
     pub fn find(&self, pid: u32, address: u64) -> Option<&TrackedRegion> {
         let (_, &id) = self.live.range(..=(pid, address)).next_back()?;
-        let tracked = &self.regions[id];
+        let tracked = &self.regions[&id];
         let region = &tracked.region;
         (tracked.pid == pid && address >= region.start && address < region.start + region.len)
             .then_some(tracked)
@@ -220,33 +232,41 @@ impl RegionTracker {
     fn start(&mut self, pid: u32, origin: Origin, start: u64, len: u64) -> RegionChange {
         // A new region at a live region's start means the old one ended unseen (e.g. a free
         // of a block below --min-block's size reused the address); it is a new region.
-        if let Some(old) = self.live.remove(&(pid, start)) {
-            self.regions[old].live = false;
+        if let Some(old) = self.live.remove(&(pid, start))
+            && let Some(tracked) = self.regions.get_mut(&old)
+        {
+            tracked.live = false;
         }
         let count = self.counts.entry(origin).or_default();
         *count += 1;
-        let id = self.regions.len();
-        self.regions.push(TrackedRegion {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.regions.insert(
             id,
-            pid,
-            origin,
-            region: Region {
-                name: format!("{}#{count}", origin.as_str()).into(),
-                start,
-                len,
-                elem_size: self.elem_size,
-                page_size: self.page_size,
-                pages_after: 0,
+            TrackedRegion {
+                id,
+                pid,
+                origin,
+                region: Region {
+                    name: format!("{}#{count}", origin.as_str()).into(),
+                    start,
+                    len,
+                    elem_size: self.elem_size,
+                    page_size: self.page_size,
+                    pages_after: 0,
+                },
+                live: true,
             },
-            live: true,
-        });
+        );
         self.live.insert((pid, start), id);
         RegionChange::Started(id)
     }
 
     fn end_at(&mut self, pid: u32, start: u64) -> Option<RegionChange> {
         let id = self.live.remove(&(pid, start))?;
-        self.regions[id].live = false;
+        if let Some(tracked) = self.regions.get_mut(&id) {
+            tracked.live = false;
+        }
         Some(RegionChange::Ended(id))
     }
 
@@ -256,7 +276,7 @@ impl RegionTracker {
             .live
             .range((pid, 0)..(pid, end))
             .filter(|&(_, &id)| {
-                let region = &self.regions[id].region;
+                let region = &self.regions[&id].region;
                 region.start + region.len > start
             })
             .map(|(&key, _)| key)
@@ -316,7 +336,7 @@ mod tests {
             "malloc's own mmap"
         );
         regions.on_syscall(&mmap(1, 0x50000, 4096, 0x22), false);
-        let names: Vec<&str> = regions.regions().iter().map(|r| &*r.region.name).collect();
+        let names: Vec<&str> = regions.regions().map(|r| &*r.region.name).collect();
         assert_eq!(names, ["mmap#1", "mmap#2"]);
         assert_eq!(
             &*regions.find(1, 0x10000 + 6000).unwrap().region.name,

@@ -229,6 +229,7 @@ impl Session {
                     && let Some(oldest) = self.ended.pop_front()
                 {
                     self.pages.remove(&oldest);
+                    self.regions.forget(oldest);
                     self.forgotten_regions += 1;
                 }
             }
@@ -356,7 +357,7 @@ impl Session {
 
     /// Every region with its page model and fault count, in creation order.
     pub fn region_states(&self) -> impl Iterator<Item = (&TrackedRegion, &PageModel, u64)> {
-        self.regions.regions().iter().filter_map(|tracked| {
+        self.regions.regions().filter_map(|tracked| {
             let (pages, count) = self.pages.get(&tracked.id)?;
             Some((tracked, pages, *count))
         })

@@ -8,11 +8,7 @@ mod kernel_cost;
 mod modes;
 mod scale;
 
-use std::{
-    path::Path,
-    process::Command,
-    time::Duration,
-};
+use std::{path::Path, process::Command, time::Duration};
 
 use anyhow::Context as _;
 use serde_json::json;
@@ -79,7 +75,11 @@ pub fn bench(options: &BenchOptions) -> anyhow::Result<()> {
         for offset in 0..MODES.len() {
             let index = (round + offset) % MODES.len();
             // Each run is paired with an untraced run just before it: the host drifts over
-            // minutes, and a ratio within a pair does not see the drift.
+            // minutes, and a ratio within a pair does not see the drift. A run right after a
+            // tracer ran (its exit, its output's writeback) is slower, so one untraced run
+            // before the pair is thrown away.
+            modes::run(Mode::Untraced, &setup, &mut workload)
+                .context("run the workload untraced")?;
             let (baseline, baseline_repeats) = undisturbed(Mode::Untraced, &setup, &mut workload)
                 .context("run the workload untraced")?;
             let (sample, repeats) = undisturbed(MODES[index], &setup, &mut workload)
@@ -91,6 +91,9 @@ pub fn bench(options: &BenchOptions) -> anyhow::Result<()> {
         for offset in 0..HeapMode::ALL.len() {
             let index = (round + offset) % HeapMode::ALL.len();
             let mode = HeapMode::ALL[index];
+            // As above: one untraced run thrown away, then the pair.
+            heap::run(HeapMode::Untraced, &setup, &heap_workload)
+                .context("run the heap workload untraced")?;
             let baseline = heap::run(HeapMode::Untraced, &setup, &heap_workload)
                 .context("run the heap workload untraced")?;
             let ns = heap::run(mode, &setup, &heap_workload)
