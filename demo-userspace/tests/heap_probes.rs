@@ -5,6 +5,8 @@
 #[path = "common/c_programs.rs"]
 mod c_programs;
 mod common;
+#[path = "common/kernel.rs"]
+mod kernel;
 #[path = "common/json.rs"]
 #[expect(dead_code, reason = "these tests read files, not demo's stdout")]
 mod json;
@@ -175,8 +177,9 @@ fn an_untraced_process_keeps_its_malloc_free_of_breakpoints() {
 
     unsafe { libc::kill(tracer.id() as i32, libc::SIGINT) };
     assert!(tracer.0.wait().unwrap().success());
-    // Detached: the traced process's malloc is whole again.
+    // Detached: the traced process's malloc is whole again, and nothing of ours is loaded.
     assert_ne!(first_byte(traced.id(), traced_malloc), 0xcc);
+    kernel::assert_nothing_of_ours_is_loaded();
     drop((untraced, traced, newcomer));
     let heap_calls: u64 =
         of_kind(&json_file(&out), "summary")[0]["records"]["heap_enter"]["delivered"]
