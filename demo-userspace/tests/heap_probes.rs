@@ -5,11 +5,11 @@
 #[path = "common/c_programs.rs"]
 mod c_programs;
 mod common;
-#[path = "common/kernel.rs"]
-mod kernel;
 #[path = "common/json.rs"]
 #[expect(dead_code, reason = "these tests read files, not demo's stdout")]
 mod json;
+#[path = "common/kernel.rs"]
+mod kernel;
 
 use std::{
     io::{BufRead as _, BufReader, Read as _, Seek as _, SeekFrom},

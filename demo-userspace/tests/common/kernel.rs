@@ -3,7 +3,13 @@
 use std::time::Duration;
 
 /// Names the kernel shows for our programs (truncated to 15 characters) and maps.
-const OUR_PROGRAMS: [&str; 5] = ["page_fault_", "heap_", "top_", "sys_enter_mmap", "task_newtask"];
+const OUR_PROGRAMS: [&str; 5] = [
+    "page_fault_",
+    "heap_",
+    "top_",
+    "sys_enter_mmap",
+    "task_newtask",
+];
 const OUR_MAPS: [&str; 11] = [
     "TARGETS",
     "EVENTS",
