@@ -9,7 +9,7 @@ use aya::{
 };
 use demo_common::HeapFunction;
 
-use super::{ProbeError, ProgramLoad as _};
+use super::{ProbeError, loaded, program};
 
 /// Each heap program and the libc function it probes (entry, or return for `_exit`).
 const HEAP_PROGRAMS: [(&str, HeapFunction); 7] = [
@@ -48,12 +48,7 @@ impl HeapLinks {
         );
         if !self.loaded {
             for (program, _) in HEAP_PROGRAMS {
-                uprobe(ebpf, program)?
-                    .load_into_kernel()
-                    .map_err(|source| ProbeError::LoadProgram {
-                        program: program.to_owned(),
-                        source: Box::new(source),
-                    })?;
+                loaded::<UProbe>(ebpf, program)?;
             }
             self.loaded = true;
         }
@@ -92,12 +87,6 @@ impl HeapLinks {
     }
 }
 
-fn uprobe<'a>(ebpf: &'a mut Ebpf, program: &str) -> Result<&'a mut UProbe, ProbeError> {
-    ebpf.program_mut(program)
-        .ok_or_else(|| ProbeError::Missing(format!("program {program}")))?
-        .try_into()
-        .map_err(|source| ProbeError::LoadProgram {
-            program: program.to_owned(),
-            source: Box::new(source),
-        })
+fn uprobe<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut UProbe, ProbeError> {
+    program(ebpf, name)
 }

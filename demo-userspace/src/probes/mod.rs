@@ -434,17 +434,30 @@ where
     P: 'a + ProgramLoad,
     &'a mut P: TryFrom<&'a mut aya::programs::Program, Error = ProgramError>,
 {
-    let load_error = |source| ProbeError::LoadProgram {
-        program: name.to_owned(),
-        source: Box::new(source),
-    };
-    let program: &mut P = ebpf
-        .program_mut(name)
+    let program: &mut P = program(ebpf, name)?;
+    program
+        .load_into_kernel()
+        .map_err(|source| load_error(name, source))?;
+    Ok(program)
+}
+
+/// Program `name` of the expected type, loaded or not.
+fn program<'a, P>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut P, ProbeError>
+where
+    P: 'a,
+    &'a mut P: TryFrom<&'a mut aya::programs::Program, Error = ProgramError>,
+{
+    ebpf.program_mut(name)
         .ok_or_else(|| ProbeError::Missing(format!("program {name}")))?
         .try_into()
-        .map_err(load_error)?;
-    program.load_into_kernel().map_err(load_error)?;
-    Ok(program)
+        .map_err(|source| load_error(name, source))
+}
+
+fn load_error(program: &str, source: ProgramError) -> ProbeError {
+    ProbeError::LoadProgram {
+        program: program.to_owned(),
+        source: Box::new(source),
+    }
 }
 
 /// The `load` method every program type has, under one name.

@@ -148,7 +148,7 @@ pub async fn run(
     }
     flush(&mut events, output)?;
 
-    let attach_cpu_ms = output::LoaderCost::now(0).cpu_ms;
+    let attach_cpu_ms = output::LoaderCost::cpu_ms_now();
     crate::shutdown::debug_panic_after_attach();
     let mut waiter = match held.as_mut() {
         Some(held) => {
@@ -327,8 +327,10 @@ fn check_user_process(pid: u32) -> Result<(), TargetError> {
     if stat.state == 'Z' || stat.state == 'X' {
         return Err(TargetError::NoSuchPid(pid));
     }
-    // PF_KTHREAD in the task's flags.
-    if stat.flags & 0x0020_0000 != 0 {
+    if stat
+        .flags()
+        .is_ok_and(|flags| flags.contains(procfs::process::StatFlags::PF_KTHREAD))
+    {
         return Err(TargetError::KernelThread {
             pid,
             name: stat.comm,

@@ -117,19 +117,24 @@ impl LoaderCost {
 
     /// The cost so far, of which `attach_cpu_ms` went to loading and attaching.
     pub fn now(attach_cpu_ms: u64) -> Self {
-        // SAFETY: getrusage fills the struct we pass.
-        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-        unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
-        let ms = |t: libc::timeval| t.tv_sec as u64 * 1000 + t.tv_usec as u64 / 1000;
         let peak = procfs::process::Process::myself()
             .and_then(|me| me.status())
             .ok()
             .and_then(|status| status.vmhwm);
         Self {
-            cpu_ms: ms(usage.ru_utime) + ms(usage.ru_stime),
+            cpu_ms: Self::cpu_ms_now(),
             attach_cpu_ms,
             peak_rss_kib: peak.unwrap_or(0),
         }
+    }
+
+    /// demo's user and system CPU time so far, in milliseconds.
+    pub fn cpu_ms_now() -> u64 {
+        // SAFETY: getrusage fills the struct we pass.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+        let ms = |t: libc::timeval| t.tv_sec as u64 * 1000 + t.tv_usec as u64 / 1000;
+        ms(usage.ru_utime) + ms(usage.ru_stime)
     }
 }
 
