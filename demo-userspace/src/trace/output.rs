@@ -189,7 +189,7 @@ fn region_strip(pages: &PageModel) -> String {
 
 /// What one heap call costs the traced process with the uprobes on, as `cargo xtask bench`
 /// measured it on this kind of machine (its "heap call" rows).
-pub const HEAP_CALL_COST: &str = "7 us per call (cargo xtask bench)";
+pub const HEAP_CALL_COST: &str = "8 to 10 us per call (cargo xtask bench)";
 
 struct TextTrace<W> {
     out: W,

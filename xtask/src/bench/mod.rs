@@ -35,13 +35,14 @@ const NOISE: f64 = 0.03;
 /// How often a mode runs at most to get a run that the host did not disturb.
 const ATTEMPTS: u32 = 6;
 
-const MODES: [Mode; 10] = [
+const MODES: [Mode; 11] = [
     Mode::Untraced,
     Mode::UntracedBusy,
     Mode::TopCountersOnly,
     Mode::Floor,
     Mode::Trace,
     Mode::TraceNoRegions,
+    Mode::TraceOther,
     Mode::Top,
     Mode::BpftraceCount,
     Mode::BpftracePrint,
@@ -70,23 +71,28 @@ pub fn bench(options: &BenchOptions) -> anyhow::Result<()> {
     let mut redone = vec![0u32; MODES.len()];
     let mut baselines: Vec<Vec<f64>> = vec![Vec::new(); MODES.len()];
     let mut heap_ns: Vec<Vec<(f64, f64)>> = vec![Vec::new(); HeapMode::ALL.len()];
+    // A new order each round, so that no mode always runs first or after the same one; the
+    // seed is printed, so that a run can be repeated in the same order.
+    let seed = fastrand::u64(..);
+    println!("xtask: bench order seed {seed}");
+    let mut order_rng = fastrand::Rng::with_seed(seed);
     for round in 0..options.rounds {
-        // Rotate the order each round, so no mode always runs first or after the same one.
-        for offset in 0..MODES.len() {
-            let index = (round + offset) % MODES.len();
-            // Each run is paired with an untraced run just before it: the host drifts over
-            // minutes, and a ratio within a pair does not see the drift. A run right after a
-            // tracer ran (its exit, its output's writeback) is slower, so one untraced run
-            // before the pair is thrown away.
-            modes::run(Mode::Untraced, &setup, &mut workload)
-                .context("run the workload untraced")?;
-            let (baseline, baseline_repeats) = undisturbed(Mode::Untraced, &setup, &mut workload)
-                .context("run the workload untraced")?;
+        let mut order: Vec<usize> = (0..MODES.len()).collect();
+        order_rng.shuffle(&mut order);
+        // Each run is bracketed by untraced runs, one just before it and one after the next
+        // untraced run thrown away, and compared with their mean: the host drifts over seconds,
+        // and a bracket cancels a steady drift. A run right after a tracer ran (its exit, its
+        // output's writeback) is slower, hence the run thrown away. The run after one mode is
+        // the run before the next.
+        let mut before = baseline(&setup, &mut workload)?;
+        for index in order {
             let (sample, repeats) = undisturbed(MODES[index], &setup, &mut workload)
                 .with_context(|| format!("run the workload {}", MODES[index].label()))?;
-            baselines[index].push(baseline.ns_per_fault);
+            let after = baseline(&setup, &mut workload)?;
+            baselines[index].push((before.0 + after.0) / 2.0);
             samples[index].push(sample);
-            redone[index] += repeats + baseline_repeats;
+            redone[index] += repeats + after.1;
+            before = after;
         }
         for offset in 0..HeapMode::ALL.len() {
             let index = (round + offset) % HeapMode::ALL.len();
@@ -130,8 +136,17 @@ pub fn bench(options: &BenchOptions) -> anyhow::Result<()> {
         redone,
         kernel_ns,
         heap_ns,
+        seed,
     };
     report(options, &measured, &scale, startup, &dir)
+}
+
+/// One untraced run thrown away, then one measured: ns per fault and how many were redone.
+fn baseline(setup: &Setup, workload: &mut modes::Workload) -> anyhow::Result<(f64, u32)> {
+    modes::run(Mode::Untraced, setup, workload).context("run the workload untraced")?;
+    let (sample, repeats) =
+        undisturbed(Mode::Untraced, setup, workload).context("run the workload untraced")?;
+    Ok((sample.ns_per_fault, repeats))
 }
 
 fn available_cpus() -> usize {
@@ -203,13 +218,14 @@ struct Row {
     redone: u32,
     runs: Vec<f64>,
     means: Vec<f64>,
+    baselines: Vec<f64>,
 }
 
 /// Everything the rounds measured.
 struct Measured {
     /// Per mode, one sample a round.
     samples: Vec<Vec<Sample>>,
-    /// Per mode, the untraced run paired with each of its samples.
+    /// Per mode, the mean of the untraced runs that bracket each of its samples.
     baselines: Vec<Vec<f64>>,
     redone: Vec<u32>,
     /// Per mode, ns per run of its fault programs from the bpf_stats round.
@@ -217,6 +233,8 @@ struct Measured {
     /// Per heap mode, ns per malloc+free pair and that of the untraced run just before, one
     /// pair a round.
     heap_ns: Vec<Vec<(f64, f64)>>,
+    /// The seed of the rounds' order.
+    seed: u64,
 }
 
 fn rows(measured: &Measured) -> Vec<Row> {
@@ -246,6 +264,7 @@ fn rows(measured: &Measured) -> Vec<Row> {
                 redone,
                 runs: runs.iter().map(|s| s.ns_per_fault).collect(),
                 means: runs.iter().map(|s| s.mean_ns_per_fault).collect(),
+                baselines: baselines.clone(),
             }
         })
         .collect()
@@ -283,7 +302,7 @@ fn report(
         options.rounds
     );
     println!(
-        "medians of the workload's own ns per fault in its lower-quartile pass, and of ratios to an untraced run just before"
+        "medians of the workload's own ns per fault in its lower-quartile pass, and of ratios to the mean of the untraced runs just before and after"
     );
     println!("(workload on CPU 0, tracers on CPU 1;");
     println!("\"redone\": runs repeated because the host took memory back or stole CPU 0;");
@@ -407,6 +426,7 @@ fn report(
             "pages": options.pages,
             "passes": options.passes,
             "rounds": options.rounds,
+            "order_seed": measured.seed,
             "runs": rows.iter().map(|r| json!({
                 "run": r.mode.label(),
                 "ns_per_fault": r.ns,
@@ -419,6 +439,7 @@ fn report(
                 "runs_redone": r.redone,
                 "samples_ns_per_fault": r.runs,
                 "samples_mean_ns_per_fault": r.means,
+                "baselines_ns_per_fault": r.baselines,
             })).collect::<Vec<_>>(),
             "heap_ns_per_pair": HeapMode::ALL.iter().zip(heap_ns).map(|(m, runs)| json!({
                 "ratio": median(runs.iter().map(|(ns, baseline)| ns / baseline)),

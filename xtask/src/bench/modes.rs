@@ -28,6 +28,9 @@ pub enum Mode {
     Trace,
     /// The same with `--region none`.
     TraceNoRegions,
+    /// Untraced, while `demo trace --pid` traces another process: what the fault programs,
+    /// which run in every process's faults and return at the target check, cost the rest.
+    TraceOther,
     /// `demo top`, the default per-fault counting.
     Top,
     BpftraceCount,
@@ -38,12 +41,13 @@ pub enum Mode {
 impl Mode {
     pub fn label(self) -> &'static str {
         match self {
-            Self::Untraced => "untraced (twice in a row)",
+            Self::Untraced => "untraced, against untraced",
             Self::UntracedBusy => "untraced, other CPU busy",
             Self::TopCountersOnly => "demo top --counters-only",
             Self::Floor => "floor: empty fault programs",
             Self::Trace => "demo trace (defaults)",
             Self::TraceNoRegions => "demo trace --region none",
+            Self::TraceOther => "untraced, demo traces another",
             Self::Top => "demo top (defaults)",
             Self::BpftraceCount => "bpftrace, count in kernel",
             Self::BpftracePrint => "bpftrace, printf to file",
@@ -52,7 +56,7 @@ impl Mode {
     }
 
     /// Rows that run nothing per fault: they must land at 1.00, or the run cannot judge. The
-    /// untraced row is an untraced run against the one just before it: the noise itself.
+    /// untraced row is an untraced run against the untraced runs around it: the noise itself.
     pub fn is_no_op(self) -> bool {
         matches!(
             self,
@@ -161,7 +165,7 @@ pub fn run(mode: Mode, setup: &Setup, workload: &mut Workload) -> anyhow::Result
             spinner.wait()?;
             sample
         }
-        Mode::Trace | Mode::TraceNoRegions => trace(mode, setup, workload),
+        Mode::Trace | Mode::TraceNoRegions | Mode::TraceOther => trace(mode, setup, workload),
         Mode::Top | Mode::TopCountersOnly | Mode::Floor => top(mode, setup, workload),
         Mode::BpftraceCount | Mode::BpftracePrint => bpftrace(mode, setup, workload),
         Mode::PerfTrace => perf_trace(setup, workload),
@@ -176,15 +180,25 @@ fn trace(mode: Mode, setup: &Setup, workload: &mut Workload) -> anyhow::Result<S
     } else {
         &[]
     };
+    // For TraceOther, a sleeping process is traced and the workload runs untraced beside it.
+    let mut other = match mode {
+        Mode::TraceOther => Some(Command::new("sleep").arg("600").spawn()?),
+        _ => None,
+    };
+    let traced = other.as_ref().map_or(workload.pid(), Child::id);
     let mut tracer = pinned("1", setup.demo)
         .args(["trace", "--format", "json", "--output"])
         .arg(&out)
         .args(extra)
-        .args(["--pid", &workload.pid().to_string()])
+        .args(["--pid", &traced.to_string()])
         .spawn()?;
     wait_for_file(&out, &mut tracer)?;
     let sample = workload.measure(setup)?;
     stop(&mut tracer)?;
+    if let Some(other) = &mut other {
+        other.kill()?;
+        other.wait()?;
+    }
     let summary = last_json_line(&out)?;
     Ok(Sample {
         lost: summary["lost"].as_u64(),
