@@ -2,17 +2,14 @@
 
 use std::ffi::OsString;
 
-use clap::{ArgGroup, Parser, Subcommand};
+use clap::{ArgGroup, Parser, Subcommand, ValueEnum};
 
-use crate::{
-    probes::SourceChoice,
-    report::Format,
+use demo::{
+    kernel::probes::SourceChoice,
+    output::Format,
     top::SortKey,
-    walk_plan::{Allocator, ScenarioName, WalkOptions},
+    walk::plan::{Allocator, ScenarioName, WalkOptions},
 };
-
-/// The first argument that turns the binary into a workload child (see `main`).
-pub const WORKLOAD_SUBCOMMAND: &str = "__workload";
 
 /// Watch demand paging from inside the kernel.
 ///
@@ -35,8 +32,8 @@ pub struct Cli {
     pub command: Option<Command>,
 
     /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Text, global = true)]
-    pub format: Format,
+    #[arg(long, value_enum, default_value_t = FormatArg::Text, global = true)]
+    pub format: FormatArg,
 
     /// Write the report to this file instead of stdout (a traced command's own output still
     /// goes to stdout).
@@ -46,8 +43,8 @@ pub struct Cli {
     /// Where faults come from: the exceptions tracepoints (x86-64), or the PAGE_FAULTS perf
     /// event, which every architecture has. `auto` falls back to perf when the tracepoints are
     /// missing, and says so.
-    #[arg(long, value_enum, default_value_t = SourceChoice::Auto, global = true)]
-    pub source: SourceChoice,
+    #[arg(long, value_enum, default_value_t = SourceArg::Auto, global = true)]
+    pub source: SourceArg,
 
     /// A full-screen live view instead of the report (alloc, trace and top): the pages filling
     /// in, the steps, the events, and the page under the cursor. `?` lists the keys.
@@ -89,7 +86,7 @@ pub enum Command {
     Alloc {
         /// Which walk to run.
         #[arg(value_enum)]
-        scenario: ScenarioName,
+        scenario: ScenarioArg,
 
         #[command(flatten)]
         walk: WalkArgs,
@@ -141,8 +138,8 @@ pub struct TopArgs {
     pub count: u64,
 
     /// What to sort by.
-    #[arg(long, value_enum, default_value_t = SortKey::Rate)]
-    pub sort: SortKey,
+    #[arg(long, value_enum, default_value_t = SortArg::Rate)]
+    pub sort: SortArg,
 
     /// Stop after this many seconds (one line per interval until then).
     #[arg(long, value_name = "SECS", value_parser = positive_seconds)]
@@ -255,7 +252,7 @@ pub struct WalkArgs {
 
     /// out-of-bounds only: where the array comes from.
     #[arg(long, value_enum)]
-    pub via: Option<Allocator>,
+    pub via: Option<AllocatorArg>,
 
     /// Touch through read(2)/write(2), so the faults happen in kernel mode.
     #[arg(long)]
@@ -269,8 +266,110 @@ impl WalkArgs {
             touch: self.touch.clone(),
             read: self.read,
             then_write: self.then_write,
-            via: self.via,
+            via: self.via.map(Allocator::from),
             via_syscall: self.via_syscall,
+        }
+    }
+}
+
+/// Parses the process's arguments; on bad input clap prints usage and exits with status 2.
+pub fn parse() -> Cli {
+    Cli::parse()
+}
+
+/// `--format`: the command line's names for [`Format`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum FormatArg {
+    /// A report for people, 80 columns wide.
+    Text,
+    /// JSON Lines: one object per line, with a `kind` field.
+    Json,
+}
+
+impl From<FormatArg> for Format {
+    fn from(format: FormatArg) -> Self {
+        match format {
+            FormatArg::Text => Self::Text,
+            FormatArg::Json => Self::Json,
+        }
+    }
+}
+
+/// `--source`: the command line's names for [`SourceChoice`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SourceArg {
+    /// The exceptions tracepoints when the kernel has them, else the perf event.
+    Auto,
+    /// The exceptions:page_fault_user/kernel tracepoints (x86-64).
+    Tracepoint,
+    /// The PAGE_FAULTS software perf event, on every architecture.
+    Perf,
+}
+
+impl From<SourceArg> for SourceChoice {
+    fn from(source: SourceArg) -> Self {
+        match source {
+            SourceArg::Auto => Self::Auto,
+            SourceArg::Tracepoint => Self::Tracepoint,
+            SourceArg::Perf => Self::Perf,
+        }
+    }
+}
+
+/// `demo alloc SCENARIO`: the command line's names for [`ScenarioName`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ScenarioArg {
+    /// The seed's alloc_mmap: an int array from mmap, then writes to a few elements.
+    Mmap,
+    /// The seed's alloc: the same walk on an array from glibc malloc.
+    Malloc,
+    /// The seed's alloc_out: the walk, then writes past the array's end.
+    OutOfBounds,
+}
+
+impl From<ScenarioArg> for ScenarioName {
+    fn from(scenario: ScenarioArg) -> Self {
+        match scenario {
+            ScenarioArg::Mmap => Self::Mmap,
+            ScenarioArg::Malloc => Self::Malloc,
+            ScenarioArg::OutOfBounds => Self::OutOfBounds,
+        }
+    }
+}
+
+/// `--sort`: the command line's names for [`SortKey`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SortArg {
+    /// Faults per second in the last interval.
+    Rate,
+    /// Faults since demo top started.
+    Total,
+    /// Major faults since demo top started.
+    Major,
+}
+
+impl From<SortArg> for SortKey {
+    fn from(sort: SortArg) -> Self {
+        match sort {
+            SortArg::Rate => Self::Rate,
+            SortArg::Total => Self::Total,
+            SortArg::Major => Self::Major,
+        }
+    }
+}
+
+/// `--via`: the command line's names for [`Allocator`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum AllocatorArg {
+    Mmap,
+    Malloc,
+}
+
+impl From<AllocatorArg> for Allocator {
+    fn from(allocator: AllocatorArg) -> Self {
+        match allocator {
+            AllocatorArg::Mmap => Self::Mmap,
+            AllocatorArg::Malloc => Self::Malloc,
         }
     }
 }
@@ -289,11 +388,11 @@ mod tests {
     #[test]
     fn alloc_mmap_parses_with_json_after_the_scenario() {
         let cli = Cli::try_parse_from(["demo", "alloc", "mmap", "--format", "json"]).unwrap();
-        assert_eq!(cli.format, Format::Json);
+        assert_eq!(Format::from(cli.format), Format::Json);
         assert!(matches!(
             cli.command,
             Some(Command::Alloc {
-                scenario: ScenarioName::Mmap,
+                scenario: ScenarioArg::Mmap,
                 ..
             })
         ));

@@ -1,28 +1,7 @@
 //! Entry point of `demo`: parses the command line, runs the command, and turns any error into one
 //! sentence on stderr and a non-zero exit code.
 
-mod access;
-mod classify;
 mod cli;
-mod event_reader;
-mod pages;
-mod privileges;
-mod probes;
-mod procmem;
-mod records;
-mod region;
-mod report;
-mod scenario;
-mod shutdown;
-mod step_report;
-mod syscalls;
-mod task_layout;
-mod top;
-mod trace;
-mod tracefs;
-mod tui;
-mod walk_plan;
-mod workload;
 
 use std::{
     io::{self, BufWriter},
@@ -30,20 +9,24 @@ use std::{
 };
 
 use anyhow::Context as _;
-use clap::Parser as _;
 
-use crate::{
-    cli::{Cli, Command},
-    event_reader::EventReader,
-    probes::{ProbeOptions, Probes},
-    scenario::{EnterPacer, NoPause, Tracing},
-    walk_plan::{ScenarioName, WalkPlan},
+use crate::cli::{Cli, Command};
+use demo::{
+    kernel::event_reader::EventReader,
+    kernel::probes::{ProbeOptions, Probes},
+    kernel::{privileges, probes},
+    output,
+    output::tui,
+    top, trace,
+    walk::plan::{ScenarioName, WalkPlan},
+    walk::scenario::{EnterPacer, NoPause, Tracing},
+    walk::{self, scenario, workload},
 };
 
 fn main() -> ExitCode {
     // The workload child starts before the command-line parser allocates anything, so its
     // heap is as close to a fresh C program's as a Rust program's can be.
-    if std::env::args_os().nth(1).as_deref() == Some(cli::WORKLOAD_SUBCOMMAND.as_ref()) {
+    if std::env::args_os().nth(1).as_deref() == Some(workload::WORKLOAD_SUBCOMMAND.as_ref()) {
         return match workload::child::serve() {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
@@ -52,7 +35,7 @@ fn main() -> ExitCode {
             }
         };
     }
-    let cli = Cli::parse();
+    let cli = cli::parse();
     if cli.tui {
         if let Err(error) = tui::check_terminal() {
             eprintln!("error: {error}");
@@ -90,9 +73,11 @@ struct BadInput(String);
 
 /// 2 for bad input (options, pid, command), 1 for everything that went wrong at run time.
 fn exit_code(error: &anyhow::Error) -> ExitCode {
-    let bad_input = error
-        .chain()
-        .any(|cause| cause.is::<BadInput>() || cause.is::<trace::TargetError>());
+    let bad_input = error.chain().any(|cause| {
+        cause.is::<BadInput>()
+            || cause.is::<trace::TargetError>()
+            || cause.is::<demo::kernel::process::ProcessError>()
+    });
     ExitCode::from(if bad_input { 2 } else { 1 })
 }
 
@@ -126,7 +111,7 @@ fn action(
             walk,
             interactive,
         }) => Action::Alloc {
-            plans: vec![WalkPlan::new(scenario, &walk.options()).map_err(|e| bad(&e))?],
+            plans: vec![WalkPlan::new(scenario.into(), &walk.options()).map_err(|e| bad(&e))?],
             interactive,
         },
         None => Action::Alloc {
@@ -175,7 +160,7 @@ fn action(
         Some(Command::Top(args)) => Action::Top(top::TopOptions {
             interval: std::time::Duration::from_secs_f64(args.interval),
             count: args.count as usize,
-            sort: args.sort,
+            sort: args.sort.into(),
             duration: args.duration.map(std::time::Duration::from_secs_f64),
             pages_of: args.pid.filter(|_| args.pages),
             counters_only: args.counters_only,
@@ -211,11 +196,16 @@ async fn run(mut cli: Cli) -> anyhow::Result<()> {
         Action::Top(options) => {
             let mut probes =
                 probes::TopProbes::load(&cli.debug_fault_category, options.counting())?;
-            top::run(&options, &mut probes, top::output(cli.format, out).as_mut()).await
+            top::run(
+                &options,
+                &mut probes,
+                output::top::output(cli.format.into(), out).as_mut(),
+            )
+            .await
         }
         Action::Alloc { plans, interactive } => {
             let (mut probes, mut reader) = trace_probes(&cli)?;
-            let mut reporter = report::reporter(cli.format, out);
+            let mut reporter = output::reporter(cli.format.into(), out);
             let tracing = Tracing {
                 probes: &mut probes,
                 reader: &mut reader,
@@ -229,7 +219,7 @@ async fn run(mut cli: Cli) -> anyhow::Result<()> {
         }
         Action::Trace(options) => {
             let (mut probes, mut reader) = trace_probes(&cli)?;
-            let mut output = trace::output::output(cli.format, out);
+            let mut output = output::trace::output(cli.format.into(), out);
             trace::run(&options, &mut probes, &mut reader, output.as_mut()).await
         }
     }
@@ -300,7 +290,7 @@ async fn run_in_view(
 /// Loads the per-event programs and opens their ring buffer.
 fn trace_probes(cli: &Cli) -> anyhow::Result<(Probes, EventReader)> {
     let mut probes = Probes::load(&ProbeOptions {
-        source: cli.source,
+        source: cli.source.into(),
         fault_category: cli.debug_fault_category.clone(),
         ring_bytes: cli.ring_buffer_kib * 1024,
     })?;
@@ -313,7 +303,7 @@ async fn run_walks(
     plans: &[WalkPlan],
     tracing: Tracing<'_>,
     pacer: &mut impl scenario::Pacer,
-    reporter: &mut dyn report::Reporter,
+    reporter: &mut dyn walk::Reporter,
 ) -> anyhow::Result<()> {
     let Tracing {
         probes,

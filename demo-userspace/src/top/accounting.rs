@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use demo_common::FaultCounters;
 use procfs::process::Stat;
 
-use crate::procmem::fault_counters_of;
+use crate::kernel::procmem::fault_counters_of;
 
 /// Every process's counters when demo top started, to subtract from later readings.
 pub struct Accounting {
@@ -85,8 +85,24 @@ mod tests {
         let me = std::process::id();
         let stat = || procfs::process::Process::myself().unwrap().stat().unwrap();
         let before = accounting.since_start(me, Some(&stat()), None).unwrap();
-        let pages = vec![1u8; 64 * 4096];
-        std::hint::black_box(&pages);
+        // A fresh anonymous mapping: a heap buffer may reuse memory that is already resident.
+        // SAFETY: a new private anonymous mapping, written within its length and unmapped.
+        unsafe {
+            let length = 64 * 4096;
+            let area = libc::mmap(
+                std::ptr::null_mut(),
+                length,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            );
+            assert_ne!(area, libc::MAP_FAILED);
+            for page in 0..64 {
+                std::ptr::write_volatile(area.cast::<u8>().add(page * 4096), 1);
+            }
+            libc::munmap(area, length);
+        }
         let after = accounting.since_start(me, Some(&stat()), None).unwrap();
         assert!(after.minor >= before.minor + 64, "{before:?} {after:?}");
         let exited = Some(counters(u64::MAX, 0));

@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use demo_common::{ExitCounts, FaultCounters, TopCounts};
 
 use super::{Snapshot, accounting::Accounting, is_dead};
-use crate::probes::{ProcessCounts, command_name};
+use crate::kernel::probes::{ProcessCounts, command_name};
 
 /// Every process with faults since demo top started, and the pids still alive: the living from
 /// /proc, and those that exited since the last interval from the counters the exit program

@@ -3,24 +3,28 @@
 
 mod accounting;
 mod kernel_counters;
-mod output;
 mod rank;
 
 use std::{
     collections::{HashMap, HashSet},
+    io,
     time::Duration,
 };
 
 use anyhow::Context as _;
 
-pub use self::output::{TopOutput, known, known_percent, output};
 pub use self::rank::{Row, SortKey, sort_rows};
 use self::{accounting::Accounting, rank::rank};
 use crate::{
-    probes::{ProcessCounts, TopCounting, TopProbes},
-    procmem::MappingTable,
+    kernel::probes::{ProcessCounts, TopCounting, TopProbes},
+    kernel::procmem::MappingTable,
 };
 use demo_common::ExitCounts;
+
+/// Receives each interval of `demo top` as it ends.
+pub trait TopOutput {
+    fn interval(&mut self, interval: &Interval) -> io::Result<()>;
+}
 
 /// The options of `demo top`, checked.
 #[derive(Clone, Debug)]
@@ -80,11 +84,9 @@ pub async fn run(
     out: &mut dyn TopOutput,
 ) -> anyhow::Result<()> {
     // Installed first, so a signal at any moment ends top well.
-    let shutdown = crate::shutdown::requested();
+    let shutdown = crate::kernel::shutdown::requested();
     if let Some(pid) = options.pages_of {
-        if !procfs::process::Process::new(pid as i32).is_ok_and(|p| p.is_alive()) {
-            return Err(crate::trace::TargetError::NoSuchPid(pid).into());
-        }
+        crate::kernel::process::check_exists(pid)?;
         probes.watch_pages(pid)?;
     }
     let accounting = Accounting::at_start();

@@ -4,10 +4,10 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-use crate::probes::ProcessCounts;
+use crate::kernel::probes::ProcessCounts;
 
 /// What `demo top` sorts by.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum SortKey {
     /// Faults per second in the last interval.
     #[default]

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use demo_common::HeapFunction;
 
 use super::regions::HeapCall;
-use crate::records::HeapEvent;
+use crate::model::events::HeapEvent;
 
 #[derive(Debug, Default)]
 pub struct HeapPairer {

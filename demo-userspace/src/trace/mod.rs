@@ -2,8 +2,8 @@
 //! arrays by itself, and resolves every fault to mapping, region, index and page.
 
 mod heap;
-pub mod output;
 pub mod regions;
+mod results;
 pub mod session;
 mod spawn;
 
@@ -15,16 +15,18 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
 use self::{
-    output::{Rusage, TraceOutput, TraceStart, TraceSummary},
     regions::RegionTracker,
+    results::{LoaderCost, RecordCount},
     session::{Session, TraceEvent},
     spawn::{HeldCommand, Reaped},
 };
-use crate::{
+use crate::kernel::{
     event_reader::EventReader,
     privileges::RunAs,
-    probes::{FaultSourceInUse, Probes},
+    probes::Probes,
+    process::{self, ProcessError},
 };
+pub use results::{Rusage, TraceEnd, TraceOutput, TraceStart, TraceSummary};
 pub use spawn::SpawnError;
 
 /// What to trace.
@@ -58,12 +60,8 @@ pub struct TraceOptions {
 /// Failures of the target itself, which are the user's input rather than demo's fault.
 #[derive(Debug, thiserror::Error)]
 pub enum TargetError {
-    #[error("no process has pid {0}; check it with `ps -p {0}`")]
-    NoSuchPid(u32),
-    #[error(
-        "process {pid} ({name}) is a kernel thread: it has no user memory, so it takes no page faults to trace"
-    )]
-    KernelThread { pid: u32, name: String },
+    #[error(transparent)]
+    Process(#[from] ProcessError),
     #[error("process {0} exited while demo attached to it")]
     ExitedDuringAttach(u32),
     #[error(transparent)]
@@ -83,14 +81,14 @@ pub async fn run(
         0
     };
     // Installed before anything is attached, so a signal at any moment ends the trace well.
-    let shutdown = crate::shutdown::requested();
+    let shutdown = crate::kernel::shutdown::requested();
     let start_ns = monotonic_ns();
     let (pid, mut held, command) = match &options.target {
         TraceTarget::Pid(pid) => {
             let pid = *pid;
-            check_user_process(pid)?;
+            process::check_user_process(pid).map_err(TargetError::from)?;
             probes.add_target(pid, target_flags::REPORT | follow_flags)?;
-            if !process_exists(pid) {
+            if !process::exists(pid) {
                 probes.remove_target(pid)?;
                 return Err(TargetError::ExitedDuringAttach(pid).into());
             }
@@ -128,15 +126,10 @@ pub async fn run(
         procfs::page_size(),
     ));
     session.add_process(pid);
-    let (source, fallback) = match probes.fault_source() {
-        FaultSourceInUse::Tracepoints => ("tracepoint", false),
-        FaultSourceInUse::Perf { fallback } => ("perf", fallback),
-    };
     output.started(&TraceStart {
         pid,
         command,
-        source,
-        fallback,
+        source: probes.fault_source(),
         heap_probes,
         heap_blocks_off: options.auto_regions && !options.heap_blocks,
         follow: options.follow,
@@ -148,8 +141,8 @@ pub async fn run(
     }
     flush(&mut events, output)?;
 
-    let attach_cpu_ms = output::LoaderCost::cpu_ms_now();
-    crate::shutdown::debug_panic_after_attach();
+    let attach_cpu_ms = LoaderCost::cpu_ms_now();
+    crate::kernel::shutdown::debug_panic_after_attach();
     let mut waiter = match held.as_mut() {
         Some(held) => {
             held.release().context("start the traced command")?;
@@ -169,8 +162,8 @@ pub async fn run(
                 drain(reader, &mut session, &mut events, output, probes, heap.as_ref())?;
                 session.settle_quiet(monotonic_ns().saturating_sub(QUIET_NS), &mut events);
                 flush(&mut events, output)?;
-                if held.is_none() && (session.has_exited(pid) || !process_exists(pid)) {
-                    break "exit";
+                if held.is_none() && (session.has_exited(pid) || !process::exists(pid)) {
+                    break TraceEnd::Exit;
                 }
             }
             result = async { match waiter.as_mut() {
@@ -179,13 +172,13 @@ pub async fn run(
             } } => {
                 waiter = None;
                 reaped = Some(result.context("wait for the traced command")??);
-                break "exit";
+                break TraceEnd::Exit;
             }
-            () = &mut shutdown => break "interrupt",
+            () = &mut shutdown => break TraceEnd::Interrupt,
             () = async { match deadline {
                 Some(deadline) => tokio::time::sleep_until(deadline).await,
                 None => std::future::pending().await,
-            } } => break "duration",
+            } } => break TraceEnd::Duration,
         }
     };
     // A command still running when the trace ends early is not left behind.
@@ -212,7 +205,7 @@ pub async fn run(
     let summary = TraceSummary {
         pid,
         ended_by,
-        child: reaped.map(|r| crate::scenario::describe_status(r.status)),
+        child: reaped.map(|r| crate::model::signals::ProcessEnd::from(r.status)),
         faults_total: totals.minor + totals.major + totals.error,
         minor: totals.minor,
         major: totals.major,
@@ -224,8 +217,8 @@ pub async fn run(
             minflt: r.minflt,
             majflt: r.majflt,
         }),
-        loader: output::LoaderCost::now(attach_cpu_ms),
-        records: output::RecordCount::by_kind(reader.delivered(), &drops),
+        loader: LoaderCost::now(attach_cpu_ms),
+        records: RecordCount::by_kind(reader.delivered(), &drops),
         untraced_children: drops[demo_common::UNTRACED_CHILD_SLOT as usize],
         kernel_programs: probes.program_runs(),
         regions_not_listed: session.forgotten_regions(),
@@ -307,7 +300,7 @@ impl HeapProbes {
                 TraceEvent::ProcessForked { pid, .. } => {
                     if let Err(error) = probes.attach_heap_probes(&self.libc, pid) {
                         // The child may be gone already; its heap blocks are then moot.
-                        if process_exists(pid) {
+                        if process::exists(pid) {
                             log::warn!("heap blocks of pid {pid} are not tracked: {error}");
                         }
                     }
@@ -319,32 +312,8 @@ impl HeapProbes {
     }
 }
 
-/// Checks that `pid` is a live process with user memory, before it is traced.
-fn check_user_process(pid: u32) -> Result<(), TargetError> {
-    let stat = procfs::process::Process::new(pid as i32)
-        .and_then(|process| process.stat())
-        .map_err(|_| TargetError::NoSuchPid(pid))?;
-    if stat.state == 'Z' || stat.state == 'X' {
-        return Err(TargetError::NoSuchPid(pid));
-    }
-    if stat
-        .flags()
-        .is_ok_and(|flags| flags.contains(procfs::process::StatFlags::PF_KTHREAD))
-    {
-        return Err(TargetError::KernelThread {
-            pid,
-            name: stat.comm,
-        });
-    }
-    Ok(())
-}
-
 /// How long a thread must have been quiet after a fault before /proc settles it.
 const QUIET_NS: u64 = 100_000_000;
-
-fn process_exists(pid: u32) -> bool {
-    procfs::process::Process::new(pid as i32).is_ok_and(|p| p.is_alive())
-}
 
 /// The libc that process `pid` maps, as a path that works from our mount namespace.
 fn libc_of(pid: u32) -> anyhow::Result<PathBuf> {

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use demo_common::{HeapFunction, Syscall};
 
-use crate::{region::Region, syscalls::SyscallCall};
+use crate::{model::region::Region, model::syscalls::SyscallCall};
 
 /// How a region came to be.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]

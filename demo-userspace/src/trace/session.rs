@@ -9,12 +9,12 @@ use super::{
     regions::{Origin, RegionChange, RegionTracker, TrackedRegion},
 };
 use crate::{
-    classify::{ClassifiedFault, Classifier, FaultClass},
-    pages::PageModel,
-    procmem::{self, MappingTable},
-    records::{Decoded, Fault, Record, SignalEvent},
-    region::Location,
-    syscalls::{SyscallCall, SyscallPairer},
+    kernel::procmem::{self, MappingTable},
+    model::classify::{ClassifiedFault, Classifier, FaultClass},
+    model::events::{Decoded, Fault, Record, SignalEvent},
+    model::pages::PageModel,
+    model::region::Location,
+    model::syscalls::{SyscallCall, SyscallPairer},
 };
 
 /// A fault, classed and resolved.

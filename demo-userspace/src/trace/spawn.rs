@@ -17,7 +17,7 @@ use nix::{
     unistd::{ForkResult, Pid, fork, pipe2},
 };
 
-use crate::privileges::RunAs;
+use crate::kernel::privileges::RunAs;
 
 /// Why a command could not be started.
 #[derive(Debug, thiserror::Error)]

@@ -1,0 +1,12 @@
+//! The kernel-facing layer: loading and attaching the eBPF programs, the ring buffer and its
+//! decoder, tracefs, BTF, /proc reads, privileges and signals.
+
+pub mod event_reader;
+pub mod privileges;
+pub mod probes;
+pub mod process;
+pub mod procmem;
+pub mod records;
+pub mod shutdown;
+pub mod task_layout;
+pub mod tracefs;

@@ -1,0 +1,596 @@
+//! Loads the embedded eBPF object, attaches its programs, and owns the maps they share with us.
+//! Dropping [`Probes`] detaches every program and closes every map.
+
+use aya::{
+    Ebpf, EbpfError, EbpfLoader,
+    maps::{HashMap, MapData, MapError, PerCpuArray, RingBuf},
+    programs::{
+        PerfEvent, ProgramError, RawTracePoint, TracePoint,
+        perf_event::{PerfEventConfig, PerfEventScope, SamplePolicy, SoftwareEvent},
+    },
+};
+use std::path::Path;
+
+use aya::programs::UProbe;
+use demo_common::{
+    DROPS_MAP, EVENTS_MAP, NEW_TASK_PROGRAM, PAGE_COUNTS_MAP, PAGE_FAULT_KERNEL_PROGRAM,
+    PAGE_FAULT_USER_PROGRAM, PERF_FAULT_PROGRAM, PROCESS_EXIT_PROGRAM, SIGNAL_PROGRAM,
+    SYSCALL_TRACEPOINTS, TARGETS_MAP, TASK_LAYOUT_GLOBAL, TOP_COUNTS_MAP, TOP_EXITS_MAP,
+    fault_tracepoint, new_task_tracepoint, process_exit_tracepoint, signal_tracepoint,
+    syscall_tracepoint,
+};
+
+mod heap;
+mod run_stats;
+mod top;
+
+pub use self::run_stats::ProgramRuns;
+pub use self::top::{ProcessCounts, TopCounting, TopProbes, command_name};
+
+use crate::{
+    kernel::task_layout::{self, TaskLayoutError},
+    kernel::tracefs::{self, TracefsError},
+    model::syscalls,
+};
+
+/// The eBPF object built by build.rs for the BPF target.
+static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/demo"));
+
+/// One tracepoint program: where it attaches and the fields (name, offset) it reads.
+struct TracepointProgram {
+    program: String,
+    category: String,
+    name: String,
+    fields: Vec<(&'static str, usize)>,
+}
+
+/// The fault tracepoint programs, on tracepoints of `category` (normally `exceptions`).
+fn fault_tracepoint_programs(category: &str) -> Vec<TracepointProgram> {
+    let fields = vec![
+        ("address", fault_tracepoint::ADDRESS),
+        ("ip", fault_tracepoint::IP),
+        ("error_code", fault_tracepoint::ERROR_CODE),
+    ];
+    [
+        (PAGE_FAULT_USER_PROGRAM, "page_fault_user"),
+        (PAGE_FAULT_KERNEL_PROGRAM, "page_fault_kernel"),
+    ]
+    .into_iter()
+    .map(|(program, name)| TracepointProgram {
+        program: program.to_owned(),
+        category: category.to_owned(),
+        name: name.to_owned(),
+        fields: fields.clone(),
+    })
+    .collect()
+}
+
+/// `program` on `sched:sched_process_exit`.
+fn process_exit_program(program: &str) -> TracepointProgram {
+    TracepointProgram {
+        program: program.to_owned(),
+        category: "sched".to_owned(),
+        name: "sched_process_exit".to_owned(),
+        fields: vec![("group_dead", process_exit_tracepoint::GROUP_DEAD)],
+    }
+}
+
+/// Every other tracepoint program of the object, with what it assumes of its tracepoint's format.
+fn tracepoint_programs() -> Vec<TracepointProgram> {
+    let mut programs = vec![
+        TracepointProgram {
+            program: NEW_TASK_PROGRAM.to_owned(),
+            category: "task".to_owned(),
+            name: "task_newtask".to_owned(),
+            fields: vec![
+                ("pid", new_task_tracepoint::PID),
+                ("clone_flags", new_task_tracepoint::CLONE_FLAGS),
+            ],
+        },
+        process_exit_program(PROCESS_EXIT_PROGRAM),
+        TracepointProgram {
+            program: SIGNAL_PROGRAM.to_owned(),
+            category: "signal".to_owned(),
+            name: "signal_generate".to_owned(),
+            fields: vec![
+                ("sig", signal_tracepoint::SIG),
+                ("errno", signal_tracepoint::ERRNO),
+                ("code", signal_tracepoint::CODE),
+                ("pid", signal_tracepoint::PID),
+                ("result", signal_tracepoint::RESULT),
+            ],
+        },
+    ];
+    for syscall in SYSCALL_TRACEPOINTS {
+        let enter = format!("sys_enter_{}", syscall.name());
+        let exit = format!("sys_exit_{}", syscall.name());
+        programs.push(TracepointProgram {
+            program: enter.clone(),
+            category: "syscalls".to_owned(),
+            name: enter,
+            fields: syscalls::arg_names(syscall)
+                .iter()
+                .zip((syscall_tracepoint::FIRST_ARG..).step_by(8))
+                .map(|(&name, offset)| (name, offset))
+                .collect(),
+        });
+        programs.push(TracepointProgram {
+            program: exit.clone(),
+            category: "syscalls".to_owned(),
+            name: exit,
+            fields: vec![("ret", syscall_tracepoint::RET)],
+        });
+    }
+    programs
+}
+
+/// Failures while loading or talking to the eBPF side.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    #[error(transparent)]
+    Tracefs(#[from] TracefsError),
+    #[error(transparent)]
+    TaskLayout(#[from] TaskLayoutError),
+    #[error("load the eBPF object: {0}")]
+    Load(#[source] Box<EbpfError>),
+    #[error("set up aya-log for the eBPF programs: {0}")]
+    Logger(#[source] aya_log::Error),
+    #[error("the eBPF object has no {0}; it does not match this loader")]
+    Missing(String),
+    #[error("load program {program}: {source}")]
+    LoadProgram {
+        program: String,
+        source: Box<ProgramError>,
+    },
+    #[error("attach program {program} to {target}: {source}")]
+    Attach {
+        program: String,
+        target: String,
+        source: Box<ProgramError>,
+    },
+    #[error("list the online CPUs: {0}")]
+    OnlineCpus(#[source] std::io::Error),
+    #[error("flush the fault counts of cpu {cpu}: {source}")]
+    Flush { cpu: u32, source: Box<ProgramError> },
+    #[error(
+        "flush the fault counts of cpu {cpu}: a counting program stayed busy there for {} attempts",
+        top::FLUSH_ATTEMPTS
+    )]
+    FlushBusy { cpu: u32 },
+    #[error("{operation}: {source}")]
+    Map {
+        operation: &'static str,
+        source: MapError,
+    },
+}
+
+/// Where fault records come from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SourceChoice {
+    /// The exceptions tracepoints when the kernel has them, else the perf event.
+    #[default]
+    Auto,
+    /// The exceptions:page_fault_user/kernel tracepoints (x86-64).
+    Tracepoint,
+    /// The PAGE_FAULTS software perf event, on every architecture.
+    Perf,
+}
+
+/// The fault source in use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FaultSourceInUse {
+    Tracepoints,
+    /// The perf event, with the reason it was chosen.
+    Perf {
+        fallback: bool,
+    },
+}
+
+impl FaultSourceInUse {
+    /// The source's name on the command line and in JSON: `tracepoint` or `perf`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Tracepoints => "tracepoint",
+            Self::Perf { .. } => "perf",
+        }
+    }
+
+    /// The perf event stands in for tracepoints this kernel does not have.
+    pub fn is_fallback(self) -> bool {
+        matches!(self, Self::Perf { fallback: true })
+    }
+}
+
+/// Serialized as the two fields every JSON start line has: `source` and `fallback`.
+impl serde::Serialize for FaultSourceInUse {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct as _;
+        let mut fields = serializer.serialize_struct("FaultSourceInUse", 2)?;
+        fields.serialize_field("source", self.name())?;
+        fields.serialize_field("fallback", &self.is_fallback())?;
+        fields.end()
+    }
+}
+
+/// Settings for loading the programs.
+#[derive(Clone, Debug)]
+pub struct ProbeOptions {
+    /// Byte size of the event ring buffer (a power of two, at least one page).
+    pub ring_bytes: u32,
+    pub source: SourceChoice,
+    /// The category of the fault tracepoints; only tests change it, to simulate a kernel
+    /// without them.
+    pub fault_category: String,
+}
+
+impl Default for ProbeOptions {
+    fn default() -> Self {
+        Self {
+            ring_bytes: demo_common::DEFAULT_RING_BYTES,
+            source: SourceChoice::Auto,
+            fault_category: "exceptions".to_owned(),
+        }
+    }
+}
+
+/// The loaded and attached programs plus typed handles on their maps.
+pub struct Probes {
+    // Owns the programs and their links: dropping it detaches them.
+    ebpf: Ebpf,
+    source: FaultSourceInUse,
+    logger: aya_log::EbpfLogger<&'static dyn log::Log>,
+    targets: HashMap<MapData, u32, u8>,
+    drops: PerCpuArray<MapData, u64>,
+    events: Option<RingBuf<MapData>>,
+    heap: heap::HeapLinks,
+}
+
+impl Probes {
+    /// Mounts tracefs if needed, checks the tracepoints, loads the object and attaches the programs.
+    pub fn load(options: &ProbeOptions) -> Result<Self, ProbeError> {
+        let tracing = tracefs::ensure_mounted()?;
+        let fault_tracepoints = fault_tracepoint_programs(&options.fault_category);
+        let source = match options.source {
+            SourceChoice::Perf => FaultSourceInUse::Perf { fallback: false },
+            SourceChoice::Tracepoint => {
+                check_formats(&tracing, &fault_tracepoints)?;
+                FaultSourceInUse::Tracepoints
+            }
+            SourceChoice::Auto => match check_formats(&tracing, &fault_tracepoints) {
+                Ok(()) => FaultSourceInUse::Tracepoints,
+                Err(TracefsError::MissingTracepoint { category, name, .. }) => {
+                    log::info!("no tracepoint {category}:{name}; faults come from the perf event");
+                    FaultSourceInUse::Perf { fallback: true }
+                }
+                Err(other) => return Err(other.into()),
+            },
+        };
+        let tracepoints = tracepoint_programs();
+        check_formats(&tracing, &tracepoints)?;
+        let (mut ebpf, logger) = open_object(ObjectUse::Trace {
+            ring_bytes: options.ring_bytes,
+        })?;
+        attach_tracepoints(&mut ebpf, &tracepoints, Attach::Classic)?;
+        if source == FaultSourceInUse::Tracepoints {
+            attach_tracepoints(&mut ebpf, &fault_tracepoints, Attach::Raw)?;
+        }
+        if let FaultSourceInUse::Perf { .. } = source {
+            attach_per_cpu(
+                &mut ebpf,
+                &[(PERF_FAULT_PROGRAM, SoftwareEvent::PageFaults)],
+            )?;
+        }
+
+        let targets = take_map(&mut ebpf, TARGETS_MAP, "open the target map")?;
+        let drops = take_map(&mut ebpf, DROPS_MAP, "open the drop counter")?;
+        let events = take_map(&mut ebpf, EVENTS_MAP, "open the event ring buffer")?;
+        Ok(Self {
+            ebpf,
+            source,
+            logger,
+            targets,
+            drops,
+            events: Some(events),
+            heap: heap::HeapLinks::default(),
+        })
+    }
+
+    /// Where fault records come from.
+    pub fn fault_source(&self) -> FaultSourceInUse {
+        self.source
+    }
+
+    /// Starts tracing process `pid` as `flags` (see `demo_common::target_flags`) ask.
+    pub fn add_target(&mut self, pid: u32, flags: u8) -> Result<(), ProbeError> {
+        self.targets
+            .insert(pid, flags, 0)
+            .map_err(|source| ProbeError::Map {
+                operation: "add a target process",
+                source,
+            })
+    }
+
+    /// The flags of `pid` in the target map, `None` when it is not there.
+    pub fn target_flags(&self, pid: u32) -> Result<Option<u8>, ProbeError> {
+        unless_missing(self.targets.get(&pid, 0), "read the target map")
+    }
+
+    /// Stops reporting faults of process `pid`.
+    pub fn remove_target(&mut self, pid: u32) -> Result<(), ProbeError> {
+        // The kernel side forgets a process when it exits.
+        unless_missing(self.targets.remove(&pid), "remove a target process").map(drop)
+    }
+
+    /// Attaches the heap uprobes to `libc` for process `pid` only (see [`heap::HeapLinks`]).
+    pub fn attach_heap_probes(&mut self, libc: &Path, pid: u32) -> Result<(), ProbeError> {
+        self.heap.attach(&mut self.ebpf, libc, pid)
+    }
+
+    /// Detaches the heap uprobes of process `pid`, once it exited.
+    pub fn detach_heap_probes(&mut self, pid: u32) {
+        self.heap.detach(&mut self.ebpf, pid);
+    }
+
+    /// Hands the event ring buffer to its reader; `None` after the first call.
+    pub fn take_events(&mut self) -> Option<RingBuf<MapData>> {
+        self.events.take()
+    }
+
+    /// Everything the kernel side lost: records that found the ring buffer full, and followed
+    /// children that found the target map full.
+    pub fn dropped(&self) -> Result<u64, ProbeError> {
+        Ok(self.drops_by_slot()?.iter().sum())
+    }
+
+    /// The drop counters, summed over CPUs: slot k holds records of kind k, slot 0 untraced
+    /// children.
+    pub fn drops_by_slot(&self) -> Result<Vec<u64>, ProbeError> {
+        (0..demo_common::DROP_SLOTS)
+            .map(|slot| {
+                let per_cpu = self.drops.get(&slot, 0).map_err(|source| ProbeError::Map {
+                    operation: "read the drop counters",
+                    source,
+                })?;
+                Ok(per_cpu.iter().sum())
+            })
+            .collect()
+    }
+
+    /// What each program that ran cost in the kernel so far, when `bpf_stats` is on.
+    pub fn program_runs(&self) -> Option<Vec<ProgramRuns>> {
+        run_stats::program_runs(&self.ebpf)
+    }
+
+    /// Forwards pending aya-log messages of the programs to the `log` crate.
+    pub fn flush_log(&mut self) {
+        self.logger.flush();
+    }
+}
+
+/// Which programs a run needs; the maps only the others use are made as small as they can be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ObjectUse {
+    /// Per-event tracing, with a ring buffer of this many bytes.
+    Trace { ring_bytes: u32 },
+    /// `demo top`'s counters.
+    Top(TopCounting),
+}
+
+/// Loads the embedded object and starts its logger.
+fn open_object(
+    purpose: ObjectUse,
+) -> Result<(Ebpf, aya_log::EbpfLogger<&'static dyn log::Log>), ProbeError> {
+    raise_memlock_limit();
+    let layout = task_layout::of_running_kernel()?;
+    let mut loader = EbpfLoader::new();
+    loader.override_global(TASK_LAYOUT_GLOBAL, &layout, true);
+    match purpose {
+        ObjectUse::Trace { ring_bytes } => {
+            loader
+                .map_max_entries(EVENTS_MAP, ring_bytes)
+                .map_max_entries(TOP_COUNTS_MAP, 1)
+                .map_max_entries(TOP_EXITS_MAP, 1)
+                .map_max_entries(PAGE_COUNTS_MAP, 1);
+        }
+        ObjectUse::Top(counting) => {
+            loader.map_max_entries(EVENTS_MAP, procfs::page_size() as u32);
+            // The page map is preallocated; at full size the kernel takes tens of milliseconds
+            // to set it up and free it, which a run without --pages need not pay.
+            if counting != (TopCounting::PerFault { pages: true }) {
+                loader.map_max_entries(PAGE_COUNTS_MAP, 1);
+            }
+            if matches!(counting, TopCounting::KernelCounters { .. }) {
+                loader.map_max_entries(TOP_COUNTS_MAP, 1);
+            }
+        }
+    }
+    let mut ebpf = loader
+        .load(EBPF_OBJECT)
+        .map_err(|error| ProbeError::Load(Box::new(error)))?;
+    // The logger must exist before the programs load, since they reference its map.
+    let logger = aya_log::EbpfLogger::init(&mut ebpf).map_err(ProbeError::Logger)?;
+    Ok((ebpf, logger))
+}
+
+/// How a tracepoint program attaches.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Attach {
+    /// Through tracefs, reading the fields of the record the tracepoint builds.
+    Classic,
+    /// As a raw tracepoint: the program takes the call site's arguments directly, without the
+    /// record a classic tracepoint builds, which matters at one call per fault. The fault
+    /// programs attach this way; their tracepoints were checked (they exist, with the
+    /// documented fields) beforehand.
+    Raw,
+}
+
+/// Loads each program and attaches it to its tracepoint, the way `attach` says.
+fn attach_tracepoints(
+    ebpf: &mut Ebpf,
+    tracepoints: &[TracepointProgram],
+    attach: Attach,
+) -> Result<(), ProbeError> {
+    for tracepoint in tracepoints {
+        let (attached, target) = match attach {
+            Attach::Classic => (
+                loaded::<TracePoint>(ebpf, &tracepoint.program)?
+                    .attach(&tracepoint.category, &tracepoint.name)
+                    .map(drop),
+                format!("tracepoint {}:{}", tracepoint.category, tracepoint.name),
+            ),
+            Attach::Raw => (
+                loaded::<RawTracePoint>(ebpf, &tracepoint.program)?
+                    .attach(&tracepoint.name)
+                    .map(drop),
+                format!("raw tracepoint {}", tracepoint.name),
+            ),
+        };
+        attached.map_err(|source| ProbeError::Attach {
+            program: tracepoint.program.clone(),
+            target,
+            source: Box::new(source),
+        })?;
+    }
+    Ok(())
+}
+
+/// Loads program `name` of the expected type into the kernel and returns it for attaching.
+fn loaded<'a, P>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut P, ProbeError>
+where
+    P: 'a + ProgramLoad,
+    &'a mut P: TryFrom<&'a mut aya::programs::Program, Error = ProgramError>,
+{
+    let program: &mut P = program(ebpf, name)?;
+    program
+        .load_into_kernel()
+        .map_err(|source| load_error(name, source))?;
+    Ok(program)
+}
+
+/// Program `name` of the expected type, loaded or not.
+fn program<'a, P>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut P, ProbeError>
+where
+    P: 'a,
+    &'a mut P: TryFrom<&'a mut aya::programs::Program, Error = ProgramError>,
+{
+    ebpf.program_mut(name)
+        .ok_or_else(|| ProbeError::Missing(format!("program {name}")))?
+        .try_into()
+        .map_err(|source| load_error(name, source))
+}
+
+fn load_error(program: &str, source: ProgramError) -> ProbeError {
+    ProbeError::LoadProgram {
+        program: program.to_owned(),
+        source: Box::new(source),
+    }
+}
+
+/// The `load` method every program type has, under one name.
+trait ProgramLoad {
+    fn load_into_kernel(&mut self) -> Result<(), ProgramError>;
+}
+
+/// Each program type has its own inherent `load`; this forwards to it.
+macro_rules! program_load {
+    ($($program:ty),+) => {
+        $(impl ProgramLoad for $program {
+            fn load_into_kernel(&mut self) -> Result<(), ProgramError> {
+                self.load()
+            }
+        })+
+    };
+}
+
+program_load!(TracePoint, RawTracePoint, UProbe, PerfEvent);
+
+fn check_formats(tracing: &Path, tracepoints: &[TracepointProgram]) -> Result<(), TracefsError> {
+    for tracepoint in tracepoints {
+        tracefs::check_fields(
+            tracing,
+            &tracepoint.category,
+            &tracepoint.name,
+            &tracepoint.fields,
+        )?;
+    }
+    Ok(())
+}
+
+/// Attaches each program to its software perf event on every CPU, sampling every event.
+/// Per-CPU events see every process, so targets added later (children, other pids) are covered;
+/// the programs filter by the target map.
+fn attach_per_cpu(
+    ebpf: &mut Ebpf,
+    events: &[(&'static str, SoftwareEvent)],
+) -> Result<(), ProbeError> {
+    let cpus = aya::util::online_cpus().map_err(|(_, error)| ProbeError::OnlineCpus(error))?;
+    for &(name, event) in events {
+        let program: &mut PerfEvent = loaded(ebpf, name)?;
+        for &cpu in &cpus {
+            program
+                .attach(
+                    PerfEventConfig::Software(event),
+                    PerfEventScope::AllProcessesOneCpu { cpu },
+                    SamplePolicy::Period(1),
+                    false,
+                )
+                .map_err(|source| ProbeError::Attach {
+                    program: name.to_owned(),
+                    target: format!("software perf event {event:?} on CPU {cpu}"),
+                    source: Box::new(source),
+                })?;
+        }
+    }
+    Ok(())
+}
+
+/// True when a map operation failed only because the key was not there.
+fn is_missing_key(error: &MapError) -> bool {
+    match error {
+        MapError::KeyNotFound => true,
+        MapError::SyscallError(syscall) => syscall.io_error.raw_os_error() == Some(libc::ENOENT),
+        _ => false,
+    }
+}
+
+/// The value of a map operation on one key, `None` when the key was not there.
+fn unless_missing<T>(
+    result: Result<T, MapError>,
+    operation: &'static str,
+) -> Result<Option<T>, ProbeError> {
+    match result {
+        Ok(value) => Ok(Some(value)),
+        Err(error) if is_missing_key(&error) => Ok(None),
+        Err(source) => Err(ProbeError::Map { operation, source }),
+    }
+}
+
+fn take_map<T>(
+    ebpf: &mut Ebpf,
+    name: &'static str,
+    operation: &'static str,
+) -> Result<T, ProbeError>
+where
+    T: TryFrom<aya::maps::Map, Error = MapError>,
+{
+    let map = ebpf
+        .take_map(name)
+        .ok_or_else(|| ProbeError::Missing(format!("map {name}")))?;
+    T::try_from(map).map_err(|source| ProbeError::Map { operation, source })
+}
+
+/// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK; newer ones charge the memory cgroup,
+/// so a failure here only matters on old kernels and is logged, never fatal.
+fn raise_memlock_limit() {
+    let unlimited = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: setrlimit reads the struct we pass and has no other effect on memory.
+    if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &unlimited) } != 0 {
+        log::debug!(
+            "raise RLIMIT_MEMLOCK: {} (harmless on kernels since 5.11)",
+            std::io::Error::last_os_error()
+        );
+    }
+}

@@ -1,0 +1,268 @@
+//! The programs and maps of `demo top`: per-process counts in the kernel, no event per fault.
+
+use aya::{
+    Ebpf,
+    maps::{Array, HashMap, MapData, PerCpuArray, PerCpuHashMap, PerCpuValues},
+    programs::{ProgramError, RawTracePoint, RawTracePointRunOptions, TestRun as _},
+};
+use demo_common::{
+    ExitCounts, FaultCounters, PAGE_COUNTS_MAP, PageKey, TOP_CONFIG_MAP, TOP_COUNTERS_MAP,
+    TOP_COUNTS_MAP, TOP_EMPTY_KERNEL_PROGRAM, TOP_EMPTY_USER_PROGRAM, TOP_EXIT_PROGRAM,
+    TOP_EXITS_MAP, TOP_FAULT_KERNEL_PROGRAM, TOP_FAULT_USER_PROGRAM, TOP_FLUSH_PROGRAM, TopCounts,
+    top_flush_result,
+};
+
+use super::{
+    Attach, ObjectUse, ProbeError, attach_tracepoints, check_formats, fault_tracepoint_programs,
+    loaded, open_object, process_exit_program, take_map, unless_missing,
+};
+use crate::kernel::tracefs;
+
+/// What `demo top` counts in the kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TopCounting {
+    /// Every fault, by programs on the fault tracepoints (read, write or exec; user or kernel
+    /// mode); with `pages`, one process's faults per page too.
+    PerFault { pages: bool },
+    /// No program per fault: the kernel's own per-process counters, read from /proc, and kept
+    /// by the exit program for processes that exit. `empty_fault_programs` attaches programs
+    /// that count nothing to the fault tracepoints, which measures what the hook alone costs.
+    KernelCounters { empty_fault_programs: bool },
+}
+
+/// How often [`TopProbes::flush_recent`] runs the flush on a CPU whose counts stay busy.
+pub(super) const FLUSH_ATTEMPTS: u32 = 1000;
+
+/// The programs and maps of `demo top`: per-process counters, no per-fault events.
+pub struct TopProbes {
+    // Owns the programs and their links: dropping it detaches them.
+    ebpf: Ebpf,
+    _logger: aya_log::EbpfLogger<&'static dyn log::Log>,
+    counts: PerCpuHashMap<MapData, u32, TopCounts>,
+    pages: PerCpuHashMap<MapData, PageKey, u64>,
+    config: Array<MapData, u32>,
+    counters: PerCpuArray<MapData, u64>,
+    exits: HashMap<MapData, u32, ExitCounts>,
+}
+
+/// One process's counts, summed over CPUs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProcessCounts {
+    pub counts: TopCounts,
+    /// The counts split read/write/exec and user/kernel mode are known (counted per fault);
+    /// with the kernel's counters only, `counts` has the total alone.
+    pub split: bool,
+    pub comm: String,
+    /// The kernel's own minor and major fault counts of the process since demo top started,
+    /// when known.
+    pub accounted: Option<FaultCounters>,
+}
+
+impl TopProbes {
+    /// Attaches the counting programs to the fault tracepoints, and the program that keeps the
+    /// fault counters of exiting processes.
+    /// With [`TopCounting::KernelCounters`], only the exit program.
+    pub fn load(fault_category: &str, counting: TopCounting) -> Result<Self, ProbeError> {
+        let tracing = tracefs::ensure_mounted()?;
+        let fault_programs = match counting {
+            TopCounting::PerFault { .. } => {
+                Some([TOP_FAULT_USER_PROGRAM, TOP_FAULT_KERNEL_PROGRAM])
+            }
+            TopCounting::KernelCounters {
+                empty_fault_programs: true,
+            } => Some([TOP_EMPTY_USER_PROGRAM, TOP_EMPTY_KERNEL_PROGRAM]),
+            TopCounting::KernelCounters {
+                empty_fault_programs: false,
+            } => None,
+        };
+        let mut tracepoints = Vec::new();
+        if let Some(programs) = fault_programs {
+            tracepoints = fault_tracepoint_programs(fault_category);
+            for (tracepoint, program) in tracepoints.iter_mut().zip(programs) {
+                tracepoint.program = program.to_owned();
+            }
+        }
+        // The raw tracepoints need no format, but the tracepoints must exist.
+        check_formats(&tracing, &tracepoints)?;
+        let exit = [process_exit_program(TOP_EXIT_PROGRAM)];
+        check_formats(&tracing, &exit)?;
+        let (mut ebpf, logger) = open_object(ObjectUse::Top(counting))?;
+        attach_tracepoints(&mut ebpf, &tracepoints, Attach::Raw)?;
+        if matches!(counting, TopCounting::PerFault { .. }) {
+            loaded::<RawTracePoint>(&mut ebpf, TOP_FLUSH_PROGRAM)?;
+        }
+        attach_tracepoints(&mut ebpf, &exit, Attach::Classic)?;
+        Ok(Self {
+            exits: take_map(&mut ebpf, TOP_EXITS_MAP, "open the exit counters")?,
+            counts: take_map(&mut ebpf, TOP_COUNTS_MAP, "open the process counters")?,
+            pages: take_map(&mut ebpf, PAGE_COUNTS_MAP, "open the page counters")?,
+            config: take_map(&mut ebpf, TOP_CONFIG_MAP, "open the top settings")?,
+            counters: take_map(&mut ebpf, TOP_COUNTERS_MAP, "open the drop counters")?,
+            ebpf,
+            _logger: logger,
+        })
+    }
+
+    /// Adds every CPU's recent counts into the process map, so that reading it is exact: runs
+    /// the flush program on each online CPU, again while it finds a counting program busy there
+    /// (which lasts nanoseconds).
+    pub fn flush_recent(&self) -> Result<(), ProbeError> {
+        let program: &RawTracePoint = self
+            .ebpf
+            .program(TOP_FLUSH_PROGRAM)
+            .and_then(|program| program.try_into().ok())
+            .ok_or_else(|| ProbeError::Missing(format!("program {TOP_FLUSH_PROGRAM}")))?;
+        let cpus = aya::util::online_cpus().map_err(|(_, error)| ProbeError::OnlineCpus(error))?;
+        for cpu in cpus {
+            let mut attempts = 0;
+            loop {
+                let mut options = RawTracePointRunOptions::new();
+                options.cpu = Some(cpu);
+                let run = match program.test_run(options) {
+                    Ok(run) => run,
+                    // The CPU went offline since the list was read; its counts wait there
+                    // until it is back.
+                    Err(ProgramError::SyscallError(error))
+                        if error.io_error.raw_os_error() == Some(libc::ENXIO) =>
+                    {
+                        break;
+                    }
+                    Err(source) => {
+                        return Err(ProbeError::Flush {
+                            cpu,
+                            source: Box::new(source),
+                        });
+                    }
+                };
+                if run.return_value != top_flush_result::BUSY {
+                    break;
+                }
+                attempts += 1;
+                if attempts == FLUSH_ATTEMPTS {
+                    return Err(ProbeError::FlushBusy { cpu });
+                }
+                std::thread::yield_now();
+            }
+        }
+        Ok(())
+    }
+
+    /// Counts the faults of `pid` per page from now on.
+    pub fn watch_pages(&mut self, pid: u32) -> Result<(), ProbeError> {
+        self.config
+            .set(demo_common::top_config::PAGES_PID, pid, 0)
+            .map_err(|source| ProbeError::Map {
+                operation: "set the process to count pages of",
+                source,
+            })
+    }
+
+    /// Every counted process with its counts summed over CPUs, flushed first.
+    pub fn processes(&self) -> Result<Vec<(u32, ProcessCounts)>, ProbeError> {
+        self.flush_recent()?;
+        let map_error = |source| ProbeError::Map {
+            operation: "read the process counters",
+            source,
+        };
+        self.counts
+            .iter()
+            .map(|entry| {
+                let (pid, per_cpu) = entry.map_err(map_error)?;
+                Ok((pid, sum_counts(&per_cpu)))
+            })
+            .collect()
+    }
+
+    /// The counts of one process summed over CPUs as of the last flush; `None` when it has none.
+    pub fn process(&self, pid: u32) -> Result<Option<ProcessCounts>, ProbeError> {
+        let per_cpu = unless_missing(self.counts.get(&pid, 0), "read the process counters")?;
+        Ok(per_cpu.map(|per_cpu| sum_counts(&per_cpu)))
+    }
+
+    /// Forgets a process (after it exited and was reported).
+    pub fn forget(&mut self, pid: u32) -> Result<(), ProbeError> {
+        unless_missing(self.counts.remove(&pid), "remove an exited process").map(drop)
+    }
+
+    /// Takes the final fault counters and commands of the processes that exited since the last
+    /// call.
+    pub fn take_exits(&mut self) -> Result<Vec<(u32, ExitCounts)>, ProbeError> {
+        let exits: Vec<(u32, ExitCounts)> =
+            self.exits
+                .iter()
+                .collect::<Result<_, _>>()
+                .map_err(|source| ProbeError::Map {
+                    operation: "read the exit counters",
+                    source,
+                })?;
+        for (pid, _) in &exits {
+            unless_missing(self.exits.remove(pid), "clear the exit counters")?;
+        }
+        Ok(exits)
+    }
+
+    /// The per-page counts of `pid`, summed over CPUs.
+    pub fn pages_of(&self, pid: u32) -> Result<Vec<(u64, u64)>, ProbeError> {
+        let map_error = |source| ProbeError::Map {
+            operation: "read the page counters",
+            source,
+        };
+        let mut pages = Vec::new();
+        for entry in self.pages.iter() {
+            let (key, per_cpu) = entry.map_err(map_error)?;
+            if key.tgid == pid {
+                pages.push((key.page, per_cpu.iter().sum()));
+            }
+        }
+        Ok(pages)
+    }
+
+    /// Faults that went uncounted (the process map was full, or they began inside another
+    /// counting program on the same CPU), and pages evicted from
+    /// the page map (entered minus still there).
+    pub fn drops(&self) -> Result<(u64, u64), ProbeError> {
+        let counter = |index| -> Result<u64, ProbeError> {
+            Ok(self
+                .counters
+                .get(&index, 0)
+                .map_err(|source| ProbeError::Map {
+                    operation: "read the drop counters",
+                    source,
+                })?
+                .iter()
+                .sum())
+        };
+        let dropped = counter(demo_common::top_counters::PROCESSES_DROPPED)?
+            + counter(demo_common::top_counters::NESTED_DROPPED)?;
+        let inserted = counter(demo_common::top_counters::PAGES_INSERTED)?;
+        let present = self.pages.keys().filter(Result::is_ok).count() as u64;
+        Ok((dropped, inserted.saturating_sub(present)))
+    }
+}
+
+fn sum_counts(per_cpu: &PerCpuValues<TopCounts>) -> ProcessCounts {
+    let mut total = TopCounts::default();
+    for counts in per_cpu.iter() {
+        total.faults += counts.faults;
+        total.reads += counts.reads;
+        total.writes += counts.writes;
+        total.execs += counts.execs;
+        total.kernel_mode += counts.kernel_mode;
+        // Each CPU that saw the process holds a copy of its command; any non-empty one will do.
+        if total.comm[0] == 0 {
+            total.comm = counts.comm;
+        }
+    }
+    ProcessCounts {
+        comm: command_name(&total.comm),
+        counts: total,
+        split: true,
+        accounted: None,
+    }
+}
+
+/// A command the kernel captured (NUL-padded `comm`), as text.
+pub fn command_name(comm: &[u8; 16]) -> String {
+    let end = comm.iter().position(|&b| b == 0).unwrap_or(comm.len());
+    String::from_utf8_lossy(&comm[..end]).into_owned()
+}

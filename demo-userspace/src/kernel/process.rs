@@ -1,0 +1,49 @@
+//! Checks of a process by its pid, read from /proc: whether it is there, and whether it has user
+//! memory to fault on.
+
+use procfs::process::{Process, StatFlags};
+
+/// A pid that names no process demo can watch; the user's input rather than demo's fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    #[error("no process has pid {0}; check it with `ps -p {0}`")]
+    NoSuchPid(u32),
+    #[error(
+        "process {pid} ({name}) is a kernel thread: it has no user memory, so it takes no page faults to trace"
+    )]
+    KernelThread { pid: u32, name: String },
+}
+
+/// True while `pid` is a live process (not a zombie).
+pub fn exists(pid: u32) -> bool {
+    Process::new(pid as i32).is_ok_and(|process| process.is_alive())
+}
+
+/// Checks that `pid` is a live process, or says there is none.
+pub fn check_exists(pid: u32) -> Result<(), ProcessError> {
+    if exists(pid) {
+        Ok(())
+    } else {
+        Err(ProcessError::NoSuchPid(pid))
+    }
+}
+
+/// Checks that `pid` is a live process with user memory.
+pub fn check_user_process(pid: u32) -> Result<(), ProcessError> {
+    let stat = Process::new(pid as i32)
+        .and_then(|process| process.stat())
+        .map_err(|_| ProcessError::NoSuchPid(pid))?;
+    if stat.state == 'Z' || stat.state == 'X' {
+        return Err(ProcessError::NoSuchPid(pid));
+    }
+    if stat
+        .flags()
+        .is_ok_and(|flags| flags.contains(StatFlags::PF_KTHREAD))
+    {
+        return Err(ProcessError::KernelThread {
+            pid,
+            name: stat.comm,
+        });
+    }
+    Ok(())
+}

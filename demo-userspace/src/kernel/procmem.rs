@@ -1,0 +1,248 @@
+//! Reads what the kernel says about a process's memory: mappings (/proc/PID/maps), page presence
+//! (/proc/PID/pagemap) and per-VMA usage (/proc/PID/smaps).
+
+use std::sync::Arc;
+
+use demo_common::FaultCounters;
+use procfs::process::{MMapPath, MemoryMap, PageInfo, Process, Stat};
+use serde::Serialize;
+
+/// Failure to read one of the /proc files of the target.
+#[derive(Debug, thiserror::Error)]
+#[error("read /proc/{pid}/{file}: {source}")]
+pub struct ProcMemError {
+    pid: i32,
+    file: &'static str,
+    source: procfs::ProcError,
+}
+
+fn open(pid: i32, file: &'static str) -> Result<Process, ProcMemError> {
+    Process::new(pid).map_err(|source| ProcMemError { pid, file, source })
+}
+
+/// One line of /proc/PID/maps.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mapping {
+    pub start: u64,
+    pub end: u64,
+    /// Permissions as maps shows them, e.g. `rw-p`.
+    pub perms: String,
+    /// The name pmap would show: a file's base name, `[heap]`, `[stack]`, or `[anon]`;
+    /// shared, since every fault in the mapping carries it.
+    pub name: Arc<str>,
+    /// Offset of `start` in the mapped file (0 for anonymous memory).
+    pub file_offset: u64,
+}
+
+impl Mapping {
+    /// The offset of `address` in what is mapped, as perf's `dso@offset` shows it.
+    pub fn offset_of(&self, address: u64) -> u64 {
+        address - self.start + self.file_offset
+    }
+}
+
+/// Snapshot of a process's mappings, used to name the mapping behind each fault.
+#[derive(Clone, Debug, Default)]
+pub struct MappingTable {
+    mappings: Vec<Mapping>,
+}
+
+impl MappingTable {
+    pub fn read(pid: i32) -> Result<Self, ProcMemError> {
+        let maps = open(pid, "maps")?.maps().map_err(|source| ProcMemError {
+            pid,
+            file: "maps",
+            source,
+        })?;
+        Ok(Self {
+            mappings: maps.into_iter().map(|map| to_mapping(&map)).collect(),
+        })
+    }
+
+    /// The mapping that holds `address`, if any (the list is sorted by address).
+    pub fn find(&self, address: u64) -> Option<&Mapping> {
+        let after = self.mappings.partition_point(|m| m.start <= address);
+        self.mappings[..after]
+            .last()
+            .filter(|mapping| address < mapping.end)
+    }
+
+    /// The name of the mapping that holds `address`, or `[unmapped]`.
+    pub fn name_of(&self, address: u64) -> Arc<str> {
+        self.find(address)
+            .map_or_else(|| "[unmapped]".into(), |m| Arc::clone(&m.name))
+    }
+}
+
+fn to_mapping(map: &MemoryMap) -> Mapping {
+    Mapping {
+        start: map.address.0,
+        end: map.address.1,
+        perms: map.perms.as_str(),
+        name: mapping_name(&map.pathname).into(),
+        file_offset: map.offset,
+    }
+}
+
+fn mapping_name(path: &MMapPath) -> String {
+    match path {
+        MMapPath::Path(path) => path.file_name().map_or_else(
+            || path.display().to_string(),
+            |name| name.to_string_lossy().into_owned(),
+        ),
+        MMapPath::Heap => "[heap]".to_owned(),
+        MMapPath::Stack => "[stack]".to_owned(),
+        MMapPath::TStack(tid) => format!("[stack:{tid}]"),
+        MMapPath::Vdso => "[vdso]".to_owned(),
+        MMapPath::Vvar => "[vvar]".to_owned(),
+        MMapPath::Vsyscall => "[vsyscall]".to_owned(),
+        MMapPath::Anonymous => "[anon]".to_owned(),
+        MMapPath::Other(name) => format!("[{name}]"),
+        other => format!("{other:?}"),
+    }
+}
+
+/// What /proc/PID/pagemap and /proc/kpageflags say about one page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PagePresence {
+    /// Bit 63: the page is in RAM (its own page or the shared zero page).
+    pub present: bool,
+    /// Page frame number, readable as root; 0 when absent or hidden.
+    pub pfn: u64,
+    /// kpageflags says the frame is the shared zero page, which RSS does not count.
+    pub zero: bool,
+}
+
+/// Reads pagemap entries for `count` pages starting at the page that holds `first_page_base`.
+pub fn page_presence(
+    pid: i32,
+    first_page_base: u64,
+    page_size: u64,
+    count: u64,
+) -> Result<Vec<PagePresence>, ProcMemError> {
+    let error = |source| ProcMemError {
+        pid,
+        file: "pagemap",
+        source,
+    };
+    let mut pagemap = open(pid, "pagemap")?.pagemap().map_err(error)?;
+    let first = (first_page_base / page_size) as usize;
+    let entries = pagemap
+        .get_range_info(first..first + count as usize)
+        .map_err(error)?;
+    let mut kpageflags = procfs::KPageFlags::new().map_err(|source| ProcMemError {
+        pid,
+        file: "../kpageflags",
+        source,
+    })?;
+    entries
+        .into_iter()
+        .map(|entry| {
+            let (present, pfn) = match entry {
+                PageInfo::MemoryPage(flags) => (
+                    flags.contains(procfs::process::MemoryPageFlags::PRESENT),
+                    flags.get_page_frame_number().0,
+                ),
+                PageInfo::SwapPage(_) => (false, 0),
+            };
+            let zero = present
+                && pfn != 0
+                && kpageflags
+                    .get_info(procfs::process::Pfn(pfn))
+                    .map_err(|source| ProcMemError {
+                        pid,
+                        file: "../kpageflags",
+                        source,
+                    })?
+                    .contains(procfs::PhysicalPageFlags::ZERO_PAGE);
+            Ok(PagePresence { present, pfn, zero })
+        })
+        .collect()
+}
+
+/// The `pmap -x` columns of one VMA, from /proc/PID/smaps.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct VmaUsage {
+    #[serde(serialize_with = "crate::model::hex::hex")]
+    pub start: u64,
+    #[serde(skip)]
+    pub end: u64,
+    pub size_kib: u64,
+    pub rss_kib: u64,
+    pub dirty_kib: u64,
+    pub perms: String,
+    pub name: String,
+}
+
+/// Usage of the VMA that holds `address`, or `None` when no VMA does.
+pub fn vma_usage(pid: i32, address: u64) -> Result<Option<VmaUsage>, ProcMemError> {
+    let smaps = open(pid, "smaps")?.smaps().map_err(|source| ProcMemError {
+        pid,
+        file: "smaps",
+        source,
+    })?;
+    Ok(smaps
+        .into_iter()
+        .find(|map| map.address.0 <= address && address < map.address.1)
+        .map(|map| {
+            let field = |key: &str| map.extension.map.get(key).copied().unwrap_or(0) / 1024;
+            VmaUsage {
+                start: map.address.0,
+                end: map.address.1,
+                size_kib: (map.address.1 - map.address.0) / 1024,
+                rss_kib: field("Rss"),
+                dirty_kib: field("Private_Dirty") + field("Shared_Dirty"),
+                perms: map.perms.as_str(),
+                name: mapping_name(&map.pathname),
+            }
+        }))
+}
+
+/// Thread `tid` of process `pid`'s own fault counters now (/proc/PID/task/TID/stat), or `None`
+/// when the thread is gone.
+pub fn thread_fault_counters(pid: u32, tid: u32) -> Option<FaultCounters> {
+    let stat = Process::new(pid as i32)
+        .and_then(|process| process.task_from_tid(tid as i32))
+        .and_then(|task| task.stat())
+        .ok()?;
+    Some(fault_counters_of(&stat))
+}
+
+/// The minor and major fault counters of a /proc stat file (a process's or a thread's).
+pub fn fault_counters_of(stat: &Stat) -> FaultCounters {
+    FaultCounters {
+        minor: stat.minflt,
+        major: stat.majflt,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_the_mapping_of_own_code_by_its_file() {
+        let table = MappingTable::read(std::process::id() as i32).unwrap();
+        let code = names_the_mapping_of_own_code_by_its_file as fn() as usize as u64;
+        let exe = std::env::current_exe().unwrap();
+        assert_eq!(
+            &*table.name_of(code),
+            exe.file_name().unwrap().to_string_lossy()
+        );
+        assert_eq!(&*table.name_of(8), "[unmapped]");
+    }
+
+    #[test]
+    fn pagemap_and_smaps_see_a_written_page() {
+        let page_size = procfs::page_size();
+        let buffer = vec![1u8; page_size as usize * 4];
+        let address = buffer.as_ptr() as u64;
+        let pid = std::process::id() as i32;
+        let base = address - address % page_size;
+        let pages = page_presence(pid, base, page_size, 1).unwrap();
+        assert!(pages[0].present);
+        let vma = vma_usage(pid, address).unwrap().unwrap();
+        assert!(vma.rss_kib >= 4, "{vma:?}");
+        assert!(vma.start <= address && address < vma.end);
+    }
+}

@@ -1,0 +1,362 @@
+//! Decodes the raw bytes of ring-buffer records into typed values, rejecting anything malformed.
+
+use demo_common::{
+    FaultRecord, FaultSource, HeapFunction, HeapRecord, RecordHeader, RecordKind, SignalRecord,
+    Syscall, SyscallRecord,
+};
+
+use crate::model::{
+    access::ErrorCode,
+    events::{
+        Decoded, Fault, HeapEvent, ProcessEvent, Record, SignalEvent, SyscallEvent, ThreadSnapshot,
+    },
+};
+
+/// Why a record could not be decoded.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DecodeError {
+    /// The record is shorter than its kind's fixed size (or than the tag itself).
+    #[error("truncated record: {len} bytes, need {need}")]
+    Truncated { len: usize, need: usize },
+    /// The tag names no record kind this build knows.
+    #[error("unknown record kind {0}")]
+    UnknownKind(u32),
+    /// A fault record names no known tracepoint.
+    #[error("unknown fault source {0}")]
+    UnknownSource(u32),
+    /// A syscall record names no traced syscall.
+    #[error("unknown syscall {0}")]
+    UnknownSyscall(u32),
+    /// A heap record names no traced function.
+    #[error("unknown heap function {0}")]
+    UnknownHeapFunction(u32),
+}
+
+/// Decodes one record. The bytes come from the kernel, but a mismatched build or a bug must not
+/// crash the loader, so every length and tag is checked.
+pub fn decode(bytes: &[u8]) -> Result<Decoded, DecodeError> {
+    let header = read_pod::<RecordHeader>(bytes)?;
+    Ok(Decoded {
+        snapshot: ThreadSnapshot {
+            tid: header.tid,
+            counters: header.counters,
+        },
+        record: decode_body(bytes, &header)?,
+    })
+}
+
+fn decode_body(bytes: &[u8], header: &RecordHeader) -> Result<Record, DecodeError> {
+    let (timestamp_ns, pid, tid, detail) =
+        (header.timestamp_ns, header.tgid, header.tid, header.detail);
+    match RecordKind::from_tag(header.kind) {
+        Some(RecordKind::Fault) => {
+            let raw = read_pod::<FaultRecord>(bytes)?;
+            Ok(Record::Fault(Fault {
+                timestamp_ns,
+                pid,
+                tid,
+                address: raw.address,
+                ip: raw.ip,
+                error_code: ErrorCode(raw.error_code),
+                source: FaultSource::from_tag(detail).ok_or(DecodeError::UnknownSource(detail))?,
+            }))
+        }
+        Some(RecordKind::ThreadExit) => Ok(Record::ThreadExit),
+        Some(kind @ (RecordKind::SyscallEnter | RecordKind::SyscallExit)) => {
+            let raw = read_pod::<SyscallRecord>(bytes)?;
+            let enter = kind == RecordKind::SyscallEnter;
+            Ok(Record::Syscall(SyscallEvent {
+                timestamp_ns,
+                pid,
+                tid,
+                syscall: Syscall::from_tag(detail).ok_or(DecodeError::UnknownSyscall(detail))?,
+                args: enter.then_some(raw.args),
+                ret: (!enter).then_some(raw.ret),
+            }))
+        }
+        Some(RecordKind::Signal) => {
+            let raw = read_pod::<SignalRecord>(bytes)?;
+            Ok(Record::Signal(SignalEvent {
+                timestamp_ns,
+                pid,
+                tid,
+                target_tid: raw.target_tid,
+                signal: detail as i32,
+                code: raw.code,
+                errno: raw.errno,
+                result: raw.result,
+            }))
+        }
+        Some(kind @ (RecordKind::Fork | RecordKind::Exit)) => Ok(Record::Process(ProcessEvent {
+            timestamp_ns,
+            pid: detail,
+            parent: pid,
+            tid,
+            exited: kind == RecordKind::Exit,
+        })),
+        Some(kind @ (RecordKind::HeapEnter | RecordKind::HeapExit)) => {
+            let raw = read_pod::<HeapRecord>(bytes)?;
+            let enter = kind == RecordKind::HeapEnter;
+            Ok(Record::Heap(HeapEvent {
+                timestamp_ns,
+                pid,
+                tid,
+                function: HeapFunction::from_tag(detail)
+                    .ok_or(DecodeError::UnknownHeapFunction(detail))?,
+                args: enter.then_some(raw.args),
+                ret: (!enter).then_some(raw.ret),
+            }))
+        }
+        None => Err(DecodeError::UnknownKind(header.kind)),
+    }
+}
+
+/// Reads a plain-old-data value from the start of `bytes`, which need not be aligned.
+fn read_pod<T: aya::Pod>(bytes: &[u8]) -> Result<T, DecodeError> {
+    let need = size_of::<T>();
+    if bytes.len() < need {
+        return Err(DecodeError::Truncated {
+            len: bytes.len(),
+            need,
+        });
+    }
+    // SAFETY: the length was checked above, `T: Pod` accepts any bit pattern, and
+    // `read_unaligned` has no alignment requirement.
+    Ok(unsafe { bytes.as_ptr().cast::<T>().read_unaligned() })
+}
+
+#[cfg(test)]
+mod tests {
+    use demo_common::{FaultCounters, ProcessRecord};
+
+    use super::*;
+
+    fn header(kind: RecordKind, detail: u32, tgid: u32, tid: u32) -> RecordHeader {
+        RecordHeader {
+            kind: kind as u32,
+            detail,
+            timestamp_ns: 7,
+            tgid,
+            tid,
+            counters: FaultCounters { minor: 5, major: 6 },
+        }
+    }
+
+    fn bytes_of<T: aya::Pod>(record: &T) -> Vec<u8> {
+        // SAFETY: every record type is repr(C) plain data without padding.
+        unsafe {
+            std::slice::from_raw_parts(std::ptr::from_ref(record).cast::<u8>(), size_of::<T>())
+        }
+        .to_vec()
+    }
+
+    fn record_of(bytes: &[u8]) -> Result<Record, DecodeError> {
+        decode(bytes).map(|decoded| decoded.record)
+    }
+
+    fn fault_bytes(record: &FaultRecord) -> Vec<u8> {
+        bytes_of(record)
+    }
+
+    #[test]
+    fn decodes_thread_exit_syscall_and_signal_records() {
+        let exit = ProcessRecord {
+            header: header(RecordKind::ThreadExit, 1, 2, 3),
+        };
+        assert_eq!(
+            decode(&bytes_of(&exit)),
+            Ok(Decoded {
+                snapshot: ThreadSnapshot {
+                    tid: 3,
+                    counters: FaultCounters { minor: 5, major: 6 },
+                },
+                record: Record::ThreadExit,
+            })
+        );
+        let enter = SyscallRecord {
+            header: header(RecordKind::SyscallEnter, Syscall::Brk as u32, 2, 3),
+            args: [0x5000, 0, 0, 0, 0, 0],
+            ret: 0,
+        };
+        let Ok(Record::Syscall(event)) = record_of(&bytes_of(&enter)) else {
+            panic!("not a syscall record");
+        };
+        assert_eq!(
+            (event.syscall, event.args.map(|a| a[0]), event.ret),
+            (Syscall::Brk, Some(0x5000), None)
+        );
+        let exit = SyscallRecord {
+            header: header(RecordKind::SyscallExit, Syscall::Brk as u32, 2, 3),
+            ret: -12,
+            ..enter
+        };
+        let Ok(Record::Syscall(event)) = record_of(&bytes_of(&exit)) else {
+            panic!("not a syscall record");
+        };
+        assert_eq!((event.args, event.ret), (None, Some(-12)));
+        let signal = SignalRecord {
+            header: header(RecordKind::Signal, 11, 7, 7),
+            target_tid: 7,
+            code: 1,
+            errno: 0,
+            result: 0,
+        };
+        assert!(matches!(
+            record_of(&bytes_of(&signal)),
+            Ok(Record::Signal(SignalEvent {
+                signal: 11,
+                code: 1,
+                ..
+            }))
+        ));
+        let bad_syscall = SyscallRecord {
+            header: header(RecordKind::SyscallEnter, 42, 2, 3),
+            ..enter
+        };
+        assert_eq!(
+            record_of(&bytes_of(&bad_syscall)),
+            Err(DecodeError::UnknownSyscall(42))
+        );
+        let fork = ProcessRecord {
+            header: header(RecordKind::Fork, 42, 41, 41),
+        };
+        assert!(matches!(
+            record_of(&bytes_of(&fork)),
+            Ok(Record::Process(ProcessEvent {
+                pid: 42,
+                parent: 41,
+                exited: false,
+                ..
+            }))
+        ));
+        let free = HeapRecord {
+            header: header(RecordKind::HeapEnter, HeapFunction::Free as u32, 2, 2),
+            args: [0x1000, 0],
+            ret: 0,
+        };
+        assert!(matches!(
+            record_of(&bytes_of(&free)),
+            Ok(Record::Heap(HeapEvent {
+                function: HeapFunction::Free,
+                args: Some([0x1000, 0]),
+                ret: None,
+                ..
+            }))
+        ));
+        let bad_heap = HeapRecord {
+            header: header(RecordKind::HeapEnter, 7, 2, 2),
+            ..free
+        };
+        assert_eq!(
+            record_of(&bytes_of(&bad_heap)),
+            Err(DecodeError::UnknownHeapFunction(7))
+        );
+        let short = bytes_of(&signal);
+        assert!(matches!(
+            record_of(&short[..55]),
+            Err(DecodeError::Truncated { len: 55, need: 56 })
+        ));
+    }
+
+    fn sample() -> FaultRecord {
+        FaultRecord {
+            header: header(RecordKind::Fault, FaultSource::User as u32, 10, 11),
+            address: 0x7f00_0000_1770,
+            ip: 0x5555_0000_0042,
+            error_code: 6,
+        }
+    }
+
+    #[test]
+    fn decodes_a_fault_record_field_by_field() {
+        let record = record_of(&fault_bytes(&sample())).unwrap();
+        assert_eq!(
+            record,
+            Record::Fault(Fault {
+                timestamp_ns: 7,
+                pid: 10,
+                tid: 11,
+                address: 0x7f00_0000_1770,
+                ip: 0x5555_0000_0042,
+                error_code: ErrorCode(6),
+                source: FaultSource::User,
+            })
+        );
+    }
+
+    #[test]
+    fn decodes_from_an_unaligned_slice() {
+        let mut bytes = vec![0u8];
+        bytes.extend(fault_bytes(&sample()));
+        assert!(matches!(record_of(&bytes[1..]), Ok(Record::Fault(_))));
+    }
+
+    #[test]
+    fn rejects_truncated_records() {
+        let bytes = fault_bytes(&sample());
+        assert_eq!(
+            record_of(&bytes[..bytes.len() - 1]),
+            Err(DecodeError::Truncated { len: 63, need: 64 })
+        );
+        assert_eq!(
+            record_of(&bytes[..2]),
+            Err(DecodeError::Truncated { len: 2, need: 40 })
+        );
+        assert_eq!(
+            record_of(&[]),
+            Err(DecodeError::Truncated { len: 0, need: 40 })
+        );
+    }
+
+    #[test]
+    fn rejects_unknown_kinds_and_sources() {
+        let mut record = sample();
+        record.header.kind = 99;
+        assert_eq!(
+            record_of(&fault_bytes(&record)),
+            Err(DecodeError::UnknownKind(99))
+        );
+        let mut record = sample();
+        record.header.detail = 5;
+        assert_eq!(
+            record_of(&fault_bytes(&record)),
+            Err(DecodeError::UnknownSource(5))
+        );
+    }
+
+    proptest::proptest! {
+        /// Whatever bytes arrive, decoding returns; it never panics or reads out of bounds.
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..128)) {
+            let _ = record_of(&bytes);
+        }
+
+        /// Every known tag followed by arbitrary bytes: each kind's decoder sees garbage.
+        #[test]
+        fn known_tags_with_garbage_never_panic(
+            tag in 0u32..12,
+            rest in proptest::collection::vec(proptest::num::u8::ANY, 0..128),
+        ) {
+            let mut bytes = tag.to_ne_bytes().to_vec();
+            bytes.extend(rest);
+            let _ = record_of(&bytes);
+        }
+
+        /// A well-formed fault record decodes to exactly its fields, from any alignment.
+        #[test]
+        fn fault_records_round_trip(
+            address in proptest::num::u64::ANY,
+            ip in proptest::num::u64::ANY,
+            error_code in proptest::num::u64::ANY,
+            shift in 0usize..8,
+        ) {
+            let record = FaultRecord { address, ip, error_code, ..sample() };
+            let mut bytes = vec![0u8; shift];
+            bytes.extend(fault_bytes(&record));
+            let Ok(Record::Fault(fault)) = record_of(&bytes[shift..]) else {
+                panic!("did not decode");
+            };
+            proptest::prop_assert_eq!((fault.address, fault.ip, fault.error_code.0), (address, ip, error_code));
+        }
+    }
+}

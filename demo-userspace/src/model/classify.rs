@@ -1,0 +1,289 @@
+//! Classes each traced fault as minor, major or error from its thread's own fault counters: every
+//! record carries its thread's counters, so the thread's next record after a fault (or its exit,
+//! or a read of /proc) says how the fault ended.
+
+use demo_common::FaultCounters;
+use rustc_hash::FxHashMap;
+use serde::Serialize;
+
+use crate::model::events::{Fault, ThreadSnapshot};
+
+/// How a fault ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FaultClass {
+    /// Resolved without I/O.
+    Minor,
+    /// Needed I/O, or was retried.
+    Major,
+    /// Never completed: the kernel accounted no minor or major fault, e.g. it ended in SIGSEGV.
+    Error,
+}
+
+impl FaultClass {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Minor => "minor",
+            Self::Major => "major",
+            Self::Error => "error",
+        }
+    }
+}
+
+/// A fault and, once known, its class.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClassifiedFault {
+    pub fault: Fault,
+    pub class: FaultClass,
+}
+
+/// Settles faults thread by thread. A thread runs one fault at a time and the kernel counts a
+/// fault in the thread's `min_flt` or `maj_flt` when it completes, so between a fault's snapshot
+/// and the thread's next one the counters moved by one if it completed, and not at all if it
+/// failed. Classed faults come out as soon as their class is known, before the record that
+/// settled them is handled, so the order of events stays that of the ring buffer. Each open fault
+/// carries a `T` the caller noted when it began, handed back with its class.
+#[derive(Debug)]
+pub struct Classifier<T = ()> {
+    /// Per thread, its open fault, the thread's counters as it began, and the caller's note.
+    /// Every record takes one lookup here, so the hash is the cheap one rustc uses.
+    open: FxHashMap<u32, (Fault, FaultCounters, T)>,
+    /// Faults the kernel counted for a thread beyond the traced ones: those it takes on a
+    /// thread's behalf through get_user_pages, which no tracepoint sees (or faults whose records
+    /// were dropped).
+    unattributed: u64,
+}
+
+impl<T> Default for Classifier<T> {
+    fn default() -> Self {
+        Self {
+            open: FxHashMap::default(),
+            unattributed: 0,
+        }
+    }
+}
+
+/// A classed fault and the note its caller opened it with.
+pub type Settled<T> = (ClassifiedFault, T);
+
+impl<T> Classifier<T> {
+    /// Takes the snapshot of a record's thread, which settles the thread's open fault if it
+    /// has one. Every record goes through here before it is handled.
+    pub fn observe(&mut self, snapshot: ThreadSnapshot) -> Option<Settled<T>> {
+        let (fault, before, note) = self.open.remove(&snapshot.tid)?;
+        Some((self.settle_with(fault, before, snapshot.counters), note))
+    }
+
+    /// Opens a fault whose record carried `counters` (observed first), with the caller's note.
+    pub fn open(&mut self, fault: Fault, counters: FaultCounters, note: T) {
+        self.open.insert(fault.tid, (fault, counters, note));
+    }
+
+    /// Settles the open faults that `select` picks, with counters that `read` gets for a
+    /// (pid, tid); with `only_moved`, a fault whose counters did not move yet stays open, since
+    /// it may still be under way. Returns them oldest first.
+    pub fn settle_open(
+        &mut self,
+        select: impl Fn(&Fault) -> bool,
+        read: impl Fn(u32, u32) -> Option<FaultCounters>,
+        only_moved: bool,
+    ) -> Vec<Settled<T>> {
+        let mut ready: Vec<(u64, ThreadSnapshot)> = self
+            .open
+            .values()
+            .filter(|(fault, _, _)| select(fault))
+            .filter_map(|(fault, before, _)| {
+                let counters = read(fault.pid, fault.tid)?;
+                (!only_moved || counters != *before).then_some((
+                    fault.timestamp_ns,
+                    ThreadSnapshot {
+                        tid: fault.tid,
+                        counters,
+                    },
+                ))
+            })
+            .collect();
+        ready.sort_by_key(|(timestamp_ns, _)| *timestamp_ns);
+        ready
+            .into_iter()
+            .filter_map(|(_, snapshot)| self.observe(snapshot))
+            .collect()
+    }
+
+    /// Settles every open fault with its thread's counters as `read` gets them now, oldest
+    /// first; the faults of threads it cannot read any more (gone without an exit record) close
+    /// as errors, since nothing shows they completed.
+    pub fn settle_all(
+        &mut self,
+        read: impl Fn(u32, u32) -> Option<FaultCounters>,
+    ) -> Vec<Settled<T>> {
+        let mut settled = self.settle_open(|_| true, read, false);
+        settled.extend(self.close_all());
+        settled
+    }
+
+    /// Closes every open fault as an error, oldest first.
+    fn close_all(&mut self) -> Vec<Settled<T>> {
+        let mut open: Vec<(Fault, T)> = self
+            .open
+            .drain()
+            .map(|(_, (fault, _, note))| (fault, note))
+            .collect();
+        open.sort_by_key(|(fault, _)| fault.timestamp_ns);
+        open.into_iter()
+            .map(|(fault, note)| {
+                let class = FaultClass::Error;
+                (ClassifiedFault { fault, class }, note)
+            })
+            .collect()
+    }
+
+    /// Faults the kernel counted beyond the traced ones (see the field).
+    pub fn unattributed(&self) -> u64 {
+        self.unattributed
+    }
+
+    fn settle_with(
+        &mut self,
+        fault: Fault,
+        before: FaultCounters,
+        after: FaultCounters,
+    ) -> ClassifiedFault {
+        let minor = after.minor.saturating_sub(before.minor);
+        let major = after.major.saturating_sub(before.major);
+        // More than one count means other faults were counted in between; a retried or I/O fault
+        // is rare enough that a major count is taken to be the traced fault's own.
+        let class = if major > 0 {
+            FaultClass::Major
+        } else if minor > 0 {
+            FaultClass::Minor
+        } else {
+            FaultClass::Error
+        };
+        self.unattributed += (minor + major).saturating_sub(1);
+        ClassifiedFault { fault, class }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use demo_common::FaultSource;
+
+    use super::*;
+    use crate::model::access::ErrorCode;
+
+    fn snapshot(tid: u32, minor: u64, major: u64) -> ThreadSnapshot {
+        ThreadSnapshot {
+            tid,
+            counters: FaultCounters { minor, major },
+        }
+    }
+
+    /// Feeds a fault record of thread `tid` at `address` with the thread's counters; returns
+    /// what its snapshot settled.
+    fn fault(
+        classifier: &mut Classifier,
+        tid: u32,
+        address: u64,
+        minor: u64,
+        major: u64,
+    ) -> Option<(u64, FaultClass)> {
+        let settled = classifier.observe(snapshot(tid, minor, major));
+        let fault = Fault {
+            timestamp_ns: address,
+            pid: 1,
+            tid,
+            address,
+            ip: 0,
+            error_code: ErrorCode(6),
+            source: FaultSource::User,
+        };
+        classifier.open(fault, FaultCounters { minor, major }, ());
+        class_of(settled)
+    }
+
+    fn class_of(settled: Option<Settled<()>>) -> Option<(u64, FaultClass)> {
+        settled.map(|(c, ())| (c.fault.address, c.class))
+    }
+
+    fn classes(settled: Vec<Settled<()>>) -> Vec<(u64, FaultClass)> {
+        settled
+            .into_iter()
+            .map(|(c, ())| (c.fault.address, c.class))
+            .collect()
+    }
+
+    #[test]
+    fn the_next_record_of_the_same_thread_classes_a_fault() {
+        let mut c = Classifier::default();
+        assert_eq!(fault(&mut c, 1, 0x1000, 10, 0), None);
+        assert_eq!(fault(&mut c, 2, 0x2000, 50, 7), None);
+        assert_eq!(
+            fault(&mut c, 1, 0x3000, 11, 0),
+            Some((0x1000, FaultClass::Minor))
+        );
+        assert_eq!(
+            fault(&mut c, 2, 0x4000, 50, 8),
+            Some((0x2000, FaultClass::Major))
+        );
+        assert_eq!(
+            fault(&mut c, 1, 0x5000, 11, 0),
+            Some((0x3000, FaultClass::Error))
+        );
+        // A record of another kind (a syscall, a signal, an exit) settles just as well.
+        assert_eq!(
+            class_of(c.observe(snapshot(1, 12, 0))),
+            Some((0x5000, FaultClass::Minor))
+        );
+        assert_eq!(c.observe(snapshot(1, 12, 0)), None);
+        assert_eq!(c.unattributed(), 0);
+    }
+
+    #[test]
+    fn counts_beyond_the_traced_fault_are_unattributed() {
+        let mut c = Classifier::default();
+        fault(&mut c, 1, 0x1000, 10, 0);
+        // Two more minor faults counted: the traced one and one that no tracepoint saw.
+        assert_eq!(
+            class_of(c.observe(snapshot(1, 12, 0))),
+            Some((0x1000, FaultClass::Minor))
+        );
+        assert_eq!(c.unattributed(), 1);
+    }
+
+    #[test]
+    fn settling_from_proc_keeps_faults_whose_counters_did_not_move_when_asked() {
+        let mut c = Classifier::default();
+        fault(&mut c, 1, 0x1000, 10, 0);
+        fault(&mut c, 2, 0x2000, 20, 0);
+        let now = |_pid: u32, tid: u32| {
+            Some(match tid {
+                1 => FaultCounters {
+                    minor: 11,
+                    major: 0,
+                },
+                _ => FaultCounters {
+                    minor: 20,
+                    major: 0,
+                },
+            })
+        };
+        assert_eq!(
+            classes(c.settle_open(|_| true, now, true)),
+            [(0x1000, FaultClass::Minor)]
+        );
+        assert_eq!(classes(c.settle_all(now)), [(0x2000, FaultClass::Error)]);
+        assert!(c.settle_all(now).is_empty());
+    }
+
+    #[test]
+    fn faults_whose_thread_cannot_be_read_close_as_errors_oldest_first() {
+        let mut c = Classifier::default();
+        fault(&mut c, 2, 0x2000, 0, 0);
+        fault(&mut c, 1, 0x1000, 0, 0);
+        assert_eq!(
+            classes(c.settle_all(|_, _| None)),
+            [(0x1000, FaultClass::Error), (0x2000, FaultClass::Error)]
+        );
+    }
+}

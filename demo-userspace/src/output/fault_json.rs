@@ -1,0 +1,136 @@
+//! The `fault` line written straight into a byte buffer. A trace writes one per fault, and
+//! serde_json's escaping of every key and value was a fifth of the loader's time per event;
+//! this writes the same bytes (a property test holds it to serde_json's output) with the keys
+//! as constants and only names from outside escaped.
+
+use super::json::FaultLine;
+
+impl FaultLine<'_> {
+    /// Appends the line's JSON object, byte for byte what serde_json makes of it.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"kind\":\"fault\",\"scenario\":");
+        string(out, self.scenario);
+        out.extend_from_slice(b",\"step\":");
+        option(out, self.step, integer);
+        out.extend_from_slice(b",\"pid\":");
+        integer(out, self.pid);
+        out.extend_from_slice(b",\"tid\":");
+        integer(out, self.tid);
+        out.extend_from_slice(b",\"timestamp_ns\":");
+        integer(out, self.timestamp_ns);
+        out.extend_from_slice(b",\"address\":");
+        hex(out, self.address);
+        out.extend_from_slice(b",\"ip\":");
+        hex(out, self.ip);
+        out.extend_from_slice(b",\"error_code\":");
+        option(out, self.error_code, integer);
+        out.extend_from_slice(b",\"access\":\"");
+        out.extend_from_slice(self.access.as_str().as_bytes());
+        out.extend_from_slice(b"\",\"present\":");
+        option(out, self.present, boolean);
+        out.extend_from_slice(b",\"mode\":\"");
+        out.extend_from_slice(self.mode.as_str().as_bytes());
+        out.extend_from_slice(b"\",\"class\":\"");
+        out.extend_from_slice(self.class.as_str().as_bytes());
+        out.extend_from_slice(b"\",\"region\":");
+        option(out, self.region, string);
+        out.extend_from_slice(b",\"offset\":");
+        option(out, self.offset, integer);
+        out.extend_from_slice(b",\"index\":");
+        option(out, self.index, integer);
+        out.extend_from_slice(b",\"page\":");
+        option(out, self.page, integer);
+        out.extend_from_slice(b",\"in_bounds\":");
+        option(out, self.in_bounds, boolean);
+        out.extend_from_slice(b",\"mapping\":");
+        string(out, self.mapping);
+        if let Some(offset) = self.mapping_offset {
+            out.extend_from_slice(b",\"mapping_offset\":");
+            hex(out, offset);
+        }
+        out.push(b'}');
+    }
+}
+
+fn option<T>(out: &mut Vec<u8>, value: Option<T>, write: fn(&mut Vec<u8>, T)) {
+    match value {
+        Some(value) => write(out, value),
+        None => out.extend_from_slice(b"null"),
+    }
+}
+
+fn integer(out: &mut Vec<u8>, value: impl itoa::Integer) {
+    out.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
+}
+
+fn boolean(out: &mut Vec<u8>, value: bool) {
+    out.extend_from_slice(if value { b"true" } else { b"false" });
+}
+
+fn hex(out: &mut Vec<u8>, value: u64) {
+    let mut buffer = [0; 18];
+    out.push(b'"');
+    out.extend_from_slice(crate::model::hex::hex_digits(value, &mut buffer).as_bytes());
+    out.push(b'"');
+}
+
+/// A name from outside (a path, a region name): escaped as serde_json escapes it.
+fn string(out: &mut Vec<u8>, value: &str) {
+    // Writing to a Vec cannot fail, and a str always serializes.
+    let _ = serde_json::to_writer(&mut *out, value);
+}
+
+#[cfg(test)]
+mod tests {
+    use demo_common::FaultSource;
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::{
+        model::access::ErrorCode,
+        model::classify::{ClassifiedFault, FaultClass},
+        model::events::Fault,
+        model::region::Location,
+    };
+
+    fn class(n: u8) -> FaultClass {
+        [FaultClass::Minor, FaultClass::Major, FaultClass::Error][n as usize % 3]
+    }
+
+    proptest! {
+        #[test]
+        fn the_fault_line_is_what_serde_json_writes(
+            pid: u32, tid: u32, timestamp_ns: u64, address: u64, ip: u64,
+            error_code in prop_oneof![0u64..128, Just(u64::MAX)],
+            class_tag: u8, step: Option<u32>,
+            location: Option<(i64, i64, u64, bool)>,
+            region in "[a-z#0-9\"\\\\\u{1}é]{0,12}",
+            mapping in "[/a-z._\\[\\]\" \\\\\u{7f}]{0,24}",
+            mapping_offset: Option<u64>,
+            perf: bool,
+        ) {
+            let fault = ClassifiedFault {
+                fault: Fault {
+                    timestamp_ns,
+                    pid,
+                    tid,
+                    address,
+                    ip,
+                    error_code: ErrorCode(error_code),
+                    source: if perf { FaultSource::Perf } else { FaultSource::User },
+                },
+                class: class(class_tag),
+            };
+            let hit = location.map(|(offset, index, page, in_bounds)| {
+                (region.as_str(), Location { offset, index, page, in_bounds })
+            });
+            let line = FaultLine::new("trace", step, &fault, hit, &mapping, mapping_offset);
+            let mut fast = Vec::new();
+            line.write_json(&mut fast);
+            prop_assert_eq!(
+                String::from_utf8(fast).unwrap(),
+                serde_json::to_string(&line).unwrap()
+            );
+        }
+    }
+}

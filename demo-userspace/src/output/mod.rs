@@ -1,0 +1,36 @@
+//! The sinks: a walk's text and JSON Lines reports, the JSON Lines writer every command's JSON
+//! goes through, and the terminal view.
+
+mod fault_json;
+mod json;
+mod json_lines;
+mod text;
+pub mod top;
+pub mod trace;
+pub mod tui;
+
+use std::io;
+
+pub use json::{FaultLine, JsonReporter, RegionLine, SignalLine, SyscallLine};
+pub use json_lines::JsonLines;
+pub use text::TextReporter;
+
+use crate::walk::Reporter;
+
+/// Output formats of the command line.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Format {
+    /// A report for people, 80 columns wide.
+    #[default]
+    Text,
+    /// JSON Lines: one object per line, with a `kind` field.
+    Json,
+}
+
+/// Builds the reporter for `format`, writing to `out`.
+pub fn reporter<'a>(format: Format, out: impl io::Write + 'a) -> Box<dyn Reporter + 'a> {
+    match format {
+        Format::Text => Box::new(TextReporter::new(out)),
+        Format::Json => Box::new(JsonReporter::new(out)),
+    }
+}

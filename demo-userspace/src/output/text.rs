@@ -1,0 +1,626 @@
+//! The text report: each step's action, its faults, a page strip and a pmap-style line, in 80
+//! columns.
+
+use std::io::{self, Write};
+
+use crate::model::signals::{ProcessEnd, si_code_meaning, si_code_name};
+use crate::walk::Reporter;
+use crate::{
+    model::pages::PageOrigin,
+    model::region::Region,
+    model::signals::signal_name,
+    walk::plan::ScenarioName,
+    walk::scenario::{Summary, WalkResult},
+    walk::step_report::{AddressCheck, StepReport},
+};
+
+/// Writes the report for people and flushes after each step.
+pub struct TextReporter<W> {
+    out: W,
+}
+
+impl<W: Write> TextReporter<W> {
+    pub fn new(out: W) -> Self {
+        Self { out }
+    }
+}
+
+/// Formats a page list as `page 1` or `pages 0, 1 and 2`, or `no page`.
+fn page_list(pages: &[u64]) -> String {
+    match pages {
+        [] => "no page".to_owned(),
+        [one] => format!("page {one}"),
+        [init @ .., last] => {
+            let init: Vec<String> = init.iter().map(u64::to_string).collect();
+            format!("pages {} and {last}", init.join(", "))
+        }
+    }
+}
+
+/// "was killed by SIGSEGV" or "exited with status 0", to follow "the child".
+fn child_fate(status: &ProcessEnd) -> String {
+    match status {
+        ProcessEnd::Killed(_) => format!("was {status}"),
+        _ => status.to_string(),
+    }
+}
+
+/// `1 fault`, `2 faults`.
+fn plural(count: u64, noun: &str) -> String {
+    if count == 1 {
+        format!("{count} {noun}")
+    } else {
+        format!("{count} {noun}s")
+    }
+}
+
+/// Joins `parts` with ", " after `head`, breaking lines before `width` and indenting
+/// continuation lines under the first part.
+fn wrap(head: &str, parts: &[String], width: usize) -> Vec<String> {
+    let indent = " ".repeat(head.chars().count());
+    let mut lines = vec![head.to_owned()];
+    for (i, part) in parts.iter().enumerate() {
+        let separator = if i + 1 < parts.len() { "," } else { "" };
+        let current = lines.last_mut().expect("lines starts non-empty");
+        let fresh = current.chars().count() == head.chars().count() || current.trim().is_empty();
+        if !fresh && current.chars().count() + 1 + part.chars().count() + separator.len() > width {
+            lines.push(format!("{indent}{part}{separator}"));
+        } else {
+            if !fresh {
+                current.push(' ');
+            }
+            current.push_str(part);
+            current.push_str(separator);
+        }
+    }
+    lines
+}
+
+impl<W: Write> TextReporter<W> {
+    fn write_allocation(&mut self, step: &StepReport) -> io::Result<()> {
+        let Some(facts) = &step.allocation else {
+            for call in &step.syscalls {
+                writeln!(self.out, "  syscall   {}", call.describe())?;
+            }
+            return Ok(());
+        };
+        let region = &step.region;
+        for call in &step.syscalls {
+            writeln!(self.out, "  syscall   {}", call.describe())?;
+        }
+        if step.syscalls.is_empty() {
+            writeln!(
+                self.out,
+                "  syscall   none: malloc served arr from memory the heap already had"
+            )?;
+        }
+        match facts.address_check {
+            AddressCheck::Matches => writeln!(
+                self.out,
+                "  address   {:#x} from the kernel's mmap return; the child agrees",
+                region.start
+            )?,
+            AddressCheck::Differs { kernel } => writeln!(
+                self.out,
+                "  address   MISMATCH: the kernel's mmap returned {kernel:#x}, the child says otherwise"
+            )?,
+            AddressCheck::NotFromMmap => writeln!(
+                self.out,
+                "  address   {:#x}, {} bytes into its page: not page-aligned",
+                region.start,
+                region.start % region.page_size
+            )?,
+        }
+        if let Some((address, unmapped)) = facts.guard {
+            writeln!(
+                self.out,
+                "  guard     {address:#x} (page {}) is",
+                region.page_count()
+            )?;
+            let verdict = if unmapped {
+                "unmapped: munmap'd, so no neighbour was merged there"
+            } else {
+                "STILL MAPPED: an access there will not fault"
+            };
+            writeln!(self.out, "            {verdict}")?;
+        }
+        Ok(())
+    }
+
+    fn write_faults(&mut self, step: &StepReport) -> io::Result<()> {
+        let name = &step.region.name;
+        let mut any = false;
+        for (resolved, location) in step.faults_in_region() {
+            any = true;
+            let (first, last) = step.region.index_range_of_page(location.page);
+            let code = resolved.fault.fault.error_code;
+            let page = if location.page < step.region.page_count() {
+                format!("page {} = {name}[{first}..{last}]", location.page)
+            } else {
+                format!("page {}, past the array", location.page)
+            };
+            writeln!(
+                self.out,
+                "  fault     {name}[{}] ({:+}) on {page}  {}",
+                location.index,
+                location.offset,
+                resolved.fault.class.as_str()
+            )?;
+            writeln!(
+                self.out,
+                "            {} (error code {:#x})",
+                code.describe(),
+                code.0
+            )?;
+        }
+        if !any {
+            writeln!(self.out, "  fault     none in {name}")?;
+        }
+        let elsewhere = step.elsewhere();
+        let count: u64 = elsewhere.values().sum();
+        if count > 0 {
+            let parts: Vec<String> = elsewhere
+                .iter()
+                .map(|(mapping, n)| format!("{mapping} {n}"))
+                .collect();
+            let head = format!("  elsewhere {}: ", plural(count, "fault"));
+            for line in wrap(&head, &parts, 80) {
+                writeln!(self.out, "{line}")?;
+            }
+        }
+        Ok(())
+    }
+
+    fn write_touch(&mut self, step: &StepReport) -> io::Result<()> {
+        let Some(outcome) = &step.touch else {
+            return Ok(());
+        };
+        let name = &step.region.name;
+        let index = outcome.touch.index;
+        let Some(location) = outcome.location else {
+            return Ok(());
+        };
+        if !location.in_bounds && step.death.is_none() {
+            writeln!(
+                self.out,
+                "  bounds    {name}[{index}] is past the array, yet {} maps it: the MMU checks",
+                if outcome.mapping.is_empty() {
+                    "a VMA"
+                } else {
+                    &outcome.mapping
+                }
+            )?;
+            writeln!(
+                self.out,
+                "            whole mappings, never arrays, so there is no SIGSEGV"
+            )?;
+        }
+        if outcome.faulted {
+            return Ok(());
+        }
+        let why = match outcome.resident_since {
+            Some(PageOrigin::Fault {
+                step: 0..=1,
+                offset,
+                index: first,
+            }) if offset < 0 => {
+                format!("since step 1 ({name}[{first}], {offset} bytes: malloc's chunk header)")
+            }
+            Some(PageOrigin::Fault {
+                step, index: first, ..
+            }) => {
+                format!("since step {step} ({name}[{first}])")
+            }
+            Some(PageOrigin::BeforeWalk) => "before the walk began".to_owned(),
+            None => return Ok(()),
+        };
+        writeln!(
+            self.out,
+            "  why       no fault: page {} was already present, {why}",
+            location.page
+        )
+    }
+
+    fn write_death(&mut self, step: &StepReport) -> io::Result<()> {
+        let Some(death) = &step.death else {
+            return Ok(());
+        };
+        let name = &step.region.name;
+        writeln!(
+            self.out,
+            "  died      the child {}",
+            child_fate(&death.status)
+        )?;
+        if let Some(signal) = death.generated {
+            writeln!(
+                self.out,
+                "            {}, si_code {}: {}",
+                signal_name(signal.signal),
+                si_code_name(signal.signal, signal.code),
+                si_code_meaning(signal.signal, signal.code)
+            )?;
+            writeln!(
+                self.out,
+                "            (seen by signal:signal_generate and in the wait status)"
+            )?;
+        }
+        if let Some((address, location)) = death.fault {
+            match location {
+                Some(location) => writeln!(
+                    self.out,
+                    "            at {address:#x} = {name}[{}], page {}, {} the {}-page array",
+                    location.index,
+                    location.page,
+                    if location.page < step.region.page_count() {
+                        "inside"
+                    } else {
+                        "outside"
+                    },
+                    step.region.page_count()
+                )?,
+                None => writeln!(self.out, "            at {address:#x}, outside the array")?,
+            }
+        }
+        Ok(())
+    }
+
+    fn write_kernel(&mut self, step: &StepReport) -> io::Result<()> {
+        let region = &step.region;
+        let Some(kernel) = &step.kernel else {
+            writeln!(
+                self.out,
+                "  pages     [{}]  the process is gone",
+                step.pages.strip()
+            )?;
+            return Ok(());
+        };
+        let zero = if kernel.zero_pages.is_empty() {
+            String::new()
+        } else {
+            format!(", {} on the zero page", kernel.zero_pages.len())
+        };
+        writeln!(
+            self.out,
+            "  pages     [{}]  {} of {} resident, {} KiB{zero}",
+            step.pages.strip(),
+            kernel.resident_pages.len(),
+            region.page_count(),
+            kernel.rss_kib
+        )?;
+        match &kernel.vma {
+            Some(vma) => writeln!(
+                self.out,
+                "  pmap      {:016x}  {} KiB  RSS {} KiB  Dirty {} KiB  {}  {}",
+                vma.start, vma.size_kib, vma.rss_kib, vma.dirty_kib, vma.perms, vma.name
+            )?,
+            None => writeln!(self.out, "  pmap      no VMA holds {}", region.name)?,
+        }
+        if step.vma_is_larger()
+            && let Some(vma) = &kernel.vma
+        {
+            writeln!(
+                self.out,
+                "  note      {} lies in a larger VMA ({} KiB) than its own {} KiB of pages",
+                region.name,
+                vma.size_kib,
+                region.page_count() * region.page_size / 1024
+            )?;
+        }
+        let mut shown = format!("{} resident", page_list(&kernel.resident_pages));
+        if !kernel.zero_pages.is_empty() {
+            shown += &format!(", {} zero", page_list(&kernel.zero_pages));
+        }
+        if step.agrees_with_kernel() == Some(true) {
+            writeln!(self.out, "  kernel    pagemap: {shown}, as the faults say")?;
+        } else {
+            writeln!(self.out, "  kernel    DISAGREES: pagemap: {shown}")?;
+            writeln!(
+                self.out,
+                "            but the faults explain {} resident, {} zero",
+                page_list(&step.pages.resident_pages()),
+                page_list(&step.pages.zero_pages())
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl<W: Write> Reporter for TextReporter<W> {
+    fn region(&mut self, scenario: ScenarioName, region: &Region) -> io::Result<()> {
+        writeln!(self.out, "== {} ==", scenario.as_str())?;
+        writeln!(
+            self.out,
+            "{} = {:#x}: {} bytes = int[{}] on {} pages of {} KiB",
+            region.name,
+            region.start,
+            region.len,
+            region.element_count(),
+            region.page_count(),
+            region.page_size / 1024,
+        )?;
+        writeln!(
+            self.out,
+            "pages: * faulted in this step  # resident  0 zero page  . not in memory"
+        )
+    }
+
+    fn step(&mut self, step: &StepReport) -> io::Result<()> {
+        writeln!(self.out, "\nstep {}  {}", step.step, step.action)?;
+        self.write_allocation(step)?;
+        self.write_faults(step)?;
+        self.write_touch(step)?;
+        self.write_death(step)?;
+        self.write_kernel(step)?;
+        self.out.flush()
+    }
+
+    fn summary(&mut self, summary: &Summary) -> io::Result<()> {
+        writeln!(
+            self.out,
+            "\nsummary: {} in the array, {} in all steps ({} minor, {} major, {} error)",
+            plural(summary.faults_in_region, "fault"),
+            summary.faults_total,
+            summary.minor,
+            summary.major,
+            summary.error
+        )?;
+        writeln!(
+            self.out,
+            "         {} lost, {} more in the child's start-up",
+            summary.lost, summary.faults_startup
+        )?;
+        writeln!(
+            self.out,
+            "         the child {}\n",
+            child_fate(&summary.child)
+        )?;
+        self.out.flush()
+    }
+
+    fn comparison(&mut self, walks: &[WalkResult]) -> io::Result<()> {
+        let find = |scenario| walks.iter().find(|walk| walk.summary.scenario == scenario);
+        let (Some(mmap), Some(malloc)) = (find(ScenarioName::Mmap), find(ScenarioName::Malloc))
+        else {
+            return Ok(());
+        };
+        writeln!(self.out, "== mmap against malloc ==")?;
+        let row = |out: &mut W, label: &str, left: &str, right: &str| {
+            writeln!(out, "{label:<30}{left:<25}{right}")
+        };
+        row(&mut self.out, "", "mmap", "malloc")?;
+        let served = |walk: &WalkResult| {
+            walk.steps.first().map_or_else(String::new, |step| {
+                if step.syscalls.is_empty() {
+                    "no syscall (heap room)".to_owned()
+                } else {
+                    step.syscalls
+                        .iter()
+                        .map(|call| call.split('(').next().unwrap_or_default().to_owned())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                }
+            })
+        };
+        row(
+            &mut self.out,
+            "allocation syscalls",
+            &served(mmap),
+            &served(malloc),
+        )?;
+        row(
+            &mut self.out,
+            "offset of arr in its page",
+            &mmap.page_offset.to_string(),
+            &malloc.page_offset.to_string(),
+        )?;
+        for (number, (left, right)) in mmap.steps.iter().zip(&malloc.steps).enumerate() {
+            // Step 1 allocates; the others are the touches, named by their element.
+            let label = match number {
+                0 => "faults in arr: allocation".to_owned(),
+                _ => format!(
+                    "faults in arr: {}",
+                    left.action.split(" = ").next().unwrap_or_default()
+                ),
+            };
+            row(
+                &mut self.out,
+                &label,
+                &left.faults_in_region.to_string(),
+                &right.faults_in_region.to_string(),
+            )?;
+        }
+        let rss = |walk: &WalkResult| {
+            walk.steps
+                .last()
+                .and_then(|step| step.rss_kib)
+                .map_or_else(|| "-".to_owned(), |kib| format!("{kib} KiB"))
+        };
+        row(
+            &mut self.out,
+            "arr's RSS at the end",
+            &rss(mmap),
+            &rss(malloc),
+        )?;
+        let vma = |walk: &WalkResult| walk.vma.clone().unwrap_or_default();
+        row(&mut self.out, "VMA holding arr", &vma(mmap), &vma(malloc))?;
+        self.out.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use demo_common::FaultSource;
+
+    use super::*;
+    use crate::{
+        kernel::procmem::VmaUsage,
+        model::access::{Access, ErrorCode},
+        model::classify::{ClassifiedFault, FaultClass},
+        model::events::Fault,
+        model::pages::PageModel,
+        walk::plan::Touch,
+        walk::step_report::{KernelView, ResolvedFault, TouchOutcome},
+    };
+
+    fn region() -> Region {
+        Region::seed_array()
+    }
+
+    fn fault(address: u64, error_code: u64, mapping: &str, region: &Region) -> ResolvedFault {
+        ResolvedFault {
+            fault: ClassifiedFault {
+                fault: Fault {
+                    timestamp_ns: 1,
+                    pid: 100,
+                    tid: 100,
+                    address,
+                    ip: 0x5555_0000_1000,
+                    error_code: ErrorCode(error_code),
+                    source: FaultSource::User,
+                },
+                class: FaultClass::Minor,
+            },
+            location: region.locate(address),
+            mapping: mapping.into(),
+        }
+    }
+
+    fn vma(start: u64, size_kib: u64, rss_kib: u64) -> VmaUsage {
+        VmaUsage {
+            start,
+            end: start + size_kib * 1024,
+            size_kib,
+            rss_kib,
+            dirty_kib: rss_kib,
+            perms: "rw-p".to_owned(),
+            name: "[anon]".to_owned(),
+        }
+    }
+
+    fn step(number: u32, action: &str, pages: PageModel, kernel: KernelView) -> StepReport {
+        StepReport {
+            scenario: ScenarioName::Mmap,
+            step: number,
+            action: action.to_owned(),
+            region: region(),
+            faults: Vec::new(),
+            syscalls: Vec::new(),
+            signals: Vec::new(),
+            allocation: None,
+            touch: None,
+            death: None,
+            pages,
+            kernel: Some(kernel),
+        }
+    }
+
+    fn summary(in_region: u64, total: u64, lost: u64) -> Summary {
+        Summary {
+            scenario: ScenarioName::Mmap,
+            faults_in_region: in_region,
+            faults_total: total,
+            minor: total,
+            major: 0,
+            error: 0,
+            faults_startup: 150,
+            unattributed_faults: 0,
+            lost,
+            child: ProcessEnd::Exited(0),
+        }
+    }
+
+    /// Five pages, of which page 1 was written by arr[1500] in step 2.
+    fn page_1_written_in_step_2() -> (PageModel, PageOrigin) {
+        let mut pages = PageModel::new(5);
+        let origin = PageOrigin::Fault {
+            step: 2,
+            offset: 6000,
+            index: 1500,
+        };
+        pages.apply_fault(1, Access::Write, origin);
+        (pages, origin)
+    }
+
+    fn render(steps: &[StepReport], summary: &Summary) -> String {
+        let mut out = Vec::new();
+        let mut reporter = TextReporter::new(&mut out);
+        reporter
+            .region(ScenarioName::Mmap, &steps[0].region)
+            .unwrap();
+        for step in steps {
+            reporter.step(step).unwrap();
+        }
+        reporter.summary(summary).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.lines().all(|line| line.chars().count() <= 80),
+            "{text}"
+        );
+        text
+    }
+
+    #[test]
+    fn wrap_breaks_long_lists_under_the_first_item() {
+        let parts: Vec<String> = (0..12).map(|i| format!("mapping-{i} {i}")).collect();
+        let lines = wrap("  elsewhere 66 faults: ", &parts, 80);
+        assert!(lines.len() > 1);
+        assert!(
+            lines.iter().all(|line| line.chars().count() <= 80),
+            "{lines:#?}"
+        );
+        assert!(lines[1].starts_with("                       mapping-"));
+        assert_eq!(lines.join(" ").matches("mapping-").count(), 12);
+    }
+
+    #[test]
+    fn a_step_with_one_fault_in_the_array_and_two_elsewhere() {
+        let region = region();
+        let (pages, _) = page_1_written_in_step_2();
+        let mut report = step(
+            2,
+            "arr[1500] = 2",
+            pages,
+            KernelView {
+                resident_pages: vec![1],
+                zero_pages: Vec::new(),
+                rss_kib: 4,
+                vma: Some(vma(region.start, 20, 4)),
+            },
+        );
+        report.faults = vec![
+            fault(region.start + 6000, 6, "[anon]", &region),
+            fault(0x7ffe_0000_0000, 6, "[stack]", &region),
+            fault(0x7f10_0000_0000, 4, "libc.so.6", &region),
+        ];
+        insta::assert_snapshot!(render(&[report], &summary(1, 3, 0)));
+    }
+
+    #[test]
+    fn a_touch_without_fault_says_why() {
+        let region = region();
+        let (mut pages, origin) = page_1_written_in_step_2();
+        pages.begin_step();
+        let mut report = step(
+            3,
+            "arr[1501] = 3",
+            pages,
+            KernelView {
+                resident_pages: vec![1],
+                zero_pages: vec![0],
+                rss_kib: 4,
+                vma: Some(vma(region.start - 8192, 28, 12)),
+            },
+        );
+        report.touch = Some(TouchOutcome {
+            touch: Touch {
+                index: 1501,
+                access: Access::Write,
+            },
+            location: region.locate(region.start + 6004),
+            faulted: false,
+            mapping: "[anon]".to_owned(),
+            resident_since: Some(origin),
+        });
+        insta::assert_snapshot!(render(&[report], &summary(0, 0, 2)));
+    }
+}

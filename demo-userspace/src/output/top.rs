@@ -1,0 +1,166 @@
+//! Output of `demo top`: a compact table per interval, or one JSON object per interval.
+
+use std::io::{self, Write};
+
+use serde::Serialize;
+
+use super::{Format, JsonLines};
+use crate::{
+    model::hex::hex,
+    top::{Interval, PageReport, Row, TopOutput},
+};
+
+pub fn output<'a>(format: Format, out: impl Write + 'a) -> Box<dyn TopOutput + 'a> {
+    match format {
+        Format::Text => Box::new(TextTop { out }),
+        Format::Json => Box::new(JsonTop {
+            out: JsonLines::new(out),
+        }),
+    }
+}
+
+fn now_rfc3339() -> String {
+    humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
+}
+
+struct TextTop<W> {
+    out: W,
+}
+
+impl<W: Write> TopOutput for TextTop<W> {
+    fn interval(&mut self, interval: &Interval) -> io::Result<()> {
+        writeln!(
+            self.out,
+            "{}  interval {:.1} s  dropped {}{}",
+            now_rfc3339(),
+            interval.seconds,
+            interval.dropped,
+            if interval.pages.is_some() {
+                format!("  pages evicted {}", interval.pages_evicted)
+            } else {
+                String::new()
+            }
+        )?;
+        writeln!(
+            self.out,
+            "{:>8} {:<16} {:>10} {:>10} {:>10} {:>7} {:>6} {:>6}",
+            "PID", "COMMAND", "FAULTS/S", "TOTAL", "MINOR", "MAJOR", "WRITE%", "KERN%"
+        )?;
+        for row in &interval.rows {
+            writeln!(
+                self.out,
+                "{:>8} {:<16} {:>10.1} {:>10} {:>10} {:>7} {:>6} {:>6}{}",
+                row.pid,
+                row.comm,
+                row.rate,
+                row.faults,
+                known(row.minor),
+                known(row.major),
+                known_percent(row.write_pct),
+                known_percent(row.kernel_pct),
+                if row.exited { "  (exited)" } else { "" }
+            )?;
+        }
+        if let Some(pages) = &interval.pages {
+            writeln!(self.out, "hottest pages of pid {}:", pages.pid)?;
+            for (page, faults, mapping) in &pages.pages {
+                writeln!(self.out, "  {page:#018x} {faults:>8}  {mapping}")?;
+            }
+            writeln!(self.out, "by mapping:")?;
+            for (mapping, faults) in &pages.mappings {
+                writeln!(self.out, "  {faults:>8}  {mapping}")?;
+            }
+        }
+        writeln!(self.out)?;
+        self.out.flush()
+    }
+}
+
+struct JsonTop<W: Write> {
+    out: JsonLines<W>,
+}
+
+#[derive(Serialize)]
+struct PageLine<'a> {
+    #[serde(serialize_with = "hex")]
+    address: u64,
+    faults: u64,
+    mapping: &'a str,
+}
+
+#[derive(Serialize)]
+struct MappingLine<'a> {
+    name: &'a str,
+    faults: u64,
+}
+
+#[derive(Serialize)]
+struct PagesLine<'a> {
+    pid: u32,
+    pages: Vec<PageLine<'a>>,
+    mappings: Vec<MappingLine<'a>>,
+    evicted: u64,
+}
+
+#[derive(Serialize)]
+struct TopLine<'a> {
+    kind: &'static str,
+    ts: String,
+    interval_s: f64,
+    processes: &'a [Row],
+    dropped: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pages: Option<PagesLine<'a>>,
+}
+
+fn pages_line(report: &PageReport, evicted: u64) -> PagesLine<'_> {
+    PagesLine {
+        pid: report.pid,
+        pages: report
+            .pages
+            .iter()
+            .map(|(address, faults, mapping)| PageLine {
+                address: *address,
+                faults: *faults,
+                mapping,
+            })
+            .collect(),
+        mappings: report
+            .mappings
+            .iter()
+            .map(|(name, faults)| MappingLine {
+                name,
+                faults: *faults,
+            })
+            .collect(),
+        evicted,
+    }
+}
+
+impl<W: Write> TopOutput for JsonTop<W> {
+    fn interval(&mut self, interval: &Interval) -> io::Result<()> {
+        let line = TopLine {
+            kind: "top",
+            ts: now_rfc3339(),
+            interval_s: (interval.seconds * 1000.0).round() / 1000.0,
+            processes: &interval.rows,
+            dropped: interval.dropped,
+            pages: interval
+                .pages
+                .as_ref()
+                .map(|report| pages_line(report, interval.pages_evicted)),
+        };
+        self.out.line(&line)?;
+        self.out.flush()
+    }
+}
+
+/// A count, or `-` when it is not known.
+pub fn known(count: Option<u64>) -> String {
+    count.map_or_else(|| "-".to_owned(), |count| count.to_string())
+}
+
+/// A percentage to one decimal, or `-` when it is not known.
+pub fn known_percent(percent: Option<f64>) -> String {
+    percent.map_or_else(|| "-".to_owned(), |percent| format!("{percent:.1}"))
+}

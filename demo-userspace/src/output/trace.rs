@@ -1,0 +1,419 @@
+//! Output of `demo trace`: one line per event as it happens, then a summary per region and
+//! per process; in text or in the JSON Lines schema of `demo alloc`.
+
+use std::io::{self, Write};
+
+use serde::Serialize;
+
+use super::{FaultLine, Format, JsonLines, RegionLine, SignalLine, SyscallLine};
+use crate::{
+    model::{
+        hex::hex,
+        pages::PageModel,
+        signals::{si_code_name, signal_name},
+    },
+    trace::{
+        TraceOutput, TraceStart, TraceSummary,
+        session::{Session, TraceEvent},
+    },
+};
+
+pub fn output<'a>(format: Format, out: impl Write + 'a) -> Box<dyn TraceOutput + 'a> {
+    match format {
+        Format::Text => Box::new(TextTrace { out, start_ns: 0 }),
+        Format::Json => Box::new(JsonTrace {
+            out: JsonLines::new(out),
+        }),
+    }
+}
+
+/// How many glyphs a region's page strip has at most; larger regions share glyphs.
+const STRIP_WIDTH: usize = 64;
+
+/// The page strip of a trace region: its pages as they are now, without the per-step marks.
+fn region_strip(pages: &PageModel) -> String {
+    let mut settled = pages.clone();
+    settled.begin_step();
+    settled.strip_scaled(STRIP_WIDTH)
+}
+
+/// What one heap call costs the traced process with the uprobes on, as `cargo xtask bench`
+/// measured it on this kind of machine (its "heap call" rows).
+pub const HEAP_CALL_COST: &str = "8 to 10 us per call (cargo xtask bench)";
+
+struct TextTrace<W> {
+    out: W,
+    start_ns: u64,
+}
+
+impl<W: Write> TextTrace<W> {
+    /// The columns every event line starts with: milliseconds since the start, pid, tid.
+    fn prefix(&self, timestamp_ns: u64, pid: u32, tid: u32) -> String {
+        let ms = timestamp_ns.saturating_sub(self.start_ns) as f64 / 1e6;
+        format!("{ms:>10.3} {pid:>7} {tid:>7}")
+    }
+}
+
+impl<W: Write> TraceOutput for TextTrace<W> {
+    fn started(&mut self, start: &TraceStart) -> io::Result<()> {
+        self.start_ns = start.start_ns;
+        let what = start.command.as_ref().map_or_else(
+            || format!("pid {}", start.pid),
+            |cmd| format!("{cmd} (pid {})", start.pid),
+        );
+        writeln!(
+            self.out,
+            "# tracing {what}{}",
+            if start.follow {
+                " and its children"
+            } else {
+                ""
+            }
+        )?;
+        if start.source.is_fallback() {
+            writeln!(
+                self.out,
+                "# this kernel has no exceptions tracepoints: faults come from the PAGE_FAULTS perf event"
+            )?;
+        } else {
+            writeln!(self.out, "# faults from the {} source", start.source.name())?;
+        }
+        if let Some(libc) = &start.heap_probes {
+            writeln!(
+                self.out,
+                "# heap regions from uprobes on {libc}, in the traced processes only"
+            )?;
+            writeln!(
+                self.out,
+                "# each malloc/calloc/realloc/free there now traps to the kernel, about {HEAP_CALL_COST}; --no-heap turns this off"
+            )?;
+        } else if start.heap_blocks_off {
+            writeln!(
+                self.out,
+                "# heap blocks are not tracked: uprobes would cost every malloc/free of pid {} about {HEAP_CALL_COST}; --heap turns them on",
+                start.pid
+            )?;
+        }
+        writeln!(
+            self.out,
+            "{:>10} {:>7} {:>7} {:<6} {:<5} {:<6} {:<18} {:<28} REGION",
+            "TIME_MS", "PID", "TID", "CLASS", "ACC", "MODE", "ADDRESS", "MAPPING@OFFSET"
+        )?;
+        self.out.flush()
+    }
+
+    fn event(&mut self, event: &TraceEvent) -> io::Result<()> {
+        match event {
+            TraceEvent::Fault(traced) => {
+                let raw = &traced.fault.fault;
+                let region = traced.region.as_ref().map_or_else(
+                    || "-".to_owned(),
+                    |(_, name, location)| {
+                        format!("{name}[{}] page {}", location.index, location.page)
+                    },
+                );
+                writeln!(
+                    self.out,
+                    "{} {:<6} {:<5} {:<6} {:#018x} {:<28} {region}",
+                    self.prefix(raw.timestamp_ns, raw.pid, raw.tid),
+                    traced.fault.class.as_str(),
+                    raw.error_code.access().as_str(),
+                    raw.error_code.mode().as_str(),
+                    raw.address,
+                    format!("{}@{:#x}", traced.mapping, traced.mapping_offset),
+                )
+            }
+            TraceEvent::Syscall(call) => writeln!(
+                self.out,
+                "{} syscall {}",
+                self.prefix(call.timestamp_ns, call.pid, call.tid),
+                call.describe()
+            ),
+            TraceEvent::Signal(signal) => writeln!(
+                self.out,
+                "{} signal {} si_code {} to tid {}",
+                self.prefix(signal.timestamp_ns, signal.pid, signal.tid),
+                signal_name(signal.signal),
+                si_code_name(signal.signal, signal.code),
+                signal.target_tid
+            ),
+            TraceEvent::RegionStarted(tracked) => {
+                let region = &tracked.region;
+                writeln!(
+                    self.out,
+                    "{:>10} {:>7} {:>7} region {} = {:#x}, {} bytes ({}), {} pages",
+                    "",
+                    tracked.pid,
+                    "",
+                    region.name,
+                    region.start,
+                    region.len,
+                    tracked.origin.as_str(),
+                    region.page_count()
+                )
+            }
+            TraceEvent::RegionEnded(tracked) => writeln!(
+                self.out,
+                "{:>10} {:>7} {:>7} region {} ended",
+                "", tracked.pid, "", tracked.region.name
+            ),
+            TraceEvent::ProcessForked { pid, parent } => writeln!(
+                self.out,
+                "{:>10} {parent:>7} {:>7} forked pid {pid}, now traced",
+                "", ""
+            ),
+            TraceEvent::ProcessExited { pid } => {
+                writeln!(self.out, "{:>10} {pid:>7} {:>7} exited", "", "")
+            }
+        }
+    }
+
+    fn summary(&mut self, summary: &TraceSummary, session: &Session) -> io::Result<()> {
+        writeln!(
+            self.out,
+            "\nregions (# resident, 0 zero page, . untouched):"
+        )?;
+        writeln!(
+            self.out,
+            "  {:<12} {:>7} {:<18} {:>10} {:>7}  PAGES",
+            "NAME", "PID", "ADDRESS", "BYTES", "FAULTS"
+        )?;
+        for (tracked, pages, faults) in session.region_states() {
+            let region = &tracked.region;
+            writeln!(
+                self.out,
+                "  {:<12} {:>7} {:#018x} {:>10} {:>7}  [{}]{}",
+                region.name,
+                tracked.pid,
+                region.start,
+                region.len,
+                faults,
+                region_strip(pages),
+                if tracked.live { "" } else { " ended" }
+            )?;
+        }
+        if summary.regions_not_listed > 0 {
+            writeln!(
+                self.out,
+                "  ({} older ended regions not listed: only the last {} ended keep their pages)",
+                summary.regions_not_listed,
+                crate::trace::session::KEPT_ENDED_REGIONS
+            )?;
+        }
+        let dropped: Vec<String> = summary
+            .records
+            .iter()
+            .filter(|(_, count)| count.dropped > 0)
+            .map(|(kind, count)| format!("{} {kind}", count.dropped))
+            .collect();
+        if !dropped.is_empty() {
+            writeln!(
+                self.out,
+                "\nLOST: the ring buffer was full; dropped {} records",
+                dropped.join(", ")
+            )?;
+        }
+        writeln!(
+            self.out,
+            "\nfaults: {} ({} minor, {} major, {} error), {} lost; trace ended by {}",
+            summary.faults_total,
+            summary.minor,
+            summary.major,
+            summary.error,
+            summary.lost,
+            summary.ended_by
+        )?;
+        if let Some(child) = &summary.child {
+            writeln!(self.out, "pid {} {child}", summary.pid)?;
+        }
+        let cost = &summary.loader;
+        writeln!(
+            self.out,
+            "demo's own cost: {} ms of CPU, {} ms of it to attach ({} after), peak RSS {} KiB",
+            cost.cpu_ms,
+            cost.attach_cpu_ms,
+            match cost.ns_per_record(summary.records.values().map(|count| count.delivered).sum()) {
+                Some(ns) => format!("{ns:.0} ns per record"),
+                None => "no records".to_owned(),
+            },
+            cost.peak_rss_kib
+        )?;
+        match &summary.kernel_programs {
+            Some(programs) => {
+                for program in programs {
+                    if let Some(ns) = program.ns_per_run() {
+                        writeln!(
+                            self.out,
+                            "in the kernel (bpf_stats): {} ran {} times, {ns:.0} ns per run",
+                            program.program, program.runs
+                        )?;
+                    }
+                }
+            }
+            None => writeln!(
+                self.out,
+                "in the kernel: `sysctl kernel.bpf_stats_enabled=1` before the trace shows each program's cost"
+            )?,
+        }
+        if let (Some(rusage), Some((gap, why))) = (summary.rusage, summary.rusage_gap()) {
+            writeln!(
+                self.out,
+                "kernel's count (rusage): {} minor + {} major; traced: {} completed faults",
+                rusage.minflt, rusage.majflt, summary.traced_completions
+            )?;
+            if gap != 0 {
+                writeln!(self.out, "difference {gap}: {why}")?;
+            }
+        }
+        self.out.flush()
+    }
+}
+
+struct JsonTrace<W: Write> {
+    out: JsonLines<W>,
+}
+
+impl<W: Write> JsonTrace<W> {
+    fn line(&mut self, value: &impl Serialize) -> io::Result<()> {
+        self.out.line(value)
+    }
+}
+
+const SCENARIO: &str = "trace";
+
+#[derive(Serialize)]
+struct StartLine<'a> {
+    kind: &'static str,
+    #[serde(flatten)]
+    start: &'a TraceStart,
+}
+
+#[derive(Serialize)]
+struct RegionEndLine<'a> {
+    kind: &'static str,
+    scenario: &'static str,
+    pid: u32,
+    name: &'a str,
+    #[serde(serialize_with = "hex")]
+    address: u64,
+}
+
+#[derive(Serialize)]
+struct ProcessLine {
+    kind: &'static str,
+    scenario: &'static str,
+    pid: u32,
+    parent: Option<u32>,
+    event: &'static str,
+}
+
+#[derive(Serialize)]
+struct RegionSummaryLine<'a> {
+    kind: &'static str,
+    scenario: &'static str,
+    pid: u32,
+    name: &'a str,
+    #[serde(serialize_with = "hex")]
+    address: u64,
+    size: u64,
+    origin: &'static str,
+    faults: u64,
+    resident_pages: Vec<u64>,
+    zero_pages: Vec<u64>,
+    pages: String,
+    live: bool,
+}
+
+#[derive(Serialize)]
+struct SummaryLine<'a> {
+    kind: &'static str,
+    scenario: &'static str,
+    #[serde(flatten)]
+    summary: &'a TraceSummary,
+    rusage_difference: Option<i64>,
+}
+
+impl<W: Write> TraceOutput for JsonTrace<W> {
+    fn started(&mut self, start: &TraceStart) -> io::Result<()> {
+        self.line(&StartLine {
+            kind: "trace",
+            start,
+        })?;
+        // The start line tells a waiting script that the probes are attached.
+        self.out.flush()
+    }
+
+    fn event(&mut self, event: &TraceEvent) -> io::Result<()> {
+        match event {
+            TraceEvent::Fault(traced) => self.out.line_with(|line| {
+                FaultLine::new(
+                    SCENARIO,
+                    None,
+                    &traced.fault,
+                    traced
+                        .region
+                        .as_ref()
+                        .map(|(_, name, location)| (&**name, *location)),
+                    &traced.mapping,
+                    Some(traced.mapping_offset),
+                )
+                .write_json(line)
+            }),
+            TraceEvent::Syscall(call) => self.line(&SyscallLine::new(SCENARIO, None, call)),
+            TraceEvent::Signal(signal) => self.line(&SignalLine::generated(SCENARIO, None, signal)),
+            TraceEvent::RegionStarted(tracked) => self.line(&RegionLine::new(
+                SCENARIO,
+                Some(tracked.pid),
+                &tracked.region,
+                tracked.origin.as_str(),
+            )),
+            TraceEvent::RegionEnded(tracked) => self.line(&RegionEndLine {
+                kind: "region_end",
+                scenario: SCENARIO,
+                pid: tracked.pid,
+                name: &tracked.region.name,
+                address: tracked.region.start,
+            }),
+            TraceEvent::ProcessForked { pid, parent } => self.line(&ProcessLine {
+                kind: "process",
+                scenario: SCENARIO,
+                pid: *pid,
+                parent: Some(*parent),
+                event: "fork",
+            }),
+            TraceEvent::ProcessExited { pid } => self.line(&ProcessLine {
+                kind: "process",
+                scenario: SCENARIO,
+                pid: *pid,
+                parent: None,
+                event: "exit",
+            }),
+        }
+    }
+
+    fn summary(&mut self, summary: &TraceSummary, session: &Session) -> io::Result<()> {
+        for (tracked, pages, faults) in session.region_states() {
+            self.line(&RegionSummaryLine {
+                kind: "region_summary",
+                scenario: SCENARIO,
+                pid: tracked.pid,
+                name: &tracked.region.name,
+                address: tracked.region.start,
+                size: tracked.region.len,
+                origin: tracked.origin.as_str(),
+                faults,
+                resident_pages: pages.resident_pages(),
+                zero_pages: pages.zero_pages(),
+                pages: region_strip(pages),
+                live: tracked.live,
+            })?;
+        }
+        self.line(&SummaryLine {
+            kind: "summary",
+            scenario: SCENARIO,
+            summary,
+            rusage_difference: summary.rusage_gap().map(|(gap, _)| gap),
+        })?;
+        self.out.flush()
+    }
+}

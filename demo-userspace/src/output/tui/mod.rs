@@ -1,0 +1,203 @@
+//! `--tui`: a full-screen live view of pages, steps, events and status (ratatui + crossterm).
+//! Kernel events, keys and ticks arrive through one channel; `App::handle_event` changes the
+//! state and `render::render` draws it.
+
+pub mod app;
+mod logs;
+pub mod render;
+#[cfg(test)]
+mod tests;
+
+use std::{future::Future, io, io::IsTerminal as _, time::Duration};
+
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+
+use self::app::{App, Mode, Request, UiEvent};
+pub use self::logs::TuiLogger;
+use crate::{
+    model::region::Region,
+    top::{Interval, TopOutput},
+    trace::{
+        TraceOutput, TraceStart, TraceSummary,
+        session::{Session, TraceEvent},
+    },
+    walk::Reporter,
+    walk::plan::ScenarioName,
+    walk::scenario::{Pacer, Summary, WalkResult},
+    walk::step_report::StepReport,
+};
+
+/// How often the view redraws and recomputes rates.
+pub const TICK: Duration = Duration::from_millis(100);
+
+/// Refuses `--tui` when stdout is not a terminal.
+pub fn check_terminal() -> Result<(), NotATerminal> {
+    if io::stdout().is_terminal() {
+        Ok(())
+    } else {
+        Err(NotATerminal)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("--tui needs a terminal on stdout; run it in a terminal, or drop --tui for a report")]
+pub struct NotATerminal;
+
+/// Restores the terminal however the view ends; ratatui's panic hook covers panics.
+struct RestoreOnDrop;
+
+impl Drop for RestoreOnDrop {
+    fn drop(&mut self) {
+        ratatui::restore();
+    }
+}
+
+/// Runs the view over `work` until the user quits. Returns the request that ended it.
+pub async fn run_view<W>(
+    mut app: App,
+    sender: UnboundedSender<UiEvent>,
+    mut events: UnboundedReceiver<UiEvent>,
+    requests: Option<UnboundedSender<Request>>,
+    work: W,
+) -> anyhow::Result<Request>
+where
+    W: Future<Output = anyhow::Result<()>>,
+{
+    let mut terminal = ratatui::try_init()?;
+    let _restore = RestoreOnDrop;
+    // Keys are read on a thread of their own: crossterm's reader blocks.
+    std::thread::spawn(move || {
+        use ratatui::crossterm::event::{Event, KeyEventKind, read};
+        loop {
+            let event = match read() {
+                Ok(Event::Key(key)) if key.kind == KeyEventKind::Press => UiEvent::Key(key),
+                Ok(Event::Resize(..)) => UiEvent::Resize,
+                Ok(_) => continue,
+                Err(_) => return,
+            };
+            if sender.send(event).is_err() {
+                return;
+            }
+        }
+    });
+    let mut ticks = tokio::time::interval(TICK);
+    let shutdown = crate::kernel::shutdown::requested();
+    tokio::pin!(shutdown, work);
+    let mut working = true;
+    loop {
+        tokio::select! {
+            Some(event) = events.recv() => {
+                let redraw = matches!(event, UiEvent::Key(_) | UiEvent::Resize | UiEvent::Step(_));
+                match app.handle_event(event) {
+                    Some(Request::NextStep) => {
+                        if let Some(requests) = &requests {
+                            let _ = requests.send(Request::NextStep);
+                        }
+                    }
+                    Some(done) => return Ok(done),
+                    None => {}
+                }
+                if redraw {
+                    terminal.draw(|frame| render::render(&app, frame))?;
+                }
+            }
+            _ = ticks.tick() => {
+                for line in logs::take() {
+                    app.push_log(line);
+                }
+                app.handle_event(UiEvent::Tick);
+                terminal.draw(|frame| render::render(&app, frame))?;
+            }
+            result = &mut work, if working => {
+                working = false;
+                if let Err(error) = result {
+                    app.handle_event(UiEvent::Finished(format!("error: {error:#}")));
+                }
+            }
+            () = &mut shutdown => return Ok(Request::Quit),
+        }
+    }
+}
+
+/// A channel pair for a view: the sender for the run, the receiver for the view.
+pub fn channel() -> (UnboundedSender<UiEvent>, UnboundedReceiver<UiEvent>) {
+    unbounded_channel()
+}
+
+/// Feeds `demo alloc`'s results to the view.
+pub struct ViewReporter(pub UnboundedSender<UiEvent>);
+
+impl Reporter for ViewReporter {
+    fn region(&mut self, _: ScenarioName, region: &Region) -> io::Result<()> {
+        let _ = self.0.send(UiEvent::Region(region.clone()));
+        Ok(())
+    }
+
+    fn step(&mut self, step: &StepReport) -> io::Result<()> {
+        let _ = self.0.send(UiEvent::Step(Box::new(step.clone())));
+        Ok(())
+    }
+
+    fn summary(&mut self, summary: &Summary) -> io::Result<()> {
+        let _ = self
+            .0
+            .send(UiEvent::Finished(format!("the child {}", summary.child)));
+        Ok(())
+    }
+
+    fn comparison(&mut self, _: &[WalkResult]) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Runs the walk's next step when the view asks (Enter), as the seed's getchar() did.
+pub struct ViewPacer(pub UnboundedReceiver<Request>);
+
+impl Pacer for ViewPacer {
+    async fn before_step(&mut self, _: u32, _: &str) -> anyhow::Result<()> {
+        while let Some(request) = self.0.recv().await {
+            if request == Request::NextStep {
+                return Ok(());
+            }
+        }
+        anyhow::bail!("the view closed")
+    }
+}
+
+/// Feeds `demo trace`'s events to the view.
+pub struct ViewTrace(pub UnboundedSender<UiEvent>);
+
+impl TraceOutput for ViewTrace {
+    fn started(&mut self, _: &TraceStart) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn event(&mut self, event: &TraceEvent) -> io::Result<()> {
+        let _ = self.0.send(UiEvent::Trace(Box::new(event.clone())));
+        Ok(())
+    }
+
+    fn summary(&mut self, summary: &TraceSummary, _: &Session) -> io::Result<()> {
+        let how = summary.child.as_ref().map_or_else(
+            || format!("trace ended by {}", summary.ended_by),
+            ToString::to_string,
+        );
+        let _ = self.0.send(UiEvent::Finished(how));
+        Ok(())
+    }
+}
+
+/// Feeds `demo top`'s intervals to the view.
+pub struct ViewTop(pub UnboundedSender<UiEvent>);
+
+impl TopOutput for ViewTop {
+    fn interval(&mut self, interval: &Interval) -> io::Result<()> {
+        let _ = self.0.send(UiEvent::Top(Box::new(interval.clone())));
+        Ok(())
+    }
+}
+
+/// A fresh view for `mode`.
+pub fn app(mode: Mode, title: &str) -> App {
+    App::new(mode, title.to_owned())
+}

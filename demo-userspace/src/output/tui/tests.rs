@@ -1,0 +1,288 @@
+//! Tests of the view: one per key on the state, and whole screens rendered from recorded
+//! events to a `TestBackend`, compared with snapshots.
+
+use demo_common::FaultSource;
+use ratatui::{
+    Terminal,
+    backend::TestBackend,
+    crossterm::event::{KeyCode, KeyEvent, KeyModifiers},
+};
+
+use super::app::{App, Mode, Request, UiEvent};
+use crate::{
+    model::access::{Access, ErrorCode},
+    model::classify::{ClassifiedFault, FaultClass},
+    model::events::Fault,
+    model::pages::{PageModel, PageOrigin},
+    model::region::Region,
+    top::{Interval, Row, SortKey},
+    walk::plan::ScenarioName,
+    walk::step_report::{KernelView, ResolvedFault, StepReport},
+};
+
+fn key(code: KeyCode) -> UiEvent {
+    UiEvent::Key(KeyEvent::new(code, KeyModifiers::NONE))
+}
+
+fn region() -> Region {
+    Region::seed_array()
+}
+
+/// The recorded seed walk: (step, action, faulting index) for the five steps.
+const WALK: [(u32, &str, Option<i64>); 5] = [
+    (1, "arr = mmap(NULL, 20000, RW, PRIVATE|ANON)", None),
+    (2, "arr[1500] = 2", Some(1500)),
+    (3, "arr[1501] = 3", None),
+    (4, "arr[0] = 4", Some(0)),
+    (5, "arr[3000] = 5", Some(3000)),
+];
+
+/// Feeds the first `steps` steps of the recorded seed walk to `app`.
+fn feed_walk(app: &mut App, steps: usize) {
+    let region = region();
+    app.handle_event(UiEvent::Region(region.clone()));
+    let mut pages = PageModel::new(5);
+    for &(step, action, index) in WALK.iter().take(steps) {
+        pages.begin_step();
+        let mut faults = Vec::new();
+        if let Some(index) = index {
+            let address = region.start + index as u64 * 4;
+            let location = region.locate(address).unwrap();
+            pages.apply_fault(
+                location.page,
+                Access::Write,
+                PageOrigin::Fault {
+                    step,
+                    offset: location.offset,
+                    index,
+                },
+            );
+            faults.push(ResolvedFault {
+                fault: ClassifiedFault {
+                    fault: Fault {
+                        timestamp_ns: u64::from(step) * 1_000_000,
+                        pid: 100,
+                        tid: 100,
+                        address,
+                        ip: 0x5555_0000_1000,
+                        error_code: ErrorCode(6),
+                        source: FaultSource::User,
+                    },
+                    class: FaultClass::Minor,
+                },
+                location: Some(location),
+                mapping: "[anon]".into(),
+            });
+        }
+        let resident = pages.resident_pages();
+        app.handle_event(UiEvent::Step(Box::new(StepReport {
+            scenario: ScenarioName::Mmap,
+            step,
+            action: action.to_owned(),
+            region: region.clone(),
+            faults,
+            syscalls: Vec::new(),
+            signals: Vec::new(),
+            allocation: None,
+            touch: None,
+            death: None,
+            pages: pages.clone(),
+            kernel: Some(KernelView {
+                rss_kib: resident.len() as u64 * 4,
+                resident_pages: resident,
+                zero_pages: Vec::new(),
+                vma: None,
+            }),
+        })));
+    }
+}
+
+fn screen(app: &App, width: u16, height: u16) -> String {
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+    terminal
+        .draw(|frame| super::render::render(app, frame))
+        .unwrap();
+    terminal.backend().to_string()
+}
+
+#[test]
+fn enter_runs_the_next_step_only_when_the_walk_waits() {
+    let mut app = App::new(Mode::Alloc, "demo alloc mmap".to_owned());
+    assert_eq!(
+        app.handle_event(key(KeyCode::Enter)),
+        Some(Request::NextStep)
+    );
+    assert_eq!(
+        app.handle_event(key(KeyCode::Char(' '))),
+        None,
+        "the step is running"
+    );
+    feed_walk(&mut app, 1);
+    assert_eq!(
+        app.handle_event(key(KeyCode::Char(' '))),
+        Some(Request::NextStep)
+    );
+    app.handle_event(UiEvent::Finished(
+        "the child exited with status 0".to_owned(),
+    ));
+    assert_eq!(
+        app.handle_event(key(KeyCode::Enter)),
+        None,
+        "the walk is over"
+    );
+}
+
+#[test]
+fn arrows_and_hjkl_move_over_pages_within_the_region() {
+    let mut app = App::new(Mode::Alloc, String::new());
+    feed_walk(&mut app, 5);
+    app.handle_event(key(KeyCode::Right));
+    app.handle_event(key(KeyCode::Char('l')));
+    assert_eq!(app.cursor, 2);
+    app.handle_event(key(KeyCode::Left));
+    assert_eq!(app.cursor, 1);
+    app.handle_event(key(KeyCode::Char('h')));
+    app.handle_event(key(KeyCode::Char('h')));
+    assert_eq!(app.cursor, 0, "stops at the first page");
+    app.handle_event(key(KeyCode::Char('j')));
+    assert_eq!(app.cursor, 4, "a row down stops at the last page");
+    app.handle_event(key(KeyCode::Up));
+    assert_eq!(app.cursor, 0);
+}
+
+#[test]
+fn plus_and_minus_zoom_and_tab_changes_region() {
+    let mut app = App::new(Mode::Trace, String::new());
+    app.handle_event(UiEvent::Region(region()));
+    app.handle_event(UiEvent::Region(Region {
+        name: "big".into(),
+        len: 1 << 30,
+        ..region()
+    }));
+    app.handle_event(key(KeyCode::Char('-')));
+    assert_eq!(app.zoom, 2);
+    app.handle_event(key(KeyCode::Char('-')));
+    assert_eq!(app.zoom, 4);
+    app.handle_event(key(KeyCode::Char('+')));
+    assert_eq!(app.zoom, 2);
+    app.handle_event(key(KeyCode::Tab));
+    assert_eq!((app.selected_region, app.zoom, app.cursor), (1, 0, 0));
+    app.handle_event(key(KeyCode::Tab));
+    assert_eq!(app.selected_region, 0);
+}
+
+#[test]
+fn p_pauses_the_event_list_and_help_closes_on_any_key() {
+    let mut app = App::new(Mode::Alloc, String::new());
+    app.handle_event(key(KeyCode::Char('p')));
+    feed_walk(&mut app, 2);
+    assert!(app.events.is_empty(), "paused: no new events shown");
+    app.handle_event(key(KeyCode::Char('p')));
+    app.handle_event(key(KeyCode::Char('?')));
+    assert!(app.show_help);
+    assert_eq!(
+        app.handle_event(key(KeyCode::Char('q'))),
+        None,
+        "q only closes the help"
+    );
+    assert!(!app.show_help);
+}
+
+#[test]
+fn q_and_ctrl_c_quit() {
+    let mut app = App::new(Mode::Trace, String::new());
+    assert_eq!(
+        app.handle_event(key(KeyCode::Char('q'))),
+        Some(Request::Quit)
+    );
+    let ctrl_c = UiEvent::Key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL));
+    assert_eq!(app.handle_event(ctrl_c), Some(Request::Quit));
+}
+
+#[test]
+fn top_sorts_selects_and_traces_the_chosen_process() {
+    let mut app = App::new(Mode::Top, String::new());
+    let row = |pid, faults| Row {
+        pid,
+        comm: format!("p{pid}"),
+        faults,
+        interval_faults: faults,
+        rate: faults as f64,
+        minor: Some(faults),
+        major: Some(0),
+        write_pct: Some(100.0),
+        kernel_pct: Some(0.0),
+        exited: false,
+    };
+    app.handle_event(UiEvent::Top(Box::new(Interval {
+        seconds: 1.0,
+        rows: vec![row(10, 500), row(20, 50)],
+        dropped: 0,
+        pages_evicted: 0,
+        pages: None,
+    })));
+    app.handle_event(key(KeyCode::Char('s')));
+    assert_eq!(app.top_sort, SortKey::Total);
+    app.handle_event(key(KeyCode::Down));
+    assert_eq!(
+        app.handle_event(key(KeyCode::Enter)),
+        Some(Request::TracePid(20))
+    );
+}
+
+/// With `--counters-only` the shares are unknown, and show as `-`; a process that exited is
+/// marked in its last interval.
+#[test]
+fn the_top_screen_without_the_per_fault_split() {
+    let mut app = App::new(Mode::Top, "demo top".to_owned());
+    let row = |pid, comm: &str, faults, exited| Row {
+        pid,
+        comm: comm.to_owned(),
+        faults,
+        interval_faults: faults / 2,
+        rate: (faults / 2) as f64,
+        minor: Some(faults - 1),
+        major: Some(1),
+        write_pct: None,
+        kernel_pct: None,
+        exited,
+    };
+    app.handle_event(UiEvent::Top(Box::new(Interval {
+        seconds: 1.0,
+        rows: vec![row(4242, "touch", 65538, true), row(17, "bash", 98, false)],
+        dropped: 0,
+        pages_evicted: 0,
+        pages: None,
+    })));
+    let text = screen(&app, 80, 8);
+    assert!(!text.contains("0.0"), "{text}");
+    assert!(text.contains("touch (exited)"), "{text}");
+    insta::assert_snapshot!(text);
+}
+
+#[test]
+fn the_seed_walk_screen_at_80_by_24() {
+    let mut app = App::new(Mode::Alloc, "demo alloc mmap".to_owned());
+    feed_walk(&mut app, 5);
+    app.handle_event(UiEvent::Finished(
+        "the child exited with status 0".to_owned(),
+    ));
+    let text = screen(&app, 80, 24);
+    assert!(
+        text.contains("RSS 12 KiB") || text.contains("RSS 12"),
+        "{text}"
+    );
+    insta::assert_snapshot!(text);
+}
+
+#[test]
+fn the_help_screen_lists_every_key() {
+    let mut app = App::new(Mode::Alloc, "demo alloc mmap".to_owned());
+    feed_walk(&mut app, 2);
+    app.handle_event(key(KeyCode::Char('?')));
+    let text = screen(&app, 100, 30);
+    for (keys, _) in super::app::HELP {
+        assert!(text.contains(keys), "{keys} missing:\n{text}");
+    }
+    insta::assert_snapshot!(text);
+}

@@ -1,0 +1,29 @@
+//! The built-in walks (`demo alloc`): the seed's allocation walks run by a workload child, each
+//! step's faults mapped to the array index and page that caused them.
+
+pub mod plan;
+pub mod scenario;
+pub mod step_report;
+pub mod workload;
+
+use std::io;
+
+use crate::model::region::Region;
+
+use self::{
+    plan::ScenarioName,
+    scenario::{Summary, WalkResult},
+    step_report::StepReport,
+};
+
+/// Receives a walk's results as they happen, so interactive runs print each step at once.
+pub trait Reporter {
+    /// The array became known (after its allocation step).
+    fn region(&mut self, scenario: ScenarioName, region: &Region) -> io::Result<()>;
+    /// A step finished.
+    fn step(&mut self, step: &StepReport) -> io::Result<()>;
+    /// The walk finished.
+    fn summary(&mut self, summary: &Summary) -> io::Result<()>;
+    /// Several walks finished; compares the mmap and malloc ones side by side.
+    fn comparison(&mut self, walks: &[WalkResult]) -> io::Result<()>;
+}

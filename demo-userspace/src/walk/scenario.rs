@@ -1,0 +1,487 @@
+//! Drives a built-in walk step by step in the workload child, attributes every traced record to
+//! the step that caused it, and reads what the kernel reports after each step.
+
+use std::process::ExitStatus;
+
+use anyhow::{Context as _, bail};
+use demo_common::Syscall;
+use serde::Serialize;
+
+use crate::{
+    kernel::event_reader::EventReader,
+    kernel::privileges::RunAs,
+    kernel::probes::Probes,
+    kernel::procmem::{self, MappingTable},
+    model::classify::{ClassifiedFault, Classifier, FaultClass},
+    model::events::{Decoded, Record, SignalEvent},
+    model::pages::PageModel,
+    model::region::Region,
+    model::signals::ProcessEnd,
+    model::syscalls::{SyscallCall, SyscallPairer},
+    walk::Reporter,
+    walk::plan::{Allocator, ELEMENT_SIZE, PlannedStep, ScenarioName, WalkPlan},
+    walk::step_report::{
+        AddressCheck, AllocationFacts, Death, KernelView, ResolvedFault, StepReport, completed,
+        touch_outcome,
+    },
+    walk::workload::{Reply, Workload},
+};
+
+/// Totals of a whole walk.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub scenario: ScenarioName,
+    pub faults_in_region: u64,
+    /// Faults of all steps.
+    pub faults_total: u64,
+    pub minor: u64,
+    pub major: u64,
+    pub error: u64,
+    /// Faults of the child's start-up (exec, dynamic linking), which belong to no step. The child
+    /// is traced from just after it is spawned, so this is a lower bound.
+    pub faults_startup: u64,
+    /// Faults the kernel counted for the child during the steps beyond the traced ones (its
+    /// get_user_pages faults, which no tracepoint sees); 0 unless a fault escaped the tracepoints.
+    pub unattributed_faults: u64,
+    /// Records dropped by the kernel side plus records that did not decode, over the whole run
+    /// so far.
+    pub lost: u64,
+    /// How the child ended, e.g. `exit status: 0` or `signal: 11 (SIGSEGV)`.
+    pub child: ProcessEnd,
+}
+
+/// One step, reduced to what the comparison of walks shows.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct StepDigest {
+    pub action: String,
+    pub faults_in_region: usize,
+    pub syscalls: Vec<String>,
+    pub rss_kib: Option<u64>,
+}
+
+/// A finished walk, for the comparison table.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct WalkResult {
+    pub summary: Summary,
+    pub page_offset: u64,
+    pub vma: Option<String>,
+    pub steps: Vec<StepDigest>,
+}
+
+/// How a walk waits before each step.
+pub trait Pacer {
+    /// Returns when the step may start.
+    fn before_step(&mut self, step: u32, action: &str) -> impl Future<Output = anyhow::Result<()>>;
+}
+
+/// Runs steps back to back.
+pub struct NoPause;
+
+impl Pacer for NoPause {
+    async fn before_step(&mut self, _: u32, _: &str) -> anyhow::Result<()> {
+        Ok(())
+    }
+}
+
+/// Waits for Enter on the loader's stdin before each step, as the seed's `getchar()` did.
+pub struct EnterPacer {
+    lines: tokio::io::Lines<tokio::io::BufReader<tokio::io::Stdin>>,
+}
+
+impl EnterPacer {
+    #[expect(
+        clippy::new_without_default,
+        reason = "it takes over stdin, which a default value should not do unasked"
+    )]
+    pub fn new() -> Self {
+        use tokio::io::AsyncBufReadExt as _;
+        Self {
+            lines: tokio::io::BufReader::new(tokio::io::stdin()).lines(),
+        }
+    }
+}
+
+impl Pacer for EnterPacer {
+    async fn before_step(&mut self, step: u32, action: &str) -> anyhow::Result<()> {
+        eprint!("press Enter for step {step}: {action} ");
+        // End of input means nobody will press Enter again; the walk then runs on.
+        self.lines
+            .next_line()
+            .await
+            .context("read Enter from stdin")?;
+        Ok(())
+    }
+}
+
+/// Everything a walk needs from the loader.
+pub struct Tracing<'a> {
+    pub probes: &'a mut Probes,
+    pub reader: &'a mut EventReader,
+    pub run_as: Option<RunAs>,
+}
+
+/// Runs `plan` in a fresh workload child, reporting each step as soon as it is complete.
+pub async fn run_walk(
+    plan: &WalkPlan,
+    tracing: Tracing<'_>,
+    pacer: &mut impl Pacer,
+    reporter: &mut dyn Reporter,
+) -> anyhow::Result<WalkResult> {
+    let Tracing {
+        probes,
+        reader,
+        run_as,
+    } = tracing;
+    let mut workload = Workload::spawn(run_as)?;
+    let pid = workload.pid();
+    probes
+        .add_target(pid, demo_common::target_flags::REPORT)
+        .context("trace the workload child")?;
+    let mut walker = Walker {
+        plan,
+        pid,
+        collector: Collector::default(),
+        state: None,
+        digests: Vec::new(),
+        vma_name: None,
+        maps: MappingTable::default(),
+        unattributed_at_start: 0,
+    };
+    let walked = walker
+        .walk(&mut workload, probes, reader, pacer, reporter)
+        .await;
+    probes
+        .remove_target(pid)
+        .context("stop tracing the workload child")?;
+    let (startup, died) = walked?;
+    let status = match died {
+        Some(status) => status,
+        None => workload.finish().await?,
+    };
+    if died.is_none() && !status.success() {
+        bail!("the workload child ended badly: {status}");
+    }
+    let (minor, major, error) = walker.collector.class_totals;
+    let summary = Summary {
+        scenario: plan.scenario,
+        faults_in_region: walker.collector.in_region,
+        faults_total: minor + major + error,
+        minor,
+        major,
+        error,
+        faults_startup: startup,
+        unattributed_faults: walker.collector.classifier.unattributed()
+            - walker.unattributed_at_start,
+        lost: probes.dropped()? + reader.malformed(),
+        child: ProcessEnd::from(status),
+    };
+    reporter.summary(&summary)?;
+    let region = walker.state.as_ref().map(|(region, _)| region);
+    Ok(WalkResult {
+        page_offset: region.map_or(0, |region| region.start % region.page_size),
+        vma: walker.vma_name,
+        steps: walker.digests,
+        summary,
+    })
+}
+
+/// Collects the records of one step, pairing syscalls and classing faults as they arrive.
+#[derive(Default)]
+struct Collector {
+    classifier: Classifier,
+    /// The step's faults, in the order their class became known.
+    faults: Vec<ClassifiedFault>,
+    pairer: SyscallPairer,
+    syscalls: Vec<SyscallCall>,
+    signals: Vec<SignalEvent>,
+    in_region: u64,
+    class_totals: (u64, u64, u64),
+}
+
+impl Collector {
+    /// Ends the step: the child waits for its next command (or is gone), so its counters as
+    /// /proc shows them now settle its last fault; faults of threads that are gone without an
+    /// exit record never completed as far as anything shows.
+    fn take_faults(&mut self) -> Vec<ClassifiedFault> {
+        let mut faults = std::mem::take(&mut self.faults);
+        let settled = self.classifier.settle_all(procmem::thread_fault_counters);
+        faults.extend(settled.into_iter().map(|(fault, ())| fault));
+        faults
+    }
+
+    fn push(&mut self, decoded: Decoded) {
+        if let Some((fault, ())) = self.classifier.observe(decoded.snapshot) {
+            self.faults.push(fault);
+        }
+        match decoded.record {
+            Record::Fault(fault) => self.classifier.open(fault, decoded.snapshot.counters, ()),
+            Record::Syscall(event) => self.syscalls.extend(self.pairer.push(event)),
+            Record::Signal(signal) => self.signals.push(signal),
+            // The walk's child neither forks nor is traced through libc's heap functions; its
+            // exit shows in the reply stream.
+            Record::Process(_) | Record::Heap(_) | Record::ThreadExit => {}
+        }
+    }
+}
+
+/// The state of one walk between its steps.
+struct Walker<'a> {
+    plan: &'a WalkPlan,
+    pid: u32,
+    collector: Collector,
+    state: Option<(Region, PageModel)>,
+    digests: Vec<StepDigest>,
+    vma_name: Option<String>,
+    /// The child's mappings at the end of the last step it survived.
+    maps: MappingTable,
+    /// Unattributed faults of the start-up, before the first step.
+    unattributed_at_start: u64,
+}
+
+impl Walker<'_> {
+    /// The steps, after the child reports it has started. Returns the number of start-up
+    /// faults and, if the child died, its status.
+    async fn walk(
+        &mut self,
+        workload: &mut Workload,
+        probes: &mut Probes,
+        reader: &mut EventReader,
+        pacer: &mut impl Pacer,
+        reporter: &mut dyn Reporter,
+    ) -> anyhow::Result<(u64, Option<ExitStatus>)> {
+        let ready = self.await_reply(workload, reader, probes).await?;
+        if let Reply::Died(status) = ready {
+            bail!("the workload child died while starting: {status}");
+        }
+        let startup = self.collector.take_faults().len() as u64;
+        self.unattributed_at_start = self.collector.classifier.unattributed();
+        self.collector.syscalls.clear();
+        self.collector.signals.clear();
+        for (planned, step) in self.plan.steps().into_iter().zip(1u32..) {
+            pacer.before_step(step, &planned.action).await?;
+            workload.send(planned.command).await?;
+            let reply = self.await_reply(workload, reader, probes).await?;
+            let report = self.step_report(step, planned, &reply, reporter)?;
+            self.record_digest(&report);
+            reporter.step(&report)?;
+            if let Reply::Died(status) = reply {
+                return Ok((startup, Some(status)));
+            }
+        }
+        Ok((startup, None))
+    }
+
+    /// Waits for the child's next reply while draining the ring buffer. Every record of the
+    /// child's work before the reply was written before the reply, so one last drain after it
+    /// makes the step's records exact.
+    async fn await_reply(
+        &mut self,
+        workload: &mut Workload,
+        reader: &mut EventReader,
+        probes: &mut Probes,
+    ) -> anyhow::Result<Reply> {
+        let collector = &mut self.collector;
+        let reply = loop {
+            tokio::select! {
+                reply = workload.reply() => break reply?,
+                waited = reader.wait() => {
+                    waited.context("wait for fault events")?;
+                    reader.drain(|record| collector.push(record));
+                }
+            }
+        };
+        reader.drain(|record| collector.push(record));
+        probes.flush_log();
+        Ok(reply)
+    }
+
+    fn step_report(
+        &mut self,
+        step: u32,
+        planned: PlannedStep,
+        reply: &Reply,
+        reporter: &mut dyn Reporter,
+    ) -> anyhow::Result<StepReport> {
+        let syscalls = std::mem::take(&mut self.collector.syscalls);
+        // Signals the child sends (SIGCHLD to the loader when it dies) are the loader's business;
+        // the report is about what the child receives.
+        let mut signals = std::mem::take(&mut self.collector.signals);
+        signals.retain(|signal| signal.target_tid == self.pid);
+        let classified = self.collector.take_faults();
+        let alive = matches!(reply, Reply::Done(_));
+
+        let mut allocation = None;
+        if self.state.is_none() {
+            let Reply::Done(Some(detail)) = reply else {
+                bail!("the workload did not report the array's address: {reply:?}");
+            };
+            let (region, facts) = self.allocated(detail, &syscalls)?;
+            reporter.region(self.plan.scenario, &region)?;
+            allocation = Some(facts);
+            let pages = PageModel::new(region.page_count() as usize);
+            self.state = Some((region, pages));
+        }
+        let Some((region, pages)) = &mut self.state else {
+            bail!("step {step} ran before the array was allocated");
+        };
+
+        pages.begin_step();
+        // Once the child is gone its maps are too; the last snapshot still names its mappings.
+        if alive {
+            self.maps = MappingTable::read(self.pid as i32)?;
+        }
+        let maps = &self.maps;
+        let faults: Vec<ResolvedFault> = classified
+            .into_iter()
+            .map(|fault| ResolvedFault {
+                mapping: maps.name_of(fault.fault.address),
+                location: region.locate(fault.fault.address),
+                fault,
+            })
+            .collect();
+        for resolved in faults.iter().filter(|fault| completed(fault)) {
+            if let Some(location) = resolved.location {
+                pages.apply_at(&location, resolved.fault.fault.error_code.access(), step);
+            }
+        }
+        let kernel = if alive {
+            let view = kernel_view(self.pid as i32, region)?;
+            if allocation.is_some() {
+                pages.adopt_present(&view.resident_pages, &view.zero_pages);
+            }
+            Some(view)
+        } else {
+            None
+        };
+        if let (Some(facts), true) = (allocation.as_mut(), self.plan.guard_page) {
+            let after = region.first_page_base() + region.page_count() * region.page_size;
+            facts.guard = Some((after, maps.find(after).is_none()));
+        }
+
+        let collector = &mut self.collector;
+        collector.in_region += faults.iter().filter(|f| f.location.is_some()).count() as u64;
+        for fault in &faults {
+            let totals = &mut collector.class_totals;
+            match fault.fault.class {
+                FaultClass::Minor => totals.0 += 1,
+                FaultClass::Major => totals.1 += 1,
+                FaultClass::Error => totals.2 += 1,
+            }
+        }
+        let death = match reply {
+            Reply::Died(status) => Some(death(status, &faults, &signals)),
+            Reply::Done(_) => None,
+        };
+        Ok(StepReport {
+            scenario: self.plan.scenario,
+            step,
+            action: planned.action,
+            touch: planned
+                .touch
+                .map(|touch| touch_outcome(touch, region, &faults, pages, maps)),
+            region: region.clone(),
+            faults,
+            syscalls,
+            signals,
+            allocation,
+            death,
+            pages: pages.clone(),
+            kernel,
+        })
+    }
+
+    /// Builds the region from the child's reply and, for mmap, the kernel's own mmap return.
+    fn allocated(
+        &self,
+        detail: &str,
+        syscalls: &[SyscallCall],
+    ) -> anyhow::Result<(Region, AllocationFacts)> {
+        let reported = u64::from_str_radix(detail.trim_start_matches("0x"), 16)
+            .with_context(|| format!("the workload reported a bad address: {detail}"))?;
+        let kernel_mmap = syscalls
+            .iter()
+            .find(|call| {
+                call.syscall == Syscall::Mmap && !call.failed() && call.args[1] >= self.plan.bytes
+            })
+            .map(|call| call.ret as u64);
+        let (start, address_check) = match (self.plan.allocator, kernel_mmap) {
+            (Allocator::Mmap, Some(kernel)) if kernel == reported => {
+                (kernel, AddressCheck::Matches)
+            }
+            // The kernel's word wins: it is what the MMU uses.
+            (Allocator::Mmap, Some(kernel)) => (kernel, AddressCheck::Differs { kernel }),
+            (_, _) => (reported, AddressCheck::NotFromMmap),
+        };
+        let region = Region {
+            name: "arr".into(),
+            start,
+            len: self.plan.bytes,
+            elem_size: ELEMENT_SIZE,
+            page_size: procfs::page_size(),
+            pages_after: self.plan.pages_after(),
+        };
+        Ok((
+            region,
+            AllocationFacts {
+                allocator: self.plan.allocator,
+                address_check,
+                guard: None,
+            },
+        ))
+    }
+
+    fn record_digest(&mut self, report: &StepReport) {
+        if let Some(vma) = report.kernel.as_ref().and_then(|k| k.vma.as_ref()) {
+            self.vma_name = Some(format!("{} {} KiB {}", vma.name, vma.size_kib, vma.perms));
+        }
+        self.digests.push(StepDigest {
+            action: report.action.clone(),
+            faults_in_region: report.faults_in_region().count(),
+            syscalls: report.syscalls.iter().map(SyscallCall::describe).collect(),
+            rss_kib: report.kernel.as_ref().map(|kernel| kernel.rss_kib),
+        });
+    }
+}
+
+/// Explains a death: the wait status, the kernel's signal record, and the fault before it.
+fn death(status: &ExitStatus, faults: &[ResolvedFault], signals: &[SignalEvent]) -> Death {
+    use std::os::unix::process::ExitStatusExt as _;
+    let wait_signal = status.signal();
+    let failed = faults
+        .iter()
+        .rev()
+        .find(|fault| fault.fault.class == FaultClass::Error);
+    Death {
+        status: ProcessEnd::from(*status),
+        wait_signal,
+        generated: signals
+            .iter()
+            .rev()
+            .find(|signal| Some(signal.signal) == wait_signal)
+            .copied(),
+        fault: failed.map(|fault| (fault.fault.fault.address, fault.location)),
+    }
+}
+
+fn kernel_view(pid: i32, region: &Region) -> anyhow::Result<KernelView> {
+    let presence = procmem::page_presence(
+        pid,
+        region.first_page_base(),
+        region.page_size,
+        region.page_count(),
+    )?;
+    let pages_where = |keep: &dyn Fn(&procmem::PagePresence) -> bool| -> Vec<u64> {
+        (0u64..)
+            .zip(&presence)
+            .filter(|(_, page)| keep(page))
+            .map(|(page, _)| page)
+            .collect()
+    };
+    let resident_pages = pages_where(&|page| page.present && !page.zero);
+    Ok(KernelView {
+        rss_kib: resident_pages.len() as u64 * region.page_size / 1024,
+        resident_pages,
+        zero_pages: pages_where(&|page| page.present && page.zero),
+        vma: procmem::vma_usage(pid, region.start)?,
+    })
+}

@@ -1,0 +1,188 @@
+//! What one step of a walk produced: its faults with their classes and places, its syscalls and
+//! signals, the child's fate, and what the kernel reports afterwards.
+
+use std::{collections::BTreeMap, sync::Arc};
+
+use serde::Serialize;
+
+use crate::{
+    kernel::procmem::{MappingTable, VmaUsage},
+    model::classify::{ClassifiedFault, FaultClass},
+    model::events::SignalEvent,
+    model::pages::{PageModel, PageOrigin},
+    model::region::{Location, Region},
+    model::syscalls::SyscallCall,
+    walk::plan::{Allocator, ScenarioName, Touch},
+};
+
+/// A classified fault with what it hit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResolvedFault {
+    pub fault: ClassifiedFault,
+    /// Where in the array, when it hit the array's pages.
+    pub location: Option<Location>,
+    /// The /proc/PID/maps name of the mapping it hit, or `[unmapped]`.
+    pub mapping: Arc<str>,
+}
+
+/// What the kernel reports after a step.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KernelView {
+    /// Pages of the region that pagemap shows present with memory of their own.
+    pub resident_pages: Vec<u64>,
+    /// Pages of the region mapped to the shared zero page (kpageflags ZERO_PAGE).
+    pub zero_pages: Vec<u64>,
+    /// The region's own resident size: resident pages × page size, in KiB. Like the kernel's
+    /// RSS, it does not count the zero page.
+    pub rss_kib: u64,
+    /// The VMA that holds the region's first byte, from smaps.
+    pub vma: Option<VmaUsage>,
+}
+
+/// How the loader checked the address the child reported for its array.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "check")]
+pub enum AddressCheck {
+    /// The kernel's mmap returned the same address the child reported.
+    Matches,
+    /// The kernel's mmap returned another address than the child reported.
+    Differs {
+        #[serde(serialize_with = "crate::model::hex::hex")]
+        kernel: u64,
+    },
+    /// No traced mmap returned the array (malloc served it from existing memory or brk).
+    NotFromMmap,
+}
+
+/// Facts about the allocation step.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AllocationFacts {
+    pub allocator: Allocator,
+    pub address_check: AddressCheck,
+    /// For a guarded array: the address of the page after it, and whether no VMA holds it.
+    pub guard: Option<(u64, bool)>,
+}
+
+/// What happened to the touched element of a step.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TouchOutcome {
+    pub touch: Touch,
+    pub location: Option<Location>,
+    /// A fault of this step hit the touched page.
+    pub faulted: bool,
+    /// The mapping that holds the touched element (empty once the child is gone).
+    pub mapping: String,
+    /// What first made the page present, when it did not fault now.
+    pub resident_since: Option<PageOrigin>,
+}
+
+/// How the child died during a step.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Death {
+    /// The wait status, e.g. `signal: 11 (SIGSEGV)`.
+    pub status: crate::model::signals::ProcessEnd,
+    /// The signal from the wait status.
+    pub wait_signal: Option<i32>,
+    /// The kernel's own record of the fatal signal (signal:signal_generate), if seen.
+    pub generated: Option<SignalEvent>,
+    /// The fault that did not complete just before, with where it fell.
+    pub fault: Option<(u64, Option<Location>)>,
+}
+
+/// Everything known about one step.
+#[derive(Clone, Debug)]
+pub struct StepReport {
+    pub scenario: ScenarioName,
+    pub step: u32,
+    pub action: String,
+    pub region: Region,
+    pub faults: Vec<ResolvedFault>,
+    pub syscalls: Vec<SyscallCall>,
+    pub signals: Vec<SignalEvent>,
+    pub allocation: Option<AllocationFacts>,
+    pub touch: Option<TouchOutcome>,
+    pub death: Option<Death>,
+    pub pages: PageModel,
+    /// `None` once the child is gone.
+    pub kernel: Option<KernelView>,
+}
+
+impl StepReport {
+    pub fn faults_in_region(&self) -> impl Iterator<Item = (&ResolvedFault, Location)> {
+        self.faults
+            .iter()
+            .filter_map(|fault| fault.location.map(|location| (fault, location)))
+    }
+
+    /// Faults outside the array, counted per mapping name.
+    pub fn elsewhere(&self) -> BTreeMap<&str, u64> {
+        let mut counts = BTreeMap::new();
+        for fault in self.faults.iter().filter(|fault| fault.location.is_none()) {
+            *counts.entry(&*fault.mapping).or_default() += 1;
+        }
+        counts
+    }
+
+    /// True when the pages the faults explain are exactly those the kernel shows, both the
+    /// resident ones and the zero-page ones.
+    pub fn agrees_with_kernel(&self) -> Option<bool> {
+        self.kernel.as_ref().map(|kernel| {
+            self.pages.resident_pages() == kernel.resident_pages
+                && self.pages.zero_pages() == kernel.zero_pages
+        })
+    }
+
+    /// True when the kernel's VMA is larger than the region's pages, i.e. it merged the new
+    /// mapping with a neighbour (or the array lives in a larger heap).
+    pub fn vma_is_larger(&self) -> bool {
+        self.kernel
+            .as_ref()
+            .and_then(|kernel| kernel.vma.as_ref())
+            .is_some_and(|vma| {
+                vma.size_kib * 1024 > self.region.page_count() * self.region.page_size
+            })
+    }
+
+    /// Counts of this step's faults by class.
+    pub fn class_counts(&self) -> BTreeMap<&'static str, u64> {
+        let mut counts = BTreeMap::new();
+        for fault in &self.faults {
+            *counts.entry(fault.fault.class.as_str()).or_default() += 1;
+        }
+        counts
+    }
+}
+
+/// Builds the outcome of a step's touch from its faults and the page model.
+pub fn touch_outcome(
+    touch: Touch,
+    region: &Region,
+    faults: &[ResolvedFault],
+    pages: &PageModel,
+    maps: &MappingTable,
+) -> TouchOutcome {
+    let address = (region.start as i64 + touch.index * region.elem_size as i64) as u64;
+    let location = region.locate(address);
+    let faulted = location.is_some_and(|location| {
+        faults
+            .iter()
+            .any(|fault| fault.location.is_some_and(|hit| hit.page == location.page))
+    });
+    TouchOutcome {
+        touch,
+        location,
+        faulted,
+        mapping: maps
+            .find(address)
+            .map(|m| m.name.to_string())
+            .unwrap_or_default(),
+        resident_since: location
+            .filter(|_| !faulted)
+            .and_then(|location| pages.origin(location.page)),
+    }
+}
+
+/// True when a fault should change the page model: it completed, so the kernel mapped a page.
+pub fn completed(fault: &ResolvedFault) -> bool {
+    fault.fault.class != FaultClass::Error
+}
