@@ -163,6 +163,7 @@ fn action(
             sort: args.sort.into(),
             duration: args.duration.map(std::time::Duration::from_secs_f64),
             pages_of: args.pid.filter(|_| args.pages),
+            all_rows: tui,
             counters_only: args.counters_only,
             empty_fault_programs: args.debug_empty_fault_programs,
         }),
@@ -273,7 +274,8 @@ async fn run_in_view(
                 probes::TopProbes::load(&cli.debug_fault_category, options.counting())?;
             let mut output = tui::ViewTop(sender.clone());
             let work = top::run(&options, &mut probes, &mut output);
-            tui::run_view(tui::app(Mode::Top, "demo top"), sender, events, None, work).await?
+            let app = tui::app(Mode::Top, "demo top").with_top(options.count, options.sort);
+            tui::run_view(app, sender, events, None, work).await?
         }
     };
     if let Request::TracePid(pid) = request {

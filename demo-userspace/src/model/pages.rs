@@ -132,6 +132,14 @@ impl PageModel {
             .and_then(|page| self.states.get(page).copied())
     }
 
+    /// True when `page` faulted in the current step (false past the region).
+    pub fn faulted_now(&self, page: u64) -> bool {
+        usize::try_from(page)
+            .ok()
+            .and_then(|page| self.faulted_this_step.get(page).copied())
+            .unwrap_or(false)
+    }
+
     /// Pages with memory of their own, which is what RSS counts.
     pub fn resident_pages(&self) -> Vec<u64> {
         self.pages_in(PageState::Resident)

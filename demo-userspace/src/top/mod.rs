@@ -35,6 +35,9 @@ pub struct TopOptions {
     pub duration: Option<Duration>,
     /// `--pid PID --pages`: count this process's faults per page too.
     pub pages_of: Option<u32>,
+    /// Every row in each interval, not only the first `count`: the terminal view sorts them by
+    /// the key the user picks, and cuts them itself.
+    pub all_rows: bool,
     /// `--counters-only`: no program per fault, only the kernel's own counters.
     pub counters_only: bool,
     /// With `counters_only`, programs that count nothing on the fault tracepoints (bench).
@@ -157,7 +160,9 @@ fn take_interval(
     if let Some(pid) = options.pages_of {
         rows.retain(|row| row.pid == pid);
     }
-    rows.truncate(options.count);
+    if !options.all_rows {
+        rows.truncate(options.count);
+    }
     let (dropped, pages_evicted) = probes.drops()?;
     let pages = match options.pages_of {
         Some(pid) => Some(page_report(pid, probes.pages_of(pid)?, options.count)?),

@@ -3,7 +3,12 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::{
+    crossterm::event::{KeyCode, KeyEvent, KeyModifiers},
+    layout::Rect,
+};
+
+use super::layout;
 
 use crate::{
     kernel::procmem::PagePresence,
@@ -22,8 +27,8 @@ pub enum UiEvent {
     Key(KeyEvent),
     /// Time passes: rates are recomputed.
     Tick,
-    /// The terminal changed size; the next draw adapts.
-    Resize,
+    /// The terminal's size, at the start and whenever it changes; the next draw adapts.
+    Resize(Rect),
     /// `demo alloc`: the array is known.
     Region(Region),
     /// `demo alloc`: a step finished.
@@ -144,9 +149,6 @@ pub struct Status {
 /// How many lines the event list keeps.
 const EVENT_LINES: usize = 2000;
 
-/// Cells per row of the page map; the cursor moves a row down by this many cells.
-pub const ROW_CELLS: u64 = 32;
-
 /// The whole state of the view.
 pub struct App {
     pub mode: Mode,
@@ -171,6 +173,10 @@ pub struct App {
     pub top_rows: Vec<crate::top::Row>,
     pub top_sort: SortKey,
     pub top_selected: usize,
+    /// `-n`: how many rows of `demo top` are shown.
+    pub top_count: usize,
+    /// The terminal's size, for the keys that move by the drawn rows.
+    pub size: Rect,
     /// Log messages, newest last.
     pub logs: VecDeque<String>,
 }
@@ -199,6 +205,8 @@ impl App {
             top_rows: Vec::new(),
             top_sort: SortKey::Rate,
             top_selected: 0,
+            top_count: usize::MAX,
+            size: Rect::new(0, 0, 80, 24),
             logs: VecDeque::new(),
         }
     }
@@ -209,6 +217,30 @@ impl App {
         if self.logs.len() > 100 {
             self.logs.pop_front();
         }
+    }
+
+    /// For `demo top`: how many rows to show, and the key they are sorted by at first.
+    pub fn with_top(mut self, count: usize, sort: SortKey) -> Self {
+        self.top_count = count;
+        self.top_sort = sort;
+        self
+    }
+
+    /// The rows of `demo top` on screen: every process sorted by the current key, cut to `-n`.
+    pub fn shown_top_rows(&self) -> &[crate::top::Row] {
+        &self.top_rows[..self.top_rows.len().min(self.top_count)]
+    }
+
+    /// The page map as drawn at the current size: cells per row, and pages per cell.
+    pub fn map_geometry(&self) -> (u64, u64) {
+        let screen = layout::screen(self.size, !self.logs.is_empty());
+        let [map, _] = layout::map_and_middle(screen.main);
+        let (row_cells, rows) = layout::map_grid(map);
+        let shown = self.region().map_or(0, RegionView::shown_pages);
+        (
+            row_cells,
+            layout::pages_per_cell(self.zoom, shown, row_cells * rows),
+        )
     }
 
     pub fn region(&self) -> Option<&RegionView> {
@@ -230,16 +262,18 @@ impl App {
                     / super::TICK.as_secs_f64();
                 self.faults_at_last_tick = self.status.faults;
             }
-            UiEvent::Resize => {}
+            UiEvent::Resize(size) => self.size = size,
             UiEvent::Region(region) => self.regions.push(RegionView::new(region)),
             UiEvent::Step(step) => self.apply_step(*step),
             UiEvent::Trace(event) => self.apply_trace(*event),
             UiEvent::Top(interval) => {
                 if !self.paused {
                     self.top_rows = interval.rows;
+                    crate::top::sort_rows(&mut self.top_rows, self.top_sort);
                     self.status.lost = interval.dropped;
-                    self.top_selected =
-                        self.top_selected.min(self.top_rows.len().saturating_sub(1));
+                    self.top_selected = self
+                        .top_selected
+                        .min(self.shown_top_rows().len().saturating_sub(1));
                 }
             }
             UiEvent::Finished(how) => {
@@ -261,7 +295,8 @@ impl App {
             return None;
         }
         let shown = self.region().map_or(0, RegionView::shown_pages);
-        let step = self.zoom.max(1);
+        let (row_cells, per_cell) = self.map_geometry();
+        let step = per_cell;
         match key.code {
             KeyCode::Char('q') => return Some(Request::Quit),
             KeyCode::Char('?') => self.show_help = true,
@@ -274,7 +309,7 @@ impl App {
             }
             KeyCode::Enter if self.mode == Mode::Top => {
                 return self
-                    .top_rows
+                    .shown_top_rows()
                     .get(self.top_selected)
                     .map(|row| Request::TracePid(row.pid));
             }
@@ -284,10 +319,13 @@ impl App {
                     SortKey::Total => SortKey::Major,
                     SortKey::Major => SortKey::Rate,
                 };
+                // All processes, not only those shown: the highlighted row is the one at the
+                // same place in the new order, and Enter traces it.
+                crate::top::sort_rows(&mut self.top_rows, self.top_sort);
             }
             KeyCode::Down | KeyCode::Char('j') if self.mode == Mode::Top => {
                 self.top_selected =
-                    (self.top_selected + 1).min(self.top_rows.len().saturating_sub(1));
+                    (self.top_selected + 1).min(self.shown_top_rows().len().saturating_sub(1));
             }
             KeyCode::Up | KeyCode::Char('k') if self.mode == Mode::Top => {
                 self.top_selected = self.top_selected.saturating_sub(1);
@@ -297,10 +335,10 @@ impl App {
             }
             KeyCode::Left | KeyCode::Char('h') => self.cursor = self.cursor.saturating_sub(step),
             KeyCode::Down | KeyCode::Char('j') => {
-                self.cursor = (self.cursor + step * ROW_CELLS).min(shown.saturating_sub(1));
+                self.cursor = (self.cursor + step * row_cells).min(shown.saturating_sub(1));
             }
             KeyCode::Up | KeyCode::Char('k') => {
-                self.cursor = self.cursor.saturating_sub(step * ROW_CELLS);
+                self.cursor = self.cursor.saturating_sub(step * row_cells);
             }
             KeyCode::PageUp => {
                 self.events_scroll = (self.events_scroll + 10).min(self.events.len())

@@ -3,12 +3,15 @@
 //! state and `render::render` draws it.
 
 pub mod app;
+mod layout;
 mod logs;
 pub mod render;
 #[cfg(test)]
 mod tests;
 
 use std::{future::Future, io, io::IsTerminal as _, time::Duration};
+
+use ratatui::layout::Rect;
 
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
@@ -65,13 +68,16 @@ where
 {
     let mut terminal = ratatui::try_init()?;
     let _restore = RestoreOnDrop;
+    // The keys move over the page map by its drawn rows, which depend on the terminal's size.
+    let size = terminal.size()?;
+    app.handle_event(UiEvent::Resize(Rect::new(0, 0, size.width, size.height)));
     // Keys are read on a thread of their own: crossterm's reader blocks.
     std::thread::spawn(move || {
         use ratatui::crossterm::event::{Event, KeyEventKind, read};
         loop {
             let event = match read() {
                 Ok(Event::Key(key)) if key.kind == KeyEventKind::Press => UiEvent::Key(key),
-                Ok(Event::Resize(..)) => UiEvent::Resize,
+                Ok(Event::Resize(width, height)) => UiEvent::Resize(Rect::new(0, 0, width, height)),
                 Ok(_) => continue,
                 Err(_) => return,
             };
@@ -87,7 +93,7 @@ where
     loop {
         tokio::select! {
             Some(event) = events.recv() => {
-                let redraw = matches!(event, UiEvent::Key(_) | UiEvent::Resize | UiEvent::Step(_));
+                let redraw = matches!(event, UiEvent::Key(_) | UiEvent::Resize(_) | UiEvent::Step(_));
                 match app.handle_event(event) {
                     Some(Request::NextStep) => {
                         if let Some(requests) = &requests {

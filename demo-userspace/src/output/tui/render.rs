@@ -8,8 +8,8 @@ use ratatui::{
     widgets::{Block, Borders, Clear, List, ListItem, Paragraph, Row, Table, Wrap},
 };
 
-use super::app::ROW_CELLS;
 use super::app::{App, HELP, Mode, RegionView};
+use super::layout;
 use crate::model::pages::PageState;
 
 /// What one cell of the page map shows.
@@ -47,14 +47,14 @@ impl Cell {
 }
 
 /// The state of page `page` of `view`.
-fn page_cell(view: &RegionView, page: u64, faulted_now: &[bool]) -> Cell {
+fn page_cell(view: &RegionView, page: u64) -> Cell {
     if view.errors.contains(&page) {
         return Cell::Error;
     }
     let Some(state) = view.pages.state(page) else {
         return Cell::Outside;
     };
-    if faulted_now.get(page as usize).copied().unwrap_or(false) {
+    if view.pages.faulted_now(page) {
         Cell::FaultedNow
     } else if view.major.contains(&page) {
         Cell::Major
@@ -67,26 +67,17 @@ fn page_cell(view: &RegionView, page: u64, faulted_now: &[bool]) -> Cell {
     }
 }
 
-/// Pages per cell: the zoom chosen, or the smallest that fits the region into `cells`.
-pub fn pages_per_cell(app: &App, view: &RegionView, cells: u64) -> u64 {
-    if app.zoom > 0 {
-        return app.zoom;
-    }
-    view.shown_pages().div_ceil(cells.max(1)).max(1)
-}
-
 /// The cells of the page map for `view`, `per_cell` pages each.
 pub fn cells(view: &RegionView, per_cell: u64) -> Vec<Cell> {
-    let faulted_now: Vec<bool> = view.pages.strip().chars().map(|c| c == '*').collect();
     let shown = view.shown_pages();
     (0..shown.div_ceil(per_cell))
         .map(|cell| {
             let first = cell * per_cell;
             let pages = first..(first + per_cell).min(shown);
             if per_cell == 1 {
-                return page_cell(view, first, &faulted_now);
+                return page_cell(view, first);
             }
-            let states: Vec<Cell> = pages.map(|p| page_cell(view, p, &faulted_now)).collect();
+            let states: Vec<Cell> = pages.map(|p| page_cell(view, p)).collect();
             if states.contains(&Cell::Error) {
                 Cell::Error
             } else if states.contains(&Cell::FaultedNow) {
@@ -103,14 +94,12 @@ pub fn cells(view: &RegionView, per_cell: u64) -> Vec<Cell> {
 }
 
 pub fn render(app: &App, frame: &mut Frame) {
-    let log_height = if app.logs.is_empty() { 0 } else { 3 };
-    let [main, log_pane, status] = Layout::vertical([
-        Constraint::Min(10),
-        Constraint::Length(log_height),
-        Constraint::Length(1),
-    ])
-    .areas(frame.area());
-    if log_height > 0 {
+    let layout::Screen {
+        main,
+        log: log_pane,
+        status,
+    } = layout::screen(frame.area(), !app.logs.is_empty());
+    if !app.logs.is_empty() {
         let lines: Vec<Line> = app
             .logs
             .iter()
@@ -127,9 +116,7 @@ pub fn render(app: &App, frame: &mut Frame) {
     if app.mode == Mode::Top {
         render_top(app, frame, main);
     } else {
-        let map_height = (main.height / 3).max(5);
-        let [map, middle] =
-            Layout::vertical([Constraint::Length(map_height), Constraint::Min(5)]).areas(main);
+        let [map, middle] = layout::map_and_middle(main);
         render_map(app, frame, map);
         let [left, events] =
             Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)])
@@ -159,10 +146,8 @@ fn render_map(app: &App, frame: &mut Frame, area: Rect) {
         return;
     };
     let region = &view.region;
-    let inner_width = area.width.saturating_sub(2 + 8) as u64;
-    let row_cells = inner_width.clamp(1, ROW_CELLS.max(inner_width));
-    let rows = area.height.saturating_sub(2) as u64;
-    let per_cell = pages_per_cell(app, view, row_cells * rows.max(1));
+    let (row_cells, rows) = layout::map_grid(area);
+    let per_cell = layout::pages_per_cell(app.zoom, view.shown_pages(), row_cells * rows);
     let cells = cells(view, per_cell);
     let cursor_cell = app.cursor / per_cell;
     let lines: Vec<Line> = cells
@@ -342,9 +327,8 @@ fn render_top(app: &App, frame: &mut Frame, area: Rect) {
         "PID", "COMMAND", "FAULTS/S", "TOTAL", "MINOR", "MAJOR", "WRITE%", "KERN%",
     ])
     .style(Style::default().add_modifier(Modifier::BOLD));
-    let mut rows = app.top_rows.clone();
-    crate::top::sort_rows(&mut rows, app.top_sort);
-    let rows: Vec<Row> = rows
+    let rows: Vec<Row> = app
+        .shown_top_rows()
         .iter()
         .enumerate()
         .map(|(index, row)| {

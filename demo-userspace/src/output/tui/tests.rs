@@ -201,13 +201,14 @@ fn q_and_ctrl_c_quit() {
 
 #[test]
 fn top_sorts_selects_and_traces_the_chosen_process() {
-    let mut app = App::new(Mode::Top, String::new());
-    let row = |pid, faults| Row {
+    // By rate 10, 20, 30; by total 30, 20, 10. With -n 2, pid 30 is not shown by rate.
+    let mut app = App::new(Mode::Top, String::new()).with_top(2, SortKey::Rate);
+    let row = |pid, rate: u64, faults| Row {
         pid,
         comm: format!("p{pid}"),
         faults,
-        interval_faults: faults,
-        rate: faults as f64,
+        interval_faults: rate,
+        rate: rate as f64,
         minor: Some(faults),
         major: Some(0),
         write_pct: Some(100.0),
@@ -216,13 +217,32 @@ fn top_sorts_selects_and_traces_the_chosen_process() {
     };
     app.handle_event(UiEvent::Top(Box::new(Interval {
         seconds: 1.0,
-        rows: vec![row(10, 500), row(20, 50)],
+        rows: vec![row(10, 500, 600), row(20, 50, 700), row(30, 5, 5000)],
         dropped: 0,
         pages_evicted: 0,
         pages: None,
     })));
+    let pids = |app: &App| {
+        app.shown_top_rows()
+            .iter()
+            .map(|r| r.pid)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(pids(&app), [10, 20]);
+    app.handle_event(key(KeyCode::Down));
+    assert_eq!(
+        app.handle_event(key(KeyCode::Enter)),
+        Some(Request::TracePid(20))
+    );
+    app.handle_event(key(KeyCode::Up));
     app.handle_event(key(KeyCode::Char('s')));
     assert_eq!(app.top_sort, SortKey::Total);
+    // Sorted over every process: 30 comes in although it was not among the first two by rate.
+    assert_eq!(pids(&app), [30, 20]);
+    assert_eq!(
+        app.handle_event(key(KeyCode::Enter)),
+        Some(Request::TracePid(30))
+    );
     app.handle_event(key(KeyCode::Down));
     assert_eq!(
         app.handle_event(key(KeyCode::Enter)),
@@ -285,4 +305,41 @@ fn the_help_screen_lists_every_key() {
         assert!(text.contains(keys), "{keys} missing:\n{text}");
     }
     insta::assert_snapshot!(text);
+}
+
+/// `j` and `k` move by a row of the page map as it is drawn, which a resize changes.
+#[test]
+fn j_and_k_move_by_the_drawn_row_and_follow_a_resize() {
+    let mut app = App::new(Mode::Trace, String::new());
+    app.handle_event(UiEvent::Region(Region {
+        name: "big".into(),
+        len: 4096 * 4096,
+        ..region()
+    }));
+    // 80x24: a map of 5 rows of 70 cells; 4096 pages fit at 12 pages a cell.
+    app.handle_event(UiEvent::Resize(ratatui::layout::Rect::new(0, 0, 80, 24)));
+    assert_eq!(app.map_geometry(), (70, 12));
+    let mut terminal = Terminal::new(TestBackend::new(80, 24)).unwrap();
+    terminal
+        .draw(|frame| super::render::render(&app, frame))
+        .unwrap();
+    let drawn: String = terminal
+        .backend()
+        .buffer()
+        .content()
+        .iter()
+        .map(|c| c.symbol())
+        .collect();
+    assert!(drawn.contains("12 pages per cell"), "{drawn}");
+    app.handle_event(key(KeyCode::Char('j')));
+    assert_eq!(app.cursor, 70 * 12);
+    app.handle_event(key(KeyCode::Char('l')));
+    assert_eq!(app.cursor, 71 * 12, "one cell right");
+    app.handle_event(key(KeyCode::Char('k')));
+    assert_eq!(app.cursor, 12);
+    // 120x30: 7 rows of 110 cells, 6 pages a cell.
+    app.handle_event(UiEvent::Resize(ratatui::layout::Rect::new(0, 0, 120, 30)));
+    assert_eq!(app.map_geometry(), (110, 6));
+    app.handle_event(key(KeyCode::Char('j')));
+    assert_eq!(app.cursor, 12 + 110 * 6);
 }
