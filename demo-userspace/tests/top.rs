@@ -17,7 +17,7 @@ use std::{
 use c_programs::compile_c;
 use common::{DEMO, require_root};
 use json::{demo, json_file, json_lines, of_kind};
-use kernel::assert_nothing_of_ours_is_loaded;
+use kernel::{assert_nothing_of_ours_is_loaded, ours_loaded};
 use serde_json::Value;
 
 /// Maps 65,536 pages, says its pid, touches them all when told, reports its own rusage, then
@@ -404,6 +404,14 @@ fn ctrl_c_leaves_nothing_of_top_loaded() {
     for extra in [&["--pid", "1", "--pages"][..], &["--counters-only"]] {
         let (mut top, mut lines) = start_top(extra);
         lines.next().unwrap().unwrap();
+        // The check sees demo's programs and maps while they are loaded, so its silence after
+        // the exit means something.
+        let loaded = ours_loaded();
+        assert!(
+            loaded.iter().any(|name| name == "top_process_exi"),
+            "{loaded:?}"
+        );
+        assert!(loaded.iter().any(|name| name == "TOP_EXITS"), "{loaded:?}");
         // SAFETY: kill(2) on our own child.
         unsafe { libc::kill(top.id() as libc::pid_t, libc::SIGINT) };
         assert!(top.wait().unwrap().success(), "{extra:?}");

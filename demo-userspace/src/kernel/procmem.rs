@@ -130,11 +130,14 @@ pub fn page_presence(
     let entries = pagemap
         .get_range_info(first..first + count as usize)
         .map_err(error)?;
-    let mut kpageflags = procfs::KPageFlags::new().map_err(|source| ProcMemError {
+    // kpageflags needs root, and only a frame number (which pagemap hides from others) needs
+    // it: it is opened at the first present page with a frame number.
+    let kpageflags_error = |source| ProcMemError {
         pid,
         file: "../kpageflags",
         source,
-    })?;
+    };
+    let mut kpageflags: Option<procfs::KPageFlags> = None;
     entries
         .into_iter()
         .map(|entry| {
@@ -145,16 +148,18 @@ pub fn page_presence(
                 ),
                 PageInfo::SwapPage(_) => (false, 0),
             };
-            let zero = present
-                && pfn != 0
-                && kpageflags
+            let zero = if present && pfn != 0 {
+                let flags = match &mut kpageflags {
+                    Some(flags) => flags,
+                    None => kpageflags.insert(procfs::KPageFlags::new().map_err(kpageflags_error)?),
+                };
+                flags
                     .get_info(procfs::process::Pfn(pfn))
-                    .map_err(|source| ProcMemError {
-                        pid,
-                        file: "../kpageflags",
-                        source,
-                    })?
-                    .contains(procfs::PhysicalPageFlags::ZERO_PAGE);
+                    .map_err(kpageflags_error)?
+                    .contains(procfs::PhysicalPageFlags::ZERO_PAGE)
+            } else {
+                false
+            };
             Ok(PagePresence { present, pfn, zero })
         })
         .collect()
@@ -232,6 +237,8 @@ mod tests {
         assert_eq!(&*table.name_of(8), "[unmapped]");
     }
 
+    /// Runs unprivileged too: pagemap hides frame numbers from users, and kpageflags is then
+    /// never opened.
     #[test]
     fn pagemap_and_smaps_see_a_written_page() {
         let page_size = procfs::page_size();

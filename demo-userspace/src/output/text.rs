@@ -604,9 +604,10 @@ mod tests {
             3,
             "arr[1501] = 3",
             pages,
+            // What the kernel would say after step 2: page 1 resident, nothing else.
             KernelView {
                 resident_pages: vec![1],
-                zero_pages: vec![0],
+                zero_pages: vec![],
                 rss_kib: 4,
                 vma: Some(vma(region.start - 8192, 28, 12)),
             },

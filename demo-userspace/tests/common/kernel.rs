@@ -2,38 +2,17 @@
 
 use std::time::Duration;
 
-/// Names the kernel shows for our programs (truncated to 15 characters) and maps.
-const OUR_PROGRAMS: [&str; 5] = [
-    "page_fault_",
-    "heap_",
-    "top_",
-    "sys_enter_mmap",
-    "task_newtask",
-];
-const OUR_MAPS: [&str; 11] = [
-    "TARGETS",
-    "EVENTS",
-    "DROPS",
-    "SUBMITTED",
-    "TOP_COUNTS",
-    "TOP_RECENT",
-    "TOP_EXITS",
-    "PAGE_COUNTS",
-    "TOP_CONFIG",
-    "TOP_COUNTERS",
-    "AYA_LOGS",
-];
-
-/// Our programs and maps still in the kernel.
-fn ours_loaded() -> Vec<String> {
+/// Our programs and maps still in the kernel, by the names the embedded object gives them.
+pub fn ours_loaded() -> Vec<String> {
+    let ours = demo::kernel::probes::object_names().expect("parse the embedded eBPF object");
     let programs = aya::programs::loaded_programs()
         .filter_map(Result::ok)
         .filter_map(|p| p.name_as_str().map(str::to_owned))
-        .filter(|name| OUR_PROGRAMS.iter().any(|ours| name.starts_with(ours)));
+        .filter(|name| ours.programs.contains(name));
     let maps = aya::maps::loaded_maps()
         .filter_map(Result::ok)
         .filter_map(|m| m.name_as_str().map(str::to_owned))
-        .filter(|name| OUR_MAPS.contains(&name.as_str()));
+        .filter(|name| ours.maps.contains(name));
     programs.chain(maps).collect()
 }
 

@@ -162,6 +162,37 @@ pub enum ProbeError {
         operation: &'static str,
         source: MapError,
     },
+    #[error("parse the embedded eBPF object: {0}")]
+    Parse(#[source] aya_obj::ParseError),
+}
+
+/// The names of the embedded object's programs and maps, as the kernel shows them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ObjectNames {
+    pub programs: Vec<String>,
+    pub maps: Vec<String>,
+}
+
+/// The kernel keeps at most this many bytes of a program's or map's name.
+const KERNEL_NAME_BYTES: usize = 15;
+
+/// Lists the embedded object's programs and maps (not its data sections) by the names the
+/// kernel gives them, so that a check for anything of demo's left loaded knows them all.
+pub fn object_names() -> Result<ObjectNames, ProbeError> {
+    let object = aya_obj::Object::parse(EBPF_OBJECT).map_err(ProbeError::Parse)?;
+    let kernel_name = |name: &String| name[..name.len().min(KERNEL_NAME_BYTES)].to_owned();
+    let mut names = ObjectNames {
+        programs: object.programs.keys().map(kernel_name).collect(),
+        maps: object
+            .maps
+            .keys()
+            .filter(|name| !name.starts_with('.'))
+            .map(kernel_name)
+            .collect(),
+    };
+    names.programs.sort();
+    names.maps.sort();
+    Ok(names)
 }
 
 /// Where fault records come from.
@@ -592,5 +623,25 @@ fn raise_memlock_limit() {
             "raise RLIMIT_MEMLOCK: {} (harmless on kernels since 5.11)",
             std::io::Error::last_os_error()
         );
+    }
+}
+
+#[cfg(test)]
+mod object_tests {
+    use super::*;
+
+    /// The names come from the object itself: a program or map added later is in the list, and
+    /// the kernel's 15-byte limit is applied as it is to loaded programs.
+    #[test]
+    fn the_object_names_its_programs_and_maps_as_the_kernel_does() {
+        let names = object_names().unwrap();
+        for program in ["page_fault_user", "top_flush", "task_newtask"] {
+            assert!(names.programs.iter().any(|p| p == program), "{names:?}");
+        }
+        assert!(names.programs.iter().all(|p| p.len() <= 15), "{names:?}");
+        for map in ["TARGETS", "EVENTS", "DROPS", "TOP_COUNTS", "AYA_LOGS"] {
+            assert!(names.maps.iter().any(|m| m == map), "{names:?}");
+        }
+        assert!(names.maps.iter().all(|m| !m.starts_with('.')), "{names:?}");
     }
 }
