@@ -493,8 +493,15 @@ fn no_program_of_ours_stays_loaded_after_exit() {
     assert_nothing_of_ours_is_loaded();
 }
 
+/// Enter is given one line at a time, and only after the prompt for that step: before each
+/// Enter, the steps reported so far are exactly the earlier ones, and stay so while demo waits.
 #[test]
 fn interactive_waits_for_one_enter_per_step() {
+    use std::{
+        io::{BufRead as _, BufReader, Read as _, Write as _},
+        sync::mpsc,
+        time::Duration,
+    };
     require_root();
     let mut child = Command::new(DEMO)
         .args(["alloc", "mmap", "--interactive", "--format", "json"])
@@ -504,17 +511,62 @@ fn interactive_waits_for_one_enter_per_step() {
         .spawn()
         .expect("start demo");
     let mut stdin = child.stdin.take().unwrap();
-    std::io::Write::write_all(&mut stdin, b"\n\n\n\n\n").unwrap();
+    let (line_sender, lines) = mpsc::channel::<String>();
+    let stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let _ = line_sender.send(line.unwrap());
+        }
+    });
+    // The prompts end with ": " and no newline, so stderr is read byte by byte.
+    let (prompt_sender, prompts) = mpsc::channel::<String>();
+    let mut stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        let mut byte = [0u8; 1];
+        while stderr.read(&mut byte).is_ok_and(|n| n == 1) {
+            text.push(byte[0] as char);
+            if let Some(rest) = text.split("press Enter for ").nth(1)
+                && let Some((prompt, _)) = rest.split_once(':')
+            {
+                let _ = prompt_sender.send(prompt.to_owned());
+                text.clear();
+            }
+        }
+    });
+    let mut got: Vec<serde_json::Value> = Vec::new();
+    let steps_so_far = |got: &mut Vec<serde_json::Value>| {
+        got.extend(lines.try_iter().map(|l| serde_json::from_str(&l).unwrap()));
+        got.iter().filter(|line| line["kind"] == "step").count()
+    };
+    for step in 1..=5 {
+        let prompt = prompts
+            .recv_timeout(Duration::from_secs(30))
+            .expect("a prompt for the next step");
+        assert_eq!(prompt, format!("step {step}"));
+        // The last step's line may still be on its way through the pipe.
+        let start = std::time::Instant::now();
+        while steps_so_far(&mut got) < step - 1 && start.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(
+            steps_so_far(&mut got),
+            step - 1,
+            "before Enter for step {step}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(
+            steps_so_far(&mut got),
+            step - 1,
+            "ran ahead of Enter for step {step}"
+        );
+        stdin.write_all(b"\n").unwrap();
+        stdin.flush().unwrap();
+    }
     drop(stdin);
-    let output = child.wait_with_output().unwrap();
-    assert!(output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let prompts: Vec<&str> = stderr
-        .split("press Enter for ")
-        .skip(1)
-        .map(|prompt| prompt.split(':').next().unwrap())
-        .collect();
-    assert_eq!(prompts, ["step 1", "step 2", "step 3", "step 4", "step 5"]);
-    let lines = json_lines(&output);
-    assert_eq!(of_kind(&lines, "summary")[0]["faults_in_region"], 3);
+    assert!(child.wait().unwrap().success());
+    reader.join().unwrap();
+    assert_eq!(steps_so_far(&mut got), 5);
+    let summary: Vec<_> = got.iter().filter(|l| l["kind"] == "summary").collect();
+    assert_eq!(summary[0]["faults_in_region"], 3);
 }
