@@ -30,6 +30,50 @@ impl FaultClass {
     }
 }
 
+/// How many faults ended in each class: the one count behind every total demo shows.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ClassCounts {
+    pub minor: u64,
+    pub major: u64,
+    pub error: u64,
+}
+
+impl ClassCounts {
+    /// The counts of `classes`.
+    pub fn of(classes: impl IntoIterator<Item = FaultClass>) -> Self {
+        let mut counts = Self::default();
+        for class in classes {
+            counts.add(class);
+        }
+        counts
+    }
+
+    pub fn add(&mut self, class: FaultClass) {
+        match class {
+            FaultClass::Minor => self.minor += 1,
+            FaultClass::Major => self.major += 1,
+            FaultClass::Error => self.error += 1,
+        }
+    }
+
+    pub fn total(self) -> u64 {
+        self.minor + self.major + self.error
+    }
+
+    /// The classes that occurred, by name, as the JSON `classes` object has them.
+    pub fn by_name(self) -> std::collections::BTreeMap<&'static str, u64> {
+        [
+            (FaultClass::Minor, self.minor),
+            (FaultClass::Major, self.major),
+            (FaultClass::Error, self.error),
+        ]
+        .into_iter()
+        .filter(|&(_, count)| count > 0)
+        .map(|(class, count)| (class.as_str(), count))
+        .collect()
+    }
+}
+
 /// A fault and, once known, its class.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ClassifiedFault {
@@ -170,6 +214,15 @@ mod tests {
     use demo_common::FaultSource;
 
     use super::*;
+
+    #[test]
+    fn class_counts_total_and_name_only_the_classes_seen() {
+        let counts = ClassCounts::of([FaultClass::Minor, FaultClass::Error, FaultClass::Minor]);
+        assert_eq!((counts.minor, counts.major, counts.error), (2, 0, 1));
+        assert_eq!(counts.total(), 3);
+        let named: Vec<_> = counts.by_name().into_iter().collect();
+        assert_eq!(named, [("error", 1), ("minor", 2)]);
+    }
     use crate::model::access::ErrorCode;
 
     fn snapshot(tid: u32, minor: u64, major: u64) -> ThreadSnapshot {

@@ -401,7 +401,7 @@ impl<W: Write> Reporter for JsonReporter<W> {
             action: &step.action,
             faults_in_region: step.faults_in_region().count(),
             faults_elsewhere: step.elsewhere(),
-            classes: step.class_counts(),
+            classes: step.class_counts().by_name(),
             syscalls: step.syscalls.iter().map(|call| call.describe()).collect(),
             allocation: step.allocation.as_ref().map(|facts| Allocation {
                 allocator: facts.allocator,

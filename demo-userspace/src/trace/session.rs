@@ -10,7 +10,7 @@ use super::{
 };
 use crate::{
     kernel::procmem::{self, MappingTable},
-    model::classify::{ClassifiedFault, Classifier, FaultClass},
+    model::classify::{ClassCounts, ClassifiedFault, Classifier, FaultClass},
     model::events::{Decoded, Fault, Record, SignalEvent},
     model::pages::PageModel,
     model::region::Location,
@@ -56,14 +56,6 @@ struct ProcessState {
     heap: Option<(u64, u64)>,
 }
 
-/// Counts for the summary.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Totals {
-    pub minor: u64,
-    pub major: u64,
-    pub error: u64,
-}
-
 /// Where a fault hit, worked out when its record arrived.
 #[derive(Debug)]
 struct Resolved {
@@ -81,7 +73,7 @@ pub struct Session {
     processes: BTreeMap<u32, ProcessState>,
     /// Per region id: its page model and fault count.
     pages: BTreeMap<usize, (PageModel, u64)>,
-    totals: Totals,
+    totals: ClassCounts,
     fallback: FallbackNames,
     /// Ended regions whose page models are still kept, oldest first.
     ended: std::collections::VecDeque<usize>,
@@ -109,7 +101,7 @@ impl Session {
             regions,
             processes: BTreeMap::new(),
             pages: BTreeMap::new(),
-            totals: Totals::default(),
+            totals: ClassCounts::default(),
             fallback: FallbackNames {
                 heap: "[heap]".into(),
                 anon: "[anon]".into(),
@@ -260,11 +252,7 @@ impl Session {
         out: &mut Vec<TraceEvent>,
     ) {
         let raw = fault.fault;
-        match fault.class {
-            FaultClass::Minor => self.totals.minor += 1,
-            FaultClass::Major => self.totals.major += 1,
-            FaultClass::Error => self.totals.error += 1,
-        }
+        self.totals.add(fault.class);
         if fault.class != FaultClass::Error {
             self.processes.entry(raw.pid).or_default().completions += 1;
         }
@@ -332,7 +320,7 @@ impl Session {
         }
     }
 
-    pub fn totals(&self) -> Totals {
+    pub fn totals(&self) -> ClassCounts {
         self.totals
     }
 

@@ -12,7 +12,7 @@ use crate::{
     kernel::privileges::RunAs,
     kernel::probes::Probes,
     kernel::procmem::{self, MappingTable},
-    model::classify::{ClassifiedFault, Classifier, FaultClass},
+    model::classify::{ClassCounts, ClassifiedFault, Classifier, FaultClass},
     model::events::{Decoded, Record, SignalEvent},
     model::pages::PageModel,
     model::region::Region,
@@ -161,14 +161,14 @@ pub async fn run_walk(
     if died.is_none() && !status.success() {
         bail!("the workload child ended badly: {status}");
     }
-    let (minor, major, error) = walker.collector.class_totals;
+    let classes = walker.collector.class_totals;
     let summary = Summary {
         scenario: plan.scenario,
         faults_in_region: walker.collector.in_region,
-        faults_total: minor + major + error,
-        minor,
-        major,
-        error,
+        faults_total: classes.total(),
+        minor: classes.minor,
+        major: classes.major,
+        error: classes.error,
         faults_startup: startup,
         unattributed_faults: walker.collector.classifier.unattributed()
             - walker.unattributed_at_start,
@@ -195,7 +195,7 @@ struct Collector {
     syscalls: Vec<SyscallCall>,
     signals: Vec<SignalEvent>,
     in_region: u64,
-    class_totals: (u64, u64, u64),
+    class_totals: ClassCounts,
 }
 
 impl Collector {
@@ -361,12 +361,7 @@ impl Walker<'_> {
         let collector = &mut self.collector;
         collector.in_region += faults.iter().filter(|f| f.location.is_some()).count() as u64;
         for fault in &faults {
-            let totals = &mut collector.class_totals;
-            match fault.fault.class {
-                FaultClass::Minor => totals.0 += 1,
-                FaultClass::Major => totals.1 += 1,
-                FaultClass::Error => totals.2 += 1,
-            }
+            collector.class_totals.add(fault.fault.class);
         }
         let death = match reply {
             Reply::Died(status) => Some(death(status, &faults, &signals)),

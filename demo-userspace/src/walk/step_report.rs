@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::{
     kernel::procmem::{MappingTable, VmaUsage},
-    model::classify::{ClassifiedFault, FaultClass},
+    model::classify::{ClassCounts, ClassifiedFault, FaultClass},
     model::events::SignalEvent,
     model::pages::{PageModel, PageOrigin},
     model::region::{Location, Region},
@@ -144,12 +144,8 @@ impl StepReport {
     }
 
     /// Counts of this step's faults by class.
-    pub fn class_counts(&self) -> BTreeMap<&'static str, u64> {
-        let mut counts = BTreeMap::new();
-        for fault in &self.faults {
-            *counts.entry(fault.fault.class.as_str()).or_default() += 1;
-        }
-        counts
+    pub fn class_counts(&self) -> ClassCounts {
+        ClassCounts::of(self.faults.iter().map(|f| f.fault.class))
     }
 }
 

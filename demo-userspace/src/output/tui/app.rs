@@ -12,7 +12,7 @@ use super::layout;
 
 use crate::{
     kernel::procmem::PagePresence,
-    model::classify::{ClassifiedFault, FaultClass},
+    model::classify::{ClassCounts, ClassifiedFault, FaultClass},
     model::pages::PageModel,
     model::region::{Location, Region},
     model::signals::signal_name,
@@ -135,10 +135,7 @@ pub struct StepRow {
 /// Totals for the status line.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Status {
-    pub faults: u64,
-    pub minor: u64,
-    pub major: u64,
-    pub error: u64,
+    pub classes: ClassCounts,
     pub lost: u64,
     /// Faults per second over the last tick.
     pub rate: f64,
@@ -258,9 +255,10 @@ impl App {
                         view.pages.begin_step();
                     }
                 }
-                self.status.rate = (self.status.faults - self.faults_at_last_tick) as f64
-                    / super::TICK.as_secs_f64();
-                self.faults_at_last_tick = self.status.faults;
+                let faults = self.status.classes.total();
+                self.status.rate =
+                    (faults - self.faults_at_last_tick) as f64 / super::TICK.as_secs_f64();
+                self.faults_at_last_tick = faults;
             }
             UiEvent::Resize(size) => self.size = size,
             UiEvent::Region(region) => self.regions.push(RegionView::new(region)),
@@ -367,12 +365,7 @@ impl App {
     }
 
     fn count(&mut self, class: FaultClass) {
-        self.status.faults += 1;
-        match class {
-            FaultClass::Minor => self.status.minor += 1,
-            FaultClass::Major => self.status.major += 1,
-            FaultClass::Error => self.status.error += 1,
-        }
+        self.status.classes.add(class);
     }
 
     fn apply_step(&mut self, step: StepReport) {

@@ -384,10 +384,10 @@ fn render_status(app: &App, frame: &mut Frame, area: Rect) {
         " {} | {:.0}/s | {} faults ({} min {} maj {} err) | lost {} | {} | ? help q quit",
         app.title,
         status.rate,
-        status.faults,
-        status.minor,
-        status.major,
-        status.error,
+        status.classes.total(),
+        status.classes.minor,
+        status.classes.major,
+        status.classes.error,
         status.lost,
         status.target
     );
