@@ -41,10 +41,6 @@ impl<W: Write> JsonReporter<W> {
             out: JsonLines::new(out),
         }
     }
-
-    fn line(&mut self, value: &impl Serialize) -> io::Result<()> {
-        self.out.line(value)
-    }
 }
 
 /// A `region` line: an array the report resolves faults in.
@@ -314,7 +310,7 @@ impl<W: Write> JsonReporter<W> {
     fn faults(&mut self, step: &StepReport) -> io::Result<()> {
         let scenario = step.scenario.as_str();
         for resolved in &step.faults {
-            self.line(&FaultLine::new(
+            self.out.line(&FaultLine::new(
                 scenario,
                 Some(step.step),
                 &resolved.fault,
@@ -328,7 +324,7 @@ impl<W: Write> JsonReporter<W> {
 
     fn syscalls(&mut self, step: &StepReport) -> io::Result<()> {
         for call in &step.syscalls {
-            self.line(&SyscallLine::new(
+            self.out.line(&SyscallLine::new(
                 step.scenario.as_str(),
                 Some(step.step),
                 call,
@@ -340,7 +336,7 @@ impl<W: Write> JsonReporter<W> {
     fn signals(&mut self, step: &StepReport) -> io::Result<()> {
         let fatal = step.death.as_ref().and_then(|death| death.generated);
         for signal in step.signals.iter().filter(|&&signal| Some(signal) != fatal) {
-            self.line(&SignalLine::generated(
+            self.out.line(&SignalLine::generated(
                 step.scenario.as_str(),
                 Some(step.step),
                 signal,
@@ -360,7 +356,7 @@ impl<W: Write> JsonReporter<W> {
             sources.push("wait status");
         }
         let location = death.fault.and_then(|(_, location)| location);
-        self.line(&SignalLine {
+        self.out.line(&SignalLine {
             kind: "signal",
             scenario: step.scenario.as_str(),
             step: Some(step.step),
@@ -385,7 +381,8 @@ impl<W: Write> Reporter for JsonReporter<W> {
             ScenarioName::Malloc => "malloc",
             ScenarioName::Mmap | ScenarioName::OutOfBounds => "mmap",
         };
-        self.line(&RegionLine::new(scenario.as_str(), None, region, origin))
+        self.out
+            .line(&RegionLine::new(scenario.as_str(), None, region, origin))
     }
 
     fn step(&mut self, step: &StepReport) -> io::Result<()> {
@@ -394,7 +391,7 @@ impl<W: Write> Reporter for JsonReporter<W> {
         self.signals(step)?;
         let kernel = step.kernel.as_ref();
         let vma = kernel.and_then(|k| k.vma.as_ref());
-        self.line(&StepLine {
+        self.out.line(&StepLine {
             kind: "step",
             scenario: step.scenario,
             step: step.step,
@@ -435,7 +432,7 @@ impl<W: Write> Reporter for JsonReporter<W> {
     }
 
     fn summary(&mut self, summary: &Summary) -> io::Result<()> {
-        self.line(&SummaryLine {
+        self.out.line(&SummaryLine {
             kind: "summary",
             summary,
         })?;
@@ -443,7 +440,7 @@ impl<W: Write> Reporter for JsonReporter<W> {
     }
 
     fn comparison(&mut self, walks: &[WalkResult]) -> io::Result<()> {
-        self.line(&ComparisonLine {
+        self.out.line(&ComparisonLine {
             kind: "comparison",
             walks,
         })?;

@@ -23,6 +23,25 @@ fn now_rfc3339() -> String {
     humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
 }
 
+/// The columns of the top table, in the text output and the terminal view alike.
+pub const COLUMNS: [&str; 8] = [
+    "PID", "COMMAND", "FAULTS/S", "TOTAL", "MINOR", "MAJOR", "WRITE%", "KERN%",
+];
+
+/// One process's cells under [`COLUMNS`].
+pub fn cells(row: &Row) -> [String; 8] {
+    [
+        row.pid.to_string(),
+        row.comm.clone(),
+        format!("{:.1}", row.rate),
+        row.faults.to_string(),
+        known(row.minor),
+        known(row.major),
+        known_percent(row.write_pct),
+        known_percent(row.kernel_pct),
+    ]
+}
+
 struct TextTop<W> {
     out: W,
 }
@@ -41,23 +60,16 @@ impl<W: Write> TopOutput for TextTop<W> {
                 String::new()
             }
         )?;
+        let [pid, comm, rate, total, minor, major, write, kern] = COLUMNS;
         writeln!(
             self.out,
-            "{:>8} {:<16} {:>10} {:>10} {:>10} {:>7} {:>6} {:>6}",
-            "PID", "COMMAND", "FAULTS/S", "TOTAL", "MINOR", "MAJOR", "WRITE%", "KERN%"
+            "{pid:>8} {comm:<16} {rate:>10} {total:>10} {minor:>10} {major:>7} {write:>6} {kern:>6}"
         )?;
         for row in &interval.rows {
+            let [pid, comm, rate, total, minor, major, write, kern] = cells(row);
             writeln!(
                 self.out,
-                "{:>8} {:<16} {:>10.1} {:>10} {:>10} {:>7} {:>6} {:>6}{}",
-                row.pid,
-                row.comm,
-                row.rate,
-                row.faults,
-                known(row.minor),
-                known(row.major),
-                known_percent(row.write_pct),
-                known_percent(row.kernel_pct),
+                "{pid:>8} {comm:<16} {rate:>10} {total:>10} {minor:>10} {major:>7} {write:>6} {kern:>6}{}",
                 if row.exited { "  (exited)" } else { "" }
             )?;
         }

@@ -106,12 +106,7 @@ impl<W: Write> TraceOutput for TextTrace<W> {
         match event {
             TraceEvent::Fault(traced) => {
                 let raw = &traced.fault.fault;
-                let region = traced.region.as_ref().map_or_else(
-                    || "-".to_owned(),
-                    |(_, name, location)| {
-                        format!("{name}[{}] page {}", location.index, location.page)
-                    },
-                );
+                let region = traced.region_place().unwrap_or_else(|| "-".to_owned());
                 writeln!(
                     self.out,
                     "{} {:<6} {:<5} {:<6} {:#018x} {:<28} {region}",
@@ -120,7 +115,7 @@ impl<W: Write> TraceOutput for TextTrace<W> {
                     raw.error_code.access().as_str(),
                     raw.error_code.mode().as_str(),
                     raw.address,
-                    format!("{}@{:#x}", traced.mapping, traced.mapping_offset),
+                    traced.mapping_place(),
                 )
             }
             TraceEvent::Syscall(call) => writeln!(
@@ -273,11 +268,7 @@ struct JsonTrace<W: Write> {
     out: JsonLines<W>,
 }
 
-impl<W: Write> JsonTrace<W> {
-    fn line(&mut self, value: &impl Serialize) -> io::Result<()> {
-        self.out.line(value)
-    }
-}
+impl<W: Write> JsonTrace<W> {}
 
 const SCENARIO: &str = "trace";
 
@@ -335,7 +326,7 @@ struct SummaryLine<'a> {
 
 impl<W: Write> TraceOutput for JsonTrace<W> {
     fn started(&mut self, start: &TraceStart) -> io::Result<()> {
-        self.line(&StartLine {
+        self.out.line(&StartLine {
             kind: "trace",
             start,
         })?;
@@ -359,29 +350,31 @@ impl<W: Write> TraceOutput for JsonTrace<W> {
                 )
                 .write_json(line)
             }),
-            TraceEvent::Syscall(call) => self.line(&SyscallLine::new(SCENARIO, None, call)),
-            TraceEvent::Signal(signal) => self.line(&SignalLine::generated(SCENARIO, None, signal)),
-            TraceEvent::RegionStarted(tracked) => self.line(&RegionLine::new(
+            TraceEvent::Syscall(call) => self.out.line(&SyscallLine::new(SCENARIO, None, call)),
+            TraceEvent::Signal(signal) => self
+                .out
+                .line(&SignalLine::generated(SCENARIO, None, signal)),
+            TraceEvent::RegionStarted(tracked) => self.out.line(&RegionLine::new(
                 SCENARIO,
                 Some(tracked.pid),
                 &tracked.region,
                 tracked.origin.as_str(),
             )),
-            TraceEvent::RegionEnded(tracked) => self.line(&RegionEndLine {
+            TraceEvent::RegionEnded(tracked) => self.out.line(&RegionEndLine {
                 kind: "region_end",
                 scenario: SCENARIO,
                 pid: tracked.pid,
                 name: &tracked.region.name,
                 address: tracked.region.start,
             }),
-            TraceEvent::ProcessForked { pid, parent } => self.line(&ProcessLine {
+            TraceEvent::ProcessForked { pid, parent } => self.out.line(&ProcessLine {
                 kind: "process",
                 scenario: SCENARIO,
                 pid: *pid,
                 parent: Some(*parent),
                 event: "fork",
             }),
-            TraceEvent::ProcessExited { pid } => self.line(&ProcessLine {
+            TraceEvent::ProcessExited { pid } => self.out.line(&ProcessLine {
                 kind: "process",
                 scenario: SCENARIO,
                 pid: *pid,
@@ -393,7 +386,7 @@ impl<W: Write> TraceOutput for JsonTrace<W> {
 
     fn summary(&mut self, summary: &TraceSummary, session: &Session) -> io::Result<()> {
         for (tracked, pages, faults) in session.region_states() {
-            self.line(&RegionSummaryLine {
+            self.out.line(&RegionSummaryLine {
                 kind: "region_summary",
                 scenario: SCENARIO,
                 pid: tracked.pid,
@@ -408,7 +401,7 @@ impl<W: Write> TraceOutput for JsonTrace<W> {
                 live: tracked.live,
             })?;
         }
-        self.line(&SummaryLine {
+        self.out.line(&SummaryLine {
             kind: "summary",
             scenario: SCENARIO,
             summary,

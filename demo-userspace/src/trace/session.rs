@@ -29,6 +29,20 @@ pub struct TracedFault {
     pub region: Option<(usize, Arc<str>, Location)>,
 }
 
+impl TracedFault {
+    /// Where in its region the fault landed, as every output names it: `mmap#4[1500] page 1`.
+    pub fn region_place(&self) -> Option<String> {
+        self.region
+            .as_ref()
+            .map(|(_, name, location)| format!("{name}[{}] page {}", location.index, location.page))
+    }
+
+    /// The mapping and offset the fault hit, like perf trace's `dso@offset`.
+    pub fn mapping_place(&self) -> String {
+        format!("{}@{:#x}", self.mapping, self.mapping_offset)
+    }
+}
+
 /// What the trace shows, in order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TraceEvent {

@@ -434,18 +434,17 @@ impl App {
             TraceEvent::Fault(traced) => {
                 self.count(traced.fault.class);
                 let raw = traced.fault.fault;
-                let place = match &traced.region {
-                    Some((id, name, location)) => {
-                        if let Some(view) = self.regions.get_mut(*id) {
-                            if traced.fault.class != FaultClass::Error {
-                                view.pages.apply_at(location, raw.error_code.access(), 0);
-                            }
-                            view.note(*location, &traced.fault, None);
-                        }
-                        format!("{name}[{}] page {}", location.index, location.page)
+                if let Some((id, _, location)) = &traced.region
+                    && let Some(view) = self.regions.get_mut(*id)
+                {
+                    if traced.fault.class != FaultClass::Error {
+                        view.pages.apply_at(location, raw.error_code.access(), 0);
                     }
-                    None => format!("{}@{:#x}", traced.mapping, traced.mapping_offset),
-                };
+                    view.note(*location, &traced.fault, None);
+                }
+                let place = traced
+                    .region_place()
+                    .unwrap_or_else(|| traced.mapping_place());
                 self.push_event(format!(
                     "{} {} {} {place}",
                     raw.tid,

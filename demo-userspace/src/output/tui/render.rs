@@ -323,34 +323,21 @@ fn render_events(app: &App, frame: &mut Frame, area: Rect) {
 }
 
 fn render_top(app: &App, frame: &mut Frame, area: Rect) {
-    let header = Row::new([
-        "PID", "COMMAND", "FAULTS/S", "TOTAL", "MINOR", "MAJOR", "WRITE%", "KERN%",
-    ])
-    .style(Style::default().add_modifier(Modifier::BOLD));
+    let header =
+        Row::new(crate::output::top::COLUMNS).style(Style::default().add_modifier(Modifier::BOLD));
     let rows: Vec<Row> = app
         .shown_top_rows()
         .iter()
         .enumerate()
         .map(|(index, row)| {
             let mut style = highlighted(Style::default(), index == app.top_selected);
+            let mut cells = crate::output::top::cells(row);
             // Shown once, in the interval it exited in, as the text output does.
-            let command = if row.exited {
+            if row.exited {
                 style = style.add_modifier(Modifier::DIM);
-                format!("{} (exited)", row.comm)
-            } else {
-                row.comm.clone()
-            };
-            Row::new([
-                row.pid.to_string(),
-                command,
-                format!("{:.1}", row.rate),
-                row.faults.to_string(),
-                crate::output::top::known(row.minor),
-                crate::output::top::known(row.major),
-                crate::output::top::known_percent(row.write_pct),
-                crate::output::top::known_percent(row.kernel_pct),
-            ])
-            .style(style)
+                cells[1].push_str(" (exited)");
+            }
+            Row::new(cells).style(style)
         })
         .collect();
     // 69 columns and 7 gaps fit an 80-column terminal, with room for "(exited)" after a
