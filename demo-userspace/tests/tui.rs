@@ -102,16 +102,41 @@ impl Drop for Pane {
     }
 }
 
-/// The glyphs of the first page-map row, after its index label.
-fn map_cells(screen: &str) -> String {
-    let row = screen.lines().nth(1).unwrap_or_default();
-    row.trim_start_matches('│')
-        .trim_start()
-        .trim_start_matches(|c: char| c.is_ascii_digit())
-        .trim_start()
-        .trim_end_matches('│')
-        .trim_end()
-        .to_owned()
+/// The page map's labelled cells, one per page: (label line, state line), read from the
+/// columns where each "page N" starts.
+fn page_cells(screen: &str) -> Vec<(String, String)> {
+    let lines: Vec<Vec<char>> = screen.lines().map(|l| l.chars().collect()).collect();
+    let (Some(labels), Some(states)) = (lines.get(1), lines.get(3)) else {
+        return Vec::new();
+    };
+    let text: String = labels.iter().collect();
+    let starts: Vec<usize> = text
+        .match_indices("page ")
+        .map(|(byte, _)| text[..byte].chars().count())
+        .map(|column| {
+            if labels.get(column.wrapping_sub(2)) == Some(&'▶') {
+                column - 2
+            } else {
+                column
+            }
+        })
+        .collect();
+    let cell = |line: &[char], from: usize, to: usize| -> String {
+        line.get(from..to.min(line.len()))
+            .unwrap_or_default()
+            .iter()
+            .collect::<String>()
+            .trim_matches(|c: char| c == '│' || c.is_whitespace())
+            .to_owned()
+    };
+    starts
+        .iter()
+        .enumerate()
+        .map(|(n, &from)| {
+            let to = starts.get(n + 1).copied().unwrap_or(labels.len());
+            (cell(labels, from, to), cell(states, from, to))
+        })
+        .collect()
 }
 
 #[test]
@@ -131,16 +156,32 @@ fn alloc_mmap_stepped_with_enter_shows_three_resident_pages_and_quits_cleanly() 
         });
     }
     let screen = pane.wait_for("the end of the walk", |s| s.contains("RSS 12 KiB"));
-    let cells: Vec<char> = map_cells(&screen).chars().collect();
-    assert_eq!(cells.len(), 5, "five page cells:\n{screen}");
-    assert!(
-        cells[..3].iter().all(|&c| c == '█' || c == '*'),
-        "pages 0-2 resident:\n{screen}"
+    // Five labelled cells, one per page, pages 0 to 2 resident (page 2 faulted in the last step).
+    let cells = page_cells(&screen);
+    let labels: Vec<&str> = cells
+        .iter()
+        .map(|(label, _)| label.trim_start_matches("▶ "))
+        .collect();
+    assert_eq!(
+        labels,
+        ["page 0", "page 1", "page 2", "page 3", "page 4"],
+        "{screen}"
     );
-    assert!(
-        cells[3..].iter().all(|&c| c == '·'),
-        "pages 3-4 untouched:\n{screen}"
+    let states: Vec<&str> = cells.iter().map(|(_, state)| state.as_str()).collect();
+    assert_eq!(
+        states,
+        [
+            "resident",
+            "resident",
+            "faulted now",
+            "untouched",
+            "untouched"
+        ],
+        "{screen}"
     );
+    for range in ["[0..1023]", "[1024..2047]", "[2048..3071]", "[4096..4999]"] {
+        assert!(screen.contains(range), "{range} missing:\n{screen}");
+    }
     for action in ["arr[1500]", "arr[1501]", "arr[0]", "arr[3000]"] {
         assert!(screen.contains(action), "{action} missing:\n{screen}");
     }
@@ -161,13 +202,18 @@ fn out_of_bounds_shows_the_sigsegv_on_page_5_outside_the_mapping() {
         pane.keys(&["Enter"]);
         std::thread::sleep(Duration::from_millis(100));
     }
-    let screen = pane.wait_for("the SIGSEGV", |s| map_cells(s).ends_with('X'));
-    let cells: Vec<char> = map_cells(&screen).chars().collect();
+    let screen = pane.wait_for("the SIGSEGV", |s| {
+        page_cells(s)
+            .last()
+            .is_some_and(|(_, state)| state == "fault failed")
+    });
+    let cells = page_cells(&screen);
     assert_eq!(
         cells.len(),
         6,
         "five pages and the one past the mapping:\n{screen}"
     );
+    assert!(screen.contains("past the end"), "{screen}");
     pane.keys(&["Right", "Right", "Right", "Right", "Right"]);
     let screen = pane.wait_for("the detail of page 5", |s| s.contains("page 5:"));
     assert!(screen.contains("past the mapping"), "{screen}");

@@ -484,18 +484,12 @@ impl App {
 
 /// Every key, for the help screen.
 pub const HELP: &[(&str, &str)] = &[
-    (
-        "Enter, space",
-        "next step (demo alloc); trace the process (demo top)",
-    ),
-    (
-        "arrows, h j k l",
-        "move over pages (rows of processes in demo top)",
-    ),
+    ("Enter, space", "next step (alloc); trace the process (top)"),
+    ("arrows, h j k l", "move over pages (over processes in top)"),
     ("+ / -", "zoom in / out: fewer / more pages per cell"),
     ("Tab", "next region"),
     ("PgUp / PgDn", "scroll the event list"),
-    ("s", "next sort key (demo top)"),
+    ("s", "next sort key (top)"),
     ("p", "pause the display (the trace goes on)"),
     ("?", "this help; any key closes it"),
     ("q, Ctrl-C", "quit"),

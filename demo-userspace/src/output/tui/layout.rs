@@ -42,3 +42,15 @@ pub fn pages_per_cell(zoom: u64, shown_pages: u64, cells: u64) -> u64 {
     }
     shown_pages.div_ceil(cells.max(1)).max(1)
 }
+
+/// The narrowest a labelled page cell may be: "[1024..2047]" and a gap.
+const LABELLED_CELL_COLUMNS: u16 = 13;
+
+/// With few enough pages, each page gets a wide labelled cell: its width, or `None` when the
+/// pages do not fit so (then the map draws one glyph per page or per run of pages).
+pub fn labelled_cell_width(map: Rect, pages: u64) -> Option<u16> {
+    let inner = map.width.saturating_sub(2);
+    let pages = u16::try_from(pages).ok().filter(|&p| p > 0)?;
+    let width = (inner + 1) / pages;
+    (width >= LABELLED_CELL_COLUMNS && map.height >= 6).then(|| width - 1)
+}

@@ -3,6 +3,7 @@
 //! state and `render::render` draws it.
 
 pub mod app;
+mod fit;
 mod layout;
 mod logs;
 pub mod render;

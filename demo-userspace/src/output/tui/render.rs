@@ -9,8 +9,8 @@ use ratatui::{
 };
 
 use super::app::{App, HELP, Mode, RegionView};
-use super::layout;
-use crate::model::pages::PageState;
+use super::{fit, layout};
+use crate::model::{classify::FaultClass, pages::PageState};
 
 /// What one cell of the page map shows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,6 +28,20 @@ pub enum Cell {
 }
 
 impl Cell {
+    /// The state's name and the colours of a wide labelled cell.
+    fn label(self) -> (&'static str, Style) {
+        let on = |bg| Style::default().bg(bg).fg(Color::Black);
+        match self {
+            Self::Untouched => ("untouched", on(Color::DarkGray).fg(Color::White)),
+            Self::ZeroPage => ("zero page", on(Color::Blue).fg(Color::White)),
+            Self::Resident | Self::Heat(_) => ("resident", on(Color::Green)),
+            Self::FaultedNow => ("faulted now", on(Color::Yellow)),
+            Self::Major => ("major fault", on(Color::Magenta)),
+            Self::Error => ("fault failed", on(Color::Red).fg(Color::White)),
+            Self::Outside => ("no page", on(Color::Black).fg(Color::DarkGray)),
+        }
+    }
+
     fn glyph(self) -> (char, Style) {
         let color = |c| Style::default().fg(c);
         match self {
@@ -146,6 +160,9 @@ fn render_map(app: &App, frame: &mut Frame, area: Rect) {
         return;
     };
     let region = &view.region;
+    if app.zoom == 0 && layout::labelled_cell_width(area, view.shown_pages()).is_some() {
+        return render_labelled_pages(app, view, frame, area);
+    }
     let (row_cells, rows) = layout::map_grid(area);
     let per_cell = layout::pages_per_cell(app.zoom, view.shown_pages(), row_cells * rows);
     let cells = cells(view, per_cell);
@@ -171,24 +188,107 @@ fn render_map(app: &App, frame: &mut Frame, area: Rect) {
             Line::from(spans)
         })
         .collect();
-    let title = format!(
-        " {} {} bytes, {} pages, {} per cell  (* now  █ resident  0 zero page  M major  X error  · untouched) ",
-        region.name,
-        region.len,
-        region.page_count(),
-        if per_cell == 1 {
-            "1 page".to_owned()
-        } else {
-            format!("{per_cell} pages")
-        }
+    // Titles sit on the border, two columns in from each corner.
+    let room = usize::from(area.width.saturating_sub(4));
+    let title = fit::words(
+        &format!(
+            "{} {} bytes, {} pages, {} per cell",
+            region.name,
+            region.len,
+            region.page_count(),
+            if per_cell == 1 {
+                "1 page".to_owned()
+            } else {
+                format!("{per_cell} pages")
+            }
+        ),
+        room.saturating_sub(2),
+    );
+    let legend = fit::parts(
+        &LEGEND.map(str::to_owned),
+        "  ",
+        room.saturating_sub(2),
+        &[0, 1, 2, 3, 4, 5],
     );
     frame.render_widget(
-        Paragraph::new(lines).block(Block::bordered().title(title)),
+        Paragraph::new(lines).block(
+            Block::bordered()
+                .title(format!(" {title} "))
+                .title_bottom(format!(" {legend} ")),
+        ),
         area,
     );
 }
 
+/// A region of a few pages, as the seed's: one wide cell per page, readable from the back of a
+/// classroom, with its number, its index range, its state and what made it resident.
+fn render_labelled_pages(app: &App, view: &RegionView, frame: &mut Frame, area: Rect) {
+    let region = &view.region;
+    let shown = view.shown_pages();
+    let block = Block::bordered().title(format!(
+        " {} ",
+        fit::words(
+            &format!(
+                "{} {} bytes, {} pages",
+                region.name,
+                region.len,
+                region.page_count()
+            ),
+            usize::from(area.width.saturating_sub(6)),
+        )
+    ));
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let columns = Layout::horizontal((0..shown).map(|_| Constraint::Fill(1)))
+        .spacing(1)
+        .split(inner);
+    for (page, &column) in (0..shown).zip(columns.iter()) {
+        let cell = page_cell(view, page);
+        let (state, style) = cell.label();
+        let range = if page < region.page_count() {
+            let (first, last) = region.index_range_of_page(page);
+            format!("[{first}..{last}]")
+        } else {
+            "past the end".to_owned()
+        };
+        // What made it resident: the first completed fault on it, and its step in a walk.
+        let made_by = view
+            .notes
+            .get(&page)
+            .and_then(|notes| notes.iter().find(|n| n.class != FaultClass::Error))
+            .map(|note| match note.step {
+                Some(step) => format!("step {step}"),
+                None => format!("tid {}", note.tid),
+            })
+            .unwrap_or_default();
+        let marker = if page == app.cursor { "▶ " } else { "" };
+        let width = usize::from(column.width);
+        let lines: Vec<Line> = [
+            format!("{marker}page {page}"),
+            range,
+            state.to_owned(),
+            made_by,
+        ]
+        .iter()
+        .map(|text| Line::from(fit::words(text, width)))
+        .collect();
+        frame.render_widget(Paragraph::new(lines).style(style), column);
+    }
+}
+
+/// What the page map's glyphs mean, most needed first.
+const LEGEND: [&str; 6] = [
+    "* now",
+    "█ resident",
+    "0 zero page",
+    "· untouched",
+    "M major",
+    "X error",
+];
+
 fn render_steps(app: &App, frame: &mut Frame, area: Rect) {
+    // The step number, the fault count and "RSS 12345 KiB" take 20 columns; the action the rest.
+    let action_width = usize::from(area.width.saturating_sub(2 + 20)).max(8);
     let current = app.steps.last().map(|s| s.step);
     let mut items: Vec<ListItem> = app
         .steps
@@ -197,10 +297,13 @@ fn render_steps(app: &App, frame: &mut Frame, area: Rect) {
             let rss = step
                 .rss_kib
                 .map_or_else(|| "gone".to_owned(), |kib| format!("RSS {kib} KiB"));
-            // Narrow enough for half of an 80-column screen: the action is cut, never the RSS.
+            // Narrow enough for half of an 80-column screen: the action is shortened at a word,
+            // never the RSS.
             let text = format!(
-                "{:>2} {:<16.16} {:>2}f {rss}",
-                step.step, step.action, step.faults_in_region
+                "{:>2} {:<action_width$} {:>2}f {rss}",
+                step.step,
+                fit::words(&step.action, action_width),
+                step.faults_in_region
             );
             let style = if Some(step.step) == current {
                 Style::default()
@@ -235,12 +338,15 @@ fn render_regions(app: &App, frame: &mut Frame, area: Rect) {
         .enumerate()
         .map(|(index, view)| {
             let resident = view.pages.resident_pages().len();
-            let text = format!(
-                "{:<10} {:>9} B {:>5}/{} resident",
-                view.region.name,
-                view.region.len,
-                resident,
-                view.region.page_count()
+            let text = fit::words(
+                &format!(
+                    "{:<8} {:>8} B {:>3}/{} resident",
+                    view.region.name,
+                    view.region.len,
+                    resident,
+                    view.region.page_count()
+                ),
+                usize::from(area.width.saturating_sub(2)),
             );
             ListItem::new(text).style(highlighted(Style::default(), index == app.selected_region))
         })
@@ -307,12 +413,21 @@ fn render_detail(app: &App, frame: &mut Frame, area: Rect) {
 
 fn render_events(app: &App, frame: &mut Frame, area: Rect) {
     let visible = area.height.saturating_sub(2) as usize;
+    let width = usize::from(area.width.saturating_sub(2));
     let end = app.events.len().saturating_sub(app.events_scroll);
     let start = end.saturating_sub(visible);
-    let items: Vec<ListItem> = app
+    // Long events wrap at words; the newest lines stay in view.
+    let lines: Vec<String> = app
         .events
         .range(start..end)
-        .map(|line| ListItem::new(line.as_str()))
+        .flat_map(|line| fit::wrapped(line, width))
+        .collect();
+    let items: Vec<ListItem> = lines
+        .into_iter()
+        .rev()
+        .take(visible)
+        .rev()
+        .map(ListItem::new)
         .collect();
     let title = if app.paused {
         " events (paused) "
@@ -367,17 +482,23 @@ fn render_top(app: &App, frame: &mut Frame, area: Rect) {
 
 fn render_status(app: &App, frame: &mut Frame, area: Rect) {
     let status = &app.status;
-    let text = format!(
-        " {} | {:.0}/s | {} faults ({} min {} maj {} err) | lost {} | {} | ? help q quit",
-        app.title,
-        status.rate,
-        status.classes.total(),
-        status.classes.minor,
-        status.classes.major,
-        status.classes.error,
-        status.lost,
-        status.target
-    );
+    let parts = [
+        app.title.clone(),
+        format!("{:.0}/s", status.rate),
+        format!(
+            "{} faults ({} min {} maj {} err)",
+            status.classes.total(),
+            status.classes.minor,
+            status.classes.major,
+            status.classes.error
+        ),
+        format!("lost {}", status.lost),
+        status.target.clone(),
+        "? help q quit".to_owned(),
+    ];
+    // Whole parts only: the target's state and the counts go first, the title last.
+    let width = usize::from(area.width).saturating_sub(1);
+    let text = format!(" {}", fit::parts(&parts, " | ", width, &[4, 2, 3, 5, 1, 0]));
     frame.render_widget(
         Paragraph::new(text).style(Style::default().bg(Color::Blue).fg(Color::White)),
         area,
@@ -408,7 +529,9 @@ fn render_help(frame: &mut Frame) {
         .collect();
     frame.render_widget(Clear, popup);
     frame.render_widget(
-        Paragraph::new(lines).block(Block::default().borders(Borders::ALL).title(" keys ")),
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .block(Block::default().borders(Borders::ALL).title(" keys ")),
         popup,
     );
 }

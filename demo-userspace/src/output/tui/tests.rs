@@ -274,9 +274,15 @@ fn the_top_screen_without_the_per_fault_split() {
         pages_evicted: 0,
         pages: None,
     })));
-    let text = screen(&app, 80, 8);
+    app.handle_event(UiEvent::Finished("running".to_owned()));
+    let text = screen(&app, 80, 24);
     assert!(!text.contains("0.0"), "{text}");
     assert!(text.contains("touch (exited)"), "{text}");
+    assert!(
+        text.contains("sorted by rate (s: sort, enter: trace it)"),
+        "{text}"
+    );
+    assert!(text.contains("? help q quit"), "{text}");
     insta::assert_snapshot!(text);
 }
 
@@ -289,6 +295,17 @@ fn the_seed_walk_screen_at_80_by_24() {
     ));
     let text = screen(&app, 80, 24);
     assert!(text.contains("RSS 12 KiB"), "{text}");
+    // The seed's five pages, each a labelled cell: number, index range, state, the step.
+    for whole in [
+        "page 4",
+        "[1024..2047]",
+        "[4096..4999]",
+        "step 4",
+        "untouched",
+    ] {
+        assert!(text.contains(whole), "{whole} missing:\n{text}");
+    }
+    assert!(text.contains("the child exited with status 0"), "{text}");
     insta::assert_snapshot!(text);
 }
 
@@ -297,9 +314,11 @@ fn the_help_screen_lists_every_key() {
     let mut app = App::new(Mode::Alloc, "demo alloc mmap".to_owned());
     feed_walk(&mut app, 2);
     app.handle_event(key(KeyCode::Char('?')));
-    let text = screen(&app, 100, 30);
-    for (keys, _) in super::app::HELP {
+    let text = screen(&app, 80, 24);
+    // Every key and every description whole, at the smallest size the view supports.
+    for (keys, what) in super::app::HELP {
         assert!(text.contains(keys), "{keys} missing:\n{text}");
+        assert!(text.contains(what), "{what} cut:\n{text}");
     }
     insta::assert_snapshot!(text);
 }
@@ -328,6 +347,17 @@ fn j_and_k_move_by_the_drawn_row_and_follow_a_resize() {
         .map(|c| c.symbol())
         .collect();
     assert!(drawn.contains("12 pages per cell"), "{drawn}");
+    // The legend of the glyphs is whole at 80 columns.
+    for item in [
+        "* now",
+        "█ resident",
+        "0 zero page",
+        "· untouched",
+        "M major",
+        "X error",
+    ] {
+        assert!(drawn.contains(item), "{item} cut: {drawn}");
+    }
     app.handle_event(key(KeyCode::Char('j')));
     assert_eq!(app.cursor, 70 * 12);
     app.handle_event(key(KeyCode::Char('l')));
@@ -339,4 +369,57 @@ fn j_and_k_move_by_the_drawn_row_and_follow_a_resize() {
     assert_eq!(app.map_geometry(), (110, 6));
     app.handle_event(key(KeyCode::Char('j')));
     assert_eq!(app.cursor, 12 + 110 * 6);
+}
+
+/// A trace at 80x24: the legend, the events and the end of the target are whole.
+#[test]
+fn the_trace_screen_at_80_by_24() {
+    use crate::trace::{
+        regions::{Origin, TrackedRegion},
+        session::{TraceEvent, TracedFault},
+    };
+    let mut app = App::new(Mode::Trace, "demo trace".to_owned());
+    let region = region();
+    let tracked = TrackedRegion {
+        id: 0,
+        pid: 4242,
+        origin: Origin::Mmap,
+        region: Region {
+            name: "mmap#4".into(),
+            ..region.clone()
+        },
+        live: true,
+    };
+    app.handle_event(UiEvent::Trace(Box::new(TraceEvent::RegionStarted(tracked))));
+    for (index, page) in [(1500, 1), (0, 0), (3000, 2)] {
+        let location = region.locate(region.start + index * 4).unwrap();
+        app.handle_event(UiEvent::Trace(Box::new(TraceEvent::Fault(TracedFault {
+            fault: ClassifiedFault {
+                fault: Fault {
+                    timestamp_ns: 1_000_000 * page,
+                    pid: 4242,
+                    tid: 4242,
+                    address: region.start + index * 4,
+                    ip: 0x5555_0000_1000,
+                    error_code: ErrorCode(6),
+                    source: FaultSource::User,
+                },
+                class: FaultClass::Minor,
+            },
+            mapping: "[anon]".into(),
+            mapping_offset: index * 4,
+            region: Some((0, "mmap#4".into(), location)),
+        }))));
+    }
+    app.handle_event(UiEvent::Finished("pid 4242 killed by SIGSEGV".to_owned()));
+    let text = screen(&app, 80, 24);
+    for whole in [
+        "minor write mmap#4[3000] page 2",
+        "[4096..4999]",
+        "faulted now",
+        "pid 4242 killed by SIGSEGV",
+    ] {
+        assert!(text.contains(whole), "{whole} cut:\n{text}");
+    }
+    insta::assert_snapshot!(text);
 }
