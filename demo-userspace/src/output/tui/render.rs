@@ -277,7 +277,7 @@ fn render_labelled_pages(app: &App, view: &RegionView, frame: &mut Frame, area: 
 }
 
 /// What the page map's glyphs mean, most needed first.
-const LEGEND: [&str; 6] = [
+pub(super) const LEGEND: [&str; 6] = [
     "* now",
     "█ resident",
     "0 zero page",

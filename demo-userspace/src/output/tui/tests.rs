@@ -348,14 +348,7 @@ fn j_and_k_move_by_the_drawn_row_and_follow_a_resize() {
         .collect();
     assert!(drawn.contains("12 pages per cell"), "{drawn}");
     // The legend of the glyphs is whole at 80 columns.
-    for item in [
-        "* now",
-        "█ resident",
-        "0 zero page",
-        "· untouched",
-        "M major",
-        "X error",
-    ] {
+    for item in super::render::LEGEND {
         assert!(drawn.contains(item), "{item} cut: {drawn}");
     }
     app.handle_event(key(KeyCode::Char('j')));
