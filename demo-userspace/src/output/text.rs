@@ -395,7 +395,7 @@ impl<W: Write> Reporter for TextReporter<W> {
                 } else {
                     step.syscalls
                         .iter()
-                        .map(|call| call.split('(').next().unwrap_or_default().to_owned())
+                        .map(|call| call.syscall.name().to_owned())
                         .collect::<Vec<_>>()
                         .join(", ")
                 }
@@ -417,10 +417,10 @@ impl<W: Write> Reporter for TextReporter<W> {
             // Step 1 allocates; the others are the touches, named by their element.
             let label = match number {
                 0 => "faults in arr: allocation".to_owned(),
-                _ => format!(
-                    "faults in arr: {}",
-                    left.action.split(" = ").next().unwrap_or_default()
-                ),
+                _ => match left.element {
+                    Some(index) => format!("faults in arr: arr[{index}]"),
+                    None => format!("faults in arr: {}", left.action),
+                },
             };
             row(
                 &mut self.out,

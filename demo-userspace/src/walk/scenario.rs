@@ -54,9 +54,21 @@ pub struct Summary {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct StepDigest {
     pub action: String,
+    /// The element the step touched, when it touched one.
+    #[serde(skip)]
+    pub element: Option<i64>,
     pub faults_in_region: usize,
-    pub syscalls: Vec<String>,
+    /// In JSON, as strace shows them.
+    #[serde(serialize_with = "described")]
+    pub syscalls: Vec<SyscallCall>,
     pub rss_kib: Option<u64>,
+}
+
+fn described<S: serde::Serializer>(
+    calls: &[SyscallCall],
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_seq(calls.iter().map(SyscallCall::describe))
 }
 
 /// A finished walk, for the comparison table.
@@ -391,8 +403,7 @@ impl Walker<'_> {
         detail: &str,
         syscalls: &[SyscallCall],
     ) -> anyhow::Result<(Region, AllocationFacts)> {
-        let reported = u64::from_str_radix(detail.trim_start_matches("0x"), 16)
-            .with_context(|| format!("the workload reported a bad address: {detail}"))?;
+        let reported = crate::walk::workload::protocol::reply_address(detail)?;
         let kernel_mmap = syscalls
             .iter()
             .find(|call| {
@@ -432,7 +443,8 @@ impl Walker<'_> {
         self.digests.push(StepDigest {
             action: report.action.clone(),
             faults_in_region: report.faults_in_region().count(),
-            syscalls: report.syscalls.iter().map(SyscallCall::describe).collect(),
+            element: report.touch.as_ref().map(|touch| touch.touch.index),
+            syscalls: report.syscalls.clone(),
             rss_kib: report.kernel.as_ref().map(|kernel| kernel.rss_kib),
         });
     }

@@ -39,6 +39,8 @@ pub enum UiEvent {
     Top(Box<Interval>),
     /// The run behind the view ended, with a line saying how.
     Finished(String),
+    /// A log message, for the log pane.
+    Log(String),
 }
 
 /// What the view asks of the run behind it.
@@ -209,7 +211,7 @@ impl App {
     }
 
     /// Adds a log message to the log pane.
-    pub fn push_log(&mut self, line: String) {
+    fn push_log(&mut self, line: String) {
         self.logs.push_back(line);
         if self.logs.len() > 100 {
             self.logs.pop_front();
@@ -274,6 +276,7 @@ impl App {
                         .min(self.shown_top_rows().len().saturating_sub(1));
                 }
             }
+            UiEvent::Log(line) => self.push_log(line),
             UiEvent::Finished(how) => {
                 self.status.target = how.clone();
                 self.awaiting_step = false;

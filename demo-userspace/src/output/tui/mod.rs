@@ -110,7 +110,7 @@ where
             }
             _ = ticks.tick() => {
                 for line in logs::take() {
-                    app.push_log(line);
+                    app.handle_event(UiEvent::Log(line));
                 }
                 app.handle_event(UiEvent::Tick);
                 terminal.draw(|frame| render::render(&app, frame))?;

@@ -70,9 +70,33 @@ impl FromStr for Command {
     }
 }
 
+/// A reply that does not say what its command promised.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("the workload reported a bad address: `{0}`")]
+pub struct BadReply(pub String);
+
+/// The address in an allocation's reply (`ok 0x7f…`, the text after `ok`).
+pub fn reply_address(detail: &str) -> Result<u64, BadReply> {
+    detail
+        .strip_prefix("0x")
+        .and_then(|hex| u64::from_str_radix(hex, 16).ok())
+        .ok_or_else(|| BadReply(detail.to_owned()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_allocation_reply_gives_its_address() {
+        assert_eq!(reply_address("0x7f0000000000"), Ok(0x7f00_0000_0000));
+        assert_eq!(
+            reply_address("7f00"),
+            Err(BadReply("7f00".to_owned())),
+            "the child writes addresses with 0x"
+        );
+        assert!(reply_address("0xzz").is_err());
+    }
 
     #[test]
     fn commands_round_trip_through_their_lines() {
