@@ -314,6 +314,8 @@ fn out_of_bounds_via_malloc_survives() {
         "json",
     ]));
     assert!(of_kind(&lines, "signal").is_empty());
+    // The region's origin comes from the allocator, not from the scenario's name.
+    assert_eq!(of_kind(&lines, "region")[0]["origin"], "malloc");
     let steps = of_kind(&lines, "step");
     assert_eq!(steps.len(), 7);
     for step in &steps[5..] {

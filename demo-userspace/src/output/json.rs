@@ -376,13 +376,18 @@ impl<W: Write> JsonReporter<W> {
 }
 
 impl<W: Write> Reporter for JsonReporter<W> {
-    fn region(&mut self, scenario: ScenarioName, region: &Region) -> io::Result<()> {
-        let origin = match scenario {
-            ScenarioName::Malloc => "malloc",
-            ScenarioName::Mmap | ScenarioName::OutOfBounds => "mmap",
-        };
-        self.out
-            .line(&RegionLine::new(scenario.as_str(), None, region, origin))
+    fn region(
+        &mut self,
+        scenario: ScenarioName,
+        allocator: Allocator,
+        region: &Region,
+    ) -> io::Result<()> {
+        self.out.line(&RegionLine::new(
+            scenario.as_str(),
+            None,
+            region,
+            allocator.as_str(),
+        ))
     }
 
     fn step(&mut self, step: &StepReport) -> io::Result<()> {

@@ -9,7 +9,7 @@ use crate::{
     model::pages::PageOrigin,
     model::region::Region,
     model::signals::signal_name,
-    walk::plan::ScenarioName,
+    walk::plan::{Allocator, ScenarioName},
     walk::scenario::{Summary, WalkResult},
     walk::step_report::{AddressCheck, StepReport},
 };
@@ -326,7 +326,7 @@ impl<W: Write> TextReporter<W> {
 }
 
 impl<W: Write> Reporter for TextReporter<W> {
-    fn region(&mut self, scenario: ScenarioName, region: &Region) -> io::Result<()> {
+    fn region(&mut self, scenario: ScenarioName, _: Allocator, region: &Region) -> io::Result<()> {
         writeln!(self.out, "== {} ==", scenario.as_str())?;
         writeln!(
             self.out,
@@ -545,7 +545,7 @@ mod tests {
         let mut out = Vec::new();
         let mut reporter = TextReporter::new(&mut out);
         reporter
-            .region(ScenarioName::Mmap, &steps[0].region)
+            .region(ScenarioName::Mmap, Allocator::Mmap, &steps[0].region)
             .unwrap();
         for step in steps {
             reporter.step(step).unwrap();

@@ -11,7 +11,7 @@ use std::io;
 use crate::model::region::Region;
 
 use self::{
-    plan::ScenarioName,
+    plan::{Allocator, ScenarioName},
     scenario::{Summary, WalkResult},
     step_report::StepReport,
 };
@@ -19,7 +19,12 @@ use self::{
 /// Receives a walk's results as they happen, so interactive runs print each step at once.
 pub trait Reporter {
     /// The array became known (after its allocation step).
-    fn region(&mut self, scenario: ScenarioName, region: &Region) -> io::Result<()>;
+    fn region(
+        &mut self,
+        scenario: ScenarioName,
+        allocator: Allocator,
+        region: &Region,
+    ) -> io::Result<()>;
     /// A step finished.
     fn step(&mut self, step: &StepReport) -> io::Result<()>;
     /// The walk finished.

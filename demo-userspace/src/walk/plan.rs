@@ -35,6 +35,16 @@ pub enum Allocator {
     Malloc,
 }
 
+impl Allocator {
+    /// The region's origin as the JSON `region` line names it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Mmap => "mmap",
+            Self::Malloc => "malloc",
+        }
+    }
+}
+
 /// Size of an element of the walked array (a C `int`).
 pub const ELEMENT_SIZE: u64 = 4;
 /// The seed's array size in bytes.

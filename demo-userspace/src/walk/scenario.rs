@@ -328,7 +328,7 @@ impl Walker<'_> {
                 bail!("the workload did not report the array's address: {reply:?}");
             };
             let (region, facts) = self.allocated(detail, &syscalls)?;
-            reporter.region(self.plan.scenario, &region)?;
+            reporter.region(self.plan.scenario, self.plan.allocator, &region)?;
             allocation = Some(facts);
             let pages = PageModel::new(region.page_count() as usize);
             self.state = Some((region, pages));

@@ -26,7 +26,7 @@ use crate::{
         session::{Session, TraceEvent},
     },
     walk::Reporter,
-    walk::plan::ScenarioName,
+    walk::plan::{Allocator, ScenarioName},
     walk::scenario::{Pacer, Summary, WalkResult},
     walk::step_report::StepReport,
 };
@@ -135,7 +135,7 @@ pub fn channel() -> (UnboundedSender<UiEvent>, UnboundedReceiver<UiEvent>) {
 pub struct ViewReporter(pub UnboundedSender<UiEvent>);
 
 impl Reporter for ViewReporter {
-    fn region(&mut self, _: ScenarioName, region: &Region) -> io::Result<()> {
+    fn region(&mut self, _: ScenarioName, _: Allocator, region: &Region) -> io::Result<()> {
         let _ = self.0.send(UiEvent::Region(region.clone()));
         Ok(())
     }
