@@ -2,16 +2,12 @@
 //! They need root; `cargo xtask test` runs them as root, and they fail (never skip) without it.
 
 mod common;
-#[path = "common/json.rs"]
-mod json;
-#[path = "common/kernel.rs"]
-mod kernel;
 
 use std::{os::unix::process::CommandExt as _, process::Command};
 
+use common::json::{demo, json_file, json_lines, of_kind};
+use common::kernel::assert_nothing_of_ours_is_loaded;
 use common::{DEMO, require_root};
-use json::{demo, json_file, json_lines, of_kind};
-use kernel::assert_nothing_of_ours_is_loaded;
 use serde_json::Value;
 
 #[test]
@@ -141,7 +137,7 @@ fn text_report_shows_each_step_in_80_columns() {
 
 #[test]
 fn output_goes_to_the_file_given() {
-    let out = std::env::temp_dir().join(format!("demo-test-{}-alloc.json", std::process::id()));
+    let out = common::output_file("alloc");
     let output = demo(&[
         "alloc",
         "mmap",

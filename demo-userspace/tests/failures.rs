@@ -2,13 +2,7 @@
 //! instances at once, a tiny ring buffer, and bad input that only the kernel can reveal.
 //! After each, nothing of ours may stay loaded and no child may stay running. They need root.
 
-#[path = "common/c_programs.rs"]
-mod c_programs;
 mod common;
-#[path = "common/json.rs"]
-mod json;
-#[path = "common/kernel.rs"]
-mod kernel;
 
 use std::{
     path::{Path, PathBuf},
@@ -16,10 +10,10 @@ use std::{
     time::Duration,
 };
 
-use c_programs::compile_c;
-use common::{DEMO, require_root};
-use json::{demo, json_file, json_lines, of_kind};
-use kernel::assert_nothing_of_ours_is_loaded;
+use common::c_programs::compile_c;
+use common::json::{demo, json_file, json_lines, of_kind};
+use common::kernel::assert_nothing_of_ours_is_loaded;
+use common::{DEMO, output_file, require_root};
 use serde_json::Value;
 
 fn gone(pid: u64) -> bool {
@@ -41,10 +35,6 @@ fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(10));
     }
     panic!("timed out waiting until {what}");
-}
-
-fn output_file(name: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("demo-failures-{}-{name}.json", std::process::id()))
 }
 
 /// Starts `demo trace --format json -o FILE ARGS` and waits for its start line.

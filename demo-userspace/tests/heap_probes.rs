@@ -2,14 +2,7 @@
 //! keeps libc's malloc untouched in its memory, while the traced one, its threads started after
 //! the attach, and its followed children have their heap blocks found. Root, real kernel.
 
-#[path = "common/c_programs.rs"]
-mod c_programs;
 mod common;
-#[path = "common/json.rs"]
-#[expect(dead_code, reason = "these tests read files, not demo's stdout")]
-mod json;
-#[path = "common/kernel.rs"]
-mod kernel;
 
 use std::{
     io::{BufRead as _, BufReader, Read as _, Seek as _, SeekFrom},
@@ -17,9 +10,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use c_programs::compile_c;
-use common::{DEMO, require_root};
-use json::{json_file, of_kind};
+use common::c_programs::compile_c;
+use common::json::{json_file, of_kind};
+use common::{DEMO, output_file, require_root};
 use serde_json::Value;
 
 /// Prints where libc's malloc is in its own memory, then calls malloc and free until killed.
@@ -129,10 +122,6 @@ fn wait_for_start(out: &std::path::Path, tracer: &mut Reaped) {
     }
 }
 
-fn output_file(name: &str) -> std::path::PathBuf {
-    std::env::temp_dir().join(format!("demo-test-{}-{name}.json", std::process::id()))
-}
-
 #[test]
 fn an_untraced_process_keeps_its_malloc_free_of_breakpoints() {
     require_root();
@@ -179,7 +168,7 @@ fn an_untraced_process_keeps_its_malloc_free_of_breakpoints() {
     assert!(tracer.0.wait().unwrap().success());
     // Detached: the traced process's malloc is whole again, and nothing of ours is loaded.
     assert_ne!(first_byte(traced.id(), traced_malloc), 0xcc);
-    kernel::assert_nothing_of_ours_is_loaded();
+    common::kernel::assert_nothing_of_ours_is_loaded();
     drop((untraced, traced, newcomer));
     let heap_calls: u64 =
         of_kind(&json_file(&out), "summary")[0]["records"]["heap_enter"]["delivered"]

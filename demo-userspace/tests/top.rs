@@ -1,23 +1,17 @@
 //! Integration tests of `demo top` with the real counting programs loaded into the running
 //! kernel, against a C workload whose own rusage is the reference. They need root.
 
-#[path = "common/c_programs.rs"]
-mod c_programs;
 mod common;
-#[path = "common/json.rs"]
-mod json;
-#[path = "common/kernel.rs"]
-mod kernel;
 
 use std::{
     io::{BufRead as _, BufReader, Write as _},
     process::{Child, Command, Stdio},
 };
 
-use c_programs::compile_c;
+use common::c_programs::compile_c;
+use common::json::{demo, json_file, json_lines, of_kind};
+use common::kernel::{assert_nothing_of_ours_is_loaded, ours_loaded};
 use common::{DEMO, require_root};
-use json::{demo, json_file, json_lines, of_kind};
-use kernel::{assert_nothing_of_ours_is_loaded, ours_loaded};
 use serde_json::Value;
 
 /// Maps 65,536 pages, says its pid, touches them all when told, reports its own rusage, then
@@ -382,7 +376,7 @@ fn one_shot_modes_text_json_and_output_file() {
         }
     }
 
-    let out = std::env::temp_dir().join(format!("demo-test-{}-top.json", std::process::id()));
+    let out = common::output_file("top");
     demo(&[
         "top",
         "--duration",

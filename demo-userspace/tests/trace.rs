@@ -1,11 +1,7 @@
 //! Integration tests of `demo trace` on plain C programs compiled at run time, with the real
 //! eBPF programs loaded into the running kernel. They need root and fail (never skip) without.
 
-#[path = "common/c_programs.rs"]
-mod c_programs;
 mod common;
-#[path = "common/json.rs"]
-mod json;
 
 use std::{
     io::{BufRead as _, BufReader, Write as _},
@@ -13,9 +9,9 @@ use std::{
     process::{Command, Stdio},
 };
 
-use c_programs::compile_c;
-use common::{DEMO, require_root};
-use json::{demo, json_file, json_lines, of_kind};
+use common::c_programs::compile_c;
+use common::json::{demo, json_file, json_lines, of_kind};
+use common::{DEMO, output_file, require_root};
 use serde_json::Value;
 
 /// The seed's alloc.c: with -DMMAP the array comes from mmap, else from malloc. It waits for a
@@ -88,13 +84,9 @@ int main(void) {
 "#;
 
 fn steps_file() -> PathBuf {
-    let path = std::env::temp_dir().join(format!("demo-test-{}-steps", std::process::id()));
+    let path = common::test_dir().join("steps");
     std::fs::write(&path, "\n\n\n\n\n").unwrap();
     path
-}
-
-fn output_file(name: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("demo-test-{}-{name}.json", std::process::id()))
 }
 
 /// Runs `demo trace ARGS -- PROGRAM` with stdin from the steps file; returns its JSON Lines.

@@ -1,13 +1,11 @@
 //! End-to-end tests of `--tui` in a real terminal: tmux runs demo, send-keys types, and
 //! capture-pane reads the screen. They need root (the programs load) and tmux.
 
-#[path = "common/c_programs.rs"]
-mod c_programs;
 mod common;
 
 use std::{path::PathBuf, process::Command, time::Duration};
 
-use c_programs::compile_c;
+use common::c_programs::compile_c;
 use common::{DEMO, require_root};
 
 /// A tmux session running one command, killed when dropped.
@@ -20,7 +18,7 @@ impl Pane {
     fn start(name: &str, width: u16, height: u16, command: &str) -> Self {
         require_root();
         let name = format!("demo-{}-{name}", std::process::id());
-        let status_file = std::env::temp_dir().join(format!("{name}.status"));
+        let status_file = common::test_dir().join(format!("{name}.status"));
         let _ = std::fs::remove_file(&status_file);
         let script = format!("{command}; echo $? > {}; sleep 60", status_file.display());
         let started = Command::new("tmux")

@@ -5,7 +5,7 @@ use std::{path::PathBuf, process::Command};
 
 /// Compiles `source` with the system C compiler into a fresh directory and returns the binary.
 pub fn compile_c(name: &str, source: &str, defines: &[&str]) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("demo-test-{}-{name}", std::process::id()));
+    let dir = crate::common::test_dir().join(name);
     std::fs::create_dir_all(&dir).unwrap();
     // Workloads run as the invoking user under sudo; let them read the binary.
     std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();

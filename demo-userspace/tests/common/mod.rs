@@ -1,4 +1,16 @@
-//! What every privileged integration test needs: the real `demo` binary, and root.
+//! What every privileged integration test needs: the real `demo` binary, root, and files of
+//! its own; and, in the submodules, C programs to trace, demo's JSON Lines, and the kernel's
+//! list of what is loaded.
+#![allow(
+    dead_code,
+    reason = "each test binary uses its own part of these helpers"
+)]
+
+pub mod c_programs;
+pub mod json;
+pub mod kernel;
+
+use std::{path::PathBuf, sync::OnceLock};
 
 pub const DEMO: &str = env!("CARGO_BIN_EXE_demo");
 
@@ -7,4 +19,28 @@ pub fn require_root() {
         nix::unistd::Uid::effective().is_root(),
         "the privileged tests load eBPF programs and need root; run them with `cargo xtask test`"
     );
+}
+
+/// This test binary's own directory for files, made once with tempfile (mode 0755: the workloads
+/// run as the invoking user under sudo and read their binaries from it).
+pub fn test_dir() -> &'static std::path::Path {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = tempfile::Builder::new()
+            .prefix("demo-test-")
+            .tempdir()
+            .expect("make the test directory");
+        std::fs::set_permissions(
+            dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .expect("open the test directory to the invoking user");
+        dir
+    })
+    .path()
+}
+
+/// A file of this test binary's directory, for demo to write to.
+pub fn output_file(name: &str) -> PathBuf {
+    test_dir().join(format!("{name}.json"))
 }
