@@ -490,6 +490,10 @@ pub struct RecentFaults {
     /// kernel-mode fault or an NMI) must then leave the entry alone.
     pub busy: u32,
     pub counts: TopCounts,
+    /// Counts whose move into the process map failed (the kernel could not allocate the entry
+    /// just then); every later flush on this CPU tries them again first. 0 for none.
+    pub pending_tgid: u32,
+    pub pending: TopCounts,
 }
 
 /// A process's final fault counters and command, kept by `demo top`'s exit program.

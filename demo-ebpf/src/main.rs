@@ -264,28 +264,52 @@ pub fn page_fault_kernel(ctx: RawTracePointContext) -> i32 {
     0
 }
 
-/// Adds one CPU's recent counts into the process map, creating the process's entry (with its
-/// command) on its first flush. A full map drops them, counted.
+/// Moves one CPU's recent counts into the process map, after any that failed to move before.
+/// Counts that cannot move now wait in the CPU's pending slot; only when that slot already holds
+/// another process's are they dropped, and counted.
 #[inline(always)]
-fn flush_recent(recent: &RecentFaults) {
-    let counts = &recent.counts;
-    if recent.tgid == 0 || counts.faults == 0 {
+fn flush_recent(recent: &mut RecentFaults) {
+    if recent.pending_tgid != 0 && add_to_process(recent.pending_tgid, &recent.pending) {
+        recent.pending_tgid = 0;
+        recent.pending = TopCounts::default();
+    }
+    if recent.tgid == 0 || recent.counts.faults == 0 || add_to_process(recent.tgid, &recent.counts)
+    {
         return;
     }
-    let total = match TOP_COUNTS.get_ptr_mut(recent.tgid) {
+    if recent.pending_tgid == 0 {
+        recent.pending_tgid = recent.tgid;
+        recent.pending = recent.counts;
+    } else if recent.pending_tgid == recent.tgid {
+        add_counts(&mut recent.pending, &recent.counts);
+    } else {
+        add_counter(top_counters::PROCESSES_DROPPED, recent.counts.faults);
+    }
+}
+
+/// Adds `counts` into `tgid`'s entry, creating it (with its command) on the first flush. False
+/// when the entry could not be made (the map is full, or the kernel could not allocate it).
+#[inline(always)]
+fn add_to_process(tgid: u32, counts: &TopCounts) -> bool {
+    let total = match TOP_COUNTS.get_ptr_mut(tgid) {
         Some(total) => total,
-        None => match TOP_COUNTS.insert(recent.tgid, *counts, BPF_NOEXIST as u64) {
-            Ok(()) => return,
+        None => match TOP_COUNTS.insert(tgid, *counts, BPF_NOEXIST as u64) {
+            Ok(()) => return true,
             // Another CPU created it meanwhile (with zeros for this CPU), which is fine.
-            Err(EEXIST_ERROR) => match TOP_COUNTS.get_ptr_mut(recent.tgid) {
+            Err(EEXIST_ERROR) => match TOP_COUNTS.get_ptr_mut(tgid) {
                 Some(total) => total,
-                None => return add_counter(top_counters::PROCESSES_DROPPED, counts.faults),
+                None => return false,
             },
-            Err(_) => return add_counter(top_counters::PROCESSES_DROPPED, counts.faults),
+            Err(_) => return false,
         },
     };
     // SAFETY: this CPU's value of the entry; the callers keep other programs on this CPU off it.
-    let total = unsafe { &mut *total };
+    add_counts(unsafe { &mut *total }, counts);
+    true
+}
+
+#[inline(always)]
+fn add_counts(total: &mut TopCounts, counts: &TopCounts) {
     total.faults += counts.faults;
     total.reads += counts.reads;
     total.writes += counts.writes;
