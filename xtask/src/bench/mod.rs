@@ -94,17 +94,17 @@ pub fn bench(options: &BenchOptions) -> anyhow::Result<()> {
             redone[index] += repeats + after.1;
             before = after;
         }
-        for offset in 0..HeapMode::ALL.len() {
-            let index = (round + offset) % HeapMode::ALL.len();
+        // The heap rows too: a new order each round, each run bracketed by untraced runs.
+        let mut heap_order: Vec<usize> = (0..HeapMode::ALL.len()).collect();
+        order_rng.shuffle(&mut heap_order);
+        let mut before = heap_baseline(&setup, &heap_workload)?;
+        for index in heap_order {
             let mode = HeapMode::ALL[index];
-            // As above: one untraced run thrown away, then the pair.
-            heap::run(HeapMode::Untraced, &setup, &heap_workload)
-                .context("run the heap workload untraced")?;
-            let baseline = heap::run(HeapMode::Untraced, &setup, &heap_workload)
-                .context("run the heap workload untraced")?;
             let ns = heap::run(mode, &setup, &heap_workload)
                 .with_context(|| format!("run the heap workload {}", mode.label()))?;
-            heap_ns[index].push((ns, baseline));
+            let after = heap_baseline(&setup, &heap_workload)?;
+            heap_ns[index].push((ns, (before + after) / 2.0));
+            before = after;
         }
         println!(
             "xtask: bench round {} of {} done",
@@ -147,6 +147,12 @@ fn baseline(setup: &Setup, workload: &mut modes::Workload) -> anyhow::Result<(f6
     let (sample, repeats) =
         undisturbed(Mode::Untraced, setup, workload).context("run the workload untraced")?;
     Ok((sample.ns_per_fault, repeats))
+}
+
+/// One untraced heap run thrown away, then one measured: ns per malloc+free pair.
+fn heap_baseline(setup: &Setup, workload: &Path) -> anyhow::Result<f64> {
+    heap::run(HeapMode::Untraced, setup, workload).context("run the heap workload untraced")?;
+    heap::run(HeapMode::Untraced, setup, workload).context("run the heap workload untraced")
 }
 
 fn available_cpus() -> usize {
@@ -349,7 +355,7 @@ fn report(
         .map(|runs| median(runs.iter().map(|(ns, baseline)| ns / baseline)))
         .collect();
     println!(
-        "\nheap calls (malloc(64) + free, ns per pair; ratio to an untraced run just before):"
+        "\nheap calls (malloc(64) + free, ns per pair; ratio to the untraced runs around it):"
     );
     for ((mode, ns), ratio) in HeapMode::ALL.iter().zip(&heap).zip(&heap_ratio) {
         println!("  {:<44} {:>9.1} {:>8.3}x", mode.label(), ns, ratio);
@@ -369,11 +375,16 @@ fn report(
     let startup_ms = startup.as_secs_f64() * 1000.0;
     println!("startup, launch to attached: {startup_ms:.0} ms");
 
-    let noisy: Vec<String> = rows
+    let quiet = |ratio: f64| ((1.0 - NOISE)..=(1.0 + NOISE)).contains(&ratio);
+    let mut noisy: Vec<String> = rows
         .iter()
-        .filter(|r| r.mode.is_no_op() && !((1.0 - NOISE)..=(1.0 + NOISE)).contains(&r.ratio))
+        .filter(|r| r.mode.is_no_op() && !quiet(r.ratio))
         .map(|r| format!("{} at {:.3}x", r.mode.label(), r.ratio))
         .collect();
+    // The untraced heap row is the heap rows' own no-op row.
+    if !quiet(heap_ratio[0]) {
+        noisy.push(format!("heap calls untraced at {:.3}x", heap_ratio[0]));
+    }
     let bpftrace = ratio(Mode::BpftraceCount);
     let trace = row(Mode::Trace);
     let targets = [
