@@ -47,3 +47,14 @@ pub fn check_user_process(pid: u32) -> Result<(), ProcessError> {
     }
     Ok(())
 }
+
+/// For a child between fork and exec: asks the kernel to kill it when demo dies, then checks
+/// that demo did not die before the request took hold (it would then never fire). Makes only
+/// async-signal-safe calls. False when the child must not go on.
+///
+/// # Safety
+/// Call it only in a freshly forked child, before exec, with `parent` read before the fork.
+pub unsafe fn tie_to_parent(parent: libc::pid_t) -> bool {
+    // SAFETY: prctl and getppid are async-signal-safe and touch no memory.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == 0 && libc::getppid() == parent }
+}

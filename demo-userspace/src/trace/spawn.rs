@@ -95,8 +95,7 @@ pub fn spawn_held(
     // setuid, read, execve, _exit) on memory prepared before the fork.
     match unsafe { fork() }.map_err(SpawnError::Fork)? {
         ForkResult::Child => unsafe {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 || libc::getppid() != parent
-            {
+            if !crate::kernel::process::tie_to_parent(parent) {
                 libc::_exit(125);
             }
             if let Some(user) = run_as

@@ -48,11 +48,13 @@ impl Workload {
         if let Some(user) = run_as {
             command.uid(user.uid.as_raw()).gid(user.gid.as_raw());
         }
-        // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+        let parent = std::process::id() as libc::pid_t;
+        // SAFETY: the hook runs in the forked child before exec and makes only
+        // async-signal-safe calls; its error allocates nothing.
         unsafe {
-            command.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                    return Err(std::io::Error::last_os_error());
+            command.pre_exec(move || {
+                if !crate::kernel::process::tie_to_parent(parent) {
+                    return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
                 }
                 Ok(())
             });
