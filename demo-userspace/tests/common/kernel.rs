@@ -1,10 +1,21 @@
 //! Checks what the kernel still holds of ours after demo ended.
 
-use std::time::Duration;
+use std::{sync::OnceLock, time::Duration};
+
+use demo::kernel::probes::ObjectNames;
+
+/// The names of the embedded object's programs and maps, parsed once: the check below asks for
+/// them every 10 ms.
+fn our_names() -> &'static ObjectNames {
+    static NAMES: OnceLock<ObjectNames> = OnceLock::new();
+    NAMES.get_or_init(|| {
+        demo::kernel::probes::object_names().expect("parse the embedded eBPF object")
+    })
+}
 
 /// Our programs and maps still in the kernel, by the names the embedded object gives them.
 pub fn ours_loaded() -> Vec<String> {
-    let ours = demo::kernel::probes::object_names().expect("parse the embedded eBPF object");
+    let ours = our_names();
     let programs = aya::programs::loaded_programs()
         .filter_map(Result::ok)
         .filter_map(|p| p.name_as_str().map(str::to_owned))
