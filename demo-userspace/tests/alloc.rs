@@ -5,7 +5,7 @@ mod common;
 
 use std::{os::unix::process::CommandExt as _, process::Command};
 
-use common::json::{demo, json_file, json_lines, of_kind};
+use common::json::{demo, json_file, json_lines, of_kind, parse_line};
 use common::kernel::assert_nothing_of_ours_is_loaded;
 use common::{DEMO, require_root};
 use serde_json::Value;
@@ -534,7 +534,7 @@ fn interactive_waits_for_one_enter_per_step() {
     });
     let mut got: Vec<serde_json::Value> = Vec::new();
     let steps_so_far = |got: &mut Vec<serde_json::Value>| {
-        got.extend(lines.try_iter().map(|l| serde_json::from_str(&l).unwrap()));
+        got.extend(lines.try_iter().map(|l| parse_line(&l)));
         got.iter().filter(|line| line["kind"] == "step").count()
     };
     for step in 1..=5 {

@@ -11,7 +11,7 @@ use std::{
 };
 
 use common::c_programs::compile_c;
-use common::json::{demo, json_file, json_lines, of_kind};
+use common::json::{demo, json_file, json_lines, of_kind, parse_line};
 use common::kernel::assert_nothing_of_ours_is_loaded;
 use common::{DEMO, output_file, require_root};
 use serde_json::Value;
@@ -55,7 +55,7 @@ fn start_trace(name: &str, args: &[&str], env: &[(&str, &str)]) -> (Child, PathB
     wait_until("demo trace attached", || {
         let text = std::fs::read_to_string(&out).unwrap_or_default();
         if let Some(line) = text.lines().next() {
-            start = serde_json::from_str(line).unwrap();
+            start = parse_line(line);
             return true;
         }
         assert!(

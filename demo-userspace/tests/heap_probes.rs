@@ -11,7 +11,7 @@ use std::{
 };
 
 use common::c_programs::compile_c;
-use common::json::{json_file, of_kind};
+use common::json::{json_file, of_kind, parse_line};
 use common::{DEMO, output_file, require_root};
 use serde_json::Value;
 
@@ -221,7 +221,7 @@ fn threads_started_after_attach_and_followed_children_have_their_heap_blocks_fou
     stdout.read_line(&mut line).unwrap();
     let malloc = u64::from_str_radix(line.trim().trim_start_matches("0x"), 16).unwrap();
     let lines_so_far = std::fs::read_to_string(&out).unwrap();
-    let start: Value = serde_json::from_str(lines_so_far.lines().next().unwrap()).unwrap();
+    let start: Value = parse_line(lines_so_far.lines().next().unwrap());
     let pid = start["pid"].as_u64().unwrap() as u32;
     assert_eq!(
         first_byte(pid, malloc),

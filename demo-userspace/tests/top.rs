@@ -9,7 +9,7 @@ use std::{
 };
 
 use common::c_programs::compile_c;
-use common::json::{demo, json_file, json_lines, of_kind};
+use common::json::{demo, json_file, json_lines, of_kind, parse_line};
 use common::kernel::{assert_nothing_of_ours_is_loaded, ours_loaded};
 use common::{DEMO, require_root};
 use serde_json::Value;
@@ -85,9 +85,7 @@ fn start_top(args: &[&str]) -> (Child, std::io::Lines<BufReader<std::process::Ch
 }
 
 fn intervals(lines: impl Iterator<Item = std::io::Result<String>>) -> Vec<Value> {
-    lines
-        .map(|line| serde_json::from_str(&line.unwrap()).unwrap())
-        .collect()
+    lines.map(|line| parse_line(&line.unwrap())).collect()
 }
 
 /// The last row of `pid` over all intervals: its counts since top started.
@@ -127,7 +125,7 @@ fn ranks_the_faulting_workload_first(extra: &[&str]) -> Value {
     let mut args = vec!["--duration", "3"];
     args.extend(extra);
     let (mut top, mut lines) = start_top(&args);
-    let first: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    let first: Value = parse_line(&lines.next().unwrap().unwrap());
     assert_eq!(first["kind"], "top");
     let (minflt, majflt) = workload.touch();
     let mut all = vec![first];

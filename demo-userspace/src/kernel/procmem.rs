@@ -166,9 +166,10 @@ pub fn page_presence(
 }
 
 /// The `pmap -x` columns of one VMA, from /proc/PID/smaps.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct VmaUsage {
     #[serde(serialize_with = "crate::model::hex::hex")]
+    #[schemars(with = "crate::model::hex::Hex")]
     pub start: u64,
     #[serde(skip)]
     pub end: u64,

@@ -8,7 +8,7 @@ use serde::Serialize;
 pub struct ErrorCode(pub u64);
 
 /// What the faulting instruction tried to do.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Access {
     Read,
@@ -31,7 +31,7 @@ impl Access {
 }
 
 /// Which privilege level the CPU was at.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     User,

@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::model::events::{Fault, ThreadSnapshot};
 
 /// How a fault ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum FaultClass {
     /// Resolved without I/O.

@@ -9,6 +9,34 @@ pub fn hex<S: serde::Serializer>(value: &u64, serializer: S) -> Result<S::Ok, S:
     serializer.serialize_str(hex_digits(*value, &mut buffer))
 }
 
+/// Serializes an address that may be missing: a hex string, or null.
+pub fn optional_hex<S: serde::Serializer>(
+    value: &Option<u64>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(value) => hex(value, serializer),
+        None => serializer.serialize_none(),
+    }
+}
+
+/// The JSON Schema of what [`hex`] writes, for fields that name it with `#[schemars(with)]`.
+pub struct Hex;
+
+impl schemars::JsonSchema for Hex {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Hex".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "An address: 0x and lowercase hex digits without leading zeros.",
+            "type": "string",
+            "pattern": "^0x(0|[1-9a-f][0-9a-f]{0,15})$"
+        })
+    }
+}
+
 /// `value` as `0x` and its lowercase hex digits, without leading zeros (`0x0` for zero).
 pub fn hex_digits(value: u64, buffer: &mut [u8; 18]) -> &str {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";

@@ -18,7 +18,7 @@ pub enum PageState {
 }
 
 /// What first made a page present.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case", tag = "by")]
 pub enum PageOrigin {
     /// It was present when the array was allocated (e.g. heap memory used before).
@@ -163,13 +163,29 @@ impl PageModel {
         self.states
             .iter()
             .zip(&self.faulted_this_step)
-            .map(|(state, &recent)| match (recent, state) {
-                (true, _) => '*',
-                (false, PageState::Resident) => '#',
-                (false, PageState::ZeroPage) => '0',
-                (false, PageState::Untouched) => '.',
-            })
+            .map(|(&state, &recent)| if recent { '*' } else { state.glyph() })
             .collect()
+    }
+
+    /// The strip in at most `width` glyphs as the pages are now, without this step's `*` marks:
+    /// what a trace shows at its end.
+    pub fn settled_strip(&self, width: usize) -> String {
+        if self.states.len() <= width {
+            self.states.iter().map(|state| state.glyph()).collect()
+        } else {
+            self.strip_scaled(width)
+        }
+    }
+}
+
+impl PageState {
+    /// The state's glyph in a page strip: `#` resident, `0` zero page, `.` untouched.
+    fn glyph(self) -> char {
+        match self {
+            Self::Resident => '#',
+            Self::ZeroPage => '0',
+            Self::Untouched => '.',
+        }
     }
 }
 

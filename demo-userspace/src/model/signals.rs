@@ -38,6 +38,19 @@ impl serde::Serialize for ProcessEnd {
     }
 }
 
+impl schemars::JsonSchema for ProcessEnd {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "ProcessEnd".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "How a process ended, e.g. `exited with status 0` or `killed by SIGSEGV`.",
+            "type": "string"
+        })
+    }
+}
+
 /// The name of a signal number, e.g. `SIGSEGV`.
 pub fn signal_name(signal: i32) -> String {
     nix::sys::signal::Signal::try_from(signal)

@@ -57,7 +57,7 @@ impl SyscallPairer {
 
 /// A syscall's argument or result as JSON shows it: addresses as hex strings, the rest as numbers
 /// or flag names.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum Value {
     Number(i64),

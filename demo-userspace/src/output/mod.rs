@@ -1,9 +1,11 @@
 //! The sinks: a walk's text and JSON Lines reports, the JSON Lines writer every command's JSON
 //! goes through, and the terminal view.
 
-mod fault_json;
+#[cfg(test)]
+mod fixtures;
 mod json;
 mod json_lines;
+pub mod lines;
 mod text;
 pub mod top;
 pub mod trace;
@@ -11,11 +13,14 @@ pub mod tui;
 
 use std::io;
 
-pub use json::{FaultLine, JsonReporter, RegionLine, SignalLine, SyscallLine};
+pub use json::JsonReporter;
 pub use json_lines::JsonLines;
 pub use text::TextReporter;
 
 use crate::walk::Reporter;
+
+/// How many glyphs a trace region's page strip has at most; larger regions share glyphs.
+pub const STRIP_WIDTH: usize = 64;
 
 /// Output formats of the command line.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -449,97 +449,13 @@ impl<W: Write> Reporter for TextReporter<W> {
 
 #[cfg(test)]
 mod tests {
-    use demo_common::FaultSource;
-
     use super::*;
     use crate::{
-        kernel::procmem::VmaUsage,
-        model::access::{Access, ErrorCode},
-        model::classify::{ClassifiedFault, FaultClass},
-        model::events::Fault,
-        model::pages::PageModel,
+        model::access::Access,
+        output::fixtures::{fault, page_1_written_in_step_2, region, step, summary, vma},
         walk::plan::Touch,
-        walk::step_report::{KernelView, ResolvedFault, TouchOutcome},
+        walk::step_report::{KernelView, TouchOutcome},
     };
-
-    fn region() -> Region {
-        Region::seed_array()
-    }
-
-    fn fault(address: u64, error_code: u64, mapping: &str, region: &Region) -> ResolvedFault {
-        ResolvedFault {
-            fault: ClassifiedFault {
-                fault: Fault {
-                    timestamp_ns: 1,
-                    pid: 100,
-                    tid: 100,
-                    address,
-                    ip: 0x5555_0000_1000,
-                    error_code: ErrorCode(error_code),
-                    source: FaultSource::User,
-                },
-                class: FaultClass::Minor,
-            },
-            location: region.locate(address),
-            mapping: mapping.into(),
-        }
-    }
-
-    fn vma(start: u64, size_kib: u64, rss_kib: u64) -> VmaUsage {
-        VmaUsage {
-            start,
-            end: start + size_kib * 1024,
-            size_kib,
-            rss_kib,
-            dirty_kib: rss_kib,
-            perms: "rw-p".to_owned(),
-            name: "[anon]".to_owned(),
-        }
-    }
-
-    fn step(number: u32, action: &str, pages: PageModel, kernel: KernelView) -> StepReport {
-        StepReport {
-            scenario: ScenarioName::Mmap,
-            step: number,
-            action: action.to_owned(),
-            region: region(),
-            faults: Vec::new(),
-            syscalls: Vec::new(),
-            signals: Vec::new(),
-            allocation: None,
-            touch: None,
-            death: None,
-            pages,
-            kernel: Some(kernel),
-        }
-    }
-
-    fn summary(in_region: u64, total: u64, lost: u64) -> Summary {
-        Summary {
-            scenario: ScenarioName::Mmap,
-            faults_in_region: in_region,
-            faults_total: total,
-            minor: total,
-            major: 0,
-            error: 0,
-            faults_startup: 150,
-            unattributed_faults: 0,
-            lost,
-            child: ProcessEnd::Exited(0),
-        }
-    }
-
-    /// Five pages, of which page 1 was written by arr[1500] in step 2.
-    fn page_1_written_in_step_2() -> (PageModel, PageOrigin) {
-        let mut pages = PageModel::new(5);
-        let origin = PageOrigin::Fault {
-            step: 2,
-            offset: 6000,
-            index: 1500,
-        };
-        pages.apply_fault(1, Access::Write, origin);
-        (pages, origin)
-    }
 
     fn render(steps: &[StepReport], summary: &Summary) -> String {
         let mut out = Vec::new();

@@ -2,13 +2,11 @@
 
 use std::io::{self, Write};
 
-use serde::Serialize;
-
-use super::{Format, JsonLines};
-use crate::{
-    model::hex::hex,
-    top::{Interval, PageReport, Row, TopOutput},
+use super::{
+    Format, JsonLines,
+    lines::{IntervalLine, TopLine},
 };
+use crate::top::{Interval, Row, TopOutput};
 
 pub fn output<'a>(format: Format, out: impl Write + 'a) -> Box<dyn TopOutput + 'a> {
     match format {
@@ -92,76 +90,9 @@ struct JsonTop<W: Write> {
     out: JsonLines<W>,
 }
 
-#[derive(Serialize)]
-struct PageLine<'a> {
-    #[serde(serialize_with = "hex")]
-    address: u64,
-    faults: u64,
-    mapping: &'a str,
-}
-
-#[derive(Serialize)]
-struct MappingLine<'a> {
-    name: &'a str,
-    faults: u64,
-}
-
-#[derive(Serialize)]
-struct PagesLine<'a> {
-    pid: u32,
-    pages: Vec<PageLine<'a>>,
-    mappings: Vec<MappingLine<'a>>,
-    evicted: u64,
-}
-
-#[derive(Serialize)]
-struct TopLine<'a> {
-    kind: &'static str,
-    ts: String,
-    interval_s: f64,
-    processes: &'a [Row],
-    dropped: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pages: Option<PagesLine<'a>>,
-}
-
-fn pages_line(report: &PageReport, evicted: u64) -> PagesLine<'_> {
-    PagesLine {
-        pid: report.pid,
-        pages: report
-            .pages
-            .iter()
-            .map(|(address, faults, mapping)| PageLine {
-                address: *address,
-                faults: *faults,
-                mapping,
-            })
-            .collect(),
-        mappings: report
-            .mappings
-            .iter()
-            .map(|(name, faults)| MappingLine {
-                name,
-                faults: *faults,
-            })
-            .collect(),
-        evicted,
-    }
-}
-
 impl<W: Write> TopOutput for JsonTop<W> {
     fn interval(&mut self, interval: &Interval) -> io::Result<()> {
-        let line = TopLine {
-            kind: "top",
-            ts: now_rfc3339(),
-            interval_s: (interval.seconds * 1000.0).round() / 1000.0,
-            processes: &interval.rows,
-            dropped: interval.dropped,
-            pages: interval
-                .pages
-                .as_ref()
-                .map(|report| pages_line(report, interval.pages_evicted)),
-        };
+        let line = TopLine::Top(IntervalLine::new(interval, now_rfc3339()));
         self.out.line(&line)?;
         self.out.flush()
     }

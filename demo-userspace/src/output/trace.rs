@@ -3,15 +3,15 @@
 
 use std::io::{self, Write};
 
-use serde::Serialize;
-
-use super::{FaultLine, Format, JsonLines, RegionLine, SignalLine, SyscallLine};
-use crate::{
-    model::{
-        hex::hex,
-        pages::PageModel,
-        signals::{si_code_name, signal_name},
+use super::{
+    Format, JsonLines,
+    lines::{
+        FaultLine, ProcessLine, RegionEndLine, RegionLine, RegionSummaryLine, SCENARIO, SignalLine,
+        SyscallLine, TraceLine, TraceSummaryLine,
     },
+};
+use crate::{
+    model::signals::{si_code_name, signal_name},
     trace::{
         TraceOutput, TraceStart, TraceSummary,
         session::{Session, TraceEvent},
@@ -25,16 +25,6 @@ pub fn output<'a>(format: Format, out: impl Write + 'a) -> Box<dyn TraceOutput +
             out: JsonLines::new(out),
         }),
     }
-}
-
-/// How many glyphs a region's page strip has at most; larger regions share glyphs.
-const STRIP_WIDTH: usize = 64;
-
-/// The page strip of a trace region: its pages as they are now, without the per-step marks.
-fn region_strip(pages: &PageModel) -> String {
-    let mut settled = pages.clone();
-    settled.begin_step();
-    settled.strip_scaled(STRIP_WIDTH)
 }
 
 /// What one heap call costs the traced process with the uprobes on, as `cargo xtask bench`
@@ -183,7 +173,7 @@ impl<W: Write> TraceOutput for TextTrace<W> {
                 region.start,
                 region.len,
                 faults,
-                region_strip(pages),
+                pages.settled_strip(super::STRIP_WIDTH),
                 if tracked.live { "" } else { " ended" }
             )?;
         }
@@ -268,145 +258,59 @@ struct JsonTrace<W: Write> {
     out: JsonLines<W>,
 }
 
-impl<W: Write> JsonTrace<W> {}
-
-const SCENARIO: &str = "trace";
-
-#[derive(Serialize)]
-struct StartLine<'a> {
-    kind: &'static str,
-    #[serde(flatten)]
-    start: &'a TraceStart,
-}
-
-#[derive(Serialize)]
-struct RegionEndLine<'a> {
-    kind: &'static str,
-    scenario: &'static str,
-    pid: u32,
-    name: &'a str,
-    #[serde(serialize_with = "hex")]
-    address: u64,
-}
-
-#[derive(Serialize)]
-struct ProcessLine {
-    kind: &'static str,
-    scenario: &'static str,
-    pid: u32,
-    parent: Option<u32>,
-    event: &'static str,
-}
-
-#[derive(Serialize)]
-struct RegionSummaryLine<'a> {
-    kind: &'static str,
-    scenario: &'static str,
-    pid: u32,
-    name: &'a str,
-    #[serde(serialize_with = "hex")]
-    address: u64,
-    size: u64,
-    origin: &'static str,
-    faults: u64,
-    resident_pages: Vec<u64>,
-    zero_pages: Vec<u64>,
-    pages: String,
-    live: bool,
-}
-
-#[derive(Serialize)]
-struct SummaryLine<'a> {
-    kind: &'static str,
-    scenario: &'static str,
-    #[serde(flatten)]
-    summary: &'a TraceSummary,
-    rusage_difference: Option<i64>,
-}
-
 impl<W: Write> TraceOutput for JsonTrace<W> {
     fn started(&mut self, start: &TraceStart) -> io::Result<()> {
-        self.out.line(&StartLine {
-            kind: "trace",
-            start,
-        })?;
+        self.out.line(&TraceLine::Trace(start))?;
         // The start line tells a waiting script that the probes are attached.
         self.out.flush()
     }
 
     fn event(&mut self, event: &TraceEvent) -> io::Result<()> {
-        match event {
-            TraceEvent::Fault(traced) => self.out.line_with(|line| {
-                FaultLine::new(
-                    SCENARIO,
-                    None,
-                    &traced.fault,
-                    traced
-                        .region
-                        .as_ref()
-                        .map(|(_, name, location)| (&**name, *location)),
-                    &traced.mapping,
-                    Some(traced.mapping_offset),
-                )
-                .write_json(line)
-            }),
-            TraceEvent::Syscall(call) => self.out.line(&SyscallLine::new(SCENARIO, None, call)),
-            TraceEvent::Signal(signal) => self
-                .out
-                .line(&SignalLine::generated(SCENARIO, None, signal)),
-            TraceEvent::RegionStarted(tracked) => self.out.line(&RegionLine::new(
+        let line = match event {
+            TraceEvent::Fault(traced) => {
+                return self.out.line_with(|line| {
+                    FaultLine::new(
+                        SCENARIO,
+                        None,
+                        &traced.fault,
+                        traced
+                            .region
+                            .as_ref()
+                            .map(|(_, name, location)| (&**name, *location)),
+                        &traced.mapping,
+                        Some(traced.mapping_offset),
+                    )
+                    .write_json(line)
+                });
+            }
+            TraceEvent::Syscall(call) => TraceLine::Syscall(SyscallLine::new(SCENARIO, None, call)),
+            TraceEvent::Signal(signal) => {
+                TraceLine::Signal(SignalLine::generated(SCENARIO, None, signal))
+            }
+            TraceEvent::RegionStarted(tracked) => TraceLine::Region(RegionLine::new(
                 SCENARIO,
                 Some(tracked.pid),
                 &tracked.region,
                 tracked.origin.as_str(),
             )),
-            TraceEvent::RegionEnded(tracked) => self.out.line(&RegionEndLine {
-                kind: "region_end",
-                scenario: SCENARIO,
-                pid: tracked.pid,
-                name: &tracked.region.name,
-                address: tracked.region.start,
-            }),
-            TraceEvent::ProcessForked { pid, parent } => self.out.line(&ProcessLine {
-                kind: "process",
-                scenario: SCENARIO,
-                pid: *pid,
-                parent: Some(*parent),
-                event: "fork",
-            }),
-            TraceEvent::ProcessExited { pid } => self.out.line(&ProcessLine {
-                kind: "process",
-                scenario: SCENARIO,
-                pid: *pid,
-                parent: None,
-                event: "exit",
-            }),
-        }
+            TraceEvent::RegionEnded(tracked) => TraceLine::RegionEnd(RegionEndLine::new(tracked)),
+            TraceEvent::ProcessForked { pid, parent } => {
+                TraceLine::Process(ProcessLine::forked(*pid, *parent))
+            }
+            TraceEvent::ProcessExited { pid } => TraceLine::Process(ProcessLine::exited(*pid)),
+        };
+        self.out.line(&line)
     }
 
     fn summary(&mut self, summary: &TraceSummary, session: &Session) -> io::Result<()> {
         for (tracked, pages, faults) in session.region_states() {
-            self.out.line(&RegionSummaryLine {
-                kind: "region_summary",
-                scenario: SCENARIO,
-                pid: tracked.pid,
-                name: &tracked.region.name,
-                address: tracked.region.start,
-                size: tracked.region.len,
-                origin: tracked.origin.as_str(),
-                faults,
-                resident_pages: pages.resident_pages(),
-                zero_pages: pages.zero_pages(),
-                pages: region_strip(pages),
-                live: tracked.live,
-            })?;
+            self.out
+                .line(&TraceLine::RegionSummary(RegionSummaryLine::new(
+                    tracked, pages, faults,
+                )))?;
         }
-        self.out.line(&SummaryLine {
-            kind: "summary",
-            scenario: SCENARIO,
-            summary,
-            rusage_difference: summary.rusage_gap().map(|(gap, _)| gap),
-        })?;
+        self.out
+            .line(&TraceLine::Summary(TraceSummaryLine::new(summary)))?;
         self.out.flush()
     }
 }

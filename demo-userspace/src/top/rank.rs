@@ -19,7 +19,7 @@ pub enum SortKey {
 }
 
 /// One process in one interval.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Row {
     pub pid: u32,
     pub comm: String,

@@ -16,7 +16,6 @@ use nix::unistd::Pid;
 
 use self::{
     regions::RegionTracker,
-    results::{LoaderCost, RecordCount},
     session::{Session, TraceEvent},
     spawn::{HeldCommand, Reaped},
 };
@@ -26,7 +25,9 @@ use crate::kernel::{
     probes::Probes,
     process::{self, ProcessError},
 };
-pub use results::{Rusage, TraceEnd, TraceOutput, TraceStart, TraceSummary};
+pub use results::{
+    LoaderCost, RecordCount, Rusage, TraceEnd, TraceOutput, TraceStart, TraceSummary,
+};
 pub use spawn::SpawnError;
 
 /// What to trace.

@@ -9,7 +9,7 @@ use super::session::{Session, TraceEvent};
 use crate::kernel::probes::{FaultSourceInUse, ProgramRuns};
 
 /// What the trace watches, said once at the start.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct TraceStart {
     pub pid: u32,
     pub command: Option<String>,
@@ -28,7 +28,7 @@ pub struct TraceStart {
 }
 
 /// Why a trace ended; named `exit`, `interrupt` or `duration` in both outputs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum TraceEnd {
     /// The target exited.
@@ -50,7 +50,7 @@ impl std::fmt::Display for TraceEnd {
 }
 
 /// The end of a trace.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct TraceSummary {
     pub pid: u32,
     /// Why the trace ended.
@@ -83,7 +83,7 @@ pub struct TraceSummary {
     pub regions_not_listed: u64,
 }
 
-#[derive(Clone, Copy, Debug, Default, Serialize)]
+#[derive(Clone, Copy, Debug, Default, Serialize, schemars::JsonSchema)]
 pub struct RecordCount {
     pub delivered: u64,
     pub dropped: u64,
@@ -115,7 +115,7 @@ impl RecordCount {
 /// demo's own CPU time (getrusage) and peak resident memory (VmHWM in /proc/self/status:
 /// getrusage's ru_maxrss was seen here to report 210 MiB while VmRSS, sampled every
 /// millisecond, never passed 25 MiB).
-#[derive(Clone, Copy, Debug, Serialize)]
+#[derive(Clone, Copy, Debug, Serialize, schemars::JsonSchema)]
 pub struct LoaderCost {
     pub cpu_ms: u64,
     /// Of `cpu_ms`, what loading and attaching took, before the first record.
@@ -153,7 +153,7 @@ impl LoaderCost {
     }
 }
 
-#[derive(Clone, Copy, Debug, Serialize)]
+#[derive(Clone, Copy, Debug, Serialize, schemars::JsonSchema)]
 pub struct Rusage {
     pub minflt: u64,
     pub majflt: u64,

@@ -6,7 +6,7 @@ use serde::Serialize;
 use crate::{model::access::Access, walk::workload::Command};
 
 /// The built-in scenarios, named as on the command line and in JSON.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum ScenarioName {
     /// The seed's alloc_mmap: an int array from mmap, then writes to a few elements.
@@ -28,7 +28,7 @@ impl ScenarioName {
 }
 
 /// Where the array's memory comes from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Allocator {
     Mmap,

@@ -28,7 +28,7 @@ use crate::{
 };
 
 /// Totals of a whole walk.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Summary {
     pub scenario: ScenarioName,
     pub faults_in_region: u64,
@@ -51,7 +51,7 @@ pub struct Summary {
 }
 
 /// One step, reduced to what the comparison of walks shows.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct StepDigest {
     pub action: String,
     /// The element the step touched, when it touched one.
@@ -60,6 +60,7 @@ pub struct StepDigest {
     pub faults_in_region: usize,
     /// In JSON, as strace shows them.
     #[serde(serialize_with = "described")]
+    #[schemars(with = "Vec<String>")]
     pub syscalls: Vec<SyscallCall>,
     pub rss_kib: Option<u64>,
 }
@@ -72,7 +73,7 @@ fn described<S: serde::Serializer>(
 }
 
 /// A finished walk, for the comparison table.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct WalkResult {
     pub summary: Summary,
     pub page_offset: u64,

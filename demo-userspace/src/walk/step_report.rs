@@ -40,7 +40,7 @@ pub struct KernelView {
 }
 
 /// How the loader checked the address the child reported for its array.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case", tag = "check")]
 pub enum AddressCheck {
     /// The kernel's mmap returned the same address the child reported.
@@ -48,6 +48,7 @@ pub enum AddressCheck {
     /// The kernel's mmap returned another address than the child reported.
     Differs {
         #[serde(serialize_with = "crate::model::hex::hex")]
+        #[schemars(with = "crate::model::hex::Hex")]
         kernel: u64,
     },
     /// No traced mmap returned the array (malloc served it from existing memory or brk).

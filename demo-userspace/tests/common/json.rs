@@ -3,6 +3,7 @@
 use std::{
     path::Path,
     process::{Command, Output},
+    sync::OnceLock,
 };
 
 use serde_json::Value;
@@ -21,10 +22,31 @@ pub fn demo(args: &[&str]) -> Output {
     output
 }
 
+/// The committed JSON Schema of demo's lines, which a unit test holds to the types.
+fn schema() -> &'static jsonschema::Validator {
+    static SCHEMA: OnceLock<jsonschema::Validator> = OnceLock::new();
+    SCHEMA.get_or_init(|| {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/lines.schema.json");
+        let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {path}: {e}"));
+        let schema = serde_json::from_str(&text).expect("the schema is JSON");
+        jsonschema::validator_for(&schema).expect("the schema is a JSON Schema")
+    })
+}
+
+/// One line of demo's JSON output, parsed, after checking it against the committed schema:
+/// every line a test reads goes through here.
+pub fn parse_line(line: &str) -> Value {
+    let value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    if let Err(error) = schema().validate(&value) {
+        panic!("a line does not match lines.schema.json: {error}\n{line}");
+    }
+    value
+}
+
 pub fn json_lines(output: &Output) -> Vec<Value> {
     String::from_utf8_lossy(&output.stdout)
         .lines()
-        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .map(parse_line)
         .collect()
 }
 
@@ -37,6 +59,6 @@ pub fn json_file(path: &Path) -> Vec<Value> {
     std::fs::read_to_string(path)
         .unwrap()
         .lines()
-        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .map(parse_line)
         .collect()
 }

@@ -243,6 +243,30 @@ impl serde::Serialize for FaultSourceInUse {
     }
 }
 
+/// The schema of the two fields, for the start line's schema.
+impl schemars::JsonSchema for FaultSourceInUse {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "FaultSourceInUse".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "object",
+            "properties": {
+                "source": {
+                    "description": "Where faults come from.",
+                    "enum": ["tracepoint", "perf"]
+                },
+                "fallback": {
+                    "description": "The perf event stands in for tracepoints this kernel lacks.",
+                    "type": "boolean"
+                }
+            },
+            "required": ["source", "fallback"]
+        })
+    }
+}
+
 /// Settings for loading the programs.
 #[derive(Clone, Debug)]
 pub struct ProbeOptions {

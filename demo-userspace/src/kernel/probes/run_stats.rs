@@ -7,7 +7,7 @@ use aya::Ebpf;
 use serde::Serialize;
 
 /// One program's runs and the time they took, since it was loaded.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct ProgramRuns {
     pub program: String,
     pub runs: u64,

@@ -3,7 +3,7 @@
 //! this writes the same bytes (a property test holds it to serde_json's output) with the keys
 //! as constants and only names from outside escaped.
 
-use super::json::FaultLine;
+use super::walk::FaultLine;
 
 impl FaultLine<'_> {
     /// Appends the line's JSON object, byte for byte what serde_json makes of it.
@@ -129,7 +129,7 @@ mod tests {
             line.write_json(&mut fast);
             prop_assert_eq!(
                 String::from_utf8(fast).unwrap(),
-                serde_json::to_string(&line).unwrap()
+                serde_json::to_string(&super::super::TraceLine::Fault(line)).unwrap()
             );
         }
     }

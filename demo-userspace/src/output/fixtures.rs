@@ -1,0 +1,128 @@
+//! Fixed values for the sinks' tests: the seed's region, its faults and steps, a summary; the
+//! text report's and the JSON lines' snapshots are built from them.
+
+use demo_common::{FaultSource, Syscall};
+
+use crate::{
+    kernel::procmem::VmaUsage,
+    model::access::{Access, ErrorCode},
+    model::classify::{ClassifiedFault, FaultClass},
+    model::events::{Fault, SignalEvent},
+    model::pages::{PageModel, PageOrigin},
+    model::region::Region,
+    model::signals::ProcessEnd,
+    model::syscalls::SyscallCall,
+    walk::plan::ScenarioName,
+    walk::scenario::Summary,
+    walk::step_report::{KernelView, ResolvedFault, StepReport},
+};
+
+pub fn region() -> Region {
+    Region::seed_array()
+}
+
+/// A minor fault of the child (pid 100) at `address` with the CPU's `error_code`.
+pub fn classified(address: u64, error_code: u64) -> ClassifiedFault {
+    ClassifiedFault {
+        fault: Fault {
+            timestamp_ns: 1,
+            pid: 100,
+            tid: 100,
+            address,
+            ip: 0x5555_0000_1000,
+            error_code: ErrorCode(error_code),
+            source: FaultSource::User,
+        },
+        class: FaultClass::Minor,
+    }
+}
+
+pub fn fault(address: u64, error_code: u64, mapping: &str, region: &Region) -> ResolvedFault {
+    ResolvedFault {
+        fault: classified(address, error_code),
+        location: region.locate(address),
+        mapping: mapping.into(),
+    }
+}
+
+pub fn vma(start: u64, size_kib: u64, rss_kib: u64) -> VmaUsage {
+    VmaUsage {
+        start,
+        end: start + size_kib * 1024,
+        size_kib,
+        rss_kib,
+        dirty_kib: rss_kib,
+        perms: "rw-p".to_owned(),
+        name: "[anon]".to_owned(),
+    }
+}
+
+pub fn step(number: u32, action: &str, pages: PageModel, kernel: KernelView) -> StepReport {
+    StepReport {
+        scenario: ScenarioName::Mmap,
+        step: number,
+        action: action.to_owned(),
+        region: region(),
+        faults: Vec::new(),
+        syscalls: Vec::new(),
+        signals: Vec::new(),
+        allocation: None,
+        touch: None,
+        death: None,
+        pages,
+        kernel: Some(kernel),
+    }
+}
+
+pub fn summary(in_region: u64, total: u64, lost: u64) -> Summary {
+    Summary {
+        scenario: ScenarioName::Mmap,
+        faults_in_region: in_region,
+        faults_total: total,
+        minor: total,
+        major: 0,
+        error: 0,
+        faults_startup: 150,
+        unattributed_faults: 0,
+        lost,
+        child: ProcessEnd::Exited(0),
+    }
+}
+
+/// Five pages, of which page 1 was written by arr[1500] in step 2.
+pub fn page_1_written_in_step_2() -> (PageModel, PageOrigin) {
+    let mut pages = PageModel::new(5);
+    let origin = PageOrigin::Fault {
+        step: 2,
+        offset: 6000,
+        index: 1500,
+    };
+    pages.apply_fault(1, Access::Write, origin);
+    (pages, origin)
+}
+
+/// The seed's mmap of 20000 bytes, which returned `region`'s address.
+pub fn mmap_call(region: &Region) -> SyscallCall {
+    SyscallCall {
+        pid: 100,
+        tid: 100,
+        syscall: Syscall::Mmap,
+        args: [0, 20000, 3, 0x22, u64::MAX, 0],
+        ret: region.start as i64,
+        timestamp_ns: 1,
+    }
+}
+
+/// The SIGSEGV with SEGV_MAPERR the kernel sends the child (pid 100).
+pub fn segv() -> SignalEvent {
+    SignalEvent {
+        timestamp_ns: 2,
+        pid: 100,
+        tid: 100,
+        target_tid: 100,
+        signal: libc::SIGSEGV,
+        code: 1,
+        errno: 0,
+        result: 0,
+    }
+}

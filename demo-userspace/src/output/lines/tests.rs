@@ -1,0 +1,319 @@
+//! Every kind of line, from fixed values: snapshots of the bytes, each checked against the
+//! schema; and the committed schema held to the one the types make.
+
+use std::sync::Arc;
+
+use super::*;
+use crate::{
+    kernel::probes::{FaultSourceInUse, ProgramRuns},
+    model::access::Access,
+    model::pages::PageModel,
+    model::signals::ProcessEnd,
+    output::fixtures::{
+        classified, fault, mmap_call, page_1_written_in_step_2, region, segv, step, summary, vma,
+    },
+    top::{Interval, PageReport, Row},
+    trace::regions::{Origin, TrackedRegion},
+    trace::{LoaderCost, RecordCount, Rusage, TraceEnd, TraceSummary},
+    walk::plan::{Allocator, Touch},
+    walk::scenario::{StepDigest, WalkResult},
+    walk::step_report::{AddressCheck, AllocationFacts, Death, KernelView, TouchOutcome},
+};
+
+/// Where the schema is committed.
+const SCHEMA_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/lines.schema.json");
+
+fn json(line: &impl Serialize) -> String {
+    serde_json::to_string(line).expect("a line serializes")
+}
+
+/// The lines, one per row, after checking each against the generated schema.
+fn checked(lines: &[String]) -> String {
+    let validator =
+        jsonschema::validator_for(&schema()).expect("the schema is a valid JSON Schema");
+    for line in lines {
+        let value: serde_json::Value = serde_json::from_str(line).unwrap();
+        if let Err(error) = validator.validate(&value) {
+            panic!("{line}\ndoes not match the schema: {error}");
+        }
+    }
+    lines.join("\n")
+}
+
+#[test]
+fn the_committed_schema_is_the_one_the_types_make() {
+    let generated = serde_json::to_string_pretty(&schema()).unwrap() + "\n";
+    if std::env::var_os("DEMO_UPDATE_SCHEMA").is_some() {
+        std::fs::write(SCHEMA_PATH, &generated).unwrap();
+    }
+    let committed = std::fs::read_to_string(SCHEMA_PATH).unwrap_or_default();
+    assert!(
+        committed == generated,
+        "{SCHEMA_PATH} is out of date: run `DEMO_UPDATE_SCHEMA=1 cargo test -p demo-userspace --lib schema` and commit it"
+    );
+}
+
+#[test]
+fn the_schema_rejects_a_line_that_breaks_it() {
+    let validator = jsonschema::validator_for(&schema()).unwrap();
+    let region = region();
+    let good = json(&TraceLine::Fault(FaultLine::new(
+        SCENARIO,
+        None,
+        &classified(region.start, 6),
+        None,
+        "[anon]",
+        Some(0),
+    )));
+    let good: serde_json::Value = serde_json::from_str(&good).unwrap();
+    assert!(validator.is_valid(&good));
+    for (field, bad) in [
+        ("address", serde_json::json!(4096)),
+        ("surprise", serde_json::json!(1)),
+        ("class", serde_json::json!("huge")),
+        ("kind", serde_json::json!("faults")),
+    ] {
+        let mut line = good.clone();
+        line[field] = bad;
+        assert!(!validator.is_valid(&line), "{field} = {}", line[field]);
+    }
+    let mut line = good.clone();
+    line.as_object_mut().unwrap().remove("pid");
+    assert!(!validator.is_valid(&line), "a line without pid");
+}
+
+#[test]
+fn every_line_of_a_walk() {
+    let region = region();
+    let (pages, origin) = page_1_written_in_step_2();
+    let kernel = |resident_pages: Vec<u64>| KernelView {
+        rss_kib: 4 * resident_pages.len() as u64,
+        vma: Some(vma(region.start, 20, 4 * resident_pages.len() as u64)),
+        resident_pages,
+        zero_pages: Vec::new(),
+    };
+    let mut allocation = step(1, "mmap 20000 bytes", PageModel::new(5), kernel(vec![]));
+    allocation.syscalls = vec![mmap_call(&region)];
+    allocation.allocation = Some(AllocationFacts {
+        allocator: Allocator::Mmap,
+        address_check: AddressCheck::Matches,
+        guard: Some((region.start + 5 * 4096, true)),
+    });
+    let mut touch = step(2, "arr[1500] = 2", pages.clone(), kernel(vec![1]));
+    touch.faults = vec![
+        fault(region.start + 6000, 6, "[anon]", &region),
+        fault(0x7ffe_0000_0000, 6, "[stack]", &region),
+    ];
+    touch.touch = Some(TouchOutcome {
+        touch: Touch {
+            index: 1500,
+            access: Access::Write,
+        },
+        location: region.locate(region.start + 6000),
+        faulted: true,
+        mapping: "[anon]".to_owned(),
+        resident_since: Some(origin),
+    });
+    touch.signals = vec![segv()];
+    // The out-of-bounds walk: its region resolves the page after the array too.
+    let mut death = step(3, "arr[5121] = 7", pages, kernel(vec![1]));
+    death.region.pages_after = 1;
+    let past_the_end = region.start + 5121 * 4;
+    death.kernel = None;
+    death.death = Some(Death {
+        status: ProcessEnd::Killed(libc::SIGSEGV),
+        wait_signal: Some(libc::SIGSEGV),
+        generated: Some(segv()),
+        fault: Some((past_the_end, death.region.locate(past_the_end))),
+    });
+    let summary = summary(1, 2, 0);
+    let walks = [WalkResult {
+        summary: summary.clone(),
+        page_offset: 0,
+        vma: Some("[anon]".to_owned()),
+        steps: vec![StepDigest {
+            action: "mmap 20000 bytes".to_owned(),
+            element: None,
+            faults_in_region: 0,
+            syscalls: vec![mmap_call(&region)],
+            rss_kib: Some(0),
+        }],
+    }];
+    let resolved = &touch.faults[0];
+    let lines = [
+        json(&WalkLine::Region(RegionLine::new(
+            "mmap",
+            None,
+            &region,
+            Allocator::Mmap.as_str(),
+        ))),
+        json(&WalkLine::Fault(FaultLine::new(
+            "mmap",
+            Some(2),
+            &resolved.fault,
+            resolved.location.map(|l| (&*region.name, l)),
+            &resolved.mapping,
+            None,
+        ))),
+        json(&WalkLine::Syscall(SyscallLine::new(
+            "mmap",
+            Some(1),
+            &allocation.syscalls[0],
+        ))),
+        json(&WalkLine::Signal(SignalLine::generated(
+            "mmap",
+            Some(2),
+            &segv(),
+        ))),
+        json(&WalkLine::Signal(SignalLine::death(&death).unwrap())),
+        json(&WalkLine::Step(StepLine::new(&allocation))),
+        json(&WalkLine::Step(StepLine::new(&touch))),
+        json(&WalkLine::Step(StepLine::new(&death))),
+        json(&WalkLine::Summary(&summary)),
+        json(&WalkLine::Comparison(ComparisonLine { walks: &walks })),
+    ];
+    insta::assert_snapshot!(checked(&lines));
+}
+
+fn tracked(live: bool) -> TrackedRegion {
+    TrackedRegion {
+        id: 4,
+        pid: 100,
+        origin: Origin::Mmap,
+        region: crate::model::region::Region {
+            name: Arc::from("mmap#4"),
+            elem_size: 1,
+            ..region()
+        },
+        live,
+    }
+}
+
+#[test]
+fn every_line_of_a_trace() {
+    let region = tracked(false);
+    let (pages, _) = page_1_written_in_step_2();
+    let start = TraceStart {
+        pid: 100,
+        command: Some("./alloc".to_owned()),
+        source: FaultSourceInUse::Tracepoints,
+        heap_probes: Some("/usr/lib/x86_64-linux-gnu/libc.so.6".to_owned()),
+        heap_blocks_off: false,
+        follow: true,
+        start_ns: 0,
+    };
+    let summary = TraceSummary {
+        pid: 100,
+        ended_by: TraceEnd::Exit,
+        child: Some(ProcessEnd::Exited(0)),
+        faults_total: 3,
+        minor: 3,
+        major: 0,
+        error: 0,
+        lost: 0,
+        unattributed_faults: 0,
+        traced_completions: 3,
+        rusage: Some(Rusage {
+            minflt: 5,
+            majflt: 0,
+        }),
+        loader: LoaderCost {
+            cpu_ms: 30,
+            attach_cpu_ms: 20,
+            peak_rss_kib: 25_000,
+        },
+        records: [(
+            "fault",
+            RecordCount {
+                delivered: 3,
+                dropped: 0,
+            },
+        )]
+        .into(),
+        untraced_children: 0,
+        kernel_programs: Some(vec![ProgramRuns {
+            program: "page_fault_user".to_owned(),
+            runs: 3,
+            run_time_ns: 300,
+        }]),
+        regions_not_listed: 0,
+    };
+    let hit = region.region.locate(region.region.start + 6000).unwrap();
+    let mut fault = Vec::new();
+    FaultLine::new(
+        SCENARIO,
+        None,
+        &classified(region.region.start + 6000, 6),
+        Some(("mmap#4", hit)),
+        "[anon]",
+        Some(6000),
+    )
+    .write_json(&mut fault);
+    let lines = [
+        json(&TraceLine::Trace(&start)),
+        json(&TraceLine::Region(RegionLine::new(
+            SCENARIO,
+            Some(100),
+            &region.region,
+            region.origin.as_str(),
+        ))),
+        String::from_utf8(fault).unwrap(),
+        json(&TraceLine::Syscall(SyscallLine::new(
+            SCENARIO,
+            None,
+            &mmap_call(&region.region),
+        ))),
+        json(&TraceLine::Signal(SignalLine::generated(
+            SCENARIO,
+            None,
+            &segv(),
+        ))),
+        json(&TraceLine::Process(ProcessLine::forked(101, 100))),
+        json(&TraceLine::Process(ProcessLine::exited(101))),
+        json(&TraceLine::RegionEnd(RegionEndLine::new(&region))),
+        json(&TraceLine::RegionSummary(RegionSummaryLine::new(
+            &region, &pages, 1,
+        ))),
+        json(&TraceLine::Summary(TraceSummaryLine::new(&summary))),
+    ];
+    insta::assert_snapshot!(checked(&lines));
+}
+
+#[test]
+fn every_line_of_top() {
+    let row = |pid, comm: &str, exited| Row {
+        pid,
+        comm: comm.to_owned(),
+        faults: 1000,
+        interval_faults: 500,
+        rate: 500.0,
+        minor: Some(990),
+        major: Some(10),
+        write_pct: Some(75.0),
+        kernel_pct: Some(2.5),
+        exited,
+    };
+    let mut interval = Interval {
+        seconds: 1.0004,
+        rows: vec![row(100, "alloc", false), row(101, "cc1", true)],
+        dropped: 0,
+        pages_evicted: 2,
+        pages: Some(PageReport {
+            pid: 100,
+            pages: vec![(0x7f00_0000_1000, 12, "[anon]".to_owned())],
+            mappings: vec![("[anon]".to_owned(), 12)],
+        }),
+    };
+    let with_pages = json(&TopLine::Top(IntervalLine::new(
+        &interval,
+        "2026-12-02T19:00:00.000Z".to_owned(),
+    )));
+    interval.pages = None;
+    interval.rows[0].write_pct = None;
+    interval.rows[0].kernel_pct = None;
+    let counters_only = json(&TopLine::Top(IntervalLine::new(
+        &interval,
+        "2026-12-02T19:00:01.000Z".to_owned(),
+    )));
+    insta::assert_snapshot!(checked(&[with_pages, counters_only]));
+}
