@@ -258,7 +258,7 @@ async fn run_in_view(
         }
         Action::Trace(options) => {
             let (mut probes, mut reader) = trace_probes(cli)?;
-            let mut output = tui::ViewTrace(sender.clone());
+            let mut output = tui::ViewTrace::new(sender.clone());
             let work = trace::run(&options, &mut probes, &mut reader, &mut output);
             tui::run_view(
                 tui::app(Mode::Trace, "demo trace"),

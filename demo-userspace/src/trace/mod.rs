@@ -26,7 +26,7 @@ use crate::kernel::{
     process::{self, ProcessError},
 };
 pub use results::{
-    LoaderCost, RecordCount, Rusage, TraceEnd, TraceOutput, TraceStart, TraceSummary,
+    LoaderCost, PAGES_EVERY, RecordCount, Rusage, TraceEnd, TraceOutput, TraceStart, TraceSummary,
 };
 pub use spawn::SpawnError;
 
@@ -156,6 +156,7 @@ pub async fn run(
     let deadline = options.duration.map(|d| tokio::time::Instant::now() + d);
     let mut reaped: Option<Reaped> = None;
     tokio::pin!(shutdown);
+    let mut pages_ticks = tokio::time::interval(PAGES_EVERY);
     let ended_by = loop {
         tokio::select! {
             waited = reader.wait() => {
@@ -163,6 +164,7 @@ pub async fn run(
                 drain(reader, &mut session, &mut events, output, probes, heap.as_ref())?;
                 session.settle_quiet(monotonic_ns().saturating_sub(QUIET_NS), &mut events);
                 flush(&mut events, output)?;
+                output.pages(&session)?;
                 if held.is_none() && (session.has_exited(pid) || !process::exists(pid)) {
                     break TraceEnd::Exit;
                 }
@@ -175,6 +177,7 @@ pub async fn run(
                 reaped = Some(result.context("wait for the traced command")??);
                 break TraceEnd::Exit;
             }
+            _ = pages_ticks.tick() => output.pages(&session)?,
             () = &mut shutdown => break TraceEnd::Interrupt,
             () = async { match deadline {
                 Some(deadline) => tokio::time::sleep_until(deadline).await,

@@ -180,5 +180,13 @@ impl TraceSummary {
 pub trait TraceOutput {
     fn started(&mut self, start: &TraceStart) -> io::Result<()>;
     fn event(&mut self, event: &TraceEvent) -> io::Result<()>;
+    /// The session after a batch of events, and at least every [`PAGES_EVERY`] while the trace
+    /// runs: an output that draws pages reads the session's own page states here.
+    fn pages(&mut self, _session: &Session) -> io::Result<()> {
+        Ok(())
+    }
     fn summary(&mut self, summary: &TraceSummary, session: &Session) -> io::Result<()>;
 }
+
+/// How often a running trace shows its session to [`TraceOutput::pages`] when no records come.
+pub const PAGES_EVERY: std::time::Duration = std::time::Duration::from_millis(100);

@@ -357,6 +357,11 @@ impl Session {
         self.processes.get(&pid).map_or(0, |p| p.completions)
     }
 
+    /// The page states of region `id`, while it keeps them.
+    pub fn pages_of(&self, id: usize) -> Option<&PageModel> {
+        self.pages.get(&id).map(|(pages, _)| pages)
+    }
+
     /// Every region with its page model and fault count, in creation order.
     pub fn region_states(&self) -> impl Iterator<Item = (&TrackedRegion, &PageModel, u64)> {
         self.regions.regions().filter_map(|tracked| {

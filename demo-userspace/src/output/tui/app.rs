@@ -1,7 +1,7 @@
 //! The terminal view's state and how each event changes it. Rendering is elsewhere and only
 //! reads this state.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use ratatui::{
     crossterm::event::{KeyCode, KeyEvent, KeyModifiers},
@@ -35,6 +35,8 @@ pub enum UiEvent {
     Step(Box<StepReport>),
     /// `demo trace`: an event of the trace.
     Trace(Box<TraceEvent>),
+    /// `demo trace`: the session's page states of the regions that changed, by region id.
+    Pages(Vec<(usize, PageModel)>),
     /// `demo top`: an interval's counts.
     Top(Box<Interval>),
     /// The run behind the view ended, with a line saying how.
@@ -76,7 +78,10 @@ pub struct PageNote {
 #[derive(Clone, Debug)]
 pub struct RegionView {
     pub region: Region,
+    /// The page states: a walk's step report's, or the trace session's latest.
     pub pages: PageModel,
+    /// Pages that faulted now: in the last step of a walk, since the last tick in a trace.
+    pub recent: BTreeSet<u64>,
     /// Per page: the faults that hit it.
     pub notes: BTreeMap<u64, Vec<PageNote>>,
     /// Pages with a major fault.
@@ -88,10 +93,12 @@ pub struct RegionView {
 }
 
 impl RegionView {
-    pub fn new(region: Region) -> Self {
+    fn new(region: Region) -> Self {
         Self {
+            // Untouched until the walk's step or the trace session says otherwise.
             pages: PageModel::without_origins(region.page_count() as usize),
             region,
+            recent: BTreeSet::new(),
             notes: BTreeMap::new(),
             major: Vec::new(),
             errors: Vec::new(),
@@ -106,6 +113,7 @@ impl RegionView {
 
     fn note(&mut self, location: Location, fault: &ClassifiedFault, step: Option<u32>) {
         let raw = &fault.fault;
+        self.recent.insert(location.page);
         self.notes.entry(location.page).or_default().push(PageNote {
             timestamp_ns: raw.timestamp_ns,
             tid: raw.tid,
@@ -122,6 +130,23 @@ impl RegionView {
         if !list.contains(&location.page) {
             list.push(location.page);
         }
+    }
+}
+
+/// The page map of a walk or a trace: its regions, the one shown, the cursor and the zoom.
+#[derive(Clone, Debug, Default)]
+pub struct PageMap {
+    pub regions: Vec<RegionView>,
+    pub selected: usize,
+    /// The page under the cursor, in the selected region.
+    pub cursor: u64,
+    /// Pages per cell; 0 means "fit the region to the map".
+    pub zoom: u64,
+}
+
+impl PageMap {
+    pub fn region(&self) -> Option<&RegionView> {
+        self.regions.get(self.selected)
     }
 }
 
@@ -148,49 +173,79 @@ pub struct Status {
 /// How many lines the event list keeps.
 const EVENT_LINES: usize = 2000;
 
-/// The whole state of the view.
-pub struct App {
-    pub mode: Mode,
-    pub title: String,
-    pub regions: Vec<RegionView>,
-    pub selected_region: usize,
-    /// The page under the cursor, in the selected region.
-    pub cursor: u64,
-    /// Pages per cell; 0 means "fit the region to the map".
-    pub zoom: u64,
+/// A walk's own state: the steps so far, and whether it waits for Enter.
+#[derive(Clone, Debug)]
+pub struct WalkView {
+    pub map: PageMap,
     pub steps: Vec<StepRow>,
-    /// The walk waits for Enter before its next step.
     pub awaiting_step: bool,
-    pub events: VecDeque<String>,
+}
+
+/// `demo top`'s own state: every process of the last interval, sorted, and the highlighted one.
+#[derive(Clone, Debug)]
+pub struct TopView {
+    /// Every process, sorted by `sort`; the first `count` are shown.
+    pub rows: Vec<crate::top::Row>,
+    pub sort: SortKey,
+    /// The highlighted row, among those shown.
+    pub selected: usize,
+    /// `-n`: how many rows are shown.
+    pub count: usize,
+}
+
+impl TopView {
+    /// The rows on screen: every process sorted by the current key, cut to `-n`.
+    pub fn shown(&self) -> &[crate::top::Row] {
+        &self.rows[..self.rows.len().min(self.count)]
+    }
+}
+
+/// What the view shows, with the state only that command has.
+#[derive(Clone, Debug)]
+pub enum View {
+    Walk(WalkView),
+    /// A trace: its page map, which the session's page states fill.
+    Trace(PageMap),
+    Top(TopView),
+}
+
+/// The whole state of the view. Only [`App::handle_event`] changes it.
+pub struct App {
+    pub(super) title: String,
+    pub(super) view: View,
+    pub(super) events: VecDeque<String>,
     /// Lines scrolled up from the newest event.
-    pub events_scroll: usize,
-    pub status: Status,
+    pub(super) events_scroll: usize,
+    pub(super) status: Status,
     faults_at_last_tick: u64,
-    pub paused: bool,
-    pub show_help: bool,
-    pub finished: Option<String>,
-    pub top_rows: Vec<crate::top::Row>,
-    pub top_sort: SortKey,
-    pub top_selected: usize,
-    /// `-n`: how many rows of `demo top` are shown.
-    pub top_count: usize,
+    pub(super) paused: bool,
+    pub(super) show_help: bool,
+    pub(super) finished: Option<String>,
     /// The terminal's size, for the keys that move by the drawn rows.
-    pub size: Rect,
+    pub(super) size: Rect,
     /// Log messages, newest last.
-    pub logs: VecDeque<String>,
+    pub(super) logs: VecDeque<String>,
 }
 
 impl App {
     pub fn new(mode: Mode, title: String) -> Self {
+        let view = match mode {
+            Mode::Alloc => View::Walk(WalkView {
+                map: PageMap::default(),
+                steps: Vec::new(),
+                awaiting_step: true,
+            }),
+            Mode::Trace => View::Trace(PageMap::default()),
+            Mode::Top => View::Top(TopView {
+                rows: Vec::new(),
+                sort: SortKey::Rate,
+                selected: 0,
+                count: usize::MAX,
+            }),
+        };
         Self {
-            mode,
             title,
-            regions: Vec::new(),
-            selected_region: 0,
-            cursor: 0,
-            zoom: 0,
-            steps: Vec::new(),
-            awaiting_step: mode == Mode::Alloc,
+            view,
             events: VecDeque::new(),
             events_scroll: 0,
             status: Status {
@@ -201,33 +256,45 @@ impl App {
             paused: false,
             show_help: false,
             finished: None,
-            top_rows: Vec::new(),
-            top_sort: SortKey::Rate,
-            top_selected: 0,
-            top_count: usize::MAX,
             size: Rect::new(0, 0, 80, 24),
             logs: VecDeque::new(),
         }
     }
 
-    /// Adds a log message to the log pane.
-    fn push_log(&mut self, line: String) {
-        self.logs.push_back(line);
-        if self.logs.len() > 100 {
-            self.logs.pop_front();
-        }
-    }
-
     /// For `demo top`: how many rows to show, and the key they are sorted by at first.
     pub fn with_top(mut self, count: usize, sort: SortKey) -> Self {
-        self.top_count = count;
-        self.top_sort = sort;
+        if let View::Top(top) = &mut self.view {
+            top.count = count;
+            top.sort = sort;
+        }
         self
     }
 
-    /// The rows of `demo top` on screen: every process sorted by the current key, cut to `-n`.
-    pub fn shown_top_rows(&self) -> &[crate::top::Row] {
-        &self.top_rows[..self.top_rows.len().min(self.top_count)]
+    /// The page map of a walk or a trace.
+    pub fn map(&self) -> Option<&PageMap> {
+        match &self.view {
+            View::Walk(walk) => Some(&walk.map),
+            View::Trace(map) => Some(map),
+            View::Top(_) => None,
+        }
+    }
+
+    fn map_mut(&mut self) -> Option<&mut PageMap> {
+        match &mut self.view {
+            View::Walk(walk) => Some(&mut walk.map),
+            View::Trace(map) => Some(map),
+            View::Top(_) => None,
+        }
+    }
+
+    /// The region shown on the page map.
+    pub fn region(&self) -> Option<&RegionView> {
+        self.map()?.region()
+    }
+
+    /// The walk waits for Enter before its next step.
+    pub fn awaiting_step(&self) -> bool {
+        matches!(&self.view, View::Walk(walk) if walk.awaiting_step)
     }
 
     /// The page map as drawn at the current size: cells per row, and pages per cell.
@@ -236,14 +303,11 @@ impl App {
         let [map, _] = layout::map_and_middle(screen.main);
         let (row_cells, rows) = layout::map_grid(map);
         let shown = self.region().map_or(0, RegionView::shown_pages);
+        let zoom = self.map().map_or(0, |map| map.zoom);
         (
             row_cells,
-            layout::pages_per_cell(self.zoom, shown, row_cells * rows),
+            layout::pages_per_cell(zoom, shown, row_cells * rows),
         )
-    }
-
-    pub fn region(&self) -> Option<&RegionView> {
-        self.regions.get(self.selected_region)
     }
 
     /// Applies one event; returns what the run behind the view should do, if anything.
@@ -252,10 +316,10 @@ impl App {
             UiEvent::Key(key) => return self.handle_key(key),
             UiEvent::Tick => {
                 // In a trace, "faulted now" means within the last tick.
-                if self.mode == Mode::Trace && !self.paused {
-                    for view in &mut self.regions {
-                        view.pages.begin_step();
-                    }
+                if let View::Trace(map) = &mut self.view
+                    && !self.paused
+                {
+                    map.regions.iter_mut().for_each(|view| view.recent.clear());
                 }
                 let faults = self.status.classes.total();
                 self.status.rate =
@@ -263,23 +327,43 @@ impl App {
                 self.faults_at_last_tick = faults;
             }
             UiEvent::Resize(size) => self.size = size,
-            UiEvent::Region(region) => self.regions.push(RegionView::new(region)),
-            UiEvent::Step(step) => self.apply_step(*step),
-            UiEvent::Trace(event) => self.apply_trace(*event),
-            UiEvent::Top(interval) => {
-                if !self.paused {
-                    self.top_rows = interval.rows;
-                    crate::top::sort_rows(&mut self.top_rows, self.top_sort);
-                    self.status.lost = interval.dropped;
-                    self.top_selected = self
-                        .top_selected
-                        .min(self.shown_top_rows().len().saturating_sub(1));
+            UiEvent::Region(region) => {
+                if let Some(map) = self.map_mut() {
+                    map.regions.push(RegionView::new(region));
                 }
             }
-            UiEvent::Log(line) => self.push_log(line),
+            UiEvent::Step(step) => self.apply_step(*step),
+            UiEvent::Trace(event) => self.apply_trace(*event),
+            UiEvent::Pages(pages) => {
+                if let View::Trace(map) = &mut self.view {
+                    for (id, pages) in pages {
+                        if let Some(view) = map.regions.get_mut(id) {
+                            view.pages = pages;
+                        }
+                    }
+                }
+            }
+            UiEvent::Top(interval) => {
+                self.status.lost = interval.dropped;
+                if let View::Top(top) = &mut self.view
+                    && !self.paused
+                {
+                    top.rows = interval.rows;
+                    crate::top::sort_rows(&mut top.rows, top.sort);
+                    top.selected = top.selected.min(top.shown().len().saturating_sub(1));
+                }
+            }
+            UiEvent::Log(line) => {
+                self.logs.push_back(line);
+                if self.logs.len() > 100 {
+                    self.logs.pop_front();
+                }
+            }
             UiEvent::Finished(how) => {
                 self.status.target = how.clone();
-                self.awaiting_step = false;
+                if let View::Walk(walk) = &mut self.view {
+                    walk.awaiting_step = false;
+                }
                 self.finished = Some(how);
             }
         }
@@ -295,64 +379,36 @@ impl App {
             self.show_help = false;
             return None;
         }
-        let shown = self.region().map_or(0, RegionView::shown_pages);
-        let (row_cells, per_cell) = self.map_geometry();
-        let step = per_cell;
         match key.code {
             KeyCode::Char('q') => return Some(Request::Quit),
             KeyCode::Char('?') => self.show_help = true,
             KeyCode::Char('p') => self.paused = !self.paused,
-            KeyCode::Enter | KeyCode::Char(' ')
-                if self.mode == Mode::Alloc && self.awaiting_step && self.finished.is_none() =>
-            {
-                self.awaiting_step = false;
-                return Some(Request::NextStep);
-            }
-            KeyCode::Enter if self.mode == Mode::Top => {
-                return self
-                    .shown_top_rows()
-                    .get(self.top_selected)
-                    .map(|row| Request::TracePid(row.pid));
-            }
-            KeyCode::Char('s') if self.mode == Mode::Top => {
-                self.top_sort = match self.top_sort {
-                    SortKey::Rate => SortKey::Total,
-                    SortKey::Total => SortKey::Major,
-                    SortKey::Major => SortKey::Rate,
-                };
-                // All processes, not only those shown: the highlighted row is the one at the
-                // same place in the new order, and Enter traces it.
-                crate::top::sort_rows(&mut self.top_rows, self.top_sort);
-            }
-            KeyCode::Down | KeyCode::Char('j') if self.mode == Mode::Top => {
-                self.top_selected =
-                    (self.top_selected + 1).min(self.shown_top_rows().len().saturating_sub(1));
-            }
-            KeyCode::Up | KeyCode::Char('k') if self.mode == Mode::Top => {
-                self.top_selected = self.top_selected.saturating_sub(1);
-            }
-            KeyCode::Right | KeyCode::Char('l') => {
-                self.cursor = (self.cursor + step).min(shown.saturating_sub(1))
-            }
-            KeyCode::Left | KeyCode::Char('h') => self.cursor = self.cursor.saturating_sub(step),
-            KeyCode::Down | KeyCode::Char('j') => {
-                self.cursor = (self.cursor + step * row_cells).min(shown.saturating_sub(1));
-            }
-            KeyCode::Up | KeyCode::Char('k') => {
-                self.cursor = self.cursor.saturating_sub(step * row_cells);
-            }
             KeyCode::PageUp => {
                 self.events_scroll = (self.events_scroll + 10).min(self.events.len())
             }
             KeyCode::PageDown => self.events_scroll = self.events_scroll.saturating_sub(10),
-            KeyCode::Char('+') => self.zoom = (self.zoom / 2).max(1),
-            KeyCode::Char('-') => self.zoom = (self.zoom.max(1) * 2).min(shown.max(1)),
-            KeyCode::Tab if !self.regions.is_empty() => {
-                self.selected_region = (self.selected_region + 1) % self.regions.len();
-                self.cursor = 0;
-                self.zoom = 0;
+            code => {
+                let geometry = self.map_geometry();
+                let finished = self.finished.is_some();
+                return match &mut self.view {
+                    View::Top(top) => top_key(top, code),
+                    View::Walk(walk) => {
+                        if matches!(code, KeyCode::Enter | KeyCode::Char(' '))
+                            && walk.awaiting_step
+                            && !finished
+                        {
+                            walk.awaiting_step = false;
+                            return Some(Request::NextStep);
+                        }
+                        map_key(&mut walk.map, code, geometry);
+                        None
+                    }
+                    View::Trace(map) => {
+                        map_key(map, code, geometry);
+                        None
+                    }
+                };
             }
-            _ => {}
         }
         None
     }
@@ -367,13 +423,9 @@ impl App {
         }
     }
 
-    fn count(&mut self, class: FaultClass) {
-        self.status.classes.add(class);
-    }
-
     fn apply_step(&mut self, step: StepReport) {
         for fault in &step.faults {
-            self.count(fault.fault.class);
+            self.status.classes.add(fault.fault.class);
             if let Some(location) = fault.location {
                 self.push_event(format!(
                     "step {} {} {} arr[{}] page {}",
@@ -403,7 +455,11 @@ impl App {
                 step.step, death.status
             ));
         }
-        if let Some(view) = self.regions.first_mut() {
+        let View::Walk(walk) = &mut self.view else {
+            return;
+        };
+        if let Some(view) = walk.map.regions.first_mut() {
+            view.recent.clear();
             view.pages = step.pages.clone();
             for fault in &step.faults {
                 if let Some(location) = fault.location {
@@ -423,65 +479,117 @@ impl App {
                     .collect();
             }
         }
-        self.steps.push(StepRow {
+        walk.steps.push(StepRow {
             step: step.step,
             action: step.action.clone(),
             faults_in_region: step.faults_in_region().count(),
             rss_kib: step.kernel.as_ref().map(|k| k.rss_kib),
         });
-        self.awaiting_step = step.death.is_none();
+        walk.awaiting_step = step.death.is_none();
     }
 
     fn apply_trace(&mut self, event: TraceEvent) {
-        match event {
+        let line = match event {
             TraceEvent::Fault(traced) => {
-                self.count(traced.fault.class);
+                self.status.classes.add(traced.fault.class);
                 let raw = traced.fault.fault;
-                if let Some((id, _, location)) = &traced.region
-                    && let Some(view) = self.regions.get_mut(*id)
+                // The page's state is the session's, which arrives as UiEvent::Pages; the view
+                // keeps only which faults hit it, and when.
+                if let View::Trace(map) = &mut self.view
+                    && let Some((id, _, location)) = &traced.region
+                    && let Some(view) = map.regions.get_mut(*id)
+                    && !self.paused
                 {
-                    if traced.fault.class != FaultClass::Error {
-                        view.pages.apply_at(location, raw.error_code.access(), 0);
-                    }
                     view.note(*location, &traced.fault, None);
                 }
                 let place = traced
                     .region_place()
                     .unwrap_or_else(|| traced.mapping_place());
-                self.push_event(format!(
+                format!(
                     "{} {} {} {place}",
                     raw.tid,
                     traced.fault.class.as_str(),
                     raw.error_code.access().as_str()
-                ));
+                )
             }
             TraceEvent::RegionStarted(tracked) => {
-                self.push_event(format!(
+                // Regions are numbered by the session in creation order, like this list.
+                let line = format!(
                     "region {} {} bytes ({})",
                     tracked.region.name,
                     tracked.region.len,
                     tracked.origin.as_str()
-                ));
-                // Regions are numbered by the session in creation order, like this list.
-                self.regions.push(RegionView::new(tracked.region));
+                );
+                if let Some(map) = self.map_mut() {
+                    map.regions.push(RegionView::new(tracked.region));
+                }
+                line
             }
-            TraceEvent::RegionEnded(tracked) => {
-                self.push_event(format!("region {} ended", tracked.region.name));
-            }
-            TraceEvent::Syscall(call) => {
-                self.push_event(format!("{} {}", call.tid, call.describe()))
-            }
-            TraceEvent::Signal(signal) => self.push_event(format!(
+            TraceEvent::RegionEnded(tracked) => format!("region {} ended", tracked.region.name),
+            TraceEvent::Syscall(call) => format!("{} {}", call.tid, call.describe()),
+            TraceEvent::Signal(signal) => format!(
                 "{} signal {} to tid {}",
                 signal.tid,
                 signal_name(signal.signal),
                 signal.target_tid
-            )),
-            TraceEvent::ProcessForked { pid, parent } => {
-                self.push_event(format!("{parent} forked {pid}"));
-            }
-            TraceEvent::ProcessExited { pid } => self.push_event(format!("{pid} exited")),
+            ),
+            TraceEvent::ProcessForked { pid, parent } => format!("{parent} forked {pid}"),
+            TraceEvent::ProcessExited { pid } => format!("{pid} exited"),
+        };
+        self.push_event(line);
+    }
+}
+
+/// A key in `demo top`: move, re-sort, or trace the highlighted process.
+fn top_key(top: &mut TopView, code: KeyCode) -> Option<Request> {
+    match code {
+        KeyCode::Enter => {
+            return top
+                .shown()
+                .get(top.selected)
+                .map(|row| Request::TracePid(row.pid));
         }
+        KeyCode::Char('s') => {
+            top.sort = match top.sort {
+                SortKey::Rate => SortKey::Total,
+                SortKey::Total => SortKey::Major,
+                SortKey::Major => SortKey::Rate,
+            };
+            // All processes, not only those shown: the highlighted row is the one at the
+            // same place in the new order, and Enter traces it.
+            crate::top::sort_rows(&mut top.rows, top.sort);
+        }
+        KeyCode::Down | KeyCode::Char('j') => {
+            top.selected = (top.selected + 1).min(top.shown().len().saturating_sub(1));
+        }
+        KeyCode::Up | KeyCode::Char('k') => top.selected = top.selected.saturating_sub(1),
+        _ => {}
+    }
+    None
+}
+
+/// A key on the page map: move the cursor by drawn cells and rows, zoom, change region.
+/// `(row_cells, per_cell)` is the map as drawn.
+fn map_key(map: &mut PageMap, code: KeyCode, (row_cells, per_cell): (u64, u64)) {
+    let shown = map.region().map_or(0, RegionView::shown_pages);
+    let last = shown.saturating_sub(1);
+    match code {
+        KeyCode::Right | KeyCode::Char('l') => map.cursor = (map.cursor + per_cell).min(last),
+        KeyCode::Left | KeyCode::Char('h') => map.cursor = map.cursor.saturating_sub(per_cell),
+        KeyCode::Down | KeyCode::Char('j') => {
+            map.cursor = (map.cursor + per_cell * row_cells).min(last);
+        }
+        KeyCode::Up | KeyCode::Char('k') => {
+            map.cursor = map.cursor.saturating_sub(per_cell * row_cells);
+        }
+        KeyCode::Char('+') => map.zoom = (map.zoom / 2).max(1),
+        KeyCode::Char('-') => map.zoom = (map.zoom.max(1) * 2).min(shown.max(1)),
+        KeyCode::Tab if !map.regions.is_empty() => {
+            map.selected = (map.selected + 1) % map.regions.len();
+            map.cursor = 0;
+            map.zoom = 0;
+        }
+        _ => {}
     }
 }
 

@@ -10,7 +10,13 @@ pub mod render;
 #[cfg(test)]
 mod tests;
 
-use std::{future::Future, io, io::IsTerminal as _, time::Duration};
+use std::{
+    collections::BTreeSet,
+    future::Future,
+    io,
+    io::IsTerminal as _,
+    time::{Duration, Instant},
+};
 
 use ratatui::layout::Rect;
 
@@ -171,8 +177,33 @@ impl Pacer for ViewPacer {
     }
 }
 
-/// Feeds `demo trace`'s events to the view.
-pub struct ViewTrace(pub UnboundedSender<UiEvent>);
+/// Feeds `demo trace`'s events to the view, and the session's page states of the regions that
+/// changed, at most once a tick: the view keeps no page model of its own.
+pub struct ViewTrace {
+    sender: UnboundedSender<UiEvent>,
+    /// Regions hit by a fault since their pages were last sent.
+    changed: BTreeSet<usize>,
+    sent: Option<Instant>,
+}
+
+impl ViewTrace {
+    pub fn new(sender: UnboundedSender<UiEvent>) -> Self {
+        Self {
+            sender,
+            changed: BTreeSet::new(),
+            sent: None,
+        }
+    }
+
+    fn send_pages(&mut self, session: &Session) {
+        let pages = std::mem::take(&mut self.changed)
+            .into_iter()
+            .filter_map(|id| Some((id, session.pages_of(id)?.clone())))
+            .collect();
+        let _ = self.sender.send(UiEvent::Pages(pages));
+        self.sent = Some(Instant::now());
+    }
+}
 
 impl TraceOutput for ViewTrace {
     fn started(&mut self, _: &TraceStart) -> io::Result<()> {
@@ -180,16 +211,30 @@ impl TraceOutput for ViewTrace {
     }
 
     fn event(&mut self, event: &TraceEvent) -> io::Result<()> {
-        let _ = self.0.send(UiEvent::Trace(Box::new(event.clone())));
+        if let TraceEvent::Fault(traced) = event
+            && let Some((id, _, _)) = traced.region
+        {
+            self.changed.insert(id);
+        }
+        let _ = self.sender.send(UiEvent::Trace(Box::new(event.clone())));
         Ok(())
     }
 
-    fn summary(&mut self, summary: &TraceSummary, _: &Session) -> io::Result<()> {
+    fn pages(&mut self, session: &Session) -> io::Result<()> {
+        // A copy of a large region's states costs; once a tick is what the view draws anyway.
+        if !self.changed.is_empty() && self.sent.is_none_or(|sent| sent.elapsed() >= TICK) {
+            self.send_pages(session);
+        }
+        Ok(())
+    }
+
+    fn summary(&mut self, summary: &TraceSummary, session: &Session) -> io::Result<()> {
+        self.send_pages(session);
         let how = summary.child.as_ref().map_or_else(
             || format!("trace ended by {}", summary.ended_by),
             ToString::to_string,
         );
-        let _ = self.0.send(UiEvent::Finished(how));
+        let _ = self.sender.send(UiEvent::Finished(how));
         Ok(())
     }
 }

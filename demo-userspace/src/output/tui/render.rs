@@ -8,7 +8,7 @@ use ratatui::{
     widgets::{Block, Borders, Clear, List, ListItem, Paragraph, Row, Table, Wrap},
 };
 
-use super::app::{App, HELP, Mode, RegionView};
+use super::app::{App, HELP, PageMap, RegionView, TopView, View, WalkView};
 use super::{fit, layout};
 use crate::model::{classify::FaultClass, pages::PageState};
 
@@ -68,7 +68,7 @@ fn page_cell(view: &RegionView, page: u64) -> Cell {
     let Some(state) = view.pages.state(page) else {
         return Cell::Outside;
     };
-    if view.pages.faulted_now(page) {
+    if view.recent.contains(&page) {
         Cell::FaultedNow
     } else if view.major.contains(&page) {
         Cell::Major
@@ -127,21 +127,27 @@ pub fn render(app: &App, frame: &mut Frame) {
             log_pane,
         );
     }
-    if app.mode == Mode::Top {
-        render_top(app, frame, main);
-    } else {
-        let [map, middle] = layout::map_and_middle(main);
-        render_map(app, frame, map);
+    let (map, walk) = match &app.view {
+        View::Top(top) => {
+            render_top(top, frame, main);
+            (None, None)
+        }
+        View::Walk(walk) => (Some(&walk.map), Some(walk)),
+        View::Trace(map) => (Some(map), None),
+    };
+    if let Some(map) = map {
+        let [map_area, middle] = layout::map_and_middle(main);
+        render_map(map, frame, map_area);
         let [left, events] =
             Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)])
                 .areas(middle);
         let [list, detail] =
             Layout::vertical([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(left);
-        match app.mode {
-            Mode::Alloc => render_steps(app, frame, list),
-            _ => render_regions(app, frame, list),
+        match walk {
+            Some(walk) => render_steps(walk, frame, list),
+            None => render_regions(map, frame, list),
         }
-        render_detail(app, frame, detail);
+        render_detail(map, frame, detail);
         render_events(app, frame, events);
     }
     render_status(app, frame, status);
@@ -150,8 +156,8 @@ pub fn render(app: &App, frame: &mut Frame) {
     }
 }
 
-fn render_map(app: &App, frame: &mut Frame, area: Rect) {
-    let Some(view) = app.region() else {
+fn render_map(map: &PageMap, frame: &mut Frame, area: Rect) {
+    let Some(view) = map.region() else {
         frame.render_widget(
             Paragraph::new("waiting for the first region…")
                 .block(Block::bordered().title(" pages ")),
@@ -160,13 +166,13 @@ fn render_map(app: &App, frame: &mut Frame, area: Rect) {
         return;
     };
     let region = &view.region;
-    if app.zoom == 0 && layout::labelled_cell_width(area, view.shown_pages()).is_some() {
-        return render_labelled_pages(app, view, frame, area);
+    if map.zoom == 0 && layout::labelled_cell_width(area, view.shown_pages()).is_some() {
+        return render_labelled_pages(map.cursor, view, frame, area);
     }
     let (row_cells, rows) = layout::map_grid(area);
-    let per_cell = layout::pages_per_cell(app.zoom, view.shown_pages(), row_cells * rows);
+    let per_cell = layout::pages_per_cell(map.zoom, view.shown_pages(), row_cells * rows);
     let cells = cells(view, per_cell);
-    let cursor_cell = app.cursor / per_cell;
+    let cursor_cell = map.cursor / per_cell;
     let lines: Vec<Line> = cells
         .chunks(row_cells as usize)
         .enumerate()
@@ -222,7 +228,7 @@ fn render_map(app: &App, frame: &mut Frame, area: Rect) {
 
 /// A region of a few pages, as the seed's: one wide cell per page, readable from the back of a
 /// classroom, with its number, its index range, its state and what made it resident.
-fn render_labelled_pages(app: &App, view: &RegionView, frame: &mut Frame, area: Rect) {
+fn render_labelled_pages(cursor: u64, view: &RegionView, frame: &mut Frame, area: Rect) {
     let region = &view.region;
     let shown = view.shown_pages();
     let block = Block::bordered().title(format!(
@@ -261,7 +267,7 @@ fn render_labelled_pages(app: &App, view: &RegionView, frame: &mut Frame, area: 
                 None => format!("tid {}", note.tid),
             })
             .unwrap_or_default();
-        let marker = if page == app.cursor { "▶ " } else { "" };
+        let marker = if page == cursor { "▶ " } else { "" };
         let width = usize::from(column.width);
         let lines: Vec<Line> = [
             format!("{marker}page {page}"),
@@ -286,11 +292,11 @@ pub(super) const LEGEND: [&str; 6] = [
     "X error",
 ];
 
-fn render_steps(app: &App, frame: &mut Frame, area: Rect) {
+fn render_steps(walk: &WalkView, frame: &mut Frame, area: Rect) {
     // The step number, the fault count and "RSS 12345 KiB" take 20 columns; the action the rest.
     let action_width = usize::from(area.width.saturating_sub(2 + 20)).max(8);
-    let current = app.steps.last().map(|s| s.step);
-    let mut items: Vec<ListItem> = app
+    let current = walk.steps.last().map(|s| s.step);
+    let mut items: Vec<ListItem> = walk
         .steps
         .iter()
         .map(|step| {
@@ -315,7 +321,7 @@ fn render_steps(app: &App, frame: &mut Frame, area: Rect) {
             ListItem::new(text).style(style)
         })
         .collect();
-    if app.awaiting_step {
+    if walk.awaiting_step {
         items.push(
             ListItem::new("   press Enter for the next step")
                 .style(Style::default().fg(Color::Cyan)),
@@ -331,8 +337,8 @@ fn render_steps(app: &App, frame: &mut Frame, area: Rect) {
     );
 }
 
-fn render_regions(app: &App, frame: &mut Frame, area: Rect) {
-    let items: Vec<ListItem> = app
+fn render_regions(map: &PageMap, frame: &mut Frame, area: Rect) {
+    let items: Vec<ListItem> = map
         .regions
         .iter()
         .enumerate()
@@ -348,11 +354,11 @@ fn render_regions(app: &App, frame: &mut Frame, area: Rect) {
                 ),
                 usize::from(area.width.saturating_sub(2)),
             );
-            ListItem::new(text).style(highlighted(Style::default(), index == app.selected_region))
+            ListItem::new(text).style(highlighted(Style::default(), index == map.selected))
         })
         .collect();
-    let skip = app
-        .selected_region
+    let skip = map
+        .selected
         .saturating_sub(area.height.saturating_sub(3) as usize);
     let items: Vec<ListItem> = items.into_iter().skip(skip).collect();
     frame.render_widget(
@@ -361,13 +367,13 @@ fn render_regions(app: &App, frame: &mut Frame, area: Rect) {
     );
 }
 
-fn render_detail(app: &App, frame: &mut Frame, area: Rect) {
-    let Some(view) = app.region() else {
+fn render_detail(map: &PageMap, frame: &mut Frame, area: Rect) {
+    let Some(view) = map.region() else {
         frame.render_widget(Block::bordered().title(" page "), area);
         return;
     };
     let region = &view.region;
-    let page = app.cursor;
+    let page = map.cursor;
     let start = region.first_page_base() + page * region.page_size;
     let mut lines = vec![Line::from(format!(
         "page {page}: {start:#x}..{:#x}",
@@ -437,15 +443,15 @@ fn render_events(app: &App, frame: &mut Frame, area: Rect) {
     frame.render_widget(List::new(items).block(Block::bordered().title(title)), area);
 }
 
-fn render_top(app: &App, frame: &mut Frame, area: Rect) {
+fn render_top(top: &TopView, frame: &mut Frame, area: Rect) {
     let header =
         Row::new(crate::output::top::COLUMNS).style(Style::default().add_modifier(Modifier::BOLD));
-    let rows: Vec<Row> = app
-        .shown_top_rows()
+    let rows: Vec<Row> = top
+        .shown()
         .iter()
         .enumerate()
         .map(|(index, row)| {
-            let mut style = highlighted(Style::default(), index == app.top_selected);
+            let mut style = highlighted(Style::default(), index == top.selected);
             let mut cells = crate::output::top::cells(row);
             // Shown once, in the interval it exited in, as the text output does.
             if row.exited {
@@ -469,7 +475,7 @@ fn render_top(app: &App, frame: &mut Frame, area: Rect) {
     ];
     let title = format!(
         " demo top, sorted by {:?} (s: sort, Enter: trace it) ",
-        app.top_sort
+        top.sort
     )
     .to_lowercase();
     frame.render_widget(

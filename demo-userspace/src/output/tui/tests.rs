@@ -8,7 +8,7 @@ use ratatui::{
     crossterm::event::{KeyCode, KeyEvent, KeyModifiers},
 };
 
-use super::app::{App, Mode, Request, UiEvent};
+use super::app::{App, Mode, PageMap, Request, TopView, UiEvent, View};
 use crate::{
     model::access::{Access, ErrorCode},
     model::classify::{ClassifiedFault, FaultClass},
@@ -26,6 +26,17 @@ fn key(code: KeyCode) -> UiEvent {
 
 fn region() -> Region {
     Region::seed_array()
+}
+
+fn map(app: &App) -> &PageMap {
+    app.map().expect("a walk or a trace has a page map")
+}
+
+fn top(app: &App) -> &TopView {
+    match &app.view {
+        View::Top(top) => top,
+        _ => panic!("not the top view"),
+    }
 }
 
 /// The recorded seed walk: (step, action, faulting index) for the five steps.
@@ -138,16 +149,16 @@ fn arrows_and_hjkl_move_over_pages_within_the_region() {
     feed_walk(&mut app, 5);
     app.handle_event(key(KeyCode::Right));
     app.handle_event(key(KeyCode::Char('l')));
-    assert_eq!(app.cursor, 2);
+    assert_eq!(map(&app).cursor, 2);
     app.handle_event(key(KeyCode::Left));
-    assert_eq!(app.cursor, 1);
+    assert_eq!(map(&app).cursor, 1);
     app.handle_event(key(KeyCode::Char('h')));
     app.handle_event(key(KeyCode::Char('h')));
-    assert_eq!(app.cursor, 0, "stops at the first page");
+    assert_eq!(map(&app).cursor, 0, "stops at the first page");
     app.handle_event(key(KeyCode::Char('j')));
-    assert_eq!(app.cursor, 4, "a row down stops at the last page");
+    assert_eq!(map(&app).cursor, 4, "a row down stops at the last page");
     app.handle_event(key(KeyCode::Up));
-    assert_eq!(app.cursor, 0);
+    assert_eq!(map(&app).cursor, 0);
 }
 
 #[test]
@@ -160,15 +171,18 @@ fn plus_and_minus_zoom_and_tab_changes_region() {
         ..region()
     }));
     app.handle_event(key(KeyCode::Char('-')));
-    assert_eq!(app.zoom, 2);
+    assert_eq!(map(&app).zoom, 2);
     app.handle_event(key(KeyCode::Char('-')));
-    assert_eq!(app.zoom, 4);
+    assert_eq!(map(&app).zoom, 4);
     app.handle_event(key(KeyCode::Char('+')));
-    assert_eq!(app.zoom, 2);
+    assert_eq!(map(&app).zoom, 2);
     app.handle_event(key(KeyCode::Tab));
-    assert_eq!((app.selected_region, app.zoom, app.cursor), (1, 0, 0));
+    assert_eq!(
+        (map(&app).selected, map(&app).zoom, map(&app).cursor),
+        (1, 0, 0)
+    );
     app.handle_event(key(KeyCode::Tab));
-    assert_eq!(app.selected_region, 0);
+    assert_eq!(map(&app).selected, 0);
 }
 
 #[test]
@@ -222,12 +236,7 @@ fn top_sorts_selects_and_traces_the_chosen_process() {
         pages_evicted: 0,
         pages: None,
     })));
-    let pids = |app: &App| {
-        app.shown_top_rows()
-            .iter()
-            .map(|r| r.pid)
-            .collect::<Vec<_>>()
-    };
+    let pids = |app: &App| top(app).shown().iter().map(|r| r.pid).collect::<Vec<_>>();
     assert_eq!(pids(&app), [10, 20]);
     app.handle_event(key(KeyCode::Down));
     assert_eq!(
@@ -236,7 +245,7 @@ fn top_sorts_selects_and_traces_the_chosen_process() {
     );
     app.handle_event(key(KeyCode::Up));
     app.handle_event(key(KeyCode::Char('s')));
-    assert_eq!(app.top_sort, SortKey::Total);
+    assert_eq!(top(&app).sort, SortKey::Total);
     // Sorted over every process: 30 comes in although it was not among the first two by rate.
     assert_eq!(pids(&app), [30, 20]);
     assert_eq!(
@@ -352,16 +361,16 @@ fn j_and_k_move_by_the_drawn_row_and_follow_a_resize() {
         assert!(drawn.contains(item), "{item} cut: {drawn}");
     }
     app.handle_event(key(KeyCode::Char('j')));
-    assert_eq!(app.cursor, 70 * 12);
+    assert_eq!(map(&app).cursor, 70 * 12);
     app.handle_event(key(KeyCode::Char('l')));
-    assert_eq!(app.cursor, 71 * 12, "one cell right");
+    assert_eq!(map(&app).cursor, 71 * 12, "one cell right");
     app.handle_event(key(KeyCode::Char('k')));
-    assert_eq!(app.cursor, 12);
+    assert_eq!(map(&app).cursor, 12);
     // 120x30: 7 rows of 110 cells, 6 pages a cell.
     app.handle_event(UiEvent::Resize(ratatui::layout::Rect::new(0, 0, 120, 30)));
     assert_eq!(app.map_geometry(), (110, 6));
     app.handle_event(key(KeyCode::Char('j')));
-    assert_eq!(app.cursor, 12 + 110 * 6);
+    assert_eq!(map(&app).cursor, 12 + 110 * 6);
 }
 
 /// A trace at 80x24: the legend, the events and the end of the target are whole.
@@ -384,8 +393,11 @@ fn the_trace_screen_at_80_by_24() {
         live: true,
     };
     app.handle_event(UiEvent::Trace(Box::new(TraceEvent::RegionStarted(tracked))));
+    // The session's page states, which it sends after the faults.
+    let mut pages = PageModel::without_origins(5);
     for (index, page) in [(1500, 1), (0, 0), (3000, 2)] {
         let location = region.locate(region.start + index * 4).unwrap();
+        pages.apply_at(&location, Access::Write, 0);
         app.handle_event(UiEvent::Trace(Box::new(TraceEvent::Fault(TracedFault {
             fault: ClassifiedFault {
                 fault: Fault {
@@ -404,6 +416,7 @@ fn the_trace_screen_at_80_by_24() {
             region: Some((0, "mmap#4".into(), location)),
         }))));
     }
+    app.handle_event(UiEvent::Pages(vec![(0, pages)]));
     app.handle_event(UiEvent::Finished("pid 4242 killed by SIGSEGV".to_owned()));
     let text = screen(&app, 80, 24);
     for whole in [
@@ -415,4 +428,55 @@ fn the_trace_screen_at_80_by_24() {
         assert!(text.contains(whole), "{whole} cut:\n{text}");
     }
     insta::assert_snapshot!(text);
+}
+
+/// In a trace the page states are the session's: a fault alone marks its page as faulted now
+/// (until the next tick) but leaves its state to the pages the session sends.
+#[test]
+fn a_trace_shows_the_sessions_pages_and_a_fault_is_new_for_one_tick() {
+    use crate::model::pages::PageState;
+    use crate::trace::{
+        regions::{Origin, TrackedRegion},
+        session::{TraceEvent, TracedFault},
+    };
+    let mut app = App::new(Mode::Trace, String::new());
+    let region = region();
+    app.handle_event(UiEvent::Trace(Box::new(TraceEvent::RegionStarted(
+        TrackedRegion {
+            id: 0,
+            pid: 1,
+            origin: Origin::Mmap,
+            region: region.clone(),
+            live: true,
+        },
+    ))));
+    let location = region.locate(region.start + 4096).unwrap();
+    app.handle_event(UiEvent::Trace(Box::new(TraceEvent::Fault(TracedFault {
+        fault: ClassifiedFault {
+            fault: Fault {
+                timestamp_ns: 1,
+                pid: 1,
+                tid: 1,
+                address: region.start + 4096,
+                ip: 0,
+                error_code: ErrorCode(6),
+                source: FaultSource::User,
+            },
+            class: FaultClass::Minor,
+        },
+        mapping: "[anon]".into(),
+        mapping_offset: 4096,
+        region: Some((0, region.name.clone(), location)),
+    }))));
+    let shown = |app: &App| {
+        let view = app.region().unwrap();
+        (view.pages.state(1), view.recent.contains(&1))
+    };
+    assert_eq!(shown(&app), (Some(PageState::Untouched), true));
+    let mut pages = PageModel::without_origins(5);
+    pages.apply_at(&location, Access::Write, 0);
+    app.handle_event(UiEvent::Pages(vec![(0, pages)]));
+    assert_eq!(shown(&app), (Some(PageState::Resident), true));
+    app.handle_event(UiEvent::Tick);
+    assert_eq!(shown(&app), (Some(PageState::Resident), false));
 }
