@@ -1,5 +1,5 @@
 //! The kernel-facing layer: loading and attaching the eBPF programs, the ring buffer and its
-//! decoder, tracefs, BTF, /proc reads, privileges and signals.
+//! decoder, tracefs, BTF, /proc reads, privileges, signals, and starting processes.
 
 pub mod event_reader;
 pub mod privileges;
@@ -8,5 +8,6 @@ pub mod process;
 pub mod procmem;
 pub mod records;
 pub mod shutdown;
+pub mod spawn;
 pub mod task_layout;
 pub mod tracefs;

@@ -5,7 +5,6 @@ mod heap;
 pub mod regions;
 mod results;
 pub mod session;
-mod spawn;
 
 use std::{ffi::OsString, path::PathBuf, time::Duration};
 
@@ -17,18 +16,18 @@ use nix::unistd::Pid;
 use self::{
     regions::RegionTracker,
     session::{Session, TraceEvent},
-    spawn::{HeldCommand, Reaped},
 };
+pub use crate::kernel::spawn::SpawnError;
 use crate::kernel::{
     event_reader::EventReader,
     privileges::RunAs,
     probes::Probes,
     process::{self, ProcessError},
+    spawn::{self, ChildIo, ChildSpec, Reaped, Spawned},
 };
 pub use results::{
     LoaderCost, PAGES_EVERY, RecordCount, Rusage, TraceEnd, TraceOutput, TraceStart, TraceSummary,
 };
-pub use spawn::SpawnError;
 
 /// What to trace.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -240,7 +239,7 @@ fn spawn_traced(
     quiet: bool,
     follow_flags: u8,
     probes: &mut Probes,
-) -> anyhow::Result<HeldCommand> {
+) -> anyhow::Result<Spawned> {
     let own = std::process::id();
     let child_flags = if follow_flags == 0 {
         target_flags::FOLLOW
@@ -248,7 +247,20 @@ fn spawn_traced(
         follow_flags
     };
     probes.add_target(own, child_flags)?;
-    let held = spawn::spawn_held(argv, run_as, quiet);
+    let held = spawn::spawn(ChildSpec {
+        program: argv
+            .first()
+            .ok_or(SpawnError::Empty)
+            .map_err(TargetError::from)?,
+        argv,
+        run_as,
+        io: if quiet {
+            ChildIo::Null
+        } else {
+            ChildIo::Inherit
+        },
+        held: true,
+    });
     probes.remove_target(own)?;
     let held = held.map_err(TargetError::from)?;
     if probes.target_flags(held.pid)?.is_none() {

@@ -4,15 +4,18 @@
 pub mod child;
 pub mod protocol;
 
-use std::process::{ExitStatus, Stdio};
+use std::{ffi::OsString, process::ExitStatus};
 
 use anyhow::{Context as _, bail};
 use tokio::{
     io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader, Lines},
-    process::{Child, ChildStdin, ChildStdout},
+    net::unix::pipe,
 };
 
-use crate::kernel::privileges::RunAs;
+use crate::kernel::{
+    privileges::RunAs,
+    spawn::{self, ChildIo, ChildSpec, Spawned},
+};
 pub use protocol::Command;
 
 /// The first argument that turns the binary into a workload child (see the binary's `main`).
@@ -27,52 +30,58 @@ pub enum Reply {
     Died(ExitStatus),
 }
 
-/// A running workload child.
+/// A running workload child. Dropped before [`Workload::finish`], it is killed and reaped.
 pub struct Workload {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    stdout: Lines<BufReader<ChildStdout>>,
-    pid: u32,
+    child: Spawned,
+    stdin: Option<pipe::Sender>,
+    stdout: Lines<BufReader<pipe::Receiver>>,
+    /// How the child ended, once it is reaped.
+    ended: Option<ExitStatus>,
 }
 
 impl Workload {
-    /// Starts the child from this same executable, as `run_as` when given. It dies with the loader.
+    /// Starts the child from this same executable, as `run_as` when given, the way a traced
+    /// command starts (`kernel::spawn`). It dies with the loader.
     pub fn spawn(run_as: Option<RunAs>) -> anyhow::Result<Self> {
-        let mut command = tokio::process::Command::new("/proc/self/exe");
-        command
-            .arg(WORKLOAD_SUBCOMMAND)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true);
-        if let Some(user) = run_as {
-            command.uid(user.uid.as_raw()).gid(user.gid.as_raw());
-        }
-        let parent = std::process::id() as libc::pid_t;
-        // SAFETY: the hook runs in the forked child before exec and makes only
-        // async-signal-safe calls; its error allocates nothing.
-        unsafe {
-            command.pre_exec(move || {
-                if !crate::kernel::process::tie_to_parent(parent) {
-                    return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
-                }
-                Ok(())
-            });
-        }
-        let mut child = command.spawn().context("start the workload child")?;
-        let pid = child.id().context("read the workload child's pid")?;
-        let stdin = child.stdin.take().context("open the workload's stdin")?;
-        let stdout = child.stdout.take().context("open the workload's stdout")?;
+        let mut child = spawn::spawn(ChildSpec {
+            program: "/proc/self/exe".as_ref(),
+            argv: &[
+                OsString::from("/proc/self/exe"),
+                OsString::from(WORKLOAD_SUBCOMMAND),
+            ],
+            run_as,
+            io: ChildIo::Pipes,
+            held: false,
+        })
+        .context("start the workload child")?;
+        let (stdin, stdout) = child.pipes().context("open the workload's pipes")?;
         Ok(Self {
             child,
-            stdin: Some(stdin),
-            stdout: BufReader::new(stdout).lines(),
-            pid,
+            stdin: Some(pipe::Sender::from_owned_fd(stdin).context("open the workload's stdin")?),
+            stdout: BufReader::new(
+                pipe::Receiver::from_owned_fd(stdout).context("open the workload's stdout")?,
+            )
+            .lines(),
+            ended: None,
         })
     }
 
+    /// Waits for the child to end, off the runtime (waitpid blocks).
+    async fn wait(&mut self) -> anyhow::Result<ExitStatus> {
+        if let Some(status) = self.ended {
+            return Ok(status);
+        }
+        let pid = self.child.pid;
+        let reaped = tokio::task::spawn_blocking(move || spawn::wait_with_rusage(pid))
+            .await
+            .context("wait for the workload")?
+            .context("wait for the workload")?;
+        self.ended = Some(reaped.status);
+        Ok(reaped.status)
+    }
+
     pub fn pid(&self) -> u32 {
-        self.pid
+        self.child.pid
     }
 
     /// Sends one command; the reply comes from [`Workload::reply`].
@@ -104,15 +113,24 @@ impl Workload {
                 ("ok", rest) => Ok(Reply::Done(Some(rest.to_owned()))),
                 (_, _) => bail!("the workload failed: {line}"),
             },
-            None => Ok(Reply::Died(
-                self.child.wait().await.context("wait for the workload")?,
-            )),
+            None => Ok(Reply::Died(self.wait().await?)),
         }
     }
 
     /// Closes the child's stdin, which ends it, and returns its exit status.
     pub async fn finish(mut self) -> anyhow::Result<ExitStatus> {
         drop(self.stdin.take());
-        self.child.wait().await.context("wait for the workload")
+        self.wait().await
+    }
+}
+
+impl Drop for Workload {
+    /// A walk that ends early (an error, Ctrl-C) leaves no child behind.
+    fn drop(&mut self) {
+        if self.ended.is_none() {
+            let pid = nix::unistd::Pid::from_raw(self.child.pid as i32);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::wait::waitpid(pid, None);
+        }
     }
 }

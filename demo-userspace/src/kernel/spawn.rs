@@ -1,5 +1,6 @@
-//! Starts a command held back before its exec, so that it is traced from its first instruction:
-//! the child is forked, waits on a pipe, and execs only when the loader lets it go.
+//! The one way demo starts a process, for a traced command and the workload child alike: fork,
+//! tie the child to the loader, drop to the invoking user, set up its stdio, optionally hold it
+//! on a pipe until the loader lets it go (so it is traced from its first instruction), exec.
 
 use std::{
     ffi::{CString, OsString},
@@ -34,17 +35,46 @@ pub enum SpawnError {
     Fork(nix::Error),
     #[error("open /dev/null for the command: {0}")]
     Null(io::Error),
+    #[error("create the pipes to the child: {0}")]
+    Pipes(nix::Error),
 }
 
-/// A forked child waiting to exec the command.
+/// Where the child's stdin, stdout and stderr go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChildIo {
+    /// The loader's own.
+    Inherit,
+    /// /dev/null, all three (the terminal belongs to --tui).
+    Null,
+    /// Stdin and stdout are pipes to the loader ([`Spawned::pipes`]); stderr is the loader's.
+    Pipes,
+}
+
+/// What to start, and how.
+#[derive(Clone, Copy, Debug)]
+pub struct ChildSpec<'a> {
+    /// The program, resolved as execvp would (a path is taken as it is).
+    pub program: &'a std::ffi::OsStr,
+    /// Its argv, `argv[0]` included.
+    pub argv: &'a [OsString],
+    /// The user it runs as; the loader's own (root) when `None`.
+    pub run_as: Option<RunAs>,
+    pub io: ChildIo,
+    /// The child waits before its exec until [`Spawned::release`].
+    pub held: bool,
+}
+
+/// A forked child: held before its exec until released, or already running.
 #[derive(Debug)]
-pub struct HeldCommand {
+pub struct Spawned {
     pub pid: u32,
     go: Option<OwnedFd>,
+    /// The loader's ends of the child's stdin and stdout, with [`ChildIo::Pipes`].
+    pipes: Option<(OwnedFd, OwnedFd)>,
 }
 
 /// Finds the program like execvp would, so a missing command is reported before anything runs.
-pub fn resolve(program: &OsString) -> Result<PathBuf, SpawnError> {
+pub fn resolve(program: &std::ffi::OsStr) -> Result<PathBuf, SpawnError> {
     which::which(program).map_err(|_| SpawnError::NotFound(program.to_string_lossy().into_owned()))
 }
 
@@ -52,19 +82,18 @@ fn c_string(bytes: &[u8]) -> Result<CString, SpawnError> {
     CString::new(bytes).map_err(|_| SpawnError::NulByte)
 }
 
-/// Forks a child that will exec `argv` as `run_as` once released, and dies with the loader.
-/// With `quiet`, its stdin, stdout and stderr are /dev/null (the terminal belongs to --tui).
-pub fn spawn_held(
-    argv: &[OsString],
-    run_as: Option<RunAs>,
-    quiet: bool,
-) -> Result<HeldCommand, SpawnError> {
-    let program = argv.first().ok_or(SpawnError::Empty)?;
-    let path = c_string(resolve(program)?.as_os_str().as_bytes())?;
-    let args: Vec<CString> = argv
+/// Forks a child as `spec` says. It dies with the loader (`PR_SET_PDEATHSIG`, and exits at
+/// once if the loader died before that took hold).
+pub fn spawn(spec: ChildSpec<'_>) -> Result<Spawned, SpawnError> {
+    let path = c_string(resolve(spec.program)?.as_os_str().as_bytes())?;
+    let args: Vec<CString> = spec
+        .argv
         .iter()
         .map(|arg| c_string(arg.as_bytes()))
         .collect::<Result<_, _>>()?;
+    if args.is_empty() {
+        return Err(SpawnError::Empty);
+    }
     let env: Vec<CString> = std::env::vars_os()
         .map(|(key, value)| {
             let mut pair = key.as_bytes().to_vec();
@@ -77,8 +106,18 @@ pub fn spawn_held(
     arg_pointers.push(std::ptr::null());
     let mut env_pointers: Vec<*const libc::c_char> = env.iter().map(|e| e.as_ptr()).collect();
     env_pointers.push(std::ptr::null());
+    // Every pipe end is close-on-exec: the child's copies are the ones dup2 puts on 0 and 1.
     let (wait_end, go_end) = pipe2(OFlag::O_CLOEXEC).map_err(SpawnError::Pipe)?;
-    let null = if quiet {
+    let pipes = match spec.io {
+        ChildIo::Pipes => {
+            let (child_stdin, loader_stdin) = pipe2(OFlag::O_CLOEXEC).map_err(SpawnError::Pipes)?;
+            let (loader_stdout, child_stdout) =
+                pipe2(OFlag::O_CLOEXEC).map_err(SpawnError::Pipes)?;
+            Some(((child_stdin, child_stdout), (loader_stdin, loader_stdout)))
+        }
+        ChildIo::Inherit | ChildIo::Null => None,
+    };
+    let null = if spec.io == ChildIo::Null {
         Some(
             std::fs::File::options()
                 .read(true)
@@ -89,36 +128,44 @@ pub fn spawn_held(
     } else {
         None
     };
+    // The child's stdin, stdout and stderr, when they are not the loader's.
+    let stdio: Option<[libc::c_int; 3]> = match (&null, &pipes) {
+        (Some(null), _) => Some([null.as_raw_fd(); 3]),
+        (None, Some(((stdin, stdout), _))) => Some([stdin.as_raw_fd(), stdout.as_raw_fd(), 2]),
+        (None, None) => None,
+    };
     let parent = std::process::id() as libc::pid_t;
 
     // SAFETY: the child only makes async-signal-safe calls (prctl, getppid, setgroups, setgid,
-    // setuid, read, execve, _exit) on memory prepared before the fork.
+    // setuid, dup2, read, execve, _exit) on memory prepared before the fork.
     match unsafe { fork() }.map_err(SpawnError::Fork)? {
         ForkResult::Child => unsafe {
             if !crate::kernel::process::tie_to_parent(parent) {
                 libc::_exit(125);
             }
-            if let Some(user) = run_as
+            if let Some(user) = spec.run_as
                 && (libc::setgroups(0, std::ptr::null()) != 0
                     || libc::setgid(user.gid.as_raw()) != 0
                     || libc::setuid(user.uid.as_raw()) != 0)
             {
                 libc::_exit(126);
             }
-            if let Some(null) = &null {
-                for fd in 0..3 {
-                    if libc::dup2(null.as_raw_fd(), fd) < 0 {
+            if let Some(fds) = stdio {
+                for (target, fd) in fds.into_iter().enumerate() {
+                    if fd != target as libc::c_int && libc::dup2(fd, target as libc::c_int) < 0 {
                         libc::_exit(125);
                     }
                 }
             }
-            let mut byte = 0u8;
-            loop {
-                match libc::read(wait_end.as_raw_fd(), (&raw mut byte).cast(), 1) {
-                    1 => break,
-                    -1 if *libc::__errno_location() == libc::EINTR => continue,
-                    // The loader dropped the command without releasing it.
-                    _ => libc::_exit(125),
+            if spec.held {
+                let mut byte = 0u8;
+                loop {
+                    match libc::read(wait_end.as_raw_fd(), (&raw mut byte).cast(), 1) {
+                        1 => break,
+                        -1 if *libc::__errno_location() == libc::EINTR => continue,
+                        // The loader dropped the command without releasing it.
+                        _ => libc::_exit(125),
+                    }
                 }
             }
             libc::execve(path.as_ptr(), arg_pointers.as_ptr(), env_pointers.as_ptr());
@@ -126,16 +173,22 @@ pub fn spawn_held(
         },
         ForkResult::Parent { child } => {
             drop(wait_end);
-            Ok(HeldCommand {
+            Ok(Spawned {
                 pid: child.as_raw() as u32,
-                go: Some(go_end),
+                go: spec.held.then_some(go_end),
+                pipes: pipes.map(|(_, loader)| loader),
             })
         }
     }
 }
 
-impl HeldCommand {
-    /// Lets the child exec the command.
+impl Spawned {
+    /// The loader's ends of the child's stdin and stdout, once, with [`ChildIo::Pipes`].
+    pub fn pipes(&mut self) -> Option<(OwnedFd, OwnedFd)> {
+        self.pipes.take()
+    }
+
+    /// Lets a held child exec its command.
     pub fn release(&mut self) -> io::Result<()> {
         let Some(go) = self.go.take() else {
             return Ok(());
@@ -149,7 +202,7 @@ impl HeldCommand {
     }
 }
 
-impl Drop for HeldCommand {
+impl Drop for Spawned {
     /// A child never released must not linger: closing the pipe makes it exit, and it is killed
     /// in case it is somewhere else.
     fn drop(&mut self) {
