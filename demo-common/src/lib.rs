@@ -63,6 +63,8 @@ pub const SIGNAL_PROGRAM: &str = "signal_generate";
 pub const NEW_TASK_PROGRAM: &str = "task_newtask";
 /// Program attached to `sched:sched_process_exit`.
 pub const PROCESS_EXIT_PROGRAM: &str = "sched_process_exit";
+/// The program on `sched:sched_process_exec`.
+pub const PROCESS_EXEC_PROGRAM: &str = "sched_process_exec";
 /// Program attached to the PAGE_FAULTS software perf event when the exceptions tracepoints are
 /// missing or `--source perf` asks for it.
 pub const PERF_FAULT_PROGRAM: &str = "page_fault_perf";
@@ -215,11 +217,14 @@ pub enum RecordKind {
     HeapEnter = 8,
     /// A [`HeapRecord`] for a heap function's return.
     HeapExit = 9,
+    /// A [`ProcessRecord`]: a traced process replaced its image with execve; its mappings are
+    /// new from here on.
+    Exec = 10,
 }
 
 impl RecordKind {
     /// Every kind, in tag order.
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 10] = [
         Self::Fault,
         Self::ThreadExit,
         Self::SyscallEnter,
@@ -229,6 +234,7 @@ impl RecordKind {
         Self::Exit,
         Self::HeapEnter,
         Self::HeapExit,
+        Self::Exec,
     ];
 
     /// A short name for reports, e.g. `fault`.
@@ -243,6 +249,7 @@ impl RecordKind {
             Self::Exit => "exit",
             Self::HeapEnter => "heap_enter",
             Self::HeapExit => "heap_exit",
+            Self::Exec => "exec",
         }
     }
 
@@ -258,6 +265,7 @@ impl RecordKind {
             7 => Some(Self::Exit),
             8 => Some(Self::HeapEnter),
             9 => Some(Self::HeapExit),
+            10 => Some(Self::Exec),
             _ => None,
         }
     }
@@ -444,8 +452,9 @@ pub struct SignalRecord {
     pub result: i32,
 }
 
-/// A followed process forked ([`RecordKind::Fork`]; detail: the child, now traced) or a
-/// traced process's last thread exited ([`RecordKind::Exit`]; detail: its pid).
+/// A followed process forked ([`RecordKind::Fork`]; detail: the child, now traced), a
+/// traced process's last thread exited ([`RecordKind::Exit`]; detail: its pid), or a traced
+/// process exec'd ([`RecordKind::Exec`]; detail: its pid).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ProcessRecord {

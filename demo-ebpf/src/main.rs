@@ -144,6 +144,12 @@ pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
     0
 }
 
+#[tracepoint]
+pub fn sched_process_exec(ctx: TracePointContext) -> u32 {
+    record_exec(&ctx);
+    0
+}
+
 #[uprobe]
 pub fn heap_malloc_enter(ctx: ProbeContext) -> u32 {
     record_heap_enter(&ctx, HeapFunction::Malloc, 1);
@@ -677,6 +683,16 @@ fn record_exit(ctx: &TracePointContext) {
     let _ = TARGETS.remove(tgid);
     if reported {
         record_process(ctx, task, RecordKind::Exit, tgid);
+    }
+}
+
+/// Reports that a traced process exec'd: the mappings the loader knows of it are gone, and
+/// records after this one are of the new image. It runs once the new image is in place.
+#[inline(always)]
+fn record_exec(ctx: &TracePointContext) {
+    let task = current_task();
+    if flags_of(task.tgid) & target_flags::REPORT != 0 {
+        record_process(ctx, task, RecordKind::Exec, task.tgid);
     }
 }
 

@@ -10,7 +10,7 @@ use std::{
 };
 
 use common::c_programs::compile_c;
-use common::json::{demo, json_file, json_lines, of_kind};
+use common::json::{demo, json_file, json_lines, of_kind, trace_to_file};
 use common::{DEMO, output_file, require_root};
 use serde_json::Value;
 
@@ -102,22 +102,15 @@ fn trace_command(
     args: &[&str],
     env: &[(&str, String)],
 ) -> Vec<Value> {
-    require_root();
-    let out = output_file(name);
-    let status = Command::new(DEMO)
-        .args(["trace", "--format", "json", "--output"])
-        .arg(&out)
-        .args(args)
-        .arg("--")
-        .arg(program)
-        .args(program_args)
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .stdin(std::fs::File::open(steps_file()).unwrap())
-        .stdout(Stdio::null())
-        .status()
-        .expect("start demo trace");
-    assert!(status.success(), "demo trace {args:?} failed: {status}");
-    json_file(&out)
+    let mut command: Vec<&std::ffi::OsStr> = vec![program.as_os_str()];
+    command.extend(program_args.iter().map(std::ffi::OsStr::new));
+    trace_to_file(
+        name,
+        args,
+        &command,
+        env,
+        std::fs::File::open(steps_file()).unwrap().into(),
+    )
 }
 
 /// The one region of `size` bytes, and the indices of the faults in it, in order.

@@ -86,10 +86,8 @@ fn to_mapping(map: &MemoryMap) -> Mapping {
 
 fn mapping_name(path: &MMapPath) -> String {
     match path {
-        MMapPath::Path(path) => path.file_name().map_or_else(
-            || path.display().to_string(),
-            |name| name.to_string_lossy().into_owned(),
-        ),
+        // The whole path, as perf trace names a dso: two files of one name stay apart.
+        MMapPath::Path(path) => path.display().to_string(),
         MMapPath::Heap => "[heap]".to_owned(),
         MMapPath::Stack => "[stack]".to_owned(),
         MMapPath::TStack(tid) => format!("[stack:{tid}]"),
@@ -231,10 +229,7 @@ mod tests {
         let table = MappingTable::read(std::process::id() as i32).unwrap();
         let code = names_the_mapping_of_own_code_by_its_file as fn() as usize as u64;
         let exe = std::env::current_exe().unwrap();
-        assert_eq!(
-            &*table.name_of(code),
-            exe.file_name().unwrap().to_string_lossy()
-        );
+        assert_eq!(&*table.name_of(code), exe.display().to_string());
         assert_eq!(&*table.name_of(8), "[unmapped]");
     }
 

@@ -94,6 +94,7 @@ fn decode_body(bytes: &[u8], header: &RecordHeader) -> Result<Record, DecodeErro
             tid,
             exited: kind == RecordKind::Exit,
         })),
+        Some(RecordKind::Exec) => Ok(Record::Exec(detail)),
         Some(kind @ (RecordKind::HeapEnter | RecordKind::HeapExit)) => {
             let raw = read_pod::<HeapRecord>(bytes)?;
             let enter = kind == RecordKind::HeapEnter;

@@ -223,20 +223,72 @@ pub struct Reaped {
 
 /// Waits for `pid` to end and returns its status and rusage. Blocks: run it off the runtime.
 pub fn wait_with_rusage(pid: u32) -> io::Result<Reaped> {
+    wait_through_stops(pid, || {})
+}
+
+/// Has the kernel stop our child `pid` at its exit, while its memory is still mapped, until
+/// [`wait_through_stops`] lets it go on; with the loader gone it is killed (`PTRACE_O_EXITKILL`).
+/// It stops at nothing else than its exit, its signals, and a stop signal. Call both from the
+/// same thread: the kernel takes ptrace requests only from the thread that attached.
+pub fn stop_at_exit(pid: u32) -> nix::Result<()> {
+    use nix::sys::ptrace::{Options, seize};
+    seize(
+        Pid::from_raw(pid as i32),
+        Options::PTRACE_O_TRACEEXIT | Options::PTRACE_O_EXITKILL,
+    )
+}
+
+/// Waits for our child `pid` to end and returns its status and rusage, letting it on at each
+/// stop of [`stop_at_exit`]: at its exit stop after `at_exit` returns, at a signal with the
+/// signal, at a stop signal by listening (it stays stopped until SIGCONT, as without demo).
+/// Blocks: run it off the runtime.
+pub fn wait_through_stops(pid: u32, mut at_exit: impl FnMut()) -> io::Result<Reaped> {
     use std::os::unix::process::ExitStatusExt as _;
+    let child = Pid::from_raw(pid as i32);
     let mut status = 0;
     // SAFETY: rusage is plain data that wait4 fills in.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     loop {
         // SAFETY: pointers to locals; pid is our own child.
         let reaped = unsafe { libc::wait4(pid as libc::pid_t, &mut status, 0, &mut usage) };
-        if reaped == pid as libc::pid_t {
-            break;
-        }
-        let error = io::Error::last_os_error();
-        if error.kind() != io::ErrorKind::Interrupted {
+        if reaped != pid as libc::pid_t {
+            let error = io::Error::last_os_error();
+            if error.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
             return Err(error);
         }
+        if !libc::WIFSTOPPED(status) {
+            break;
+        }
+        let signal = libc::WSTOPSIG(status);
+        let event = (status >> 16) & 0xff;
+        // A child killed meanwhile is no longer stopped; the next wait reaps it.
+        let _ = match event {
+            libc::PTRACE_EVENT_EXIT => {
+                at_exit();
+                nix::sys::ptrace::cont(child, None)
+            }
+            libc::PTRACE_EVENT_STOP
+                if matches!(
+                    signal,
+                    libc::SIGSTOP | libc::SIGTSTP | libc::SIGTTIN | libc::SIGTTOU
+                ) =>
+            {
+                // SAFETY: PTRACE_LISTEN takes no pointers.
+                let listened = unsafe {
+                    libc::ptrace(libc::PTRACE_LISTEN, pid as libc::pid_t, 0usize, 0usize)
+                };
+                if listened == 0 {
+                    Ok(())
+                } else {
+                    Err(nix::Error::last())
+                }
+            }
+            libc::PTRACE_EVENT_STOP => nix::sys::ptrace::cont(child, None),
+            // A signal on its way to the child: it gets it, as it would without demo.
+            _ => nix::sys::ptrace::cont(child, Signal::try_from(signal).ok()),
+        };
     }
     Ok(Reaped {
         status: std::process::ExitStatus::from_raw(status),

@@ -104,4 +104,6 @@ pub enum Record {
     Process(ProcessEvent),
     /// A heap function's entry or return.
     Heap(HeapEvent),
+    /// This traced process exec'd: a new image, with new mappings.
+    Exec(u32),
 }

@@ -185,6 +185,13 @@ impl<W: Write> TraceOutput for TextTrace<W> {
                 crate::trace::session::KEPT_ENDED_REGIONS
             )?;
         }
+        if summary.unknown_mappings > 0 {
+            writeln!(
+                self.out,
+                "\n{} faults in an [unknown] mapping: their process was gone before its mappings were read",
+                summary.unknown_mappings
+            )?;
+        }
         let dropped: Vec<String> = summary
             .records
             .iter()

@@ -6,7 +6,7 @@ pub mod regions;
 mod results;
 pub mod session;
 
-use std::{ffi::OsString, path::PathBuf, time::Duration};
+use std::{ffi::OsString, path::PathBuf, sync::mpsc::SyncSender, time::Duration};
 
 use anyhow::Context as _;
 use demo_common::target_flags;
@@ -143,12 +143,31 @@ pub async fn run(
 
     let attach_cpu_ms = LoaderCost::cpu_ms_now();
     crate::kernel::shutdown::debug_panic_after_attach();
+    // The command stops at its exit until its records are read, so that its mappings are
+    // named from /proc/PID/maps while they still exist, however short its life.
+    let (exit_stops, mut exiting) = tokio::sync::mpsc::unbounded_channel::<SyncSender<()>>();
     let mut waiter = match held.as_mut() {
         Some(held) => {
+            let (seized, was_seized) = tokio::sync::oneshot::channel();
+            let waiter = tokio::task::spawn_blocking(move || {
+                // The kernel takes ptrace requests only from the thread that attached: this one.
+                let _ = seized.send(spawn::stop_at_exit(pid));
+                spawn::wait_through_stops(pid, || {
+                    let (done, wait) = std::sync::mpsc::sync_channel(1);
+                    // Without the trace loop to answer, the command goes on at once.
+                    if exit_stops.send(done).is_ok() {
+                        let _ = wait.recv();
+                    }
+                })
+            });
+            if let Err(error) = was_seized.await.context("stop the command at its exit")? {
+                log::warn!(
+                    "the command is not stopped at its exit ({error}): the mappings of faults \
+                     read after it ends are named only from what the trace saw"
+                );
+            }
             held.release().context("start the traced command")?;
-            Some(tokio::task::spawn_blocking(move || {
-                spawn::wait_with_rusage(pid)
-            }))
+            Some(waiter)
         }
         None => None,
     };
@@ -176,6 +195,13 @@ pub async fn run(
                 reaped = Some(result.context("wait for the traced command")??);
                 break TraceEnd::Exit;
             }
+            Some(done) = exiting.recv() => {
+                // Stopped at its exit, its memory still mapped: every record it made is in the
+                // buffer, and each is resolved before it may go on.
+                drain(reader, &mut session, &mut events, output, probes, heap.as_ref())?;
+                flush(&mut events, output)?;
+                let _ = done.send(());
+            }
             _ = pages_ticks.tick() => output.pages(&session)?,
             () = &mut shutdown => break TraceEnd::Interrupt,
             () = async { match deadline {
@@ -184,7 +210,9 @@ pub async fn run(
             } } => break TraceEnd::Duration,
         }
     };
-    // A command still running when the trace ends early is not left behind.
+    // A command still running when the trace ends early is not left behind; stopped at its
+    // exit, it goes on once nothing will answer.
+    drop(exiting);
     if let Some(waiter) = waiter {
         let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
         reaped = Some(waiter.await.context("wait for the traced command")??);
@@ -225,6 +253,7 @@ pub async fn run(
         untraced_children: drops[demo_common::UNTRACED_CHILD_SLOT as usize],
         kernel_programs: probes.program_runs(),
         regions_not_listed: session.forgotten_regions(),
+        unknown_mappings: session.unknown_mappings(),
     };
     output.summary(&summary, &session)?;
     Ok(())

@@ -229,6 +229,42 @@ impl RegionTracker {
             .then_some(tracked)
     }
 
+    /// Ends every live region of `pid`, whose image was replaced by an exec.
+    pub fn end_all(&mut self, pid: u32) -> Vec<RegionChange> {
+        self.end_overlapping(pid, 0, u64::MAX)
+    }
+
+    /// Gives a forked `child` a copy of each live region of `parent`, with the same name:
+    /// fork copies the address space, so the child's faults in them hit the same arrays.
+    pub fn inherit(&mut self, parent: u32, child: u32) -> Vec<RegionChange> {
+        let inherited: Vec<TrackedRegion> = self
+            .live
+            .range((parent, 0)..=(parent, u64::MAX))
+            .map(|(_, id)| self.regions[id].clone())
+            .collect();
+        inherited
+            .into_iter()
+            .map(|tracked| {
+                let change = self.start(
+                    child,
+                    tracked.origin,
+                    tracked.region.start,
+                    tracked.region.len,
+                );
+                if let RegionChange::Started(id) = change
+                    && let Some(copy) = self.regions.get_mut(&id)
+                {
+                    copy.region.name = tracked.region.name;
+                    // The copy is not a new region of its origin: the next one keeps its number.
+                    if let Some(count) = self.counts.get_mut(&tracked.origin) {
+                        *count -= 1;
+                    }
+                }
+                change
+            })
+            .collect()
+    }
+
     fn start(&mut self, pid: u32, origin: Origin, start: u64, len: u64) -> RegionChange {
         // A new region at a live region's start means the old one ended unseen (e.g. a free
         // of a block below --min-block's size reused the address); it is a new region.
@@ -347,6 +383,31 @@ mod tests {
             "one past the end"
         );
         assert!(regions.find(2, 0x10000).is_none(), "another process");
+    }
+
+    #[test]
+    fn a_forked_child_inherits_the_live_regions_under_their_names() {
+        let mut regions = tracker();
+        regions.on_syscall(&mmap(1, 0x10000, 20000, 0x22), false);
+        regions.on_syscall(&mmap(1, 0x50000, 8192, 0x22), false);
+        regions.on_syscall(&mmap(3, 0x70000, 8192, 0x22), false);
+        assert_eq!(
+            regions.inherit(1, 2),
+            [RegionChange::Started(3), RegionChange::Started(4)]
+        );
+        let copy = regions.find(2, 0x10000 + 6000).unwrap();
+        assert_eq!((&*copy.region.name, copy.pid), ("mmap#1", 2));
+        assert_eq!(&*regions.find(2, 0x50000).unwrap().region.name, "mmap#2");
+        assert!(
+            regions.find(2, 0x70000).is_none(),
+            "another process's region"
+        );
+        regions.on_syscall(&mmap(2, 0x90000, 4096, 0x22), false);
+        assert_eq!(
+            &*regions.find(2, 0x90000).unwrap().region.name,
+            "mmap#4",
+            "the copies are not new regions"
+        );
     }
 
     #[test]

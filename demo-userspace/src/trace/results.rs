@@ -81,6 +81,9 @@ pub struct TraceSummary {
     /// Ended regions the summary does not list: only the last
     /// [`super::session::KEPT_ENDED_REGIONS`] ended ones keep their pages.
     pub regions_not_listed: u64,
+    /// Faults whose mapping demo could not name (`[unknown]`): the process was gone before its
+    /// mappings were read, and the trace had not seen the mapping made.
+    pub unknown_mappings: u64,
 }
 
 #[derive(Clone, Copy, Debug, Default, Serialize, schemars::JsonSchema)]

@@ -93,6 +93,8 @@ pub struct Session {
     ended: std::collections::VecDeque<usize>,
     /// Ended regions whose page models were let go (see [`KEPT_ENDED_REGIONS`]).
     forgotten_regions: u64,
+    /// Faults named `[unknown]`.
+    unknown_mappings: u64,
 }
 
 /// How many ended regions keep their page model for the summary. A process that maps and
@@ -123,6 +125,7 @@ impl Session {
             },
             ended: std::collections::VecDeque::new(),
             forgotten_regions: 0,
+            unknown_mappings: 0,
         }
     }
 
@@ -135,6 +138,27 @@ impl Session {
                 ..ProcessState::default()
             },
         );
+    }
+
+    /// Starts tracking a forked `child` with what it inherited from `parent`: fork copies the
+    /// address space, so the child starts with the parent's mappings and regions, and names
+    /// them even if it is gone before /proc/PID/maps could be read.
+    fn inherit(&mut self, parent: u32, child: u32, out: &mut Vec<TraceEvent>) {
+        let inherited = self.processes.get(&parent).map(|parent| ProcessState {
+            maps: parent.maps.clone(),
+            maps_stale: parent.maps_stale,
+            heap: parent.heap,
+            ..ProcessState::default()
+        });
+        match inherited {
+            Some(state) => {
+                self.processes.insert(child, state);
+            }
+            None => self.add_process(child),
+        }
+        for change in self.regions.inherit(parent, child) {
+            self.apply_region_change(change, out);
+        }
     }
 
     /// Adds a region given by hand, for process `pid`.
@@ -180,16 +204,25 @@ impl Session {
                 }
             }
             Record::Signal(signal) => out.push(TraceEvent::Signal(signal)),
+            Record::Exec(pid) => {
+                // The old image's mappings and arrays are gone; faults from here are the new one's.
+                let process = self.processes.entry(pid).or_default();
+                process.maps_stale = true;
+                process.heap = None;
+                for change in self.regions.end_all(pid) {
+                    self.apply_region_change(change, out);
+                }
+            }
             Record::Process(event) if event.exited => {
                 self.processes.entry(event.pid).or_default().exited = true;
                 out.push(TraceEvent::ProcessExited { pid: event.pid });
             }
             Record::Process(event) => {
-                self.add_process(event.pid);
                 out.push(TraceEvent::ProcessForked {
                     pid: event.pid,
                     parent: event.parent,
                 });
+                self.inherit(event.parent, event.pid, out);
             }
         }
     }
@@ -330,8 +363,16 @@ impl Session {
                 Arc::clone(&self.fallback.anon),
                 address - tracked.region.start,
             ),
-            _ => (Arc::clone(&self.fallback.unknown), address),
+            _ => {
+                self.unknown_mappings += 1;
+                (Arc::clone(&self.fallback.unknown), address)
+            }
         }
+    }
+
+    /// Faults whose mapping could not be named.
+    pub fn unknown_mappings(&self) -> u64 {
+        self.unknown_mappings
     }
 
     pub fn totals(&self) -> ClassCounts {

@@ -230,9 +230,9 @@ impl Collector {
             Record::Fault(fault) => self.classifier.open(fault, decoded.snapshot.counters, ()),
             Record::Syscall(event) => self.syscalls.extend(self.pairer.push(event)),
             Record::Signal(signal) => self.signals.push(signal),
-            // The walk's child neither forks nor is traced through libc's heap functions; its
-            // exit shows in the reply stream.
-            Record::Process(_) | Record::Heap(_) | Record::ThreadExit => {}
+            // The walk's child neither forks nor is traced through libc's heap functions, and
+            // exec's only before its first step; its exit shows in the reply stream.
+            Record::Process(_) | Record::Heap(_) | Record::ThreadExit | Record::Exec(_) => {}
         }
     }
 }

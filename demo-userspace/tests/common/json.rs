@@ -62,3 +62,29 @@ pub fn json_file(path: &Path) -> Vec<Value> {
         .map(parse_line)
         .collect()
 }
+
+/// Runs `demo trace --format json --output FILE ARGS -- COMMAND` with `env` and `stdin`, checks
+/// that it succeeded, and reads the lines it wrote.
+pub fn trace_to_file(
+    name: &str,
+    args: &[&str],
+    command: &[&std::ffi::OsStr],
+    env: &[(&str, String)],
+    stdin: std::process::Stdio,
+) -> Vec<Value> {
+    require_root();
+    let out = crate::common::output_file(name);
+    let status = Command::new(DEMO)
+        .args(["trace", "--format", "json", "--output"])
+        .arg(&out)
+        .args(args)
+        .arg("--")
+        .args(command)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(stdin)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("start demo trace");
+    assert!(status.success(), "demo trace {args:?} failed: {status}");
+    json_file(&out)
+}

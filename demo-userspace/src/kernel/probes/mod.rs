@@ -14,10 +14,10 @@ use std::path::Path;
 use aya::programs::UProbe;
 use demo_common::{
     DROPS_MAP, EVENTS_MAP, NEW_TASK_PROGRAM, PAGE_COUNTS_MAP, PAGE_FAULT_KERNEL_PROGRAM,
-    PAGE_FAULT_USER_PROGRAM, PERF_FAULT_PROGRAM, PROCESS_EXIT_PROGRAM, SIGNAL_PROGRAM,
-    SYSCALL_TRACEPOINTS, TARGETS_MAP, TASK_LAYOUT_GLOBAL, TOP_COUNTS_MAP, TOP_EXITS_MAP,
-    fault_tracepoint, new_task_tracepoint, process_exit_tracepoint, signal_tracepoint,
-    syscall_tracepoint,
+    PAGE_FAULT_USER_PROGRAM, PERF_FAULT_PROGRAM, PROCESS_EXEC_PROGRAM, PROCESS_EXIT_PROGRAM,
+    SIGNAL_PROGRAM, SYSCALL_TRACEPOINTS, TARGETS_MAP, TASK_LAYOUT_GLOBAL, TOP_COUNTS_MAP,
+    TOP_EXITS_MAP, fault_tracepoint, new_task_tracepoint, process_exit_tracepoint,
+    signal_tracepoint, syscall_tracepoint,
 };
 
 mod heap;
@@ -88,6 +88,12 @@ fn tracepoint_programs() -> Vec<TracepointProgram> {
             ],
         },
         process_exit_program(PROCESS_EXIT_PROGRAM),
+        TracepointProgram {
+            program: PROCESS_EXEC_PROGRAM.to_owned(),
+            category: "sched".to_owned(),
+            name: "sched_process_exec".to_owned(),
+            fields: Vec::new(),
+        },
         TracepointProgram {
             program: SIGNAL_PROGRAM.to_owned(),
             category: "signal".to_owned(),

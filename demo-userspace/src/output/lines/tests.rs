@@ -237,6 +237,7 @@ fn every_line_of_a_trace() {
             run_time_ns: 300,
         }]),
         regions_not_listed: 0,
+        unknown_mappings: 0,
     };
     let hit = region.region.locate(region.region.start + 6000).unwrap();
     let mut fault = Vec::new();
