@@ -27,6 +27,9 @@ pub fn install_missing() -> anyhow::Result<()> {
         "bpftrace".to_owned(),
         "linux-perf".to_owned(),
         "bpftool".to_owned(),
+        // glibc's detached debug symbols, found by build-id, so that the symbolizer names its
+        // internal functions (`_int_malloc`), which its own symbol table leaves out.
+        "libc6-dbg".to_owned(),
     ])?;
     ensure_rust_src()?;
     ensure_bpf_linker(llvm)?;

@@ -9,5 +9,6 @@ pub mod procmem;
 pub mod records;
 pub mod shutdown;
 pub mod spawn;
+pub mod symbols;
 pub mod task_layout;
 pub mod tracefs;
