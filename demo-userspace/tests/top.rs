@@ -257,16 +257,20 @@ fn counts_an_exited_process(extra: &[&str]) {
     lines.next().unwrap().unwrap();
     let mut workload = start_workload();
     let pid = workload.pid;
-    workload.touch();
+    let (loop_minor, loop_major) = workload.touch();
     workload.finish();
     let all = intervals(lines);
     assert!(top.wait().unwrap().success());
     let last = last_row(&all, pid);
     assert_eq!(last["exited"], true, "{last}");
     assert!(last["faults"].as_u64().unwrap() >= 65536);
-    // /proc no longer has the process; its counts are those the kernel side kept at its exit.
-    assert!(last["minor"].as_u64().unwrap() >= 65536, "{last}");
-    assert_eq!(last["major"], 0, "{last}");
+    // /proc no longer has the process; its counts are those the kernel side kept at its exit,
+    // which hold at least what the workload's own rusage counted for its loop. (Its start-up
+    // may take a major fault when this VM has reclaimed the binary's page cache: a fresh
+    // clone's run saw one.)
+    assert!(loop_minor >= 65536);
+    assert!(last["minor"].as_u64().unwrap() >= loop_minor, "{last}");
+    assert!(last["major"].as_u64().unwrap() >= loop_major, "{last}");
     assert_eq!(last["comm"], "top_workload");
 }
 
