@@ -13,8 +13,9 @@ use crate::{
     model::signals::ProcessEnd,
     model::syscalls::SyscallCall,
     walk::plan::ScenarioName,
+    walk::plan::Touch,
     walk::scenario::Summary,
-    walk::step_report::{KernelView, ResolvedFault, StepReport},
+    walk::step_report::{KernelView, ResolvedFault, StepReport, TouchOutcome},
 };
 
 pub fn region() -> Region {
@@ -124,5 +125,25 @@ pub fn segv() -> SignalEvent {
         code: 1,
         errno: 0,
         result: 0,
+    }
+}
+
+/// A write of `arr[index]` in the `[anon]` array, which faulted or was already present since
+/// `resident_since`.
+pub fn write_touch(
+    region: &Region,
+    index: i64,
+    faulted: bool,
+    resident_since: Option<PageOrigin>,
+) -> TouchOutcome {
+    TouchOutcome {
+        touch: Touch {
+            index,
+            access: Access::Write,
+        },
+        location: region.locate(region.start + index as u64 * region.elem_size),
+        faulted,
+        mapping: "[anon]".to_owned(),
+        resident_since,
     }
 }

@@ -451,10 +451,10 @@ impl<W: Write> Reporter for TextReporter<W> {
 mod tests {
     use super::*;
     use crate::{
-        model::access::Access,
-        output::fixtures::{fault, page_1_written_in_step_2, region, step, summary, vma},
-        walk::plan::Touch,
-        walk::step_report::{KernelView, TouchOutcome},
+        output::fixtures::{
+            fault, page_1_written_in_step_2, region, step, summary, vma, write_touch,
+        },
+        walk::step_report::KernelView,
     };
 
     fn render(steps: &[StepReport], summary: &Summary) -> String {
@@ -528,16 +528,7 @@ mod tests {
                 vma: Some(vma(region.start - 8192, 28, 12)),
             },
         );
-        report.touch = Some(TouchOutcome {
-            touch: Touch {
-                index: 1501,
-                access: Access::Write,
-            },
-            location: region.locate(region.start + 6004),
-            faulted: false,
-            mapping: "[anon]".to_owned(),
-            resident_since: Some(origin),
-        });
+        report.touch = Some(write_touch(&region, 1501, false, Some(origin)));
         insta::assert_snapshot!(render(&[report], &summary(0, 0, 2)));
     }
 }

@@ -1,7 +1,10 @@
 //! Finds "the array" by itself: turns a traced process's anonymous mmaps and large heap blocks
 //! into named regions, ends them when they are unmapped or freed, and resolves addresses.
 
-use std::collections::{BTreeMap, HashMap};
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::Arc,
+};
 
 use demo_common::{HeapFunction, Syscall};
 
@@ -245,27 +248,34 @@ impl RegionTracker {
         inherited
             .into_iter()
             .map(|tracked| {
-                let change = self.start(
+                let region = &tracked.region;
+                self.insert(
                     child,
                     tracked.origin,
-                    tracked.region.start,
-                    tracked.region.len,
-                );
-                if let RegionChange::Started(id) = change
-                    && let Some(copy) = self.regions.get_mut(&id)
-                {
-                    copy.region.name = tracked.region.name;
-                    // The copy is not a new region of its origin: the next one keeps its number.
-                    if let Some(count) = self.counts.get_mut(&tracked.origin) {
-                        *count -= 1;
-                    }
-                }
-                change
+                    region.start,
+                    region.len,
+                    Arc::clone(&region.name),
+                )
             })
             .collect()
     }
 
     fn start(&mut self, pid: u32, origin: Origin, start: u64, len: u64) -> RegionChange {
+        let count = self.counts.entry(origin).or_default();
+        *count += 1;
+        let name = format!("{}#{count}", origin.as_str()).into();
+        self.insert(pid, origin, start, len, name)
+    }
+
+    /// Adds a live region named `name`; the one way a region comes to be.
+    fn insert(
+        &mut self,
+        pid: u32,
+        origin: Origin,
+        start: u64,
+        len: u64,
+        name: Arc<str>,
+    ) -> RegionChange {
         // A new region at a live region's start means the old one ended unseen (e.g. a free
         // of a block below --min-block's size reused the address); it is a new region.
         if let Some(old) = self.live.remove(&(pid, start))
@@ -273,8 +283,6 @@ impl RegionTracker {
         {
             tracked.live = false;
         }
-        let count = self.counts.entry(origin).or_default();
-        *count += 1;
         let id = self.next_id;
         self.next_id += 1;
         self.regions.insert(
@@ -284,7 +292,7 @@ impl RegionTracker {
                 pid,
                 origin,
                 region: Region {
-                    name: format!("{}#{count}", origin.as_str()).into(),
+                    name,
                     start,
                     len,
                     elem_size: self.elem_size,

@@ -6,18 +6,18 @@ use std::sync::Arc;
 use super::*;
 use crate::{
     kernel::probes::{FaultSourceInUse, ProgramRuns},
-    model::access::Access,
     model::pages::PageModel,
     model::signals::ProcessEnd,
     output::fixtures::{
         classified, fault, mmap_call, page_1_written_in_step_2, region, segv, step, summary, vma,
+        write_touch,
     },
     top::{Interval, PageReport, Row},
     trace::regions::{Origin, TrackedRegion},
     trace::{LoaderCost, RecordCount, Rusage, TraceEnd, TraceSummary},
-    walk::plan::{Allocator, Touch},
+    walk::plan::Allocator,
     walk::scenario::{StepDigest, WalkResult},
-    walk::step_report::{AddressCheck, AllocationFacts, Death, KernelView, TouchOutcome},
+    walk::step_report::{AddressCheck, AllocationFacts, Death, KernelView},
 };
 
 /// Where the schema is committed.
@@ -104,16 +104,7 @@ fn every_line_of_a_walk() {
         fault(region.start + 6000, 6, "[anon]", &region),
         fault(0x7ffe_0000_0000, 6, "[stack]", &region),
     ];
-    touch.touch = Some(TouchOutcome {
-        touch: Touch {
-            index: 1500,
-            access: Access::Write,
-        },
-        location: region.locate(region.start + 6000),
-        faulted: true,
-        mapping: "[anon]".to_owned(),
-        resident_since: Some(origin),
-    });
+    touch.touch = Some(write_touch(&region, 1500, true, Some(origin)));
     touch.signals = vec![segv()];
     // The out-of-bounds walk: its region resolves the page after the array too.
     let mut death = step(3, "arr[5121] = 7", pages, kernel(vec![1]));
