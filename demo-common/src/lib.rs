@@ -220,11 +220,13 @@ pub enum RecordKind {
     /// A [`ProcessRecord`]: a traced process replaced its image with execve; its mappings are
     /// new from here on.
     Exec = 10,
+    /// A [`FaultStackRecord`]: a fault with its user stack (`--stacks`).
+    FaultStack = 11,
 }
 
 impl RecordKind {
     /// Every kind, in tag order.
-    pub const ALL: [Self; 10] = [
+    pub const ALL: [Self; 11] = [
         Self::Fault,
         Self::ThreadExit,
         Self::SyscallEnter,
@@ -235,6 +237,7 @@ impl RecordKind {
         Self::HeapEnter,
         Self::HeapExit,
         Self::Exec,
+        Self::FaultStack,
     ];
 
     /// A short name for reports, e.g. `fault`.
@@ -250,6 +253,7 @@ impl RecordKind {
             Self::HeapEnter => "heap_enter",
             Self::HeapExit => "heap_exit",
             Self::Exec => "exec",
+            Self::FaultStack => "fault_stack",
         }
     }
 
@@ -266,6 +270,7 @@ impl RecordKind {
             8 => Some(Self::HeapEnter),
             9 => Some(Self::HeapExit),
             10 => Some(Self::Exec),
+            11 => Some(Self::FaultStack),
             _ => None,
         }
     }
@@ -426,6 +431,24 @@ pub struct FaultRecord {
     pub error_code: u64,
 }
 
+/// The most user-stack frames a [`FaultStackRecord`] holds (`--stack-depth`'s limit, the
+/// kernel's own `sysctl kernel.perf_event_max_stack` default).
+pub const MAX_STACK_DEPTH: usize = 127;
+
+/// The name of the eBPF global that holds how many frames to capture per fault: 0 for none
+/// (plain [`FaultRecord`]s), else at most [`MAX_STACK_DEPTH`].
+pub const STACK_DEPTH_GLOBAL: &str = "STACK_DEPTH";
+
+/// A fault with its user stack, innermost frame first. The record is only as long as the
+/// frames captured: a [`FaultRecord`], then as many `u64` return addresses as fit in the
+/// rest of the record's length. Detail: the [`FaultSource`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FaultStackRecord {
+    pub fault: FaultRecord,
+    pub frames: [u64; MAX_STACK_DEPTH],
+}
+
 /// Entry to ([`RecordKind::SyscallEnter`]) or exit from ([`RecordKind::SyscallExit`]) a traced
 /// memory syscall. Detail: the [`Syscall`].
 #[repr(C)]
@@ -531,6 +554,7 @@ mod pod {
     unsafe impl aya::Pod for super::TopCounts {}
     unsafe impl aya::Pod for super::PageKey {}
     unsafe impl aya::Pod for super::FaultRecord {}
+    unsafe impl aya::Pod for super::FaultStackRecord {}
     unsafe impl aya::Pod for super::FaultCounters {}
     unsafe impl aya::Pod for super::ExitCounts {}
     unsafe impl aya::Pod for super::TaskLayout {}

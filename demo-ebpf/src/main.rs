@@ -11,9 +11,12 @@ use core::{
 use aya_ebpf::{
     EbpfContext,
     bindings::pt_regs,
-    bindings::{BPF_F_NO_PREALLOC, BPF_NOEXIST, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
+    bindings::{
+        BPF_F_NO_PREALLOC, BPF_F_USER_STACK, BPF_NOEXIST, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP,
+    },
     helpers::{
-        bpf_get_current_task_btf, bpf_ktime_get_ns, bpf_probe_read_kernel, bpf_task_pt_regs,
+        bpf_get_current_task_btf, bpf_get_stack, bpf_ktime_get_ns, bpf_probe_read_kernel,
+        bpf_task_pt_regs,
     },
     macros::{map, perf_event, raw_tracepoint, tracepoint, uprobe, uretprobe},
     maps::{Array, HashMap, LruPerCpuHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
@@ -24,10 +27,10 @@ use aya_ebpf::{
 use aya_log_ebpf::debug;
 use demo_common::{
     DEFAULT_RING_BYTES, DROP_SLOTS, ERROR_CODE_UNKNOWN, FaultCounters, FaultRecord, FaultSource,
-    HeapFunction, HeapRecord, MAX_TARGETS, ProcessRecord, RecordHeader, RecordKind, SignalRecord,
-    Syscall, SyscallRecord, TaskLayout, UNTRACED_CHILD_SLOT, WAKEUP_THRESHOLD_BYTES,
-    new_task_tracepoint, process_exit_tracepoint, signal_tracepoint, syscall_tracepoint,
-    target_flags,
+    FaultStackRecord, HeapFunction, HeapRecord, MAX_STACK_DEPTH, MAX_TARGETS, ProcessRecord,
+    RecordHeader, RecordKind, SignalRecord, Syscall, SyscallRecord, TaskLayout,
+    UNTRACED_CHILD_SLOT, WAKEUP_THRESHOLD_BYTES, new_task_tracepoint, process_exit_tracepoint,
+    signal_tracepoint, syscall_tracepoint, target_flags,
 };
 use demo_common::{
     ExitCounts, PageKey, RecentFaults, TOP_MAX_PAGES, TOP_MAX_PROCESSES, TopCounts, top_config,
@@ -42,6 +45,18 @@ static EVENTS: RingBuf = RingBuf::with_byte_size(DEFAULT_RING_BYTES, 0);
 
 #[map]
 static DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(DROP_SLOTS, 0);
+
+/// Per CPU, where a fault's record and user stack are put together before they are copied
+/// into [`EVENTS`] only as long as the frames captured: one slot per fault program, so a
+/// kernel-mode fault taken while the user-mode program reads the stack cannot overwrite it.
+#[map]
+static STACK_SCRATCH: PerCpuArray<FaultStackRecord> = PerCpuArray::with_max_entries(2, 0);
+
+/// Per CPU, 1 while a fault program walks a user stack. A frame pointer that leads nowhere
+/// (code built without them) makes the walk itself fault in kernel mode, in the traced task;
+/// that fault is the tracer's, not the program's, and is not reported.
+#[map]
+static STACK_WALKING: PerCpuArray<u32> = PerCpuArray::with_max_entries(1, 0);
 
 /// Per CPU, the records submitted to [`EVENTS`], which paces the looks at its fill level.
 #[map]
@@ -575,13 +590,26 @@ fn traced_record<T: 'static, C: EbpfContext>(
     Some((task, reserve::<T, C>(ctx, kind, task.tgid)?))
 }
 
+/// How many user-stack frames to capture per fault; 0 (no stacks) unless the loader sets it
+/// before loading. Read-only data is frozen, so the verifier knows the value and drops the
+/// branch not taken.
+#[unsafe(no_mangle)]
+static STACK_DEPTH: u32 = 0;
+
 /// Copies one fault of a traced process into the ring buffer, or counts it as dropped. The
 /// raw tracepoint's arguments are those of the call site: address, regs, error_code.
 #[inline(always)]
 fn record_fault(ctx: &RawTracePointContext, source: FaultSource) {
-    let Some((task, mut entry)) = traced_record::<FaultRecord, _>(ctx, RecordKind::Fault) else {
+    // SAFETY: a plain load of a global; volatile so that the compiler keeps the load for the
+    // verifier to decide, instead of folding the placeholder 0.
+    let depth = unsafe { read_volatile(&STACK_DEPTH) };
+    if depth != 0 && source == FaultSource::Kernel && walking_stack() {
         return;
-    };
+    }
+    let task = current_task();
+    if !is_target(task.tgid) {
+        return;
+    }
     let ip = match source {
         // A fault from user mode saved the user registers where every entry from user mode
         // does, which the kernel's typed helper points at: a plain load, no copy.
@@ -596,13 +624,72 @@ fn record_fault(ctx: &RawTracePointContext, source: FaultSource) {
             unsafe { bpf_probe_read_kernel(&raw const (*regs).rip) }.unwrap_or(0)
         }
     };
-    entry.write(FaultRecord {
+    let fault = FaultRecord {
         header: header(task, RecordKind::Fault, source as u32),
         address: ctx.arg(0),
         ip,
         error_code: ctx.arg(2),
-    });
+    };
+    if depth != 0 {
+        record_fault_stack(ctx, fault, depth, source as u32 & 1);
+        return;
+    }
+    let Some(mut entry) = reserve::<FaultRecord, _>(ctx, RecordKind::Fault, task.tgid) else {
+        return;
+    };
+    entry.write(fault);
     entry.submit(wakeup_flag());
+}
+
+/// True while this CPU walks a user stack for a fault record.
+#[inline(always)]
+fn walking_stack() -> bool {
+    // SAFETY: this CPU's slot, read as the nested program it interrupted left it.
+    STACK_WALKING
+        .get_ptr(0)
+        .is_some_and(|walking| unsafe { read_volatile(walking) } != 0)
+}
+
+/// Sends `fault` with up to `depth` frames of the user stack (frame pointers), innermost
+/// first, in a record only as long as the frames captured.
+#[inline(always)]
+fn record_fault_stack(ctx: &RawTracePointContext, mut fault: FaultRecord, depth: u32, slot: u32) {
+    let Some(scratch) = STACK_SCRATCH.get_ptr_mut(slot) else {
+        return;
+    };
+    fault.header.kind = RecordKind::FaultStack as u32;
+    let bytes = depth.min(MAX_STACK_DEPTH as u32) * 8;
+    let walking = STACK_WALKING.get_ptr_mut(0);
+    // SAFETY: this CPU's slots; the helper writes at most `bytes` into frames.
+    let captured = unsafe {
+        (*scratch).fault = fault;
+        if let Some(walking) = walking {
+            write_volatile(walking, 1);
+        }
+        let captured = bpf_get_stack(
+            ctx.as_ptr(),
+            (*scratch).frames.as_mut_ptr().cast(),
+            bytes,
+            BPF_F_USER_STACK as u64,
+        );
+        if let Some(walking) = walking {
+            write_volatile(walking, 0);
+        }
+        captured
+    };
+    // A failed walk still reports the fault, with no frames. The mask keeps the length in
+    // bounds for the verifier as well as in fact.
+    let frame_bytes = if captured > 0 { captured as usize } else { 0 } & 0x3f8;
+    let len = size_of::<FaultRecord>() + frame_bytes.min(MAX_STACK_DEPTH * 8);
+    // SAFETY: `len` is at most the slot's size.
+    let record = unsafe { core::slice::from_raw_parts(scratch.cast::<u8>().cast_const(), len) };
+    if EVENTS.output::<[u8]>(record, wakeup_flag()).is_err() {
+        count_drop(RecordKind::FaultStack as u32);
+        debug!(
+            ctx,
+            "ring buffer full: dropped a fault stack of tgid {}", fault.header.tgid
+        );
+    }
 }
 
 /// Reports a fault from the PAGE_FAULTS perf event. The sample carries the address and the

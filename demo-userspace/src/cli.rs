@@ -62,6 +62,17 @@ pub struct Cli {
           value_parser = ring_kib)]
     pub ring_buffer_kib: u32,
 
+    /// Capture each fault's user stack in the kernel (alloc and trace), innermost frame first,
+    /// named function by function. Stacks are walked by frame pointers: code built without
+    /// them (Debian 12's packages, -O2 without -fno-omit-frame-pointer) gives short stacks.
+    #[arg(long, global = true)]
+    pub stacks: bool,
+
+    /// How many frames --stacks captures per fault, 1 to 127; implies --stacks.
+    #[arg(long, value_name = "FRAMES", global = true,
+          value_parser = clap::value_parser!(u32).range(1..=demo_common::MAX_STACK_DEPTH as i64))]
+    pub stack_depth: Option<u32>,
+
     /// Tracepoint category of the fault tracepoints; tests use it to simulate a kernel
     /// without them.
     #[arg(long, global = true, hide = true, default_value = "exceptions")]
@@ -284,6 +295,9 @@ pub enum FormatArg {
     Text,
     /// JSON Lines: one object per line, with a `kind` field.
     Json,
+    /// At the end of an alloc or trace, one line per distinct stack (command;root;...;leaf
+    /// count), for flamegraph.pl and inferno; the faulting function alone without --stacks.
+    Folded,
 }
 
 impl From<FormatArg> for Format {
@@ -291,9 +305,24 @@ impl From<FormatArg> for Format {
         match format {
             FormatArg::Text => Self::Text,
             FormatArg::Json => Self::Json,
+            FormatArg::Folded => Self::Folded,
         }
     }
 }
+
+impl Cli {
+    /// The frames to capture per fault: 0 without --stacks.
+    pub fn stack_depth(&self) -> u32 {
+        match (self.stacks, self.stack_depth) {
+            (_, Some(depth)) => depth,
+            (true, None) => DEFAULT_STACK_DEPTH,
+            (false, None) => 0,
+        }
+    }
+}
+
+/// Frames per fault with --stacks and no --stack-depth.
+const DEFAULT_STACK_DEPTH: u32 = 32;
 
 /// `--source`: the command line's names for [`SourceChoice`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -170,6 +170,23 @@ fn action(
     })
 }
 
+/// Rejects options that the chosen command or view has no use for.
+fn check_combination(cli: &Cli) -> Result<(), BadInput> {
+    let folded = cli.format == cli::FormatArg::Folded;
+    if matches!(cli.command, Some(Command::Top(_))) && (cli.stack_depth() != 0 || folded) {
+        return Err(BadInput(
+            "demo top counts faults per process and page, not per stack: --stacks, --stack-depth and --format folded are for alloc and trace".to_owned(),
+        ));
+    }
+    if cli.tui && folded {
+        return Err(BadInput(
+            "--format folded writes its stacks at the end of a report, not in the --tui view"
+                .to_owned(),
+        ));
+    }
+    Ok(())
+}
+
 /// Bytes buffered before the report file is written. The JSON outputs hand over larger batches
 /// of their own, which go straight through; the text outputs write a line at a time.
 const OUTPUT_BUFFER: usize = 64 * 1024;
@@ -180,6 +197,7 @@ async fn run(mut cli: Cli) -> anyhow::Result<()> {
     } else {
         privileges::invoking_user()
     };
+    check_combination(&cli)?;
     let action = action(cli.command.take(), run_as, cli.tui)?;
     privileges::check()?;
     let out: Box<dyn io::Write> = match &cli.output {
@@ -295,6 +313,7 @@ fn trace_probes(cli: &Cli) -> anyhow::Result<(Probes, EventReader)> {
         source: cli.source.into(),
         fault_category: cli.debug_fault_category.clone(),
         ring_bytes: cli.ring_buffer_kib * 1024,
+        stack_depth: cli.stack_depth(),
     })?;
     let ring = probes.take_events().context("open the event ring buffer")?;
     let reader = EventReader::new(ring).context("register the event ring buffer")?;

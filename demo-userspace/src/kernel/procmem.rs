@@ -100,6 +100,11 @@ fn mapping_name(path: &MMapPath) -> String {
     }
 }
 
+/// The command name of a process (/proc/PID/comm), or `None` once it is gone.
+pub fn command_name(pid: i32) -> Option<String> {
+    Process::new(pid).ok()?.stat().ok().map(|stat| stat.comm)
+}
+
 /// What /proc/PID/pagemap and /proc/kpageflags say about one page.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PagePresence {

@@ -1,8 +1,8 @@
 //! Decodes the raw bytes of ring-buffer records into typed values, rejecting anything malformed.
 
 use demo_common::{
-    FaultRecord, FaultSource, HeapFunction, HeapRecord, RecordHeader, RecordKind, SignalRecord,
-    Syscall, SyscallRecord,
+    FaultRecord, FaultSource, FaultStackRecord, HeapFunction, HeapRecord, RecordHeader, RecordKind,
+    SignalRecord, Syscall, SyscallRecord,
 };
 
 use crate::model::{
@@ -42,14 +42,33 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded, DecodeError> {
             counters: header.counters,
         },
         record: decode_body(bytes, &header)?,
+        stack: match RecordKind::from_tag(header.kind) {
+            Some(RecordKind::FaultStack) => Some(stack_frames(bytes)),
+            _ => None,
+        },
     })
+}
+
+/// The frames after a [`FaultRecord`]: as many whole `u64`s as the record holds, up to
+/// [`demo_common::MAX_STACK_DEPTH`], and up to the first 0. A walk by frame pointers that
+/// reaches code built without them follows whatever the frame register held; a 0 there ends
+/// the chain, and nothing after it is a caller.
+fn stack_frames(bytes: &[u8]) -> Vec<u64> {
+    let frames = bytes.get(size_of::<FaultRecord>()..).unwrap_or_default();
+    let most = size_of::<FaultStackRecord>() - size_of::<FaultRecord>();
+    frames[..frames.len().min(most)]
+        .chunks_exact(8)
+        .map(|frame| u64::from_ne_bytes(frame.try_into().unwrap_or_default()))
+        .take_while(|&frame| frame != 0)
+        .collect()
 }
 
 fn decode_body(bytes: &[u8], header: &RecordHeader) -> Result<Record, DecodeError> {
     let (timestamp_ns, pid, tid, detail) =
         (header.timestamp_ns, header.tgid, header.tid, header.detail);
     match RecordKind::from_tag(header.kind) {
-        Some(RecordKind::Fault) => {
+        // A fault with its stack starts as a plain fault does.
+        Some(RecordKind::Fault | RecordKind::FaultStack) => {
             let raw = read_pod::<FaultRecord>(bytes)?;
             Ok(Record::Fault(Fault {
                 timestamp_ns,
@@ -172,6 +191,7 @@ mod tests {
                     counters: FaultCounters { minor: 5, major: 6 },
                 },
                 record: Record::ThreadExit,
+                stack: None,
             })
         );
         let enter = SyscallRecord {

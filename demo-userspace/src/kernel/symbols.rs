@@ -1,126 +1,299 @@
-//! Names the code behind an instruction address of a traced process: its module, function,
-//! offset, source file and line, from the process's own mappings (blazesym), once per distinct
-//! (process, address). The process must still be mapped when an address is first asked for;
-//! a traced command is held at its exit until its records are read, so it is.
+//! Names the code behind an instruction address: its module, function, offset, source file,
+//! line and inlined calls (blazesym), from the mapping the trace captured for the address, so
+//! a process that has exited since is named as well as a live one.
+//!
+//! blazesym reads each module once and keeps it; every distinct (module, file offset) is
+//! symbolized once and shared by every process that maps the module.
 
 use std::{path::Path, sync::Arc};
 
-use blazesym::{
-    Pid,
-    normalize::{Normalizer, UserMeta},
-    symbolize::{Input, Symbolized, Symbolizer, source::Process, source::Source},
+use blazesym::symbolize::{
+    CodeInfo, Input, Sym, Symbolized, Symbolizer,
+    source::{Elf, Kernel, Source},
 };
 use rustc_hash::FxHashMap;
 use serde::Serialize;
 
+use super::procmem::{Mapping, MappingTable};
+
+/// Where kernel addresses start on x86-64 and arm64 (the top half of the address space).
+const KERNEL_START: u64 = 0xffff_8000_0000_0000;
+
+/// The module name given to kernel code.
+pub const KERNEL_MODULE: &str = "[kernel]";
+
 /// The code at one address: `symbol+offset` in `module`, with the source line when there is
 /// debug information.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Code {
-    /// The executable or library, as a path; null when no mapping holds the address.
+    /// The executable or library as a path, a memory mapping's name such as `[vdso]`, or
+    /// `[kernel]`; null when no mapping holds the address.
     pub module: Option<String>,
     /// The function; null when the module has no symbol for the address (stripped).
     pub symbol: Option<String>,
-    /// Bytes from the function's start, or from the module's start (a file offset) when there
-    /// is no symbol, or the address itself when there is no module either.
+    /// Bytes from the function's start; from the module's start (a file offset) when there is
+    /// no symbol; the address itself when there is no module either.
     pub offset: u64,
     /// The source file's name, when the module has line information.
+    pub file: Option<String>,
+    /// The line in `file`: where the address is, or, when the compiler inlined a call there,
+    /// the line of that call (the first of `inlined`).
+    pub line: Option<u32>,
+    /// Calls inlined at the address, outermost first; the last one holds the address itself.
+    pub inlined: Vec<InlinedCall>,
+}
+
+/// One function the compiler inlined where the address is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+pub struct InlinedCall {
+    pub symbol: String,
+    /// Where in it the address, or the next inlined call, is.
     pub file: Option<String>,
     pub line: Option<u32>,
 }
 
+impl Code {
+    /// The innermost function and line: the last inlined call, or the function itself.
+    pub fn innermost(&self) -> (Option<&str>, Option<&str>, Option<u32>) {
+        match self.inlined.last() {
+            Some(call) => (Some(&call.symbol), call.file.as_deref(), call.line),
+            None => (self.symbol.as_deref(), self.file.as_deref(), self.line),
+        }
+    }
+}
+
+/// What holds an instruction address, as the trace knows it.
+#[derive(Clone, Copy, Debug)]
+pub enum Site<'a> {
+    /// A mapped file, at this offset in the file.
+    File {
+        path: &'a Arc<str>,
+        offset: u64,
+    },
+    /// A mapping with no file to read (`[vdso]`, anonymous code), this far into it.
+    Unnamed {
+        name: &'a Arc<str>,
+        offset: u64,
+    },
+    Kernel(u64),
+    /// No mapping the trace knows of.
+    Unmapped(u64),
+}
+
+/// True for an address in the kernel, which no mapping of a process holds.
+pub fn is_kernel(address: u64) -> bool {
+    address >= KERNEL_START
+}
+
+impl<'a> Site<'a> {
+    /// The site of `address` in `mapping`, the mapping that held it when it ran.
+    pub fn of(address: u64, mapping: Option<&'a Mapping>) -> Self {
+        if is_kernel(address) {
+            return Site::Kernel(address);
+        }
+        match mapping {
+            Some(mapping) if mapping.name.starts_with('/') => Site::File {
+                path: &mapping.name,
+                offset: mapping.offset_of(address),
+            },
+            Some(mapping) => Site::Unnamed {
+                name: &mapping.name,
+                offset: address - mapping.start,
+            },
+            None => Site::Unmapped(address),
+        }
+    }
+}
+
+/// Whether an address is the instruction that ran, or a return address on the stack, whose
+/// call is the instruction before it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum At {
+    Instruction,
+    ReturnAddress,
+}
+
+/// One frame of a user stack: its address and the code there.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+pub struct StackFrame {
+    #[serde(serialize_with = "crate::model::hex::hex")]
+    #[schemars(with = "crate::model::hex::Hex")]
+    pub address: u64,
+    #[serde(flatten)]
+    pub code: Arc<Code>,
+}
+
 /// Symbolizes addresses and remembers every answer.
-#[derive(Default)]
 pub struct Symbols {
     symbolizer: Symbolizer,
-    normalizer: Normalizer,
-    known: FxHashMap<(u32, u64), Arc<Code>>,
+    known: FxHashMap<(Arc<str>, u64, At), Arc<Code>>,
+    kernel: FxHashMap<(u64, At), Arc<Code>>,
 }
 
 impl std::fmt::Debug for Symbols {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Symbols")
             .field("known", &self.known.len())
+            .field("kernel", &self.kernel.len())
             .finish_non_exhaustive()
+    }
+}
+
+impl Default for Symbols {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
 impl Symbols {
     pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// The code at `address` in process `pid`.
-    pub fn code(&mut self, pid: u32, address: u64) -> Arc<Code> {
-        if let Some(code) = self.known.get(&(pid, address)) {
-            return Arc::clone(code);
+        Self {
+            // A module is read once: one that changes on disk while traced is not read again.
+            symbolizer: Symbolizer::builder().enable_auto_reload(false).build(),
+            known: FxHashMap::default(),
+            kernel: FxHashMap::default(),
         }
-        let code = Arc::new(
-            self.symbolize(pid, address)
-                .unwrap_or_else(|| self.in_module(pid, address)),
-        );
-        self.known.insert((pid, address), Arc::clone(&code));
-        code
     }
 
-    /// The function that holds `address`, when a symbol of the module does. A symbol whose
+    /// The code at `site`.
+    pub fn code(&mut self, site: Site<'_>, at: At) -> Arc<Code> {
+        match site {
+            Site::File { path, offset } => {
+                let key = (Arc::clone(path), offset, at);
+                if let Some(code) = self.known.get(&key) {
+                    return Arc::clone(code);
+                }
+                let source = Source::Elf(Elf::new(Path::new(&**path)));
+                let code = Arc::new(
+                    self.symbolize(&source, Input::FileOffset(offset), at)
+                        .unwrap_or_else(|| unnamed(path, offset)),
+                );
+                self.known.insert(key, Arc::clone(&code));
+                code
+            }
+            Site::Unnamed { name, offset } => {
+                let key = (Arc::clone(name), offset, at);
+                Arc::clone(
+                    self.known
+                        .entry(key)
+                        .or_insert_with(|| Arc::new(unnamed(name, offset))),
+                )
+            }
+            Site::Kernel(address) => {
+                if let Some(code) = self.kernel.get(&(address, at)) {
+                    return Arc::clone(code);
+                }
+                let source = Source::Kernel(Kernel::default());
+                let code = Arc::new(
+                    self.symbolize(&source, Input::AbsAddr(address), at)
+                        .map(|code| Code {
+                            module: Some(KERNEL_MODULE.to_owned()),
+                            ..code
+                        })
+                        .unwrap_or_else(|| unnamed(KERNEL_MODULE, address)),
+                );
+                self.kernel.insert((address, at), Arc::clone(&code));
+                code
+            }
+            Site::Unmapped(address) => Arc::new(Code {
+                offset: address,
+                ..Code::default()
+            }),
+        }
+    }
+
+    /// The code of a fault at `ip` and, with `--stacks`, of each frame of its stack, innermost
+    /// first: the faulting instruction (in the kernel, for a kernel-mode fault, then the user
+    /// instruction that entered it), then return addresses; named from `maps`, the process's
+    /// mappings when it faulted.
+    pub fn fault_code(
+        &mut self,
+        ip: u64,
+        stack: Option<&[u64]>,
+        maps: &MappingTable,
+    ) -> (Arc<Code>, Option<Vec<StackFrame>>) {
+        let code = self.code(Site::of(ip, maps.find(ip)), At::Instruction);
+        let stack = stack.map(|frames| {
+            // A fault in kernel mode (a copy to user memory in a syscall) ran kernel code; the
+            // user stack starts where the syscall was made, so the kernel instruction comes
+            // first.
+            let kernel = is_kernel(ip).then(|| StackFrame {
+                address: ip,
+                code: Arc::clone(&code),
+            });
+            let ats = std::iter::once(At::Instruction).chain(std::iter::repeat(At::ReturnAddress));
+            let user = frames.iter().zip(ats).map(|(&address, at)| StackFrame {
+                address,
+                code: self.code(Site::of(address, maps.find(address)), at),
+            });
+            kernel.into_iter().chain(user).collect()
+        });
+        (code, stack)
+    }
+
+    /// The function that holds the address, when a symbol of the module does. A symbol whose
     /// known size ends before the address is the nearest one, not the function: it is not
-    /// taken (a stripped library's exported neighbour).
-    fn symbolize(&self, pid: u32, address: u64) -> Option<Code> {
-        let source = Source::Process(Process::new(Pid::from(pid)));
-        let symbolized = self
-            .symbolizer
-            .symbolize_single(&source, Input::AbsAddr(address))
-            .ok()?;
-        let Symbolized::Sym(sym) = symbolized else {
+    /// taken (a stripped library's exported neighbour). A return address is looked up one
+    /// byte back, in the call, and reported as itself.
+    fn symbolize(&self, source: &Source<'_>, input: Input<u64>, at: At) -> Option<Code> {
+        let back = u64::from(at == At::ReturnAddress);
+        let input = input.map(|address| address.saturating_sub(back));
+        let Symbolized::Sym(sym) = self.symbolizer.symbolize_single(source, input).ok()? else {
             return None;
         };
         if sym.size.is_some_and(|size| sym.offset >= size) {
             return None;
         }
-        let code_info = sym.code_info.as_deref();
-        Some(Code {
-            module: sym
-                .module
-                .as_deref()
-                .map(|module| Path::new(module).display().to_string()),
-            symbol: Some(sym.name.to_string()),
-            offset: sym.offset as u64,
-            file: code_info.map(|info| Path::new(&*info.file).display().to_string()),
-            line: code_info.and_then(|info| info.line),
-        })
+        Some(to_code(&sym, back))
     }
+}
 
-    /// `module+offset` for an address no symbol names.
-    fn in_module(&self, pid: u32, address: u64) -> Code {
-        let normalized = self
-            .normalizer
-            .normalize_user_addrs(Pid::from(pid), &[address])
-            .ok()
-            .and_then(|output| {
-                let (offset, meta) = *output.outputs.first()?;
-                match output.meta.get(meta)? {
-                    UserMeta::Elf(elf) => Some((elf.path.display().to_string(), offset)),
-                    _ => None,
+fn to_code(sym: &Sym<'_>, back: u64) -> Code {
+    let (file, line) = location(sym.code_info.as_deref());
+    Code {
+        module: sym
+            .module
+            .as_deref()
+            .map(|module| Path::new(module).display().to_string()),
+        symbol: Some(sym.name.to_string()),
+        offset: sym.offset as u64 + back,
+        file,
+        line,
+        inlined: sym
+            .inlined
+            .iter()
+            .map(|call| {
+                let (file, line) = location(call.code_info.as_ref());
+                InlinedCall {
+                    symbol: call.name.to_string(),
+                    file,
+                    line,
                 }
-            });
-        let (module, offset) = match normalized {
-            Some((module, offset)) => (Some(module), offset),
-            None => (None, address),
-        };
-        Code {
-            module,
-            symbol: None,
-            offset,
-            file: None,
-            line: None,
-        }
+            })
+            .collect(),
+    }
+}
+
+fn location(info: Option<&CodeInfo<'_>>) -> (Option<String>, Option<u32>) {
+    (
+        info.map(|info| Path::new(&*info.file).display().to_string()),
+        info.and_then(|info| info.line),
+    )
+}
+
+/// `module+offset`, for an address no symbol names.
+fn unnamed(module: &str, offset: u64) -> Code {
+    Code {
+        module: Some(module.to_owned()),
+        offset,
+        ..Code::default()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernel::procmem::MappingTable;
 
     #[inline(never)]
     fn a_function_with_a_known_name() -> u64 {
@@ -130,9 +303,11 @@ mod tests {
     /// Runs unprivileged: a process may read its own maps and binary.
     #[test]
     fn names_a_function_of_this_test_with_its_file_and_line() {
-        let mut symbols = Symbols::new();
+        let maps = MappingTable::read(std::process::id() as i32).unwrap();
         let address = a_function_with_a_known_name() + 1;
-        let code = symbols.code(std::process::id(), address);
+        let mut symbols = Symbols::new();
+        let site = Site::of(address, maps.find(address));
+        let code = symbols.code(site, At::Instruction);
         let symbol = code.symbol.as_deref().unwrap_or_default();
         assert!(symbol.ends_with("a_function_with_a_known_name"), "{code:?}");
         assert_eq!(code.offset, 1);
@@ -140,24 +315,38 @@ mod tests {
         assert!(code.line.is_some(), "{code:?}");
         let exe = std::env::current_exe().unwrap();
         assert_eq!(code.module.as_deref(), exe.to_str());
-        assert!(Arc::ptr_eq(
-            &code,
-            &symbols.code(std::process::id(), address)
-        ));
+        assert!(Arc::ptr_eq(&code, &symbols.code(site, At::Instruction)));
+        // A return address one byte in is the function's own first instruction, looked up at
+        // the byte before it, and still reported at its offset.
+        let returning = symbols.code(site, At::ReturnAddress);
+        assert_eq!(returning.symbol, code.symbol);
+        assert_eq!(returning.offset, 1);
     }
 
     #[test]
     fn an_address_in_no_mapping_has_no_module() {
-        let code = Symbols::new().code(std::process::id(), 8);
+        let code = Symbols::new().code(Site::of(8, None), At::Instruction);
         assert_eq!(
             *code,
             Code {
-                module: None,
-                symbol: None,
                 offset: 8,
-                file: None,
-                line: None
+                ..Code::default()
             }
         );
+    }
+
+    #[test]
+    fn a_mapping_without_a_file_gives_its_name_and_offset() {
+        let name: Arc<str> = "[vdso]".into();
+        let mapping = Mapping {
+            start: 0x7000,
+            end: 0x9000,
+            perms: "r-xp".into(),
+            name,
+            file_offset: 0,
+        };
+        let code = Symbols::new().code(Site::of(0x7123, Some(&mapping)), At::Instruction);
+        assert_eq!(code.module.as_deref(), Some("[vdso]"));
+        assert_eq!((code.symbol.as_deref(), code.offset), (None, 0x123));
     }
 }

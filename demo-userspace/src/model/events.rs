@@ -32,10 +32,13 @@ pub struct ThreadSnapshot {
 }
 
 /// A decoded record and the snapshot of its thread that every record carries.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Decoded {
     pub snapshot: ThreadSnapshot,
     pub record: Record,
+    /// A fault's user stack (`--stacks`), innermost first: the faulting instruction, then
+    /// return addresses; `None` for a fault without one and every other record.
+    pub stack: Option<Vec<u64>>,
 }
 
 /// A traced process entered or left a memory syscall.

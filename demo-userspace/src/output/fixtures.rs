@@ -5,6 +5,7 @@ use demo_common::{FaultSource, Syscall};
 
 use crate::{
     kernel::procmem::VmaUsage,
+    kernel::symbols::Code,
     model::access::{Access, ErrorCode},
     model::classify::{ClassifiedFault, FaultClass},
     model::events::{Fault, SignalEvent},
@@ -17,6 +18,18 @@ use crate::{
     walk::scenario::Summary,
     walk::step_report::{KernelView, ResolvedFault, StepReport, TouchOutcome},
 };
+
+/// The code of the workload child's write, as the symbolizer names it.
+pub fn code() -> std::sync::Arc<Code> {
+    std::sync::Arc::new(Code {
+        module: Some("/usr/local/bin/demo".to_owned()),
+        symbol: Some("demo::walk::workload::child::State::perform".to_owned()),
+        offset: 0x2a,
+        file: Some("child.rs".to_owned()),
+        line: Some(88),
+        inlined: Vec::new(),
+    })
+}
 
 pub fn region() -> Region {
     Region::seed_array()
@@ -43,6 +56,8 @@ pub fn fault(address: u64, error_code: u64, mapping: &str, region: &Region) -> R
         fault: classified(address, error_code),
         location: region.locate(address),
         mapping: mapping.into(),
+        code: code(),
+        stack: None,
     }
 }
 

@@ -1,8 +1,10 @@
 //! The sinks: a walk's text and JSON Lines reports, the JSON Lines writer every command's JSON
 //! goes through, and the terminal view.
 
+pub mod code;
 #[cfg(test)]
 mod fixtures;
+mod folded;
 mod json;
 mod json_lines;
 pub mod lines;
@@ -30,6 +32,8 @@ pub enum Format {
     Text,
     /// JSON Lines: one object per line, with a `kind` field.
     Json,
+    /// One line per distinct stack at the end (FlameGraph's folded stacks).
+    Folded,
 }
 
 /// Builds the reporter for `format`, writing to `out`.
@@ -37,5 +41,6 @@ pub fn reporter<'a>(format: Format, out: impl io::Write + 'a) -> Box<dyn Reporte
     match format {
         Format::Text => Box::new(TextReporter::new(out)),
         Format::Json => Box::new(JsonReporter::new(out)),
+        Format::Folded => Box::new(folded::FoldedReporter::new(out)),
     }
 }

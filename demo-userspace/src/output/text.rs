@@ -3,6 +3,10 @@
 
 use std::io::{self, Write};
 
+use super::{
+    code::{base_name, describe, function},
+    trace::write_stack,
+};
 use crate::model::signals::{ProcessEnd, si_code_meaning, si_code_name};
 use crate::walk::Reporter;
 use crate::{
@@ -152,9 +156,29 @@ impl<W: Write> TextReporter<W> {
                 code.describe(),
                 code.0
             )?;
+            writeln!(self.out, "            by {}", describe(&resolved.code))?;
+            write_stack(&mut self.out, resolved.stack.as_deref())?;
         }
         if !any {
             writeln!(self.out, "  fault     none in {name}")?;
+        }
+        if let Some((fault, past_end)) = step.next_chunk_header_write() {
+            let (symbol, _, _) = fault.code.innermost();
+            let function = function(symbol, fault.code.module.as_deref());
+            let module = fault.code.module.as_deref().map_or("-", base_name);
+            let index = fault.location.map_or(0, |location| location.index);
+            writeln!(
+                self.out,
+                "  why       {name}[{index}] is {past_end} bytes past {name}'s end: malloc's {function} ({module})"
+            )?;
+            writeln!(
+                self.out,
+                "            wrote the header of the chunk after {name} there (its size field), so"
+            )?;
+            writeln!(
+                self.out,
+                "            the array's last page was faulted in by malloc, not by the program"
+            )?;
         }
         let elsewhere = step.elsewhere();
         let count: u64 = elsewhere.values().sum();

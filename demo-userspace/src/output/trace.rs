@@ -5,12 +5,14 @@ use std::io::{self, Write};
 
 use super::{
     Format, JsonLines,
+    code::{describe, function},
     lines::{
         FaultLine, ProcessLine, RegionEndLine, RegionLine, RegionSummaryLine, SCENARIO, SignalLine,
         SyscallLine, TraceLine, TraceSummaryLine,
     },
 };
 use crate::{
+    kernel::symbols::StackFrame,
     model::signals::{si_code_name, signal_name},
     trace::{
         TraceOutput, TraceStart, TraceSummary,
@@ -24,6 +26,7 @@ pub fn output<'a>(format: Format, out: impl Write + 'a) -> Box<dyn TraceOutput +
         Format::Json => Box::new(JsonTrace {
             out: JsonLines::new(out),
         }),
+        Format::Folded => Box::new(super::folded::FoldedTrace::new(out)),
     }
 }
 
@@ -86,8 +89,8 @@ impl<W: Write> TraceOutput for TextTrace<W> {
         }
         writeln!(
             self.out,
-            "{:>10} {:>7} {:>7} {:<6} {:<5} {:<6} {:<18} {:<28} REGION",
-            "TIME_MS", "PID", "TID", "CLASS", "ACC", "MODE", "ADDRESS", "MAPPING@OFFSET"
+            "{:>10} {:>7} {:>7} {:<6} {:<5} {:<6} {:<18} {:<28} {:<24} CODE",
+            "TIME_MS", "PID", "TID", "CLASS", "ACC", "MODE", "ADDRESS", "MAPPING@OFFSET", "REGION"
         )?;
         self.out.flush()
     }
@@ -99,14 +102,16 @@ impl<W: Write> TraceOutput for TextTrace<W> {
                 let region = traced.region_place().unwrap_or_else(|| "-".to_owned());
                 writeln!(
                     self.out,
-                    "{} {:<6} {:<5} {:<6} {:#018x} {:<28} {region}",
+                    "{} {:<6} {:<5} {:<6} {:#018x} {:<28} {region:<24} {}",
                     self.prefix(raw.timestamp_ns, raw.pid, raw.tid),
                     traced.fault.class.as_str(),
                     raw.error_code.access().as_str(),
                     raw.error_code.mode().as_str(),
                     raw.address,
                     traced.mapping_place(),
-                )
+                    describe(&traced.code),
+                )?;
+                write_stack(&mut self.out, traced.stack.as_deref())
             }
             TraceEvent::Syscall(call) => writeln!(
                 self.out,
@@ -185,6 +190,7 @@ impl<W: Write> TraceOutput for TextTrace<W> {
                 crate::trace::session::KEPT_ENDED_REGIONS
             )?;
         }
+        write_functions(&mut self.out, summary)?;
         if summary.unknown_mappings > 0 {
             writeln!(
                 self.out,
@@ -261,6 +267,49 @@ impl<W: Write> TraceOutput for TextTrace<W> {
     }
 }
 
+/// A fault's stack, one frame a line, indented under it.
+pub fn write_stack(out: &mut impl Write, stack: Option<&[StackFrame]>) -> io::Result<()> {
+    for (depth, frame) in stack.unwrap_or_default().iter().enumerate() {
+        writeln!(
+            out,
+            "{:>12}#{depth:<3} {:#018x} {}",
+            "",
+            frame.address,
+            describe(&frame.code)
+        )?;
+    }
+    Ok(())
+}
+
+/// The summary's tables of faults by function, and by function and region.
+fn write_functions(out: &mut impl Write, summary: &TraceSummary) -> io::Result<()> {
+    if !summary.faults_by_function.is_empty() {
+        writeln!(out, "\nfaults by function:")?;
+        for row in &summary.faults_by_function {
+            writeln!(
+                out,
+                "  {:>8}  {:<32} {}",
+                row.faults,
+                function(row.symbol.as_deref(), row.module.as_deref()),
+                row.module.as_deref().unwrap_or("-")
+            )?;
+        }
+    }
+    if !summary.faults_by_function_and_region.is_empty() {
+        writeln!(out, "\nfaults by function and region:")?;
+        for row in &summary.faults_by_function_and_region {
+            writeln!(
+                out,
+                "  {:>8}  {:<32} {}",
+                row.faults,
+                function(row.symbol.as_deref(), row.module.as_deref()),
+                row.region.as_deref().unwrap_or("-")
+            )?;
+        }
+    }
+    Ok(())
+}
+
 struct JsonTrace<W: Write> {
     out: JsonLines<W>,
 }
@@ -279,7 +328,7 @@ impl<W: Write> TraceOutput for JsonTrace<W> {
                     FaultLine::new(
                         SCENARIO,
                         None,
-                        &traced.fault,
+                        (&traced.fault, &traced.code, traced.stack.as_deref()),
                         traced
                             .region
                             .as_ref()

@@ -1,6 +1,7 @@
 //! `demo trace`: traces any process, started by us (`-- CMD`) or running (`--pid`), finds its
 //! arrays by itself, and resolves every fault to mapping, region, index and page.
 
+pub mod functions;
 mod heap;
 pub mod regions;
 mod results;
@@ -233,6 +234,7 @@ pub async fn run(
 
     let totals = session.totals();
     let drops = probes.drops_by_slot()?;
+    let (by_function, by_pair) = session.functions().summary();
     let summary = TraceSummary {
         pid,
         ended_by,
@@ -254,6 +256,11 @@ pub async fn run(
         kernel_programs: probes.program_runs(),
         regions_not_listed: session.forgotten_regions(),
         unknown_mappings: session.unknown_mappings(),
+        faults_by_function: by_function
+            .into_iter()
+            .take(functions::LISTED_FUNCTIONS)
+            .collect(),
+        faults_by_function_and_region: by_pair.into_iter().take(functions::LISTED_PAIRS).collect(),
     };
     output.summary(&summary, &session)?;
     Ok(())

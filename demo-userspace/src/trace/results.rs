@@ -84,6 +84,12 @@ pub struct TraceSummary {
     /// Faults whose mapping demo could not name (`[unknown]`): the process was gone before its
     /// mappings were read, and the trace had not seen the mapping made.
     pub unknown_mappings: u64,
+    /// The functions that faulted most, most first (at most
+    /// [`super::functions::LISTED_FUNCTIONS`]).
+    pub faults_by_function: Vec<super::functions::FunctionFaults>,
+    /// Which function faulted how often on which region, most first (at most
+    /// [`super::functions::LISTED_PAIRS`]).
+    pub faults_by_function_and_region: Vec<super::functions::FunctionFaults>,
 }
 
 #[derive(Clone, Copy, Debug, Default, Serialize, schemars::JsonSchema)]

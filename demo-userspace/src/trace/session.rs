@@ -5,11 +5,13 @@
 use std::{collections::BTreeMap, sync::Arc};
 
 use super::{
+    functions::FunctionCounts,
     heap::HeapPairer,
     regions::{Origin, RegionChange, RegionTracker, TrackedRegion},
 };
 use crate::{
     kernel::procmem::{self, MappingTable},
+    kernel::symbols::{Code, StackFrame, Symbols},
     model::classify::{ClassCounts, ClassifiedFault, Classifier, FaultClass},
     model::events::{Decoded, Fault, Record, SignalEvent},
     model::pages::PageModel,
@@ -27,6 +29,10 @@ pub struct TracedFault {
     pub mapping_offset: u64,
     /// The region hit: its id, name, and where in it.
     pub region: Option<(usize, Arc<str>, Location)>,
+    /// The code that faulted: the instruction at `ip`.
+    pub code: Arc<Code>,
+    /// The user stack, innermost first, with `--stacks`.
+    pub stack: Option<Vec<StackFrame>>,
 }
 
 impl TracedFault {
@@ -68,6 +74,8 @@ struct ProcessState {
     maps_gone: bool,
     /// The brk heap as the traced brk calls drew it: start (the first break seen) and end.
     heap: Option<(u64, u64)>,
+    /// The command name (/proc/PID/comm), read with the mappings: exec changes both.
+    command: Option<Arc<str>>,
 }
 
 /// Where a fault hit, worked out when its record arrived.
@@ -76,6 +84,8 @@ struct Resolved {
     mapping: Arc<str>,
     mapping_offset: u64,
     region: Option<(usize, Arc<str>, Location)>,
+    code: Arc<Code>,
+    stack: Option<Vec<StackFrame>>,
 }
 
 pub struct Session {
@@ -95,6 +105,8 @@ pub struct Session {
     forgotten_regions: u64,
     /// Faults named `[unknown]`.
     unknown_mappings: u64,
+    symbols: Symbols,
+    functions: FunctionCounts,
 }
 
 /// How many ended regions keep their page model for the summary. A process that maps and
@@ -126,6 +138,8 @@ impl Session {
             ended: std::collections::VecDeque::new(),
             forgotten_regions: 0,
             unknown_mappings: 0,
+            symbols: Symbols::new(),
+            functions: FunctionCounts::default(),
         }
     }
 
@@ -135,6 +149,7 @@ impl Session {
             pid,
             ProcessState {
                 maps: MappingTable::read(pid as i32).unwrap_or_default(),
+                command: procmem::command_name(pid as i32).map(Arc::from),
                 ..ProcessState::default()
             },
         );
@@ -148,6 +163,7 @@ impl Session {
             maps: parent.maps.clone(),
             maps_stale: parent.maps_stale,
             heap: parent.heap,
+            command: parent.command.clone(),
             ..ProcessState::default()
         });
         match inherited {
@@ -174,7 +190,7 @@ impl Session {
         match decoded.record {
             Record::Fault(fault) => {
                 // The mapping and region are those of now, before any later munmap is handled.
-                let resolved = self.resolve(&fault);
+                let resolved = self.resolve(&fault, decoded.stack);
                 self.classifier
                     .open(fault, decoded.snapshot.counters, resolved);
             }
@@ -276,8 +292,12 @@ impl Session {
     }
 
     /// What a fault hit, as the process's mappings and the tracked regions are now.
-    fn resolve(&mut self, fault: &Fault) -> Resolved {
+    fn resolve(&mut self, fault: &Fault, stack: Option<Vec<u64>>) -> Resolved {
         let (mapping, mapping_offset) = self.resolve_mapping(fault.pid, fault.address);
+        // The mapping lookup above read the maps again if a syscall made them stale, so they
+        // hold the code too.
+        let maps = &self.processes.entry(fault.pid).or_default().maps;
+        let (code, stack) = self.symbols.fault_code(fault.ip, stack.as_deref(), maps);
         let region = self
             .regions
             .find(fault.pid, fault.address)
@@ -289,6 +309,8 @@ impl Session {
             mapping,
             mapping_offset,
             region,
+            code,
+            stack,
         }
     }
 
@@ -307,7 +329,11 @@ impl Session {
             mapping,
             mapping_offset,
             region,
+            code,
+            stack,
         } = resolved;
+        self.functions
+            .add(&code, region.as_ref().map(|(id, name, _)| (*id, name)));
         if let Some((id, _, location)) = &region
             && let Some((pages, count)) = self.pages.get_mut(id)
         {
@@ -321,35 +347,17 @@ impl Session {
             mapping,
             mapping_offset,
             region,
+            code,
+            stack,
         }));
     }
 
-    /// Names the mapping behind `address`, re-reading /proc/PID/maps when the snapshot is stale
-    /// or misses (the process mapped something new), never again once the process is gone.
+    /// Names the mapping behind `address` (see [`current_maps`]), or, once the process is gone,
+    /// what the trace itself saw mapped there.
     fn resolve_mapping(&mut self, pid: u32, address: u64) -> (Arc<str>, u64) {
         let process = self.processes.entry(pid).or_default();
-        let hit = |maps: &MappingTable| {
-            maps.find(address)
-                .map(|m| (Arc::clone(&m.name), m.offset_of(address)))
-        };
-        if !process.maps_stale
-            && let Some(found) = hit(&process.maps)
-        {
-            return found;
-        }
-        // Once /proc/PID/maps cannot be read the process is gone; its remaining faults (its exit
-        // record comes last) must not each try again.
-        if !process.exited && !process.maps_gone {
-            match MappingTable::read(pid as i32) {
-                Ok(maps) => {
-                    process.maps = maps;
-                    process.maps_stale = false;
-                }
-                Err(_) => process.maps_gone = true,
-            }
-        }
-        if let Some(found) = hit(&process.maps) {
-            return found;
+        if let Some(m) = current_maps(process, pid, address).find(address) {
+            return (Arc::clone(&m.name), m.offset_of(address));
         }
         // The process is gone (short-lived ones often are by the next poll): name what the
         // trace itself saw mapped.
@@ -368,6 +376,16 @@ impl Session {
                 (Arc::clone(&self.fallback.unknown), address)
             }
         }
+    }
+
+    /// The faults counted by function, and by function and region.
+    pub fn functions(&self) -> &FunctionCounts {
+        &self.functions
+    }
+
+    /// The command name of `pid`, as last read.
+    pub fn command_of(&self, pid: u32) -> Option<&str> {
+        self.processes.get(&pid)?.command.as_deref()
     }
 
     /// Faults whose mapping could not be named.
@@ -410,4 +428,26 @@ impl Session {
             Some((tracked, pages, *count))
         })
     }
+}
+
+/// The mappings of `process`, read again from /proc/PID/maps when a memory syscall made the
+/// snapshot stale or `address` misses it (the process mapped something new), never again once
+/// the process is gone.
+fn current_maps(process: &mut ProcessState, pid: u32, address: u64) -> &MappingTable {
+    let current = !process.maps_stale && process.maps.find(address).is_some();
+    // Once /proc/PID/maps cannot be read the process is gone; its remaining faults (its exit
+    // record comes last) must not each try again.
+    if !current && !process.exited && !process.maps_gone {
+        match MappingTable::read(pid as i32) {
+            Ok(maps) => {
+                process.maps = maps;
+                process.maps_stale = false;
+                if let Some(command) = procmem::command_name(pid as i32) {
+                    process.command = Some(command.into());
+                }
+            }
+            Err(_) => process.maps_gone = true,
+        }
+    }
+    &process.maps
 }

@@ -12,6 +12,7 @@ use crate::{
     kernel::privileges::RunAs,
     kernel::probes::Probes,
     kernel::procmem::{self, MappingTable},
+    kernel::symbols::Symbols,
     model::classify::{ClassCounts, ClassifiedFault, Classifier, FaultClass},
     model::events::{Decoded, Record, SignalEvent},
     model::pages::PageModel,
@@ -158,6 +159,7 @@ pub async fn run_walk(
         digests: Vec::new(),
         vma_name: None,
         maps: MappingTable::default(),
+        symbols: Symbols::new(),
         unattributed_at_start: 0,
     };
     let walked = walker
@@ -201,9 +203,10 @@ pub async fn run_walk(
 /// Collects the records of one step, pairing syscalls and classing faults as they arrive.
 #[derive(Default)]
 struct Collector {
-    classifier: Classifier,
-    /// The step's faults, in the order their class became known.
-    faults: Vec<ClassifiedFault>,
+    /// Each open fault carries its user stack, when --stacks captured one.
+    classifier: Classifier<Option<Vec<u64>>>,
+    /// The step's faults, in the order their class became known, with their raw stacks.
+    faults: Vec<(ClassifiedFault, Option<Vec<u64>>)>,
     pairer: SyscallPairer,
     syscalls: Vec<SyscallCall>,
     signals: Vec<SignalEvent>,
@@ -215,19 +218,21 @@ impl Collector {
     /// Ends the step: the child waits for its next command (or is gone), so its counters as
     /// /proc shows them now settle its last fault; faults of threads that are gone without an
     /// exit record never completed as far as anything shows.
-    fn take_faults(&mut self) -> Vec<ClassifiedFault> {
+    fn take_faults(&mut self) -> Vec<(ClassifiedFault, Option<Vec<u64>>)> {
         let mut faults = std::mem::take(&mut self.faults);
-        let settled = self.classifier.settle_all(procmem::thread_fault_counters);
-        faults.extend(settled.into_iter().map(|(fault, ())| fault));
+        faults.extend(self.classifier.settle_all(procmem::thread_fault_counters));
         faults
     }
 
     fn push(&mut self, decoded: Decoded) {
-        if let Some((fault, ())) = self.classifier.observe(decoded.snapshot) {
-            self.faults.push(fault);
+        if let Some(settled) = self.classifier.observe(decoded.snapshot) {
+            self.faults.push(settled);
         }
         match decoded.record {
-            Record::Fault(fault) => self.classifier.open(fault, decoded.snapshot.counters, ()),
+            Record::Fault(fault) => {
+                self.classifier
+                    .open(fault, decoded.snapshot.counters, decoded.stack);
+            }
             Record::Syscall(event) => self.syscalls.extend(self.pairer.push(event)),
             Record::Signal(signal) => self.signals.push(signal),
             // The walk's child neither forks nor is traced through libc's heap functions, and
@@ -247,6 +252,7 @@ struct Walker<'a> {
     vma_name: Option<String>,
     /// The child's mappings at the end of the last step it survived.
     maps: MappingTable,
+    symbols: Symbols,
     /// Unattributed faults of the start-up, before the first step.
     unattributed_at_start: u64,
 }
@@ -346,10 +352,17 @@ impl Walker<'_> {
         let maps = &self.maps;
         let faults: Vec<ResolvedFault> = classified
             .into_iter()
-            .map(|fault| ResolvedFault {
-                mapping: maps.name_of(fault.fault.address),
-                location: region.locate(fault.fault.address),
-                fault,
+            .map(|(fault, stack)| {
+                let (code, stack) = self
+                    .symbols
+                    .fault_code(fault.fault.ip, stack.as_deref(), maps);
+                ResolvedFault {
+                    mapping: maps.name_of(fault.fault.address),
+                    location: region.locate(fault.fault.address),
+                    fault,
+                    code,
+                    stack,
+                }
             })
             .collect();
         for resolved in faults.iter().filter(|fault| completed(fault)) {

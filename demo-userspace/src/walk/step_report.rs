@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::{
     kernel::procmem::{MappingTable, VmaUsage},
+    kernel::symbols::{Code, StackFrame},
     model::classify::{ClassCounts, ClassifiedFault, FaultClass},
     model::events::SignalEvent,
     model::pages::{PageModel, PageOrigin},
@@ -23,6 +24,10 @@ pub struct ResolvedFault {
     pub location: Option<Location>,
     /// The /proc/PID/maps name of the mapping it hit, or `[unmapped]`.
     pub mapping: Arc<str>,
+    /// The code that faulted: the instruction at `ip`.
+    pub code: Arc<Code>,
+    /// The user stack, innermost first, with `--stacks`.
+    pub stack: Option<Vec<StackFrame>>,
 }
 
 /// What the kernel reports after a step.
@@ -113,6 +118,21 @@ impl StepReport {
         self.faults
             .iter()
             .filter_map(|fault| fault.location.map(|location| (fault, location)))
+    }
+
+    /// In malloc's allocation step, the fault that wrote the header of the chunk after the array
+    /// (its 16 bytes: prev_size, then size): malloc carves the array's chunk from the top of the
+    /// heap and writes the size of what is left there, the next chunk. With the bytes past the
+    /// array's end it wrote at.
+    pub fn next_chunk_header_write(&self) -> Option<(&ResolvedFault, u64)> {
+        let facts = self.allocation.as_ref()?;
+        if facts.allocator != Allocator::Malloc {
+            return None;
+        }
+        let len = self.region.len as i64;
+        self.faults_in_region()
+            .find(|(_, location)| (len..len + 16).contains(&location.offset))
+            .map(|(fault, location)| (fault, (location.offset - len) as u64))
     }
 
     /// Faults outside the array, counted per mapping name.

@@ -282,6 +282,9 @@ pub struct ProbeOptions {
     /// The category of the fault tracepoints; only tests change it, to simulate a kernel
     /// without them.
     pub fault_category: String,
+    /// User-stack frames to capture per fault (`--stacks`), at most
+    /// [`demo_common::MAX_STACK_DEPTH`]; 0 for none. The perf-event source captures none.
+    pub stack_depth: u32,
 }
 
 impl Default for ProbeOptions {
@@ -290,6 +293,7 @@ impl Default for ProbeOptions {
             ring_bytes: demo_common::DEFAULT_RING_BYTES,
             source: SourceChoice::Auto,
             fault_category: "exceptions".to_owned(),
+            stack_depth: 0,
         }
     }
 }
@@ -330,6 +334,7 @@ impl Probes {
         check_formats(&tracing, &tracepoints)?;
         let (mut ebpf, logger) = open_object(ObjectUse::Trace {
             ring_bytes: options.ring_bytes,
+            stack_depth: options.stack_depth.min(demo_common::MAX_STACK_DEPTH as u32),
         })?;
         attach_tracepoints(&mut ebpf, &tracepoints, Attach::Classic)?;
         if source == FaultSourceInUse::Tracepoints {
@@ -431,8 +436,9 @@ impl Probes {
 /// Which programs a run needs; the maps only the others use are made as small as they can be.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum ObjectUse {
-    /// Per-event tracing, with a ring buffer of this many bytes.
-    Trace { ring_bytes: u32 },
+    /// Per-event tracing, with a ring buffer of this many bytes, and this many user-stack
+    /// frames per fault.
+    Trace { ring_bytes: u32, stack_depth: u32 },
     /// `demo top`'s counters.
     Top(TopCounting),
 }
@@ -445,8 +451,13 @@ fn open_object(
     let layout = task_layout::of_running_kernel()?;
     let mut loader = EbpfLoader::new();
     loader.override_global(TASK_LAYOUT_GLOBAL, &layout, true);
+    let stack_depth = match purpose {
+        ObjectUse::Trace { stack_depth, .. } => stack_depth,
+        ObjectUse::Top(_) => 0,
+    };
+    loader.override_global(demo_common::STACK_DEPTH_GLOBAL, &stack_depth, true);
     match purpose {
-        ObjectUse::Trace { ring_bytes } => {
+        ObjectUse::Trace { ring_bytes, .. } => {
             loader
                 .map_max_entries(EVENTS_MAP, ring_bytes)
                 .map_max_entries(TOP_COUNTS_MAP, 1)

@@ -4,6 +4,7 @@
 //! as constants and only names from outside escaped.
 
 use super::walk::FaultLine;
+use crate::kernel::symbols::Code;
 
 impl FaultLine<'_> {
     /// Appends the line's JSON object, byte for byte what serde_json makes of it.
@@ -48,8 +49,53 @@ impl FaultLine<'_> {
             out.extend_from_slice(b",\"mapping_offset\":");
             hex(out, offset);
         }
+        out.extend_from_slice(b",\"code\":{");
+        code_fields(out, self.code);
+        out.push(b'}');
+        if let Some(stack) = self.stack {
+            out.extend_from_slice(b",\"stack\":[");
+            for (depth, frame) in stack.iter().enumerate() {
+                if depth > 0 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(b"{\"address\":");
+                hex(out, frame.address);
+                out.push(b',');
+                code_fields(out, &frame.code);
+                out.push(b'}');
+            }
+            out.push(b']');
+        }
         out.push(b'}');
     }
+}
+
+/// The members of a [`Code`] object, without its braces (a stack frame adds its address).
+fn code_fields(out: &mut Vec<u8>, code: &Code) {
+    out.extend_from_slice(b"\"module\":");
+    option(out, code.module.as_deref(), string);
+    out.extend_from_slice(b",\"symbol\":");
+    option(out, code.symbol.as_deref(), string);
+    out.extend_from_slice(b",\"offset\":");
+    integer(out, code.offset);
+    out.extend_from_slice(b",\"file\":");
+    option(out, code.file.as_deref(), string);
+    out.extend_from_slice(b",\"line\":");
+    option(out, code.line, integer);
+    out.extend_from_slice(b",\"inlined\":[");
+    for (n, call) in code.inlined.iter().enumerate() {
+        if n > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"{\"symbol\":");
+        string(out, &call.symbol);
+        out.extend_from_slice(b",\"file\":");
+        option(out, call.file.as_deref(), string);
+        out.extend_from_slice(b",\"line\":");
+        option(out, call.line, integer);
+        out.push(b'}');
+    }
+    out.push(b']');
 }
 
 fn option<T>(out: &mut Vec<u8>, value: Option<T>, write: fn(&mut Vec<u8>, T)) {
@@ -85,13 +131,41 @@ mod tests {
     use demo_common::FaultSource;
     use proptest::prelude::*;
 
+    use std::sync::Arc;
+
     use super::*;
     use crate::{
+        kernel::symbols::{InlinedCall, StackFrame},
         model::access::ErrorCode,
         model::classify::{ClassifiedFault, FaultClass},
         model::events::Fault,
         model::region::Location,
     };
+
+    fn name() -> impl Strategy<Value = String> {
+        "[/a-z._+\"\\\\\u{1}é]{0,12}"
+    }
+
+    fn code() -> impl Strategy<Value = Code> {
+        let call = (name(), proptest::option::of(name()), any::<Option<u32>>())
+            .prop_map(|(symbol, file, line)| InlinedCall { symbol, file, line });
+        (
+            proptest::option::of(name()),
+            proptest::option::of(name()),
+            any::<u64>(),
+            proptest::option::of(name()),
+            any::<Option<u32>>(),
+            proptest::collection::vec(call, 0..3),
+        )
+            .prop_map(|(module, symbol, offset, file, line, inlined)| Code {
+                module,
+                symbol,
+                offset,
+                file,
+                line,
+                inlined,
+            })
+    }
 
     fn class(n: u8) -> FaultClass {
         [FaultClass::Minor, FaultClass::Major, FaultClass::Error][n as usize % 3]
@@ -108,6 +182,8 @@ mod tests {
             mapping in "[/a-z._\\[\\]\" \\\\\u{7f}]{0,24}",
             mapping_offset: Option<u64>,
             perf: bool,
+            code in code(),
+            stack in proptest::option::of(proptest::collection::vec((any::<u64>(), code()), 0..3)),
         ) {
             let fault = ClassifiedFault {
                 fault: Fault {
@@ -124,7 +200,20 @@ mod tests {
             let hit = location.map(|(offset, index, page, in_bounds)| {
                 (region.as_str(), Location { offset, index, page, in_bounds })
             });
-            let line = FaultLine::new("trace", step, &fault, hit, &mapping, mapping_offset);
+            let stack: Option<Vec<StackFrame>> = stack.map(|frames| {
+                frames
+                    .into_iter()
+                    .map(|(address, code)| StackFrame { address, code: Arc::new(code) })
+                    .collect()
+            });
+            let line = FaultLine::new(
+                "trace",
+                step,
+                (&fault, &code, stack.as_deref()),
+                hit,
+                &mapping,
+                mapping_offset,
+            );
             let mut fast = Vec::new();
             line.write_json(&mut fast);
             prop_assert_eq!(

@@ -9,10 +9,11 @@ use crate::{
     model::pages::PageModel,
     model::signals::ProcessEnd,
     output::fixtures::{
-        classified, fault, mmap_call, page_1_written_in_step_2, region, segv, step, summary, vma,
-        write_touch,
+        classified, code, fault, mmap_call, page_1_written_in_step_2, region, segv, step, summary,
+        vma, write_touch,
     },
     top::{Interval, PageReport, Row},
+    trace::functions::FunctionFaults,
     trace::regions::{Origin, TrackedRegion},
     trace::{LoaderCost, RecordCount, Rusage, TraceEnd, TraceSummary},
     walk::plan::Allocator,
@@ -60,7 +61,7 @@ fn the_schema_rejects_a_line_that_breaks_it() {
     let good = json(&TraceLine::Fault(FaultLine::new(
         SCENARIO,
         None,
-        &classified(region.start, 6),
+        (&classified(region.start, 6), &code(), None),
         None,
         "[anon]",
         Some(0),
@@ -141,7 +142,7 @@ fn every_line_of_a_walk() {
         json(&WalkLine::Fault(FaultLine::new(
             "mmap",
             Some(2),
-            &resolved.fault,
+            (&resolved.fault, &resolved.code, None),
             resolved.location.map(|l| (&*region.name, l)),
             &resolved.mapping,
             None,
@@ -229,13 +230,25 @@ fn every_line_of_a_trace() {
         }]),
         regions_not_listed: 0,
         unknown_mappings: 0,
+        faults_by_function: vec![FunctionFaults {
+            symbol: Some("fill".to_owned()),
+            module: Some("/tmp/prog".to_owned()),
+            region: None,
+            faults: 3,
+        }],
+        faults_by_function_and_region: vec![FunctionFaults {
+            symbol: Some("fill".to_owned()),
+            module: Some("/tmp/prog".to_owned()),
+            region: Some("mmap#4".to_owned()),
+            faults: 3,
+        }],
     };
     let hit = region.region.locate(region.region.start + 6000).unwrap();
     let mut fault = Vec::new();
     FaultLine::new(
         SCENARIO,
         None,
-        &classified(region.region.start + 6000, 6),
+        (&classified(region.region.start + 6000, 6), &code(), None),
         Some(("mmap#4", hit)),
         "[anon]",
         Some(6000),

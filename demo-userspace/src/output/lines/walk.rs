@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::{
     kernel::procmem::VmaUsage,
+    kernel::symbols::{Code, StackFrame},
     model::access::{Access, Mode},
     model::classify::{ClassifiedFault, FaultClass},
     model::events::SignalEvent,
@@ -91,14 +92,20 @@ pub struct FaultLine<'a> {
     )]
     #[schemars(with = "Option<crate::model::hex::Hex>")]
     pub(super) mapping_offset: Option<u64>,
+    /// The code that faulted, at `ip`.
+    pub(super) code: &'a Code,
+    /// With `--stacks`: the user stack, innermost first; frame 0 is the faulting instruction.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) stack: Option<&'a [StackFrame]>,
 }
 
 impl<'a> FaultLine<'a> {
-    /// The line of `fault`, which hit `region` at `location` (when it hit one) and `mapping`.
+    /// The line of `fault`, which hit `region` at `location` (when it hit one) and `mapping`,
+    /// made by `code`.
     pub fn new(
         scenario: &'a str,
         step: Option<u32>,
-        fault: &ClassifiedFault,
+        (fault, code, stack): (&ClassifiedFault, &'a Code, Option<&'a [StackFrame]>),
         region: Option<(&'a str, Location)>,
         mapping: &'a str,
         mapping_offset: Option<u64>,
@@ -125,6 +132,8 @@ impl<'a> FaultLine<'a> {
             in_bounds: location.map(|l| l.in_bounds),
             mapping,
             mapping_offset,
+            code,
+            stack,
         }
     }
 }

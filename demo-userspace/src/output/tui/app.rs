@@ -72,6 +72,8 @@ pub struct PageNote {
     pub access: &'static str,
     pub class: FaultClass,
     pub step: Option<u32>,
+    /// The code that faulted.
+    pub code: std::sync::Arc<crate::kernel::symbols::Code>,
 }
 
 /// A region on the page map, with what is known of each page.
@@ -111,7 +113,13 @@ impl RegionView {
         self.region.page_count() + self.region.pages_after
     }
 
-    fn note(&mut self, location: Location, fault: &ClassifiedFault, step: Option<u32>) {
+    fn note(
+        &mut self,
+        location: Location,
+        fault: &ClassifiedFault,
+        code: &std::sync::Arc<crate::kernel::symbols::Code>,
+        step: Option<u32>,
+    ) {
         let raw = &fault.fault;
         self.recent.insert(location.page);
         self.notes.entry(location.page).or_default().push(PageNote {
@@ -121,6 +129,7 @@ impl RegionView {
             access: raw.error_code.access().as_str(),
             class: fault.class,
             step,
+            code: std::sync::Arc::clone(code),
         });
         let list = match fault.class {
             FaultClass::Major => &mut self.major,
@@ -463,7 +472,7 @@ impl App {
             view.pages = step.pages.clone();
             for fault in &step.faults {
                 if let Some(location) = fault.location {
-                    view.note(location, &fault.fault, Some(step.step));
+                    view.note(location, &fault.fault, &fault.code, Some(step.step));
                 }
             }
             if let Some(kernel) = &step.kernel {
@@ -500,16 +509,18 @@ impl App {
                     && let Some(view) = map.regions.get_mut(*id)
                     && !self.paused
                 {
-                    view.note(*location, &traced.fault, None);
+                    view.note(*location, &traced.fault, &traced.code, None);
                 }
                 let place = traced
                     .region_place()
                     .unwrap_or_else(|| traced.mapping_place());
+                let (symbol, _, _) = traced.code.innermost();
                 format!(
-                    "{} {} {} {place}",
+                    "{} {} {} {place} by {}",
                     raw.tid,
                     traced.fault.class.as_str(),
-                    raw.error_code.access().as_str()
+                    raw.error_code.access().as_str(),
+                    crate::output::code::function(symbol, traced.code.module.as_deref())
                 )
             }
             TraceEvent::RegionStarted(tracked) => {

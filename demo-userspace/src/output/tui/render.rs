@@ -405,6 +405,10 @@ fn render_detail(map: &PageMap, frame: &mut Frame, area: Rect) {
             note.access,
             note.class.as_str()
         )));
+        lines.push(Line::from(format!(
+            "  by {}",
+            crate::output::code::describe(&note.code)
+        )));
     }
     if view.notes.get(&page).is_none_or(Vec::is_empty) {
         lines.push(Line::from("no fault on this page"));

@@ -83,6 +83,8 @@ fn feed_walk(app: &mut App, steps: usize) {
                 },
                 location: Some(location),
                 mapping: "[anon]".into(),
+                code: crate::output::fixtures::code(),
+                stack: None,
             });
         }
         let resident = pages.resident_pages();
@@ -414,6 +416,8 @@ fn the_trace_screen_at_80_by_24() {
             mapping: "[anon]".into(),
             mapping_offset: index * 4,
             region: Some((0, "mmap#4".into(), location)),
+            code: crate::output::fixtures::code(),
+            stack: None,
         }))));
     }
     app.handle_event(UiEvent::Pages(vec![(0, pages)]));
@@ -467,6 +471,8 @@ fn a_trace_shows_the_sessions_pages_and_a_fault_is_new_for_one_tick() {
         mapping: "[anon]".into(),
         mapping_offset: 4096,
         region: Some((0, region.name.clone(), location)),
+        code: crate::output::fixtures::code(),
+        stack: None,
     }))));
     let shown = |app: &App| {
         let view = app.region().unwrap();

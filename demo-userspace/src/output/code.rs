@@ -1,0 +1,127 @@
+//! How the sinks name code: `main+0x4c alloc.c:31` in text and the terminal view, a function
+//! per frame in folded stacks.
+
+use std::path::Path;
+
+use crate::kernel::symbols::Code;
+
+/// `symbol+0xOFFSET file:line`, with the calls inlined there; `module+0xOFFSET` when no symbol
+/// names the code; the address alone when no mapping holds it.
+pub fn describe(code: &Code) -> String {
+    let mut text = match (&code.symbol, &code.module) {
+        (Some(symbol), _) => format!("{symbol}+{:#x}", code.offset),
+        (None, Some(module)) => format!("{}+{:#x}", base_name(module), code.offset),
+        (None, None) => format!("{:#x}", code.offset),
+    };
+    if let Some(place) = place(code.file.as_deref(), code.line) {
+        text.push(' ');
+        text.push_str(&place);
+    }
+    if !code.inlined.is_empty() {
+        let calls: Vec<String> = code
+            .inlined
+            .iter()
+            .map(|call| match place(call.file.as_deref(), call.line) {
+                Some(place) => format!("{} {place}", call.symbol),
+                None => call.symbol.clone(),
+            })
+            .collect();
+        text.push_str(&format!(" (inlined: {})", calls.join(", ")));
+    }
+    text
+}
+
+/// The function alone, as the summary's tables name it: the symbol, or `(no symbol) module`.
+pub fn function(symbol: Option<&str>, module: Option<&str>) -> String {
+    match (symbol, module) {
+        (Some(symbol), _) => symbol.to_owned(),
+        (None, Some(module)) => format!("(no symbol) {}", base_name(module)),
+        (None, None) => "(no mapping)".to_owned(),
+    }
+}
+
+/// The frames one address stands for in a folded stack, outermost first: the function, then
+/// each call inlined in it. Kernel functions end in `_[k]`, which flamegraph.pl colours.
+pub fn folded_frames(code: &Code, frames: &mut Vec<String>) {
+    let kernel = code.module.as_deref() == Some(crate::kernel::symbols::KERNEL_MODULE);
+    let suffix = if kernel { "_[k]" } else { "" };
+    // A `;` would split a frame in two.
+    let clean = |name: &str| format!("{}{suffix}", name.replace(';', ":"));
+    match (&code.symbol, &code.module) {
+        (Some(symbol), _) => {
+            frames.push(clean(symbol));
+            frames.extend(code.inlined.iter().map(|call| clean(&call.symbol)));
+        }
+        (None, Some(module)) => {
+            frames.push(clean(&format!("{}+{:#x}", base_name(module), code.offset)))
+        }
+        (None, None) => frames.push(format!("{:#x}", code.offset)),
+    }
+}
+
+fn place(file: Option<&str>, line: Option<u32>) -> Option<String> {
+    match (file, line) {
+        (Some(file), Some(line)) => Some(format!("{file}:{line}")),
+        (Some(file), None) => Some(file.to_owned()),
+        (None, _) => None,
+    }
+}
+
+/// A module's file name, without its directory.
+pub fn base_name(module: &str) -> &str {
+    Path::new(module)
+        .file_name()
+        .and_then(|name| name.to_str())
+        .unwrap_or(module)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernel::symbols::InlinedCall;
+
+    fn main_at(offset: u64) -> Code {
+        Code {
+            module: Some("/tmp/alloc".to_owned()),
+            symbol: Some("main".to_owned()),
+            offset,
+            file: Some("alloc.c".to_owned()),
+            line: Some(31),
+            inlined: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn names_code_as_perf_does_with_the_line() {
+        assert_eq!(describe(&main_at(0x4c)), "main+0x4c alloc.c:31");
+        let stripped = Code {
+            module: Some("/usr/lib/libfoo.so.1".to_owned()),
+            offset: 0x1234,
+            ..Code::default()
+        };
+        assert_eq!(describe(&stripped), "libfoo.so.1+0x1234");
+        assert_eq!(
+            describe(&Code {
+                offset: 0x10,
+                ..Code::default()
+            }),
+            "0x10"
+        );
+        let inlined = Code {
+            inlined: vec![InlinedCall {
+                symbol: "fill".to_owned(),
+                file: Some("fill.h".to_owned()),
+                line: Some(5),
+            }],
+            ..main_at(0x4c)
+        };
+        assert_eq!(
+            describe(&inlined),
+            "main+0x4c alloc.c:31 (inlined: fill fill.h:5)"
+        );
+        let mut frames = Vec::new();
+        folded_frames(&inlined, &mut frames);
+        folded_frames(&stripped, &mut frames);
+        assert_eq!(frames, ["main", "fill", "libfoo.so.1+0x1234"]);
+    }
+}
