@@ -36,6 +36,10 @@ fn main() -> ExitCode {
         };
     }
     let cli = cli::parse();
+    if let Err(error) = check_combination(&cli) {
+        eprintln!("error: {error}");
+        return ExitCode::from(2);
+    }
     if cli.tui {
         if let Err(error) = tui::check_terminal() {
             eprintln!("error: {error}");
@@ -197,7 +201,6 @@ async fn run(mut cli: Cli) -> anyhow::Result<()> {
     } else {
         privileges::invoking_user()
     };
-    check_combination(&cli)?;
     let action = action(cli.command.take(), run_as, cli.tui)?;
     privileges::check()?;
     let out: Box<dyn io::Write> = match &cli.output {

@@ -436,6 +436,16 @@ fn bad_trace_input_gets_one_sentence_and_status_2() {
         ),
         (vec!["trace", "--elem-size", "0", "--pid", "1"], "elem-size"),
         (vec!["trace", "--duration", "0", "--pid", "1"], "duration"),
+        (
+            vec!["trace", "--stack-depth", "128", "--pid", "1"],
+            "128 is not in 1..=127",
+        ),
+        (vec!["top", "--stacks"], "not per stack"),
+        (vec!["top", "--format", "folded"], "not per stack"),
+        (
+            vec!["--tui", "--format", "folded", "alloc", "mmap"],
+            "not in the --tui view",
+        ),
     ] {
         let output = Command::new(DEMO).args(&args).output().unwrap();
         let stderr = String::from_utf8_lossy(&output.stderr);

@@ -179,6 +179,37 @@ mod tests {
     }
 
     #[test]
+    fn a_fault_with_a_stack_has_the_frames_its_length_holds_up_to_a_zero() {
+        let fault = FaultRecord {
+            header: header(RecordKind::FaultStack, FaultSource::User as u32, 2, 3),
+            address: 0x1000,
+            ip: 0x5000,
+            error_code: 6,
+        };
+        let mut bytes = fault_bytes(&fault);
+        for frame in [0x5000_u64, 0x6000, 0, 0x7000] {
+            bytes.extend_from_slice(&frame.to_ne_bytes());
+        }
+        let decoded = decode(&bytes).unwrap();
+        assert!(matches!(decoded.record, Record::Fault(f) if f.ip == 0x5000));
+        assert_eq!(decoded.stack, Some(vec![0x5000, 0x6000]));
+        // A trailing partial frame is no frame; no frames at all is an empty stack.
+        assert_eq!(
+            decode(&bytes[..bytes.len() - 20]).unwrap().stack,
+            Some(vec![0x5000])
+        );
+        let plain = FaultRecord {
+            header: header(RecordKind::Fault, FaultSource::User as u32, 2, 3),
+            ..fault
+        };
+        assert_eq!(decode(&fault_bytes(&plain)).unwrap().stack, None);
+        assert_eq!(
+            decode(&bytes[..size_of::<FaultRecord>()]).unwrap().stack,
+            Some(vec![])
+        );
+    }
+
+    #[test]
     fn decodes_thread_exit_syscall_and_signal_records() {
         let exit = ProcessRecord {
             header: header(RecordKind::ThreadExit, 1, 2, 3),
