@@ -379,15 +379,19 @@ fn stdio_passes_through_and_text_lines_name_region_and_index() {
             size.contains(", 20000 bytes (mmap)").then_some(name)
         })
         .unwrap_or_else(|| panic!("no 20000-byte region line: {text}"));
-    // Each fault line ends with its region's name, index and page: "mmap#4[1500] page 1".
+    // Each fault line names its region, index and page, "mmap#4[1500] page 1", then the code
+    // that faulted: the seed's main.
     let array_faults: Vec<String> = text
         .lines()
         .filter(|line| line.contains("minor"))
-        .map(|line| {
+        .filter_map(|line| {
             let words: Vec<&str> = line.split_whitespace().collect();
-            words[words.len().saturating_sub(3)..].join(" ")
+            let at = words
+                .iter()
+                .position(|word| word.starts_with(&format!("{array}[")))?;
+            assert!(words[at + 3].starts_with("main+0x"), "{line}");
+            Some(words[at..at + 3].join(" "))
         })
-        .filter(|ending| ending.starts_with(&format!("{array}[")))
         .collect();
     assert_eq!(
         array_faults,
