@@ -319,10 +319,15 @@ fn drain(
     heap: Option<&HeapProbes>,
 ) -> anyhow::Result<()> {
     loop {
-        let taken = reader.drain_some(BATCH, |record| session.handle(record, events));
-        if let Some(heap) = heap {
-            heap.follow(events, probes);
-        }
+        let taken = reader.drain_some(BATCH, |record| {
+            let before = events.len();
+            session.handle(record, events);
+            // A followed child's uprobes go on as soon as its fork is read, not after the rest
+            // of the batch is resolved and symbolized: its first heap calls may come at once.
+            if let Some(heap) = heap {
+                heap.follow(&events[before..], probes);
+            }
+        });
         flush(events, output)?;
         if taken < BATCH {
             return Ok(());

@@ -35,13 +35,14 @@ const NOISE: f64 = 0.03;
 /// How often a mode runs at most to get a run that the host did not disturb.
 const ATTEMPTS: u32 = 6;
 
-const MODES: [Mode; 11] = [
+const MODES: [Mode; 12] = [
     Mode::Untraced,
     Mode::UntracedBusy,
     Mode::TopCountersOnly,
     Mode::Floor,
     Mode::Trace,
     Mode::TraceNoRegions,
+    Mode::TraceStacks,
     Mode::TraceOther,
     Mode::Top,
     Mode::BpftraceCount,
@@ -387,10 +388,15 @@ fn report(
     }
     let bpftrace = ratio(Mode::BpftraceCount);
     let trace = row(Mode::Trace);
+    let stacks = row(Mode::TraceStacks);
     let targets = [
         (
             "demo trace <= floor + 0.05, 0 lost".to_owned(),
             ratio(Mode::Trace) <= floor + 0.05 && trace.is_some_and(|t| t.lost == Some(0)),
+        ),
+        (
+            "demo trace --stacks <= 1.5x, 0 lost".to_owned(),
+            ratio(Mode::TraceStacks) <= 1.5 && stacks.is_some_and(|t| t.lost == Some(0)),
         ),
         (
             "demo top <= floor + 0.02".to_owned(),

@@ -28,6 +28,8 @@ pub enum Mode {
     Trace,
     /// The same with `--region none`.
     TraceNoRegions,
+    /// The same with `--stacks`: each fault's user stack, 32 frames at most.
+    TraceStacks,
     /// Untraced, while `demo trace --pid` traces another process: what the fault programs,
     /// which run in every process's faults and return at the target check, cost the rest.
     TraceOther,
@@ -47,6 +49,7 @@ impl Mode {
             Self::Floor => "floor: empty fault programs",
             Self::Trace => "demo trace (defaults)",
             Self::TraceNoRegions => "demo trace --region none",
+            Self::TraceStacks => "demo trace --stacks",
             Self::TraceOther => "untraced, demo traces another",
             Self::Top => "demo top (defaults)",
             Self::BpftraceCount => "bpftrace, count in kernel",
@@ -165,7 +168,9 @@ pub fn run(mode: Mode, setup: &Setup, workload: &mut Workload) -> anyhow::Result
             spinner.wait()?;
             sample
         }
-        Mode::Trace | Mode::TraceNoRegions | Mode::TraceOther => trace(mode, setup, workload),
+        Mode::Trace | Mode::TraceNoRegions | Mode::TraceStacks | Mode::TraceOther => {
+            trace(mode, setup, workload)
+        }
         Mode::Top | Mode::TopCountersOnly | Mode::Floor => top(mode, setup, workload),
         Mode::BpftraceCount | Mode::BpftracePrint => bpftrace(mode, setup, workload),
         Mode::PerfTrace => perf_trace(setup, workload),
@@ -175,10 +180,10 @@ pub fn run(mode: Mode, setup: &Setup, workload: &mut Workload) -> anyhow::Result
 fn trace(mode: Mode, setup: &Setup, workload: &mut Workload) -> anyhow::Result<Sample> {
     let out = setup.dir.join("trace.json");
     let _ = std::fs::remove_file(&out);
-    let extra: &[&str] = if mode == Mode::TraceNoRegions {
-        &["--region", "none"]
-    } else {
-        &[]
+    let extra: &[&str] = match mode {
+        Mode::TraceNoRegions => &["--region", "none"],
+        Mode::TraceStacks => &["--stacks"],
+        _ => &[],
     };
     // For TraceOther, a sleeping process is traced and the workload runs untraced beside it.
     let mut other = match mode {
