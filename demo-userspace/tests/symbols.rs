@@ -260,7 +260,8 @@ fn the_malloc_walk_names_the_glibc_function_that_wrote_the_next_chunks_header() 
     );
     let text = String::from_utf8(demo(&["alloc", "malloc"]).stdout).unwrap();
     assert!(
-        text.contains("arr[5002] is 8 bytes past arr's end: malloc's _int_malloc (libc.so.6)"),
+        text.contains("arr[5002] is 8 bytes past arr's end, in the next chunk's\n")
+            && text.contains("header: malloc's _int_malloc (libc.so.6) wrote that chunk's size"),
         "{text}"
     );
     assert!(text.contains("by _int_malloc+0x"), "{text}");

@@ -29,6 +29,17 @@ impl<W: Write> TextReporter<W> {
     }
 }
 
+/// A line of the fault's detail, wrapped at 80 columns under the fault (a symbol may be long).
+fn fit(text: &str) -> Vec<String> {
+    let options = textwrap::Options::new(80)
+        .initial_indent("            ")
+        .subsequent_indent("               ");
+    textwrap::wrap(text, options)
+        .into_iter()
+        .map(|line| line.into_owned())
+        .collect()
+}
+
 /// Formats a page list as `page 1` or `pages 0, 1 and 2`, or `no page`.
 fn page_list(pages: &[u64]) -> String {
     match pages {
@@ -156,7 +167,9 @@ impl<W: Write> TextReporter<W> {
                 code.describe(),
                 code.0
             )?;
-            writeln!(self.out, "            by {}", describe(&resolved.code))?;
+            for line in fit(&format!("by {}", describe(&resolved.code))) {
+                writeln!(self.out, "{line}")?;
+            }
             write_stack(&mut self.out, resolved.stack.as_deref())?;
         }
         if !any {
@@ -169,15 +182,15 @@ impl<W: Write> TextReporter<W> {
             let index = fault.location.map_or(0, |location| location.index);
             writeln!(
                 self.out,
-                "  why       {name}[{index}] is {past_end} bytes past {name}'s end: malloc's {function} ({module})"
+                "  why       {name}[{index}] is {past_end} bytes past {name}'s end, in the next chunk's"
             )?;
             writeln!(
                 self.out,
-                "            wrote the header of the chunk after {name} there (its size field), so"
+                "            header: malloc's {function} ({module}) wrote that chunk's size"
             )?;
             writeln!(
                 self.out,
-                "            the array's last page was faulted in by malloc, not by the program"
+                "            there, so malloc, not the program, faulted the last page in"
             )?;
         }
         let elsewhere = step.elsewhere();
