@@ -58,7 +58,7 @@ pub struct Cli {
 
     /// Size of the event ring buffer in KiB (a power of two, at least 4). Records that find it
     /// full are counted and reported as lost; a tiny one lets the tests prove that.
-    #[arg(long, value_name = "KIB", global = true, default_value_t = 8192,
+    #[arg(long, value_name = "KIB", global = true, default_value_t = demo_common::DEFAULT_RING_BYTES / 1024,
           value_parser = ring_kib)]
     pub ring_buffer_kib: u32,
 

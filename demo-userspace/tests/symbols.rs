@@ -79,7 +79,10 @@ fn each_write_names_its_function_file_and_line_after_the_program_exited() {
         assert_eq!(code["symbol"], "fill", "{fault}");
         assert_eq!(code["file"], "calls.c", "{fault}");
         assert_eq!(code["line"], write_line(), "{fault}");
-        assert_eq!(code["inlined"], serde_json::json!([]), "{fault}");
+        assert!(
+            code.get("inlined").is_none(),
+            "no call is inlined there: {fault}"
+        );
         assert!(fault.get("stack").is_none(), "no stack without --stacks");
     }
     // One instruction made every fault.

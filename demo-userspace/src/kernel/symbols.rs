@@ -40,6 +40,8 @@ pub struct Code {
     /// the line of that call (the first of `inlined`).
     pub line: Option<u32>,
     /// Calls inlined at the address, outermost first; the last one holds the address itself.
+    /// Left out when there are none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub inlined: Vec<InlinedCall>,
 }
 

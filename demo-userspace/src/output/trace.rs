@@ -7,8 +7,8 @@ use super::{
     Format, JsonLines,
     code::{describe, function},
     lines::{
-        FaultLine, ProcessLine, RegionEndLine, RegionLine, RegionSummaryLine, SCENARIO, SignalLine,
-        SyscallLine, TraceLine, TraceSummaryLine,
+        CodeJson, FaultLine, ProcessLine, RegionEndLine, RegionLine, RegionSummaryLine, SCENARIO,
+        SignalLine, SyscallLine, TraceLine, TraceSummaryLine,
     },
 };
 use crate::{
@@ -25,6 +25,7 @@ pub fn output<'a>(format: Format, out: impl Write + 'a) -> Box<dyn TraceOutput +
         Format::Text => Box::new(TextTrace { out, start_ns: 0 }),
         Format::Json => Box::new(JsonTrace {
             out: JsonLines::new(out),
+            codes: CodeJson::default(),
         }),
         Format::Folded => Box::new(super::folded::FoldedTrace::new(out)),
     }
@@ -312,6 +313,7 @@ fn write_functions(out: &mut impl Write, summary: &TraceSummary) -> io::Result<(
 
 struct JsonTrace<W: Write> {
     out: JsonLines<W>,
+    codes: CodeJson,
 }
 
 impl<W: Write> TraceOutput for JsonTrace<W> {
@@ -336,7 +338,7 @@ impl<W: Write> TraceOutput for JsonTrace<W> {
                         &traced.mapping,
                         Some(traced.mapping_offset),
                     )
-                    .write_json(line)
+                    .write_json(line, &mut self.codes)
                 });
             }
             TraceEvent::Syscall(call) => TraceLine::Syscall(SyscallLine::new(SCENARIO, None, call)),

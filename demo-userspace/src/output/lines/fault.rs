@@ -3,12 +3,44 @@
 //! this writes the same bytes (a property test holds it to serde_json's output) with the keys
 //! as constants and only names from outside escaped.
 
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
+
 use super::walk::FaultLine;
 use crate::kernel::symbols::Code;
 
+/// The `code` objects already written, by the shared code they stand for: most faults of a
+/// trace come from a few instructions, whose names need escaping only once.
+#[derive(Debug, Default)]
+pub struct CodeJson {
+    written: FxHashMap<usize, (Arc<Code>, Vec<u8>)>,
+}
+
+/// How many `code` objects [`CodeJson`] keeps before it starts again.
+const KEPT_CODE_JSON: usize = 4096;
+
+impl CodeJson {
+    fn write(&mut self, out: &mut Vec<u8>, code: &Arc<Code>) {
+        let key = Arc::as_ptr(code) as usize;
+        if let Some((_, bytes)) = self.written.get(&key) {
+            out.extend_from_slice(bytes);
+            return;
+        }
+        if self.written.len() >= KEPT_CODE_JSON {
+            self.written.clear();
+        }
+        let mut bytes = Vec::new();
+        code_fields(&mut bytes, code);
+        out.extend_from_slice(&bytes);
+        // The entry holds the code, so its address names it for as long as the entry lives.
+        self.written.insert(key, (Arc::clone(code), bytes));
+    }
+}
+
 impl FaultLine<'_> {
     /// Appends the line's JSON object, byte for byte what serde_json makes of it.
-    pub fn write_json(&self, out: &mut Vec<u8>) {
+    pub fn write_json(&self, out: &mut Vec<u8>, codes: &mut CodeJson) {
         out.extend_from_slice(b"{\"kind\":\"fault\",\"scenario\":");
         string(out, self.scenario);
         out.extend_from_slice(b",\"step\":");
@@ -50,7 +82,7 @@ impl FaultLine<'_> {
             hex(out, offset);
         }
         out.extend_from_slice(b",\"code\":{");
-        code_fields(out, self.code);
+        codes.write(out, self.code);
         out.push(b'}');
         if let Some(stack) = self.stack {
             out.extend_from_slice(b",\"stack\":[");
@@ -82,6 +114,9 @@ fn code_fields(out: &mut Vec<u8>, code: &Code) {
     option(out, code.file.as_deref(), string);
     out.extend_from_slice(b",\"line\":");
     option(out, code.line, integer);
+    if code.inlined.is_empty() {
+        return;
+    }
     out.extend_from_slice(b",\"inlined\":[");
     for (n, call) in code.inlined.iter().enumerate() {
         if n > 0 {
@@ -130,8 +165,6 @@ fn string(out: &mut Vec<u8>, value: &str) {
 mod tests {
     use demo_common::FaultSource;
     use proptest::prelude::*;
-
-    use std::sync::Arc;
 
     use super::*;
     use crate::{
@@ -206,6 +239,7 @@ mod tests {
                     .map(|(address, code)| StackFrame { address, code: Arc::new(code) })
                     .collect()
             });
+            let code = Arc::new(code);
             let line = FaultLine::new(
                 "trace",
                 step,
@@ -214,10 +248,14 @@ mod tests {
                 &mapping,
                 mapping_offset,
             );
-            let mut fast = Vec::new();
-            line.write_json(&mut fast);
+            // Twice through one cache: the second line reuses the first one's code object.
+            let mut codes = CodeJson::default();
+            let (mut first, mut second) = (Vec::new(), Vec::new());
+            line.write_json(&mut first, &mut codes);
+            line.write_json(&mut second, &mut codes);
+            prop_assert_eq!(&first, &second);
             prop_assert_eq!(
-                String::from_utf8(fast).unwrap(),
+                String::from_utf8(first).unwrap(),
                 serde_json::to_string(&super::super::TraceLine::Fault(line)).unwrap()
             );
         }

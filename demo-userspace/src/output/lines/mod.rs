@@ -13,6 +13,7 @@ use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::Value;
 
+pub use fault::CodeJson;
 pub use top::IntervalLine;
 pub use trace::{ProcessLine, RegionEndLine, RegionSummaryLine, SCENARIO, TraceSummaryLine};
 pub use walk::{ComparisonLine, FaultLine, RegionLine, SignalLine, StepLine, SyscallLine};

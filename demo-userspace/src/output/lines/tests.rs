@@ -253,7 +253,7 @@ fn every_line_of_a_trace() {
         "[anon]",
         Some(6000),
     )
-    .write_json(&mut fault);
+    .write_json(&mut fault, &mut CodeJson::default());
     let lines = [
         json(&TraceLine::Trace(&start)),
         json(&TraceLine::Region(RegionLine::new(

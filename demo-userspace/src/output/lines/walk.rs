@@ -1,7 +1,7 @@
 //! The lines of a built-in walk: the region, each fault, syscall and signal, each step, the
 //! summary and the comparison. `demo trace` shares the region, fault, syscall and signal lines.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, sync::Arc};
 
 use schemars::JsonSchema;
 use serde::Serialize;
@@ -93,7 +93,7 @@ pub struct FaultLine<'a> {
     #[schemars(with = "Option<crate::model::hex::Hex>")]
     pub(super) mapping_offset: Option<u64>,
     /// The code that faulted, at `ip`.
-    pub(super) code: &'a Code,
+    pub(super) code: &'a Arc<Code>,
     /// With `--stacks`: the user stack, innermost first; frame 0 is the faulting instruction.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) stack: Option<&'a [StackFrame]>,
@@ -105,7 +105,7 @@ impl<'a> FaultLine<'a> {
     pub fn new(
         scenario: &'a str,
         step: Option<u32>,
-        (fault, code, stack): (&ClassifiedFault, &'a Code, Option<&'a [StackFrame]>),
+        (fault, code, stack): (&ClassifiedFault, &'a Arc<Code>, Option<&'a [StackFrame]>),
         region: Option<(&'a str, Location)>,
         mapping: &'a str,
         mapping_offset: Option<u64>,
