@@ -193,10 +193,14 @@ impl<W: Write> TraceOutput for TextTrace<W> {
         }
         write_functions(&mut self.out, summary)?;
         if summary.unknown_mappings > 0 {
+            let faults = if summary.unknown_mappings == 1 {
+                "1 fault"
+            } else {
+                &format!("{} faults", summary.unknown_mappings)
+            };
             writeln!(
                 self.out,
-                "\n{} faults in an [unknown] mapping: their process was gone before its mappings were read",
-                summary.unknown_mappings
+                "\n{faults} in an [unknown] mapping: it was unmapped, or its process was gone, before demo read the mappings (ld.so maps /etc/ld.so.cache for a moment)"
             )?;
         }
         let dropped: Vec<String> = summary
