@@ -299,6 +299,8 @@ pub enum Syscall {
     Mremap = 2,
     Brk = 3,
     Madvise = 4,
+    Mprotect = 5,
+    Fadvise64 = 6,
 }
 
 impl Syscall {
@@ -309,6 +311,8 @@ impl Syscall {
             2 => Some(Self::Mremap),
             3 => Some(Self::Brk),
             4 => Some(Self::Madvise),
+            5 => Some(Self::Mprotect),
+            6 => Some(Self::Fadvise64),
             _ => None,
         }
     }
@@ -321,6 +325,8 @@ impl Syscall {
             Self::Mremap => "mremap",
             Self::Brk => "brk",
             Self::Madvise => "madvise",
+            Self::Mprotect => "mprotect",
+            Self::Fadvise64 => "fadvise64",
         }
     }
 
@@ -332,17 +338,21 @@ impl Syscall {
             Self::Mremap => 5,
             Self::Brk => 1,
             Self::Madvise => 3,
+            Self::Mprotect => 3,
+            Self::Fadvise64 => 4,
         }
     }
 }
 
 /// Every traced syscall; the programs are named `sys_enter_NAME` and `sys_exit_NAME`.
-pub const SYSCALL_TRACEPOINTS: [Syscall; 5] = [
+pub const SYSCALL_TRACEPOINTS: [Syscall; 7] = [
     Syscall::Mmap,
     Syscall::Munmap,
     Syscall::Mremap,
     Syscall::Brk,
     Syscall::Madvise,
+    Syscall::Mprotect,
+    Syscall::Fadvise64,
 ];
 
 /// Which tracepoint reported a fault.

@@ -92,6 +92,30 @@ static TOP_COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(top_counte
 /// A raw tracepoint: the arguments come straight from the call site (address, regs,
 /// error_code), with none of a classic tracepoint's record building, which matters at one
 /// call per fault on every process.
+#[tracepoint]
+pub fn sys_enter_mprotect(ctx: TracePointContext) -> u32 {
+    record_syscall_enter(&ctx, Syscall::Mprotect);
+    0
+}
+
+#[tracepoint]
+pub fn sys_exit_mprotect(ctx: TracePointContext) -> u32 {
+    record_syscall_exit(&ctx, Syscall::Mprotect);
+    0
+}
+
+#[tracepoint]
+pub fn sys_enter_fadvise64(ctx: TracePointContext) -> u32 {
+    record_syscall_enter(&ctx, Syscall::Fadvise64);
+    0
+}
+
+#[tracepoint]
+pub fn sys_exit_fadvise64(ctx: TracePointContext) -> u32 {
+    record_syscall_exit(&ctx, Syscall::Fadvise64);
+    0
+}
+
 #[raw_tracepoint(tracepoint = "page_fault_user")]
 pub fn top_fault_user(ctx: RawTracePointContext) -> i32 {
     count_fault(&ctx);

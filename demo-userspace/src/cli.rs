@@ -87,17 +87,24 @@ pub enum Command {
     /// writes to arr[1500], arr[1501], arr[0] and arr[3000], one step each. `malloc` is the
     /// seed's alloc: the same walk on `malloc(20000)`. `out-of-bounds` is alloc_out: the walk,
     /// then arr[5001] (past the array, inside its last page) and arr[5121] (past the mapping,
-    /// which is made sure to be unmapped), which dies of SIGSEGV.
+    /// which is made sure to be unmapped), which dies of SIGSEGV. The other walks are the
+    /// course's other lessons (copy on write after fork, file mappings, mprotect, the stack,
+    /// huge pages, MADV_DONTNEED, a large malloc), each with fixed steps; `all` runs every walk.
     ///
     /// Each step shows its faults (index, page, access, minor/major/error), the memory syscalls
-    /// it made, the array's pages, and the pmap line of its VMA.
+    /// it made, the array's pages, and the pmap line of its VMA; a lesson's step also says what
+    /// the kernel's facts show (pagemap, kpageflags, smaps, the page cache).
     #[command(
-        after_help = "Examples:\n  sudo demo alloc mmap\n  sudo demo alloc malloc --format json | jq 'select(.kind==\"fault\")'\n  sudo demo alloc mmap --read --then-write\n  sudo demo alloc out-of-bounds --via malloc\n  sudo demo alloc mmap --bytes 65536 --touch 0,4096,8192"
+        after_help = "Examples:\n  sudo demo alloc mmap\n  sudo demo alloc malloc --format json | jq 'select(.kind==\"fault\")'\n  sudo demo alloc mmap --read --then-write\n  sudo demo alloc out-of-bounds --via malloc\n  sudo demo alloc mmap --bytes 65536 --touch 0,4096,8192\n  demo alloc --list\n  sudo demo alloc fork-cow\n  sudo demo alloc all --format json"
     )]
     Alloc {
-        /// Which walk to run.
-        #[arg(value_enum)]
-        scenario: ScenarioArg,
+        /// Which walk to run (`all` runs every one; --list says what each teaches).
+        #[arg(value_enum, required_unless_present = "list")]
+        scenario: Option<ScenarioArg>,
+
+        /// Print every walk with one line on what it teaches, and exit.
+        #[arg(long, conflicts_with = "scenario")]
+        list: bool,
 
         #[command(flatten)]
         walk: WalkArgs,
@@ -345,24 +352,47 @@ impl From<SourceArg> for SourceChoice {
     }
 }
 
-/// `demo alloc SCENARIO`: the command line's names for [`ScenarioName`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+/// `demo alloc WALK`: a walk by the name [`ScenarioName`] gives it, or `all`. Its help is
+/// the walk's own line of `--list`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ScenarioArg {
-    /// The seed's alloc_mmap: an int array from mmap, then writes to a few elements.
-    Mmap,
-    /// The seed's alloc: the same walk on an array from glibc malloc.
-    Malloc,
-    /// The seed's alloc_out: the walk, then writes past the array's end.
-    OutOfBounds,
+    One(ScenarioName),
+    /// Every walk, one after the other.
+    All,
 }
 
-impl From<ScenarioArg> for ScenarioName {
-    fn from(scenario: ScenarioArg) -> Self {
-        match scenario {
-            ScenarioArg::Mmap => Self::Mmap,
-            ScenarioArg::Malloc => Self::Malloc,
-            ScenarioArg::OutOfBounds => Self::OutOfBounds,
+impl ScenarioArg {
+    /// Every walk, then `all`.
+    const VARIANTS: [Self; ScenarioName::ALL.len() + 1] = {
+        let mut variants = [Self::All; ScenarioName::ALL.len() + 1];
+        let mut i = 0;
+        while i < ScenarioName::ALL.len() {
+            variants[i] = Self::One(ScenarioName::ALL[i]);
+            i += 1;
         }
+        variants
+    };
+
+    /// The walks this name runs.
+    pub fn scenarios(self) -> Vec<ScenarioName> {
+        match self {
+            Self::One(scenario) => vec![scenario],
+            Self::All => ScenarioName::ALL.to_vec(),
+        }
+    }
+}
+
+impl ValueEnum for ScenarioArg {
+    fn value_variants<'a>() -> &'a [Self] {
+        &Self::VARIANTS
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        use clap::builder::PossibleValue;
+        Some(match self {
+            Self::One(scenario) => PossibleValue::new(scenario.as_str()).help(scenario.teaches()),
+            Self::All => PossibleValue::new("all").help("every walk, one after the other"),
+        })
     }
 }
 
@@ -421,10 +451,30 @@ mod tests {
         assert!(matches!(
             cli.command,
             Some(Command::Alloc {
-                scenario: ScenarioArg::Mmap,
+                scenario: Some(ScenarioArg::One(ScenarioName::Mmap)),
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn list_needs_no_walk_and_all_names_every_walk() {
+        let cli = Cli::try_parse_from(["demo", "alloc", "--list"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Some(Command::Alloc {
+                list: true,
+                scenario: None,
+                ..
+            })
+        ));
+        assert!(Cli::try_parse_from(["demo", "alloc"]).is_err());
+        assert!(Cli::try_parse_from(["demo", "alloc", "mmap", "--list"]).is_err());
+        assert_eq!(ScenarioArg::All.scenarios(), ScenarioName::ALL);
+        assert_eq!(
+            ScenarioArg::One(ScenarioName::Thp).scenarios(),
+            [ScenarioName::Thp]
+        );
     }
 
     #[test]

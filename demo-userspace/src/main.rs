@@ -95,6 +95,8 @@ fn is_broken_pipe(error: &anyhow::Error) -> bool {
 
 /// What the command line asks for, checked before anything is loaded.
 enum Action {
+    /// `demo alloc --list`: what each walk teaches.
+    List,
     Alloc {
         plans: Vec<WalkPlan>,
         interactive: bool,
@@ -110,22 +112,23 @@ fn action(
 ) -> Result<Action, BadInput> {
     let bad = |error: &dyn std::fmt::Display| BadInput(error.to_string());
     Ok(match command {
+        Some(Command::Alloc { list: true, .. }) => Action::List,
         Some(Command::Alloc {
             scenario,
             walk,
             interactive,
+            ..
         }) => Action::Alloc {
-            plans: vec![WalkPlan::new(scenario.into(), &walk.options()).map_err(|e| bad(&e))?],
+            plans: scenario
+                .map_or_else(Vec::new, cli::ScenarioArg::scenarios)
+                .into_iter()
+                .map(|scenario| WalkPlan::new(scenario, &walk.options()))
+                .collect::<Result<_, _>>()
+                .map_err(|e| bad(&e))?,
             interactive,
         },
         None => Action::Alloc {
-            plans: [
-                ScenarioName::Mmap,
-                ScenarioName::Malloc,
-                ScenarioName::OutOfBounds,
-            ]
-            .map(WalkPlan::seed)
-            .to_vec(),
+            plans: ScenarioName::SEED.map(WalkPlan::seed).to_vec(),
             interactive: false,
         },
         Some(Command::Trace(args)) => {
@@ -191,6 +194,15 @@ fn check_combination(cli: &Cli) -> Result<(), BadInput> {
     Ok(())
 }
 
+/// `demo alloc --list`: every walk with one line on what it teaches.
+fn list_walks(mut out: impl io::Write) -> anyhow::Result<()> {
+    for scenario in ScenarioName::ALL {
+        writeln!(out, "{:<15}{}", scenario.as_str(), scenario.teaches())
+            .context("write the list of walks")?;
+    }
+    out.flush().context("write the list of walks")
+}
+
 /// Bytes buffered before the report file is written. The JSON outputs hand over larger batches
 /// of their own, which go straight through; the text outputs write a line at a time.
 const OUTPUT_BUFFER: usize = 64 * 1024;
@@ -202,7 +214,10 @@ async fn run(mut cli: Cli) -> anyhow::Result<()> {
         privileges::invoking_user()
     };
     let action = action(cli.command.take(), run_as, cli.tui)?;
-    privileges::check()?;
+    // Listing the walks loads nothing, so it needs no privileges.
+    if !matches!(action, Action::List) {
+        privileges::check()?;
+    }
     let out: Box<dyn io::Write> = match &cli.output {
         Some(path) => Box::new(BufWriter::with_capacity(
             OUTPUT_BUFFER,
@@ -215,6 +230,7 @@ async fn run(mut cli: Cli) -> anyhow::Result<()> {
         return run_in_view(&cli, action, run_as).await;
     }
     match action {
+        Action::List => list_walks(out),
         Action::Top(options) => {
             let mut probes =
                 probes::TopProbes::load(&cli.debug_fault_category, options.counting())?;
@@ -256,6 +272,7 @@ async fn run_in_view(
     use tui::app::{Mode, Request};
     let (sender, events) = tui::channel();
     let request = match action {
+        Action::List => return list_walks(io::stdout()),
         Action::Alloc { plans, .. } => {
             let (mut probes, mut reader) = trace_probes(cli)?;
             let (requests, paced) = tokio::sync::mpsc::unbounded_channel();

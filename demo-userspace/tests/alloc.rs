@@ -127,7 +127,7 @@ fn text_report_shows_each_step_in_80_columns() {
         "            write, page not present, user mode (error code 0x6)",
         "step 3  arr[1501] = 3\n  fault     none in arr",
         "  pages     [##*..]  3 of 5 resident, 12 KiB",
-        "  kernel    pagemap: pages 0, 1 and 2 resident, as the faults say",
+        "  kernel    pagemap: pages 0-2 resident, as the faults say",
         "  why       no fault: page 1 was already present, since step 2 (arr[1500])",
         "summary: 3 faults in the array",
     ] {

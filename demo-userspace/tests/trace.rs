@@ -450,6 +450,10 @@ fn bad_trace_input_gets_one_sentence_and_status_2() {
             vec!["--tui", "--format", "folded", "alloc", "mmap"],
             "not in the --tui view",
         ),
+        (vec!["alloc", "thp", "--bytes", "5"], "has fixed steps"),
+        (vec!["alloc", "all", "--read"], "has fixed steps"),
+        (vec!["alloc"], "required"),
+        (vec!["alloc", "mmap", "--list"], "cannot be used with"),
     ] {
         let output = Command::new(DEMO).args(&args).output().unwrap();
         let stderr = String::from_utf8_lossy(&output.stderr);

@@ -220,6 +220,35 @@ fn out_of_bounds_shows_the_sigsegv_on_page_5_outside_the_mapping() {
     assert_eq!(pane.exit_status(), "0");
 }
 
+#[test]
+fn a_lesson_explains_its_steps_in_the_event_log() {
+    let pane = Pane::start("dontneed", 160, 40, &format!("{DEMO} alloc dontneed --tui"));
+    pane.wait_for("the first prompt", |s| s.contains("press Enter"));
+    for _ in 1..=5 {
+        pane.keys(&["Enter"]);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let screen = pane.wait_for("the last step", |s| s.contains("the child exited"));
+    // The events pane wraps; the lesson's words are read with its lines joined.
+    let events: String = screen
+        .lines()
+        .filter_map(|line| line.split('│').nth(3))
+        .map(str::trim_end)
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        events.contains("MADV_DONTNEED: the kernel freed arr's pages: RSS 0 KiB"),
+        "{screen}"
+    );
+    assert!(events.contains("the reads returned 0 0 0 0"), "{screen}");
+    assert!(
+        events.contains("the write faulted again (present: true)"),
+        "{screen}"
+    );
+    pane.keys(&["q"]);
+    assert_eq!(pane.exit_status(), "0");
+}
+
 /// Maps 600 pages and touches one every 5 ms.
 const SLOW: &str = r#"
 #include <sys/mman.h>

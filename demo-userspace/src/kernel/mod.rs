@@ -2,6 +2,7 @@
 //! decoder, tracefs, BTF, /proc reads, privileges, signals, and starting processes.
 
 pub mod event_reader;
+pub mod pagecache;
 pub mod privileges;
 pub mod probes;
 pub mod process;

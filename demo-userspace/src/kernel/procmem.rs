@@ -114,6 +114,10 @@ pub struct PagePresence {
     pub pfn: u64,
     /// kpageflags says the frame is the shared zero page, which RSS does not count.
     pub zero: bool,
+    /// Bit 61: a page of a file (or shared anonymous memory), not a private anonymous one.
+    pub file: bool,
+    /// kpageflags says the frame is part of a transparent huge page.
+    pub huge: bool,
 }
 
 /// Reads pagemap entries for `count` pages starting at the page that holds `first_page_base`.
@@ -144,14 +148,16 @@ pub fn page_presence(
     entries
         .into_iter()
         .map(|entry| {
-            let (present, pfn) = match entry {
+            use procfs::{PhysicalPageFlags, process::MemoryPageFlags};
+            let (present, pfn, file) = match entry {
                 PageInfo::MemoryPage(flags) => (
-                    flags.contains(procfs::process::MemoryPageFlags::PRESENT),
+                    flags.contains(MemoryPageFlags::PRESENT),
                     flags.get_page_frame_number().0,
+                    flags.contains(MemoryPageFlags::FILE),
                 ),
-                PageInfo::SwapPage(_) => (false, 0),
+                PageInfo::SwapPage(_) => (false, 0, false),
             };
-            let zero = if present && pfn != 0 {
+            let frame = if present && pfn != 0 {
                 let flags = match &mut kpageflags {
                     Some(flags) => flags,
                     None => kpageflags.insert(procfs::KPageFlags::new().map_err(kpageflags_error)?),
@@ -159,17 +165,22 @@ pub fn page_presence(
                 flags
                     .get_info(procfs::process::Pfn(pfn))
                     .map_err(kpageflags_error)?
-                    .contains(procfs::PhysicalPageFlags::ZERO_PAGE)
             } else {
-                false
+                PhysicalPageFlags::empty()
             };
-            Ok(PagePresence { present, pfn, zero })
+            Ok(PagePresence {
+                present,
+                pfn,
+                zero: frame.contains(PhysicalPageFlags::ZERO_PAGE),
+                file,
+                huge: frame.contains(PhysicalPageFlags::THP),
+            })
         })
         .collect()
 }
 
 /// The `pmap -x` columns of one VMA, from /proc/PID/smaps.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct VmaUsage {
     #[serde(serialize_with = "crate::model::hex::hex")]
     #[schemars(with = "crate::model::hex::Hex")]
@@ -179,32 +190,74 @@ pub struct VmaUsage {
     pub size_kib: u64,
     pub rss_kib: u64,
     pub dirty_kib: u64,
+    /// smaps splits the resident pages by how many mappings map them: Shared when more than
+    /// one does (another process, or another mapping of the same file), Private otherwise,
+    /// whatever MAP_SHARED or MAP_PRIVATE said.
+    pub shared_clean_kib: u64,
+    pub shared_dirty_kib: u64,
+    pub private_clean_kib: u64,
+    pub private_dirty_kib: u64,
+    /// Resident pages that are anonymous: in a file mapping, the copies private writes made.
+    pub anonymous_kib: u64,
+    /// Of those, the ones in transparent huge pages.
+    pub anon_huge_kib: u64,
     pub perms: String,
     pub name: String,
 }
 
 /// Usage of the VMA that holds `address`, or `None` when no VMA does.
 pub fn vma_usage(pid: i32, address: u64) -> Result<Option<VmaUsage>, ProcMemError> {
+    find_vma(pid, |map| {
+        map.address.0 <= address && address < map.address.1
+    })
+}
+
+/// Usage of the VMA named `name` (e.g. `[stack]`), or `None` when there is none.
+pub fn named_vma_usage(pid: i32, name: &str) -> Result<Option<VmaUsage>, ProcMemError> {
+    find_vma(pid, |map| mapping_name(&map.pathname) == name)
+}
+
+fn find_vma(
+    pid: i32,
+    wanted: impl Fn(&procfs::process::MemoryMap) -> bool,
+) -> Result<Option<VmaUsage>, ProcMemError> {
     let smaps = open(pid, "smaps")?.smaps().map_err(|source| ProcMemError {
         pid,
         file: "smaps",
         source,
     })?;
-    Ok(smaps
-        .into_iter()
-        .find(|map| map.address.0 <= address && address < map.address.1)
-        .map(|map| {
-            let field = |key: &str| map.extension.map.get(key).copied().unwrap_or(0) / 1024;
-            VmaUsage {
-                start: map.address.0,
-                end: map.address.1,
-                size_kib: (map.address.1 - map.address.0) / 1024,
-                rss_kib: field("Rss"),
-                dirty_kib: field("Private_Dirty") + field("Shared_Dirty"),
-                perms: map.perms.as_str(),
-                name: mapping_name(&map.pathname),
-            }
-        }))
+    Ok(smaps.into_iter().find(|map| wanted(map)).map(|map| {
+        let field = |key: &str| map.extension.map.get(key).copied().unwrap_or(0) / 1024;
+        VmaUsage {
+            start: map.address.0,
+            end: map.address.1,
+            size_kib: (map.address.1 - map.address.0) / 1024,
+            rss_kib: field("Rss"),
+            dirty_kib: field("Private_Dirty") + field("Shared_Dirty"),
+            shared_clean_kib: field("Shared_Clean"),
+            shared_dirty_kib: field("Shared_Dirty"),
+            private_clean_kib: field("Private_Clean"),
+            private_dirty_kib: field("Private_Dirty"),
+            anonymous_kib: field("Anonymous"),
+            anon_huge_kib: field("AnonHugePages"),
+            perms: map.perms.as_str(),
+            name: mapping_name(&map.pathname),
+        }
+    }))
+}
+
+/// Process `pid`'s RLIMIT_STACK soft limit in bytes, or `None` when unlimited or unreadable.
+pub fn stack_limit(pid: i32) -> Option<u64> {
+    match Process::new(pid)
+        .ok()?
+        .limits()
+        .ok()?
+        .max_stack_size
+        .soft_limit
+    {
+        procfs::process::LimitValue::Value(bytes) => Some(bytes),
+        procfs::process::LimitValue::Unlimited => None,
+    }
 }
 
 /// Thread `tid` of process `pid`'s own fault counters now (/proc/PID/task/TID/stat), or `None`

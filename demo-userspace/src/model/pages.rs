@@ -25,6 +25,20 @@ pub enum PageOrigin {
     BeforeWalk,
     /// A completed fault in `step` at byte `offset` (element `index`) of the array.
     Fault { step: u32, offset: i64, index: i64 },
+    /// The kernel mapped it in `step` along with another page's fault, without a fault of
+    /// its own.
+    WithFault { step: u32, how: Companion },
+}
+
+/// How the kernel maps pages beside the one that faulted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Companion {
+    /// One fault mapped a whole transparent huge page.
+    HugePage,
+    /// A read fault on a file mapping mapped the neighbouring pages already in the page cache
+    /// (fault-around, `fault_around_bytes`, 64 KiB by default).
+    FaultAround,
 }
 
 /// Per-page state of one region, what made each page present (when kept), and which pages
@@ -36,6 +50,8 @@ pub struct PageModel {
     /// trace can see, and only a walk's report asks for them.
     origins: Vec<Option<PageOrigin>>,
     faulted_this_step: Vec<bool>,
+    /// A read maps the file's own page, not the zero page.
+    file_backed: bool,
 }
 
 impl PageModel {
@@ -53,7 +69,14 @@ impl PageModel {
             states: vec![PageState::Untouched; page_count],
             origins: Vec::new(),
             faulted_this_step: vec![false; page_count],
+            file_backed: false,
         }
+    }
+
+    /// The model of a file mapping, where a read fault maps a page of the file's page cache.
+    pub fn of_file(mut self) -> Self {
+        self.file_backed = true;
+        self
     }
 
     /// Starts a new step: earlier faults stay in the state, but no longer count as recent.
@@ -72,6 +95,9 @@ impl PageModel {
         };
         let state = &mut self.states[page];
         *state = match (access, *state) {
+            (Access::Read | Access::Exec, PageState::Untouched) if self.file_backed => {
+                PageState::Resident
+            }
             (Access::Read | Access::Exec, PageState::Untouched) => PageState::ZeroPage,
             (Access::Read | Access::Exec, kept) => kept,
             // Without the error code the access could have been a write; a page of its own is
@@ -101,19 +127,46 @@ impl PageModel {
     /// touched before the walk began, as a reused heap has.
     pub fn adopt_present(&mut self, resident: &[u64], zero: &[u64]) {
         for (pages, state) in [(resident, PageState::Resident), (zero, PageState::ZeroPage)] {
-            for &page in pages {
-                let Some(page) = usize::try_from(page)
-                    .ok()
-                    .filter(|&p| p < self.states.len())
-                else {
-                    continue;
-                };
-                if self.states[page] == PageState::Untouched {
-                    self.states[page] = state;
-                    if let Some(kept) = self.origins.get_mut(page) {
-                        *kept = Some(PageOrigin::BeforeWalk);
-                    }
+            self.adopt(pages, state, PageOrigin::BeforeWalk);
+        }
+    }
+
+    /// Takes on `pages`, which the kernel mapped in `step` along with a fault elsewhere, `how`.
+    pub fn adopt_with_fault(&mut self, pages: &[u64], step: u32, how: Companion) {
+        self.adopt(
+            pages,
+            PageState::Resident,
+            PageOrigin::WithFault { step, how },
+        );
+    }
+
+    /// Puts the untouched ones of `pages` in `state`, made present by `origin`; pages past
+    /// the region are ignored.
+    fn adopt(&mut self, pages: &[u64], state: PageState, origin: PageOrigin) {
+        for &page in pages {
+            let Some(page) = usize::try_from(page)
+                .ok()
+                .filter(|&p| p < self.states.len())
+            else {
+                continue;
+            };
+            if self.states[page] == PageState::Untouched {
+                self.states[page] = state;
+                if let Some(kept) = self.origins.get_mut(page) {
+                    *kept = Some(origin);
                 }
+            }
+        }
+    }
+
+    /// Forgets the pages from `first` for `count`, which a syscall took away (MADV_DONTNEED,
+    /// munmap): the next access faults as on a page never touched.
+    pub fn forget(&mut self, first: u64, count: u64) {
+        let len = self.states.len() as u64;
+        for page in first.min(len)..first.saturating_add(count).min(len) {
+            self.states[page as usize] = PageState::Untouched;
+            if let Some(kept) = self.origins.get_mut(page as usize) {
+                *kept = None;
             }
         }
     }
@@ -217,6 +270,42 @@ impl PageModel {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn forgotten_pages_fault_as_new_and_companions_keep_their_origin() {
+        let mut model = PageModel::new(4);
+        model.apply_fault(
+            0,
+            Access::Write,
+            PageOrigin::Fault {
+                step: 2,
+                offset: 0,
+                index: 0,
+            },
+        );
+        model.adopt_with_fault(&[1, 2, 9], 2, Companion::HugePage);
+        assert_eq!(model.resident_pages(), [0, 1, 2]);
+        assert_eq!(
+            model.origin(1),
+            Some(PageOrigin::WithFault {
+                step: 2,
+                how: Companion::HugePage
+            })
+        );
+        model.forget(1, 10);
+        assert_eq!(model.resident_pages(), [0]);
+        assert_eq!(model.origin(2), None);
+        model.apply_fault(
+            1,
+            Access::Read,
+            PageOrigin::Fault {
+                step: 3,
+                offset: 4096,
+                index: 1024,
+            },
+        );
+        assert_eq!(model.zero_pages(), [1]);
+    }
 
     fn at(step: u32, index: i64) -> PageOrigin {
         PageOrigin::Fault {

@@ -15,6 +15,8 @@ pub fn arg_names(syscall: Syscall) -> &'static [&'static str] {
         Syscall::Mremap => &["addr", "old_len", "new_len", "flags", "new_addr"],
         Syscall::Brk => &["brk"],
         Syscall::Madvise => &["start", "len_in", "behavior"],
+        Syscall::Mprotect => &["start", "len", "prot"],
+        Syscall::Fadvise64 => &["fd", "offset", "len", "advice"],
     }
 }
 
@@ -82,7 +84,9 @@ impl SyscallCall {
     fn decode_arg(&self, name: &str, raw: u64) -> Value {
         match (self.syscall, name) {
             (_, "addr" | "brk" | "start" | "new_addr") => Value::Text(address(raw)),
-            (Syscall::Mmap, "prot") => Value::Text(prot(raw)),
+            (Syscall::Mmap | Syscall::Mprotect, "prot") => Value::Text(prot(raw)),
+            (Syscall::Fadvise64, "advice") => Value::Text(file_advice(raw)),
+            (Syscall::Fadvise64, "fd") => Value::Number(raw as i32 as i64),
             (Syscall::Mmap, "flags") => Value::Text(mmap_flags(raw)),
             (Syscall::Mremap, "flags") => Value::Text(mremap_flags(raw)),
             (Syscall::Madvise, "behavior") => Value::Text(advice(raw)),
@@ -99,7 +103,9 @@ impl SyscallCall {
         }
         match self.syscall {
             Syscall::Mmap | Syscall::Mremap | Syscall::Brk => Value::Text(address(self.ret as u64)),
-            Syscall::Munmap | Syscall::Madvise => Value::Number(self.ret),
+            Syscall::Munmap | Syscall::Madvise | Syscall::Mprotect | Syscall::Fadvise64 => {
+                Value::Number(self.ret)
+            }
         }
     }
 
@@ -225,6 +231,19 @@ fn advice(raw: u64) -> String {
     name.to_owned()
 }
 
+fn file_advice(raw: u64) -> String {
+    let name = match raw as i32 {
+        libc::POSIX_FADV_NORMAL => "POSIX_FADV_NORMAL",
+        libc::POSIX_FADV_RANDOM => "POSIX_FADV_RANDOM",
+        libc::POSIX_FADV_SEQUENTIAL => "POSIX_FADV_SEQUENTIAL",
+        libc::POSIX_FADV_WILLNEED => "POSIX_FADV_WILLNEED",
+        libc::POSIX_FADV_DONTNEED => "POSIX_FADV_DONTNEED",
+        libc::POSIX_FADV_NOREUSE => "POSIX_FADV_NOREUSE",
+        _ => return raw.to_string(),
+    };
+    name.to_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -261,7 +280,7 @@ mod tests {
     }
 
     #[test]
-    fn brk_munmap_madvise_and_errors() {
+    fn brk_munmap_madvise_mprotect_fadvise_and_errors() {
         assert_eq!(
             call(Syscall::Brk, [0, 0, 0, 0, 0, 0], 0x5555_0000).describe(),
             "brk(NULL) = 0x55550000"
@@ -273,6 +292,14 @@ mod tests {
         assert_eq!(
             call(Syscall::Madvise, [0x1000, 8192, 4, 0, 0, 0], 0).describe(),
             "madvise(0x1000, 8192, MADV_DONTNEED) = 0"
+        );
+        assert_eq!(
+            call(Syscall::Mprotect, [0x1000, 4096, 1, 0, 0, 0], 0).describe(),
+            "mprotect(0x1000, 4096, R) = 0"
+        );
+        assert_eq!(
+            call(Syscall::Fadvise64, [3, 0, 65536, 4, 0, 0], 0).describe(),
+            "fadvise64(3, 0, 65536, POSIX_FADV_DONTNEED) = 0"
         );
         let failed = call(Syscall::Mmap, [0, 1 << 50, 3, 0x22, u64::MAX, 0], -12);
         assert!(failed.failed());

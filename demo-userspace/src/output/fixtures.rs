@@ -68,8 +68,11 @@ pub fn vma(start: u64, size_kib: u64, rss_kib: u64) -> VmaUsage {
         size_kib,
         rss_kib,
         dirty_kib: rss_kib,
+        private_dirty_kib: rss_kib,
+        anonymous_kib: rss_kib,
         perms: "rw-p".to_owned(),
         name: "[anon]".to_owned(),
+        ..VmaUsage::default()
     }
 }
 
@@ -87,6 +90,8 @@ pub fn step(number: u32, action: &str, pages: PageModel, kernel: KernelView) -> 
         death: None,
         pages,
         kernel: Some(kernel),
+        values: None,
+        lesson: None,
     }
 }
 

@@ -90,7 +90,8 @@ impl<W: Write> Reporter for JsonReporter<W> {
         self.faults(step)?;
         self.syscalls(step)?;
         self.signals(step)?;
-        self.out.line(&WalkLine::Step(StepLine::new(step)))?;
+        self.out
+            .line(&WalkLine::Step(Box::new(StepLine::new(step))))?;
         self.out.flush()
     }
 

@@ -2,6 +2,7 @@
 //! goes through, and the terminal view.
 
 pub mod code;
+pub(crate) mod explain;
 #[cfg(test)]
 mod fixtures;
 mod folded;

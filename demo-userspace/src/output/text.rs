@@ -5,18 +5,22 @@ use std::io::{self, Write};
 
 use super::{
     code::{base_name, describe, function},
-    trace::write_stack,
+    trace::stack_lines,
 };
 use crate::model::signals::{ProcessEnd, si_code_meaning, si_code_name};
 use crate::walk::Reporter;
 use crate::{
-    model::pages::PageOrigin,
+    model::pages::{Companion, PageOrigin},
     model::region::Region,
     model::signals::signal_name,
+    walk::lesson_facts::LessonFacts,
     walk::plan::{Allocator, ScenarioName},
-    walk::scenario::{Summary, WalkResult},
+    walk::scenario::{DeathDigest, Summary, WalkResult},
     walk::step_report::{AddressCheck, StepReport},
 };
+
+/// Glyphs of a page strip on one line of the report.
+const STRIP_ROW: usize = 64;
 
 /// Writes the report for people and flushes after each step.
 pub struct TextReporter<W> {
@@ -40,15 +44,12 @@ fn fit(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// Formats a page list as `page 1` or `pages 0, 1 and 2`, or `no page`.
-fn page_list(pages: &[u64]) -> String {
-    match pages {
-        [] => "no page".to_owned(),
-        [one] => format!("page {one}"),
-        [init @ .., last] => {
-            let init: Vec<String> = init.iter().map(u64::to_string).collect();
-            format!("pages {} and {last}", init.join(", "))
-        }
+/// `, in the child 123` or `, in the parent 122` once a walk has forked; empty before.
+fn process_of(step: &StepReport, pid: u32) -> String {
+    match &step.lesson {
+        Some(LessonFacts::Fork { child, .. }) if *child == pid => format!(", in the child {pid}"),
+        Some(LessonFacts::Fork { .. }) => format!(", in the parent {pid}"),
+        _ => String::new(),
     }
 }
 
@@ -103,7 +104,7 @@ impl<W: Write> TextReporter<W> {
         for call in &step.syscalls {
             writeln!(self.out, "  syscall   {}", call.describe())?;
         }
-        if step.syscalls.is_empty() {
+        if step.syscalls.is_empty() && facts.allocator == Allocator::Malloc {
             writeln!(
                 self.out,
                 "  syscall   none: malloc served arr from memory the heap already had"
@@ -124,6 +125,18 @@ impl<W: Write> TextReporter<W> {
                 "  address   {:#x}, {} bytes into its page: not page-aligned",
                 region.start,
                 region.start % region.page_size
+            )?,
+            AddressCheck::Inside { kernel, offset } => self.paragraph(
+                "  address   ",
+                &format!(
+                    "{:#x}, {offset} bytes into the kernel's mmap return {kernel:#x}",
+                    region.start
+                ),
+            )?,
+            AddressCheck::StackPointer { sp } => writeln!(
+                self.out,
+                "  address   {:#x}, 1 MiB below the top of [stack]; sp {sp:#x}",
+                region.start
             )?,
         }
         if let Some((address, unmapped)) = facts.guard {
@@ -161,16 +174,24 @@ impl<W: Write> TextReporter<W> {
                 location.offset,
                 resolved.fault.class.as_str()
             )?;
-            writeln!(
-                self.out,
-                "            {} (error code {:#x})",
+            let detail = format!(
+                "{} (error code {:#x}){}",
                 code.describe(),
-                code.0
-            )?;
+                code.0,
+                process_of(step, resolved.fault.fault.pid)
+            );
+            for line in fit(&detail) {
+                writeln!(self.out, "{line}")?;
+            }
             for line in fit(&format!("by {}", describe(&resolved.code))) {
                 writeln!(self.out, "{line}")?;
             }
-            write_stack(&mut self.out, resolved.stack.as_deref())?;
+            // Frames are wrapped like the rest, so a long C++ or Rust symbol stays in 80 columns.
+            for frame in stack_lines(resolved.stack.as_deref()) {
+                for line in fit(&frame) {
+                    writeln!(self.out, "{line}")?;
+                }
+            }
         }
         if !any {
             writeln!(self.out, "  fault     none in {name}")?;
@@ -249,12 +270,18 @@ impl<W: Write> TextReporter<W> {
                 format!("since step {step} ({name}[{first}])")
             }
             Some(PageOrigin::BeforeWalk) => "before the walk began".to_owned(),
+            Some(PageOrigin::WithFault { step, how }) => match how {
+                Companion::FaultAround => format!("mapped by fault-around in step {step}"),
+                Companion::HugePage => format!("part of the huge page step {step} mapped"),
+            },
             None => return Ok(()),
         };
-        writeln!(
-            self.out,
-            "  why       no fault: page {} was already present, {why}",
-            location.page
+        self.paragraph(
+            "  why       ",
+            &format!(
+                "no fault: page {} was already present, {why}",
+                location.page
+            ),
         )
     }
 
@@ -283,17 +310,19 @@ impl<W: Write> TextReporter<W> {
         }
         if let Some((address, location)) = death.fault {
             match location {
-                Some(location) => writeln!(
-                    self.out,
-                    "            at {address:#x} = {name}[{}], page {}, {} the {}-page array",
-                    location.index,
-                    location.page,
-                    if location.page < step.region.page_count() {
-                        "inside"
-                    } else {
-                        "outside"
-                    },
-                    step.region.page_count()
+                Some(location) => self.paragraph(
+                    "            ",
+                    &format!(
+                        "at {address:#x} = {name}[{}], page {}, {} the {}-page array",
+                        location.index,
+                        location.page,
+                        if location.page < step.region.page_count() {
+                            "inside"
+                        } else {
+                            "outside"
+                        },
+                        step.region.page_count()
+                    ),
                 )?,
                 None => writeln!(self.out, "            at {address:#x}, outside the array")?,
             }
@@ -301,34 +330,77 @@ impl<W: Write> TextReporter<W> {
         Ok(())
     }
 
+    /// `text` after `head`, wrapped at 80 columns under the text's start.
+    fn paragraph(&mut self, head: &str, text: &str) -> io::Result<()> {
+        let indent = " ".repeat(head.chars().count());
+        let options = textwrap::Options::new(80)
+            .initial_indent(head)
+            .subsequent_indent(&indent);
+        for line in textwrap::wrap(text, options) {
+            writeln!(self.out, "{line}")?;
+        }
+        Ok(())
+    }
+
+    /// A lesson's explanation, a paragraph per sentence under the step.
+    fn write_lesson(&mut self, step: &StepReport) -> io::Result<()> {
+        for sentence in super::explain::explain(step) {
+            self.paragraph("  lesson    ", &sentence)?;
+        }
+        Ok(())
+    }
+
+    /// The page strip, then `after` on the same line; a strip of more than 64 pages is written
+    /// 64 a line, and `after` on a line of its own.
+    fn write_strip(&mut self, step: &StepReport, after: &str) -> io::Result<()> {
+        let strip: Vec<char> = step.pages.strip().chars().collect();
+        if strip.len() <= STRIP_ROW {
+            let strip: String = strip.into_iter().collect();
+            return writeln!(self.out, "  pages     [{strip}]  {after}");
+        }
+        for (row, glyphs) in strip.chunks(STRIP_ROW).enumerate() {
+            let head = if row == 0 {
+                "  pages     ["
+            } else {
+                "             "
+            };
+            let glyphs: String = glyphs.iter().collect();
+            let end = if (row + 1) * STRIP_ROW >= strip.len() {
+                "]"
+            } else {
+                ""
+            };
+            writeln!(self.out, "{head}{glyphs}{end}")?;
+        }
+        writeln!(self.out, "            {after}")
+    }
+
     fn write_kernel(&mut self, step: &StepReport) -> io::Result<()> {
         let region = &step.region;
         let Some(kernel) = &step.kernel else {
-            writeln!(
-                self.out,
-                "  pages     [{}]  the process is gone",
-                step.pages.strip()
-            )?;
-            return Ok(());
+            return self.write_strip(step, "the process is gone");
         };
         let zero = if kernel.zero_pages.is_empty() {
             String::new()
         } else {
             format!(", {} on the zero page", kernel.zero_pages.len())
         };
-        writeln!(
-            self.out,
-            "  pages     [{}]  {} of {} resident, {} KiB{zero}",
-            step.pages.strip(),
-            kernel.resident_pages.len(),
-            region.page_count(),
-            kernel.rss_kib
+        self.write_strip(
+            step,
+            &format!(
+                "{} of {} resident, {} KiB{zero}",
+                kernel.resident_pages.len(),
+                region.page_count(),
+                kernel.rss_kib
+            ),
         )?;
         match &kernel.vma {
-            Some(vma) => writeln!(
-                self.out,
-                "  pmap      {:016x}  {} KiB  RSS {} KiB  Dirty {} KiB  {}  {}",
-                vma.start, vma.size_kib, vma.rss_kib, vma.dirty_kib, vma.perms, vma.name
+            Some(vma) => self.paragraph(
+                "  pmap      ",
+                &format!(
+                    "{:016x}  {} KiB  RSS {} KiB  Dirty {} KiB  {}  {}",
+                    vma.start, vma.size_kib, vma.rss_kib, vma.dirty_kib, vma.perms, vma.name
+                ),
             )?,
             None => writeln!(self.out, "  pmap      no VMA holds {}", region.name)?,
         }
@@ -343,19 +415,23 @@ impl<W: Write> TextReporter<W> {
                 region.page_count() * region.page_size / 1024
             )?;
         }
-        let mut shown = format!("{} resident", page_list(&kernel.resident_pages));
+        let mut shown = format!("{} resident", super::explain::pages(&kernel.resident_pages));
         if !kernel.zero_pages.is_empty() {
-            shown += &format!(", {} zero", page_list(&kernel.zero_pages));
+            shown += &format!(", {} zero", super::explain::pages(&kernel.zero_pages));
         }
         if step.agrees_with_kernel() == Some(true) {
-            writeln!(self.out, "  kernel    pagemap: {shown}, as the faults say")?;
+            self.paragraph(
+                "  kernel    ",
+                &format!("pagemap: {shown}, as the faults say"),
+            )?;
         } else {
-            writeln!(self.out, "  kernel    DISAGREES: pagemap: {shown}")?;
-            writeln!(
-                self.out,
-                "            but the faults explain {} resident, {} zero",
-                page_list(&step.pages.resident_pages()),
-                page_list(&step.pages.zero_pages())
+            self.paragraph(
+                "  kernel    ",
+                &format!(
+                    "DISAGREES: pagemap: {shown}, but the faults explain {} resident, {} zero",
+                    super::explain::pages(&step.pages.resident_pages()),
+                    super::explain::pages(&step.pages.zero_pages())
+                ),
             )?;
         }
         Ok(())
@@ -367,12 +443,12 @@ impl<W: Write> Reporter for TextReporter<W> {
         writeln!(self.out, "== {} ==", scenario.as_str())?;
         writeln!(
             self.out,
-            "{} = {:#x}: {} bytes = int[{}] on {} pages of {} KiB",
+            "{} = {:#x}: {} bytes = int[{}] on {} of {} KiB",
             region.name,
             region.start,
             region.len,
             region.element_count(),
-            region.page_count(),
+            plural(region.page_count(), "page"),
             region.page_size / 1024,
         )?;
         writeln!(
@@ -382,12 +458,14 @@ impl<W: Write> Reporter for TextReporter<W> {
     }
 
     fn step(&mut self, step: &StepReport) -> io::Result<()> {
-        writeln!(self.out, "\nstep {}  {}", step.step, step.action)?;
+        writeln!(self.out)?;
+        self.paragraph(&format!("step {}  ", step.step), &step.action)?;
         self.write_allocation(step)?;
         self.write_faults(step)?;
         self.write_touch(step)?;
         self.write_death(step)?;
         self.write_kernel(step)?;
+        self.write_lesson(step)?;
         self.out.flush()
     }
 
@@ -416,15 +494,39 @@ impl<W: Write> Reporter for TextReporter<W> {
 
     fn comparison(&mut self, walks: &[WalkResult]) -> io::Result<()> {
         let find = |scenario| walks.iter().find(|walk| walk.summary.scenario == scenario);
-        let (Some(mmap), Some(malloc)) = (find(ScenarioName::Mmap), find(ScenarioName::Malloc))
-        else {
-            return Ok(());
-        };
-        writeln!(self.out, "== mmap against malloc ==")?;
-        let row = |out: &mut W, label: &str, left: &str, right: &str| {
-            writeln!(out, "{label:<30}{left:<25}{right}")
-        };
-        row(&mut self.out, "", "mmap", "malloc")?;
+        for (left, right) in [
+            (ScenarioName::Mmap, ScenarioName::Malloc),
+            (ScenarioName::Malloc, ScenarioName::MallocMmap),
+        ] {
+            if let (Some(left), Some(right)) = (find(left), find(right)) {
+                self.allocation_table(left, right)?;
+            }
+        }
+        if let (Some(left), Some(right)) = (
+            find(ScenarioName::OutOfBounds),
+            find(ScenarioName::Mprotect),
+        ) {
+            self.death_table(left, right)?;
+        }
+        self.out.flush()
+    }
+}
+
+/// A row of a two-walk comparison table.
+fn row(out: &mut impl Write, label: &str, left: &str, right: &str) -> io::Result<()> {
+    writeln!(out, "{label:<30}{left:<25}{right}")
+}
+
+impl<W: Write> TextReporter<W> {
+    /// Two walks' allocations and touches side by side: their syscalls, offsets, faults per
+    /// step, RSS and VMA.
+    fn allocation_table(&mut self, left: &WalkResult, right: &WalkResult) -> io::Result<()> {
+        let (left_name, right_name) = (
+            left.summary.scenario.as_str(),
+            right.summary.scenario.as_str(),
+        );
+        writeln!(self.out, "== {left_name} against {right_name} ==")?;
+        row(&mut self.out, "", left_name, right_name)?;
         let served = |walk: &WalkResult| {
             walk.steps.first().map_or_else(String::new, |step| {
                 if step.syscalls.is_empty() {
@@ -441,29 +543,29 @@ impl<W: Write> Reporter for TextReporter<W> {
         row(
             &mut self.out,
             "allocation syscalls",
-            &served(mmap),
-            &served(malloc),
+            &served(left),
+            &served(right),
         )?;
         row(
             &mut self.out,
             "offset of arr in its page",
-            &mmap.page_offset.to_string(),
-            &malloc.page_offset.to_string(),
+            &left.page_offset.to_string(),
+            &right.page_offset.to_string(),
         )?;
-        for (number, (left, right)) in mmap.steps.iter().zip(&malloc.steps).enumerate() {
+        for (number, (one, other)) in left.steps.iter().zip(&right.steps).enumerate() {
             // Step 1 allocates; the others are the touches, named by their element.
             let label = match number {
                 0 => "faults in arr: allocation".to_owned(),
-                _ => match left.element {
+                _ => match one.element {
                     Some(index) => format!("faults in arr: arr[{index}]"),
-                    None => format!("faults in arr: {}", left.action),
+                    None => format!("faults in arr: {}", one.action),
                 },
             };
             row(
                 &mut self.out,
                 &label,
-                &left.faults_in_region.to_string(),
-                &right.faults_in_region.to_string(),
+                &one.faults_in_region.to_string(),
+                &other.faults_in_region.to_string(),
             )?;
         }
         let rss = |walk: &WalkResult| {
@@ -475,12 +577,64 @@ impl<W: Write> Reporter for TextReporter<W> {
         row(
             &mut self.out,
             "arr's RSS at the end",
-            &rss(mmap),
-            &rss(malloc),
+            &rss(left),
+            &rss(right),
         )?;
         let vma = |walk: &WalkResult| walk.vma.clone().unwrap_or_default();
-        row(&mut self.out, "VMA holding arr", &vma(mmap), &vma(malloc))?;
-        self.out.flush()
+        row(&mut self.out, "VMA holding arr", &vma(left), &vma(right))?;
+        writeln!(self.out)
+    }
+
+    /// Two walks that die of SIGSEGV side by side: what the fatal access found.
+    fn death_table(&mut self, left: &WalkResult, right: &WalkResult) -> io::Result<()> {
+        let (Some(one), Some(other)) = (&left.death, &right.death) else {
+            return Ok(());
+        };
+        let (left_name, right_name) = (
+            left.summary.scenario.as_str(),
+            right.summary.scenario.as_str(),
+        );
+        writeln!(self.out, "== {left_name} against {right_name} ==")?;
+        row(&mut self.out, "", left_name, right_name)?;
+        let element = |death: &DeathDigest| {
+            death
+                .element
+                .map_or_else(|| "-".to_owned(), |index| format!("arr[{index}]"))
+        };
+        row(
+            &mut self.out,
+            "fatal access",
+            &element(one),
+            &element(other),
+        )?;
+        let code = |death: &DeathDigest| {
+            death
+                .error_code
+                .map_or_else(|| "-".to_owned(), |code| format!("{code:#x}"))
+        };
+        row(&mut self.out, "error code", &code(one), &code(other))?;
+        let present = |death: &DeathDigest| match death.present {
+            Some(true) => "yes (protection)".to_owned(),
+            Some(false) => "no".to_owned(),
+            None => "-".to_owned(),
+        };
+        row(
+            &mut self.out,
+            "page present",
+            &present(one),
+            &present(other),
+        )?;
+        let vma = |death: &DeathDigest| death.vma.clone().unwrap_or_else(|| "none".to_owned());
+        row(&mut self.out, "VMA at the address", &vma(one), &vma(other))?;
+        let signal = |death: &DeathDigest| {
+            format!(
+                "{} {}",
+                death.signal,
+                death.si_code.as_deref().unwrap_or("-")
+            )
+        };
+        row(&mut self.out, "signal", &signal(one), &signal(other))?;
+        writeln!(self.out)
     }
 }
 
@@ -538,6 +692,7 @@ mod tests {
                 zero_pages: Vec::new(),
                 rss_kib: 4,
                 vma: Some(vma(region.start, 20, 4)),
+                ..KernelView::default()
             },
         );
         report.faults = vec![
@@ -563,6 +718,7 @@ mod tests {
                 zero_pages: vec![],
                 rss_kib: 4,
                 vma: Some(vma(region.start - 8192, 28, 12)),
+                ..KernelView::default()
             },
         );
         report.touch = Some(write_touch(&region, 1501, false, Some(origin)));

@@ -272,16 +272,24 @@ impl<W: Write> TraceOutput for TextTrace<W> {
     }
 }
 
-/// A fault's stack, one frame a line, indented under it.
+/// A stack's frames, one line each without indentation: `#N   0x…  code`.
+pub fn stack_lines(stack: Option<&[StackFrame]>) -> Vec<String> {
+    (0..)
+        .zip(stack.unwrap_or_default())
+        .map(|(depth, frame): (usize, _)| {
+            format!(
+                "#{depth:<3} {:#018x} {}",
+                frame.address,
+                describe(&frame.code)
+            )
+        })
+        .collect()
+}
+
+/// Writes a fault's stack frames under it, indented.
 pub fn write_stack(out: &mut impl Write, stack: Option<&[StackFrame]>) -> io::Result<()> {
-    for (depth, frame) in stack.unwrap_or_default().iter().enumerate() {
-        writeln!(
-            out,
-            "{:>12}#{depth:<3} {:#018x} {}",
-            "",
-            frame.address,
-            describe(&frame.code)
-        )?;
+    for line in stack_lines(stack) {
+        writeln!(out, "{:>12}{line}", "")?;
     }
     Ok(())
 }

@@ -26,6 +26,7 @@ use crate::kernel::{
     process::{self, ProcessError},
     spawn::{self, ChildIo, ChildSpec, Reaped, Spawned},
 };
+use crate::model::events::{Decoded, Record};
 pub use results::{
     LoaderCost, PAGES_EVERY, RecordCount, Rusage, TraceEnd, TraceOutput, TraceStart, TraceSummary,
 };
@@ -318,16 +319,22 @@ fn drain(
     probes: &mut Probes,
     heap: Option<&HeapProbes>,
 ) -> anyhow::Result<()> {
+    let mut batch = Vec::with_capacity(BATCH);
     loop {
-        let taken = reader.drain_some(BATCH, |record| {
+        let taken = reader.drain_some(BATCH, |record| batch.push(record));
+        // A followed child's uprobes go on as soon as its fork is read, before any record of
+        // the batch is resolved and symbolized (the first symbolization of a module reads its
+        // debug information): its first heap calls may come at once.
+        if let Some(heap) = heap {
+            heap.attach_forked(&batch, probes);
+        }
+        for record in batch.drain(..) {
             let before = events.len();
             session.handle(record, events);
-            // A followed child's uprobes go on as soon as its fork is read, not after the rest
-            // of the batch is resolved and symbolized: its first heap calls may come at once.
             if let Some(heap) = heap {
-                heap.follow(&events[before..], probes);
+                heap.detach_exited(&events[before..], probes);
             }
-        });
+        }
         flush(events, output)?;
         if taken < BATCH {
             return Ok(());
@@ -348,22 +355,30 @@ struct HeapProbes {
 }
 
 impl HeapProbes {
-    /// Attaches the uprobes for each process forked in `events`, and detaches those of each
-    /// process that exited. A child's heap calls between its fork and this attach (the fork
-    /// record wakes the loader at once) are not seen.
-    fn follow(&self, events: &[TraceEvent], probes: &mut Probes) {
-        for event in events {
-            match *event {
-                TraceEvent::ProcessForked { pid, .. } => {
-                    if let Err(error) = probes.attach_heap_probes(&self.libc, pid) {
-                        // The child may be gone already; its heap blocks are then moot.
-                        if process::exists(pid) {
-                            log::warn!("heap blocks of pid {pid} are not tracked: {error}");
-                        }
-                    }
+    /// Attaches the uprobes for each process forked in `records`. A child's heap calls between
+    /// its fork and this attach (the fork record wakes the loader at once) are not seen.
+    fn attach_forked(&self, records: &[Decoded], probes: &mut Probes) {
+        for record in records {
+            let Record::Process(event) = &record.record else {
+                continue;
+            };
+            if event.exited {
+                continue;
+            }
+            if let Err(error) = probes.attach_heap_probes(&self.libc, event.pid) {
+                // The child may be gone already; its heap blocks are then moot.
+                if process::exists(event.pid) {
+                    log::warn!("heap blocks of pid {} are not tracked: {error}", event.pid);
                 }
-                TraceEvent::ProcessExited { pid } => probes.detach_heap_probes(pid),
-                _ => {}
+            }
+        }
+    }
+
+    /// Detaches the uprobes of each process that exited in `events`.
+    fn detach_exited(&self, events: &[TraceEvent], probes: &mut Probes) {
+        for event in events {
+            if let TraceEvent::ProcessExited { pid } = *event {
+                probes.detach_heap_probes(pid);
             }
         }
     }

@@ -197,7 +197,7 @@ impl RegionTracker {
                     ));
                 }
             }
-            Syscall::Brk | Syscall::Madvise => {}
+            Syscall::Brk | Syscall::Madvise | Syscall::Mprotect | Syscall::Fadvise64 => {}
         }
         changes
     }

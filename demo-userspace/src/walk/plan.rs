@@ -15,15 +15,85 @@ pub enum ScenarioName {
     Malloc,
     /// The seed's alloc_out: the walk, then writes past the array's end.
     OutOfBounds,
+    /// Copy on write after fork: the parent's and the child's faults and frames.
+    ForkCow,
+    /// A file mapping: a major fault after DONTNEED, readahead and fault-around, private and
+    /// shared writes.
+    File,
+    /// A write to a page made read-only: SIGSEGV with SEGV_ACCERR on a present page.
+    Mprotect,
+    /// The stack growing below its VMA, and the SIGSEGV at RLIMIT_STACK.
+    Stack,
+    /// One fault making a whole transparent huge page resident.
+    Thp,
+    /// MADV_DONTNEED: the pages go, the zero page comes back, the data is gone.
+    Dontneed,
+    /// A malloc above glibc's mmap threshold, served by a mapping of its own.
+    MallocMmap,
 }
 
 impl ScenarioName {
+    /// Every walk, in the order `demo alloc all` runs them and `--list` shows them.
+    pub const ALL: [Self; 10] = [
+        Self::Mmap,
+        Self::Malloc,
+        Self::OutOfBounds,
+        Self::ForkCow,
+        Self::File,
+        Self::Mprotect,
+        Self::Stack,
+        Self::Thp,
+        Self::Dontneed,
+        Self::MallocMmap,
+    ];
+
+    /// The seed's three walks, which `demo` with no arguments runs.
+    pub const SEED: [Self; 3] = [Self::Mmap, Self::Malloc, Self::OutOfBounds];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Mmap => "mmap",
             Self::Malloc => "malloc",
             Self::OutOfBounds => "out-of-bounds",
+            Self::ForkCow => "fork-cow",
+            Self::File => "file",
+            Self::Mprotect => "mprotect",
+            Self::Stack => "stack",
+            Self::Thp => "thp",
+            Self::Dontneed => "dontneed",
+            Self::MallocMmap => "malloc-mmap",
         }
+    }
+
+    /// One line on what the walk teaches, for `demo alloc --list`.
+    pub fn teaches(self) -> &'static str {
+        match self {
+            Self::Mmap => "demand paging: mmap gives no memory; each first touch of a page faults",
+            Self::Malloc => {
+                "the same on malloc's heap: fewer faults, and malloc's own header writes"
+            }
+            Self::OutOfBounds => {
+                "past the end: no fault inside the last page, SIGSEGV (SEGV_MAPERR) beyond it"
+            }
+            Self::ForkCow => "fork shares pages; each write after it copies one (copy on write)",
+            Self::File => {
+                "a file mapping: a major fault, readahead and fault-around, private against shared writes"
+            }
+            Self::Mprotect => "a write to a read-only present page: SIGSEGV with SEGV_ACCERR",
+            Self::Stack => "the stack grows down by faults, until RLIMIT_STACK ends it in SIGSEGV",
+            Self::Thp => "one fault maps a 2 MiB transparent huge page: 512 pages at once",
+            Self::Dontneed => {
+                "MADV_DONTNEED drops pages: RSS falls, reads see zeros, writes fault again"
+            }
+            Self::MallocMmap => {
+                "a large malloc is an mmap of its own, 16 bytes into its first page"
+            }
+        }
+    }
+
+    /// True for the walks beyond the seed's, whose steps are fixed (`walk::lessons`).
+    pub fn is_lesson(self) -> bool {
+        !Self::SEED.contains(&self)
     }
 }
 
@@ -33,6 +103,10 @@ impl ScenarioName {
 pub enum Allocator {
     Mmap,
     Malloc,
+    /// A mapping of a file.
+    File,
+    /// The process's own stack: the region is the span below its top that it may grow into.
+    Stack,
 }
 
 impl Allocator {
@@ -41,6 +115,8 @@ impl Allocator {
         match self {
             Self::Mmap => "mmap",
             Self::Malloc => "malloc",
+            Self::File => "file",
+            Self::Stack => "stack",
         }
     }
 }
@@ -81,6 +157,10 @@ pub enum PlanError {
     ThenWriteWithoutRead,
     #[error("--via applies only to the out-of-bounds scenario")]
     ViaOutsideOutOfBounds,
+    #[error(
+        "the {0} walk has fixed steps; --bytes, --touch, --read, --then-write, --via and --via-syscall do not apply"
+    )]
+    FixedLesson(&'static str),
 }
 
 /// Everything a walk does.
@@ -94,19 +174,45 @@ pub struct WalkPlan {
     pub touches: Vec<Touch>,
     /// Touch through read(2)/write(2), so the kernel faults on the child's behalf.
     pub via_syscall: bool,
+    /// A lesson's fixed steps, in place of the allocation and the touches.
+    pub script: Option<Vec<PlannedStep>>,
 }
 
-/// One step: the child's command, the report's text for it, and the access it makes.
+/// One step: the child's commands (most steps have one), the report's text for it, and the
+/// access it makes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PlannedStep {
-    pub command: Command,
+    pub commands: Vec<Command>,
     pub action: String,
     pub touch: Option<Touch>,
 }
 
+impl PlannedStep {
+    /// A step of one command that touches no single element.
+    pub fn one(command: Command, action: impl Into<String>) -> Self {
+        Self {
+            commands: vec![command],
+            action: action.into(),
+            touch: None,
+        }
+    }
+}
+
 impl WalkPlan {
     pub fn new(scenario: ScenarioName, options: &WalkOptions) -> Result<Self, PlanError> {
-        let bytes = options.bytes.unwrap_or(SEED_BYTES);
+        if scenario.is_lesson() && scenario != ScenarioName::MallocMmap {
+            return if *options == WalkOptions::default() {
+                Ok(crate::walk::lessons::plan(scenario))
+            } else {
+                Err(PlanError::FixedLesson(scenario.as_str()))
+            };
+        }
+        let default_bytes = if scenario == ScenarioName::MallocMmap {
+            crate::walk::lessons::MALLOC_MMAP_BYTES
+        } else {
+            SEED_BYTES
+        };
+        let bytes = options.bytes.unwrap_or(default_bytes);
         if bytes < ELEMENT_SIZE {
             return Err(PlanError::TooSmall);
         }
@@ -117,9 +223,9 @@ impl WalkPlan {
             return Err(PlanError::ViaOutsideOutOfBounds);
         }
         let allocator = match scenario {
-            ScenarioName::Mmap => Allocator::Mmap,
-            ScenarioName::Malloc => Allocator::Malloc,
+            ScenarioName::Malloc | ScenarioName::MallocMmap => Allocator::Malloc,
             ScenarioName::OutOfBounds => options.via.unwrap_or(Allocator::Mmap),
+            _ => Allocator::Mmap,
         };
         let indices = options.touch.clone().unwrap_or_else(|| {
             let mut indices = SEED_TOUCHES.to_vec();
@@ -153,6 +259,7 @@ impl WalkPlan {
             bytes,
             touches,
             via_syscall: options.via_syscall,
+            script: None,
         })
     }
 
@@ -170,22 +277,25 @@ impl WalkPlan {
     /// The allocation step, then one step per touch. A write stores the step's number, so the
     /// value in memory tells which step wrote it.
     pub fn steps(&self) -> Vec<PlannedStep> {
+        if let Some(script) = &self.script {
+            return script.clone();
+        }
         let bytes = self.bytes;
         let allocate = match (self.allocator, self.guard_page) {
-            (Allocator::Mmap, false) => PlannedStep {
-                command: Command::Mmap { bytes },
+            (Allocator::Mmap | Allocator::File | Allocator::Stack, false) => PlannedStep {
+                commands: vec![Command::Mmap { bytes }],
                 action: format!(
                     "arr = mmap(NULL, {bytes}, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS)"
                 ),
                 touch: None,
             },
-            (Allocator::Mmap, true) => PlannedStep {
-                command: Command::MmapGuarded { bytes },
+            (Allocator::Mmap | Allocator::File | Allocator::Stack, true) => PlannedStep {
+                commands: vec![Command::MmapGuarded { bytes }],
                 action: format!("arr = mmap({bytes} bytes + 1 page), then munmap the extra page"),
                 touch: None,
             },
             (Allocator::Malloc, _) => PlannedStep {
-                command: Command::Malloc { bytes },
+                commands: vec![Command::Malloc { bytes }],
                 action: format!("arr = malloc({bytes})"),
                 touch: None,
             },
@@ -209,7 +319,7 @@ impl WalkPlan {
                 ),
             };
             PlannedStep {
-                command,
+                commands: vec![command],
                 action,
                 touch: Some(touch),
             }

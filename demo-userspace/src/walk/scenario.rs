@@ -15,16 +15,19 @@ use crate::{
     kernel::symbols::Symbols,
     model::classify::{ClassCounts, ClassifiedFault, Classifier, FaultClass},
     model::events::{Decoded, Record, SignalEvent},
-    model::pages::PageModel,
+    model::pages::{Companion, PageModel, PageState},
     model::region::Region,
     model::signals::ProcessEnd,
     model::syscalls::{SyscallCall, SyscallPairer},
     walk::Reporter,
+    walk::lesson_facts::LessonState,
+    walk::lessons::STACK_SPAN,
     walk::plan::{Allocator, ELEMENT_SIZE, PlannedStep, ScenarioName, WalkPlan},
     walk::step_report::{
         AddressCheck, AllocationFacts, Death, KernelView, ResolvedFault, StepReport, completed,
         touch_outcome,
     },
+    walk::workload::Command,
     walk::workload::{Reply, Workload},
 };
 
@@ -80,6 +83,23 @@ pub struct WalkResult {
     pub page_offset: u64,
     pub vma: Option<String>,
     pub steps: Vec<StepDigest>,
+    /// How the child died, when a step killed it.
+    pub death: Option<DeathDigest>,
+}
+
+/// The fatal access of a walk, for the comparison of SEGV_MAPERR against SEGV_ACCERR.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+pub struct DeathDigest {
+    pub signal: String,
+    pub si_code: Option<String>,
+    /// The element the fatal access touched.
+    pub element: Option<i64>,
+    /// The CPU's error code of the fault that did not complete.
+    pub error_code: Option<u64>,
+    /// Whether that page was present: a protection fault, not a missing page.
+    pub present: Option<bool>,
+    /// The VMA that held the address just before (perms and name), or null when none did.
+    pub vma: Option<String>,
 }
 
 /// How a walk waits before each step.
@@ -148,8 +168,12 @@ pub async fn run_walk(
     } = tracing;
     let mut workload = Workload::spawn(run_as)?;
     let pid = workload.pid();
+    // FOLLOW: a child the walk forks (fork-cow) is traced from its first instruction.
     probes
-        .add_target(pid, demo_common::target_flags::REPORT)
+        .add_target(
+            pid,
+            demo_common::target_flags::REPORT | demo_common::target_flags::FOLLOW,
+        )
         .context("trace the workload child")?;
     let mut walker = Walker {
         plan,
@@ -161,6 +185,8 @@ pub async fn run_walk(
         maps: MappingTable::default(),
         symbols: Symbols::new(),
         unattributed_at_start: 0,
+        lesson: LessonState::default(),
+        death: None,
     };
     let walked = walker
         .walk(&mut workload, probes, reader, pacer, reporter)
@@ -168,6 +194,10 @@ pub async fn run_walk(
     probes
         .remove_target(pid)
         .context("stop tracing the workload child")?;
+    if let Some(path) = LessonState::file(plan.scenario) {
+        // The child made it; it may not have got that far.
+        let _ = std::fs::remove_file(path);
+    }
     let (startup, died) = walked?;
     let status = match died {
         Some(status) => status,
@@ -196,6 +226,7 @@ pub async fn run_walk(
         page_offset: region.map_or(0, |region| region.start % region.page_size),
         vma: walker.vma_name,
         steps: walker.digests,
+        death: walker.death,
         summary,
     })
 }
@@ -255,6 +286,10 @@ struct Walker<'a> {
     symbols: Symbols,
     /// Unattributed faults of the start-up, before the first step.
     unattributed_at_start: u64,
+    /// What a lesson learned in its earlier steps.
+    lesson: LessonState,
+    /// How the child died, once it has.
+    death: Option<DeathDigest>,
 }
 
 impl Walker<'_> {
@@ -278,8 +313,15 @@ impl Walker<'_> {
         self.collector.signals.clear();
         for (planned, step) in self.plan.steps().into_iter().zip(1u32..) {
             pacer.before_step(step, &planned.action).await?;
-            workload.send(planned.command).await?;
-            let reply = self.await_reply(workload, reader, probes).await?;
+            let mut reply = Reply::Done(None);
+            for command in &planned.commands {
+                workload.send(command.clone()).await?;
+                reply = self.await_reply(workload, reader, probes).await?;
+                if let Reply::Died(_) = reply {
+                    break;
+                }
+                self.lesson.learn(command, &reply);
+            }
             let report = self.step_report(step, planned, &reply, reporter)?;
             self.record_digest(&report);
             reporter.step(&report)?;
@@ -334,10 +376,19 @@ impl Walker<'_> {
             let Reply::Done(Some(detail)) = reply else {
                 bail!("the workload did not report the array's address: {reply:?}");
             };
-            let (region, facts) = self.allocated(detail, &syscalls)?;
+            let (region, facts) = if self.plan.allocator == Allocator::Stack {
+                self.stack_region(detail)?
+            } else {
+                self.allocated(detail, &syscalls)?
+            };
             reporter.region(self.plan.scenario, self.plan.allocator, &region)?;
             allocation = Some(facts);
             let pages = PageModel::new(region.page_count() as usize);
+            let pages = if self.plan.allocator == Allocator::File {
+                pages.of_file()
+            } else {
+                pages
+            };
             self.state = Some((region, pages));
         }
         let Some((region, pages)) = &mut self.state else {
@@ -365,6 +416,7 @@ impl Walker<'_> {
                 }
             })
             .collect();
+        forget_dropped_pages(pages, region, &syscalls);
         for resolved in faults.iter().filter(|fault| completed(fault)) {
             if let Some(location) = resolved.location {
                 pages.apply_at(&location, resolved.fault.fault.error_code.access(), step);
@@ -374,10 +426,38 @@ impl Walker<'_> {
             let view = kernel_view(self.pid as i32, region)?;
             if allocation.is_some() {
                 pages.adopt_present(&view.resident_pages, &view.zero_pages);
+            } else {
+                adopt_companions(pages, &view, step);
             }
             Some(view)
         } else {
             None
+        };
+        let below_stack = self.lesson.stack.map_or(0, |(bottom, _)| {
+            faults
+                .iter()
+                .filter(|fault| {
+                    let address = fault.fault.fault.address;
+                    address < bottom && address >= region.start
+                })
+                .count() as u64
+        });
+        let lesson = self.lesson.facts(
+            self.plan.scenario,
+            self.pid as i32,
+            region,
+            kernel.as_ref(),
+            below_stack,
+        )?;
+        let values = match (planned.commands.last(), reply) {
+            (Some(command), Reply::Done(Some(detail))) if reads(command) => Some(
+                detail
+                    .split_whitespace()
+                    .map(str::parse)
+                    .collect::<Result<Vec<i32>, _>>()
+                    .with_context(|| format!("read the values the workload read: {detail}"))?,
+            ),
+            _ => None,
         };
         if let (Some(facts), true) = (allocation.as_mut(), self.plan.guard_page) {
             let after = region.first_page_base() + region.page_count() * region.page_size;
@@ -408,7 +488,34 @@ impl Walker<'_> {
             death,
             pages: pages.clone(),
             kernel,
+            values,
+            lesson,
         })
+    }
+
+    /// The stack lesson's region: the span below the top of [stack] that it may grow into,
+    /// from the VMA as it is at the first step.
+    fn stack_region(&mut self, detail: &str) -> anyhow::Result<(Region, AllocationFacts)> {
+        let sp = crate::walk::workload::protocol::reply_address(detail)?;
+        let vma = procmem::named_vma_usage(self.pid as i32, "[stack]")?
+            .context("find the workload's [stack] in its smaps")?;
+        self.lesson.stack = Some((vma.start, vma.end));
+        let region = Region {
+            name: "stack".into(),
+            start: vma.end - STACK_SPAN,
+            len: STACK_SPAN,
+            elem_size: ELEMENT_SIZE,
+            page_size: procfs::page_size(),
+            pages_after: 0,
+        };
+        Ok((
+            region,
+            AllocationFacts {
+                allocator: Allocator::Stack,
+                address_check: AddressCheck::StackPointer { sp },
+                guard: None,
+            },
+        ))
     }
 
     /// Builds the region from the child's reply and, for mmap, the kernel's own mmap return.
@@ -423,14 +530,20 @@ impl Walker<'_> {
             .find(|call| {
                 call.syscall == Syscall::Mmap && !call.failed() && call.args[1] >= self.plan.bytes
             })
-            .map(|call| call.ret as u64);
-        let (start, address_check) = match (self.plan.allocator, kernel_mmap) {
-            (Allocator::Mmap, Some(kernel)) if kernel == reported => {
-                (kernel, AddressCheck::Matches)
-            }
+            .map(|call| (call.ret as u64, call.args[1]));
+        let mapped_by_child = matches!(self.plan.allocator, Allocator::Mmap | Allocator::File);
+        let (start, address_check) = match kernel_mmap {
+            Some((kernel, _)) if kernel == reported => (kernel, AddressCheck::Matches),
+            Some((kernel, len)) if (kernel..kernel + len).contains(&reported) => (
+                reported,
+                AddressCheck::Inside {
+                    kernel,
+                    offset: reported - kernel,
+                },
+            ),
             // The kernel's word wins: it is what the MMU uses.
-            (Allocator::Mmap, Some(kernel)) => (kernel, AddressCheck::Differs { kernel }),
-            (_, _) => (reported, AddressCheck::NotFromMmap),
+            Some((kernel, _)) if mapped_by_child => (kernel, AddressCheck::Differs { kernel }),
+            _ => (reported, AddressCheck::NotFromMmap),
         };
         let region = Region {
             name: "arr".into(),
@@ -451,6 +564,30 @@ impl Walker<'_> {
     }
 
     fn record_digest(&mut self, report: &StepReport) {
+        if let Some(death) = &report.death {
+            let fault = report
+                .faults
+                .iter()
+                .rev()
+                .find(|fault| fault.fault.class == FaultClass::Error);
+            let address = death.fault.map(|(address, _)| address);
+            self.death = Some(DeathDigest {
+                signal: death
+                    .wait_signal
+                    .map(crate::model::signals::signal_name)
+                    .unwrap_or_default(),
+                si_code: death
+                    .generated
+                    .map(|signal| crate::model::signals::si_code_name(signal.signal, signal.code)),
+                element: report.touch.as_ref().map(|touch| touch.touch.index),
+                error_code: fault.map(|fault| fault.fault.fault.error_code.0),
+                present: fault.map(|fault| fault.fault.fault.error_code.present()),
+                // The maps are those of the last step the child survived.
+                vma: address
+                    .and_then(|address| self.maps.find(address))
+                    .map(|mapping| format!("{} {}", mapping.perms, mapping.name)),
+            });
+        }
         if let Some(vma) = report.kernel.as_ref().and_then(|k| k.vma.as_ref()) {
             self.vma_name = Some(format!("{} {} KiB {}", vma.name, vma.size_kib, vma.perms));
         }
@@ -462,6 +599,59 @@ impl Walker<'_> {
             rss_kib: report.kernel.as_ref().map(|kernel| kernel.rss_kib),
         });
     }
+}
+
+/// True for the commands whose reply is the values they read.
+fn reads(command: &Command) -> bool {
+    match command {
+        Command::Read { .. } | Command::ReadPages { .. } => true,
+        Command::InChild(command) => reads(command),
+        _ => false,
+    }
+}
+
+/// Forgets the pages of `region` that a successful `madvise(MADV_DONTNEED)` or `munmap` took
+/// away in the step.
+fn forget_dropped_pages(pages: &mut PageModel, region: &Region, syscalls: &[SyscallCall]) {
+    for call in syscalls.iter().filter(|call| !call.failed()) {
+        let dropped = match call.syscall {
+            Syscall::Madvise => call.args[2] == libc::MADV_DONTNEED as u64,
+            Syscall::Munmap => true,
+            _ => false,
+        };
+        let base = region.first_page_base();
+        let end = base + region.page_count() * region.page_size;
+        let (from, to) = (
+            call.args[0].max(base),
+            (call.args[0] + call.args[1]).min(end),
+        );
+        if dropped && from < to {
+            let first = (from - base) / region.page_size;
+            pages.forget(first, (to - from).div_ceil(region.page_size));
+        }
+    }
+}
+
+/// Takes on the pages the kernel mapped beside a fault of `step` without a fault of their own:
+/// the rest of a transparent huge page, or file pages fault-around mapped. Any other page the
+/// faults do not explain stays unexplained, and the report says the kernel disagrees.
+fn adopt_companions(pages: &mut PageModel, view: &KernelView, step: u32) {
+    let unexplained = |page: &&u64| pages.state(**page) == Some(PageState::Untouched);
+    let huge: Vec<u64> = view
+        .huge_pages
+        .iter()
+        .filter(unexplained)
+        .copied()
+        .collect();
+    let around: Vec<u64> = view
+        .file_pages
+        .iter()
+        .filter(unexplained)
+        .filter(|page| !view.huge_pages.contains(page))
+        .copied()
+        .collect();
+    pages.adopt_with_fault(&huge, step, Companion::HugePage);
+    pages.adopt_with_fault(&around, step, Companion::FaultAround);
 }
 
 /// Explains a death: the wait status, the kernel's signal record, and the fault before it.
@@ -503,6 +693,16 @@ fn kernel_view(pid: i32, region: &Region) -> anyhow::Result<KernelView> {
         rss_kib: resident_pages.len() as u64 * region.page_size / 1024,
         resident_pages,
         zero_pages: pages_where(&|page| page.present && page.zero),
-        vma: procmem::vma_usage(pid, region.start)?,
+        file_pages: pages_where(&|page| page.present && page.file),
+        huge_pages: pages_where(&|page| page.present && page.huge),
+        frames: presence
+            .iter()
+            .map(|page| if page.present { page.pfn } else { 0 })
+            .collect(),
+        // A stack grows down into its region, so its VMA holds the region's last byte.
+        vma: match procmem::vma_usage(pid, region.start)? {
+            Some(vma) => Some(vma),
+            None => procmem::vma_usage(pid, region.start + region.len - 1)?,
+        },
     })
 }

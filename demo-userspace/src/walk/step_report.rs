@@ -31,7 +31,7 @@ pub struct ResolvedFault {
 }
 
 /// What the kernel reports after a step.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct KernelView {
     /// Pages of the region that pagemap shows present with memory of their own.
     pub resident_pages: Vec<u64>,
@@ -42,6 +42,12 @@ pub struct KernelView {
     pub rss_kib: u64,
     /// The VMA that holds the region's first byte, from smaps.
     pub vma: Option<VmaUsage>,
+    /// Each page's frame number (pagemap's PFN), 0 when not present.
+    pub frames: Vec<u64>,
+    /// Present pages that are the file's own page-cache pages (pagemap's file bit).
+    pub file_pages: Vec<u64>,
+    /// Present pages that are part of a transparent huge page (kpageflags THP).
+    pub huge_pages: Vec<u64>,
 }
 
 /// How the loader checked the address the child reported for its array.
@@ -56,8 +62,22 @@ pub enum AddressCheck {
         #[schemars(with = "crate::model::hex::Hex")]
         kernel: u64,
     },
+    /// The array lies inside what the kernel's mmap returned, `offset` bytes in: malloc's
+    /// chunk header before it, or an alignment the child made by unmapping the rest.
+    Inside {
+        #[serde(serialize_with = "crate::model::hex::hex")]
+        #[schemars(with = "crate::model::hex::Hex")]
+        kernel: u64,
+        offset: u64,
+    },
     /// No traced mmap returned the array (malloc served it from existing memory or brk).
     NotFromMmap,
+    /// The stack lesson's region: the child's stack pointer was `sp`.
+    StackPointer {
+        #[serde(serialize_with = "crate::model::hex::hex")]
+        #[schemars(with = "crate::model::hex::Hex")]
+        sp: u64,
+    },
 }
 
 /// Facts about the allocation step.
@@ -111,6 +131,10 @@ pub struct StepReport {
     pub pages: PageModel,
     /// `None` once the child is gone.
     pub kernel: Option<KernelView>,
+    /// The values the step read, when it read (`x = arr[i]`, or a page each).
+    pub values: Option<Vec<i32>>,
+    /// What a lesson's step adds to the kernel's view.
+    pub lesson: Option<crate::walk::lesson_facts::LessonFacts>,
 }
 
 impl StepReport {

@@ -28,7 +28,8 @@ pub enum WalkLine<'a> {
     Fault(FaultLine<'a>),
     Syscall(SyscallLine<'a>),
     Signal(SignalLine<'a>),
-    Step(StepLine<'a>),
+    // Boxed: a step line is several times the size of the others.
+    Step(Box<StepLine<'a>>),
     Summary(&'a Summary),
     Comparison(ComparisonLine<'a>),
 }

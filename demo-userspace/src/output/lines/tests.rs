@@ -16,8 +16,9 @@ use crate::{
     trace::functions::FunctionFaults,
     trace::regions::{Origin, TrackedRegion},
     trace::{LoaderCost, RecordCount, Rusage, TraceEnd, TraceSummary},
+    walk::lesson_facts::LessonFacts,
     walk::plan::Allocator,
-    walk::scenario::{StepDigest, WalkResult},
+    walk::scenario::{DeathDigest, StepDigest, WalkResult},
     walk::step_report::{AddressCheck, AllocationFacts, Death, KernelView},
 };
 
@@ -91,7 +92,7 @@ fn every_line_of_a_walk() {
         rss_kib: 4 * resident_pages.len() as u64,
         vma: Some(vma(region.start, 20, 4 * resident_pages.len() as u64)),
         resident_pages,
-        zero_pages: Vec::new(),
+        ..KernelView::default()
     };
     let mut allocation = step(1, "mmap 20000 bytes", PageModel::new(5), kernel(vec![]));
     allocation.syscalls = vec![mmap_call(&region)];
@@ -130,7 +131,30 @@ fn every_line_of_a_walk() {
             syscalls: vec![mmap_call(&region)],
             rss_kib: Some(0),
         }],
+        death: Some(DeathDigest {
+            signal: "SIGSEGV".to_owned(),
+            si_code: Some("SEGV_ACCERR".to_owned()),
+            element: Some(0),
+            error_code: Some(7),
+            present: Some(true),
+            vma: Some("r--p [anon]".to_owned()),
+        }),
     }];
+    // A lesson's step: the forked child read every page, which the parent had written.
+    let mut forked = step(
+        4,
+        "child: read pages 0-4 of arr",
+        page_1_written_in_step_2().0,
+        kernel(vec![1]),
+    );
+    forked.scenario = crate::walk::plan::ScenarioName::ForkCow;
+    forked.values = Some(vec![0, 2, 0, 0, 0]);
+    forked.lesson = Some(LessonFacts::Fork {
+        child: 101,
+        same_frames: vec![1],
+        own_frames: Vec::new(),
+        child_vma: Some(vma(region.start, 20, 4)),
+    });
     let resolved = &touch.faults[0];
     let lines = [
         json(&WalkLine::Region(RegionLine::new(
@@ -158,9 +182,10 @@ fn every_line_of_a_walk() {
             &segv(),
         ))),
         json(&WalkLine::Signal(SignalLine::death(&death).unwrap())),
-        json(&WalkLine::Step(StepLine::new(&allocation))),
-        json(&WalkLine::Step(StepLine::new(&touch))),
-        json(&WalkLine::Step(StepLine::new(&death))),
+        json(&WalkLine::Step(Box::new(StepLine::new(&allocation)))),
+        json(&WalkLine::Step(Box::new(StepLine::new(&touch)))),
+        json(&WalkLine::Step(Box::new(StepLine::new(&death)))),
+        json(&WalkLine::Step(Box::new(StepLine::new(&forked)))),
         json(&WalkLine::Summary(&summary)),
         json(&WalkLine::Comparison(ComparisonLine { walks: &walks })),
     ];

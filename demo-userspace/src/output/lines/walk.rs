@@ -16,6 +16,7 @@ use crate::{
     model::region::{Location, Region},
     model::signals::{ProcessEnd, si_code_name, signal_name},
     model::syscalls::{SyscallCall, Value},
+    walk::lesson_facts::LessonFacts,
     walk::plan::{Allocator, ScenarioName},
     walk::scenario::WalkResult,
     walk::step_report::{AddressCheck, StepReport},
@@ -308,6 +309,19 @@ pub struct StepLine<'a> {
     vma_merged: bool,
     vma: Option<&'a VmaUsage>,
     child_alive: bool,
+    /// Present pages that are the file's own page-cache pages (pagemap's file bit).
+    file_pages: Option<&'a [u64]>,
+    /// Present pages that are part of a transparent huge page (kpageflags THP).
+    huge_pages: Option<&'a [u64]>,
+    /// The values the step read, when it read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    values: Option<&'a [i32]>,
+    /// What a lesson's step adds to the kernel's view.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lesson: Option<&'a LessonFacts>,
+    /// The lesson's explanation of the step, as the text report words it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    explanation: Vec<String>,
 }
 
 impl<'a> StepLine<'a> {
@@ -350,6 +364,11 @@ impl<'a> StepLine<'a> {
             vma_merged: step.vma_is_larger(),
             vma,
             child_alive: step.death.is_none(),
+            file_pages: kernel.map(|k| k.file_pages.as_slice()),
+            huge_pages: kernel.map(|k| k.huge_pages.as_slice()),
+            values: step.values.as_deref(),
+            lesson: step.lesson.as_ref(),
+            explanation: crate::output::explain::explain(step),
         }
     }
 }

@@ -456,6 +456,9 @@ impl App {
         for call in &step.syscalls {
             self.push_event(format!("step {} {}", step.step, call.describe()));
         }
+        for sentence in crate::output::explain::explain(&step) {
+            self.push_event(format!("step {} {sentence}", step.step));
+        }
         if let Some(death) = &step.death {
             self.status.target = death.status.to_string();
             let signal = death.wait_signal.map(signal_name).unwrap_or_default();
@@ -483,6 +486,8 @@ impl App {
                                 || kernel.zero_pages.contains(&page),
                             pfn: 0,
                             zero: kernel.zero_pages.contains(&page),
+                            file: kernel.file_pages.contains(&page),
+                            huge: kernel.huge_pages.contains(&page),
                         })
                     })
                     .collect();

@@ -105,7 +105,10 @@ fn feed_walk(app: &mut App, steps: usize) {
                 resident_pages: resident,
                 zero_pages: Vec::new(),
                 vma: None,
+                ..KernelView::default()
             }),
+            values: None,
+            lesson: None,
         })));
     }
 }

@@ -2,13 +2,14 @@
 //! loader can attribute every fault to the step that caused it.
 
 use std::{
-    fs::File,
-    io::{self, BufRead as _, Write as _},
+    fs::{File, OpenOptions},
+    io::{self, BufRead, BufReader, Write},
     os::fd::{AsRawFd as _, OwnedFd},
+    path::Path,
     ptr,
 };
 
-use super::protocol::Command;
+use super::protocol::{Advice, Command, FRAME_BYTES};
 
 /// Serves commands from stdin until it closes. Returns only on EOF or an I/O error.
 pub fn serve() -> io::Result<()> {
@@ -17,25 +18,38 @@ pub fn serve() -> io::Result<()> {
     // its pages would already be resident: a fresh C program's heap has no such memory.
     // SAFETY: malloc_trim only returns free heap memory to the kernel.
     unsafe { libc::malloc_trim(0) };
-    let stdin = io::stdin().lock();
-    let mut stdout = io::stdout().lock();
     let mut state = State {
         array: ptr::null_mut(),
         zero: File::open("/dev/zero")?,
         pipe: nix::unistd::pipe()?,
+        file: None,
+        forked: None,
     };
-    // Announces that start-up is over, so the loader can tell start-up faults from step faults.
-    stdout.write_all(b"ready\n")?;
-    stdout.flush()?;
-    for line in stdin.lines() {
+    let served = serve_lines(io::stdin().lock(), io::stdout().lock(), &mut state);
+    // The forked process ends when its commands end; it is reaped so that its exit is over
+    // before this process's own.
+    if let Some(forked) = state.forked.take() {
+        drop(forked.commands);
+        let _ = nix::sys::wait::waitpid(forked.pid, None);
+    }
+    served
+}
+
+/// Announces that start-up is over, then performs one command per line of `input`, one reply
+/// per line of `output`.
+fn serve_lines(input: impl BufRead, mut output: impl Write, state: &mut State) -> io::Result<()> {
+    // The loader can tell start-up faults from step faults by this line.
+    output.write_all(b"ready\n")?;
+    output.flush()?;
+    for line in input.lines() {
         let line = line?;
         let reply = match line.parse::<Command>() {
             Ok(command) => state.perform(command),
             Err(error) => format!("error {error}"),
         };
         // One write per reply, so the loader never sees half a line.
-        stdout.write_all(format!("{reply}\n").as_bytes())?;
-        stdout.flush()?;
+        output.write_all(format!("{reply}\n").as_bytes())?;
+        output.flush()?;
     }
     Ok(())
 }
@@ -46,11 +60,58 @@ struct State {
     array: *mut i32,
     zero: File,
     pipe: (OwnedFd, OwnedFd),
+    /// The file `CreateFile` made, kept open for `MapFile`.
+    file: Option<File>,
+    /// The process `Fork` made, which serves `InChild` commands.
+    forked: Option<Forked>,
+}
+
+/// This process's end of the pipes to the process it forked.
+struct Forked {
+    pid: nix::unistd::Pid,
+    commands: File,
+    replies: BufReader<File>,
 }
 
 impl State {
     fn perform(&mut self, command: Command) -> String {
         match command {
+            Command::InChild(command) => self.relay(&command),
+            Command::Fork => self
+                .fork()
+                .unwrap_or_else(|error| format!("error fork: {error}")),
+            Command::CreateFile { path, pages } => match self.create_file(&path, pages) {
+                Ok(()) => "ok".to_owned(),
+                Err(error) => format!("error create {}: {error}", path.display()),
+            },
+            Command::MapFile { bytes, shared } => {
+                let mapped = match &self.file {
+                    Some(file) => map(bytes as usize, Some((file, shared))),
+                    None => Err(io::Error::other("no file has been created yet")),
+                };
+                self.allocated(mapped)
+            }
+            Command::StackPointer => {
+                let marker = 0u8;
+                format!("ok {:#x}", ptr::addr_of!(marker) as usize)
+            }
+            Command::Recurse { frames } => {
+                let mut lowest = Frames::default();
+                recurse(frames, &mut lowest);
+                format!("ok {:#x} {}", lowest.lowest, lowest.frame_bytes)
+            }
+            Command::LimitStack { bytes } => {
+                use nix::sys::resource::{Resource, getrlimit, setrlimit};
+                let set = getrlimit(Resource::RLIMIT_STACK)
+                    .and_then(|(_, hard)| setrlimit(Resource::RLIMIT_STACK, bytes, hard));
+                match set {
+                    Ok(()) => "ok".to_owned(),
+                    Err(error) => format!("error setrlimit: {error}"),
+                }
+            }
+            Command::MmapAligned { bytes, align } => {
+                self.allocated(map_aligned(bytes as usize, align as usize))
+            }
             Command::Mmap { bytes } => self.allocated(map_anonymous(bytes as usize)),
             Command::MmapGuarded { bytes } => self.allocated(map_with_guard(bytes as usize)),
             Command::Malloc { bytes } => {
@@ -81,6 +142,43 @@ impl State {
                     unsafe { libc::read(self.zero.as_raw_fd(), self.element(index).cast(), 4) };
                 syscall_reply(done)
             }
+            Command::WritePages {
+                first,
+                count,
+                value,
+            } => {
+                for page in first..first + count {
+                    // SAFETY: as for writes.
+                    unsafe { ptr::write_volatile(self.page_start(page), value) };
+                }
+                "ok".to_owned()
+            }
+            Command::ReadPages { first, count } => {
+                let values: Vec<String> = (first..first + count)
+                    // SAFETY: as for reads.
+                    .map(|page| unsafe { ptr::read_volatile(self.page_start(page)) }.to_string())
+                    .collect();
+                format!("ok {}", values.join(" "))
+            }
+            Command::Madvise { bytes, advice } => {
+                let advice = match advice {
+                    Advice::DontNeed => libc::MADV_DONTNEED,
+                    Advice::HugePage => libc::MADV_HUGEPAGE,
+                };
+                // SAFETY: madvise checks the range itself; failure is reported.
+                let done = unsafe { libc::madvise(self.array.cast(), bytes as usize, advice) };
+                syscall_reply(done as isize)
+            }
+            Command::Mprotect { bytes, writable } => {
+                let prot = if writable {
+                    libc::PROT_READ | libc::PROT_WRITE
+                } else {
+                    libc::PROT_READ
+                };
+                // SAFETY: mprotect checks the range itself; failure is reported.
+                let done = unsafe { libc::mprotect(self.array.cast(), bytes as usize, prot) };
+                syscall_reply(done as isize)
+            }
             Command::SyscallRead { index } => {
                 let (reader, writer) = &self.pipe;
                 // SAFETY: as above; the kernel copies from the user buffer or fails.
@@ -98,6 +196,91 @@ impl State {
 
     fn element(&self, index: i64) -> *mut i32 {
         self.array.wrapping_offset(index as isize)
+    }
+
+    /// The first int of page `page` of the array.
+    fn page_start(&self, page: u64) -> *mut i32 {
+        let ints_per_page = procfs::page_size() / 4;
+        self.element((page * ints_per_page) as i64)
+    }
+
+    /// Forks. The new process serves commands on pipes from this one, and says `ready` there
+    /// once it waits for the first, so its own start (copy-on-write faults on the stack it
+    /// inherited) belongs to the fork's step. It dies with this process.
+    fn fork(&mut self) -> io::Result<String> {
+        use nix::unistd::{ForkResult, fork, pipe};
+        if self.forked.is_some() {
+            return Err(io::Error::other("this walk has forked already"));
+        }
+        let (commands_in, commands_out) = pipe()?;
+        let (replies_in, replies_out) = pipe()?;
+        // SAFETY: the workload child has one thread, so the new process may run any code.
+        match unsafe { fork() }? {
+            ForkResult::Child => {
+                drop((commands_out, replies_in));
+                let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
+                let served = serve_lines(
+                    BufReader::new(File::from(commands_in)),
+                    File::from(replies_out),
+                    self,
+                );
+                // SAFETY: _exit ends the process without running the parent's exit handlers
+                // or flushing its copied stdout buffer a second time.
+                unsafe { libc::_exit(i32::from(served.is_err())) }
+            }
+            ForkResult::Parent { child } => {
+                drop((commands_in, replies_out));
+                let mut forked = Forked {
+                    pid: child,
+                    commands: File::from(commands_out),
+                    replies: BufReader::new(File::from(replies_in)),
+                };
+                let mut ready = String::new();
+                forked.replies.read_line(&mut ready)?;
+                if ready.trim_end() != "ready" {
+                    return Err(io::Error::other("the forked process did not start"));
+                }
+                self.forked = Some(forked);
+                Ok(format!("ok {child}"))
+            }
+        }
+    }
+
+    /// Sends `command` to the forked process and returns its reply as this process's own.
+    fn relay(&mut self, command: &Command) -> String {
+        let Some(forked) = &mut self.forked else {
+            return "error no process has been forked yet".to_owned();
+        };
+        let mut reply = String::new();
+        let relayed = writeln!(forked.commands, "{command}")
+            .and_then(|()| forked.replies.read_line(&mut reply));
+        match relayed {
+            Ok(0) | Err(_) => "error the forked process is gone".to_owned(),
+            Ok(_) => reply.trim_end().to_owned(),
+        }
+    }
+
+    /// Writes a file of `pages` pages, each starting with its number, to disk, and drops it from
+    /// the page cache, so that the next access to it must read the disk.
+    fn create_file(&mut self, path: &Path, pages: u64) -> io::Result<()> {
+        use nix::fcntl::{PosixFadviseAdvice, posix_fadvise};
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(path)?;
+        let page_size = procfs::page_size() as usize;
+        let mut page = vec![0u8; page_size];
+        for number in 0..pages {
+            page[..4].copy_from_slice(&(number as i32).to_ne_bytes());
+            file.write_all(&page)?;
+        }
+        // Dirty pages cannot be dropped; written back, they are clean and DONTNEED drops them.
+        file.sync_all()?;
+        posix_fadvise(&file, 0, 0, PosixFadviseAdvice::POSIX_FADV_DONTNEED)?;
+        self.file = Some(file);
+        Ok(())
     }
 
     fn allocated(&mut self, result: io::Result<*mut i32>) -> String {
@@ -132,14 +315,24 @@ fn syscall_reply(done: isize) -> String {
 }
 
 fn map_anonymous(bytes: usize) -> io::Result<*mut i32> {
-    // SAFETY: an anonymous private mapping has no preconditions; failure is checked.
+    map(bytes, None)
+}
+
+/// Maps `bytes` read and write: anonymous and private, or of `file`, shared or private.
+fn map(bytes: usize, file: Option<(&File, bool)>) -> io::Result<*mut i32> {
+    let (flags, fd) = match file {
+        None => (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1),
+        Some((file, true)) => (libc::MAP_SHARED, file.as_raw_fd()),
+        Some((file, false)) => (libc::MAP_PRIVATE, file.as_raw_fd()),
+    };
+    // SAFETY: a new mapping chosen by the kernel replaces nothing; failure is checked.
     let address = unsafe {
         libc::mmap(
             ptr::null_mut(),
             bytes,
             libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-            -1,
+            flags,
+            fd,
             0,
         )
     };
@@ -162,4 +355,43 @@ fn map_with_guard(bytes: usize) -> io::Result<*mut i32> {
         return Err(io::Error::last_os_error());
     }
     Ok(address)
+}
+
+/// Maps `bytes + align`, then unmaps what lies outside the first `align`-aligned `bytes` of it.
+fn map_aligned(bytes: usize, align: usize) -> io::Result<*mut i32> {
+    let address = map_anonymous(bytes + align)? as usize;
+    let start = address.next_multiple_of(align);
+    let end = start + bytes;
+    for (from, to) in [(address, start), (end, address + bytes + align)] {
+        // SAFETY: each range is a part of the mapping just made, outside the array.
+        if from < to && unsafe { libc::munmap(from as *mut libc::c_void, to - from) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(start as *mut i32)
+}
+
+/// What `recurse` measured: the lowest byte it wrote and the distance between two frames.
+#[derive(Default)]
+struct Frames {
+    lowest: usize,
+    frame_bytes: usize,
+}
+
+/// Calls itself `depth` deep, each call with `FRAME_BYTES` of its own data whose lowest byte it
+/// writes, so the stack grows by about a page a call.
+#[inline(never)]
+fn recurse(depth: u32, frames: &mut Frames) {
+    let mut data = [0u8; FRAME_BYTES];
+    // SAFETY: `data` is this frame's own array; volatile keeps the write.
+    unsafe { ptr::write_volatile(data.as_mut_ptr(), depth as u8) };
+    let here = data.as_ptr() as usize;
+    if frames.lowest != 0 && frames.frame_bytes == 0 {
+        frames.frame_bytes = frames.lowest - here;
+    }
+    frames.lowest = here;
+    if depth > 1 {
+        recurse(depth - 1, frames);
+    }
+    std::hint::black_box(&data);
 }

@@ -1,0 +1,348 @@
+//! Integration tests of the course's lessons (`demo alloc fork-cow`, `file`, `mprotect`,
+//! `stack`, `thp`, `dontneed`, `malloc-mmap`), each loading the real eBPF programs and asserting
+//! what the kernel did, fault by fault. They need root; `cargo xtask test` runs them as root.
+
+mod common;
+
+use std::process::Command;
+
+use common::DEMO;
+use common::json::{demo, json_lines, of_kind};
+use serde_json::Value;
+
+/// Runs `demo alloc LESSON --format json` and returns its lines.
+fn lesson(name: &str) -> Vec<Value> {
+    json_lines(&demo(&["alloc", name, "--format", "json"]))
+}
+
+/// The step lines, by step number from 1.
+fn steps(lines: &[Value]) -> Vec<&Value> {
+    let steps = of_kind(lines, "step");
+    for (number, step) in (1..).zip(&steps) {
+        assert_eq!(step["step"], number);
+    }
+    steps
+}
+
+/// The faults of step `step` in the lesson's region.
+fn region_faults(lines: &[Value], step: u64) -> Vec<&Value> {
+    of_kind(lines, "fault")
+        .into_iter()
+        .filter(|fault| fault["step"] == step && !fault["region"].is_null())
+        .collect()
+}
+
+fn pages(values: &Value) -> Vec<u64> {
+    values
+        .as_array()
+        .unwrap_or_else(|| panic!("not a list of pages: {values}"))
+        .iter()
+        .map(|page| page.as_u64().unwrap())
+        .collect()
+}
+
+fn hex(value: &Value) -> u64 {
+    let text = value.as_str().unwrap_or_else(|| panic!("not hex: {value}"));
+    u64::from_str_radix(text.trim_start_matches("0x"), 16).unwrap()
+}
+
+#[test]
+fn fork_cow_copies_each_written_page_for_the_writer_alone() {
+    let lines = lesson("fork-cow");
+    let steps = steps(&lines);
+    assert_eq!(steps.len(), 6);
+    let parent = region_faults(&lines, 2)[0]["pid"].as_u64().unwrap();
+    let child = steps[2]["lesson"]["child"].as_u64().unwrap();
+    assert_ne!(parent, child);
+    assert_eq!(region_faults(&lines, 2).len(), 8);
+    assert!(
+        region_faults(&lines, 4).is_empty(),
+        "the child's reads of shared pages do not fault"
+    );
+    assert_eq!(
+        steps[3]["values"],
+        serde_json::json!([2, 2, 2, 2, 2, 2, 2, 2])
+    );
+    for (step, pid, written) in [(5, child, [0, 1, 2, 3]), (6, parent, [4, 5, 6, 7])] {
+        let faults = region_faults(&lines, step);
+        let faulted: Vec<u64> = faults
+            .iter()
+            .map(|fault| fault["page"].as_u64().unwrap())
+            .collect();
+        assert_eq!(faulted, written, "step {step}");
+        for fault in faults {
+            assert_eq!(fault["pid"], pid, "{fault}");
+            assert_eq!(fault["present"], true, "{fault}");
+            assert_eq!(fault["access"], "write", "{fault}");
+            assert_eq!(fault["class"], "minor", "{fault}");
+        }
+    }
+    let frames = |step: usize| {
+        let facts = &steps[step - 1]["lesson"];
+        (pages(&facts["same_frames"]), pages(&facts["own_frames"]))
+    };
+    assert_eq!(frames(4), ((0..8).collect(), vec![]));
+    assert_eq!(frames(5), (vec![4, 5, 6, 7], vec![0, 1, 2, 3]));
+    assert_eq!(frames(6), (vec![], (0..8).collect()));
+    // smaps: the eight written pages go from Shared (both processes map them) to Private.
+    let kib = |step: usize, field: &str| steps[step - 1]["vma"][field].as_u64().unwrap();
+    assert_eq!(kib(4, "shared_dirty_kib") - kib(6, "shared_dirty_kib"), 32);
+    assert_eq!(
+        kib(6, "private_dirty_kib") - kib(4, "private_dirty_kib"),
+        32
+    );
+    let child_kib = |step: usize, field: &str| {
+        steps[step - 1]["lesson"]["child_vma"][field]
+            .as_u64()
+            .unwrap()
+    };
+    assert_eq!(
+        child_kib(4, "shared_dirty_kib") - child_kib(6, "shared_dirty_kib"),
+        32
+    );
+}
+
+#[test]
+fn file_reads_fault_major_first_and_shared_writes_dirty_the_page_cache() {
+    let lines = lesson("file");
+    let steps = steps(&lines);
+    assert_eq!(steps.len(), 5);
+    let facts = &steps[0]["lesson"];
+    let path = facts["path"].as_str().unwrap().to_owned();
+    let findmnt = Command::new("findmnt")
+        .args(["-n", "-o", "FSTYPE", "--target", "/var/tmp"])
+        .output()
+        .expect("run findmnt");
+    assert_eq!(
+        facts["filesystem"],
+        String::from_utf8_lossy(&findmnt.stdout).trim(),
+        "the report names the file's filesystem"
+    );
+    assert_ne!(facts["filesystem"], "tmpfs", "the lesson needs a disk");
+    assert_eq!(
+        facts["cached_pages"],
+        serde_json::json!([]),
+        "DONTNEED dropped it"
+    );
+
+    let first_read = region_faults(&lines, 2);
+    assert!(
+        first_read
+            .iter()
+            .any(|fault| fault["page"] == 0 && fault["class"] == "major"),
+        "{first_read:?}"
+    );
+    assert!(!pages(&steps[1]["lesson"]["cached_pages"]).is_empty());
+    assert_eq!(steps[1]["values"], serde_json::json!([0]));
+    assert_eq!(
+        steps[2]["values"],
+        serde_json::json!([3]),
+        "page 3 holds its number"
+    );
+
+    // The private write copies page 2: a write fault on a present page, and the page is
+    // anonymous afterwards.
+    let private = region_faults(&lines, 4);
+    assert_eq!(private.len(), 1, "{private:?}");
+    assert_eq!(private[0]["page"], 2);
+    assert_eq!(private[0]["present"], true);
+    assert_eq!(private[0]["access"], "write");
+    assert!(!pages(&steps[3]["file_pages"]).contains(&2));
+    assert_eq!(steps[3]["vma"]["anonymous_kib"], 4);
+
+    let shared = &steps[4]["lesson"]["shared_vma"];
+    assert_eq!(shared["shared_dirty_kib"], 4, "{shared}");
+    assert_eq!(shared["private_dirty_kib"], 0, "{shared}");
+    assert_eq!(shared["anonymous_kib"], 0, "{shared}");
+    assert!(
+        !std::path::Path::new(&path).exists(),
+        "the lesson's file is removed"
+    );
+}
+
+#[test]
+fn mprotect_ends_in_segv_accerr_on_a_present_page() {
+    let lines = lesson("mprotect");
+    let steps = steps(&lines);
+    assert_eq!(steps.len(), 4);
+    let syscalls = steps[2]["syscalls"].as_array().unwrap();
+    assert_eq!(syscalls.len(), 1);
+    assert!(
+        syscalls[0].as_str().unwrap().ends_with(", 4096, R) = 0"),
+        "{syscalls:?}"
+    );
+    let fatal = region_faults(&lines, 4);
+    assert_eq!(fatal.len(), 1, "{fatal:?}");
+    assert_eq!(fatal[0]["class"], "error");
+    assert_eq!(fatal[0]["present"], true);
+    assert_eq!(fatal[0]["access"], "write");
+    assert_eq!(fatal[0]["error_code"], 7);
+    let signals: Vec<&Value> = of_kind(&lines, "signal")
+        .into_iter()
+        .filter(|signal| signal["step"] == 4 && signal["signal"] == "SIGSEGV")
+        .collect();
+    assert!(!signals.is_empty());
+    for signal in signals {
+        assert_eq!(signal["si_code"], "SEGV_ACCERR", "{signal}");
+    }
+}
+
+#[test]
+fn the_stack_grows_below_its_vma_until_the_limit() {
+    let lines = lesson("stack");
+    let steps = steps(&lines);
+    assert_eq!(steps.len(), 4);
+    let start = &steps[0]["lesson"];
+    let original = hex(&start["original_start"]);
+    let top = hex(&start["top"]);
+    let grown = &steps[1]["lesson"];
+    assert!(grown["faults_below_original"].as_u64().unwrap() > 0);
+    let lowest_fault = of_kind(&lines, "fault")
+        .into_iter()
+        .filter(|fault| fault["step"] == 2 && fault["region"] == "stack")
+        .map(|fault| hex(&fault["address"]))
+        .min()
+        .unwrap();
+    assert!(lowest_fault < original);
+    let vma = &grown["vma"];
+    assert_eq!(
+        hex(&vma["start"]),
+        lowest_fault & !4095,
+        "the VMA grew down to the page of the lowest fault"
+    );
+    assert!(vma["size_kib"].as_u64().unwrap() * 1024 > top - original);
+
+    let limited = &steps[2]["lesson"];
+    assert_eq!(limited["limit"], 512 * 1024);
+    let lowest_allowed = hex(&limited["lowest_allowed"]);
+    assert_eq!(lowest_allowed, top - 512 * 1024);
+    let death = of_kind(&lines, "signal")
+        .into_iter()
+        .find(|signal| signal["step"] == 4 && !signal["wait_status"].is_null())
+        .expect("the child dies in step 4");
+    assert_eq!(death["signal"], "SIGSEGV");
+    assert_eq!(death["si_code"], "SEGV_MAPERR");
+    assert!(hex(&death["address"]) < lowest_allowed, "{death}");
+    let summary = &of_kind(&lines, "summary")[0];
+    assert_eq!(summary["child"], "killed by SIGSEGV");
+}
+
+#[test]
+fn thp_maps_a_whole_huge_page_in_one_fault_or_says_why_not() {
+    let lines = lesson("thp");
+    let steps = steps(&lines);
+    let enabled =
+        std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled").unwrap_or_default();
+    let explanation = |step: usize| steps[step - 1]["explanation"].to_string();
+    if enabled.is_empty() || enabled.contains("[never]") {
+        assert!(
+            explanation(1).contains("every fault maps one 4 KiB page"),
+            "{}",
+            explanation(1)
+        );
+        return;
+    }
+    assert_eq!(region_faults(&lines, 3).len(), 1);
+    let write = &steps[2];
+    assert_eq!(pages(&write["huge_pages"]), (0..512).collect::<Vec<u64>>());
+    assert_eq!(pages(&write["resident_pages"]).len(), 512);
+    assert_eq!(write["vma"]["anon_huge_kib"], 2048);
+    assert_eq!(write["lesson"]["anon_huge_kib"], 2048);
+    assert_eq!(write["agrees"], true);
+    assert!(explanation(3).contains("huge page: 1 fault, 512 pages resident"));
+}
+
+#[test]
+fn dontneed_drops_the_pages_and_their_data() {
+    let lines = lesson("dontneed");
+    let steps = steps(&lines);
+    assert_eq!(steps.len(), 5);
+    assert_eq!(steps[1]["rss_kib"], 16);
+    let dropped = &steps[2];
+    assert_eq!(dropped["rss_kib"], 0);
+    assert_eq!(dropped["resident_pages"], serde_json::json!([]));
+    assert_eq!(dropped["zero_pages"], serde_json::json!([]));
+    let reread = &steps[3];
+    assert_eq!(reread["values"], serde_json::json!([0, 0, 0, 0]));
+    assert_eq!(reread["zero_pages"], serde_json::json!([0, 1, 2, 3]));
+    let reads = region_faults(&lines, 4);
+    assert_eq!(reads.len(), 4);
+    assert!(reads.iter().all(|fault| fault["access"] == "read"));
+    let write = region_faults(&lines, 5);
+    assert_eq!(write.len(), 1, "{write:?}");
+    assert_eq!(write[0]["page"], 0);
+    assert_eq!(write[0]["present"], true, "the zero page was mapped");
+    assert_eq!(steps[4]["resident_pages"], serde_json::json!([0]));
+}
+
+#[test]
+fn malloc_mmap_is_an_mmap_of_the_size_and_a_page_sixteen_bytes_in() {
+    let lines = lesson("malloc-mmap");
+    let region = &of_kind(&lines, "region")[0];
+    assert_eq!(region["size"], 262144);
+    assert_eq!(region["page_offset"], 16);
+    let allocation = &steps(&lines)[0]["allocation"];
+    assert_eq!(allocation["address_check"]["check"], "inside");
+    assert_eq!(allocation["address_check"]["offset"], 16);
+    let mmaps: Vec<&Value> = of_kind(&lines, "syscall")
+        .into_iter()
+        .filter(|call| call["step"] == 1 && call["name"] == "mmap")
+        .collect();
+    assert_eq!(mmaps.len(), 1, "{mmaps:?}");
+    assert_eq!(mmaps[0]["args"]["len"], 262144 + 4096);
+}
+
+#[test]
+fn the_list_names_every_walk_and_all_compares_them() {
+    let list = Command::new(DEMO)
+        .args(["alloc", "--list"])
+        .output()
+        .unwrap();
+    assert!(list.status.success());
+    let names: Vec<String> = String::from_utf8_lossy(&list.stdout)
+        .lines()
+        .map(|line| line.split_whitespace().next().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "mmap",
+            "malloc",
+            "out-of-bounds",
+            "fork-cow",
+            "file",
+            "mprotect",
+            "stack",
+            "thp",
+            "dontneed",
+            "malloc-mmap"
+        ]
+    );
+    let all = json_lines(&demo(&["alloc", "all", "--format", "json"]));
+    let walks = &of_kind(&all, "comparison")[0]["walks"];
+    let death = |scenario: &str| {
+        walks
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|walk| walk["summary"]["scenario"] == scenario)
+            .map(|walk| walk["death"].clone())
+            .unwrap()
+    };
+    assert_eq!(death("out-of-bounds")["si_code"], "SEGV_MAPERR");
+    assert_eq!(death("out-of-bounds")["present"], false);
+    assert_eq!(death("mprotect")["si_code"], "SEGV_ACCERR");
+    assert_eq!(death("mprotect")["present"], true);
+    assert_eq!(death("mprotect")["vma"], "r--p [anon]");
+    let text = demo(&["alloc", "all"]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    for table in [
+        "== mmap against malloc ==",
+        "== malloc against malloc-mmap ==",
+        "== out-of-bounds against mprotect ==",
+    ] {
+        assert!(text.contains(table), "{table}");
+    }
+    let widest = text.lines().map(|line| line.chars().count()).max().unwrap();
+    assert!(widest <= 80, "a line of {widest} columns");
+}
