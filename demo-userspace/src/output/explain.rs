@@ -287,7 +287,7 @@ impl StackFacts<'_> {
             step.allocation.as_ref().map(|facts| facts.address_check),
         ) {
             said.push(format!(
-                "stack: [stack] is {:#x}-{:#x}, {original_kib} KiB, sp {sp:#x}; arr is the 1 MiB \
+                "stack: [stack] is {:#x}-{:#x}, {original_kib} KiB, sp {sp:#x}; the region is the 1 MiB \
                  below its top, the VMA from page {}",
                 self.original_start,
                 self.top,

@@ -44,11 +44,11 @@ fn fit(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// `, in the child 123` or `, in the parent 122` once a walk has forked; empty before.
+/// `, child 123` or `, parent 122` once a walk has forked; empty before.
 fn process_of(step: &StepReport, pid: u32) -> String {
     match &step.lesson {
-        Some(LessonFacts::Fork { child, .. }) if *child == pid => format!(", in the child {pid}"),
-        Some(LessonFacts::Fork { .. }) => format!(", in the parent {pid}"),
+        Some(LessonFacts::Fork { child, .. }) if *child == pid => format!(", child {pid}"),
+        Some(LessonFacts::Fork { .. }) => format!(", parent {pid}"),
         _ => String::new(),
     }
 }
@@ -169,20 +169,18 @@ impl<W: Write> TextReporter<W> {
             };
             writeln!(
                 self.out,
-                "  fault     {name}[{}] ({:+}) on {page}  {}",
+                "  fault     {name}[{}] ({:+}) on {page}  {}{}",
                 location.index,
                 location.offset,
-                resolved.fault.class.as_str()
-            )?;
-            let detail = format!(
-                "{} (error code {:#x}){}",
-                code.describe(),
-                code.0,
+                resolved.fault.class.as_str(),
                 process_of(step, resolved.fault.fault.pid)
-            );
-            for line in fit(&detail) {
-                writeln!(self.out, "{line}")?;
-            }
+            )?;
+            writeln!(
+                self.out,
+                "            {} (error code {:#x})",
+                code.describe(),
+                code.0
+            )?;
             for line in fit(&format!("by {}", describe(&resolved.code))) {
                 writeln!(self.out, "{line}")?;
             }

@@ -199,7 +199,7 @@ fn stack() -> Vec<PlannedStep> {
     vec![
         PlannedStep::one(
             Command::StackPointer,
-            "sp = the stack pointer; arr = the 1 MiB below the top of [stack]",
+            "sp = the stack pointer; stack = the 1 MiB below the top of [stack]",
         ),
         PlannedStep::one(
             Command::Recurse {
