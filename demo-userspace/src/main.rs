@@ -122,7 +122,7 @@ fn action(
             plans: scenario
                 .map_or_else(Vec::new, cli::ScenarioArg::scenarios)
                 .into_iter()
-                .map(|scenario| WalkPlan::new(scenario, &walk.options()))
+                .map(|scenario| walk::lessons::plan_for(scenario, &walk.options()))
                 .collect::<Result<_, _>>()
                 .map_err(|e| bad(&e))?,
             interactive,

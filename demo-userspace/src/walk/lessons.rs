@@ -3,7 +3,9 @@
 
 use crate::{
     model::access::Access,
-    walk::plan::{Allocator, ELEMENT_SIZE, PlannedStep, ScenarioName, Touch, WalkPlan},
+    walk::plan::{
+        Allocator, ELEMENT_SIZE, PlanError, PlannedStep, ScenarioName, Touch, WalkOptions, WalkPlan,
+    },
     walk::workload::protocol::{Advice, Command, FRAME_BYTES},
 };
 
@@ -34,18 +36,34 @@ pub const STACK_FRAMES_TOO_MANY: u32 = 256;
 // The second recursion needs more than the limit allows, and the region holds all of it.
 const _: () = assert!(STACK_FRAMES_TOO_MANY as u64 * FRAME_BYTES as u64 > STACK_LIMIT);
 const _: () = assert!(STACK_LIMIT < STACK_SPAN);
-/// The malloc-mmap lesson's size: above glibc's mmap threshold (128 KiB at start).
-pub const MALLOC_MMAP_BYTES: u64 = 256 << 10;
 
 /// The file the file lesson writes for the loader with pid `loader`.
 pub fn lesson_file(loader: u32) -> std::path::PathBuf {
     std::path::Path::new(FILE_DIRECTORY).join(format!("demo-file-{loader}.dat"))
 }
 
-/// The plan of a lesson with fixed steps (every one but malloc-mmap, which is the seed's walk on
-/// a larger array).
-pub fn plan(scenario: ScenarioName) -> WalkPlan {
-    let (allocator, bytes, script) = match scenario {
+/// The plan of any walk: a lesson's fixed steps (which take no options), or a walk shaped by
+/// `options`.
+pub fn plan_for(scenario: ScenarioName, options: &WalkOptions) -> Result<WalkPlan, PlanError> {
+    match (script(scenario), *options == WalkOptions::default()) {
+        (Some((allocator, bytes, script)), true) => Ok(WalkPlan {
+            scenario,
+            allocator,
+            guard_page: false,
+            bytes,
+            touches: Vec::new(),
+            via_syscall: false,
+            script: Some(script),
+        }),
+        (Some(_), false) => Err(PlanError::FixedLesson(scenario.as_str())),
+        (None, _) => WalkPlan::new(scenario, options),
+    }
+}
+
+/// A lesson's array (where it comes from, its size) and fixed steps; `None` for the walks
+/// shaped by options.
+fn script(scenario: ScenarioName) -> Option<(Allocator, u64, Vec<PlannedStep>)> {
+    Some(match scenario {
         ScenarioName::ForkCow => (Allocator::Mmap, FORK_PAGES * PAGE, fork_cow()),
         ScenarioName::File => (Allocator::File, FILE_PAGES * PAGE, file()),
         ScenarioName::Mprotect => (Allocator::Mmap, PAGE, mprotect()),
@@ -55,17 +73,8 @@ pub fn plan(scenario: ScenarioName) -> WalkPlan {
         ScenarioName::Mmap
         | ScenarioName::Malloc
         | ScenarioName::OutOfBounds
-        | ScenarioName::MallocMmap => unreachable!("{scenario:?} is planned from its options"),
-    };
-    WalkPlan {
-        scenario,
-        allocator,
-        guard_page: false,
-        bytes,
-        touches: Vec::new(),
-        via_syscall: false,
-        script: Some(script),
-    }
+        | ScenarioName::MallocMmap => return None,
+    })
 }
 
 fn mmap(bytes: u64) -> PlannedStep {
@@ -277,12 +286,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_lesson_allocates_in_its_first_step() {
-        for scenario in ScenarioName::ALL
-            .into_iter()
-            .filter(|scenario| scenario.is_lesson() && *scenario != ScenarioName::MallocMmap)
-        {
-            let plan = plan(scenario);
+    fn every_lesson_with_fixed_steps_allocates_in_its_first_step() {
+        for scenario in ScenarioName::ALL {
+            assert_eq!(
+                script(scenario).is_some(),
+                scenario.has_fixed_steps(),
+                "{scenario:?}"
+            );
+            let plan = plan_for(scenario, &WalkOptions::default()).unwrap();
+            assert_eq!(plan.scenario, scenario);
+            if !scenario.has_fixed_steps() {
+                continue;
+            }
             let steps = plan.steps();
             assert!(
                 matches!(
@@ -296,7 +311,14 @@ mod tests {
                 ),
                 "{scenario:?}"
             );
-            assert_eq!(plan.scenario, scenario);
+            let options = WalkOptions {
+                read: true,
+                ..WalkOptions::default()
+            };
+            assert_eq!(
+                plan_for(scenario, &options),
+                Err(PlanError::FixedLesson(scenario.as_str()))
+            );
         }
     }
 

@@ -2,6 +2,7 @@
 //! step's faults mapped to the array index and page that caused them.
 
 pub mod lesson_facts;
+pub mod lesson_state;
 pub mod lessons;
 pub mod plan;
 pub mod scenario;

@@ -91,9 +91,10 @@ impl ScenarioName {
         }
     }
 
-    /// True for the walks beyond the seed's, whose steps are fixed (`walk::lessons`).
-    pub fn is_lesson(self) -> bool {
-        !Self::SEED.contains(&self)
+    /// True for the lessons whose steps are fixed (`walk::lessons`): all beyond the seed's
+    /// but malloc-mmap, which is the seed's walk on a larger array.
+    pub fn has_fixed_steps(self) -> bool {
+        !Self::SEED.contains(&self) && self != Self::MallocMmap
     }
 }
 
@@ -127,6 +128,8 @@ pub const ELEMENT_SIZE: u64 = 4;
 pub const SEED_BYTES: u64 = 20000;
 /// The indices the seed touches, in order.
 pub const SEED_TOUCHES: [i64; 4] = [1500, 1501, 0, 3000];
+/// The malloc-mmap lesson's size: above glibc's mmap threshold (128 KiB at start).
+pub const MALLOC_MMAP_BYTES: u64 = 256 << 10;
 /// The seed's out-of-bounds indices: inside the last page of the mapping, then past it.
 pub const OUT_OF_BOUNDS_TOUCHES: [i64; 2] = [5001, 5121];
 
@@ -199,16 +202,14 @@ impl PlannedStep {
 }
 
 impl WalkPlan {
+    /// The plan of a walk shaped by `options`: the seed's three and malloc-mmap. The other
+    /// lessons have fixed steps (`walk::lessons::plan_for`).
     pub fn new(scenario: ScenarioName, options: &WalkOptions) -> Result<Self, PlanError> {
-        if scenario.is_lesson() && scenario != ScenarioName::MallocMmap {
-            return if *options == WalkOptions::default() {
-                Ok(crate::walk::lessons::plan(scenario))
-            } else {
-                Err(PlanError::FixedLesson(scenario.as_str()))
-            };
+        if scenario.has_fixed_steps() {
+            return Err(PlanError::FixedLesson(scenario.as_str()));
         }
         let default_bytes = if scenario == ScenarioName::MallocMmap {
-            crate::walk::lessons::MALLOC_MMAP_BYTES
+            MALLOC_MMAP_BYTES
         } else {
             SEED_BYTES
         };

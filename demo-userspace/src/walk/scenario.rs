@@ -20,7 +20,7 @@ use crate::{
     model::signals::ProcessEnd,
     model::syscalls::{SyscallCall, SyscallPairer},
     walk::Reporter,
-    walk::lesson_facts::LessonState,
+    walk::lesson_state::LessonState,
     walk::lessons::STACK_SPAN,
     walk::plan::{Allocator, ELEMENT_SIZE, PlannedStep, ScenarioName, WalkPlan},
     walk::step_report::{
