@@ -2,7 +2,7 @@
 
 use std::ffi::OsString;
 
-use clap::{ArgGroup, Parser, Subcommand, ValueEnum};
+use clap::{ArgGroup, CommandFactory as _, Parser, Subcommand, ValueEnum};
 
 use demo::{
     kernel::probes::SourceChoice,
@@ -35,8 +35,9 @@ pub struct Cli {
     #[arg(long, value_enum, default_value_t = FormatArg::Text, global = true)]
     pub format: FormatArg,
 
-    /// Write the report to this file instead of stdout (a traced command's own output still
-    /// goes to stdout).
+    /// Write the report to this file instead of stdout. A JSON or folded trace of a command
+    /// demo starts (`trace -- CMD`) needs it, since the command's own output would mix into
+    /// stdout. Started through sudo, the file belongs to the user who ran sudo.
     #[arg(long, short, value_name = "FILE", global = true)]
     pub output: Option<std::path::PathBuf>,
 
@@ -123,7 +124,7 @@ pub enum Command {
     /// realloc and free in the target's libc), named by how it was made (mmap#3, malloc#2).
     /// The trace ends when the target exits, on Ctrl-C, or after --duration.
     #[command(
-        after_help = "Examples:\n  sudo demo trace --elem-size 4 -- ./alloc_mmap < steps.txt\n  sudo demo trace --pid 1234 --follow --duration 10\n  sudo demo trace --region 0x7f0000000000:20000 --elem-size 4 --pid 1234\n  sudo demo trace --format json -- ./prog | jq 'select(.kind==\"fault\" and .region)'",
+        after_help = "Examples:\n  sudo demo trace --elem-size 4 -- ./alloc_mmap < steps.txt\n  sudo demo trace --pid 1234 --follow --duration 10\n  sudo demo trace --region 0x7f0000000000:20000 --elem-size 4 --pid 1234\n  sudo demo trace --format json -o trace.json -- ./prog && jq 'select(.kind==\"fault\" and .region)' trace.json",
         group(ArgGroup::new("target").required(true).args(["pid", "command"]))
     )]
     Trace(TraceArgs),
@@ -141,6 +142,56 @@ pub enum Command {
         after_help = "Examples:\n  sudo demo top\n  sudo demo top --duration 5 --format json\n  sudo demo top --sort major -n 5\n  sudo demo top --pid 1234 --pages"
     )]
     Top(TopArgs),
+
+    /// Print a shell's completion script for demo (bash, zsh, fish, elvish or powershell).
+    #[command(
+        after_help = "Examples:\n  demo completions bash > /usr/share/bash-completion/completions/demo\n  demo completions zsh > ~/.zfunc/_demo"
+    )]
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+
+    /// Print demo's man page (roff), generated from these definitions, or with a command's
+    /// name, that command's page (demo-alloc(1), …).
+    #[command(hide = true, name = "__man")]
+    Man {
+        /// The command whose page to print.
+        command: Option<String>,
+    },
+}
+
+/// Writes `shell`'s completion script for the whole command line to `out`.
+pub fn write_completions(shell: clap_complete::Shell, out: &mut dyn std::io::Write) {
+    clap_complete::generate(shell, &mut Cli::command(), "demo", out);
+}
+
+/// A man page that `demo __man` was asked for and does not have.
+#[derive(Debug, thiserror::Error)]
+pub enum ManError {
+    #[error("demo has no command `{0}` to write a man page for")]
+    NoSuchCommand(String),
+    #[error("write the man page: {0}")]
+    Write(#[from] std::io::Error),
+}
+
+/// Writes the man page demo(1), or with `command`, demo-COMMAND(1), to `out`.
+pub fn write_man(command: Option<&str>, out: &mut dyn std::io::Write) -> Result<(), ManError> {
+    let top = Cli::command();
+    let page = match command {
+        None => top,
+        Some(name) => {
+            let sub = top
+                .find_subcommand(name)
+                .filter(|sub| !sub.is_hide_set())
+                .ok_or_else(|| ManError::NoSuchCommand(name.to_owned()))?;
+            sub.clone()
+                .display_name(format!("demo-{name}"))
+                .bin_name(format!("demo {name}"))
+        }
+    };
+    Ok(clap_mangen::Man::new(page).render(out)?)
 }
 
 /// The options of `demo top`.
@@ -305,6 +356,15 @@ pub enum FormatArg {
     /// At the end of an alloc or trace, one line per distinct stack (command;root;...;leaf
     /// count), for flamegraph.pl and inferno; the faulting function alone without --stacks.
     Folded,
+}
+
+impl FormatArg {
+    /// The name the command line gives it.
+    pub fn name(self) -> String {
+        self.to_possible_value()
+            .map(|value| value.get_name().to_owned())
+            .unwrap_or_default()
+    }
 }
 
 impl From<FormatArg> for Format {

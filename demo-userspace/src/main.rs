@@ -97,6 +97,16 @@ fn is_broken_pipe(error: &anyhow::Error) -> bool {
 enum Action {
     /// `demo alloc --list`: what each walk teaches.
     List,
+    /// `demo completions SHELL`.
+    Completions(clap_complete::Shell),
+    /// `demo __man [COMMAND]`: a man page.
+    Man(Option<String>),
+    /// A command that loads the eBPF programs.
+    Run(Run),
+}
+
+/// The commands that load the eBPF programs and need privileges.
+enum Run {
     Alloc {
         plans: Vec<WalkPlan>,
         interactive: bool,
@@ -113,12 +123,14 @@ fn action(
     let bad = |error: &dyn std::fmt::Display| BadInput(error.to_string());
     Ok(match command {
         Some(Command::Alloc { list: true, .. }) => Action::List,
+        Some(Command::Completions { shell }) => Action::Completions(shell),
+        Some(Command::Man { command }) => Action::Man(command),
         Some(Command::Alloc {
             scenario,
             walk,
             interactive,
             ..
-        }) => Action::Alloc {
+        }) => Action::Run(Run::Alloc {
             plans: scenario
                 .map_or_else(Vec::new, cli::ScenarioArg::scenarios)
                 .into_iter()
@@ -126,11 +138,11 @@ fn action(
                 .collect::<Result<_, _>>()
                 .map_err(|e| bad(&e))?,
             interactive,
-        },
-        None => Action::Alloc {
+        }),
+        None => Action::Run(Run::Alloc {
             plans: ScenarioName::SEED.map(WalkPlan::seed).to_vec(),
             interactive: false,
-        },
+        }),
         Some(Command::Trace(args)) => {
             let specs: Vec<String> = args
                 .regions
@@ -148,7 +160,7 @@ fn action(
             // Uprobes slow every heap call of the target, so a running process gets them only
             // when asked; a command demo starts is usually a small program under study.
             let heap_blocks = !args.no_heap && (args.heap || args.pid.is_none());
-            Action::Trace(trace::TraceOptions {
+            Action::Run(Run::Trace(trace::TraceOptions {
                 heap_blocks,
                 target: match args.pid {
                     Some(pid) => trace::TraceTarget::Pid(pid),
@@ -162,9 +174,9 @@ fn action(
                 duration: args.duration.map(std::time::Duration::from_secs_f64),
                 run_as,
                 quiet: tui,
-            })
+            }))
         }
-        Some(Command::Top(args)) => Action::Top(top::TopOptions {
+        Some(Command::Top(args)) => Action::Run(Run::Top(top::TopOptions {
             interval: std::time::Duration::from_secs_f64(args.interval),
             count: args.count as usize,
             sort: args.sort.into(),
@@ -173,7 +185,7 @@ fn action(
             all_rows: tui,
             counters_only: args.counters_only,
             empty_fault_programs: args.debug_empty_fault_programs,
-        }),
+        })),
     })
 }
 
@@ -191,7 +203,35 @@ fn check_combination(cli: &Cli) -> Result<(), BadInput> {
                 .to_owned(),
         ));
     }
+    // A command demo starts shares demo's stdout and stderr, so its own output would mix into
+    // a machine-read report on either; text is for people and keeps its place beside it.
+    let traces_a_command = matches!(&cli.command, Some(Command::Trace(args)) if args.pid.is_none());
+    if traces_a_command && !cli.tui && cli.output.is_none() && cli.format != cli::FormatArg::Text {
+        return Err(BadInput(format!(
+            "--format {} of a traced command needs --output FILE: the command's own output would mix into it on stdout or stderr",
+            cli.format.name()
+        )));
+    }
     Ok(())
+}
+
+/// Creates the report file `path`; started through sudo, it belongs to the invoking user, as
+/// the workloads and traced commands run as that user.
+fn create_output(
+    path: &std::path::Path,
+    run_as: Option<privileges::RunAs>,
+) -> anyhow::Result<std::fs::File> {
+    let file = std::fs::File::create(path)
+        .with_context(|| format!("create the output file {}", path.display()))?;
+    if let Some(user) = run_as {
+        nix::unistd::fchown(&file, Some(user.uid), Some(user.gid)).with_context(|| {
+            format!(
+                "give the output file {} to the invoking user",
+                path.display()
+            )
+        })?;
+    }
+    Ok(file)
 }
 
 /// `demo alloc --list`: every walk with one line on what it teaches.
@@ -214,15 +254,26 @@ async fn run(mut cli: Cli) -> anyhow::Result<()> {
         privileges::invoking_user()
     };
     let action = action(cli.command.take(), run_as, cli.tui)?;
-    // Listing the walks loads nothing, so it needs no privileges.
-    if !matches!(action, Action::List) {
-        privileges::check()?;
-    }
+    // These load nothing, so they need no privileges.
+    let action = match action {
+        Action::List => return list_walks(io::stdout().lock()),
+        Action::Completions(shell) => {
+            cli::write_completions(shell, &mut io::stdout().lock());
+            return Ok(());
+        }
+        Action::Man(command) => {
+            return Ok(cli::write_man(
+                command.as_deref(),
+                &mut io::stdout().lock(),
+            )?);
+        }
+        Action::Run(run) => run,
+    };
+    privileges::check()?;
     let out: Box<dyn io::Write> = match &cli.output {
         Some(path) => Box::new(BufWriter::with_capacity(
             OUTPUT_BUFFER,
-            std::fs::File::create(path)
-                .with_context(|| format!("create the output file {}", path.display()))?,
+            create_output(path, run_as)?,
         )),
         None => Box::new(BufWriter::new(io::stdout().lock())),
     };
@@ -230,8 +281,7 @@ async fn run(mut cli: Cli) -> anyhow::Result<()> {
         return run_in_view(&cli, action, run_as).await;
     }
     match action {
-        Action::List => list_walks(out),
-        Action::Top(options) => {
+        Run::Top(options) => {
             let mut probes =
                 probes::TopProbes::load(&cli.debug_fault_category, options.counting())?;
             top::run(
@@ -241,7 +291,7 @@ async fn run(mut cli: Cli) -> anyhow::Result<()> {
             )
             .await
         }
-        Action::Alloc { plans, interactive } => {
+        Run::Alloc { plans, interactive } => {
             let (mut probes, mut reader) = trace_probes(&cli)?;
             let mut reporter = output::reporter(cli.format.into(), out);
             let tracing = Tracing {
@@ -255,7 +305,7 @@ async fn run(mut cli: Cli) -> anyhow::Result<()> {
                 run_walks(&plans, tracing, &mut NoPause, reporter.as_mut()).await
             }
         }
-        Action::Trace(options) => {
+        Run::Trace(options) => {
             let (mut probes, mut reader) = trace_probes(&cli)?;
             let mut output = output::trace::output(cli.format.into(), out);
             trace::run(&options, &mut probes, &mut reader, output.as_mut()).await
@@ -266,14 +316,13 @@ async fn run(mut cli: Cli) -> anyhow::Result<()> {
 /// Runs the command behind the full-screen view until the user quits.
 async fn run_in_view(
     cli: &Cli,
-    action: Action,
+    action: Run,
     run_as: Option<privileges::RunAs>,
 ) -> anyhow::Result<()> {
     use tui::app::{Mode, Request};
     let (sender, events) = tui::channel();
     let request = match action {
-        Action::List => return list_walks(io::stdout()),
-        Action::Alloc { plans, .. } => {
+        Run::Alloc { plans, .. } => {
             let (mut probes, mut reader) = trace_probes(cli)?;
             let (requests, paced) = tokio::sync::mpsc::unbounded_channel();
             let mut pacer = tui::ViewPacer(paced);
@@ -294,7 +343,7 @@ async fn run_in_view(
             )
             .await?
         }
-        Action::Trace(options) => {
+        Run::Trace(options) => {
             let (mut probes, mut reader) = trace_probes(cli)?;
             let mut output = tui::ViewTrace::new(sender.clone());
             let work = trace::run(&options, &mut probes, &mut reader, &mut output);
@@ -307,7 +356,7 @@ async fn run_in_view(
             )
             .await?
         }
-        Action::Top(options) => {
+        Run::Top(options) => {
             let mut probes =
                 probes::TopProbes::load(&cli.debug_fault_category, options.counting())?;
             let mut output = tui::ViewTop(sender.clone());

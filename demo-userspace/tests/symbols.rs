@@ -144,11 +144,19 @@ fn with_stacks_each_fault_has_its_callers_down_to_main() {
 #[test]
 fn folded_stacks_count_each_distinct_stack_once() {
     let program = calls_program("calls_folded");
+    let out = common::output_file("calls_folded");
     let run = |args: &[&str]| {
-        let mut all = vec!["trace", "--format", "folded"];
+        let mut all = vec![
+            "trace",
+            "--format",
+            "folded",
+            "--output",
+            out.to_str().unwrap(),
+        ];
         all.extend_from_slice(args);
         all.extend_from_slice(&["--", program.to_str().unwrap()]);
-        String::from_utf8(demo(&all).stdout).unwrap()
+        demo(&all);
+        std::fs::read_to_string(&out).unwrap()
     };
     let stacks = run(&["--stacks"]);
     let line = stacks

@@ -454,6 +454,10 @@ fn bad_trace_input_gets_one_sentence_and_status_2() {
         (vec!["alloc", "all", "--read"], "has fixed steps"),
         (vec!["alloc"], "required"),
         (vec!["alloc", "mmap", "--list"], "cannot be used with"),
+        (
+            vec!["trace", "--format", "json", "--", "/bin/true"],
+            "needs --output FILE",
+        ),
     ] {
         let output = Command::new(DEMO).args(&args).output().unwrap();
         let stderr = String::from_utf8_lossy(&output.stderr);
@@ -486,4 +490,77 @@ fn duration_ends_the_trace_and_leaves_no_command_running() {
         !Path::new(&format!("/proc/{pid}")).exists(),
         "sleep {pid} is still there"
     );
+}
+
+#[test]
+fn a_traced_commands_output_never_mixes_into_json() {
+    require_root();
+    // Without --output, a machine-read trace of a command is refused: the command's output
+    // would mix into it.
+    for format in ["json", "folded"] {
+        let output = Command::new(DEMO)
+            .args(["trace", "--format", format, "--", "sh", "-c", "echo hello"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{format}: {stderr}");
+        assert!(stderr.contains("needs --output FILE"), "{stderr}");
+        assert_eq!(stderr.lines().count(), 1, "one sentence: {stderr}");
+        assert!(output.stdout.is_empty(), "nothing ran");
+    }
+    // With it, stdout is the command's alone and the file holds JSON Lines alone.
+    let out = output_file("hello");
+    let output = Command::new(DEMO)
+        .args(["trace", "--format", "json", "--output"])
+        .arg(&out)
+        .args(["--", "sh", "-c", "echo hello; echo oops >&2"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "hello\n");
+    assert_eq!(String::from_utf8_lossy(&output.stderr), "oops\n");
+    let lines = json_file(&out);
+    assert_eq!(lines.first().unwrap()["kind"], "trace");
+    assert_eq!(lines.last().unwrap()["kind"], "summary");
+    assert_eq!(lines.last().unwrap()["child"], "exited with status 0");
+    // Text is for people: it keeps stdout, beside the command's output.
+    let output = Command::new(DEMO)
+        .args(["trace", "--", "sh", "-c", "echo hello"])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.contains("# tracing sh"), "{text}");
+    assert!(text.lines().any(|line| line == "hello"), "{text}");
+}
+
+#[test]
+fn an_output_file_belongs_to_the_user_who_ran_sudo() {
+    use std::os::unix::fs::MetadataExt as _;
+    require_root();
+    let out = output_file("owned");
+    let _ = std::fs::remove_file(&out);
+    let status = Command::new(DEMO)
+        .args(["trace", "--format", "json", "--output"])
+        .arg(&out)
+        .args(["--", "/bin/true"])
+        .env("SUDO_UID", "65534")
+        .env("SUDO_GID", "65534")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let meta = std::fs::metadata(&out).unwrap();
+    assert_eq!((meta.uid(), meta.gid()), (65534, 65534));
+    // Without sudo's variables a new file stays root's.
+    std::fs::remove_file(&out).unwrap();
+    let status = Command::new(DEMO)
+        .args(["alloc", "mmap", "--format", "json", "--output"])
+        .arg(&out)
+        .env_remove("SUDO_UID")
+        .env_remove("SUDO_GID")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let meta = std::fs::metadata(&out).unwrap();
+    assert_eq!((meta.uid(), meta.gid()), (0, 0));
 }

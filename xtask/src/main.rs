@@ -2,6 +2,7 @@
 
 mod bench;
 mod command;
+mod install;
 mod setup;
 mod soak;
 
@@ -36,8 +37,16 @@ enum Task {
         #[arg(last = true)]
         args: Vec<String>,
     },
-    /// Set up, then run fmt and clippy checks, unit tests and the privileged integration tests.
+    /// Set up, then run fmt and clippy checks, unit tests, an install into a scratch prefix,
+    /// and the privileged integration tests.
     Test,
+    /// Set up, build in release mode, and install bin/demo, the man page
+    /// (share/man/man1/demo.1) and the bash, zsh and fish completions under a prefix.
+    Install {
+        /// Where to install.
+        #[arg(long, default_value = "/usr/local")]
+        prefix: std::path::PathBuf,
+    },
     /// Set up, build in release mode, and measure demo's cost on a fault-heavy workload beside
     /// bpftrace and perf (needs root): a table of median ratios, also written to
     /// target/bench/bench.json.
@@ -101,6 +110,10 @@ fn run_task(task: Task) -> anyhow::Result<()> {
         Task::Test => {
             setup::install_missing()?;
             test()
+        }
+        Task::Install { prefix } => {
+            setup::install_missing()?;
+            install::install(&prefix).map(drop)
         }
         Task::Bench {
             pages,
@@ -172,6 +185,7 @@ fn test() -> anyhow::Result<()> {
     .env("RUSTC_BOOTSTRAP", "1"))
     .context("run clippy on the eBPF programs")?;
     run(&mut cargo(&["test", "--lib", "--bins"])).context("run the unit tests")?;
+    install::check().context("check cargo xtask install")?;
     privileged_tests()
 }
 

@@ -18,10 +18,12 @@ pub fn install_missing() -> anyhow::Result<()> {
         format!("libpolly-{llvm}-dev"),
         "libzstd-dev".to_owned(),
         "zlib1g-dev".to_owned(),
-        // The tests: tmux drives the terminal view, setpriv drops a capability, cc builds the
-        // C programs that are traced.
+        // The tests: tmux drives the terminal view, setpriv drops a capability and findmnt
+        // names a filesystem, cc builds the C programs that are traced, man renders the
+        // installed page.
         "tmux".to_owned(),
         "util-linux".to_owned(),
+        "man-db".to_owned(),
         "gcc".to_owned(),
         // The bench compares demo with bpftrace and perf, and reads bpf_stats with bpftool.
         "bpftrace".to_owned(),

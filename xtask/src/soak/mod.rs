@@ -39,7 +39,17 @@ pub fn soak(options: &SoakOptions) -> anyhow::Result<()> {
 
     let mut trace = Command::new(&demo)
         .args([
-            "trace", "--follow", "--format", "json", "--", "taskset", "-c", "0",
+            // maploop prints nothing, so its stdout may carry the JSON Lines.
+            "trace",
+            "--follow",
+            "--format",
+            "json",
+            "--output",
+            "/dev/stdout",
+            "--",
+            "taskset",
+            "-c",
+            "0",
         ])
         .arg(&maploop)
         .args(["64", "200"])
