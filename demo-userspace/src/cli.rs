@@ -356,6 +356,10 @@ pub enum FormatArg {
     /// At the end of an alloc or trace, one line per distinct stack (command;root;...;leaf
     /// count), for flamegraph.pl and inferno; the faulting function alone without --stacks.
     Folded,
+    /// A timeline of an alloc or trace in the Trace Event Format, which ui.perfetto.dev,
+    /// chrome://tracing and the Firefox Profiler open: a track per thread, an instant per
+    /// fault, syscalls, a counter of each region's resident pages, steps as slices.
+    ChromeTrace,
 }
 
 impl FormatArg {
@@ -373,6 +377,7 @@ impl From<FormatArg> for Format {
             FormatArg::Text => Self::Text,
             FormatArg::Json => Self::Json,
             FormatArg::Folded => Self::Folded,
+            FormatArg::ChromeTrace => Self::ChromeTrace,
         }
     }
 }

@@ -192,16 +192,22 @@ fn action(
 /// Rejects options that the chosen command or view has no use for.
 fn check_combination(cli: &Cli) -> Result<(), BadInput> {
     let folded = cli.format == cli::FormatArg::Folded;
+    let timeline = cli.format == cli::FormatArg::ChromeTrace;
     if matches!(cli.command, Some(Command::Top(_))) && (cli.stack_depth() != 0 || folded) {
         return Err(BadInput(
             "demo top counts faults per process and page, not per stack: --stacks, --stack-depth and --format folded are for alloc and trace".to_owned(),
         ));
     }
-    if cli.tui && folded {
+    if matches!(cli.command, Some(Command::Top(_))) && timeline {
         return Err(BadInput(
-            "--format folded writes its stacks at the end of a report, not in the --tui view"
-                .to_owned(),
+            "--format chrome-trace is a timeline of an alloc or trace; demo top counts, it keeps no events".to_owned(),
         ));
+    }
+    if cli.tui && (folded || timeline) {
+        return Err(BadInput(format!(
+            "--format {} writes a file for another tool, not the --tui view",
+            cli.format.name()
+        )));
     }
     // A command demo starts shares demo's stdout and stderr, so its own output would mix into
     // a machine-read report on either; text is for people and keeps its place beside it.
@@ -413,5 +419,6 @@ async fn run_walks(
     if results.len() > 1 {
         reporter.comparison(&results)?;
     }
+    reporter.finish()?;
     Ok(())
 }

@@ -448,7 +448,7 @@ fn bad_trace_input_gets_one_sentence_and_status_2() {
         (vec!["top", "--format", "folded"], "not per stack"),
         (
             vec!["--tui", "--format", "folded", "alloc", "mmap"],
-            "not in the --tui view",
+            "not the --tui view",
         ),
         (vec!["alloc", "thp", "--bytes", "5"], "has fixed steps"),
         (vec!["alloc", "all", "--read"], "has fixed steps"),
@@ -457,6 +457,15 @@ fn bad_trace_input_gets_one_sentence_and_status_2() {
         (
             vec!["trace", "--format", "json", "--", "/bin/true"],
             "needs --output FILE",
+        ),
+        (
+            vec!["trace", "--format", "chrome-trace", "--", "/bin/true"],
+            "needs --output FILE",
+        ),
+        (vec!["top", "--format", "chrome-trace"], "keeps no events"),
+        (
+            vec!["--tui", "--format", "chrome-trace", "alloc", "mmap"],
+            "not the --tui view",
         ),
     ] {
         let output = Command::new(DEMO).args(&args).output().unwrap();
@@ -563,4 +572,156 @@ fn an_output_file_belongs_to_the_user_who_ran_sudo() {
     assert!(status.success());
     let meta = std::fs::metadata(&out).unwrap();
     assert_eq!((meta.uid(), meta.gid()), (0, 0));
+}
+
+/// Reads a Trace Event Format file and checks what every timeline tool relies on: the frame,
+/// a phase and a time from 0 on each event, and complete events that nest on each thread.
+fn chrome_events(path: &Path) -> Vec<Value> {
+    let file: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    assert_eq!(file["displayTimeUnit"], "ms");
+    let events = file["traceEvents"].as_array().unwrap().clone();
+    let mut slices: std::collections::BTreeMap<(u64, u64), Vec<(f64, f64)>> = Default::default();
+    for event in &events {
+        let ph = event["ph"].as_str().unwrap();
+        assert!(matches!(ph, "i" | "X" | "C" | "M"), "{event}");
+        assert!(event["ts"].as_f64().unwrap() >= 0.0, "{event}");
+        assert!(event["pid"].is_u64() && event["tid"].is_u64(), "{event}");
+        if ph == "X" {
+            let (ts, dur) = (
+                event["ts"].as_f64().unwrap(),
+                event["dur"].as_f64().unwrap(),
+            );
+            assert!(dur >= 0.0, "{event}");
+            let track = (
+                event["pid"].as_u64().unwrap(),
+                event["tid"].as_u64().unwrap(),
+            );
+            slices.entry(track).or_default().push((ts, ts + dur));
+        }
+    }
+    for (track, mut spans) in slices {
+        spans.sort_by(|a, b| a.0.total_cmp(&b.0).then(b.1.total_cmp(&a.1)));
+        let mut open: Vec<f64> = Vec::new();
+        for (start, end) in spans {
+            while open.last().is_some_and(|&outer| outer <= start) {
+                open.pop();
+            }
+            if let Some(&outer) = open.last() {
+                assert!(end <= outer, "slices overlap without nesting on {track:?}");
+            }
+            open.push(end);
+        }
+    }
+    events
+}
+
+fn faults_of(events: &[Value], pid: u64) -> Vec<&Value> {
+    events
+        .iter()
+        .filter(|e| e["cat"] == "fault" && e["pid"] == pid)
+        .collect()
+}
+
+#[test]
+fn chrome_trace_has_every_fault_on_its_threads_track() {
+    require_root();
+    let program = compile_c("forker_chrome", FORKER, &[]);
+    let out = common::test_dir().join("forker.trace.json");
+    let status = Command::new(DEMO)
+        .args(["trace", "--follow", "--elem-size", "4"])
+        .args(["--format", "chrome-trace", "--output"])
+        .arg(&out)
+        .arg("--")
+        .arg(&program)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let events = chrome_events(&out);
+    let summary = events.last().unwrap();
+    assert_eq!(summary["name"], "summary");
+    let faults: Vec<&Value> = events.iter().filter(|e| e["cat"] == "fault").collect();
+    assert_eq!(
+        faults.len() as u64,
+        summary["args"]["faults_total"].as_u64().unwrap(),
+        "every traced fault is in the file"
+    );
+    assert_eq!(summary["args"]["lost"], 0);
+    let fork = events
+        .iter()
+        .find(|e| e["name"] == "fork")
+        .expect("the fork");
+    let child = fork["pid"].as_u64().unwrap();
+    // The child's own array is the region its write of arr[7000] hit; before it, the child's
+    // copy-on-write faults hit the regions it inherited.
+    let child_faults = faults_of(&events, child);
+    let array = child_faults
+        .iter()
+        .find(|e| e["args"]["index"] == 7000)
+        .expect("arr[7000] on the child's track")["args"]["region"]
+        .clone();
+    let in_array: Vec<(i64, u64)> = child_faults
+        .iter()
+        .filter(|e| e["args"]["region"] == array)
+        .map(|e| {
+            (
+                e["args"]["index"].as_i64().unwrap(),
+                e["args"]["page"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        in_array,
+        [(7000, 6), (42, 0)],
+        "the child's writes, on its track"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e["name"] == "mmap" && e["ph"] == "X" && e["pid"] == child)
+    );
+    let counter_name = format!("resident pages {}", array.as_str().unwrap());
+    let counter = events
+        .iter()
+        .filter(|e| e["ph"] == "C" && e["name"] == counter_name.as_str())
+        .map(|e| e["args"]["resident"].as_u64().unwrap())
+        .max();
+    assert_eq!(counter, Some(2), "the region's resident pages");
+    assert!(
+        events
+            .iter()
+            .any(|e| e["name"] == "exit" && e["pid"] == child)
+    );
+    assert!(events.iter().any(|e| e["ph"] == "M" && e["pid"] == child));
+
+    // A walk: its steps are slices on the child's track, and the three array faults sit in
+    // the steps that made them.
+    let out = common::test_dir().join("mmap.trace.json");
+    let status = Command::new(DEMO)
+        .args(["alloc", "mmap", "--format", "chrome-trace", "--output"])
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let events = chrome_events(&out);
+    let steps: Vec<&Value> = events.iter().filter(|e| e["cat"] == "step").collect();
+    assert_eq!(steps.len(), 5);
+    let walker = steps[0]["pid"].as_u64().unwrap();
+    let array: Vec<&Value> = faults_of(&events, walker)
+        .into_iter()
+        .filter(|e| e["args"]["region"] == "arr")
+        .collect();
+    let indices: Vec<i64> = array
+        .iter()
+        .map(|e| e["args"]["index"].as_i64().unwrap())
+        .collect();
+    assert_eq!(indices, [1500, 0, 3000]);
+    for (fault, step) in array.iter().zip([1, 3, 4]) {
+        let slice = steps[step];
+        let (start, end) = (
+            slice["ts"].as_f64().unwrap(),
+            slice["ts"].as_f64().unwrap() + slice["dur"].as_f64().unwrap(),
+        );
+        let ts = fault["ts"].as_f64().unwrap();
+        assert!(start <= ts && ts <= end, "{fault} in {slice}");
+    }
 }

@@ -58,3 +58,10 @@ pub unsafe fn tie_to_parent(parent: libc::pid_t) -> bool {
     // SAFETY: prctl and getppid are async-signal-safe and touch no memory.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == 0 && libc::getppid() == parent }
 }
+
+/// CLOCK_MONOTONIC now, the clock of the records' timestamps (`bpf_ktime_get_ns`).
+pub fn monotonic_ns() -> u64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).map_or(0, |t| {
+        t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64
+    })
+}

@@ -28,7 +28,10 @@ pub struct SyscallCall {
     pub syscall: Syscall,
     pub args: [u64; 6],
     pub ret: i64,
+    /// CLOCK_MONOTONIC ns at the entry.
     pub timestamp_ns: u64,
+    /// From the entry to the exit.
+    pub duration_ns: u64,
 }
 
 /// Joins each thread's syscall entry with its exit.
@@ -53,6 +56,7 @@ impl SyscallPairer {
             args: enter.args.unwrap_or_default(),
             ret: event.ret.unwrap_or_default(),
             timestamp_ns: enter.timestamp_ns,
+            duration_ns: event.timestamp_ns.saturating_sub(enter.timestamp_ns),
         })
     }
 }

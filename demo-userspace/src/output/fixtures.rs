@@ -80,6 +80,9 @@ pub fn step(number: u32, action: &str, pages: PageModel, kernel: KernelView) -> 
     StepReport {
         scenario: ScenarioName::Mmap,
         step: number,
+        pid: 100,
+        started_ns: u64::from(number) * 1_000_000,
+        ended_ns: u64::from(number) * 1_000_000 + 500_000,
         action: action.to_owned(),
         region: region(),
         faults: Vec::new(),
@@ -131,6 +134,7 @@ pub fn mmap_call(region: &Region) -> SyscallCall {
         args: [0, 20000, 3, 0x22, u64::MAX, 0],
         ret: region.start as i64,
         timestamp_ns: 1,
+        duration_ns: 0,
     }
 }
 

@@ -1,6 +1,7 @@
 //! The sinks: a walk's text and JSON Lines reports, the JSON Lines writer every command's JSON
 //! goes through, and the terminal view.
 
+mod chrome;
 pub mod code;
 pub(crate) mod explain;
 #[cfg(test)]
@@ -35,6 +36,8 @@ pub enum Format {
     Json,
     /// One line per distinct stack at the end (FlameGraph's folded stacks).
     Folded,
+    /// The Trace Event Format, a timeline for Perfetto, chrome://tracing and Firefox.
+    ChromeTrace,
 }
 
 /// Builds the reporter for `format`, writing to `out`.
@@ -43,5 +46,6 @@ pub fn reporter<'a>(format: Format, out: impl io::Write + 'a) -> Box<dyn Reporte
         Format::Text => Box::new(TextReporter::new(out)),
         Format::Json => Box::new(JsonReporter::new(out)),
         Format::Folded => Box::new(folded::FoldedReporter::new(out)),
+        Format::ChromeTrace => Box::new(chrome::ChromeTrace::new(out)),
     }
 }

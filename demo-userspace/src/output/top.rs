@@ -11,7 +11,8 @@ use crate::top::{Interval, Row, TopOutput};
 pub fn output<'a>(format: Format, out: impl Write + 'a) -> Box<dyn TopOutput + 'a> {
     match format {
         // The command line refuses folded stacks for top, which has none.
-        Format::Text | Format::Folded => Box::new(TextTop { out }),
+        // The command line refuses folded stacks and timelines for top.
+        Format::Text | Format::Folded | Format::ChromeTrace => Box::new(TextTop { out }),
         Format::Json => Box::new(JsonTop {
             out: JsonLines::new(out),
         }),

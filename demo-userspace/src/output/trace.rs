@@ -28,6 +28,7 @@ pub fn output<'a>(format: Format, out: impl Write + 'a) -> Box<dyn TraceOutput +
             codes: CodeJson::default(),
         }),
         Format::Folded => Box::new(super::folded::FoldedTrace::new(out)),
+        Format::ChromeTrace => Box::new(super::chrome::ChromeTrace::new(out)),
     }
 }
 

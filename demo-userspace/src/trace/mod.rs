@@ -84,7 +84,7 @@ pub async fn run(
     };
     // Installed before anything is attached, so a signal at any moment ends the trace well.
     let shutdown = crate::kernel::shutdown::requested();
-    let start_ns = monotonic_ns();
+    let start_ns = process::monotonic_ns();
     let (pid, mut held, command) = match &options.target {
         TraceTarget::Pid(pid) => {
             let pid = *pid;
@@ -182,7 +182,10 @@ pub async fn run(
             waited = reader.wait() => {
                 waited.context("wait for trace events")?;
                 drain(reader, &mut session, &mut events, output, probes, heap.as_ref())?;
-                session.settle_quiet(monotonic_ns().saturating_sub(QUIET_NS), &mut events);
+                session.settle_quiet(
+                    process::monotonic_ns().saturating_sub(QUIET_NS),
+                    &mut events,
+                );
                 flush(&mut events, output)?;
                 output.pages(&session)?;
                 if held.is_none() && (session.has_exited(pid) || !process::exists(pid)) {
@@ -406,11 +409,4 @@ fn libc_of(pid: u32) -> anyhow::Result<PathBuf> {
         .with_context(|| {
             format!("process {pid} maps no libc.so; use --region none or --region ADDR:LEN")
         })
-}
-
-/// CLOCK_MONOTONIC now, the clock of the records' timestamps.
-fn monotonic_ns() -> u64 {
-    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).map_or(0, |t| {
-        t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64
-    })
 }

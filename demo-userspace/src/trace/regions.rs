@@ -344,6 +344,7 @@ mod tests {
             args: [0, len, 3, flags, u64::MAX, 0],
             ret: address as i64,
             timestamp_ns: 0,
+            duration_ns: 0,
         }
     }
 

@@ -34,4 +34,8 @@ pub trait Reporter {
     fn summary(&mut self, summary: &Summary) -> io::Result<()>;
     /// Several walks finished; compares the mmap and malloc ones side by side.
     fn comparison(&mut self, walks: &[WalkResult]) -> io::Result<()>;
+    /// Every walk of the run finished: an output that frames its walks closes the frame.
+    fn finish(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }

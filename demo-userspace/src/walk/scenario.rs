@@ -313,6 +313,7 @@ impl Walker<'_> {
         self.collector.signals.clear();
         for (planned, step) in self.plan.steps().into_iter().zip(1u32..) {
             pacer.before_step(step, &planned.action).await?;
+            let started_ns = crate::kernel::process::monotonic_ns();
             let mut reply = Reply::Done(None);
             for command in &planned.commands {
                 workload.send(command.clone()).await?;
@@ -322,7 +323,8 @@ impl Walker<'_> {
                 }
                 self.lesson.learn(command, &reply);
             }
-            let report = self.step_report(step, planned, &reply, reporter)?;
+            let span = (started_ns, crate::kernel::process::monotonic_ns());
+            let report = self.step_report(step, planned, &reply, span, reporter)?;
             self.record_digest(&report);
             reporter.step(&report)?;
             if let Reply::Died(status) = reply {
@@ -361,6 +363,7 @@ impl Walker<'_> {
         step: u32,
         planned: PlannedStep,
         reply: &Reply,
+        (started_ns, ended_ns): (u64, u64),
         reporter: &mut dyn Reporter,
     ) -> anyhow::Result<StepReport> {
         let syscalls = std::mem::take(&mut self.collector.syscalls);
@@ -476,6 +479,9 @@ impl Walker<'_> {
         Ok(StepReport {
             scenario: self.plan.scenario,
             step,
+            pid: self.pid,
+            started_ns,
+            ended_ns,
             action: planned.action,
             touch: planned
                 .touch

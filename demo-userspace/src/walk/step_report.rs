@@ -120,6 +120,11 @@ pub struct Death {
 pub struct StepReport {
     pub scenario: ScenarioName,
     pub step: u32,
+    /// The workload child's pid.
+    pub pid: u32,
+    /// CLOCK_MONOTONIC ns when the step's first command was sent, and when its last reply came.
+    pub started_ns: u64,
+    pub ended_ns: u64,
     pub action: String,
     pub region: Region,
     pub faults: Vec<ResolvedFault>,

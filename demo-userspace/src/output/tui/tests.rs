@@ -91,6 +91,9 @@ fn feed_walk(app: &mut App, steps: usize) {
         app.handle_event(UiEvent::Step(Box::new(StepReport {
             scenario: ScenarioName::Mmap,
             step,
+            pid: 100,
+            started_ns: 0,
+            ended_ns: 0,
             action: action.to_owned(),
             region: region.clone(),
             faults,

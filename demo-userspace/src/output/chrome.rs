@@ -1,0 +1,398 @@
+//! `--format chrome-trace`: the Trace Event Format, which the Perfetto UI, chrome://tracing and
+//! the Firefox Profiler open. A track per thread with an instant per fault, syscalls as
+//! complete events, a counter per region of its resident pages, process forks, exits and
+//! signals, and a walk's steps as slices; times in microseconds from the first event.
+
+use std::{
+    collections::{HashMap, HashSet},
+    io,
+};
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::code::describe;
+use crate::{
+    model::classify::ClassifiedFault,
+    model::region::Region,
+    model::signals::signal_name,
+    model::syscalls::SyscallCall,
+    trace::session::{Session, TraceEvent},
+    trace::{TraceOutput, TraceStart, TraceSummary},
+    walk::Reporter,
+    walk::plan::{Allocator, ScenarioName},
+    walk::scenario::{Summary, WalkResult},
+    walk::step_report::StepReport,
+};
+
+/// One event of the Trace Event Format.
+#[derive(Serialize)]
+struct Event {
+    name: String,
+    /// `i` instant, `X` complete, `C` counter, `M` metadata.
+    ph: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cat: Option<&'static str>,
+    /// Microseconds from the first event.
+    ts: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dur: Option<f64>,
+    pid: u32,
+    tid: u32,
+    /// An instant's scope: `t` its thread, `p` its process, `g` the whole trace.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    s: Option<&'static str>,
+    #[serde(skip_serializing_if = "Value::is_null")]
+    args: Value,
+}
+
+/// Writes the events as they come, inside `{"traceEvents":[…]}`, closed by the summary.
+pub struct ChromeTrace<W: io::Write> {
+    out: W,
+    /// CLOCK_MONOTONIC ns of time 0: the trace's start, or a walk's first step.
+    base_ns: Option<u64>,
+    /// The latest time written, for events that have no time of their own.
+    last_us: f64,
+    written: usize,
+    /// Each region's resident pages as last written, by region id (a walk's is 0).
+    resident: HashMap<usize, usize>,
+    /// Threads and processes already named.
+    named: HashSet<(u32, u32)>,
+    named_processes: HashSet<u32>,
+    /// The walks' faults and losses so far, for the closing summary.
+    walked: (u32, u64, u64),
+}
+
+impl<W: io::Write> ChromeTrace<W> {
+    pub fn new(out: W) -> Self {
+        Self {
+            out,
+            base_ns: None,
+            last_us: 0.0,
+            written: 0,
+            resident: HashMap::new(),
+            named: HashSet::new(),
+            named_processes: HashSet::new(),
+            walked: (0, 0, 0),
+        }
+    }
+
+    /// Microseconds from time 0; the first time seen is time 0 when nothing set it.
+    fn micros(&mut self, ns: u64) -> f64 {
+        let base = *self.base_ns.get_or_insert(ns);
+        let us = ns.saturating_sub(base) as f64 / 1000.0;
+        self.last_us = self.last_us.max(us);
+        us
+    }
+
+    fn write(&mut self, event: &Event) -> io::Result<()> {
+        let separator = if self.written == 0 {
+            "{\"displayTimeUnit\":\"ms\",\"traceEvents\":[\n"
+        } else {
+            ",\n"
+        };
+        self.out.write_all(separator.as_bytes())?;
+        serde_json::to_writer(&mut self.out, event)?;
+        self.written += 1;
+        Ok(())
+    }
+
+    fn instant(
+        &mut self,
+        name: String,
+        cat: &'static str,
+        (pid, tid): (u32, u32),
+        ts: f64,
+        scope: &'static str,
+        args: Value,
+    ) -> io::Result<()> {
+        self.write(&Event {
+            name,
+            ph: "i",
+            cat: Some(cat),
+            ts,
+            dur: None,
+            pid,
+            tid,
+            s: Some(scope),
+            args,
+        })
+    }
+
+    /// Names a thread's track the first time it appears, and its process's with the first of
+    /// its threads.
+    fn name_thread(&mut self, pid: u32, tid: u32, name: &str) -> io::Result<()> {
+        if !self.named.insert((pid, tid)) {
+            return Ok(());
+        }
+        if self.named_processes.insert(pid) {
+            self.metadata("process_name", pid, pid, format!("{name} {pid}"))?;
+        }
+        self.metadata("thread_name", pid, tid, format!("{name} {tid}"))
+    }
+
+    fn metadata(&mut self, kind: &str, pid: u32, tid: u32, name: String) -> io::Result<()> {
+        self.write(&Event {
+            name: kind.to_owned(),
+            ph: "M",
+            cat: None,
+            ts: 0.0,
+            dur: None,
+            pid,
+            tid,
+            s: None,
+            args: json!({ "name": name }),
+        })
+    }
+
+    fn fault(&mut self, fault: &ClassifiedFault, args: Value) -> io::Result<()> {
+        let raw = &fault.fault;
+        let ts = self.micros(raw.timestamp_ns);
+        let name = format!(
+            "{} {}",
+            fault.class.as_str(),
+            raw.error_code.access().as_str()
+        );
+        self.instant(name, "fault", (raw.pid, raw.tid), ts, "t", args)
+    }
+
+    fn syscall(&mut self, call: &SyscallCall) -> io::Result<()> {
+        let ts = self.micros(call.timestamp_ns);
+        let end = self.micros(call.timestamp_ns + call.duration_ns);
+        self.write(&Event {
+            name: call.syscall.name().to_owned(),
+            ph: "X",
+            cat: Some("syscall"),
+            ts,
+            dur: Some(end - ts),
+            pid: call.pid,
+            tid: call.tid,
+            s: None,
+            args: json!({ "call": call.describe() }),
+        })
+    }
+
+    /// A region's resident pages, when they changed since last written.
+    fn counter(
+        &mut self,
+        id: usize,
+        pid: u32,
+        name: &str,
+        resident: usize,
+        ts: f64,
+    ) -> io::Result<()> {
+        if self.resident.insert(id, resident) == Some(resident) {
+            return Ok(());
+        }
+        self.write(&Event {
+            name: format!("resident pages {name}"),
+            ph: "C",
+            cat: Some("region"),
+            ts,
+            dur: None,
+            pid,
+            tid: pid,
+            s: None,
+            args: json!({ "resident": resident }),
+        })
+    }
+
+    /// Closes the array and the object.
+    fn close(&mut self, pid: u32, args: Value) -> io::Result<()> {
+        let ts = self.last_us;
+        self.instant("summary".to_owned(), "trace", (pid, pid), ts, "g", args)?;
+        self.out.write_all(b"\n]}\n")?;
+        self.out.flush()
+    }
+}
+
+fn fault_args(
+    address: u64,
+    mapping: &str,
+    region: Option<(&str, i64, u64)>,
+    fault: &ClassifiedFault,
+    code: &crate::kernel::symbols::Code,
+) -> Value {
+    json!({
+        "address": format!("{address:#x}"),
+        "mapping": mapping,
+        "region": region.map(|(name, _, _)| name),
+        "index": region.map(|(_, index, _)| index),
+        "page": region.map(|(_, _, page)| page),
+        "class": fault.class.as_str(),
+        "access": fault.fault.error_code.access().as_str(),
+        "present": fault.fault.error_code.present(),
+        "code": describe(code),
+    })
+}
+
+impl<W: io::Write> TraceOutput for ChromeTrace<W> {
+    fn started(&mut self, start: &TraceStart) -> io::Result<()> {
+        self.base_ns = Some(start.start_ns);
+        let name = start.command.clone().unwrap_or_else(|| "pid".to_owned());
+        self.name_thread(start.pid, start.pid, &name)
+    }
+
+    fn event(&mut self, event: &TraceEvent) -> io::Result<()> {
+        match event {
+            TraceEvent::Fault(traced) => {
+                let raw = &traced.fault.fault;
+                self.name_thread(raw.pid, raw.tid, "pid")?;
+                let region = traced
+                    .region
+                    .as_ref()
+                    .map(|(_, name, location)| (&**name, location.index, location.page));
+                let args = fault_args(
+                    raw.address,
+                    &traced.mapping,
+                    region,
+                    &traced.fault,
+                    &traced.code,
+                );
+                self.fault(&traced.fault, args)
+            }
+            TraceEvent::Syscall(call) => {
+                self.name_thread(call.pid, call.tid, "pid")?;
+                self.syscall(call)
+            }
+            TraceEvent::Signal(signal) => {
+                let ts = self.micros(signal.timestamp_ns);
+                self.instant(
+                    signal_name(signal.signal),
+                    "signal",
+                    (signal.target_tid, signal.target_tid),
+                    ts,
+                    "p",
+                    json!({ "code": signal.code }),
+                )
+            }
+            TraceEvent::ProcessForked { pid, parent } => {
+                let ts = self.last_us;
+                self.name_thread(*pid, *pid, "pid")?;
+                self.instant(
+                    "fork".to_owned(),
+                    "process",
+                    (*pid, *pid),
+                    ts,
+                    "p",
+                    json!({ "parent": parent }),
+                )
+            }
+            TraceEvent::ProcessExited { pid } => {
+                let ts = self.last_us;
+                self.instant(
+                    "exit".to_owned(),
+                    "process",
+                    (*pid, *pid),
+                    ts,
+                    "p",
+                    Value::Null,
+                )
+            }
+            TraceEvent::RegionStarted(_) | TraceEvent::RegionEnded(_) => Ok(()),
+        }
+    }
+
+    fn pages(&mut self, session: &Session) -> io::Result<()> {
+        let ts = self.last_us;
+        let states: Vec<(usize, u32, String, usize)> = session
+            .region_states()
+            .map(|(tracked, pages, _)| {
+                (
+                    tracked.id,
+                    tracked.pid,
+                    tracked.region.name.to_string(),
+                    pages.resident_pages().len(),
+                )
+            })
+            .collect();
+        for (id, pid, name, resident) in states {
+            self.counter(id, pid, &name, resident, ts)?;
+        }
+        Ok(())
+    }
+
+    fn summary(&mut self, summary: &TraceSummary, session: &Session) -> io::Result<()> {
+        self.pages(session)?;
+        self.close(
+            summary.pid,
+            json!({ "faults_total": summary.faults_total, "lost": summary.lost }),
+        )
+    }
+}
+
+impl<W: io::Write> Reporter for ChromeTrace<W> {
+    fn region(&mut self, _: ScenarioName, _: Allocator, _: &Region) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn step(&mut self, step: &StepReport) -> io::Result<()> {
+        let start = self.micros(step.started_ns);
+        let end = self.micros(step.ended_ns);
+        let pid = step.pid;
+        self.walked.0 = pid;
+        self.name_thread(pid, pid, &format!("demo alloc {}", step.scenario.as_str()))?;
+        self.write(&Event {
+            name: format!("step {}: {}", step.step, step.action),
+            ph: "X",
+            cat: Some("step"),
+            ts: start,
+            dur: Some(end - start),
+            pid,
+            tid: pid,
+            s: None,
+            args: json!({ "faults_in_region": step.faults_in_region().count() }),
+        })?;
+        for call in &step.syscalls {
+            self.syscall(call)?;
+        }
+        for resolved in &step.faults {
+            let raw = &resolved.fault.fault;
+            self.name_thread(
+                raw.pid,
+                raw.tid,
+                &format!("demo alloc {}", step.scenario.as_str()),
+            )?;
+            let region = resolved
+                .location
+                .map(|location| (&*step.region.name, location.index, location.page));
+            let args = fault_args(
+                raw.address,
+                &resolved.mapping,
+                region,
+                &resolved.fault,
+                &resolved.code,
+            );
+            self.fault(&resolved.fault, args)?;
+        }
+        for signal in &step.signals {
+            let ts = self.micros(signal.timestamp_ns);
+            self.instant(
+                signal_name(signal.signal),
+                "signal",
+                (pid, pid),
+                ts,
+                "p",
+                json!({ "code": signal.code }),
+            )?;
+        }
+        let resident = step.pages.resident_pages().len();
+        self.counter(0, pid, &step.region.name, resident, end)
+    }
+
+    fn summary(&mut self, summary: &Summary) -> io::Result<()> {
+        // Several walks share one file, which `finish` closes.
+        let (pid, faults, _) = self.walked;
+        self.walked = (pid, faults + summary.faults_total, summary.lost);
+        Ok(())
+    }
+
+    fn comparison(&mut self, _: &[WalkResult]) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
+        let (pid, faults, lost) = self.walked;
+        self.close(pid, json!({ "faults_total": faults, "lost": lost }))
+    }
+}
