@@ -212,6 +212,17 @@ pub fn vma_usage(pid: i32, address: u64) -> Result<Option<VmaUsage>, ProcMemErro
     })
 }
 
+/// Usage of the VMA that holds `first`, or else the one that holds `last`, from one read of
+/// smaps (a stack grows down into its region, so its VMA holds the region's last byte). The
+/// maps are in address order and do not overlap, so the first that holds either address is
+/// the one that holds `first` when there is one.
+pub fn region_vma_usage(pid: i32, first: u64, last: u64) -> Result<Option<VmaUsage>, ProcMemError> {
+    let holds = |map: &procfs::process::MemoryMap, address: u64| {
+        map.address.0 <= address && address < map.address.1
+    };
+    find_vma(pid, |map| holds(map, first) || holds(map, last))
+}
+
 /// Usage of the VMA named `name` (e.g. `[stack]`), or `None` when there is none.
 pub fn named_vma_usage(pid: i32, name: &str) -> Result<Option<VmaUsage>, ProcMemError> {
     find_vma(pid, |map| mapping_name(&map.pathname) == name)

@@ -73,9 +73,10 @@ impl PageModel {
         }
     }
 
-    /// The model of a file mapping, where a read fault maps a page of the file's page cache.
-    pub fn of_file(mut self) -> Self {
-        self.file_backed = true;
+    /// The model of a file mapping when `file_backed`, where a read fault maps a page of the
+    /// file's page cache, not the zero page.
+    pub fn file_backed(mut self, file_backed: bool) -> Self {
+        self.file_backed = file_backed;
         self
     }
 

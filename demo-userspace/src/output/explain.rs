@@ -6,7 +6,7 @@ use crate::{
     model::access::Access,
     model::classify::FaultClass,
     model::pages::{Companion, PageOrigin},
-    walk::lesson_facts::LessonFacts,
+    walk::lesson_facts::{LessonFacts, StackFacts},
     walk::plan::ScenarioName,
     walk::step_report::{AddressCheck, ResolvedFault, StepReport},
 };
@@ -54,26 +54,7 @@ pub fn explain(step: &StepReport) -> Vec<String> {
             cached_pages,
             shared_vma,
         }) => file(step, path, filesystem, cached_pages, shared_vma, &mut said),
-        Some(LessonFacts::Stack {
-            original_start,
-            top,
-            vma,
-            faults_below_original,
-            limit,
-            lowest_allowed,
-            frame_bytes,
-        }) => {
-            let stack = StackFacts {
-                original_start: *original_start,
-                top: *top,
-                vma: vma.as_ref(),
-                faults_below: *faults_below_original,
-                limit: *limit,
-                lowest_allowed: *lowest_allowed,
-                frame_bytes: *frame_bytes,
-            };
-            stack.explain(step, &mut said);
-        }
+        Some(LessonFacts::Stack(stack)) => explain_stack(stack, step, &mut said),
         Some(LessonFacts::Thp {
             enabled,
             defrag,
@@ -268,70 +249,58 @@ fn file(
     }
 }
 
-/// The stack lesson's facts, borrowed from the step.
-struct StackFacts<'a> {
-    original_start: u64,
-    top: u64,
-    vma: Option<&'a VmaUsage>,
-    faults_below: u64,
-    limit: Option<u64>,
-    lowest_allowed: Option<u64>,
-    frame_bytes: Option<u64>,
-}
-
-impl StackFacts<'_> {
-    fn explain(&self, step: &StepReport, said: &mut Vec<String>) {
-        let original_kib = (self.top - self.original_start) / 1024;
-        if let (Some(_), Some(AddressCheck::StackPointer { sp })) = (
-            &step.allocation,
-            step.allocation.as_ref().map(|facts| facts.address_check),
-        ) {
-            said.push(format!(
-                "stack: [stack] is {:#x}-{:#x}, {original_kib} KiB, sp {sp:#x}; the region is the 1 MiB \
-                 below its top, the VMA from page {}",
-                self.original_start,
-                self.top,
-                (self.original_start - step.region.start) / step.region.page_size
-            ));
-            return;
-        }
-        let frames = self
-            .frame_bytes
-            .map(|bytes| format!("; the frames are {bytes} bytes apart"))
-            .unwrap_or_default();
-        match (self.faults_below, self.vma) {
-            (0, _) => {}
-            (below, Some(vma)) => said.push(format!(
-                "growth: {below} faults below the original bottom {:#x}; [stack] is {:#x}-{:#x} \
-                 now, {} KiB (was {original_kib} KiB): each fault below the VMA made the \
-                 kernel grow it down to the page{frames}",
-                self.original_start, vma.start, vma.end, vma.size_kib
-            )),
-            (below, None) => said.push(format!(
-                "growth: {below} faults below the original bottom {:#x}, the stack growing \
-                 until the fault it could not grow for{frames}",
-                self.original_start
-            )),
-        }
-        if let (Some(limit), Some(lowest), None) = (self.limit, self.lowest_allowed, &step.death) {
-            said.push(format!(
-                "limit: RLIMIT_STACK {} KiB: the stack may grow down to {lowest:#x} ({:#x} less \
-                 {} KiB) and no further",
-                limit / 1024,
-                self.top,
-                limit / 1024
-            ));
-        }
-        if let (Some(death), Some(lowest)) = (&step.death, self.lowest_allowed)
-            && let Some((address, _)) = death.fault
-        {
-            let side = if address < lowest { "below" } else { "above" };
-            said.push(format!(
-                "limit: the fault at {address:#x} is {side} {lowest:#x}, the lowest address \
-                 RLIMIT_STACK allows: the kernel refused to grow [stack] there, so no VMA holds \
-                 the address and the fault ends in SIGSEGV (SEGV_MAPERR)"
-            ));
-        }
+/// The stack lesson: where [stack] started, how it grew, and where the limit stopped it.
+fn explain_stack(stack: &StackFacts, step: &StepReport, said: &mut Vec<String>) {
+    let original_kib = (stack.top - stack.original_start) / 1024;
+    if let (Some(_), Some(AddressCheck::StackPointer { sp })) = (
+        &step.allocation,
+        step.allocation.as_ref().map(|facts| facts.address_check),
+    ) {
+        said.push(format!(
+            "stack: [stack] is {:#x}-{:#x}, {original_kib} KiB, sp {sp:#x}; the region is the 1 MiB \
+             below its top, the VMA from page {}",
+            stack.original_start,
+            stack.top,
+            (stack.original_start - step.region.start) / step.region.page_size
+        ));
+        return;
+    }
+    let frames = stack
+        .frame_bytes
+        .map(|bytes| format!("; the frames are {bytes} bytes apart"))
+        .unwrap_or_default();
+    match (stack.faults_below_original, stack.vma.as_ref()) {
+        (0, _) => {}
+        (below, Some(vma)) => said.push(format!(
+            "growth: {below} faults below the original bottom {:#x}; [stack] is {:#x}-{:#x} \
+             now, {} KiB (was {original_kib} KiB): each fault below the VMA made the \
+             kernel grow it down to the page{frames}",
+            stack.original_start, vma.start, vma.end, vma.size_kib
+        )),
+        (below, None) => said.push(format!(
+            "growth: {below} faults below the original bottom {:#x}, the stack growing \
+             until the fault it could not grow for{frames}",
+            stack.original_start
+        )),
+    }
+    if let (Some(limit), Some(lowest), None) = (stack.limit, stack.lowest_allowed, &step.death) {
+        said.push(format!(
+            "limit: RLIMIT_STACK {} KiB: the stack may grow down to {lowest:#x} ({:#x} less \
+             {} KiB) and no further",
+            limit / 1024,
+            stack.top,
+            limit / 1024
+        ));
+    }
+    if let (Some(death), Some(lowest)) = (&step.death, stack.lowest_allowed)
+        && let Some((address, _)) = death.fault
+    {
+        let side = if address < lowest { "below" } else { "above" };
+        said.push(format!(
+            "limit: the fault at {address:#x} is {side} {lowest:#x}, the lowest address \
+             RLIMIT_STACK allows: the kernel refused to grow [stack] there, so no VMA holds \
+             the address and the fault ends in SIGSEGV (SEGV_MAPERR)"
+        ));
     }
 }
 
@@ -422,18 +391,13 @@ fn dontneed(step: &StepReport, said: &mut Vec<String>) {
 }
 
 fn mprotect(step: &StepReport, said: &mut Vec<String>) {
-    let Some(death) = &step.death else {
-        return;
-    };
-    let Some(fault) = step
-        .faults
-        .iter()
-        .rev()
-        .find(|fault| fault.fault.class == FaultClass::Error)
+    let Some((death, code)) = step
+        .death
+        .as_ref()
+        .and_then(|death| Some((death, death.error_code?)))
     else {
         return;
     };
-    let code = fault.fault.fault.error_code;
     let accerr = death.generated.is_some_and(|signal| signal.code == 2);
     said.push(format!(
         "protection: the page was present (error code {:#x}, present bit {}) and arr's VMA is \

@@ -332,11 +332,11 @@ fn drain(
             heap.attach_forked(&batch, probes);
         }
         for record in batch.drain(..) {
-            let before = events.len();
             session.handle(record, events);
-            if let Some(heap) = heap {
-                heap.detach_exited(&events[before..], probes);
-            }
+        }
+        // Detaching can wait for the batch: nothing of an exited process runs any more.
+        if let Some(heap) = heap {
+            heap.detach_exited(events, probes);
         }
         flush(events, output)?;
         if taken < BATCH {

@@ -32,28 +32,7 @@ pub enum LessonFacts {
         shared_vma: Option<VmaUsage>,
     },
     /// stack: the [stack] VMA against where it started and where the limit stops it.
-    Stack {
-        /// The bottom of [stack] before the lesson's first recursion.
-        #[serde(serialize_with = "crate::model::hex::hex")]
-        #[schemars(with = "crate::model::hex::Hex")]
-        original_start: u64,
-        /// The top of [stack], which does not move.
-        #[serde(serialize_with = "crate::model::hex::hex")]
-        #[schemars(with = "crate::model::hex::Hex")]
-        top: u64,
-        /// [stack] now; null once the child is gone.
-        vma: Option<VmaUsage>,
-        /// This step's faults below `original_start`.
-        faults_below_original: u64,
-        /// The child's RLIMIT_STACK soft limit in bytes; null when unlimited or gone.
-        limit: Option<u64>,
-        /// The lowest address the limit lets the stack grow to: `top - limit`.
-        #[serde(serialize_with = "crate::model::hex::optional_hex")]
-        #[schemars(with = "Option<crate::model::hex::Hex>")]
-        lowest_allowed: Option<u64>,
-        /// The distance between two frames of the recursion, as the child measured it.
-        frame_bytes: Option<u64>,
-    },
+    Stack(StackFacts),
     /// thp: the kernel's huge page settings and what it did.
     Thp {
         /// `/sys/kernel/mm/transparent_hugepage/enabled`'s selected value; null without THP.
@@ -63,4 +42,31 @@ pub enum LessonFacts {
         /// smaps' AnonHugePages of arr's VMA, in KiB.
         anon_huge_kib: u64,
     },
+}
+
+/// stack: the [stack] VMA against where it started and where the limit stops it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+// Inlined, so the `stack` line's schema is one object with its `lesson` tag.
+#[schemars(inline)]
+pub struct StackFacts {
+    /// The bottom of [stack] before the lesson's first recursion.
+    #[serde(serialize_with = "crate::model::hex::hex")]
+    #[schemars(with = "crate::model::hex::Hex")]
+    pub original_start: u64,
+    /// The top of [stack], which does not move.
+    #[serde(serialize_with = "crate::model::hex::hex")]
+    #[schemars(with = "crate::model::hex::Hex")]
+    pub top: u64,
+    /// [stack] now; null once the child is gone.
+    pub vma: Option<VmaUsage>,
+    /// This step's faults below `original_start`.
+    pub faults_below_original: u64,
+    /// The child's RLIMIT_STACK soft limit in bytes; null when unlimited or gone.
+    pub limit: Option<u64>,
+    /// The lowest address the limit lets the stack grow to: `top - limit`.
+    #[serde(serialize_with = "crate::model::hex::optional_hex")]
+    #[schemars(with = "Option<crate::model::hex::Hex>")]
+    pub lowest_allowed: Option<u64>,
+    /// The distance between two frames of the recursion, as the child measured it.
+    pub frame_bytes: Option<u64>,
 }

@@ -8,8 +8,8 @@ use crate::{
     kernel::pagecache,
     kernel::procmem,
     model::region::Region,
-    walk::lesson_facts::LessonFacts,
-    walk::lessons::{FILE_PAGES, lesson_file},
+    walk::lesson_facts::{LessonFacts, StackFacts},
+    walk::lessons::FILE_PAGES,
     walk::plan::ScenarioName,
     walk::step_report::KernelView,
     walk::workload::{Command, Reply, protocol::reply_address},
@@ -28,13 +28,18 @@ pub struct LessonState {
     pub frame_bytes: Option<u64>,
     /// The RLIMIT_STACK the stack lesson set, for the step in which the child dies of it.
     pub stack_limit: Option<u64>,
+    /// The file the file lesson's child was asked to create.
+    pub file: Option<PathBuf>,
 }
 
 impl LessonState {
     /// Learns what a command's reply says that later steps need.
     pub fn learn(&mut self, command: &Command, reply: &Reply) {
-        if let (Command::LimitStack { bytes }, Reply::Done(_)) = (command, reply) {
-            self.stack_limit = Some(*bytes);
+        match (command, reply) {
+            (Command::LimitStack { bytes }, Reply::Done(_)) => self.stack_limit = Some(*bytes),
+            // Asked for, even if it failed: whatever the child made is removed at the end.
+            (Command::CreateFile { path, .. }, _) => self.file = Some(path.clone()),
+            _ => {}
         }
         let Reply::Done(Some(detail)) = reply else {
             return;
@@ -50,11 +55,6 @@ impl LessonState {
             }
             _ => {}
         }
-    }
-
-    /// The file lesson's file, which the driver removes at the end.
-    pub fn file(scenario: ScenarioName) -> Option<PathBuf> {
-        (scenario == ScenarioName::File).then(|| lesson_file(std::process::id()))
     }
 
     /// Reads the facts of a step of `scenario` in process `pid`, whose region is `region`;
@@ -74,11 +74,13 @@ impl LessonState {
                 _ => None,
             },
             ScenarioName::File => {
-                let path = lesson_file(std::process::id());
-                let directory = path.parent().unwrap_or(&path);
+                let Some(path) = &self.file else {
+                    return Ok(None);
+                };
+                let directory = path.parent().unwrap_or(path);
                 Some(LessonFacts::File {
                     filesystem: pagecache::filesystem_of(directory)?,
-                    cached_pages: pagecache::cached_pages(&path, FILE_PAGES)?,
+                    cached_pages: pagecache::cached_pages(path, FILE_PAGES)?,
                     shared_vma: match (self.shared_mapping, kernel) {
                         (Some(address), Some(_)) => procmem::vma_usage(pid, address)?,
                         _ => None,
@@ -92,15 +94,16 @@ impl LessonState {
                     Some(_) => procmem::stack_limit(pid),
                     None => self.stack_limit,
                 };
-                LessonFacts::Stack {
+                LessonFacts::Stack(StackFacts {
                     original_start,
                     top,
-                    vma: kernel.and_then(|_| procmem::named_vma_usage(pid, "[stack]").ok()?),
+                    // The step's own view already holds [stack]: the region's VMA.
+                    vma: kernel.and_then(|kernel| kernel.vma.clone()),
                     faults_below_original: faults_below,
                     limit,
                     lowest_allowed: limit.map(|limit| top.saturating_sub(limit)),
                     frame_bytes: self.frame_bytes,
-                }
+                })
             }),
             ScenarioName::Thp => Some(LessonFacts::Thp {
                 enabled: pagecache::thp_setting("enabled"),

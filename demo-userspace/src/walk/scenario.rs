@@ -15,7 +15,7 @@ use crate::{
     kernel::symbols::Symbols,
     model::classify::{ClassCounts, ClassifiedFault, Classifier, FaultClass},
     model::events::{Decoded, Record, SignalEvent},
-    model::pages::{Companion, PageModel, PageState},
+    model::pages::{Companion, PageModel},
     model::region::Region,
     model::signals::ProcessEnd,
     model::syscalls::{SyscallCall, SyscallPairer},
@@ -194,7 +194,7 @@ pub async fn run_walk(
     probes
         .remove_target(pid)
         .context("stop tracing the workload child")?;
-    if let Some(path) = LessonState::file(plan.scenario) {
+    if let Some(path) = &walker.lesson.file {
         // The child made it; it may not have got that far.
         let _ = std::fs::remove_file(path);
     }
@@ -386,12 +386,8 @@ impl Walker<'_> {
             };
             reporter.region(self.plan.scenario, self.plan.allocator, &region)?;
             allocation = Some(facts);
-            let pages = PageModel::new(region.page_count() as usize);
-            let pages = if self.plan.allocator == Allocator::File {
-                pages.of_file()
-            } else {
-                pages
-            };
+            let pages = PageModel::new(region.page_count() as usize)
+                .file_backed(self.plan.allocator == Allocator::File);
             self.state = Some((region, pages));
         }
         let Some((region, pages)) = &mut self.state else {
@@ -571,11 +567,6 @@ impl Walker<'_> {
 
     fn record_digest(&mut self, report: &StepReport) {
         if let Some(death) = &report.death {
-            let fault = report
-                .faults
-                .iter()
-                .rev()
-                .find(|fault| fault.fault.class == FaultClass::Error);
             let address = death.fault.map(|(address, _)| address);
             self.death = Some(DeathDigest {
                 signal: death
@@ -586,8 +577,8 @@ impl Walker<'_> {
                     .generated
                     .map(|signal| crate::model::signals::si_code_name(signal.signal, signal.code)),
                 element: report.touch.as_ref().map(|touch| touch.touch.index),
-                error_code: fault.map(|fault| fault.fault.fault.error_code.0),
-                present: fault.map(|fault| fault.fault.fault.error_code.present()),
+                error_code: death.error_code.map(|code| code.0),
+                present: death.error_code.map(|code| code.present()),
                 // The maps are those of the last step the child survived.
                 vma: address
                     .and_then(|address| self.maps.find(address))
@@ -642,22 +633,10 @@ fn forget_dropped_pages(pages: &mut PageModel, region: &Region, syscalls: &[Sysc
 /// the rest of a transparent huge page, or file pages fault-around mapped. Any other page the
 /// faults do not explain stays unexplained, and the report says the kernel disagrees.
 fn adopt_companions(pages: &mut PageModel, view: &KernelView, step: u32) {
-    let unexplained = |page: &&u64| pages.state(**page) == Some(PageState::Untouched);
-    let huge: Vec<u64> = view
-        .huge_pages
-        .iter()
-        .filter(unexplained)
-        .copied()
-        .collect();
-    let around: Vec<u64> = view
-        .file_pages
-        .iter()
-        .filter(unexplained)
-        .filter(|page| !view.huge_pages.contains(page))
-        .copied()
-        .collect();
-    pages.adopt_with_fault(&huge, step, Companion::HugePage);
-    pages.adopt_with_fault(&around, step, Companion::FaultAround);
+    // Only untouched pages are taken, and a huge page's first, so the file's pages left are
+    // fault-around's.
+    pages.adopt_with_fault(&view.huge_pages, step, Companion::HugePage);
+    pages.adopt_with_fault(&view.file_pages, step, Companion::FaultAround);
 }
 
 /// Explains a death: the wait status, the kernel's signal record, and the fault before it.
@@ -677,6 +656,7 @@ fn death(status: &ExitStatus, faults: &[ResolvedFault], signals: &[SignalEvent])
             .find(|signal| Some(signal.signal) == wait_signal)
             .copied(),
         fault: failed.map(|fault| (fault.fault.fault.address, fault.location)),
+        error_code: failed.map(|fault| fault.fault.fault.error_code),
     }
 }
 
@@ -705,10 +685,6 @@ fn kernel_view(pid: i32, region: &Region) -> anyhow::Result<KernelView> {
             .iter()
             .map(|page| if page.present { page.pfn } else { 0 })
             .collect(),
-        // A stack grows down into its region, so its VMA holds the region's last byte.
-        vma: match procmem::vma_usage(pid, region.start)? {
-            Some(vma) => Some(vma),
-            None => procmem::vma_usage(pid, region.start + region.len - 1)?,
-        },
+        vma: procmem::region_vma_usage(pid, region.start, region.start + region.len - 1)?,
     })
 }

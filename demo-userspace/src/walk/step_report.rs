@@ -113,6 +113,8 @@ pub struct Death {
     pub generated: Option<SignalEvent>,
     /// The fault that did not complete just before, with where it fell.
     pub fault: Option<(u64, Option<Location>)>,
+    /// That fault's error code: whether the page was present, and the access.
+    pub error_code: Option<crate::model::access::ErrorCode>,
 }
 
 /// Everything known about one step.

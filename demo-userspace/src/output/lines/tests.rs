@@ -114,6 +114,7 @@ fn every_line_of_a_walk() {
     let past_the_end = region.start + 5121 * 4;
     death.kernel = None;
     death.death = Some(Death {
+        error_code: Some(crate::model::access::ErrorCode(6)),
         status: ProcessEnd::Killed(libc::SIGSEGV),
         wait_signal: Some(libc::SIGSEGV),
         generated: Some(segv()),
