@@ -106,7 +106,9 @@ pub mod top_counters {
     /// Faults that began while another counting program was changing the same CPU's recent
     /// counts (a kernel-mode fault inside one), so they went uncounted.
     pub const NESTED_DROPPED: u32 = 2;
-    pub const LEN: u32 = 3;
+    /// Exits whose counters found the exit map full, so they went unkept.
+    pub const EXITS_DROPPED: u32 = 3;
+    pub const LEN: u32 = 4;
 }
 
 /// What [`TOP_FLUSH_PROGRAM`] returns.
@@ -520,6 +522,10 @@ pub struct TopCounts {
     pub execs: u64,
     /// Faults taken in kernel mode (e.g. copy_to_user into an untouched page).
     pub kernel_mode: u64,
+    /// Of those, the writes and the instruction fetches (the rest are reads), so that every
+    /// fault is known by access and mode together.
+    pub kernel_writes: u64,
+    pub kernel_execs: u64,
     /// The task's command, captured in the kernel so that short-lived processes keep a name.
     pub comm: [u8; 16],
 }
@@ -548,6 +554,9 @@ pub struct ExitCounts {
     pub counters: FaultCounters,
     /// The command of its last thread, so a process that lived between two refreshes is named.
     pub comm: [u8; 16],
+    /// Its cgroup v2 id (the inode of the cgroup's directory), so that a process gone before it
+    /// was read is placed in its cgroup.
+    pub cgroup: u64,
 }
 
 /// A page of one process, for `demo top --pages`.

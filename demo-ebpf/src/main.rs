@@ -15,8 +15,8 @@ use aya_ebpf::{
         BPF_F_NO_PREALLOC, BPF_F_USER_STACK, BPF_NOEXIST, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP,
     },
     helpers::{
-        bpf_get_current_task_btf, bpf_get_stack, bpf_ktime_get_ns, bpf_probe_read_kernel,
-        bpf_task_pt_regs,
+        bpf_get_current_cgroup_id, bpf_get_current_task_btf, bpf_get_stack, bpf_ktime_get_ns,
+        bpf_probe_read_kernel, bpf_task_pt_regs,
     },
     macros::{map, perf_event, raw_tracepoint, tracepoint, uprobe, uretprobe},
     maps::{Array, HashMap, LruPerCpuHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
@@ -360,6 +360,8 @@ fn add_counts(total: &mut TopCounts, counts: &TopCounts) {
     total.writes += counts.writes;
     total.execs += counts.execs;
     total.kernel_mode += counts.kernel_mode;
+    total.kernel_writes += counts.kernel_writes;
+    total.kernel_execs += counts.kernel_execs;
     total.comm = counts.comm;
 }
 
@@ -429,13 +431,24 @@ fn change_recent<R>(change: impl FnOnce(&mut RecentFaults) -> R) -> Option<R> {
 #[inline(always)]
 fn count_into(ctx: &RawTracePointContext, counts: &mut TopCounts, error_code: u64) {
     counts.faults += 1;
-    match (error_code & (1 << 4) != 0, error_code & (1 << 1) != 0) {
-        (true, _) => counts.execs += 1,
-        (false, true) => counts.writes += 1,
-        (false, false) => counts.reads += 1,
-    }
-    if error_code & (1 << 2) == 0 {
+    let kernel = error_code & (1 << 2) == 0;
+    if kernel {
         counts.kernel_mode += 1;
+    }
+    match (error_code & (1 << 4) != 0, error_code & (1 << 1) != 0) {
+        (true, _) => {
+            counts.execs += 1;
+            if kernel {
+                counts.kernel_execs += 1;
+            }
+        }
+        (false, true) => {
+            counts.writes += 1;
+            if kernel {
+                counts.kernel_writes += 1;
+            }
+        }
+        (false, false) => counts.reads += 1,
     }
     // The command changes at exec; refreshing it now and then keeps the name current cheaply.
     if counts.faults.is_multiple_of(256)
@@ -486,10 +499,14 @@ fn keep_exit_counters(ctx: &TracePointContext) {
             major: own.major + gone_major,
         },
         comm: ctx.command().unwrap_or_default(),
+        // SAFETY: a helper without arguments, allowed in tracepoint programs.
+        cgroup: unsafe { bpf_get_current_cgroup_id() },
     };
     // A full map (more exits in one interval than it holds) leaves the process's counters
-    // unknown, which top shows as such.
-    let _ = TOP_EXITS.insert(task.tgid, process, 0);
+    // unknown, which top shows as such, and counts the loss.
+    if TOP_EXITS.insert(task.tgid, process, 0).is_err() {
+        add_counter(top_counters::EXITS_DROPPED, 1);
+    }
 }
 
 /// The target flags of `tgid`, 0 when it is not in the map.

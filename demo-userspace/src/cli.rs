@@ -139,7 +139,7 @@ pub enum Command {
     /// by the command the kernel captured. With --pid PID --pages, the faults of that process
     /// are also counted per page, and the hottest pages and mappings are shown.
     #[command(
-        after_help = "Examples:\n  sudo demo top\n  sudo demo top --duration 5 --format json\n  sudo demo top --sort major -n 5\n  sudo demo top --pid 1234 --pages"
+        after_help = "Examples:\n  sudo demo top\n  sudo demo top --duration 5 --format json\n  sudo demo top --sort major -n 5\n  sudo demo top --pid 1234 --pages\n  sudo demo top --listen 127.0.0.1:9464 --quiet"
     )]
     Top(TopArgs),
 
@@ -232,6 +232,28 @@ pub struct TopArgs {
     /// measure what the hook alone costs (cargo xtask bench).
     #[arg(long, hide = true, requires = "counters_only")]
     pub debug_empty_fault_programs: bool,
+
+    /// Serve the counters at http://ADDR:PORT/metrics in the Prometheus text format, read from
+    /// the kernel at each scrape: demo_faults_total by comm, cgroup, access and mode,
+    /// demo_minor_faults_total and demo_major_faults_total by comm and cgroup, and more (see
+    /// the README). Port 0 takes a free port; the address is printed on stderr.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: Option<std::net::SocketAddr>,
+
+    /// With --listen: a series per process (a pid label), bounded by --max-series.
+    #[arg(long, requires = "listen")]
+    pub per_pid: bool,
+
+    /// With --listen: the most series any one metric has. Past it, new series fold into the
+    /// one labelled comm="other" (cgroup and pid "other" too), and demo_series_folded_total
+    /// counts the processes folded.
+    #[arg(long, value_name = "N", requires = "listen", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(demo::top::ledger::MIN_SERIES as u64..=1_000_000))]
+    pub max_series: u64,
+
+    /// With --listen: show no intervals, only serve the metrics (as a service does).
+    #[arg(long, requires = "listen")]
+    pub quiet: bool,
 }
 
 /// The options of `demo trace`.

@@ -81,6 +81,9 @@ fn exit_code(error: &anyhow::Error) -> ExitCode {
         cause.is::<BadInput>()
             || cause.is::<trace::TargetError>()
             || cause.is::<demo::kernel::process::ProcessError>()
+            || cause
+                .downcast_ref::<output::metrics::BindError>()
+                .is_some_and(output::metrics::BindError::is_bad_input)
     });
     ExitCode::from(if bad_input { 2 } else { 1 })
 }
@@ -112,7 +115,13 @@ enum Run {
         interactive: bool,
     },
     Trace(trace::TraceOptions),
-    Top(top::TopOptions),
+    Top {
+        options: top::TopOptions,
+        /// `--listen`: where the metrics endpoint listens.
+        listen: Option<std::net::SocketAddr>,
+        /// `--quiet`: no intervals shown.
+        quiet: bool,
+    },
 }
 
 fn action(
@@ -176,16 +185,24 @@ fn action(
                 quiet: tui,
             }))
         }
-        Some(Command::Top(args)) => Action::Run(Run::Top(top::TopOptions {
-            interval: std::time::Duration::from_secs_f64(args.interval),
-            count: args.count as usize,
-            sort: args.sort.into(),
-            duration: args.duration.map(std::time::Duration::from_secs_f64),
-            pages_of: args.pid.filter(|_| args.pages),
-            all_rows: tui,
-            counters_only: args.counters_only,
-            empty_fault_programs: args.debug_empty_fault_programs,
-        })),
+        Some(Command::Top(args)) => Action::Run(Run::Top {
+            options: top::TopOptions {
+                interval: std::time::Duration::from_secs_f64(args.interval),
+                count: args.count as usize,
+                sort: args.sort.into(),
+                duration: args.duration.map(std::time::Duration::from_secs_f64),
+                pages_of: args.pid.filter(|_| args.pages),
+                all_rows: tui,
+                counters_only: args.counters_only,
+                empty_fault_programs: args.debug_empty_fault_programs,
+                series: args.listen.map(|_| top::ledger::SeriesOptions {
+                    per_pid: args.per_pid,
+                    max_series: args.max_series as usize,
+                }),
+            },
+            listen: args.listen,
+            quiet: args.quiet,
+        }),
     })
 }
 
@@ -201,6 +218,15 @@ fn check_combination(cli: &Cli) -> Result<(), BadInput> {
     if matches!(cli.command, Some(Command::Top(_))) && timeline {
         return Err(BadInput(
             "--format chrome-trace is a timeline of an alloc or trace; demo top counts, it keeps no events".to_owned(),
+        ));
+    }
+    if let Some(Command::Top(args)) = &cli.command
+        && args.quiet
+        && (cli.tui || cli.format != cli::FormatArg::Text || cli.output.is_some())
+    {
+        return Err(BadInput(
+            "--quiet shows no intervals, so --tui, --format and --output have nothing to show"
+                .to_owned(),
         ));
     }
     if cli.tui && (folded || timeline) {
@@ -276,6 +302,14 @@ async fn run(mut cli: Cli) -> anyhow::Result<()> {
         Action::Run(run) => run,
     };
     privileges::check()?;
+    // Bound before anything is loaded, so a port in use fails at once.
+    let listener = match &action {
+        Run::Top {
+            listen: Some(address),
+            ..
+        } => Some(output::metrics::bind(*address).await?),
+        _ => None,
+    };
     let out: Box<dyn io::Write> = match &cli.output {
         Some(path) => Box::new(BufWriter::with_capacity(
             OUTPUT_BUFFER,
@@ -284,18 +318,17 @@ async fn run(mut cli: Cli) -> anyhow::Result<()> {
         None => Box::new(BufWriter::new(io::stdout().lock())),
     };
     if cli.tui {
-        return run_in_view(&cli, action, run_as).await;
+        return run_in_view(&cli, action, run_as, listener).await;
     }
     match action {
-        Run::Top(options) => {
-            let mut probes =
-                probes::TopProbes::load(&cli.debug_fault_category, options.counting())?;
-            top::run(
-                &options,
-                &mut probes,
-                output::top::output(cli.format.into(), out).as_mut(),
-            )
-            .await
+        Run::Top { options, quiet, .. } => {
+            let top = start_top(&cli, options, listener.as_ref())?;
+            let mut output = if quiet {
+                output::top::silent()
+            } else {
+                output::top::output(cli.format.into(), out)
+            };
+            run_top(&top, listener, output.as_mut()).await
         }
         Run::Alloc { plans, interactive } => {
             let (mut probes, mut reader) = trace_probes(&cli)?;
@@ -324,6 +357,7 @@ async fn run_in_view(
     cli: &Cli,
     action: Run,
     run_as: Option<privileges::RunAs>,
+    listener: Option<output::metrics::Listener>,
 ) -> anyhow::Result<()> {
     use tui::app::{Mode, Request};
     let (sender, events) = tui::channel();
@@ -362,12 +396,11 @@ async fn run_in_view(
             )
             .await?
         }
-        Run::Top(options) => {
-            let mut probes =
-                probes::TopProbes::load(&cli.debug_fault_category, options.counting())?;
-            let mut output = tui::ViewTop(sender.clone());
-            let work = top::run(&options, &mut probes, &mut output);
+        Run::Top { options, .. } => {
             let app = tui::app(Mode::Top, "demo top").with_top(options.count, options.sort);
+            let top = start_top(cli, options, listener.as_ref())?;
+            let mut output = tui::ViewTop(sender.clone());
+            let work = run_top(&top, listener, &mut output);
             tui::run_view(app, sender, events, None, work).await?
         }
     };
@@ -380,6 +413,40 @@ async fn run_in_view(
         return Err(error).context("start demo trace --pid for the chosen process");
     }
     Ok(())
+}
+
+/// Loads demo top's programs and starts it; with a metrics endpoint, says where it listens,
+/// once every count it serves is being counted.
+fn start_top(
+    cli: &Cli,
+    options: top::TopOptions,
+    listener: Option<&output::metrics::Listener>,
+) -> anyhow::Result<top::Top> {
+    let probes = probes::TopProbes::load(&cli.debug_fault_category, options.counting())?;
+    let top = top::Top::start(options, probes)?;
+    if let Some(listener) = listener {
+        let bound = listener
+            .local_addr()
+            .context("read the address the metrics endpoint listens on")?;
+        eprintln!("demo top: serving metrics at http://{bound}/metrics");
+    }
+    Ok(top)
+}
+
+/// Runs demo top, and beside it the metrics endpoint when it listens; the endpoint stops when
+/// top does.
+async fn run_top(
+    top: &top::Top,
+    listener: Option<output::metrics::Listener>,
+    out: &mut dyn top::TopOutput,
+) -> anyhow::Result<()> {
+    match (listener, top.metrics()) {
+        (Some(listener), Some(source)) => tokio::select! {
+            done = top.run(out) => done,
+            served = output::metrics::serve(listener, source) => served,
+        },
+        _ => top.run(out).await,
+    }
 }
 
 /// Loads the per-event programs and opens their ring buffer.

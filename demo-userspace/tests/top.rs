@@ -4,71 +4,16 @@
 mod common;
 
 use std::{
-    io::{BufRead as _, BufReader, Write as _},
+    io::{BufRead as _, BufReader},
     process::{Child, Command, Stdio},
 };
 
 use common::c_programs::compile_c;
 use common::json::{demo, json_file, json_lines, of_kind, parse_line};
 use common::kernel::{assert_nothing_of_ours_is_loaded, ours_loaded};
+use common::workload::start_workload;
 use common::{DEMO, require_root};
 use serde_json::Value;
-
-/// Maps 65,536 pages, says its pid, touches them all when told, reports its own rusage, then
-/// waits for stdin to close.
-const WORKLOAD: &str = r#"
-#include <stdio.h>
-#include <sys/mman.h>
-#include <sys/resource.h>
-#include <unistd.h>
-int main(void) {
-    char *area = mmap(NULL, 65536L * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    printf("%d\n", getpid());
-    fflush(stdout);
-    getchar();
-    struct rusage before, after;
-    getrusage(RUSAGE_SELF, &before);
-    for (long i = 0; i < 65536; i++) area[i * 4096] = 1;
-    getrusage(RUSAGE_SELF, &after);
-    printf("%ld %ld\n", after.ru_minflt - before.ru_minflt, after.ru_majflt - before.ru_majflt);
-    fflush(stdout);
-    getchar();
-    return 0;
-}
-"#;
-
-struct Workload {
-    child: Child,
-    lines: std::io::Lines<BufReader<std::process::ChildStdout>>,
-    pid: u64,
-}
-
-fn start_workload() -> Workload {
-    let program = compile_c("top_workload", WORKLOAD, &["-O2"]);
-    let mut child = Command::new(program)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let pid = lines.next().unwrap().unwrap().parse().unwrap();
-    Workload { child, lines, pid }
-}
-
-impl Workload {
-    /// Touches the pages; returns the workload's own minor and major fault counts for it.
-    fn touch(&mut self) -> (u64, u64) {
-        writeln!(self.child.stdin.as_mut().unwrap()).unwrap();
-        let line = self.lines.next().unwrap().unwrap();
-        let mut counts = line.split(' ').map(|n| n.parse().unwrap());
-        (counts.next().unwrap(), counts.next().unwrap())
-    }
-
-    fn finish(mut self) {
-        drop(self.child.stdin.take());
-        assert!(self.child.wait().unwrap().success());
-    }
-}
 
 /// Starts `demo top ARGS` and waits for its first interval, so the counters are attached.
 fn start_top(args: &[&str]) -> (Child, std::io::Lines<BufReader<std::process::ChildStdout>>) {

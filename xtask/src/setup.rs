@@ -1,5 +1,6 @@
 //! Fresh-machine setup, idempotent: the Debian LLVM dev packages whose major version matches
-//! rustc's LLVM, the rust-src component, and a pinned bpf-linker built against that LLVM.
+//! rustc's LLVM, the tools the tests and the bench run (Prometheus among them, with its service
+//! kept off), the rust-src component, and a pinned bpf-linker built against that LLVM.
 
 use std::process::Command;
 
@@ -25,6 +26,8 @@ pub fn install_missing() -> anyhow::Result<()> {
         "util-linux".to_owned(),
         "man-db".to_owned(),
         "gcc".to_owned(),
+        // systemd-analyze checks the README's service unit.
+        "systemd".to_owned(),
         // The bench compares demo with bpftrace and perf, and reads bpf_stats with bpftool.
         "bpftrace".to_owned(),
         "linux-perf".to_owned(),
@@ -33,6 +36,9 @@ pub fn install_missing() -> anyhow::Result<()> {
         // internal functions (`_int_malloc`), which its own symbol table leaves out.
         "libc6-dbg".to_owned(),
     ])?;
+    // The metrics test scrapes demo with a real Prometheus, and checks the exposition with
+    // promtool. The package's own service must not start: the test runs its own on loopback.
+    ensure_without_services(&["prometheus"])?;
     ensure_rust_src()?;
     ensure_bpf_linker(llvm)?;
     println!("xtask: setup complete");
@@ -56,6 +62,67 @@ fn parse_llvm_major(rustc_version: &str) -> Option<u32> {
         .ok()
 }
 
+/// Where Debian's maintainer scripts ask whether a service may start (policy-rc.d(8)); exit
+/// status 101 says no. invoke-rc.d and deb-systemd-invoke both obey it.
+const POLICY_RC_D: &str = "/usr/sbin/policy-rc.d";
+
+/// Installs `packages` without starting, or enabling for the next boot, the services they
+/// bring.
+fn ensure_without_services(packages: &[&str]) -> anyhow::Result<()> {
+    let missing: Vec<String> = packages
+        .iter()
+        .filter(|package| !debian_package_installed(package))
+        .map(|&package| package.to_owned())
+        .collect();
+    if missing.is_empty() {
+        println!("xtask: Debian packages present: {}", packages.join(" "));
+        return Ok(());
+    }
+    let own_policy = !std::path::Path::new(POLICY_RC_D).exists();
+    if own_policy {
+        run(&mut privileged(&[
+            "sh",
+            "-c",
+            &format!("printf '#!/bin/sh\\nexit 101\\n' > {POLICY_RC_D} && chmod 755 {POLICY_RC_D}"),
+        ]))
+        .context("keep services from starting during the install")?;
+    }
+    let installed = ensure_debian_packages(&missing);
+    if own_policy {
+        run(&mut privileged(&["rm", "-f", POLICY_RC_D]))
+            .context("remove the temporary policy-rc.d")?;
+    }
+    installed?;
+    // Under systemd the units are enabled for the next boot even though they did not start.
+    if std::path::Path::new("/run/systemd/system").exists() {
+        for package in &missing {
+            run(&mut privileged(&[
+                "systemctl",
+                "disable",
+                "--now",
+                &format!("{package}.service"),
+            ]))
+            .with_context(|| format!("keep the {package} service off"))?;
+        }
+    }
+    Ok(())
+}
+
+/// `args` as root: directly when xtask is root, else through `sudo -n`.
+fn privileged(args: &[&str]) -> Command {
+    let mut command = if is_root() {
+        Command::new(args[0])
+    } else {
+        let mut sudo = Command::new("sudo");
+        sudo.arg("-n").arg(args[0]);
+        sudo
+    };
+    command
+        .args(&args[1..])
+        .env("DEBIAN_FRONTEND", "noninteractive");
+    command
+}
+
 fn ensure_debian_packages(packages: &[String]) -> anyhow::Result<()> {
     let missing: Vec<&str> = packages
         .iter()
@@ -73,19 +140,6 @@ fn ensure_debian_packages(packages: &[String]) -> anyhow::Result<()> {
             missing.join(" ")
         );
     }
-    let privileged = |args: &[&str]| {
-        let mut command = if is_root() {
-            Command::new(args[0])
-        } else {
-            let mut sudo = Command::new("sudo");
-            sudo.arg("-n").arg(args[0]);
-            sudo
-        };
-        command
-            .args(&args[1..])
-            .env("DEBIAN_FRONTEND", "noninteractive");
-        command
-    };
     let mut update = privileged(&["apt-get", "update"]);
     let mut install_args = vec!["apt-get", "install", "-y", "--no-install-recommends"];
     install_args.extend(&missing);

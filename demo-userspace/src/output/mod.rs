@@ -10,6 +10,7 @@ mod folded;
 mod json;
 mod json_lines;
 pub mod lines;
+pub mod metrics;
 mod text;
 pub mod top;
 pub mod trace;

@@ -19,6 +19,19 @@ pub fn output<'a>(format: Format, out: impl Write + 'a) -> Box<dyn TopOutput + '
     }
 }
 
+/// `--quiet`: no interval is shown (the metrics endpoint is the output).
+pub fn silent() -> Box<dyn TopOutput> {
+    Box::new(Silent)
+}
+
+struct Silent;
+
+impl TopOutput for Silent {
+    fn interval(&mut self, _interval: &Interval) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 fn now_rfc3339() -> String {
     humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
 }

@@ -6,20 +6,29 @@ use std::collections::{HashMap, HashSet};
 use demo_common::{ExitCounts, FaultCounters, TopCounts};
 
 use super::{Snapshot, accounting::Accounting, is_dead};
-use crate::kernel::probes::{ProcessCounts, command_name};
+use crate::kernel::probes::{ProbeError, ProcessCounts, TopProbes, command_name};
 
 /// Every process with faults since demo top started, and the pids still alive: the living from
 /// /proc, and those that exited since the last interval from the counters the exit program
 /// kept (with the command it captured, so that a process born and gone between two refreshes
 /// is named).
-pub fn snapshot(accounting: &Accounting, exits: &HashMap<u32, ExitCounts>) -> Snapshot {
-    let mut alive = HashSet::new();
-    let mut snapshot = Vec::new();
-    for stat in procfs::process::all_processes()
+pub fn snapshot(
+    probes: &mut TopProbes,
+    accounting: &Accounting,
+    exits: &mut HashMap<u32, ExitCounts>,
+) -> Result<Snapshot, ProbeError> {
+    let stats: Vec<_> = procfs::process::all_processes()
         .into_iter()
         .flatten()
         .filter_map(|process| process.ok()?.stat().ok())
-    {
+        .collect();
+    // Taken after the stats: the kernel keeps a process's counters at its exit, before it can
+    // leave /proc, so a process gone from the stats has its exit here, and none is missed for
+    // a reading (which would count it twice at the next).
+    exits.extend(probes.take_exits()?);
+    let mut alive = HashSet::new();
+    let mut snapshot = Vec::new();
+    for stat in stats {
         let pid = stat.pid as u32;
         let exit = exits.get(&pid);
         if is_dead(&stat) {
@@ -41,10 +50,10 @@ pub fn snapshot(accounting: &Accounting, exits: &HashMap<u32, ExitCounts>) -> Sn
         }
     }
     snapshot.retain(|(_, process)| process.counts.faults > 0);
-    Snapshot {
+    Ok(Snapshot {
         processes: snapshot,
         alive,
-    }
+    })
 }
 
 /// A process whose faults are its minor and major counts: the split by access and mode is

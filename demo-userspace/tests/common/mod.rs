@@ -9,6 +9,7 @@
 pub mod c_programs;
 pub mod json;
 pub mod kernel;
+pub mod workload;
 
 use std::{path::PathBuf, sync::OnceLock};
 

@@ -35,7 +35,7 @@ const NOISE: f64 = 0.03;
 /// How often a mode runs at most to get a run that the host did not disturb.
 const ATTEMPTS: u32 = 6;
 
-const MODES: [Mode; 12] = [
+const MODES: [Mode; 13] = [
     Mode::Untraced,
     Mode::UntracedBusy,
     Mode::TopCountersOnly,
@@ -45,6 +45,7 @@ const MODES: [Mode; 12] = [
     Mode::TraceStacks,
     Mode::TraceOther,
     Mode::Top,
+    Mode::TopListen,
     Mode::BpftraceCount,
     Mode::BpftracePrint,
     Mode::PerfTrace,
@@ -401,6 +402,11 @@ fn report(
         (
             "demo top <= floor + 0.02".to_owned(),
             ratio(Mode::Top) <= floor + 0.02,
+        ),
+        (
+            "demo top --listen, scraped, <= floor + 0.02, 0 dropped".to_owned(),
+            ratio(Mode::TopListen) <= floor + 0.02
+                && row(Mode::TopListen).is_some_and(|t| t.lost == Some(0)),
         ),
         (
             "demo trace and top ahead of bpftrace counting".to_owned(),

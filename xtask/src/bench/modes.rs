@@ -35,6 +35,8 @@ pub enum Mode {
     TraceOther,
     /// `demo top`, the default per-fault counting.
     Top,
+    /// `demo top --listen --quiet --per-pid`, scraped every second as Prometheus would.
+    TopListen,
     BpftraceCount,
     BpftracePrint,
     PerfTrace,
@@ -52,6 +54,7 @@ impl Mode {
             Self::TraceStacks => "demo trace --stacks",
             Self::TraceOther => "untraced, demo traces another",
             Self::Top => "demo top (defaults)",
+            Self::TopListen => "demo top --listen --per-pid",
             Self::BpftraceCount => "bpftrace, count in kernel",
             Self::BpftracePrint => "bpftrace, printf to file",
             Self::PerfTrace => "perf trace -F min",
@@ -172,6 +175,7 @@ pub fn run(mode: Mode, setup: &Setup, workload: &mut Workload) -> anyhow::Result
             trace(mode, setup, workload)
         }
         Mode::Top | Mode::TopCountersOnly | Mode::Floor => top(mode, setup, workload),
+        Mode::TopListen => top_listen(setup, workload),
         Mode::BpftraceCount | Mode::BpftracePrint => bpftrace(mode, setup, workload),
         Mode::PerfTrace => perf_trace(setup, workload),
     }
@@ -281,6 +285,69 @@ fn top(mode: Mode, setup: &Setup, workload: &mut Workload) -> anyhow::Result<Sam
         kernel_ns_per_run,
         ..sample
     })
+}
+
+/// `demo top --listen` as a service runs it, with a scrape every second (Prometheus' usual
+/// interval is longer), so that the reads at scrape time are in the cost.
+fn top_listen(setup: &Setup, workload: &mut Workload) -> anyhow::Result<Sample> {
+    let before = kernel_cost::loaded_ids()?;
+    let mut top = pinned("1", setup.demo)
+        .args(["top", "--listen", "127.0.0.1:0", "--quiet", "--per-pid"])
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let mut line = String::new();
+    BufReader::new(top.stderr.take().context("demo top's stderr")?).read_line(&mut line)?;
+    let Some(url) = line.trim().strip_prefix("demo top: serving metrics at ") else {
+        stop(&mut top)?;
+        bail!("demo top --listen did not say where it serves: {line:?}");
+    };
+    let url = url.to_owned();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let scraper = {
+        let (url, done) = (url.clone(), std::sync::Arc::clone(&done));
+        std::thread::spawn(move || -> anyhow::Result<u32> {
+            let mut scrapes = 0;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                scrape(&url)?;
+                scrapes += 1;
+                std::thread::sleep(Duration::from_secs(1));
+            }
+            Ok(scrapes)
+        })
+    };
+    let sample = workload.measure(setup);
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let scraped = scraper
+        .join()
+        .map_err(|_| anyhow::anyhow!("the scraper panicked"))?;
+    let kernel_ns_per_run = kernel_cost::fault_ns_per_run(&before)?;
+    let last = scrape(&url);
+    stop(&mut top)?;
+    let (sample, scraped, last) = (sample?, scraped?, last?);
+    if scraped == 0 {
+        bail!("demo top --listen was never scraped during the run");
+    }
+    Ok(Sample {
+        lost: Some(dropped_in(&last)),
+        kernel_ns_per_run,
+        ..sample
+    })
+}
+
+fn scrape(url: &str) -> anyhow::Result<String> {
+    ureq::get(url)
+        .call()
+        .and_then(|mut response| response.body_mut().read_to_string())
+        .with_context(|| format!("scrape {url}"))
+}
+
+/// The sum of `demo_dropped_total` in an exposition.
+fn dropped_in(exposition: &str) -> u64 {
+    exposition
+        .lines()
+        .filter(|line| line.starts_with("demo_dropped_total{"))
+        .filter_map(|line| line.rsplit_once(' ')?.1.parse::<u64>().ok())
+        .sum()
 }
 
 fn bpftrace(mode: Mode, setup: &Setup, workload: &mut Workload) -> anyhow::Result<Sample> {
@@ -440,5 +507,11 @@ mod tests {
         assert_eq!(lost_in("x\nLOST 1234 events!\nfoo\nLOST 6 events!\n"), 1240);
         assert_eq!(lost_in("Attaching 1 probe...\nLost 17 events\n"), 17);
         assert_eq!(lost_in("1 2 7f 55 6\n"), 0);
+    }
+
+    #[test]
+    fn drops_are_summed_over_reasons_from_an_exposition() {
+        let text = "# TYPE demo_dropped_total counter\ndemo_dropped_total{reason=\"a\"} 3\ndemo_dropped_total{reason=\"b\"} 4\ndemo_faults_total{comm=\"x\"} 9\n";
+        assert_eq!(dropped_in(text), 7);
     }
 }

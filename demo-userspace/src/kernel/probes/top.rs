@@ -9,9 +9,10 @@ use demo_common::{
     ExitCounts, FaultCounters, PAGE_COUNTS_MAP, PageKey, TOP_CONFIG_MAP, TOP_COUNTERS_MAP,
     TOP_COUNTS_MAP, TOP_EMPTY_KERNEL_PROGRAM, TOP_EMPTY_USER_PROGRAM, TOP_EXIT_PROGRAM,
     TOP_EXITS_MAP, TOP_FAULT_KERNEL_PROGRAM, TOP_FAULT_USER_PROGRAM, TOP_FLUSH_PROGRAM, TopCounts,
-    top_flush_result,
+    top_counters, top_flush_result,
 };
 
+use super::ProgramRuns;
 use super::{
     Attach, ObjectUse, ProbeError, attach_tracepoints, check_formats, fault_tracepoint_programs,
     loaded, open_object, process_exit_program, take_map, unless_missing,
@@ -217,10 +218,9 @@ impl TopProbes {
         Ok(pages)
     }
 
-    /// Faults that went uncounted (the process map was full, or they began inside another
-    /// counting program on the same CPU), and pages evicted from
-    /// the page map (entered minus still there).
-    pub fn drops(&self) -> Result<(u64, u64), ProbeError> {
+    /// What went uncounted so far, by reason, and the pages evicted from the page map (entered
+    /// minus still there).
+    pub fn drops(&self) -> Result<TopDrops, ProbeError> {
         let counter = |index| -> Result<u64, ProbeError> {
             Ok(self
                 .counters
@@ -232,11 +232,39 @@ impl TopProbes {
                 .iter()
                 .sum())
         };
-        let dropped = counter(demo_common::top_counters::PROCESSES_DROPPED)?
-            + counter(demo_common::top_counters::NESTED_DROPPED)?;
-        let inserted = counter(demo_common::top_counters::PAGES_INSERTED)?;
+        let inserted = counter(top_counters::PAGES_INSERTED)?;
         let present = self.pages.keys().filter(Result::is_ok).count() as u64;
-        Ok((dropped, inserted.saturating_sub(present)))
+        Ok(TopDrops {
+            process_map_full: counter(top_counters::PROCESSES_DROPPED)?,
+            nested: counter(top_counters::NESTED_DROPPED)?,
+            exit_map_full: counter(top_counters::EXITS_DROPPED)?,
+            pages_evicted: inserted.saturating_sub(present),
+        })
+    }
+
+    /// What each program of demo top that ran cost in the kernel so far, when `bpf_stats` is on.
+    pub fn program_runs(&self) -> Option<Vec<ProgramRuns>> {
+        super::run_stats::program_runs(&self.ebpf)
+    }
+}
+
+/// What `demo top`'s programs could not count, since they were loaded.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TopDrops {
+    /// Faults of processes that found the process map full.
+    pub process_map_full: u64,
+    /// Faults that began while another counting program changed the same CPU's counts.
+    pub nested: u64,
+    /// Exits whose final counters found the exit map full.
+    pub exit_map_full: u64,
+    /// Pages evicted from the `--pages` map (not a loss of faults: their counts are gone).
+    pub pages_evicted: u64,
+}
+
+impl TopDrops {
+    /// Faults that went uncounted.
+    pub fn faults(&self) -> u64 {
+        self.process_map_full + self.nested
     }
 }
 
@@ -248,6 +276,8 @@ fn sum_counts(per_cpu: &PerCpuValues<TopCounts>) -> ProcessCounts {
         total.writes += counts.writes;
         total.execs += counts.execs;
         total.kernel_mode += counts.kernel_mode;
+        total.kernel_writes += counts.kernel_writes;
+        total.kernel_execs += counts.kernel_execs;
         // Each CPU that saw the process holds a copy of its command; any non-empty one will do.
         if total.comm[0] == 0 {
             total.comm = counts.comm;
