@@ -517,17 +517,34 @@ pub struct HeapRecord {
 pub struct TopCounts {
     /// Faults begun (tracepoint), any outcome.
     pub faults: u64,
-    pub reads: u64,
-    pub writes: u64,
-    pub execs: u64,
-    /// Faults taken in kernel mode (e.g. copy_to_user into an untouched page).
-    pub kernel_mode: u64,
-    /// Of those, the writes and the instruction fetches (the rest are reads), so that every
-    /// fault is known by access and mode together.
-    pub kernel_writes: u64,
-    pub kernel_execs: u64,
-    /// The task's command, captured in the kernel so that short-lived processes keep a name.
+    /// The same faults by mode ([`top_kind::USER`], [`top_kind::KERNEL`]: kernel mode is e.g.
+    /// copy_to_user into an untouched page) and access ([`top_kind::READ`], [`top_kind::WRITE`],
+    /// [`top_kind::EXEC`]), one add per fault.
+    pub by_kind: [[u64; 3]; 2],
+    /// The task's command when it last began faulting on a CPU, so that a process gone before
+    /// demo read /proc, with its exit record lost, still has a name.
     pub comm: [u8; 16],
+}
+
+impl TopCounts {
+    /// Faults of `access` (a [`top_kind`] access index), in both modes.
+    pub fn of_access(&self, access: usize) -> u64 {
+        self.by_kind[top_kind::USER][access] + self.by_kind[top_kind::KERNEL][access]
+    }
+
+    /// Faults taken in kernel mode.
+    pub fn kernel_mode(&self) -> u64 {
+        self.by_kind[top_kind::KERNEL].iter().sum()
+    }
+}
+
+/// The indices of [`TopCounts::by_kind`]: first the mode, then the access.
+pub mod top_kind {
+    pub const USER: usize = 0;
+    pub const KERNEL: usize = 1;
+    pub const READ: usize = 0;
+    pub const WRITE: usize = 1;
+    pub const EXEC: usize = 2;
 }
 
 /// The faults of the process that faulted last on one CPU, kept apart from the process map so

@@ -40,7 +40,8 @@ pub const ACCESSES: [Access; 3] = [Access::Read, Access::Write, Access::Exec];
 /// The modes, in [`Split`] order.
 pub const MODES: [Mode; 2] = [Mode::User, Mode::Kernel];
 
-/// One process's faults by mode (index into [`MODES`]) and access (into [`ACCESSES`]).
+/// One process's faults by mode (index into [`MODES`]) and access (into [`ACCESSES`]): the
+/// kernel side's `TopCounts::by_kind`, whose indices are `demo_common::top_kind`'s.
 pub type Split = [[u64; 3]; 2];
 
 /// What one reading of the kernel says of one process: its counts so far.
@@ -337,6 +338,16 @@ mod tests {
             .filter(|(owner, ..)| owner.is_other())
             .map(|(.., value)| value)
             .sum()
+    }
+
+    #[test]
+    fn the_split_is_in_the_kernel_sides_order() {
+        use demo_common::top_kind;
+        assert_eq!(MODES[top_kind::USER], Mode::User);
+        assert_eq!(MODES[top_kind::KERNEL], Mode::Kernel);
+        assert_eq!(ACCESSES[top_kind::READ], Access::Read);
+        assert_eq!(ACCESSES[top_kind::WRITE], Access::Write);
+        assert_eq!(ACCESSES[top_kind::EXEC], Access::Exec);
     }
 
     #[test]

@@ -18,7 +18,7 @@ use anyhow::Context as _;
 pub use self::rank::{Row, SortKey, sort_rows};
 use self::{
     accounting::Accounting,
-    ledger::{CgroupReading, Ledger, Reading, SeriesOptions, Split},
+    ledger::{CgroupReading, Ledger, Reading, SeriesOptions},
     rank::rank,
 };
 use crate::{
@@ -26,7 +26,7 @@ use crate::{
     kernel::probes::{ProcessCounts, ProgramRuns, TopCounting, TopDrops, TopProbes, command_name},
     kernel::procmem::MappingTable,
 };
-use demo_common::{ExitCounts, TopCounts};
+use demo_common::ExitCounts;
 
 /// Receives each interval of `demo top` as it ends.
 pub trait TopOutput {
@@ -324,24 +324,9 @@ fn reading(
         pid,
         comm: process.comm.clone(),
         cgroup,
-        split: process.split.then(|| split_of(&process.counts)),
+        split: process.split.then_some(process.counts.by_kind),
         accounted: process.accounted,
     }
-}
-
-/// A process's faults by mode and access, from the kernel side's totals and kernel-mode parts.
-fn split_of(counts: &TopCounts) -> Split {
-    let kernel_reads = counts
-        .kernel_mode
-        .saturating_sub(counts.kernel_writes + counts.kernel_execs);
-    [
-        [
-            counts.reads.saturating_sub(kernel_reads),
-            counts.writes.saturating_sub(counts.kernel_writes),
-            counts.execs.saturating_sub(counts.kernel_execs),
-        ],
-        [kernel_reads, counts.kernel_writes, counts.kernel_execs],
-    ]
 }
 
 /// One interval's reading: every process with faults, and the pids still alive.
@@ -378,7 +363,7 @@ fn per_fault_snapshot(
     for ((pid, process), stat) in snapshot.iter_mut().zip(&stats) {
         let exit = exits.get(pid);
         process.accounted = accounting.since_start(*pid, stat.as_ref(), exit.map(|e| e.counters));
-        // The kernel side names a process at its first fault and now and then after; the stat
+        // The kernel side names a process when it begins faulting on a CPU; the stat
         // just read, or the exit, name it as it is now, after any exec.
         if let Some(exit) = exit {
             process.comm = command_name(&exit.comm);

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 
+use demo_common::top_kind;
 use serde::Serialize;
 
 use crate::kernel::probes::ProcessCounts;
@@ -77,10 +78,12 @@ pub fn rank(
                 },
                 minor: process.accounted.map(|a| a.minor),
                 major: process.accounted.map(|a| a.major),
-                write_pct: process.split.then(|| percent(counts.writes, counts.faults)),
+                write_pct: process
+                    .split
+                    .then(|| percent(counts.of_access(top_kind::WRITE), counts.faults)),
                 kernel_pct: process
                     .split
-                    .then(|| percent(counts.kernel_mode, counts.faults)),
+                    .then(|| percent(counts.kernel_mode(), counts.faults)),
                 exited: !alive(*pid),
             }
         })
@@ -111,12 +114,16 @@ mod tests {
     use super::*;
 
     fn process(faults: u64, writes: u64, kernel: u64, major: u64) -> ProcessCounts {
+        let kernel_writes = kernel.min(writes);
+        let kernel_reads = kernel - kernel_writes;
         ProcessCounts {
+            // The kernel-mode faults are writes as far as there are writes, then reads.
             counts: TopCounts {
                 faults,
-                writes,
-                reads: faults - writes,
-                kernel_mode: kernel,
+                by_kind: [
+                    [faults - writes - kernel_reads, writes - kernel_writes, 0],
+                    [kernel_reads, kernel_writes, 0],
+                ],
                 ..TopCounts::default()
             },
             split: true,

@@ -295,8 +295,10 @@ fn top_listen(setup: &Setup, workload: &mut Workload) -> anyhow::Result<Sample> 
         .args(["top", "--listen", "127.0.0.1:0", "--quiet", "--per-pid"])
         .stderr(Stdio::piped())
         .spawn()?;
+    // Kept open until demo top stops, so that nothing it says later finds the pipe closed.
+    let mut stderr = BufReader::new(top.stderr.take().context("demo top's stderr")?);
     let mut line = String::new();
-    BufReader::new(top.stderr.take().context("demo top's stderr")?).read_line(&mut line)?;
+    stderr.read_line(&mut line)?;
     let Some(url) = line.trim().strip_prefix("demo top: serving metrics at ") else {
         stop(&mut top)?;
         bail!("demo top --listen did not say where it serves: {line:?}");
@@ -323,6 +325,7 @@ fn top_listen(setup: &Setup, workload: &mut Workload) -> anyhow::Result<Sample> 
     let kernel_ns_per_run = kernel_cost::fault_ns_per_run(&before)?;
     let last = scrape(&url);
     stop(&mut top)?;
+    drop(stderr);
     let (sample, scraped, last) = (sample?, scraped?, last?);
     if scraped == 0 {
         bail!("demo top --listen was never scraped during the run");

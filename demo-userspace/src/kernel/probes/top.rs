@@ -272,12 +272,11 @@ fn sum_counts(per_cpu: &PerCpuValues<TopCounts>) -> ProcessCounts {
     let mut total = TopCounts::default();
     for counts in per_cpu.iter() {
         total.faults += counts.faults;
-        total.reads += counts.reads;
-        total.writes += counts.writes;
-        total.execs += counts.execs;
-        total.kernel_mode += counts.kernel_mode;
-        total.kernel_writes += counts.kernel_writes;
-        total.kernel_execs += counts.kernel_execs;
+        for (total, counts) in total.by_kind.iter_mut().zip(&counts.by_kind) {
+            for (total, count) in total.iter_mut().zip(counts) {
+                *total += count;
+            }
+        }
         // Each CPU that saw the process holds a copy of its command; any non-empty one will do.
         if total.comm[0] == 0 {
             total.comm = counts.comm;

@@ -74,8 +74,7 @@ pub async fn serve(listener: Listener, source: MetricsSource) -> anyhow::Result<
                     let source = source.clone();
                     connections.spawn(async move {
                         let service = hyper::service::service_fn(move |request| {
-                            let response = respond(&request, &source);
-                            async move { Ok::<_, Infallible>(response) }
+                            respond(request, source.clone())
                         });
                         // A client that goes away mid-request is its own business.
                         let _ = hyper::server::conn::http1::Builder::new()
@@ -94,26 +93,31 @@ pub async fn serve(listener: Listener, source: MetricsSource) -> anyhow::Result<
 }
 
 /// The answer to one request: the exposition at `/metrics`, a pointer to it at `/`.
-fn respond(request: &Request<Incoming>, source: &MetricsSource) -> Response<Full<Bytes>> {
+async fn respond(
+    request: Request<Incoming>,
+    source: MetricsSource,
+) -> Result<Response<Full<Bytes>>, Infallible> {
     if !matches!(*request.method(), Method::GET | Method::HEAD) {
-        return plain(
+        return Ok(plain(
             StatusCode::METHOD_NOT_ALLOWED,
             "only GET and HEAD are served\n",
-        );
+        ));
     }
-    match request.uri().path() {
-        "/metrics" => match source
-            .scrape()
-            .map_err(|error| format!("{error:#}"))
-            .and_then(|scrape| exposition(scrape).map_err(|_| "encode the metrics".to_owned()))
-        {
-            Ok(text) => Response::builder()
+    Ok(match request.uri().path() {
+        // A scrape makes system calls and reads /proc for every process: a blocking thread's
+        // work, not the runtime's.
+        "/metrics" => match tokio::task::spawn_blocking(move || metrics(&source)).await {
+            Ok(Ok(text)) => Response::builder()
                 .header(header::CONTENT_TYPE, CONTENT_TYPE)
                 .body(Full::new(Bytes::from(text)))
                 .unwrap_or_default(),
-            Err(error) => plain(
+            Ok(Err(error)) => plain(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 &format!("error: {error}\n"),
+            ),
+            Err(_) => plain(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "error: the scrape did not finish\n",
             ),
         },
         "/" => plain(StatusCode::OK, "demo top: the metrics are at /metrics\n"),
@@ -121,7 +125,13 @@ fn respond(request: &Request<Incoming>, source: &MetricsSource) -> Response<Full
             StatusCode::NOT_FOUND,
             "not found: the metrics are at /metrics\n",
         ),
-    }
+    })
+}
+
+/// One scrape's exposition, or what went wrong, as one line.
+fn metrics(source: &MetricsSource) -> Result<String, String> {
+    let scrape = source.scrape().map_err(|error| format!("{error:#}"))?;
+    exposition(scrape).map_err(|_| "encode the metrics".to_owned())
 }
 
 fn plain(status: StatusCode, text: &str) -> Response<Full<Bytes>> {
