@@ -3,10 +3,7 @@
 
 mod cli;
 
-use std::{
-    io::{self, BufWriter},
-    process::ExitCode,
-};
+use std::{io, process::ExitCode};
 
 use anyhow::Context as _;
 
@@ -16,6 +13,7 @@ use demo::{
     kernel::probes::{ProbeOptions, Probes},
     kernel::{privileges, probes},
     output,
+    output::destination::{self, ReportWriter},
     output::tui,
     top, trace,
     walk::plan::{ScenarioName, WalkPlan},
@@ -60,7 +58,7 @@ fn main() -> ExitCode {
         }
     };
     match runtime.block_on(run(cli)) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         // A reader that went away (`demo | head`) is not an error of ours.
         Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
@@ -247,25 +245,6 @@ fn check_combination(cli: &Cli) -> Result<(), BadInput> {
     Ok(())
 }
 
-/// Creates the report file `path`; started through sudo, it belongs to the invoking user, as
-/// the workloads and traced commands run as that user.
-fn create_output(
-    path: &std::path::Path,
-    run_as: Option<privileges::RunAs>,
-) -> anyhow::Result<std::fs::File> {
-    let file = std::fs::File::create(path)
-        .with_context(|| format!("create the output file {}", path.display()))?;
-    if let Some(user) = run_as {
-        nix::unistd::fchown(&file, Some(user.uid), Some(user.gid)).with_context(|| {
-            format!(
-                "give the output file {} to the invoking user",
-                path.display()
-            )
-        })?;
-    }
-    Ok(file)
-}
-
 /// `demo alloc --list`: every walk with one line on what it teaches.
 fn list_walks(mut out: impl io::Write) -> anyhow::Result<()> {
     for scenario in ScenarioName::ALL {
@@ -275,29 +254,24 @@ fn list_walks(mut out: impl io::Write) -> anyhow::Result<()> {
     out.flush().context("write the list of walks")
 }
 
-/// Bytes buffered before the report file is written. The JSON outputs hand over larger batches
-/// of their own, which go straight through; the text outputs write a line at a time.
-const OUTPUT_BUFFER: usize = 64 * 1024;
-
-async fn run(mut cli: Cli) -> anyhow::Result<()> {
+/// Runs the command; its exit status is 0, or a traced command's own (see [`command_status`]).
+async fn run(mut cli: Cli) -> anyhow::Result<ExitCode> {
     let run_as = if cli.as_root {
         None
     } else {
-        privileges::invoking_user()
+        privileges::invoking_user().map_err(|error| BadInput(error.to_string()))?
     };
     let action = action(cli.command.take(), run_as, cli.tui)?;
     // These load nothing, so they need no privileges.
     let action = match action {
-        Action::List => return list_walks(io::stdout().lock()),
+        Action::List => return list_walks(io::stdout().lock()).map(|()| ExitCode::SUCCESS),
         Action::Completions(shell) => {
             cli::write_completions(shell, &mut io::stdout().lock());
-            return Ok(());
+            return Ok(ExitCode::SUCCESS);
         }
         Action::Man(command) => {
-            return Ok(cli::write_man(
-                command.as_deref(),
-                &mut io::stdout().lock(),
-            )?);
+            cli::write_man(command.as_deref(), &mut io::stdout().lock())?;
+            return Ok(ExitCode::SUCCESS);
         }
         Action::Run(run) => run,
     };
@@ -310,15 +284,27 @@ async fn run(mut cli: Cli) -> anyhow::Result<()> {
         } => Some(output::metrics::bind(*address).await?),
         _ => None,
     };
-    let out: Box<dyn io::Write> = match &cli.output {
-        Some(path) => Box::new(BufWriter::with_capacity(
-            OUTPUT_BUFFER,
-            create_output(path, run_as)?,
-        )),
-        None => Box::new(BufWriter::new(io::stdout().lock())),
-    };
+    // From here a signal also ends a wait for a report's reader.
+    demo::kernel::shutdown::watch();
+    let out: Box<dyn io::Write> = Box::new(
+        match &cli.output {
+            Some(path) => ReportWriter::new(
+                path.display().to_string(),
+                destination::open_report_file(path, run_as).map_err(|error| match error {
+                    destination::ReportFileError::NotTheUsers { .. } => {
+                        anyhow::Error::new(BadInput(error.to_string()))
+                    }
+                    _ => anyhow::Error::new(error),
+                })?,
+            ),
+            None => ReportWriter::new("standard output".to_owned(), io::stdout()),
+        }
+        .context("start the report's writer")?,
+    );
     if cli.tui {
-        return run_in_view(&cli, action, run_as, listener).await;
+        return run_in_view(&cli, action, run_as, listener)
+            .await
+            .map(|()| ExitCode::SUCCESS);
     }
     match action {
         Run::Top { options, quiet, .. } => {
@@ -328,7 +314,7 @@ async fn run(mut cli: Cli) -> anyhow::Result<()> {
             } else {
                 output::top::output(cli.format.into(), out)
             };
-            run_top(&top, listener, output.as_mut()).await
+            run_top(&top, listener, output.as_mut()).await?;
         }
         Run::Alloc { plans, interactive } => {
             let (mut probes, mut reader) = trace_probes(&cli)?;
@@ -339,16 +325,29 @@ async fn run(mut cli: Cli) -> anyhow::Result<()> {
                 run_as,
             };
             if interactive {
-                run_walks(&plans, tracing, &mut EnterPacer::new(), reporter.as_mut()).await
+                run_walks(&plans, tracing, &mut EnterPacer::new(), reporter.as_mut()).await?;
             } else {
-                run_walks(&plans, tracing, &mut NoPause, reporter.as_mut()).await
+                run_walks(&plans, tracing, &mut NoPause, reporter.as_mut()).await?;
             }
         }
         Run::Trace(options) => {
             let (mut probes, mut reader) = trace_probes(&cli)?;
             let mut output = output::trace::output(cli.format.into(), out);
-            trace::run(&options, &mut probes, &mut reader, output.as_mut()).await
+            let ended = trace::run(&options, &mut probes, &mut reader, output.as_mut()).await?;
+            return Ok(ended.map_or(ExitCode::SUCCESS, command_status));
         }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A traced command's end as demo's own exit status, as strace and time(1) give it: its exit
+/// status, or 128 plus the signal that killed it.
+fn command_status(end: demo::model::signals::ProcessEnd) -> ExitCode {
+    use demo::model::signals::ProcessEnd;
+    match end {
+        ProcessEnd::Exited(code) => ExitCode::from(code as u8),
+        ProcessEnd::Killed(signal) => ExitCode::from((128 + signal) as u8),
+        ProcessEnd::Other(_) => ExitCode::FAILURE,
     }
 }
 
@@ -386,7 +385,11 @@ async fn run_in_view(
         Run::Trace(options) => {
             let (mut probes, mut reader) = trace_probes(cli)?;
             let mut output = tui::ViewTrace::new(sender.clone());
-            let work = trace::run(&options, &mut probes, &mut reader, &mut output);
+            let work = async {
+                trace::run(&options, &mut probes, &mut reader, &mut output)
+                    .await
+                    .map(drop)
+            };
             tui::run_view(
                 tui::app(Mode::Trace, "demo trace"),
                 sender,

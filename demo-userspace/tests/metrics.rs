@@ -714,3 +714,131 @@ fn a_bad_address_or_a_port_in_use_gets_one_sentence() {
     drop(taken);
     assert_nothing_of_ours_is_loaded();
 }
+
+/// Descriptors other than sockets that demo may hold beyond those it held at rest: the files
+/// its interval loop may have open at the moment of a count, reading /proc (a process's
+/// directory and its stat file) or rescanning the cgroup tree (a directory per level).
+const READING_MARGIN: usize = 8;
+
+/// How many descriptors `pid` has open: all of them, and the sockets among them.
+fn descriptors(pid: u32) -> (usize, usize) {
+    let mut all = 0;
+    let mut sockets = 0;
+    for entry in std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap() {
+        all += 1;
+        // A descriptor closed since the directory was read has no link left.
+        if std::fs::read_link(entry.unwrap().path())
+            .is_ok_and(|target| target.to_string_lossy().starts_with("socket:"))
+        {
+            sockets += 1;
+        }
+    }
+    (all, sockets)
+}
+
+/// The most sockets and descriptors demo held over `counts`.
+fn most(counts: impl IntoIterator<Item = (usize, usize)>) -> (usize, usize) {
+    counts.into_iter().fold((0, 0), |(all, sockets), (a, s)| {
+        (all.max(a), sockets.max(s))
+    })
+}
+
+/// 2,000 idle connections: demo keeps the newest MAX_CONNECTIONS (closing the oldest idle one
+/// for each new one) and never holds more sockets than at rest plus the cap and the one being
+/// accepted, a scrape is still answered, and after the header timeout demo has closed every one
+/// of them.
+#[test]
+fn a_flood_of_idle_connections_is_capped_and_closed_after_the_header_timeout() {
+    use demo::output::metrics::{HEADER_TIMEOUT, MAX_CONNECTIONS};
+    use std::{io::Read as _, net::TcpStream};
+
+    const FLOOD: usize = 2_000;
+    require_root();
+    // The flood's sockets, and the test's own descriptors, must fit under the test's limit.
+    let (soft, hard) =
+        nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).unwrap();
+    let wanted = (FLOOD as u64 + 1024).min(hard);
+    if soft < wanted {
+        nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE, wanted, hard)
+            .unwrap();
+    }
+    let demo = Served::start(&[]);
+    let pid = demo.child.id();
+    promtool_accepts(&demo.scrape());
+    let (all_at_rest, sockets_at_rest) = descriptors(pid);
+    // Each connection is one socket; past the cap, a new one is accepted before the idle one it
+    // replaces is closed.
+    let socket_bound = sockets_at_rest + MAX_CONNECTIONS + 1;
+    let all_bound = all_at_rest + MAX_CONNECTIONS + 1 + READING_MARGIN;
+    let check = |counts: Vec<(usize, usize)>, when: &str| {
+        let (all, sockets) = most(counts);
+        assert!(
+            sockets <= socket_bound && all <= all_bound,
+            "{when}: demo held {sockets} sockets and {all} descriptors; at rest \
+             {sockets_at_rest} and {all_at_rest}, bounds {socket_bound} and {all_bound}"
+        );
+    };
+    let address: std::net::SocketAddr = demo.target().parse().unwrap();
+
+    let mut counts = Vec::new();
+    let mut flood = Vec::with_capacity(FLOOD);
+    for n in 0..FLOOD {
+        flood.push(TcpStream::connect_timeout(&address, Duration::from_secs(10)).unwrap());
+        if n % 100 == 99 {
+            counts.push(descriptors(pid));
+        }
+    }
+    // Demo has taken every connection from its backlog once exactly the cap of them are open:
+    // the first FLOOD - MAX_CONNECTIONS were closed to make room (end of file), the newest wait.
+    // The newest were accepted moments ago, far from their header timeout, even though the
+    // flood itself can take seconds (a connect the full backlog dropped is retried after 1 s).
+    for stream in &flood {
+        stream.set_nonblocking(true).unwrap();
+    }
+    let is_open = |stream: &&TcpStream| {
+        let mut byte = [0];
+        matches!(stream.peek(&mut byte), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+    };
+    let mut open = usize::MAX;
+    for _ in 0..20 {
+        counts.push(descriptors(pid));
+        open = flood.iter().filter(is_open).count();
+        if open == MAX_CONNECTIONS {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        open, MAX_CONNECTIONS,
+        "connections left open after the flood"
+    );
+    assert!(
+        flood[FLOOD - MAX_CONNECTIONS..].iter().all(|s| is_open(&s)),
+        "demo closed one of the newest connections rather than the oldest"
+    );
+    counts.push(descriptors(pid));
+    check(counts, "during the flood");
+
+    // A scrape on a new connection closes the oldest idle one and is answered.
+    let text = demo.scrape();
+    promtool_accepts(&text);
+    assert!(text.contains("demo_build_info{"), "{text}");
+    assert_eq!(flood.iter().filter(is_open).count(), MAX_CONNECTIONS - 1);
+    check(vec![descriptors(pid)], "after the scrape");
+
+    // Every connection demo kept is closed by it once the header timeout has passed, with
+    // nothing sent: a blocking read returns end of file.
+    std::thread::sleep(HEADER_TIMEOUT);
+    for stream in &mut flood {
+        stream.set_nonblocking(false).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut rest = Vec::new();
+        assert_eq!(stream.read_to_end(&mut rest).unwrap(), 0);
+    }
+    assert!(descriptors(pid).1 <= sockets_at_rest);
+    drop(flood);
+    promtool_accepts(&demo.scrape());
+    demo.stop();
+}

@@ -8,7 +8,7 @@ use std::{
     process::{Child, Command, Stdio},
 };
 
-use common::c_programs::compile_c;
+use common::c_programs::{HOSTILE, compile_c};
 use common::json::{demo, json_file, json_lines, of_kind, parse_line};
 use common::kernel::{assert_nothing_of_ours_is_loaded, ours_loaded};
 use common::workload::start_workload;
@@ -369,4 +369,52 @@ fn top_pages_of_a_missing_pid_is_bad_input() {
         .unwrap();
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("no process has pid"));
+}
+
+/// The table shows a process's name escaped, in its one row: no escape sequence reaches the
+/// terminal and the newline forges no row.
+#[test]
+fn a_hostile_process_name_is_one_escaped_cell_of_the_table() {
+    require_root();
+    let program = compile_c("top_hostile", HOSTILE, &["-O2"]);
+    let mut top = Command::new(DEMO)
+        .args(["top", "--duration", "2", "--interval", "0.5"])
+        .args(["--sort", "total", "-n", "100000"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(top.stdout.take().unwrap()).lines();
+    // The first interval is out: the counters are attached.
+    let mut text = String::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        let end = line.is_empty();
+        text.push_str(&line);
+        text.push('\n');
+        if end {
+            break;
+        }
+    }
+    let run = Command::new(program).arg("20000").spawn().unwrap();
+    let pid = run.id().to_string();
+    assert!(run.wait_with_output().unwrap().status.success());
+    for line in lines {
+        text.push_str(&line.unwrap());
+        text.push('\n');
+    }
+    assert!(top.wait().unwrap().success());
+    assert!(!text.contains(['\x1b', '\x07']), "{text:?}");
+    assert!(!text.lines().any(|line| line.starts_with('b')), "{text}");
+    let rows: Vec<Vec<&str>> = text
+        .lines()
+        .map(|line| line.split_whitespace().collect::<Vec<_>>())
+        .filter(|words| words.get(1) == Some(&"a\\e]2;x\\x07\\nb"))
+        .collect();
+    assert!(!rows.is_empty(), "the process was never shown: {text}");
+    // Its last row holds every fault it took: at least the 20000 pages it wrote.
+    let last = rows.last().unwrap();
+    assert_eq!(last[0], pid, "{text}");
+    assert_eq!(last.len(), 9, "{last:?}");
+    assert_eq!(last[8], "(exited)", "{last:?}");
+    assert!(last[3].parse::<u64>().unwrap() >= 20000, "{last:?}");
 }

@@ -9,7 +9,7 @@ use std::{
     process::{Command, Stdio},
 };
 
-use common::c_programs::compile_c;
+use common::c_programs::{HOSTILE, compile_c};
 use common::json::{demo, json_file, json_lines, of_kind, trace_to_file};
 use common::{DEMO, output_file, require_root};
 use serde_json::Value;
@@ -547,7 +547,11 @@ fn a_traced_commands_output_never_mixes_into_json() {
 fn an_output_file_belongs_to_the_user_who_ran_sudo() {
     use std::os::unix::fs::MetadataExt as _;
     require_root();
-    let out = output_file("owned");
+    // demo creates the file as that user, so it goes where they may write.
+    let theirs = common::test_dir().join("owned-by-65534");
+    let _ = std::fs::create_dir(&theirs);
+    std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).unwrap();
+    let out = theirs.join("owned.json");
     let _ = std::fs::remove_file(&out);
     let status = Command::new(DEMO)
         .args(["trace", "--format", "json", "--output"])
@@ -724,4 +728,95 @@ fn chrome_trace_has_every_fault_on_its_threads_track() {
         let ts = fault["ts"].as_f64().unwrap();
         assert!(start <= ts && ts <= end, "{fault} in {slice}");
     }
+}
+
+/// A process name that retitles a terminal (`ESC ]2;x BEL`) and forges a line (a newline).
+const HOSTILE_NAME: &str = "a\x1b]2;x\x07\nb";
+
+/// The hostile program, as a file whose path holds the title sequence (`e ESC ]2;x BEL`), run
+/// through a symlink named `HOSTILE_NAME`: exec names the process after the path it was given.
+/// (The file's own name holds no newline: /proc/PID/maps writes one as `\012`, and the
+/// symbolizer could not open the file by that name.)
+fn hostile_program() -> &'static Path {
+    // Made once: the tests that trace it may run at the same time.
+    static PROGRAM: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    PROGRAM.get_or_init(|| {
+        let compiled = compile_c("hostile_name", HOSTILE, &[]);
+        let file = compiled.with_file_name("e\x1b]2;x\x07");
+        std::fs::copy(&compiled, &file).unwrap();
+        let link = compiled.with_file_name(HOSTILE_NAME);
+        std::os::unix::fs::symlink(&file, &link).unwrap();
+        link
+    })
+}
+
+/// Runs `demo trace --format FORMAT --output FILE -- PROGRAM 16` and returns what it wrote.
+fn trace_hostile(format: &str, program: &Path) -> String {
+    require_root();
+    let out = common::test_dir().join(format!("hostile.{format}"));
+    let status = Command::new(DEMO)
+        .args(["trace", "--format", format, "--output"])
+        .arg(&out)
+        .arg("--")
+        .arg(program)
+        .arg("16")
+        .stdin(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "{status}");
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(
+        !text.contains(['\x1b', '\x07']),
+        "a raw control reached {format}: {text:?}"
+    );
+    text
+}
+
+/// The process's name and its file's path, which any user chooses, reach the trace's text
+/// escaped: the terminal's title stays, and no line is forged.
+#[test]
+fn a_hostile_process_name_is_escaped_in_the_trace_text() {
+    let program = hostile_program();
+    let text = trace_hostile("text", program);
+    let dir = program.parent().unwrap().display();
+    let first = text.lines().next().unwrap();
+    assert!(
+        first.starts_with(&format!("# tracing {dir}/a\\e]2;x\\x07\\nb 16 (pid ")),
+        "{first}"
+    );
+    // main's write to its data is a fault in the file's mapping, named by its escaped path.
+    let own_data: Vec<&str> = text
+        .lines()
+        .filter(|line| line.contains(" main+0x"))
+        .filter_map(|line| line.split_whitespace().nth(7))
+        .filter(|mapping| !mapping.starts_with('['))
+        .collect();
+    assert_eq!(own_data.len(), 1, "{text}");
+    assert!(
+        own_data[0].starts_with(&format!("{dir}/e\\e]2;x\\x07@0x")),
+        "{text}"
+    );
+    assert!(!text.lines().any(|line| line.starts_with("b")), "{text}");
+}
+
+/// Folded stacks: the newline in the process's name would start a line of its own, read as a
+/// stack with a count the process chose. Every line is `NAME;frames COUNT` under its name.
+#[test]
+fn a_hostile_process_name_is_one_frame_of_every_folded_line() {
+    let program = hostile_program();
+    let folded = trace_hostile("folded", program);
+    // Escaped, and `;` made `:`, the name is one frame.
+    let mut total = 0;
+    for line in folded.lines() {
+        assert!(line.starts_with("a\\e]2:x\\x07\\nb;"), "{folded}");
+        let (_, count) = line.rsplit_once(' ').unwrap();
+        total += count.parse::<u64>().unwrap_or_else(|_| panic!("{line}"));
+    }
+    // main wrote a page of its data and 16 fresh pages: 17 faults, under the process's name.
+    let main: Vec<&str> = folded
+        .lines()
+        .filter(|line| line.starts_with("a\\e]2:x\\x07\\nb;main "))
+        .collect();
+    assert_eq!(main, ["a\\e]2:x\\x07\\nb;main 17"], "{folded}");
+    assert!(total > 17, "{folded}");
 }

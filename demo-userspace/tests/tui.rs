@@ -6,7 +6,7 @@ mod common;
 use std::{path::PathBuf, process::Command, time::Duration};
 
 use common::c_programs::compile_c;
-use common::{DEMO, require_root};
+use common::{DEMO, processes_running, require_root};
 
 /// A tmux session running one command, killed when dropped.
 struct Pane {
@@ -295,4 +295,22 @@ fn tui_without_a_terminal_is_refused() {
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("--tui needs a terminal"), "{stderr}");
+}
+
+#[test]
+fn quitting_the_trace_view_ends_the_command_and_all_it_started() {
+    // The command would run 20 s, its backgrounded child longer; `q` must end both at once.
+    let pane = Pane::start(
+        "quit",
+        100,
+        30,
+        &format!("{DEMO} trace --tui -- sh -c 'sleep 314.5 & sleep 20.5'"),
+    );
+    pane.wait_for("the trace view", |s| s.contains("demo trace"));
+    assert_eq!(processes_running(&["sleep", "20.5"]).len(), 1);
+    pane.keys(&["q"]);
+    // exit_status gives up after 15 s, before the command would have ended by itself.
+    assert_eq!(pane.exit_status(), "0");
+    assert_eq!(processes_running(&["sleep", "20.5"]), Vec::<u32>::new());
+    assert_eq!(processes_running(&["sleep", "314.5"]), Vec::<u32>::new());
 }

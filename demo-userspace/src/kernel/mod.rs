@@ -2,7 +2,9 @@
 //! decoder, tracefs, BTF, /proc reads, privileges, signals, and starting processes.
 
 pub mod cgroup;
+pub mod descendants;
 pub mod event_reader;
+pub mod executable;
 pub mod pagecache;
 pub mod privileges;
 pub mod probes;

@@ -38,12 +38,119 @@ pub struct RunAs {
     pub gid: Gid,
 }
 
-/// Reads SUDO_UID and SUDO_GID; `None` when demo was not started through sudo or they are bad.
-pub fn invoking_user() -> Option<RunAs> {
-    let read = |name: &str| std::env::var(name).ok()?.parse::<u32>().ok();
-    let (uid, gid) = (read("SUDO_UID")?, read("SUDO_GID")?);
-    (uid != 0).then(|| RunAs {
+/// Why the sudo variables cannot name the invoking user.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum InvokingUserError {
+    #[error(
+        "{name}={value:?} is not a user or group id; sudo sets it to a number, so demo will not guess who ran it"
+    )]
+    Malformed { name: &'static str, value: String },
+    #[error(
+        "{present} is set but {missing} is not; sudo sets both, so demo will not run the command as root by default"
+    )]
+    Half {
+        present: &'static str,
+        missing: &'static str,
+    },
+}
+
+/// Reads SUDO_UID and SUDO_GID: `None` when demo was not started through sudo (neither is set,
+/// or SUDO_UID is 0), an error when they are set but do not name a user, since running the
+/// command as root instead would be a silent guess.
+pub fn invoking_user() -> Result<Option<RunAs>, InvokingUserError> {
+    let var = |name| std::env::var_os(name).map(|value| value.to_string_lossy().into_owned());
+    invoking_user_from(var("SUDO_UID"), var("SUDO_GID"))
+}
+
+fn invoking_user_from(
+    uid: Option<String>,
+    gid: Option<String>,
+) -> Result<Option<RunAs>, InvokingUserError> {
+    let parse = |name: &'static str, value: String| {
+        // Only plain decimal digits: `+5`, ` 5` or `-1` are not what sudo writes.
+        match value.parse::<u32>() {
+            Ok(id) if value.bytes().all(|b| b.is_ascii_digit()) && id != u32::MAX => Ok(id),
+            _ => Err(InvokingUserError::Malformed { name, value }),
+        }
+    };
+    let (uid, gid) = match (uid, gid) {
+        (None, None) => return Ok(None),
+        (Some(_), None) => {
+            return Err(InvokingUserError::Half {
+                present: "SUDO_UID",
+                missing: "SUDO_GID",
+            });
+        }
+        (None, Some(_)) => {
+            return Err(InvokingUserError::Half {
+                present: "SUDO_GID",
+                missing: "SUDO_UID",
+            });
+        }
+        (Some(uid), Some(gid)) => (parse("SUDO_UID", uid)?, parse("SUDO_GID", gid)?),
+    };
+    Ok((uid != 0).then(|| RunAs {
         uid: Uid::from_raw(uid),
         gid: Gid::from_raw(gid),
-    })
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn from(uid: Option<&str>, gid: Option<&str>) -> Result<Option<RunAs>, InvokingUserError> {
+        invoking_user_from(uid.map(str::to_owned), gid.map(str::to_owned))
+    }
+
+    #[test]
+    fn sudo_variables_name_the_user_or_are_refused() {
+        assert_eq!(from(None, None), Ok(None));
+        assert_eq!(from(Some("0"), Some("0")), Ok(None));
+        assert_eq!(
+            from(Some("1000"), Some("100")),
+            Ok(Some(RunAs {
+                uid: Uid::from_raw(1000),
+                gid: Gid::from_raw(100)
+            }))
+        );
+        for bad in [
+            "abc",
+            "-1",
+            "",
+            " 1000",
+            "+1000",
+            "4294967295",
+            "99999999999",
+        ] {
+            assert!(
+                matches!(
+                    from(Some(bad), Some("1000")),
+                    Err(InvokingUserError::Malformed {
+                        name: "SUDO_UID",
+                        ..
+                    })
+                ),
+                "SUDO_UID={bad:?}"
+            );
+            assert!(
+                matches!(
+                    from(Some("1000"), Some(bad)),
+                    Err(InvokingUserError::Malformed {
+                        name: "SUDO_GID",
+                        ..
+                    })
+                ),
+                "SUDO_GID={bad:?}"
+            );
+        }
+        assert!(matches!(
+            from(Some("1000"), None),
+            Err(InvokingUserError::Half { .. })
+        ));
+        assert!(matches!(
+            from(None, Some("1000")),
+            Err(InvokingUserError::Half { .. })
+        ));
+    }
 }

@@ -55,7 +55,7 @@ pub struct ChromeTrace<W: io::Write> {
     last_us: f64,
     written: usize,
     /// Each region's resident pages as last written, by region id (a walk's is 0).
-    resident: HashMap<usize, usize>,
+    resident: HashMap<usize, u64>,
     /// Threads and processes already named.
     named: HashSet<(u32, u32)>,
     named_processes: HashSet<u32>,
@@ -178,7 +178,7 @@ impl<W: io::Write> ChromeTrace<W> {
         id: usize,
         pid: u32,
         name: &str,
-        resident: usize,
+        resident: u64,
         ts: f64,
     ) -> io::Result<()> {
         if self.resident.insert(id, resident) == Some(resident) {
@@ -295,14 +295,14 @@ impl<W: io::Write> TraceOutput for ChromeTrace<W> {
 
     fn pages(&mut self, session: &Session) -> io::Result<()> {
         let ts = self.last_us;
-        let states: Vec<(usize, u32, String, usize)> = session
+        let states: Vec<(usize, u32, String, u64)> = session
             .region_states()
             .map(|(tracked, pages, _)| {
                 (
                     tracked.id,
                     tracked.pid,
                     tracked.region.name.to_string(),
-                    pages.resident_pages().len(),
+                    pages.resident_count(),
                 )
             })
             .collect();
@@ -376,7 +376,7 @@ impl<W: io::Write> Reporter for ChromeTrace<W> {
                 json!({ "code": signal.code }),
             )?;
         }
-        let resident = step.pages.resident_pages().len();
+        let resident = step.pages.resident_count();
         self.counter(0, pid, &step.region.name, resident, end)
     }
 

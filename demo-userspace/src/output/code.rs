@@ -1,13 +1,19 @@
 //! How the sinks name code: `main+0x4c alloc.c:31` in text and the terminal view, a function
-//! per frame in folded stacks.
+//! per frame in folded stacks. Symbols, files and module paths come from the traced programs,
+//! so every name these functions return is escaped ([`super::escape`]).
 
 use std::path::Path;
 
+use super::escape::{escape, escape_owned};
 use crate::kernel::symbols::Code;
 
 /// `symbol+0xOFFSET file:line`, with the calls inlined there; `module+0xOFFSET` when no symbol
-/// names the code; the address alone when no mapping holds it.
+/// names the code; the address alone when no mapping holds it. Control characters are escaped.
 pub fn describe(code: &Code) -> String {
+    escape_owned(describe_raw(code))
+}
+
+fn describe_raw(code: &Code) -> String {
     let mut text = match (&code.symbol, &code.module) {
         (Some(symbol), _) => format!("{symbol}+{:#x}", code.offset),
         (None, Some(module)) => format!("{}+{:#x}", base_name(module), code.offset),
@@ -31,13 +37,20 @@ pub fn describe(code: &Code) -> String {
     text
 }
 
-/// The function alone, as the summary's tables name it: the symbol, or `(no symbol) module`.
+/// The function alone, as the summary's tables name it: the symbol, or `(no symbol) module`,
+/// escaped.
 pub fn function(symbol: Option<&str>, module: Option<&str>) -> String {
     match (symbol, module) {
-        (Some(symbol), _) => symbol.to_owned(),
-        (None, Some(module)) => format!("(no symbol) {}", base_name(module)),
+        (Some(symbol), _) => escape(symbol).into_owned(),
+        (None, Some(module)) => format!("(no symbol) {}", escape(base_name(module))),
         (None, None) => "(no mapping)".to_owned(),
     }
+}
+
+/// A name as one frame of a folded stack: escaped, so it stays on its line, and with `:` for
+/// `;`, which would split it in two. Spaces may stay: the count is the line's last field.
+pub fn folded_name(name: &str) -> String {
+    escape(name).replace(';', ":")
 }
 
 /// The frames one address stands for in a folded stack, outermost first: the function, then
@@ -45,8 +58,7 @@ pub fn function(symbol: Option<&str>, module: Option<&str>) -> String {
 pub fn folded_frames(code: &Code, frames: &mut Vec<String>) {
     let kernel = code.module.as_deref() == Some(crate::kernel::symbols::KERNEL_MODULE);
     let suffix = if kernel { "_[k]" } else { "" };
-    // A `;` would split a frame in two.
-    let clean = |name: &str| format!("{}{suffix}", name.replace(';', ":"));
+    let clean = |name: &str| format!("{}{suffix}", folded_name(name));
     match (&code.symbol, &code.module) {
         (Some(symbol), _) => {
             frames.push(clean(symbol));
@@ -123,5 +135,36 @@ mod tests {
         folded_frames(&inlined, &mut frames);
         folded_frames(&stripped, &mut frames);
         assert_eq!(frames, ["main", "fill", "libfoo.so.1+0x1234"]);
+    }
+
+    #[test]
+    fn names_from_the_program_are_escaped_in_every_form() {
+        let hostile = Code {
+            module: Some("/tmp/e\x1b]2;x\x07/lib\nfake.so".to_owned()),
+            symbol: Some("f\x1b[2J;g\nh".to_owned()),
+            offset: 0x10,
+            file: Some("a\rb.c".to_owned()),
+            line: Some(3),
+            inlined: Vec::new(),
+        };
+        assert_eq!(describe(&hostile), r"f\e[2J;g\nh+0x10 a\rb.c:3");
+        assert_eq!(
+            function(None, hostile.module.as_deref()),
+            r"(no symbol) lib\nfake.so"
+        );
+        assert_eq!(function(hostile.symbol.as_deref(), None), r"f\e[2J;g\nh");
+        let mut frames = Vec::new();
+        folded_frames(&hostile, &mut frames);
+        folded_frames(
+            &Code {
+                symbol: None,
+                ..hostile.clone()
+            },
+            &mut frames,
+        );
+        assert_eq!(frames, [r"f\e[2J:g\nh", r"lib\nfake.so+0x10"]);
+        for name in describe(&hostile).chars().chain(frames.concat().chars()) {
+            assert!(!name.is_control(), "{name:?}");
+        }
     }
 }

@@ -168,7 +168,11 @@ fn file(
         } else {
             ", a disk filesystem"
         };
-        said.push(format!("file: {path} on {filesystem}{memory}"));
+        // The path is the user's to choose: escaped, the sentence stays one line in every output.
+        said.push(format!(
+            "file: {} on {filesystem}{memory}",
+            super::escape::escape(path)
+        ));
     }
     said.push(format!(
         "page cache (mincore): {} of the file's {} pages cached: {}",

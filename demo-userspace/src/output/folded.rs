@@ -1,7 +1,8 @@
 //! The folded-stacks sink (`--format folded`): counts faults per distinct stack and writes, at
 //! the end of a trace or walk, one line per stack, `command;root;...;leaf count`, the format of
 //! FlameGraph's stackcollapse scripts and inferno. Without `--stacks` a fault's stack is its
-//! faulting function alone.
+//! faulting function alone. Every name is escaped ([`super::code::folded_name`]), so a line is
+//! one stack whatever a process or symbol is named.
 
 use std::{
     collections::BTreeMap,
@@ -11,7 +12,7 @@ use std::{
 
 use rustc_hash::FxHashMap;
 
-use super::code::folded_frames;
+use super::code::{folded_frames, folded_name};
 use crate::{
     kernel::symbols::{Code, StackFrame},
     model::region::Region,
@@ -57,7 +58,9 @@ impl StackCounts {
     fn write(&mut self, out: &mut impl Write, command: impl Fn(u32) -> String) -> io::Result<()> {
         let mut lines: BTreeMap<String, u64> = BTreeMap::new();
         for ((pid, _), (frames, count)) in self.counts.drain() {
-            let mut names = vec![command(pid).replace(';', ":")];
+            // A process names itself, so its name is escaped like a frame's: a newline in it
+            // would start a line of its own, read as a stack with the count it chose.
+            let mut names = vec![folded_name(&command(pid))];
             // Innermost first in the stack; root first in the line.
             for code in frames.iter().rev() {
                 folded_frames(code, &mut names);
@@ -147,5 +150,41 @@ impl<W: Write> Reporter for FoldedReporter<W> {
 
     fn comparison(&mut self, _walks: &[WalkResult]) -> io::Result<()> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Parses a folded line as flamegraph.pl does: the count is the last space-separated field.
+    fn parse(line: &str) -> (Vec<&str>, u64) {
+        let (stack, count) = line.rsplit_once(' ').unwrap();
+        (stack.split(';').collect(), count.parse().unwrap())
+    }
+
+    #[test]
+    fn a_hostile_process_name_or_symbol_stays_one_frame_of_one_line() {
+        let code = Arc::new(Code {
+            module: Some("/tmp/a.out".to_owned()),
+            symbol: Some("main\nfake;f 7".to_owned()),
+            ..Code::default()
+        });
+        let mut stacks = StackCounts::default();
+        for _ in 0..3 {
+            stacks.add(1, &code, None);
+        }
+        let mut out = Vec::new();
+        stacks
+            .write(&mut out, |_| "ev il;x 99\nfake\x1b]2;t\x07".to_owned())
+            .unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(text, "ev il:x 99\\nfake\\e]2:t\\x07;main\\nfake:f 7 3\n");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 1, "{text}");
+        assert_eq!(
+            parse(lines[0]),
+            (vec![r"ev il:x 99\nfake\e]2:t\x07", r"main\nfake:f 7"], 3)
+        );
     }
 }

@@ -3,6 +3,8 @@
 
 mod chrome;
 pub mod code;
+pub mod destination;
+pub(crate) mod escape;
 pub(crate) mod explain;
 #[cfg(test)]
 mod fixtures;

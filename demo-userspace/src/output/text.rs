@@ -1,10 +1,14 @@
 //! The text report: each step's action, its faults, a page strip and a pmap-style line, in 80
-//! columns.
+//! columns. Mapping and module paths are escaped ([`super::escape`]); code is named escaped.
 
-use std::io::{self, Write};
+use std::{
+    borrow::Cow,
+    io::{self, Write},
+};
 
 use super::{
     code::{base_name, describe, function},
+    escape::escape,
     trace::stack_lines,
 };
 use crate::model::signals::{ProcessEnd, si_code_meaning, si_code_name};
@@ -197,7 +201,7 @@ impl<W: Write> TextReporter<W> {
         if let Some((fault, past_end)) = step.next_chunk_header_write() {
             let (symbol, _, _) = fault.code.innermost();
             let function = function(symbol, fault.code.module.as_deref());
-            let module = fault.code.module.as_deref().map_or("-", base_name);
+            let module = escape(fault.code.module.as_deref().map_or("-", base_name));
             let index = fault.location.map_or(0, |location| location.index);
             writeln!(
                 self.out,
@@ -217,7 +221,7 @@ impl<W: Write> TextReporter<W> {
         if count > 0 {
             let parts: Vec<String> = elsewhere
                 .iter()
-                .map(|(mapping, n)| format!("{mapping} {n}"))
+                .map(|(mapping, n)| format!("{} {n}", escape(mapping)))
                 .collect();
             let head = format!("  elsewhere {}: ", plural(count, "fault"));
             for line in wrap(&head, &parts, 80) {
@@ -241,9 +245,9 @@ impl<W: Write> TextReporter<W> {
                 self.out,
                 "  bounds    {name}[{index}] is past the array, yet {} maps it: the MMU checks",
                 if outcome.mapping.is_empty() {
-                    "a VMA"
+                    Cow::Borrowed("a VMA")
                 } else {
-                    &outcome.mapping
+                    escape(&outcome.mapping)
                 }
             )?;
             writeln!(
@@ -397,7 +401,12 @@ impl<W: Write> TextReporter<W> {
                 "  pmap      ",
                 &format!(
                     "{:016x}  {} KiB  RSS {} KiB  Dirty {} KiB  {}  {}",
-                    vma.start, vma.size_kib, vma.rss_kib, vma.dirty_kib, vma.perms, vma.name
+                    vma.start,
+                    vma.size_kib,
+                    vma.rss_kib,
+                    vma.dirty_kib,
+                    vma.perms,
+                    escape(&vma.name)
                 ),
             )?,
             None => writeln!(self.out, "  pmap      no VMA holds {}", region.name)?,

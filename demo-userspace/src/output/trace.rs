@@ -6,6 +6,7 @@ use std::io::{self, Write};
 use super::{
     Format, JsonLines,
     code::{describe, function},
+    escape::escape,
     lines::{
         CodeJson, FaultLine, ProcessLine, RegionEndLine, RegionLine, RegionSummaryLine, SCENARIO,
         SignalLine, SyscallLine, TraceLine, TraceSummaryLine,
@@ -54,7 +55,7 @@ impl<W: Write> TraceOutput for TextTrace<W> {
         self.start_ns = start.start_ns;
         let what = start.command.as_ref().map_or_else(
             || format!("pid {}", start.pid),
-            |cmd| format!("{cmd} (pid {})", start.pid),
+            |cmd| format!("{} (pid {})", escape(cmd), start.pid),
         );
         writeln!(
             self.out,
@@ -76,7 +77,8 @@ impl<W: Write> TraceOutput for TextTrace<W> {
         if let Some(libc) = &start.heap_probes {
             writeln!(
                 self.out,
-                "# heap regions from uprobes on {libc}, in the traced processes only"
+                "# heap regions from uprobes on {}, in the traced processes only",
+                escape(libc)
             )?;
             writeln!(
                 self.out,
@@ -88,6 +90,9 @@ impl<W: Write> TraceOutput for TextTrace<W> {
                 "# heap blocks are not tracked: uprobes would cost every malloc/free of pid {} about {HEAP_CALL_COST}; --heap turns them on",
                 start.pid
             )?;
+        }
+        for unseen in &start.unseen {
+            writeln!(self.out, "# {}", unseen.says())?;
         }
         writeln!(
             self.out,
@@ -101,16 +106,28 @@ impl<W: Write> TraceOutput for TextTrace<W> {
         match event {
             TraceEvent::Fault(traced) => {
                 let raw = &traced.fault.fault;
-                let region = traced.region_place().unwrap_or_else(|| "-".to_owned());
+                // The mapping's name is a path any user chooses, and so may a region's be
+                // (`--region`): both are escaped, like the code.
+                let region = traced.region.as_ref().map_or_else(
+                    || "-".to_owned(),
+                    |(_, name, location)| {
+                        format!(
+                            "{}[{}] page {}",
+                            escape(name),
+                            location.index,
+                            location.page
+                        )
+                    },
+                );
+                let mapping = format!("{}@{:#x}", escape(&traced.mapping), traced.mapping_offset);
                 writeln!(
                     self.out,
-                    "{} {:<6} {:<5} {:<6} {:#018x} {:<28} {region:<24} {}",
+                    "{} {:<6} {:<5} {:<6} {:#018x} {mapping:<28} {region:<24} {}",
                     self.prefix(raw.timestamp_ns, raw.pid, raw.tid),
                     traced.fault.class.as_str(),
                     raw.error_code.access().as_str(),
                     raw.error_code.mode().as_str(),
                     raw.address,
-                    traced.mapping_place(),
                     describe(&traced.code),
                 )?;
                 write_stack(&mut self.out, traced.stack.as_deref())
@@ -137,7 +154,7 @@ impl<W: Write> TraceOutput for TextTrace<W> {
                     "",
                     tracked.pid,
                     "",
-                    region.name,
+                    escape(&region.name),
                     region.start,
                     region.len,
                     tracked.origin.as_str(),
@@ -147,7 +164,10 @@ impl<W: Write> TraceOutput for TextTrace<W> {
             TraceEvent::RegionEnded(tracked) => writeln!(
                 self.out,
                 "{:>10} {:>7} {:>7} region {} ended",
-                "", tracked.pid, "", tracked.region.name
+                "",
+                tracked.pid,
+                "",
+                escape(&tracked.region.name)
             ),
             TraceEvent::ProcessForked { pid, parent } => writeln!(
                 self.out,
@@ -175,7 +195,7 @@ impl<W: Write> TraceOutput for TextTrace<W> {
             writeln!(
                 self.out,
                 "  {:<12} {:>7} {:#018x} {:>10} {:>7}  [{}]{}",
-                region.name,
+                escape(&region.name),
                 tracked.pid,
                 region.start,
                 region.len,
@@ -305,7 +325,7 @@ fn write_functions(out: &mut impl Write, summary: &TraceSummary) -> io::Result<(
                 "  {:>8}  {:<32} {}",
                 row.faults,
                 function(row.symbol.as_deref(), row.module.as_deref()),
-                row.module.as_deref().unwrap_or("-")
+                escape(row.module.as_deref().unwrap_or("-"))
             )?;
         }
     }
@@ -317,7 +337,7 @@ fn write_functions(out: &mut impl Write, summary: &TraceSummary) -> io::Result<(
                 "  {:>8}  {:<32} {}",
                 row.faults,
                 function(row.symbol.as_deref(), row.module.as_deref()),
-                row.region.as_deref().unwrap_or("-")
+                escape(row.region.as_deref().unwrap_or("-"))
             )?;
         }
     }
@@ -383,5 +403,118 @@ impl<W: Write> TraceOutput for JsonTrace<W> {
         self.out
             .line(&TraceLine::Summary(TraceSummaryLine::new(summary)))?;
         self.out.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::{
+        kernel::{probes::FaultSourceInUse, symbols::Code},
+        output::fixtures::{classified, region},
+        trace::{RecordCount, TraceSummary, regions::RegionTracker, session::TracedFault},
+    };
+
+    fn summary(records: &[(&'static str, RecordCount)], lost: u64, gap: u64) -> TraceSummary {
+        TraceSummary::fixture(10, records, lost, gap)
+    }
+
+    fn session() -> Session {
+        Session::new(RegionTracker::new(true, 4096, 4, 4096))
+    }
+
+    /// A process and its files named to retitle the terminal and forge a line, everywhere the
+    /// trace's text names them: the command, the mapping, the region and the code.
+    #[test]
+    fn hostile_names_reach_the_text_escaped_on_their_own_lines() {
+        let region = region();
+        let location = region.locate(region.start + 6000).unwrap();
+        let fault = TracedFault {
+            fault: classified(region.start + 6000, 6),
+            mapping: Arc::from("/tmp/a\x1b]2;x\x07\nb"),
+            mapping_offset: 0x1000,
+            region: Some((1, Arc::from("r\x1b[2J\n"), location)),
+            code: Arc::new(Code {
+                module: Some("/tmp/a\x1b]2;x\x07\nb".to_owned()),
+                symbol: Some("f\x1b[31m".to_owned()),
+                offset: 0x10,
+                ..Code::default()
+            }),
+            stack: None,
+        };
+        let mut out = Vec::new();
+        {
+            let mut trace = output(Format::Text, &mut out);
+            trace
+                .started(&TraceStart {
+                    pid: 100,
+                    command: Some("./a\x1b]2;x\x07\nb arg".to_owned()),
+                    source: FaultSourceInUse::Tracepoints,
+                    heap_probes: None,
+                    heap_blocks_off: false,
+                    follow: false,
+                    unseen: Vec::new(),
+                    start_ns: 0,
+                })
+                .unwrap();
+            trace.event(&TraceEvent::Fault(fault)).unwrap();
+            trace.summary(&summary(&[], 0, 0), &session()).unwrap();
+        }
+        let text = String::from_utf8(out).unwrap();
+        assert!(!text.contains(['\x1b', '\x07']), "{text:?}");
+        assert!(
+            text.starts_with("# tracing ./a\\e]2;x\\x07\\nb arg (pid 100)\n"),
+            "{text}"
+        );
+        let faults: Vec<&str> = text
+            .lines()
+            .filter(|line| line.contains(" minor  write "))
+            .collect();
+        assert_eq!(faults.len(), 1, "{text}");
+        let words: Vec<&str> = faults[0].split_whitespace().collect();
+        assert_eq!(
+            words[7..],
+            [
+                r"/tmp/a\e]2;x\x07\nb@0x1000",
+                r"r\e[2J\n[1500]",
+                "page",
+                "1",
+                r"f\e[31m+0x10"
+            ],
+            "{text}"
+        );
+    }
+
+    /// The loader stopped for seconds: N fault records lost, rusage N + 5 more than traced.
+    /// The text says the difference holds the lost faults and leaves 5 to get_user_pages.
+    #[test]
+    fn the_difference_with_rusage_takes_the_lost_faults_out_first() {
+        let lost = RecordCount {
+            delivered: 10,
+            dropped: 864_798,
+        };
+        let mut out = Vec::new();
+        output(Format::Text, &mut out)
+            .summary(&summary(&[("fault", lost)], 864_798, 864_803), &session())
+            .unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.contains("\nLOST: the ring buffer was full; dropped 864798 fault records\n"),
+            "{text}"
+        );
+        let difference = text
+            .lines()
+            .find(|line| line.starts_with("difference "))
+            .unwrap_or_else(|| panic!("no difference line: {text}"));
+        assert!(
+            difference.starts_with(
+                "difference 864803: it includes the faults of the 864798 fault records lost \
+                 (the ring buffer was full); the other 5 are faults the kernel took on the \
+                 process's behalf through get_user_pages"
+            ),
+            "{difference}"
+        );
     }
 }

@@ -183,11 +183,21 @@ impl Top {
                 } } => true,
             };
             let now = tokio::time::Instant::now();
-            let interval = lock(&self.state).take_interval(
-                options,
-                &mut before,
+            // A reading flushes every CPU and reads /proc for every process: off the runtime's
+            // one thread, like a scrape, so the metrics endpoint keeps accepting meanwhile.
+            let (state, reading_options, seconds) = (
+                Arc::clone(&self.state),
+                options.clone(),
                 (now - last).as_secs_f64(),
-            )?;
+            );
+            let (interval, counted) = tokio::task::spawn_blocking(move || {
+                let interval = lock(&state).take_interval(&reading_options, &mut before, seconds);
+                (interval, before)
+            })
+            .await
+            .context("read an interval of demo top")?;
+            before = counted;
+            let interval = interval?;
             last = now;
             out.interval(&interval)?;
             let done = options

@@ -11,8 +11,6 @@ use std::{ffi::OsString, path::PathBuf, sync::mpsc::SyncSender, time::Duration};
 
 use anyhow::Context as _;
 use demo_common::target_flags;
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
 
 use self::{
     regions::RegionTracker,
@@ -20,13 +18,18 @@ use self::{
 };
 pub use crate::kernel::spawn::SpawnError;
 use crate::kernel::{
+    descendants::{self, CommandGuard},
     event_reader::EventReader,
+    executable::{self, Unseen},
     privileges::RunAs,
     probes::Probes,
     process::{self, ProcessError},
     spawn::{self, ChildIo, ChildSpec, Reaped, Spawned},
 };
-use crate::model::events::{Decoded, Record};
+use crate::model::{
+    events::{Decoded, Record},
+    signals::ProcessEnd,
+};
 pub use results::{
     LoaderCost, PAGES_EVERY, RecordCount, Rusage, TraceEnd, TraceOutput, TraceStart, TraceSummary,
 };
@@ -70,13 +73,15 @@ pub enum TargetError {
     Spawn(#[from] SpawnError),
 }
 
-/// Runs a trace to its end: the target's exit, Ctrl-C, or the duration.
+/// Runs a trace to its end: the target's exit, Ctrl-C, or the duration. Returns how the command
+/// demo started ended, when the trace ended because it did. On every way out, errors and a
+/// dropped future included, a command demo started is killed with all its descendants.
 pub async fn run(
     options: &TraceOptions,
     probes: &mut Probes,
     reader: &mut EventReader,
     output: &mut dyn TraceOutput,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Option<ProcessEnd>> {
     let follow_flags = if options.follow {
         target_flags::FOLLOW | target_flags::DESCENDANTS
     } else {
@@ -85,7 +90,7 @@ pub async fn run(
     // Installed before anything is attached, so a signal at any moment ends the trace well.
     let shutdown = crate::kernel::shutdown::requested();
     let start_ns = process::monotonic_ns();
-    let (pid, mut held, command) = match &options.target {
+    let (pid, mut held, command, mut guard, program) = match &options.target {
         TraceTarget::Pid(pid) => {
             let pid = *pid;
             process::check_user_process(pid).map_err(TargetError::from)?;
@@ -94,16 +99,36 @@ pub async fn run(
                 probes.remove_target(pid)?;
                 return Err(TargetError::ExitedDuringAttach(pid).into());
             }
-            (pid, None, None)
+            (
+                pid,
+                None,
+                None,
+                None,
+                PathBuf::from(format!("/proc/{pid}/exe")),
+            )
         }
         TraceTarget::Command(argv) => {
-            spawn::resolve(argv.first().ok_or(SpawnError::Empty)?).map_err(TargetError::from)?;
+            let program = spawn::resolve(argv.first().ok_or(SpawnError::Empty)?)
+                .map_err(TargetError::from)?;
+            if let Err(error) = descendants::adopt_orphans() {
+                log::warn!(
+                    "demo cannot adopt the command's orphans ({error}): a process it leaves \
+                     running when its parent exits may outlive the trace"
+                );
+            }
             let held = spawn_traced(argv, options.run_as, options.quiet, follow_flags, probes)?;
+            let guard = CommandGuard::new(held.pid);
             let shown: Vec<String> = argv
                 .iter()
                 .map(|a| a.to_string_lossy().into_owned())
                 .collect();
-            (held.pid, Some(held), Some(shown.join(" ")))
+            (
+                held.pid,
+                Some(held),
+                Some(shown.join(" ")),
+                Some(guard),
+                program,
+            )
         }
     };
 
@@ -135,6 +160,10 @@ pub async fn run(
         heap_probes,
         heap_blocks_off: options.auto_regions && !options.heap_blocks,
         follow: options.follow,
+        unseen: executable::unseen_in(&program)
+            .into_iter()
+            .filter(|unseen| heap.is_some() || *unseen != Unseen::StaticHeap)
+            .collect(),
         start_ns,
     })?;
     let mut events = Vec::new();
@@ -215,11 +244,13 @@ pub async fn run(
             } } => break TraceEnd::Duration,
         }
     };
-    // A command still running when the trace ends early is not left behind; stopped at its
-    // exit, it goes on once nothing will answer.
+    // A command still running when the trace ends early is not left behind, nor is anything
+    // it started; stopped at its exit, it goes on once nothing will answer.
     drop(exiting);
+    if let Some(guard) = guard.as_mut() {
+        guard.end();
+    }
     if let Some(waiter) = waiter {
-        let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
         reaped = Some(waiter.await.context("wait for the traced command")??);
     }
     drop(held);
@@ -267,7 +298,7 @@ pub async fn run(
         faults_by_function_and_region: by_pair.into_iter().take(functions::LISTED_PAIRS).collect(),
     };
     output.summary(&summary, &session)?;
-    Ok(())
+    Ok(summary.child.filter(|_| ended_by == TraceEnd::Exit))
 }
 
 /// Forks the command held back. For the instant of the fork, the loader itself is a

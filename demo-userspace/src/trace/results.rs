@@ -22,6 +22,8 @@ pub struct TraceStart {
     #[serde(skip)]
     pub heap_blocks_off: bool,
     pub follow: bool,
+    /// What demo's probes do not reach in the target's program.
+    pub unseen: Vec<crate::kernel::executable::Unseen>,
     /// CLOCK_MONOTONIC ns at the start; event times are shown relative to it.
     #[serde(skip)]
     pub start_ns: u64,
@@ -169,20 +171,81 @@ pub struct Rusage {
 }
 
 impl TraceSummary {
+    /// Fault records the ring buffer dropped (with or without a stack): faults the kernel took
+    /// and counted that the trace never saw.
+    pub fn lost_fault_records(&self) -> u64 {
+        [
+            demo_common::RecordKind::Fault,
+            demo_common::RecordKind::FaultStack,
+        ]
+        .iter()
+        .filter_map(|kind| self.records.get(kind.name()))
+        .map(|count| count.dropped)
+        .sum()
+    }
+
     /// How many more faults the kernel counted than the trace saw, and why, when it did.
-    pub fn rusage_gap(&self) -> Option<(i64, &'static str)> {
+    pub fn rusage_gap(&self) -> Option<(i64, String)> {
         let rusage = self.rusage?;
         let gap = (rusage.minflt + rusage.majflt) as i64 - self.traced_completions as i64;
+        let lost_faults = self.lost_fault_records();
         Some((
             gap,
-            if gap > 0 {
-                "faults the kernel took on the process's behalf through get_user_pages (execve \
-                 copying arguments to the new stack, reads of /proc/PID/mem), which raise no \
-                 tracepoint or perf event; rusage also includes reaped children"
-            } else {
-                "none"
-            },
+            explain_gap(gap, lost_faults, self.lost.saturating_sub(lost_faults)),
         ))
+    }
+}
+
+/// Why rusage counted `gap` more faults than the trace completed, when `lost_faults` fault
+/// records and `other_lost` other records (dropped, or undecodable) were lost. Lost faults
+/// come first: only what remains of the gap once they are taken out may be put down to
+/// get_user_pages, which the kernel counts and no tracepoint sees.
+pub fn explain_gap(gap: i64, lost_faults: u64, other_lost: u64) -> String {
+    const GET_USER_PAGES: &str = "faults the kernel took on the process's behalf through \
+        get_user_pages (execve copying arguments to the new stack, reads of /proc/PID/mem), \
+        which raise no tracepoint or perf event; rusage also includes reaped children";
+    if gap < 0 {
+        return "the trace completed more faults than the kernel counted".to_owned();
+    }
+    if gap == 0 {
+        return "none".to_owned();
+    }
+    let gap = gap.unsigned_abs();
+    let records = |count: u64, what: &str| {
+        if count == 1 {
+            format!("1 {what}record")
+        } else {
+            format!("{count} {what}records")
+        }
+    };
+    // Another kind of record lost may have been the one that would have classed a thread's
+    // last fault, and an undecodable one may have been a fault itself: neither can be counted,
+    // so the sentence says so rather than give their share to get_user_pages.
+    let rest = |count: u64| match other_lost {
+        0 => format!("the other {count} are {GET_USER_PAGES}"),
+        other => format!(
+            "of the other {count}, some may be faults left unclassed by the {} lost, the rest \
+             are {GET_USER_PAGES}",
+            records(other, "other ")
+        ),
+    };
+    match lost_faults {
+        0 if other_lost == 0 => GET_USER_PAGES.to_owned(),
+        0 => format!(
+            "some of it may be faults left unclassed by the {} lost; the rest are \
+             {GET_USER_PAGES}",
+            records(other_lost, "")
+        ),
+        lost if lost >= gap => format!(
+            "faults whose records were lost: the ring buffer dropped {}, enough for all of it, so \
+             none of it is put down to get_user_pages",
+            records(lost, "fault ")
+        ),
+        lost => format!(
+            "it includes the faults of the {} lost (the ring buffer was full); {}",
+            records(lost, "fault "),
+            rest(gap - lost)
+        ),
     }
 }
 
@@ -199,3 +262,147 @@ pub trait TraceOutput {
 
 /// How often a running trace shows its session to [`TraceOutput::pages`] when no records come.
 pub const PAGES_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+
+#[cfg(test)]
+impl TraceSummary {
+    /// The summary of a command that ended after `faults` minor faults while its rusage
+    /// counted `gap` more, with `records` per kind and `lost` records: the summary tests' one
+    /// fixture.
+    pub(crate) fn fixture(
+        faults: u64,
+        records: &[(&'static str, RecordCount)],
+        lost: u64,
+        gap: u64,
+    ) -> Self {
+        Self {
+            pid: 100,
+            ended_by: TraceEnd::Exit,
+            child: None,
+            faults_total: faults,
+            minor: faults,
+            major: 0,
+            error: 0,
+            lost,
+            unattributed_faults: 0,
+            traced_completions: faults,
+            rusage: Some(Rusage {
+                minflt: faults + gap,
+                majflt: 0,
+            }),
+            loader: LoaderCost {
+                cpu_ms: 0,
+                attach_cpu_ms: 0,
+                peak_rss_kib: 0,
+            },
+            records: records.iter().copied().collect(),
+            untraced_children: 0,
+            kernel_programs: None,
+            regions_not_listed: 0,
+            unknown_mappings: 0,
+            faults_by_function: Vec::new(),
+            faults_by_function_and_region: Vec::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_losses_the_whole_difference_is_get_user_pages() {
+        let why = explain_gap(5, 0, 0);
+        assert!(why.starts_with("faults the kernel took"), "{why}");
+        assert!(why.contains("get_user_pages"), "{why}");
+        assert_eq!(explain_gap(0, 0, 0), "none");
+        assert_eq!(explain_gap(0, 7, 3), "none");
+    }
+
+    /// The case of a loader stopped for seconds: the ring buffer dropped N fault records and
+    /// rusage counted N + 5 more than the trace. Only the 5 may be get_user_pages.
+    #[test]
+    fn lost_fault_records_are_taken_out_before_get_user_pages() {
+        let why = explain_gap(864_803, 864_798, 0);
+        assert!(
+            why.starts_with("it includes the faults of the 864798 fault records lost"),
+            "{why}"
+        );
+        assert!(
+            why.contains("; the other 5 are faults the kernel took on the process's behalf through get_user_pages"),
+            "{why}"
+        );
+        // Every number in the sentence is one of the two that add up to the difference.
+        let numbers: Vec<u64> = why
+            .split(|c: char| !c.is_ascii_digit())
+            .filter_map(|word| word.parse().ok())
+            .collect();
+        assert_eq!(numbers, [864_798, 5], "{why}");
+    }
+
+    #[test]
+    fn lost_faults_that_cover_the_difference_leave_nothing_to_get_user_pages() {
+        for (gap, lost) in [(10, 10), (10, 12)] {
+            let why = explain_gap(gap, lost, 4);
+            assert!(why.starts_with("faults whose records were lost"), "{why}");
+            assert!(
+                why.ends_with("none of it is put down to get_user_pages"),
+                "{why}"
+            );
+            assert!(!why.contains("took on the process's behalf"), "{why}");
+        }
+        assert!(explain_gap(1, 1, 0).contains("dropped 1 fault record,"));
+    }
+
+    #[test]
+    fn other_records_lost_are_named_beside_get_user_pages() {
+        let why = explain_gap(20, 5, 3);
+        assert!(why.contains("the 5 fault records lost"), "{why}");
+        assert!(
+            why.contains(
+                "of the other 15, some may be faults left unclassed by the 3 other records lost"
+            ),
+            "{why}"
+        );
+        let why = explain_gap(20, 0, 1);
+        assert!(
+            why.starts_with("some of it may be faults left unclassed by the 1 record lost"),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn the_summary_counts_lost_fault_records_of_both_kinds() {
+        let summary = |dropped: &[(&'static str, u64)], lost, gap| {
+            let records: Vec<_> = dropped
+                .iter()
+                .map(|&(kind, dropped)| {
+                    (
+                        kind,
+                        RecordCount {
+                            delivered: 1,
+                            dropped,
+                        },
+                    )
+                })
+                .collect();
+            TraceSummary::fixture(100, &records, lost, gap)
+        };
+        let stopped = summary(
+            &[("fault", 30), ("fault_stack", 8), ("syscall_enter", 2)],
+            40,
+            43,
+        );
+        assert_eq!(stopped.lost_fault_records(), 38);
+        let (gap, why) = stopped.rusage_gap().unwrap();
+        assert_eq!(gap, 43);
+        assert!(why.contains("the 38 fault records lost"), "{why}");
+        assert!(
+            why.contains(
+                "of the other 5, some may be faults left unclassed by the 2 other records lost"
+            ),
+            "{why}"
+        );
+        let clean = summary(&[], 0, 4);
+        assert_eq!(clean.rusage_gap().unwrap(), (4, explain_gap(4, 0, 0)));
+    }
+}

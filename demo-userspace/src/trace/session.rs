@@ -10,7 +10,7 @@ use super::{
     regions::{Origin, RegionChange, RegionTracker, TrackedRegion},
 };
 use crate::{
-    kernel::procmem::{self, MappingTable},
+    kernel::procmem::{self, MappingTable, MapsFile, Refreshed},
     kernel::symbols::{Code, StackFrame, Symbols},
     model::classify::{ClassCounts, ClassifiedFault, Classifier, FaultClass},
     model::events::{Decoded, Fault, Record, SignalEvent},
@@ -64,9 +64,12 @@ pub enum TraceEvent {
 /// What is known of one traced process.
 #[derive(Debug, Default)]
 struct ProcessState {
+    /// The mappings, kept by the traced syscalls and asked of the kernel where those changed
+    /// them.
     maps: MappingTable,
-    /// A memory syscall changed the mappings since `maps` was read.
-    maps_stale: bool,
+    /// The process's /proc/PID/maps, open for queries of one VMA; `None` until the first, and
+    /// again after an exec (the file stays on the old address space).
+    maps_file: Option<MapsFile>,
     /// Completed faults (minor + major), comparable with the kernel's rusage.
     completions: u64,
     exited: bool,
@@ -161,7 +164,6 @@ impl Session {
     fn inherit(&mut self, parent: u32, child: u32, out: &mut Vec<TraceEvent>) {
         let inherited = self.processes.get(&parent).map(|parent| ProcessState {
             maps: parent.maps.clone(),
-            maps_stale: parent.maps_stale,
             heap: parent.heap,
             command: parent.command.clone(),
             ..ProcessState::default()
@@ -200,7 +202,7 @@ impl Session {
                     return;
                 };
                 let process = self.processes.entry(call.pid).or_default();
-                process.maps_stale = true;
+                process.maps.apply(&call);
                 if call.syscall == demo_common::Syscall::Brk && !call.failed() {
                     let end = call.ret as u64;
                     process.heap = Some(process.heap.map_or((end, end), |(start, _)| (start, end)));
@@ -223,14 +225,17 @@ impl Session {
             Record::Exec(pid) => {
                 // The old image's mappings and arrays are gone; faults from here are the new one's.
                 let process = self.processes.entry(pid).or_default();
-                process.maps_stale = true;
+                process.maps.invalidate();
+                process.maps_file = None;
                 process.heap = None;
                 for change in self.regions.end_all(pid) {
                     self.apply_region_change(change, out);
                 }
             }
             Record::Process(event) if event.exited => {
-                self.processes.entry(event.pid).or_default().exited = true;
+                let process = self.processes.entry(event.pid).or_default();
+                process.exited = true;
+                process.maps_file = None;
                 out.push(TraceEvent::ProcessExited { pid: event.pid });
             }
             Record::Process(event) => {
@@ -294,10 +299,15 @@ impl Session {
     /// What a fault hit, as the process's mappings and the tracked regions are now.
     fn resolve(&mut self, fault: &Fault, stack: Option<Vec<u64>>) -> Resolved {
         let (mapping, mapping_offset) = self.resolve_mapping(fault.pid, fault.address);
-        // The mapping lookup above read the maps again if a syscall made them stale, so they
-        // hold the code too.
-        let maps = &self.processes.entry(fault.pid).or_default().maps;
-        let (code, stack) = self.symbols.fault_code(fault.ip, stack.as_deref(), maps);
+        // The code is named from the mappings too: a library mapped since the last lookup there
+        // is asked for as the fault's address was.
+        let process = self.processes.entry(fault.pid).or_default();
+        for &address in std::iter::once(&fault.ip).chain(stack.iter().flatten()) {
+            current_maps(process, fault.pid, address);
+        }
+        let (code, stack) = self
+            .symbols
+            .fault_code(fault.ip, stack.as_deref(), &process.maps);
         let region = self
             .regions
             .find(fault.pid, fault.address)
@@ -430,22 +440,24 @@ impl Session {
     }
 }
 
-/// The mappings of `process`, read again from /proc/PID/maps when a memory syscall made the
-/// snapshot stale or `address` misses it (the process mapped something new), never again once
-/// the process is gone.
+/// The mappings of `process`, up to date at `address` (see [`MappingTable::refresh`]): as they
+/// were when nothing changed there, else as the kernel says now; never asked again once the
+/// process is gone. Kernel addresses (a kernel-mode fault's instruction) are in no mapping.
 fn current_maps(process: &mut ProcessState, pid: u32, address: u64) -> &MappingTable {
-    let current = !process.maps_stale && process.maps.find(address).is_some();
     // Once /proc/PID/maps cannot be read the process is gone; its remaining faults (its exit
     // record comes last) must not each try again.
-    if !current && !process.exited && !process.maps_gone {
-        match MappingTable::read(pid as i32) {
-            Ok(maps) => {
-                process.maps = maps;
-                process.maps_stale = false;
+    if address >> 63 == 0 && !process.exited && !process.maps_gone {
+        match process
+            .maps
+            .refresh(&mut process.maps_file, pid as i32, address)
+        {
+            Ok(Refreshed::ReadWhole) => {
+                // A whole read follows an exec, which names the process anew.
                 if let Some(command) = procmem::command_name(pid as i32) {
                     process.command = Some(command.into());
                 }
             }
+            Ok(Refreshed::Current | Refreshed::Queried) => {}
             Err(_) => process.maps_gone = true,
         }
     }

@@ -22,3 +22,23 @@ pub fn compile_c(name: &str, source: &str, defines: &[&str]) -> PathBuf {
     assert!(status.success(), "compile {name}");
     binary
 }
+
+/// Names itself `a ESC ]2;x BEL newline b` with prctl (a terminal title sequence and a forged
+/// line, as a hostile user would), writes a page of its own data, then writes `argv[1]` fresh
+/// pages.
+pub const HOSTILE: &str = r#"
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+static char data[3 * 4096] = {1};
+int main(int argc, char **argv) {
+    if (prctl(PR_SET_NAME, "a\033]2;x\007\nb", 0, 0, 0)) return 1;
+    data[2 * 4096] = 2;
+    long pages = argc > 1 ? atol(argv[1]) : 0;
+    char *area = mmap(NULL, (pages + 1) * 4096, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (area == MAP_FAILED) return 1;
+    for (long i = 0; i < pages; i++) area[i * 4096] = 1;
+    return 0;
+}
+"#;

@@ -36,6 +36,12 @@ pub fn test_dir() -> &'static std::path::Path {
             std::os::unix::fs::PermissionsExt::from_mode(0o755),
         )
         .expect("open the test directory to the invoking user");
+        // Under sudo, demo creates its report files as the invoking user: the directory is theirs.
+        let id = |name| std::env::var(name).ok()?.parse::<u32>().ok();
+        if let (Some(uid), Some(gid)) = (id("SUDO_UID"), id("SUDO_GID")) {
+            std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid))
+                .expect("give the test directory to the invoking user");
+        }
         dir
     })
     .path()
@@ -44,4 +50,19 @@ pub fn test_dir() -> &'static std::path::Path {
 /// A file of this test binary's directory, for demo to write to.
 pub fn output_file(name: &str) -> PathBuf {
     test_dir().join(format!("{name}.json"))
+}
+
+/// The live processes whose command line is exactly `argv`.
+pub fn processes_running(argv: &[&str]) -> Vec<u32> {
+    let wanted: Vec<u8> = argv
+        .iter()
+        .flat_map(|a| [a.as_bytes(), b"\0"].concat())
+        .collect();
+    procfs::process::all_processes()
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|p| std::fs::read(format!("/proc/{}/cmdline", p.pid)).is_ok_and(|c| c == wanted))
+        .filter(|p| p.stat().is_ok_and(|s| s.state != 'Z'))
+        .map(|p| p.pid as u32)
+        .collect()
 }

@@ -218,6 +218,7 @@ fn every_line_of_a_trace() {
         heap_probes: Some("/usr/lib/x86_64-linux-gnu/libc.so.6".to_owned()),
         heap_blocks_off: false,
         follow: true,
+        unseen: vec![crate::kernel::executable::Unseen::CompatSyscalls],
         start_ns: 0,
     };
     let summary = TraceSummary {

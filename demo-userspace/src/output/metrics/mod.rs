@@ -10,7 +10,7 @@ use prometheus_client::{
     registry::Registry,
 };
 
-pub use self::server::{BindError, Listener, bind, serve};
+pub use self::server::{BindError, HEADER_TIMEOUT, Listener, MAX_CONNECTIONS, bind, serve};
 use crate::{
     kernel::probes::TopCounting,
     top::{

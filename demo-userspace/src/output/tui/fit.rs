@@ -1,5 +1,6 @@
 //! Text that fits its room in whole words: a line too long for its pane is shortened at a word
-//! (marked `…`) or wrapped, and a line made of parts drops whole parts, never half a word.
+//! (marked `…`) or wrapped, a line made of parts drops whole parts, never half a word, and a
+//! number too wide for its column takes a unit and fewer digits, never spills over.
 
 use textwrap::core::display_width;
 
@@ -19,6 +20,36 @@ pub fn words(text: &str, width: usize) -> String {
         return "…".repeat(width.min(1));
     }
     format!("{}…", first.trim_end())
+}
+
+/// `n` in at most `width` columns (at least 4): as it is when it fits, else in the smallest
+/// unit of thousands, millions, … (`k`, `M`, `G`, `T`, `P`, `E`) that fits, with as many
+/// decimals as fit, rounded toward zero, so the label never says more than the number.
+pub fn number(n: i64, width: usize) -> String {
+    let plain = n.to_string();
+    if plain.len() <= width {
+        return plain;
+    }
+    let sign = if n < 0 { "-" } else { "" };
+    let magnitude = u128::from(n.unsigned_abs());
+    let mut scale = 1u128;
+    for unit in ["k", "M", "G", "T", "P", "E"] {
+        scale *= 1000;
+        let whole = (magnitude / scale).to_string();
+        let used = sign.len() + whole.len() + unit.len();
+        if used > width {
+            continue;
+        }
+        // Room for a point and at least one decimal, else the whole part alone.
+        let decimals = width.saturating_sub(used + 1).min(scale.ilog10() as usize);
+        if decimals == 0 {
+            return format!("{sign}{whole}{unit}");
+        }
+        let fraction = magnitude % scale / 10u128.pow(scale.ilog10() - decimals as u32);
+        return format!("{sign}{whole}.{fraction:0decimals$}{unit}");
+    }
+    // Only a width under 4 gets here: nothing whole fits.
+    "…".to_owned()
 }
 
 /// `text` wrapped at words into lines of at most `width` columns.
@@ -92,6 +123,25 @@ mod tests {
             parts(&all, " | ", 45, &[3, 2, 1, 0]),
             "3 faults | the child exited with status 0"
         );
+    }
+
+    #[test]
+    fn wide_numbers_take_a_unit_and_keep_to_their_column() {
+        assert_eq!(number(0, 7), "0");
+        assert_eq!(number(9_999_999, 7), "9999999");
+        assert_eq!(number(10_000_000, 7), "10000k");
+        assert_eq!(number(3_436_052_480, 7), "3436.0M");
+        assert_eq!(number(13_744_209_920, 7), "13744M");
+        assert_eq!(number(17_592_186_040_320, 7), "17592G");
+        assert_eq!(number(-12_345_678, 7), "-12345k");
+        assert_eq!(number(i64::MAX, 7), "9223.3P");
+        assert_eq!(number(i64::MIN, 7), "-9223P");
+        assert_eq!(number(123_456, 4), "123k");
+        for n in [0, 1, 999, 12_345_678_901, -987_654_321, i64::MAX, i64::MIN] {
+            for width in 4..12 {
+                assert!(number(n, width).chars().count() <= width, "{n} in {width}");
+            }
+        }
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! Draws the terminal view from the `App`; it never changes the state.
 
+use std::ops::Range;
+
 use ratatui::{
     Frame,
     layout::{Constraint, Layout, Rect},
@@ -60,9 +62,38 @@ impl Cell {
     }
 }
 
+/// The pages with an error and with a major fault, sorted once per drawing, so that a cell asks
+/// for the marks in its range in a binary search.
+struct Marks {
+    errors: Vec<u64>,
+    major: Vec<u64>,
+}
+
+impl Marks {
+    fn of(view: &RegionView) -> Self {
+        let sorted = |pages: &[u64]| {
+            let mut pages = pages.to_vec();
+            pages.sort_unstable();
+            pages.dedup();
+            pages
+        };
+        Self {
+            errors: sorted(&view.errors),
+            major: sorted(&view.major),
+        }
+    }
+}
+
+/// The part of `sorted` that lies in `pages`.
+fn marked_in(sorted: &[u64], pages: Range<u64>) -> &[u64] {
+    let from = sorted.partition_point(|&p| p < pages.start);
+    let to = sorted.partition_point(|&p| p < pages.end);
+    &sorted[from..to.max(from)]
+}
+
 /// The state of page `page` of `view`.
-fn page_cell(view: &RegionView, page: u64) -> Cell {
-    if view.errors.contains(&page) {
+fn page_cell(view: &RegionView, marks: &Marks, page: u64) -> Cell {
+    if marks.errors.binary_search(&page).is_ok() {
         return Cell::Error;
     }
     let Some(state) = view.pages.state(page) else {
@@ -70,7 +101,7 @@ fn page_cell(view: &RegionView, page: u64) -> Cell {
     };
     if view.recent.contains(&page) {
         Cell::FaultedNow
-    } else if view.major.contains(&page) {
+    } else if marks.major.binary_search(&page).is_ok() {
         Cell::Major
     } else {
         match state {
@@ -81,28 +112,42 @@ fn page_cell(view: &RegionView, page: u64) -> Cell {
     }
 }
 
-/// The cells of the page map for `view`, `per_cell` pages each.
-pub fn cells(view: &RegionView, per_cell: u64) -> Vec<Cell> {
+/// The pages cell `cell` stands for when each cell holds `per_cell` of `shown` pages: cells
+/// take consecutive runs from page 0, so every page is in exactly one cell.
+pub fn cell_pages(cell: u64, per_cell: u64, shown: u64) -> Range<u64> {
+    let first = cell.saturating_mul(per_cell).min(shown);
+    first..first.saturating_add(per_cell).min(shown)
+}
+
+/// The cells `drawn` of the page map for `view`, `per_cell` pages each. A cell of several pages
+/// is counted from the model's touched pages and the marks in its range, so drawing costs the
+/// cells on screen and the pages touched, never the pages of the region.
+pub fn cells(view: &RegionView, per_cell: u64, drawn: Range<u64>) -> Vec<Cell> {
     let shown = view.shown_pages();
-    (0..shown.div_ceil(per_cell))
+    let modelled = view.pages.page_count();
+    let marks = Marks::of(view);
+    drawn
         .map(|cell| {
-            let first = cell * per_cell;
-            let pages = first..(first + per_cell).min(shown);
+            let pages = cell_pages(cell, per_cell, shown);
             if per_cell == 1 {
-                return page_cell(view, first);
+                return page_cell(view, &marks, pages.start);
             }
-            let states: Vec<Cell> = pages.map(|p| page_cell(view, p)).collect();
-            if states.contains(&Cell::Error) {
-                Cell::Error
-            } else if states.contains(&Cell::FaultedNow) {
-                Cell::FaultedNow
-            } else {
-                let resident = states
-                    .iter()
-                    .filter(|c| matches!(c, Cell::Resident | Cell::Major))
-                    .count();
-                Cell::Heat(((resident * 4).div_ceil(states.len())) as u8)
+            if !marked_in(&marks.errors, pages.clone()).is_empty() {
+                return Cell::Error;
             }
+            // Pages past the model are outside: not resident, never faulted now.
+            let inside = pages.start.min(modelled)..pages.end.min(modelled);
+            if view.recent.range(inside.clone()).next().is_some() {
+                return Cell::FaultedNow;
+            }
+            let (resident, _) = view.pages.counts_in(inside.clone());
+            // A major fault's page shows as resident whatever the model says of it.
+            let major = marked_in(&marks.major, inside)
+                .iter()
+                .filter(|&&page| view.pages.state(page) != Some(PageState::Resident))
+                .count() as u64;
+            let len = pages.end - pages.start;
+            Cell::Heat(((resident + major) * 4).div_ceil(len.max(1)) as u8)
         })
         .collect()
 }
@@ -170,24 +215,32 @@ fn render_map(map: &PageMap, frame: &mut Frame, area: Rect) {
         return render_labelled_pages(map.cursor, view, frame, area);
     }
     let (row_cells, rows) = layout::map_grid(area);
-    let per_cell = layout::pages_per_cell(map.zoom, view.shown_pages(), row_cells * rows);
-    let cells = cells(view, per_cell);
+    let shown = view.shown_pages();
+    let per_cell = layout::pages_per_cell(map.zoom, shown, row_cells * rows);
     let cursor_cell = map.cursor / per_cell;
+    // Zoomed in, the region takes more rows than the map has: the rows scroll to keep the
+    // cursor's row in view (fitted, every row is in view and the first row is row 0).
+    let first_row = (cursor_cell / row_cells).saturating_sub(rows - 1);
+    let first_cell = first_row * row_cells;
+    let drawn = first_cell..shown.div_ceil(per_cell).min(first_cell + row_cells * rows);
+    let cells = cells(view, per_cell, drawn);
     let lines: Vec<Line> = cells
         .chunks(row_cells as usize)
         .enumerate()
-        .take(rows as usize)
         .map(|(row, chunk)| {
-            let first_page = row as u64 * row_cells * per_cell;
+            let row = first_row + row as u64;
+            let first_page = row * row_cells * per_cell;
             let (first_index, _) =
                 region.index_range_of_page(first_page.min(region.page_count().saturating_sub(1)));
+            // The index column is 7 wide, whatever the index: a wider label would push the
+            // row's last cells past the border, and their pages would never be drawn.
             let mut spans = vec![Span::styled(
-                format!("{first_index:>7} "),
+                format!("{:>7} ", fit::number(first_index, INDEX_COLUMNS)),
                 Style::default().fg(Color::DarkGray),
             )];
             spans.extend(chunk.iter().enumerate().map(|(column, cell)| {
                 let (glyph, style) = cell.glyph();
-                let index = row as u64 * row_cells + column as u64;
+                let index = row * row_cells + column as u64;
                 let style = highlighted(style, index == cursor_cell);
                 Span::styled(glyph.to_string(), style)
             }));
@@ -226,11 +279,15 @@ fn render_map(map: &PageMap, frame: &mut Frame, area: Rect) {
     );
 }
 
+/// The width of the page map's index column, before its space (`layout::map_grid` leaves 8).
+pub(super) const INDEX_COLUMNS: usize = 7;
+
 /// A region of a few pages, as the seed's: one wide cell per page, readable from the back of a
 /// classroom, with its number, its index range, its state and what made it resident.
 fn render_labelled_pages(cursor: u64, view: &RegionView, frame: &mut Frame, area: Rect) {
     let region = &view.region;
     let shown = view.shown_pages();
+    let marks = Marks::of(view);
     let block = Block::bordered().title(format!(
         " {} ",
         fit::words(
@@ -249,7 +306,7 @@ fn render_labelled_pages(cursor: u64, view: &RegionView, frame: &mut Frame, area
         .spacing(1)
         .split(inner);
     for (page, &column) in (0..shown).zip(columns.iter()) {
-        let cell = page_cell(view, page);
+        let cell = page_cell(view, &marks, page);
         let (state, style) = cell.label();
         let range = if page < region.page_count() {
             let (first, last) = region.index_range_of_page(page);
@@ -343,7 +400,7 @@ fn render_regions(map: &PageMap, frame: &mut Frame, area: Rect) {
         .iter()
         .enumerate()
         .map(|(index, view)| {
-            let resident = view.pages.resident_pages().len();
+            let resident = view.pages.resident_count();
             let text = fit::words(
                 &format!(
                     "{:<8} {:>8} B {:>3}/{} resident",
@@ -552,5 +609,150 @@ fn highlighted(style: Style, selected: bool) -> Style {
         style.add_modifier(Modifier::REVERSED)
     } else {
         style
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ratatui::{Terminal, backend::TestBackend, buffer::Buffer, layout::Rect};
+
+    use super::*;
+    use crate::{
+        model::{access::Access, pages::PageModel, region::Region},
+        output::tui::app::{Mode, UiEvent},
+        trace::{
+            regions::{Origin, TrackedRegion},
+            session::TraceEvent,
+        },
+    };
+
+    const GIB: u64 = 1 << 30;
+
+    /// A trace's view of one anonymous region of `len` bytes with `touched` pages written, as
+    /// the session sends it.
+    fn trace_of(len: u64, touched: &[u64]) -> App {
+        let mut app = App::new(Mode::Trace, "demo trace".to_owned());
+        let region = Region {
+            name: "mmap#1".into(),
+            start: 0x7f00_0000_0000,
+            len,
+            elem_size: 1,
+            page_size: 4096,
+            pages_after: 0,
+        };
+        let mut pages = PageModel::without_origins(region.page_count() as usize);
+        for &page in touched {
+            let location = region.locate(region.start + page * 4096).unwrap();
+            pages.apply_at(&location, Access::Write, 0);
+        }
+        app.handle_event(UiEvent::Trace(Box::new(TraceEvent::RegionStarted(
+            TrackedRegion {
+                id: 0,
+                pid: 4242,
+                origin: Origin::Mmap,
+                region,
+                live: true,
+            },
+        ))));
+        app.handle_event(UiEvent::Pages(vec![(0, pages)]));
+        app.handle_event(UiEvent::Resize(Rect::new(0, 0, 80, 24)));
+        app
+    }
+
+    fn draw(app: &App) -> Buffer {
+        let mut terminal = Terminal::new(TestBackend::new(80, 24)).unwrap();
+        terminal.draw(|frame| render(app, frame)).unwrap();
+        terminal.backend().buffer().clone()
+    }
+
+    /// The page map's pane at 80x24, as `render` places it.
+    fn map_area() -> Rect {
+        let screen = layout::screen(Rect::new(0, 0, 80, 24), false);
+        layout::map_and_middle(screen.main)[0]
+    }
+
+    /// The symbols of row `y` of `buffer` from column `x` for `width` columns.
+    fn symbols(buffer: &Buffer, x: u16, y: u16, width: u16) -> String {
+        (x..x + width).map(|x| buffer[(x, y)].symbol()).collect()
+    }
+
+    /// A 16 GiB region at 80x24: the map's 5 rows of 70 cells are all drawn, whatever the width
+    /// of their index labels, and the 350 cells take every one of its 4 Mi pages exactly once.
+    #[test]
+    fn every_cell_of_a_16_gib_region_is_drawn_at_80_by_24() {
+        let pages = 16 * GIB / 4096;
+        // The first and last page, and one at the start of each row's last cell.
+        let mut touched: Vec<u64> = (0..5).map(|row| (row * 70 + 69) * 11984).collect();
+        touched.extend([0, pages - 1]);
+        let app = trace_of(16 * GIB, &touched);
+        let view = app.region().unwrap();
+        let area = map_area();
+        let (row_cells, rows) = layout::map_grid(area);
+        let (_, per_cell) = app.map_geometry();
+        assert_eq!((row_cells, rows, per_cell), (70, 5, 11984));
+        let total = pages.div_ceil(per_cell);
+        assert_eq!(total, row_cells * rows, "the cells fill every row");
+        // Each cell is a run of pages that starts where the one before ends: together they
+        // take every page, none twice.
+        let mut next = 0;
+        for cell in 0..total {
+            let range = cell_pages(cell, per_cell, pages);
+            assert_eq!(range.start, next, "cell {cell}");
+            assert!(range.end > range.start, "cell {cell} is empty");
+            next = range.end;
+        }
+        assert_eq!(next, pages, "the last cell ends at the last page");
+        let expected = cells(view, per_cell, 0..total);
+        let buffer = draw(&app);
+        for row in 0..rows {
+            let y = area.y + 1 + row as u16;
+            let label = symbols(&buffer, area.x + 1, y, 8);
+            assert!(
+                label.ends_with(' ') && !label.trim().is_empty(),
+                "row {row}: the index label {label:?} keeps to its 8 columns"
+            );
+            let drawn = symbols(&buffer, area.x + 9, y, row_cells as u16);
+            let want: String = expected[(row * row_cells) as usize..][..row_cells as usize]
+                .iter()
+                .map(|cell| cell.glyph().0)
+                .collect();
+            assert_eq!(drawn, want, "row {row} draws its {row_cells} cells");
+            assert_eq!(
+                buffer[(area.x + area.width - 1, y)].symbol(),
+                "│",
+                "row {row} ends at the border"
+            );
+        }
+        // The touched pages' cells show them: each row's last cell has a written page.
+        for row in 0..rows {
+            let last = expected[(row * row_cells + row_cells - 1) as usize];
+            assert!(
+                matches!(last, Cell::Heat(1..)),
+                "row {row}'s last cell {last:?}"
+            );
+        }
+    }
+
+    /// Zoomed in to a page a cell, a 16 GiB region takes far more rows than the map has: the
+    /// rows follow the cursor down, and drawing costs the cells on screen.
+    #[test]
+    fn zoomed_in_the_map_scrolls_to_the_cursor() {
+        use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+        let mut app = trace_of(16 * GIB, &[70 * 12]);
+        let key = |code| UiEvent::Key(KeyEvent::new(code, KeyModifiers::NONE));
+        app.handle_event(key(KeyCode::Char('+')));
+        assert_eq!(app.map_geometry(), (70, 1));
+        for _ in 0..12 {
+            app.handle_event(key(KeyCode::Char('j')));
+        }
+        assert_eq!(app.map().unwrap().cursor, 70 * 12);
+        let buffer = draw(&app);
+        let area = map_area();
+        // Row 12 of the region is the map's last row, its first cell the cursor's.
+        let y = area.y + 5;
+        assert_eq!(symbols(&buffer, area.x + 1, y, 8), "3440640 ");
+        let cursor = &buffer[(area.x + 9, y)];
+        assert!(cursor.modifier.contains(Modifier::REVERSED), "{cursor:?}");
+        assert_eq!(cursor.symbol(), "█", "the written page");
     }
 }

@@ -1,0 +1,91 @@
+//! What a target's executable file says about what demo cannot see in it: a statically linked
+//! program has no libc.so for the heap uprobes, and a 32-bit program's memory syscalls are
+//! compat syscalls, which have no syscall tracepoints.
+
+use std::path::Path;
+
+use object::{Object as _, ObjectKind};
+use serde::Serialize;
+
+/// A part of a program's behaviour that demo's probes do not reach.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Unseen {
+    /// A static binary's malloc is its own copy, not libc.so's, so heap blocks are not found.
+    StaticHeap,
+    /// A 32-bit program's mmap2, munmap, brk, mremap and madvise are compat syscalls, which
+    /// raise no `syscalls:` tracepoint: its memory syscalls and mmap regions are not seen.
+    CompatSyscalls,
+}
+
+impl Unseen {
+    /// The sentence a report prints for it.
+    pub fn says(self) -> &'static str {
+        match self {
+            Self::StaticHeap => {
+                "heap blocks: not seen, the program is statically linked and its malloc is not libc.so's"
+            }
+            Self::CompatSyscalls => {
+                "memory syscalls and mmap regions: not seen, a 32-bit program's syscalls raise no syscall tracepoints"
+            }
+        }
+    }
+}
+
+/// What demo will not see of the program in the ELF file `path` (an unreadable or non-ELF file
+/// says nothing: a script's interpreter is what runs).
+pub fn unseen_in(path: &Path) -> Vec<Unseen> {
+    let Ok(bytes) = std::fs::read(path) else {
+        return Vec::new();
+    };
+    let Ok(file) = object::File::parse(&*bytes) else {
+        return Vec::new();
+    };
+    let mut unseen = Vec::new();
+    if !file.is_64() {
+        unseen.push(Unseen::CompatSyscalls);
+    }
+    if matches!(file.kind(), ObjectKind::Executable | ObjectKind::Dynamic)
+        && !has_interpreter(&file)
+    {
+        unseen.push(Unseen::StaticHeap);
+    }
+    unseen
+}
+
+/// A dynamically linked program names its loader (PT_INTERP); a static one, even a static PIE,
+/// does not.
+fn has_interpreter(file: &object::File<'_>) -> bool {
+    use object::read::elf::{ElfFile, ProgramHeader as _};
+    fn interp<E: object::read::elf::FileHeader<Endian = object::Endianness>>(
+        elf: &ElfFile<'_, E>,
+    ) -> bool {
+        let endian = elf.endian();
+        elf.elf_program_headers()
+            .iter()
+            .any(|header| header.p_type(endian) == object::elf::PT_INTERP)
+    }
+    match file {
+        object::File::Elf32(elf) => interp(elf),
+        object::File::Elf64(elf) => interp(elf),
+        _ => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dynamic_64_bit_program_hides_nothing() {
+        // The test binary itself is a dynamically linked 64-bit program.
+        let me = std::env::current_exe().unwrap();
+        assert_eq!(unseen_in(&me), Vec::new());
+    }
+
+    #[test]
+    fn what_is_not_an_elf_file_says_nothing() {
+        assert_eq!(unseen_in(Path::new("/etc/hostname")), Vec::new());
+        assert_eq!(unseen_in(Path::new("/nonexistent/program")), Vec::new());
+    }
+}
