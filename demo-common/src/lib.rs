@@ -74,9 +74,6 @@ pub const PERF_FAULT_PROGRAM: &str = "page_fault_perf";
 
 /// Per-CPU hash of fault counts per process for `demo top` (`u32` tgid → [`TopCounts`]).
 pub const TOP_COUNTS_MAP: &str = "TOP_COUNTS";
-/// Per-CPU array with one [`RecentFaults`]: the counts of the process that faulted last on each
-/// CPU, not yet added to [`TOP_COUNTS_MAP`].
-pub const TOP_RECENT_MAP: &str = "TOP_RECENT";
 /// Per-CPU LRU hash of fault counts per page of one process (`PageKey` → `u64`).
 pub const PAGE_COUNTS_MAP: &str = "PAGE_COUNTS";
 /// Array of `u32` settings for `demo top`; see [`top_config`].
@@ -129,7 +126,7 @@ pub const TOP_FAULT_USER_PROGRAM: &str = "top_fault_user";
 /// Program counting `exceptions:page_fault_kernel` for `demo top`.
 pub const TOP_FAULT_KERNEL_PROGRAM: &str = "top_fault_kernel";
 /// Programs that count nothing, on the same tracepoints: the bench measures with them what the
-/// hook alone costs a fault.
+/// hook alone costs a fault. They are in an object of their own, demo-ebpf's `demo-floor`.
 pub const TOP_EMPTY_USER_PROGRAM: &str = "top_empty_user";
 pub const TOP_EMPTY_KERNEL_PROGRAM: &str = "top_empty_kernel";
 /// Program attached to `sched:sched_process_exit` for `demo top`: keeps an exiting process's
@@ -144,17 +141,25 @@ pub const PAGE_FAULT_USER_PROGRAM: &str = "page_fault_user";
 /// Program attached to `exceptions:page_fault_kernel`.
 pub const PAGE_FAULT_KERNEL_PROGRAM: &str = "page_fault_kernel";
 
-/// The fields of the `exceptions:page_fault_*` tracepoints on x86-64. The fault programs attach
-/// as raw tracepoints and take the call site's arguments (address, regs, error_code); the
-/// loader checks the format file has these fields, so a kernel that changed them is refused
+/// The arguments of the `exceptions:page_fault_user` and `page_fault_kernel` tracepoints on
+/// x86-64, by position: the fault programs attach as raw tracepoints and read argument `n` of
+/// the call site with `ctx.arg(n)`. The loader checks [`ARGS`](fault_tracepoint::ARGS) against
+/// the tracepoint's prototype in the kernel's BTF, so a kernel that reordered them is refused
 /// with a clear message rather than misread.
 pub mod fault_tracepoint {
-    /// Offset of `unsigned long address`.
-    pub const ADDRESS: usize = 8;
-    /// Offset of `unsigned long ip`.
-    pub const IP: usize = 16;
-    /// Offset of `unsigned long error_code`.
-    pub const ERROR_CODE: usize = 24;
+    /// `unsigned long address`: the faulting address.
+    pub const ADDRESS: usize = 0;
+    /// `struct pt_regs *regs`: the registers at the fault.
+    pub const REGS: usize = 1;
+    /// `unsigned long error_code`: the x86 page-fault error code.
+    pub const ERROR_CODE: usize = 2;
+    /// Each argument's name in the kernel's prototype, with the position the programs read it
+    /// at (not counting the tracepoint's own leading `void *` data).
+    pub const ARGS: [(&str, usize); 3] = [
+        ("address", ADDRESS),
+        ("regs", REGS),
+        ("error_code", ERROR_CODE),
+    ];
 }
 
 /// Byte offsets of the fields of `signal:signal_generate`.

@@ -1,4 +1,7 @@
-//! The command line: clap definitions of every command and option.
+//! The command line: clap definitions of every command and option, and (in `invocation`) what
+//! they ask the library to run.
+
+mod invocation;
 
 use std::ffi::OsString;
 
@@ -8,8 +11,13 @@ use demo::{
     kernel::probes::SourceChoice,
     output::Format,
     top::SortKey,
-    walk::plan::{Allocator, ScenarioName, WalkOptions},
+    walk::{
+        lessons,
+        plan::{Allocator, ScenarioName, WalkOptions},
+    },
 };
+
+pub use self::invocation::Request;
 
 /// Watch demand paging from inside the kernel.
 ///
@@ -477,7 +485,9 @@ impl ValueEnum for ScenarioArg {
     fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
         use clap::builder::PossibleValue;
         Some(match self {
-            Self::One(scenario) => PossibleValue::new(scenario.as_str()).help(scenario.teaches()),
+            Self::One(scenario) => {
+                PossibleValue::new(scenario.as_str()).help(lessons::lesson(*scenario).teaches())
+            }
             Self::All => PossibleValue::new("all").help("every walk, one after the other"),
         })
     }

@@ -73,6 +73,16 @@ impl Pane {
         );
     }
 
+    /// Presses Enter for walk step `step` and waits until its row is in the steps pane: the
+    /// view takes Enter only once the step before is shown, as a person would see it.
+    fn step(&self, step: u32) {
+        self.keys(&["Enter"]);
+        let row = format!("│ {step} ");
+        self.wait_for(&format!("step {step}"), |s| {
+            s.lines().any(|line| line.starts_with(&row))
+        });
+    }
+
     fn exit_status(&self) -> String {
         for _ in 0..600 {
             if let Ok(status) = std::fs::read_to_string(&self.status_file) {
@@ -196,9 +206,8 @@ fn alloc_mmap_stepped_with_enter_shows_three_resident_pages_and_quits_cleanly() 
 fn out_of_bounds_shows_the_sigsegv_on_page_5_outside_the_mapping() {
     let pane = Pane::start("oob", 80, 24, &format!("{DEMO} alloc out-of-bounds --tui"));
     pane.wait_for("the first prompt", |s| s.contains("press Enter"));
-    for _ in 1..=7 {
-        pane.keys(&["Enter"]);
-        std::thread::sleep(Duration::from_millis(100));
+    for step in 1..=7 {
+        pane.step(step);
     }
     let screen = pane.wait_for("the SIGSEGV", |s| {
         page_cells(s)
@@ -224,9 +233,8 @@ fn out_of_bounds_shows_the_sigsegv_on_page_5_outside_the_mapping() {
 fn a_lesson_explains_its_steps_in_the_event_log() {
     let pane = Pane::start("dontneed", 160, 40, &format!("{DEMO} alloc dontneed --tui"));
     pane.wait_for("the first prompt", |s| s.contains("press Enter"));
-    for _ in 1..=5 {
-        pane.keys(&["Enter"]);
-        std::thread::sleep(Duration::from_millis(100));
+    for step in 1..=5 {
+        pane.step(step);
     }
     let screen = pane.wait_for("the last step", |s| s.contains("the child exited"));
     // The events pane wraps; the lesson's words are read with its lines joined.

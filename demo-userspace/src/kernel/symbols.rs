@@ -14,7 +14,7 @@ use blazesym::symbolize::{
 use rustc_hash::FxHashMap;
 use serde::Serialize;
 
-use super::procmem::{Mapping, MappingTable};
+use super::mappings::{Mapping, MappingTable};
 
 /// Where kernel addresses start on x86-64 and arm64 (the top half of the address space).
 const KERNEL_START: u64 = 0xffff_8000_0000_0000;
@@ -295,7 +295,7 @@ fn unnamed(module: &str, offset: u64) -> Code {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernel::procmem::MappingTable;
+    use crate::kernel::mappings::MappingTable;
 
     #[inline(never)]
     fn a_function_with_a_known_name() -> u64 {

@@ -16,15 +16,20 @@ pub enum TaskLayoutError {
     Missing(&'static str),
 }
 
-/// Reads the offsets of the task fields the programs use from the running kernel's BTF.
-pub fn of_running_kernel() -> Result<TaskLayout, TaskLayoutError> {
+/// Opens the running kernel's BTF, which the loader reads the task layout and the raw
+/// tracepoints' prototypes from.
+pub fn running_kernel_btf() -> Result<Btf, TaskLayoutError> {
     // Mapped and looked up lazily, the file costs a few milliseconds; parsing all of it (the
     // fallback, where it cannot be mapped) takes far longer and tens of megabytes of heap.
-    let btf = Btf::from_file_with_backend(VMLINUX_BTF, Backend::Mmap)
+    Btf::from_file_with_backend(VMLINUX_BTF, Backend::Mmap)
         .or_else(|_| Btf::from_file(VMLINUX_BTF))
-        .map_err(|error| TaskLayoutError::Btf(error.to_string()))?;
-    let task = |member| member_offset(&btf, "task_struct", member);
-    let signal = |member| member_offset(&btf, "signal_struct", member);
+        .map_err(|error| TaskLayoutError::Btf(error.to_string()))
+}
+
+/// Reads the offsets of the task fields the programs use from the kernel's BTF.
+pub fn of_kernel(btf: &Btf) -> Result<TaskLayout, TaskLayoutError> {
+    let task = |member| member_offset(btf, "task_struct", member);
+    let signal = |member| member_offset(btf, "signal_struct", member);
     Ok(TaskLayout {
         pid: task("pid")?,
         tgid: task("tgid")?,
@@ -72,7 +77,7 @@ mod tests {
     /// test reads this machine's BTF, which every kernel demo supports has.
     #[test]
     fn the_running_kernel_has_the_fields_where_its_source_puts_them() {
-        let layout = of_running_kernel().unwrap();
+        let layout = of_kernel(&running_kernel_btf().unwrap()).unwrap();
         assert!(layout.pid > 0 && layout.min_flt > layout.pid);
         assert_eq!(layout.tgid, layout.pid + 4);
         assert_eq!(layout.maj_flt, layout.min_flt + 8);

@@ -278,13 +278,6 @@ impl PageModel {
         })
     }
 
-    /// True when `page` faulted in the current step (false past the region).
-    pub fn faulted_now(&self, page: u64) -> bool {
-        self.chunks
-            .get(&(page / CHUNK_PAGES))
-            .is_some_and(|chunk| chunk.faulted((page % CHUNK_PAGES) as usize))
-    }
-
     /// Pages with memory of their own, which is what RSS counts.
     pub fn resident_pages(&self) -> Vec<u64> {
         self.pages_in(PageState::Resident)
@@ -708,7 +701,6 @@ mod tests {
                 let i = page as usize;
                 proptest::prop_assert_eq!(model.state(page), dense.states.get(i).copied());
                 proptest::prop_assert_eq!(model.origin(page), dense.origins.get(i).copied().flatten());
-                proptest::prop_assert_eq!(model.faulted_now(page), dense.faulted.get(i) == Some(&true));
             }
             let list = |wanted| (0u64..).zip(&dense.states)
                 .filter(|&(_, &s)| s == wanted).map(|(p, _)| p).collect::<Vec<_>>();

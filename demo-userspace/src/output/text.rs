@@ -17,7 +17,7 @@ use crate::{
     model::pages::{Companion, PageOrigin},
     model::region::Region,
     model::signals::signal_name,
-    walk::lesson_facts::LessonFacts,
+    walk::lessons::LessonFacts,
     walk::plan::{Allocator, ScenarioName},
     walk::scenario::{DeathDigest, Summary, WalkResult},
     walk::step_report::{AddressCheck, StepReport},

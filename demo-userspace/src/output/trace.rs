@@ -422,7 +422,8 @@ mod tests {
     }
 
     fn session() -> Session {
-        Session::new(RegionTracker::new(true, 4096, 4, 4096))
+        let system = crate::trace::fake_system::FakeSystem::default();
+        Session::new(RegionTracker::new(true, 4096, 4, 4096), system.view())
     }
 
     /// A process and its files named to retitle the terminal and forge a line, everywhere the

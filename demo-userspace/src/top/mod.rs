@@ -23,8 +23,8 @@ use self::{
 };
 use crate::{
     kernel::cgroup::Cgroups,
+    kernel::mappings::MappingTable,
     kernel::probes::{ProcessCounts, ProgramRuns, TopCounting, TopDrops, TopProbes, command_name},
-    kernel::procmem::MappingTable,
 };
 use demo_common::ExitCounts;
 

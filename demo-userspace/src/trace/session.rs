@@ -10,8 +10,9 @@ use super::{
     regions::{Origin, RegionChange, RegionTracker, TrackedRegion},
 };
 use crate::{
-    kernel::procmem::{self, MappingTable, MapsFile, Refreshed},
-    kernel::symbols::{Code, StackFrame, Symbols},
+    kernel::mappings::{MappingTable, Refreshed},
+    kernel::symbols::{Code, StackFrame},
+    kernel::system_view::SystemView,
     model::classify::{ClassCounts, ClassifiedFault, Classifier, FaultClass},
     model::events::{Decoded, Fault, Record, SignalEvent},
     model::pages::PageModel,
@@ -67,9 +68,6 @@ struct ProcessState {
     /// The mappings, kept by the traced syscalls and asked of the kernel where those changed
     /// them.
     maps: MappingTable,
-    /// The process's /proc/PID/maps, open for queries of one VMA; `None` until the first, and
-    /// again after an exec (the file stays on the old address space).
-    maps_file: Option<MapsFile>,
     /// Completed faults (minor + major), comparable with the kernel's rusage.
     completions: u64,
     exited: bool,
@@ -108,7 +106,8 @@ pub struct Session {
     forgotten_regions: u64,
     /// Faults named `[unknown]`.
     unknown_mappings: u64,
-    symbols: Symbols,
+    /// Where the mappings, command names, thread counters and symbols come from.
+    view: Box<dyn SystemView>,
     functions: FunctionCounts,
 }
 
@@ -124,7 +123,7 @@ struct FallbackNames {
 }
 
 impl Session {
-    pub fn new(regions: RegionTracker) -> Self {
+    pub fn new(regions: RegionTracker, view: Box<dyn SystemView>) -> Self {
         Self {
             classifier: Classifier::default(),
             syscalls: SyscallPairer::default(),
@@ -141,7 +140,7 @@ impl Session {
             ended: std::collections::VecDeque::new(),
             forgotten_regions: 0,
             unknown_mappings: 0,
-            symbols: Symbols::new(),
+            view,
             functions: FunctionCounts::default(),
         }
     }
@@ -151,8 +150,8 @@ impl Session {
         self.processes.insert(
             pid,
             ProcessState {
-                maps: MappingTable::read(pid as i32).unwrap_or_default(),
-                command: procmem::command_name(pid as i32).map(Arc::from),
+                maps: self.view.read_mappings(pid).unwrap_or_default(),
+                command: self.view.command_name(pid).map(Arc::from),
                 ..ProcessState::default()
             },
         );
@@ -226,8 +225,8 @@ impl Session {
                 // The old image's mappings and arrays are gone; faults from here are the new one's.
                 let process = self.processes.entry(pid).or_default();
                 process.maps.invalidate();
-                process.maps_file = None;
                 process.heap = None;
+                self.view.address_space_ended(pid);
                 for change in self.regions.end_all(pid) {
                     self.apply_region_change(change, out);
                 }
@@ -235,7 +234,7 @@ impl Session {
             Record::Process(event) if event.exited => {
                 let process = self.processes.entry(event.pid).or_default();
                 process.exited = true;
-                process.maps_file = None;
+                self.view.address_space_ended(event.pid);
                 out.push(TraceEvent::ProcessExited { pid: event.pid });
             }
             Record::Process(event) => {
@@ -252,9 +251,10 @@ impl Session {
     /// (CLOCK_MONOTONIC), from /proc, when their counters show the fault ended; a thread that
     /// faults once and then sleeps would otherwise hold its fault back until it exits.
     pub fn settle_quiet(&mut self, before_ns: u64, out: &mut Vec<TraceEvent>) {
+        let view = &*self.view;
         for (fault, resolved) in self.classifier.settle_open(
             |fault| fault.timestamp_ns < before_ns,
-            procmem::thread_fault_counters,
+            |pid, tid| view.thread_fault_counters(pid, tid),
             true,
         ) {
             self.emit_fault(fault, resolved, out);
@@ -264,7 +264,11 @@ impl Session {
     /// Ends the trace: threads still alive settle their last fault from /proc; the faults of
     /// threads that are gone without an exit record never completed as far as anything shows.
     pub fn finish(&mut self, out: &mut Vec<TraceEvent>) {
-        for (fault, resolved) in self.classifier.settle_all(procmem::thread_fault_counters) {
+        let view = &*self.view;
+        let settled = self
+            .classifier
+            .settle_all(|pid, tid| view.thread_fault_counters(pid, tid));
+        for (fault, resolved) in settled {
             self.emit_fault(fault, resolved, out);
         }
     }
@@ -303,10 +307,10 @@ impl Session {
         // is asked for as the fault's address was.
         let process = self.processes.entry(fault.pid).or_default();
         for &address in std::iter::once(&fault.ip).chain(stack.iter().flatten()) {
-            current_maps(process, fault.pid, address);
+            current_maps(process, &mut *self.view, fault.pid, address);
         }
         let (code, stack) = self
-            .symbols
+            .view
             .fault_code(fault.ip, stack.as_deref(), &process.maps);
         let region = self
             .regions
@@ -366,7 +370,7 @@ impl Session {
     /// what the trace itself saw mapped there.
     fn resolve_mapping(&mut self, pid: u32, address: u64) -> (Arc<str>, u64) {
         let process = self.processes.entry(pid).or_default();
-        if let Some(m) = current_maps(process, pid, address).find(address) {
+        if let Some(m) = current_maps(process, &mut *self.view, pid, address).find(address) {
             return (Arc::clone(&m.name), m.offset_of(address));
         }
         // The process is gone (short-lived ones often are by the next poll): name what the
@@ -443,23 +447,28 @@ impl Session {
 /// The mappings of `process`, up to date at `address` (see [`MappingTable::refresh`]): as they
 /// were when nothing changed there, else as the kernel says now; never asked again once the
 /// process is gone. Kernel addresses (a kernel-mode fault's instruction) are in no mapping.
-fn current_maps(process: &mut ProcessState, pid: u32, address: u64) -> &MappingTable {
+fn current_maps<'a>(
+    process: &'a mut ProcessState,
+    view: &mut dyn SystemView,
+    pid: u32,
+    address: u64,
+) -> &'a MappingTable {
     // Once /proc/PID/maps cannot be read the process is gone; its remaining faults (its exit
     // record comes last) must not each try again.
     if address >> 63 == 0 && !process.exited && !process.maps_gone {
-        match process
-            .maps
-            .refresh(&mut process.maps_file, pid as i32, address)
-        {
-            Ok(Refreshed::ReadWhole) => {
+        match process.maps.refresh(view, pid, address) {
+            Some(Refreshed::ReadWhole) => {
                 // A whole read follows an exec, which names the process anew.
-                if let Some(command) = procmem::command_name(pid as i32) {
+                if let Some(command) = view.command_name(pid) {
                     process.command = Some(command.into());
                 }
             }
-            Ok(Refreshed::Current | Refreshed::Queried) => {}
-            Err(_) => process.maps_gone = true,
+            Some(Refreshed::Current | Refreshed::Queried) => {}
+            None => process.maps_gone = true,
         }
     }
     &process.maps
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,8 +1,6 @@
 //! The built-in walks (`demo alloc`): the seed's allocation walks run by a workload child, each
 //! step's faults mapped to the array index and page that caused them.
 
-pub mod lesson_facts;
-pub mod lesson_state;
 pub mod lessons;
 pub mod plan;
 pub mod scenario;

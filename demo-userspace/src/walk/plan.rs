@@ -64,38 +64,6 @@ impl ScenarioName {
             Self::MallocMmap => "malloc-mmap",
         }
     }
-
-    /// One line on what the walk teaches, for `demo alloc --list`.
-    pub fn teaches(self) -> &'static str {
-        match self {
-            Self::Mmap => "demand paging: mmap gives no memory; each first touch of a page faults",
-            Self::Malloc => {
-                "the same on malloc's heap: fewer faults, and malloc's own header writes"
-            }
-            Self::OutOfBounds => {
-                "past the end: no fault inside the last page, SIGSEGV (SEGV_MAPERR) beyond it"
-            }
-            Self::ForkCow => "fork shares pages; each write after it copies one (copy on write)",
-            Self::File => {
-                "a file mapping: a major fault, readahead and fault-around, private against shared writes"
-            }
-            Self::Mprotect => "a write to a read-only present page: SIGSEGV with SEGV_ACCERR",
-            Self::Stack => "the stack grows down by faults, until RLIMIT_STACK ends it in SIGSEGV",
-            Self::Thp => "one fault maps a 2 MiB transparent huge page: 512 pages at once",
-            Self::Dontneed => {
-                "MADV_DONTNEED drops pages: RSS falls, reads see zeros, writes fault again"
-            }
-            Self::MallocMmap => {
-                "a large malloc is an mmap of its own, 16 bytes into its first page"
-            }
-        }
-    }
-
-    /// True for the lessons whose steps are fixed (`walk::lessons`): all beyond the seed's
-    /// but malloc-mmap, which is the seed's walk on a larger array.
-    pub fn has_fixed_steps(self) -> bool {
-        !Self::SEED.contains(&self) && self != Self::MallocMmap
-    }
 }
 
 /// Where the array's memory comes from.
@@ -128,8 +96,6 @@ pub const ELEMENT_SIZE: u64 = 4;
 pub const SEED_BYTES: u64 = 20000;
 /// The indices the seed touches, in order.
 pub const SEED_TOUCHES: [i64; 4] = [1500, 1501, 0, 3000];
-/// The malloc-mmap lesson's size: above glibc's mmap threshold (128 KiB at start).
-pub const MALLOC_MMAP_BYTES: u64 = 256 << 10;
 /// The seed's out-of-bounds indices: inside the last page of the mapping, then past it.
 pub const OUT_OF_BOUNDS_TOUCHES: [i64; 2] = [5001, 5121];
 
@@ -202,18 +168,11 @@ impl PlannedStep {
 }
 
 impl WalkPlan {
-    /// The plan of a walk shaped by `options`: the seed's three and malloc-mmap. The other
-    /// lessons have fixed steps (`walk::lessons::plan_for`).
-    pub fn new(scenario: ScenarioName, options: &WalkOptions) -> Result<Self, PlanError> {
-        if scenario.has_fixed_steps() {
-            return Err(PlanError::FixedLesson(scenario.as_str()));
-        }
-        let default_bytes = if scenario == ScenarioName::MallocMmap {
-            MALLOC_MMAP_BYTES
-        } else {
-            SEED_BYTES
-        };
-        let bytes = options.bytes.unwrap_or(default_bytes);
+    /// The plan of a walk shaped by `options`, for the walks that take them: the seed's three
+    /// and malloc-mmap (which sets its own default `bytes`). The other lessons have fixed steps;
+    /// `walk::lessons::plan_for` makes the plan of any walk.
+    pub(crate) fn new(scenario: ScenarioName, options: &WalkOptions) -> Result<Self, PlanError> {
+        let bytes = options.bytes.unwrap_or(SEED_BYTES);
         if bytes < ELEMENT_SIZE {
             return Err(PlanError::TooSmall);
         }

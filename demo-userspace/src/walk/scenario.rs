@@ -9,9 +9,10 @@ use serde::Serialize;
 
 use crate::{
     kernel::event_reader::EventReader,
+    kernel::mappings::MappingTable,
     kernel::privileges::RunAs,
     kernel::probes::Probes,
-    kernel::procmem::{self, MappingTable},
+    kernel::procmem,
     kernel::symbols::Symbols,
     model::classify::{ClassCounts, ClassifiedFault, Classifier, FaultClass},
     model::events::{Decoded, Record, SignalEvent},
@@ -20,8 +21,7 @@ use crate::{
     model::signals::ProcessEnd,
     model::syscalls::{SyscallCall, SyscallPairer},
     walk::Reporter,
-    walk::lesson_state::LessonState,
-    walk::lessons::STACK_SPAN,
+    walk::lessons::{LessonState, stack::STACK_SPAN},
     walk::plan::{Allocator, ELEMENT_SIZE, PlannedStep, ScenarioName, WalkPlan},
     walk::step_report::{
         AddressCheck, AllocationFacts, Death, KernelView, ResolvedFault, StepReport, completed,

@@ -6,7 +6,8 @@ use std::{collections::BTreeMap, sync::Arc};
 use serde::Serialize;
 
 use crate::{
-    kernel::procmem::{MappingTable, VmaUsage},
+    kernel::mappings::MappingTable,
+    kernel::procmem::VmaUsage,
     kernel::symbols::{Code, StackFrame},
     model::classify::{ClassCounts, ClassifiedFault, FaultClass},
     model::events::SignalEvent,
@@ -141,7 +142,7 @@ pub struct StepReport {
     /// The values the step read, when it read (`x = arr[i]`, or a page each).
     pub values: Option<Vec<i32>>,
     /// What a lesson's step adds to the kernel's view.
-    pub lesson: Option<crate::walk::lesson_facts::LessonFacts>,
+    pub lesson: Option<crate::walk::lessons::facts::LessonFacts>,
 }
 
 impl StepReport {

@@ -28,15 +28,22 @@ pub use self::run_stats::ProgramRuns;
 pub use self::top::{ProcessCounts, TopCounting, TopDrops, TopProbes, command_name};
 
 use crate::{
+    kernel::raw_tracepoint::{self, RawTracepointError},
     kernel::task_layout::{self, TaskLayoutError},
     kernel::tracefs::{self, TracefsError},
     model::syscalls,
 };
 
-/// The eBPF object built by build.rs for the BPF target.
+/// The eBPF object built by build.rs for the BPF target: every program of the product.
 static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/demo"));
 
-/// One tracepoint program: where it attaches and the fields (name, offset) it reads.
+/// The bench's object, built beside it: `top_empty_user` and `top_empty_kernel`, programs that
+/// count nothing, loaded only for `demo top --debug-empty-fault-programs`.
+static FLOOR_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/demo-floor"));
+
+/// One tracepoint program: where it attaches and the fields (name, offset) it reads. A raw
+/// tracepoint reads no field; its tracepoint must only exist, and its arguments are checked
+/// against the kernel's BTF instead ([`check_fault_args`]).
 struct TracepointProgram {
     program: String,
     category: String,
@@ -46,11 +53,6 @@ struct TracepointProgram {
 
 /// The fault tracepoint programs, on tracepoints of `category` (normally `exceptions`).
 fn fault_tracepoint_programs(category: &str) -> Vec<TracepointProgram> {
-    let fields = vec![
-        ("address", fault_tracepoint::ADDRESS),
-        ("ip", fault_tracepoint::IP),
-        ("error_code", fault_tracepoint::ERROR_CODE),
-    ];
     [
         (PAGE_FAULT_USER_PROGRAM, "page_fault_user"),
         (PAGE_FAULT_KERNEL_PROGRAM, "page_fault_kernel"),
@@ -60,9 +62,21 @@ fn fault_tracepoint_programs(category: &str) -> Vec<TracepointProgram> {
         program: program.to_owned(),
         category: category.to_owned(),
         name: name.to_owned(),
-        fields: fields.clone(),
+        fields: Vec::new(),
     })
     .collect()
+}
+
+/// Checks that the fault tracepoints pass the arguments the programs read by position
+/// ([`fault_tracepoint::ARGS`]) where they read them.
+fn check_fault_args(
+    btf: &btf_rs::Btf,
+    tracepoints: &[TracepointProgram],
+) -> Result<(), RawTracepointError> {
+    for tracepoint in tracepoints {
+        raw_tracepoint::check_args(btf, &tracepoint.name, &fault_tracepoint::ARGS)?;
+    }
+    Ok(())
 }
 
 /// `program` on `sched:sched_process_exit`.
@@ -137,6 +151,8 @@ pub enum ProbeError {
     Tracefs(#[from] TracefsError),
     #[error(transparent)]
     TaskLayout(#[from] TaskLayoutError),
+    #[error(transparent)]
+    RawTracepoint(#[from] RawTracepointError),
     #[error("load the eBPF object: {0}")]
     Load(#[source] Box<EbpfError>),
     #[error("set up aya-log for the eBPF programs: {0}")]
@@ -182,12 +198,24 @@ pub struct ObjectNames {
 /// The kernel keeps at most this many bytes of a program's or map's name.
 const KERNEL_NAME_BYTES: usize = 15;
 
-/// Lists the embedded object's programs and maps (not its data sections) by the names the
-/// kernel gives them, so that a check for anything of demo's left loaded knows them all.
+/// Lists the embedded objects' programs and maps (not their data sections) by the names the
+/// kernel gives them, so that a check for anything of demo's left loaded knows them all: the
+/// product's and the bench's floor programs.
 pub fn object_names() -> Result<ObjectNames, ProbeError> {
-    let object = aya_obj::Object::parse(EBPF_OBJECT).map_err(ProbeError::Parse)?;
+    let mut names = names_in(EBPF_OBJECT)?;
+    let floor = names_in(FLOOR_OBJECT)?;
+    names.programs.extend(floor.programs);
+    names.maps.extend(floor.maps);
+    names.programs.sort();
+    names.maps.sort();
+    Ok(names)
+}
+
+/// The programs and maps of one object, by the names the kernel gives them.
+fn names_in(object: &[u8]) -> Result<ObjectNames, ProbeError> {
+    let object = aya_obj::Object::parse(object).map_err(ProbeError::Parse)?;
     let kernel_name = |name: &String| name[..name.len().min(KERNEL_NAME_BYTES)].to_owned();
-    let mut names = ObjectNames {
+    Ok(ObjectNames {
         programs: object.programs.keys().map(kernel_name).collect(),
         maps: object
             .maps
@@ -195,10 +223,7 @@ pub fn object_names() -> Result<ObjectNames, ProbeError> {
             .filter(|name| !name.starts_with('.'))
             .map(kernel_name)
             .collect(),
-    };
-    names.programs.sort();
-    names.maps.sort();
-    Ok(names)
+    })
 }
 
 /// Where fault records come from.
@@ -332,10 +357,17 @@ impl Probes {
         };
         let tracepoints = tracepoint_programs();
         check_formats(&tracing, &tracepoints)?;
-        let (mut ebpf, logger) = open_object(ObjectUse::Trace {
-            ring_bytes: options.ring_bytes,
-            stack_depth: options.stack_depth.min(demo_common::MAX_STACK_DEPTH as u32),
-        })?;
+        let btf = task_layout::running_kernel_btf()?;
+        if source == FaultSourceInUse::Tracepoints {
+            check_fault_args(&btf, &fault_tracepoints)?;
+        }
+        let (mut ebpf, logger) = open_object(
+            &btf,
+            ObjectUse::Trace {
+                ring_bytes: options.ring_bytes,
+                stack_depth: options.stack_depth.min(demo_common::MAX_STACK_DEPTH as u32),
+            },
+        )?;
         attach_tracepoints(&mut ebpf, &tracepoints, Attach::Classic)?;
         if source == FaultSourceInUse::Tracepoints {
             attach_tracepoints(&mut ebpf, &fault_tracepoints, Attach::Raw)?;
@@ -424,7 +456,7 @@ impl Probes {
 
     /// What each program that ran cost in the kernel so far, when `bpf_stats` is on.
     pub fn program_runs(&self) -> Option<Vec<ProgramRuns>> {
-        run_stats::program_runs(&self.ebpf)
+        run_stats::program_runs(&[&self.ebpf])
     }
 
     /// Forwards pending aya-log messages of the programs to the `log` crate.
@@ -443,12 +475,14 @@ enum ObjectUse {
     Top(TopCounting),
 }
 
-/// Loads the embedded object and starts its logger.
+/// Loads the embedded object, with the task layout of the kernel whose BTF is `btf`, and starts
+/// its logger.
 fn open_object(
+    btf: &btf_rs::Btf,
     purpose: ObjectUse,
 ) -> Result<(Ebpf, aya_log::EbpfLogger<&'static dyn log::Log>), ProbeError> {
     raise_memlock_limit();
-    let layout = task_layout::of_running_kernel()?;
+    let layout = task_layout::of_kernel(btf)?;
     let mut loader = EbpfLoader::new();
     loader.override_global(TASK_LAYOUT_GLOBAL, &layout, true);
     let stack_depth = match purpose {
@@ -482,6 +516,11 @@ fn open_object(
     // The logger must exist before the programs load, since they reference its map.
     let logger = aya_log::EbpfLogger::init(&mut ebpf).map_err(ProbeError::Logger)?;
     Ok((ebpf, logger))
+}
+
+/// Loads the bench's floor object, whose programs count nothing and use no map.
+fn open_floor_object() -> Result<Ebpf, ProbeError> {
+    Ebpf::load(FLOOR_OBJECT).map_err(|error| ProbeError::Load(Box::new(error)))
 }
 
 /// How a tracepoint program attaches.
@@ -670,19 +709,59 @@ fn raise_memlock_limit() {
 #[cfg(test)]
 mod object_tests {
     use super::*;
+    use demo_common::{TOP_EMPTY_KERNEL_PROGRAM, TOP_EMPTY_USER_PROGRAM, TOP_FLUSH_PROGRAM};
 
-    /// The names come from the object itself: a program or map added later is in the list, and
-    /// the kernel's 15-byte limit is applied as it is to loaded programs.
+    /// The names come from the objects themselves: a program or map added later is in the list,
+    /// and the kernel's 15-byte limit is applied as it is to loaded programs.
     #[test]
     fn the_object_names_its_programs_and_maps_as_the_kernel_does() {
         let names = object_names().unwrap();
-        for program in ["page_fault_user", "top_flush", "task_newtask"] {
+        for program in [
+            "page_fault_user",
+            "top_flush",
+            "task_newtask",
+            "top_empty_user",
+        ] {
             assert!(names.programs.iter().any(|p| p == program), "{names:?}");
         }
-        assert!(names.programs.iter().all(|p| p.len() <= 15), "{names:?}");
         for map in ["TARGETS", "EVENTS", "DROPS", "TOP_COUNTS", "AYA_LOGS"] {
             assert!(names.maps.iter().any(|m| m == map), "{names:?}");
         }
-        assert!(names.maps.iter().all(|m| !m.starts_with('.')), "{names:?}");
+    }
+
+    /// The product's object has every program the loader attaches and not the bench's empty
+    /// ones, which are in the floor object alone.
+    #[test]
+    fn the_bench_programs_are_in_their_own_object() {
+        let product = names_in(EBPF_OBJECT).unwrap();
+        let mut expected = vec![
+            PAGE_FAULT_USER_PROGRAM.to_owned(),
+            PAGE_FAULT_KERNEL_PROGRAM.to_owned(),
+            PERF_FAULT_PROGRAM.to_owned(),
+            TOP_FLUSH_PROGRAM.to_owned(),
+        ];
+        expected.extend(tracepoint_programs().into_iter().map(|t| t.program));
+        for program in expected {
+            let kernel_name = &program[..program.len().min(KERNEL_NAME_BYTES)];
+            assert!(
+                product.programs.iter().any(|p| p == kernel_name),
+                "{program}: {product:?}"
+            );
+        }
+        assert!(
+            !product.programs.iter().any(|p| p.starts_with("top_empty")),
+            "{product:?}"
+        );
+        let mut floor = names_in(FLOOR_OBJECT).unwrap();
+        floor.programs.sort();
+        assert_eq!(
+            floor,
+            ObjectNames {
+                programs: [TOP_EMPTY_KERNEL_PROGRAM, TOP_EMPTY_USER_PROGRAM]
+                    .map(|p| p[..p.len().min(KERNEL_NAME_BYTES)].to_owned())
+                    .to_vec(),
+                maps: Vec::new(),
+            }
+        );
     }
 }

@@ -26,14 +26,15 @@ fn stats_enabled() -> bool {
     std::fs::read_to_string("/proc/sys/kernel/bpf_stats_enabled").is_ok_and(|v| v.trim() == "1")
 }
 
-/// The runs of every loaded program of `ebpf` that ran, or `None` when the kernel does not
+/// The runs of every loaded program of `objects` that ran, or `None` when the kernel does not
 /// count them.
-pub fn program_runs(ebpf: &Ebpf) -> Option<Vec<ProgramRuns>> {
+pub fn program_runs(objects: &[&Ebpf]) -> Option<Vec<ProgramRuns>> {
     if !stats_enabled() {
         return None;
     }
-    let mut runs: Vec<ProgramRuns> = ebpf
-        .programs()
+    let mut runs: Vec<ProgramRuns> = objects
+        .iter()
+        .flat_map(|ebpf| ebpf.programs())
         .filter_map(|(name, program)| {
             let fd = program.fd().ok()?.as_fd().as_raw_fd();
             let fdinfo = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}")).ok()?;

@@ -14,10 +14,11 @@ use demo_common::{
 
 use super::ProgramRuns;
 use super::{
-    Attach, ObjectUse, ProbeError, attach_tracepoints, check_formats, fault_tracepoint_programs,
-    loaded, open_object, process_exit_program, take_map, unless_missing,
+    Attach, ObjectUse, ProbeError, attach_tracepoints, check_fault_args, check_formats,
+    fault_tracepoint_programs, loaded, open_floor_object, open_object, process_exit_program,
+    take_map, unless_missing,
 };
-use crate::kernel::tracefs;
+use crate::kernel::{task_layout, tracefs};
 
 /// What `demo top` counts in the kernel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,7 +28,8 @@ pub enum TopCounting {
     PerFault { pages: bool },
     /// No program per fault: the kernel's own per-process counters, read from /proc, and kept
     /// by the exit program for processes that exit. `empty_fault_programs` attaches programs
-    /// that count nothing to the fault tracepoints, which measures what the hook alone costs.
+    /// that count nothing to the fault tracepoints, from the bench's own object, which measures
+    /// what the hook alone costs.
     KernelCounters { empty_fault_programs: bool },
 }
 
@@ -38,6 +40,8 @@ pub(super) const FLUSH_ATTEMPTS: u32 = 1000;
 pub struct TopProbes {
     // Owns the programs and their links: dropping it detaches them.
     ebpf: Ebpf,
+    /// The bench's empty fault programs and their links, with `empty_fault_programs`.
+    floor: Option<Ebpf>,
     _logger: aya_log::EbpfLogger<&'static dyn log::Log>,
     counts: PerCpuHashMap<MapData, u32, TopCounts>,
     pages: PerCpuHashMap<MapData, PageKey, u64>,
@@ -87,13 +91,28 @@ impl TopProbes {
         check_formats(&tracing, &tracepoints)?;
         let exit = [process_exit_program(TOP_EXIT_PROGRAM)];
         check_formats(&tracing, &exit)?;
-        let (mut ebpf, logger) = open_object(ObjectUse::Top(counting))?;
-        attach_tracepoints(&mut ebpf, &tracepoints, Attach::Raw)?;
-        if matches!(counting, TopCounting::PerFault { .. }) {
+        let btf = task_layout::running_kernel_btf()?;
+        let counts_faults = matches!(counting, TopCounting::PerFault { .. });
+        // The empty programs read no argument; the counting ones read the address and the
+        // error code.
+        if counts_faults {
+            check_fault_args(&btf, &tracepoints)?;
+        }
+        let (mut ebpf, logger) = open_object(&btf, ObjectUse::Top(counting))?;
+        let mut floor = None;
+        if counts_faults {
+            attach_tracepoints(&mut ebpf, &tracepoints, Attach::Raw)?;
             loaded::<RawTracePoint>(&mut ebpf, TOP_FLUSH_PROGRAM)?;
+        } else if !tracepoints.is_empty() {
+            attach_tracepoints(
+                floor.insert(open_floor_object()?),
+                &tracepoints,
+                Attach::Raw,
+            )?;
         }
         attach_tracepoints(&mut ebpf, &exit, Attach::Classic)?;
         Ok(Self {
+            floor,
             exits: take_map(&mut ebpf, TOP_EXITS_MAP, "open the exit counters")?,
             counts: take_map(&mut ebpf, TOP_COUNTS_MAP, "open the process counters")?,
             pages: take_map(&mut ebpf, PAGE_COUNTS_MAP, "open the page counters")?,
@@ -244,7 +263,8 @@ impl TopProbes {
 
     /// What each program of demo top that ran cost in the kernel so far, when `bpf_stats` is on.
     pub fn program_runs(&self) -> Option<Vec<ProgramRuns>> {
-        super::run_stats::program_runs(&self.ebpf)
+        let objects: Vec<&Ebpf> = std::iter::once(&self.ebpf).chain(&self.floor).collect();
+        super::run_stats::program_runs(&objects)
     }
 }
 

@@ -16,7 +16,7 @@ use crate::{
     trace::functions::FunctionFaults,
     trace::regions::{Origin, TrackedRegion},
     trace::{LoaderCost, RecordCount, Rusage, TraceEnd, TraceSummary},
-    walk::lesson_facts::LessonFacts,
+    walk::lessons::LessonFacts,
     walk::plan::Allocator,
     walk::scenario::{DeathDigest, StepDigest, WalkResult},
     walk::step_report::{AddressCheck, AllocationFacts, Death, KernelView},

@@ -16,7 +16,7 @@ use crate::{
     model::region::{Location, Region},
     model::signals::{ProcessEnd, si_code_name, signal_name},
     model::syscalls::{SyscallCall, Value},
-    walk::lesson_facts::LessonFacts,
+    walk::lessons::LessonFacts,
     walk::plan::{Allocator, ScenarioName},
     walk::scenario::WalkResult,
     walk::step_report::{AddressCheck, StepReport},

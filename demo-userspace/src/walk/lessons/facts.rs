@@ -1,6 +1,7 @@
 //! What a lesson's step shows beyond a seed walk's view: the forked child's frames and smaps,
 //! a file's page cache and filesystem, the stack's VMA and limit, and the transparent huge
-//! page settings.
+//! page settings. Each lesson's file reads its own; their types are gathered here, apart from
+//! the lessons, because the step report holds them and the lessons read the step report.
 
 use serde::Serialize;
 

@@ -1,0 +1,130 @@
+//! What every tracing program shares: the target map, the ring buffer, the drop counters, and
+//! the helpers that check a process is traced, reserve a record and submit it.
+
+use aya_ebpf::{
+    EbpfContext,
+    bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
+    helpers::bpf_ktime_get_ns,
+    macros::map,
+    maps::{HashMap, PerCpuArray, RingBuf, ring_buf::RingBufEntry},
+};
+use aya_log_ebpf::debug;
+use demo_common::{
+    DEFAULT_RING_BYTES, DROP_SLOTS, MAX_TARGETS, RecordHeader, RecordKind, WAKEUP_THRESHOLD_BYTES,
+    target_flags,
+};
+
+use crate::task::{Task, current_task};
+
+#[map]
+pub(crate) static TARGETS: HashMap<u32, u8> = HashMap::with_max_entries(MAX_TARGETS, 0);
+
+#[map]
+pub(crate) static EVENTS: RingBuf = RingBuf::with_byte_size(DEFAULT_RING_BYTES, 0);
+
+#[map]
+static DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(DROP_SLOTS, 0);
+
+/// Per CPU, the records submitted to [`EVENTS`], which paces the looks at its fill level.
+#[map]
+static SUBMITTED: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+
+/// How many records a CPU submits between two looks at the ring buffer's fill level.
+const WAKEUP_CHECK_EVERY: u64 = 64;
+
+/// The target flags of `tgid`, 0 when it is not in the map.
+#[inline(always)]
+pub(crate) fn flags_of(tgid: u32) -> u8 {
+    // SAFETY: a hash value stays valid memory for the whole program, even if userspace or another
+    // CPU deletes the entry meanwhile (the kernel frees it after an RCU grace period); it is one
+    // byte, so a concurrent update can only show the old value or the new one.
+    TARGETS.get_ptr(tgid).map_or(0, |flags| unsafe { *flags })
+}
+
+/// True when `tgid`'s events are reported.
+#[inline(always)]
+pub(crate) fn is_target(tgid: u32) -> bool {
+    flags_of(tgid) & target_flags::REPORT != 0
+}
+
+/// The header of a record about `task`.
+#[inline(always)]
+pub(crate) fn header(task: Task, kind: RecordKind, detail: u32) -> RecordHeader {
+    RecordHeader {
+        kind: kind as u32,
+        detail,
+        // SAFETY: the helper has no preconditions.
+        timestamp_ns: unsafe { bpf_ktime_get_ns() },
+        tgid: task.tgid,
+        tid: task.tid,
+        counters: task.fault_counters(),
+    }
+}
+
+/// For a traced process's event: the task and a reserved record to fill, or `None` when the
+/// process is not traced or the buffer is full (then the drop is counted).
+#[inline(always)]
+pub(crate) fn traced_record<T: 'static, C: EbpfContext>(
+    ctx: &C,
+    kind: RecordKind,
+) -> Option<(Task, RingBufEntry<T>)> {
+    let task = current_task();
+    if !is_target(task.tgid) {
+        return None;
+    }
+    Some((task, reserve::<T, C>(ctx, kind, task.tgid)?))
+}
+
+/// Reserves room for one record, or counts the drop. The caller must fill and submit it.
+#[inline(always)]
+pub(crate) fn reserve<T: 'static, C: EbpfContext>(
+    ctx: &C,
+    kind: RecordKind,
+    tgid: u32,
+) -> Option<RingBufEntry<T>> {
+    let entry = EVENTS.reserve::<T>(0);
+    if entry.is_none() {
+        count_drop(kind as u32);
+        debug!(ctx, "ring buffer full: dropped a record of tgid {}", tgid);
+    }
+    entry
+}
+
+/// Wakes the reader only when the buffer is filling up; otherwise its periodic poll finds the
+/// record, which spares the traced process a wakeup per fault. The fill level is asked for on
+/// every [`WAKEUP_CHECK_EVERY`]th record of a CPU only: a helper call per record costs more than
+/// the check is worth, and a few records more past the threshold change nothing.
+#[inline(always)]
+pub(crate) fn wakeup_flag() -> u64 {
+    let Some(submitted) = SUBMITTED.get_ptr_mut(0) else {
+        return BPF_RB_NO_WAKEUP as u64;
+    };
+    // SAFETY: this CPU's slot of a per-CPU array, valid and aligned for the whole program, and
+    // written by no other CPU. A program that interrupts this one on the CPU (a fault program
+    // run by a kernel-mode fault or an NMI) can add between the load and the store, which at
+    // worst loses one count of the pacing, never an access.
+    let submitted = unsafe {
+        *submitted += 1;
+        *submitted
+    };
+    if submitted % WAKEUP_CHECK_EVERY == 0
+        && EVENTS.query(BPF_RB_AVAIL_DATA as u64) >= WAKEUP_THRESHOLD_BYTES
+    {
+        BPF_RB_FORCE_WAKEUP as u64
+    } else {
+        BPF_RB_NO_WAKEUP as u64
+    }
+}
+
+/// Counts one lost record of kind `slot`, or one untraced child.
+#[inline(always)]
+pub(crate) fn count_drop(slot: u32) {
+    if let Some(counter) = DROPS.get_ptr_mut(slot) {
+        // SAFETY: this CPU's slot of a per-CPU array, valid and aligned for the whole program,
+        // and written by no other CPU. A program that interrupts this one on the CPU (a
+        // kernel-mode fault, an NMI) and drops a record too can add between the load and the
+        // store; one of the two drops then goes uncounted, which needs a full ring buffer and
+        // a nested drop at the same instant.
+        unsafe { *counter += 1 };
+    }
+}

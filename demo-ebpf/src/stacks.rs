@@ -1,0 +1,88 @@
+//! `--stacks`: a fault's record followed by its user stack, put together per CPU and copied
+//! into the ring buffer only as long as the frames captured.
+
+use core::ptr::{read_volatile, write_volatile};
+
+use aya_ebpf::{
+    EbpfContext as _, bindings::BPF_F_USER_STACK, helpers::bpf_get_stack, macros::map,
+    maps::PerCpuArray, programs::RawTracePointContext,
+};
+use aya_log_ebpf::debug;
+use demo_common::{FaultRecord, FaultStackRecord, MAX_STACK_DEPTH, RecordKind};
+
+use crate::records::{EVENTS, count_drop, wakeup_flag};
+
+/// Per CPU, where a fault's record and user stack are put together before they are copied
+/// into [`EVENTS`] only as long as the frames captured: one slot per fault program, so a
+/// kernel-mode fault taken while the user-mode program reads the stack cannot overwrite it.
+#[map]
+static STACK_SCRATCH: PerCpuArray<FaultStackRecord> = PerCpuArray::with_max_entries(2, 0);
+
+/// Per CPU, 1 while a fault program walks a user stack. A frame pointer that leads nowhere
+/// (code built without them) makes the walk itself fault in kernel mode, in the traced task;
+/// that fault is the tracer's, not the program's, and is not reported.
+#[map]
+static STACK_WALKING: PerCpuArray<u32> = PerCpuArray::with_max_entries(1, 0);
+
+/// True while this CPU walks a user stack for a fault record: the program that calls this one
+/// interrupted that walk.
+#[inline(always)]
+pub(crate) fn walking_stack() -> bool {
+    // SAFETY: this CPU's slot of a per-CPU array, valid and aligned for the whole program; the
+    // volatile load sees the flag as the interrupted program left it.
+    STACK_WALKING
+        .get_ptr(0)
+        .is_some_and(|walking| unsafe { read_volatile(walking) } != 0)
+}
+
+/// Sends `fault` with up to `depth` frames of the user stack (frame pointers), innermost
+/// first, in a record only as long as the frames captured. `slot` is the fault program's own
+/// scratch slot.
+#[inline(always)]
+pub(crate) fn record_fault_stack(
+    ctx: &RawTracePointContext,
+    mut fault: FaultRecord,
+    depth: u32,
+    slot: u32,
+) {
+    let Some(scratch) = STACK_SCRATCH.get_ptr_mut(slot) else {
+        return;
+    };
+    fault.header.kind = RecordKind::FaultStack as u32;
+    let bytes = depth.min(MAX_STACK_DEPTH as u32) * 8;
+    let walking = STACK_WALKING.get_ptr_mut(0);
+    // SAFETY: this CPU's slots of per-CPU arrays, valid for the whole program, and the helper
+    // writes at most `bytes` into frames. Only this fault program uses its scratch slot on this
+    // CPU: the other one has its own, and the kernel does not start a raw-tracepoint program
+    // again on a CPU where it is already running (it counts a miss instead).
+    let captured = unsafe {
+        (*scratch).fault = fault;
+        if let Some(walking) = walking {
+            write_volatile(walking, 1);
+        }
+        let captured = bpf_get_stack(
+            ctx.as_ptr(),
+            (*scratch).frames.as_mut_ptr().cast(),
+            bytes,
+            BPF_F_USER_STACK as u64,
+        );
+        if let Some(walking) = walking {
+            write_volatile(walking, 0);
+        }
+        captured
+    };
+    // A failed walk still reports the fault, with no frames. The mask keeps the length in
+    // bounds for the verifier as well as in fact.
+    let frame_bytes = if captured > 0 { captured as usize } else { 0 } & 0x3f8;
+    let len = size_of::<FaultRecord>() + frame_bytes.min(MAX_STACK_DEPTH * 8);
+    // SAFETY: `len` is at most the slot's size, and the slot is not written again before the
+    // copy below.
+    let record = unsafe { core::slice::from_raw_parts(scratch.cast::<u8>().cast_const(), len) };
+    if EVENTS.output::<[u8]>(record, wakeup_flag()).is_err() {
+        count_drop(RecordKind::FaultStack as u32);
+        debug!(
+            ctx,
+            "ring buffer full: dropped a fault stack of tgid {}", fault.header.tgid
+        );
+    }
+}

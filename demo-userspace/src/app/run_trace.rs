@@ -1,0 +1,55 @@
+//! `demo trace`: a trace into a report or the view, and the traced command's end as demo's
+//! own exit status.
+
+use std::process::ExitCode;
+
+use super::{EventSink, Trace, probes, report_file, view};
+use crate::{
+    kernel::privileges::RunAs,
+    model::signals::ProcessEnd,
+    output::{self, tui},
+    trace,
+};
+
+/// Runs the trace into its sink. With a report, demo exits as the traced command did when
+/// the trace ended with it; the view's exit is the user's quitting.
+pub(super) async fn run(mut traced: Trace, run_as: Option<RunAs>) -> anyhow::Result<ExitCode> {
+    traced.options.run_as = run_as;
+    let report = match traced.sink {
+        EventSink::Report(report) => report,
+        EventSink::View => {
+            run_in_view(&traced).await?;
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
+    // Opened before anything is loaded, so a file demo may not write fails at once.
+    let out = report_file::open(&report.to, run_as)?;
+    let (mut probes, mut reader) = probes::load(&traced.probes)?;
+    let mut output = output::trace::output(report.format, out);
+    let ended = trace::run(&traced.options, &mut probes, &mut reader, output.as_mut()).await?;
+    Ok(ended.map_or(ExitCode::SUCCESS, command_status))
+}
+
+/// Runs the trace behind the full-screen view until the user quits.
+async fn run_in_view(traced: &Trace) -> anyhow::Result<()> {
+    let (mut probes, mut reader) = probes::load(&traced.probes)?;
+    let (sender, events) = tui::channel();
+    let mut output = tui::ViewTrace::new(sender.clone());
+    let work = async {
+        trace::run(&traced.options, &mut probes, &mut reader, &mut output)
+            .await
+            .map(drop)
+    };
+    let app = tui::app(tui::app::Mode::Trace, "demo trace");
+    view::follow(tui::run_view(app, sender, events, None, work).await?)
+}
+
+/// A traced command's end as demo's own exit status, as strace and time(1) give it: its exit
+/// status, or 128 plus the signal that killed it.
+fn command_status(end: ProcessEnd) -> ExitCode {
+    match end {
+        ProcessEnd::Exited(code) => ExitCode::from(code as u8),
+        ProcessEnd::Killed(signal) => ExitCode::from((128 + signal) as u8),
+        ProcessEnd::Other(_) => ExitCode::FAILURE,
+    }
+}

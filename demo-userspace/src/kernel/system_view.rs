@@ -1,0 +1,70 @@
+//! What a trace's session reads of the system, through one narrow interface: a process's
+//! mappings, its command name, a thread's fault counters, and the code at an address. The
+//! live view reads /proc and symbolizes with blazesym; the session's tests give it a fake.
+
+use std::sync::Arc;
+
+use demo_common::FaultCounters;
+
+use super::{
+    mappings::{MappingSource, MappingTable, Query},
+    procmap_query::ProcMaps,
+    procmem,
+    symbols::{Code, StackFrame, Symbols},
+};
+
+/// Everything the session asks of the system. Its mappings come through [`MappingSource`].
+pub trait SystemView: MappingSource {
+    /// The command name of process `pid` now, or `None` once it is gone.
+    fn command_name(&mut self, pid: u32) -> Option<String>;
+    /// Thread `tid` of process `pid`'s own fault counters now, or `None` once it is gone.
+    fn thread_fault_counters(&self, pid: u32, tid: u32) -> Option<FaultCounters>;
+    /// The code of a fault at `ip` and, with `--stacks`, of each frame of its stack, named
+    /// from `maps`, the process's mappings when it faulted (see [`Symbols::fault_code`]).
+    fn fault_code(
+        &mut self,
+        ip: u64,
+        stack: Option<&[u64]>,
+        maps: &MappingTable,
+    ) -> (Arc<Code>, Option<Vec<StackFrame>>);
+}
+
+/// The system as it is: /proc, the PROCMAP_QUERY ioctl, and the modules' symbols.
+#[derive(Debug, Default)]
+pub struct LiveView {
+    maps: ProcMaps,
+    symbols: Symbols,
+}
+
+impl MappingSource for LiveView {
+    fn query_mapping(&mut self, pid: u32, address: u64) -> Query {
+        self.maps.query_mapping(pid, address)
+    }
+
+    fn read_mappings(&mut self, pid: u32) -> Option<MappingTable> {
+        self.maps.read_mappings(pid)
+    }
+
+    fn address_space_ended(&mut self, pid: u32) {
+        self.maps.address_space_ended(pid);
+    }
+}
+
+impl SystemView for LiveView {
+    fn command_name(&mut self, pid: u32) -> Option<String> {
+        procmem::command_name(pid as i32)
+    }
+
+    fn thread_fault_counters(&self, pid: u32, tid: u32) -> Option<FaultCounters> {
+        procmem::thread_fault_counters(pid, tid)
+    }
+
+    fn fault_code(
+        &mut self,
+        ip: u64,
+        stack: Option<&[u64]>,
+        maps: &MappingTable,
+    ) -> (Arc<Code>, Option<Vec<StackFrame>>) {
+        self.symbols.fault_code(ip, stack, maps)
+    }
+}

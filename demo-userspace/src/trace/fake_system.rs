@@ -1,0 +1,167 @@
+//! A fake of the system a session reads, for tests that need no root: each process's mappings,
+//! command name and threads' fault counters held in memory, and code named `module+offset` from
+//! the mappings the session hands over.
+
+use std::{cell::RefCell, collections::HashMap, rc::Rc, sync::Arc};
+
+use demo_common::FaultCounters;
+
+use crate::kernel::{
+    mappings::{Mapping, MappingSource, MappingTable, Query},
+    symbols::{Code, KERNEL_MODULE, Site, StackFrame},
+    system_view::SystemView,
+};
+
+/// What the fake kernel says now, per process; a process it does not hold is gone.
+#[derive(Debug, Default)]
+struct State {
+    maps: HashMap<u32, Vec<Mapping>>,
+    commands: HashMap<u32, String>,
+    counters: HashMap<(u32, u32), FaultCounters>,
+    /// How often the session asked for one VMA, and for the maps whole.
+    queries: u64,
+    whole_reads: u64,
+    /// The processes whose address space the session said ended, in order.
+    ended: Vec<u32>,
+}
+
+/// A handle on the fake: the test keeps one to change what the kernel says while the session
+/// holds another as its [`SystemView`].
+#[derive(Clone, Debug, Default)]
+pub struct FakeSystem(Rc<RefCell<State>>);
+
+impl FakeSystem {
+    /// A view for a session, sharing this fake's state.
+    pub fn view(&self) -> Box<dyn SystemView> {
+        Box::new(self.clone())
+    }
+
+    /// Process `pid` runs `command`, with no mappings yet.
+    pub fn process(&self, pid: u32, command: &str) {
+        let mut state = self.0.borrow_mut();
+        state.maps.entry(pid).or_default();
+        state.commands.insert(pid, command.to_owned());
+    }
+
+    /// The kernel maps `[start, end)` in `pid` as `name`, at `file_offset` in its file.
+    pub fn map(&self, pid: u32, start: u64, end: u64, name: &str, file_offset: u64) {
+        let mapping = Mapping {
+            start,
+            end,
+            perms: "rw-p".to_owned(),
+            name: name.into(),
+            file_offset,
+        };
+        let mut state = self.0.borrow_mut();
+        let maps = state.maps.entry(pid).or_default();
+        maps.retain(|m| m.end <= start || end <= m.start);
+        maps.push(mapping);
+        maps.sort_by_key(|m| m.start);
+    }
+
+    /// The kernel unmaps every mapping of `pid` that starts in `[start, end)`.
+    pub fn unmap(&self, pid: u32, start: u64, end: u64) {
+        if let Some(maps) = self.0.borrow_mut().maps.get_mut(&pid) {
+            maps.retain(|m| !(start..end).contains(&m.start));
+        }
+    }
+
+    /// Process `pid` execs `command`: its mappings are the new image's alone.
+    pub fn exec(&self, pid: u32, command: &str) {
+        self.0.borrow_mut().maps.insert(pid, Vec::new());
+        self.process(pid, command);
+    }
+
+    /// Process `pid` is gone: /proc has nothing of it any more.
+    pub fn gone(&self, pid: u32) {
+        let mut state = self.0.borrow_mut();
+        state.maps.remove(&pid);
+        state.commands.remove(&pid);
+        state.counters.retain(|&(p, _), _| p != pid);
+    }
+
+    /// Thread `tid` of `pid` has these fault counters now.
+    pub fn counters(&self, pid: u32, tid: u32, minor: u64, major: u64) {
+        let counters = FaultCounters { minor, major };
+        self.0.borrow_mut().counters.insert((pid, tid), counters);
+    }
+
+    /// (VMA queries, whole reads) the session made so far.
+    pub fn asked(&self) -> (u64, u64) {
+        let state = self.0.borrow();
+        (state.queries, state.whole_reads)
+    }
+
+    /// The processes whose address space the session let go, in order.
+    pub fn ended(&self) -> Vec<u32> {
+        self.0.borrow().ended.clone()
+    }
+}
+
+impl MappingSource for FakeSystem {
+    fn query_mapping(&mut self, pid: u32, address: u64) -> Query {
+        let mut state = self.0.borrow_mut();
+        state.queries += 1;
+        let Some(maps) = state.maps.get(&pid) else {
+            return Query::Gone;
+        };
+        maps.iter()
+            .find(|m| m.start <= address && address < m.end)
+            .map_or(Query::Unmapped, |m| Query::Found(m.clone()))
+    }
+
+    fn read_mappings(&mut self, pid: u32) -> Option<MappingTable> {
+        let mut state = self.0.borrow_mut();
+        state.whole_reads += 1;
+        let maps = state.maps.get(&pid)?;
+        Some(MappingTable::from_mappings(maps.iter().cloned()))
+    }
+
+    fn address_space_ended(&mut self, pid: u32) {
+        self.0.borrow_mut().ended.push(pid);
+    }
+}
+
+impl SystemView for FakeSystem {
+    fn command_name(&mut self, pid: u32) -> Option<String> {
+        self.0.borrow().commands.get(&pid).cloned()
+    }
+
+    fn thread_fault_counters(&self, pid: u32, tid: u32) -> Option<FaultCounters> {
+        self.0.borrow().counters.get(&(pid, tid)).copied()
+    }
+
+    fn fault_code(
+        &mut self,
+        ip: u64,
+        stack: Option<&[u64]>,
+        maps: &MappingTable,
+    ) -> (Arc<Code>, Option<Vec<StackFrame>>) {
+        let code = |address: u64| Arc::new(module_offset(Site::of(address, maps.find(address))));
+        let frames = stack.map(|frames| {
+            frames
+                .iter()
+                .map(|&address| StackFrame {
+                    address,
+                    code: code(address),
+                })
+                .collect()
+        });
+        (code(ip), frames)
+    }
+}
+
+/// `module+offset` for a site, as the live symbols name code without a symbol.
+fn module_offset(site: Site<'_>) -> Code {
+    let (module, offset) = match site {
+        Site::File { path, offset } => (Some(path.to_string()), offset),
+        Site::Unnamed { name, offset } => (Some(name.to_string()), offset),
+        Site::Kernel(address) => (Some(KERNEL_MODULE.to_owned()), address),
+        Site::Unmapped(address) => (None, address),
+    };
+    Code {
+        module,
+        offset,
+        ..Code::default()
+    }
+}

@@ -1,0 +1,376 @@
+//! A trace under way, in three parts: [`Tracer::start`] puts the target in the target map and
+//! tells the output; [`Tracer::follow`] reads records until the trace ends; [`Tracer::finish`]
+//! reads the last ones and writes the summary.
+
+use std::{future::Future, path::PathBuf, time::Duration};
+
+use anyhow::Context as _;
+use demo_common::target_flags;
+
+use super::{
+    TargetError, TraceOptions, TraceTarget,
+    command::{CommandEvent, TracedCommand},
+    functions,
+    regions::RegionTracker,
+    results::{
+        LoaderCost, PAGES_EVERY, RecordCount, Rusage, TraceEnd, TraceOutput, TraceStart,
+        TraceSummary,
+    },
+    session::{Session, TraceEvent},
+};
+use crate::kernel::{
+    event_reader::EventReader,
+    executable::{self, Unseen},
+    probes::Probes,
+    process,
+    spawn::{self, Reaped, SpawnError},
+    system_view::LiveView,
+};
+use crate::model::{
+    events::{Decoded, Record},
+    signals::ProcessEnd,
+};
+
+/// How long a thread must have been quiet after a fault before /proc settles it.
+const QUIET_NS: u64 = 100_000_000;
+
+/// Records decoded before their events are written out; bounds memory when the reader is
+/// behind and the buffer holds many.
+const BATCH: usize = 4096;
+
+/// The trace's state between its start and its summary.
+pub(super) struct Tracer<'a> {
+    pid: u32,
+    session: Session,
+    /// Events made and not yet written out.
+    events: Vec<TraceEvent>,
+    heap: Option<HeapProbes>,
+    probes: &'a mut Probes,
+    reader: &'a mut EventReader,
+    output: &'a mut dyn TraceOutput,
+}
+
+/// What is traced: the process, and the command when demo started it.
+struct Target {
+    pid: u32,
+    command: Option<TracedCommand>,
+    /// The command line as the start line shows it.
+    shown: Option<String>,
+    /// The program's file, to tell what demo will not see in it.
+    program: PathBuf,
+}
+
+impl<'a> Tracer<'a> {
+    /// Puts the target in the target map (a command forked held back, and returned still held),
+    /// attaches the heap probes, and writes the start and the manual regions.
+    pub(super) fn start(
+        options: &TraceOptions,
+        probes: &'a mut Probes,
+        reader: &'a mut EventReader,
+        output: &'a mut dyn TraceOutput,
+    ) -> anyhow::Result<(Self, Option<TracedCommand>)> {
+        let follow_flags = if options.follow {
+            target_flags::FOLLOW | target_flags::DESCENDANTS
+        } else {
+            0
+        };
+        let start_ns = process::monotonic_ns();
+        let Target {
+            pid,
+            command,
+            shown,
+            program,
+        } = attach_target(options, follow_flags, probes)?;
+        let heap = if options.auto_regions && options.heap_blocks {
+            // A held command still runs demo's own image, so its libc is ours until it execs;
+            // the uprobes are scoped by pid and stay on it across the exec.
+            let libc = libc_of(if command.is_some() {
+                std::process::id()
+            } else {
+                pid
+            })?;
+            probes.attach_heap_probes(&libc, pid)?;
+            Some(HeapProbes { libc })
+        } else {
+            None
+        };
+        let mut session = Session::new(
+            RegionTracker::new(
+                options.auto_regions,
+                options.min_block,
+                options.elem_size,
+                procfs::page_size(),
+            ),
+            Box::new(LiveView::default()),
+        );
+        session.add_process(pid);
+        output.started(&TraceStart {
+            pid,
+            command: shown,
+            source: probes.fault_source(),
+            heap_probes: heap.as_ref().map(|heap| heap.libc.display().to_string()),
+            heap_blocks_off: options.auto_regions && !options.heap_blocks,
+            follow: options.follow,
+            unseen: executable::unseen_in(&program)
+                .into_iter()
+                .filter(|unseen| heap.is_some() || *unseen != Unseen::StaticHeap)
+                .collect(),
+            start_ns,
+        })?;
+        let mut tracer = Self {
+            pid,
+            session,
+            events: Vec::new(),
+            heap,
+            probes,
+            reader,
+            output,
+        };
+        for &(start, len) in &options.manual_regions {
+            tracer
+                .session
+                .add_manual_region(pid, start, len, &mut tracer.events);
+        }
+        tracer.flush()?;
+        Ok((tracer, command))
+    }
+
+    /// Reads and resolves records until the target exits, `shutdown` comes, or `duration`
+    /// passes; answers each of the command's exit stops once its records are read.
+    pub(super) async fn follow(
+        &mut self,
+        mut command: Option<&mut TracedCommand>,
+        duration: Option<Duration>,
+        shutdown: impl Future<Output = ()>,
+    ) -> anyhow::Result<TraceEnd> {
+        let deadline = duration.map(|d| tokio::time::Instant::now() + d);
+        tokio::pin!(shutdown);
+        let mut pages_ticks = tokio::time::interval(PAGES_EVERY);
+        loop {
+            tokio::select! {
+                waited = self.reader.wait() => {
+                    waited.context("wait for trace events")?;
+                    self.drain()?;
+                    self.session.settle_quiet(
+                        process::monotonic_ns().saturating_sub(QUIET_NS),
+                        &mut self.events,
+                    );
+                    self.flush()?;
+                    self.output.pages(&self.session)?;
+                    if command.is_none()
+                        && (self.session.has_exited(self.pid) || !process::exists(self.pid))
+                    {
+                        return Ok(TraceEnd::Exit);
+                    }
+                }
+                event = async { match command.as_deref_mut() {
+                    Some(command) => command.next().await,
+                    None => std::future::pending().await,
+                } } => match event? {
+                    CommandEvent::Ended => return Ok(TraceEnd::Exit),
+                    CommandEvent::ExitStop(done) => {
+                        // Stopped at its exit, its memory still mapped: every record it made is
+                        // in the buffer, and each is resolved before it may go on.
+                        self.drain()?;
+                        self.flush()?;
+                        let _ = done.send(());
+                    }
+                },
+                _ = pages_ticks.tick() => self.output.pages(&self.session)?,
+                () = &mut shutdown => return Ok(TraceEnd::Interrupt),
+                () = async { match deadline {
+                    Some(deadline) => tokio::time::sleep_until(deadline).await,
+                    None => std::future::pending().await,
+                } } => return Ok(TraceEnd::Duration),
+            }
+        }
+    }
+
+    /// Reads what is left (everything the target did before it ended is in the buffer now),
+    /// settles the open faults, takes the target out of the map and writes the summary.
+    pub(super) fn finish(
+        mut self,
+        ended_by: TraceEnd,
+        reaped: Option<Reaped>,
+        attach_cpu_ms: u64,
+    ) -> anyhow::Result<Option<ProcessEnd>> {
+        self.drain()?;
+        self.session.finish(&mut self.events);
+        self.flush()?;
+        self.probes.remove_target(self.pid)?;
+        let summary = self.summary(ended_by, reaped, attach_cpu_ms)?;
+        self.output.summary(&summary, &self.session)?;
+        Ok(summary.child.filter(|_| ended_by == TraceEnd::Exit))
+    }
+
+    fn summary(
+        &self,
+        ended_by: TraceEnd,
+        reaped: Option<Reaped>,
+        attach_cpu_ms: u64,
+    ) -> anyhow::Result<TraceSummary> {
+        let totals = self.session.totals();
+        let drops = self.probes.drops_by_slot()?;
+        let (by_function, by_pair) = self.session.functions().summary();
+        Ok(TraceSummary {
+            pid: self.pid,
+            ended_by,
+            child: reaped.map(|r| ProcessEnd::from(r.status)),
+            faults_total: totals.minor + totals.major + totals.error,
+            minor: totals.minor,
+            major: totals.major,
+            error: totals.error,
+            lost: self.probes.dropped()? + self.reader.malformed(),
+            unattributed_faults: self.session.unattributed_faults(),
+            traced_completions: self.session.completions_of(self.pid),
+            rusage: reaped.map(|r| Rusage {
+                minflt: r.minflt,
+                majflt: r.majflt,
+            }),
+            loader: LoaderCost::now(attach_cpu_ms),
+            records: RecordCount::by_kind(self.reader.delivered(), &drops),
+            untraced_children: drops[demo_common::UNTRACED_CHILD_SLOT as usize],
+            kernel_programs: self.probes.program_runs(),
+            regions_not_listed: self.session.forgotten_regions(),
+            unknown_mappings: self.session.unknown_mappings(),
+            faults_by_function: by_function
+                .into_iter()
+                .take(functions::LISTED_FUNCTIONS)
+                .collect(),
+            faults_by_function_and_region: by_pair
+                .into_iter()
+                .take(functions::LISTED_PAIRS)
+                .collect(),
+        })
+    }
+
+    /// Reads every record in the buffer, in batches, into events written out batch by batch.
+    fn drain(&mut self) -> anyhow::Result<()> {
+        let mut batch = Vec::with_capacity(BATCH);
+        loop {
+            let taken = self.reader.drain_some(BATCH, |record| batch.push(record));
+            // A followed child's uprobes go on as soon as its fork is read, before any record of
+            // the batch is resolved and symbolized (the first symbolization of a module reads
+            // its debug information): its first heap calls may come at once.
+            if let Some(heap) = &self.heap {
+                heap.attach_forked(&batch, self.probes);
+            }
+            for record in batch.drain(..) {
+                self.session.handle(record, &mut self.events);
+            }
+            // Detaching can wait for the batch: nothing of an exited process runs any more.
+            if let Some(heap) = &self.heap {
+                heap.detach_exited(&self.events, self.probes);
+            }
+            self.flush()?;
+            if taken < BATCH {
+                return Ok(());
+            }
+        }
+    }
+
+    fn flush(&mut self) -> anyhow::Result<()> {
+        for event in self.events.drain(..) {
+            self.output.event(&event)?;
+        }
+        Ok(())
+    }
+}
+
+/// Puts the target in the target map: a running process, checked, or the command, forked
+/// held back.
+fn attach_target(
+    options: &TraceOptions,
+    follow_flags: u8,
+    probes: &mut Probes,
+) -> anyhow::Result<Target> {
+    match &options.target {
+        TraceTarget::Pid(pid) => {
+            let pid = *pid;
+            process::check_user_process(pid).map_err(TargetError::from)?;
+            probes.add_target(pid, target_flags::REPORT | follow_flags)?;
+            if !process::exists(pid) {
+                probes.remove_target(pid)?;
+                return Err(TargetError::ExitedDuringAttach(pid).into());
+            }
+            Ok(Target {
+                pid,
+                command: None,
+                shown: None,
+                program: PathBuf::from(format!("/proc/{pid}/exe")),
+            })
+        }
+        TraceTarget::Command(argv) => {
+            let program = spawn::resolve(argv.first().ok_or(SpawnError::Empty)?)
+                .map_err(TargetError::from)?;
+            let command =
+                TracedCommand::spawn(argv, options.run_as, options.quiet, follow_flags, probes)?;
+            let shown: Vec<String> = argv
+                .iter()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect();
+            Ok(Target {
+                pid: command.pid(),
+                command: Some(command),
+                shown: Some(shown.join(" ")),
+                program,
+            })
+        }
+    }
+}
+
+/// The heap uprobes of a trace: on the target, and on each child the trace follows.
+struct HeapProbes {
+    libc: PathBuf,
+}
+
+impl HeapProbes {
+    /// Attaches the uprobes for each process forked in `records`. A child's heap calls between
+    /// its fork and this attach (the fork record wakes the loader at once) are not seen.
+    fn attach_forked(&self, records: &[Decoded], probes: &mut Probes) {
+        for record in records {
+            let Record::Process(event) = &record.record else {
+                continue;
+            };
+            if event.exited {
+                continue;
+            }
+            if let Err(error) = probes.attach_heap_probes(&self.libc, event.pid) {
+                // The child may be gone already; its heap blocks are then moot.
+                if process::exists(event.pid) {
+                    log::warn!("heap blocks of pid {} are not tracked: {error}", event.pid);
+                }
+            }
+        }
+    }
+
+    /// Detaches the uprobes of each process that exited in `events`.
+    fn detach_exited(&self, events: &[TraceEvent], probes: &mut Probes) {
+        for event in events {
+            if let TraceEvent::ProcessExited { pid } = *event {
+                probes.detach_heap_probes(pid);
+            }
+        }
+    }
+}
+
+/// The libc that process `pid` maps, as a path that works from our mount namespace.
+fn libc_of(pid: u32) -> anyhow::Result<PathBuf> {
+    let maps = procfs::process::Process::new(pid as i32)
+        .and_then(|p| p.maps())
+        .with_context(|| format!("read /proc/{pid}/maps to find its libc"))?;
+    maps.into_iter()
+        .find_map(|map| match map.pathname {
+            procfs::process::MMapPath::Path(path)
+                if path
+                    .file_name()
+                    .is_some_and(|name| name.to_string_lossy().starts_with("libc.so")) =>
+            {
+                Some(PathBuf::from(format!("/proc/{pid}/root{}", path.display())))
+            }
+            _ => None,
+        })
+        .with_context(|| {
+            format!("process {pid} maps no libc.so; use --region none or --region ADDR:LEN")
+        })
+}
