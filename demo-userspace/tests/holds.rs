@@ -333,3 +333,41 @@ fn a_reader_that_stops_reading_does_not_hold_up_sigterm() {
     assert!(target_alive);
     common::kernel::assert_nothing_of_ours_is_loaded();
 }
+
+#[test]
+fn the_header_says_what_demo_cannot_see() {
+    require_root();
+    const MALLOCS: &str = r#"
+#include <stdlib.h>
+#include <string.h>
+int main(void) { char *p = malloc(1 << 20); memset(p, 1, 1 << 20); free(p); return 0; }
+"#;
+    let dynamic = common::c_programs::compile_c("mallocs_dynamic", MALLOCS, &[]);
+    let fixed = common::c_programs::compile_c("mallocs_static", MALLOCS, &["-static"]);
+    let says =
+        "# heap blocks: not seen, the program is statically linked and its malloc is not libc.so's";
+    for (program, unseen) in [(&dynamic, vec![]), (&fixed, vec!["static_heap"])] {
+        let output = Command::new(DEMO)
+            .arg("trace")
+            .arg("--")
+            .arg(program)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+        let text = String::from_utf8_lossy(&output.stdout);
+        assert_eq!(
+            text.lines().any(|line| line == says),
+            !unseen.is_empty(),
+            "{text}"
+        );
+        let lines = common::json::trace_to_file(
+            &format!("unseen-{}", unseen.len()),
+            &[],
+            &[program.as_os_str()],
+            &[],
+            Stdio::null(),
+        );
+        let start = common::json::of_kind(&lines, "trace")[0];
+        assert_eq!(start["unseen"], serde_json::json!(unseen), "{start}");
+    }
+}

@@ -83,6 +83,31 @@ mod tests {
         assert_eq!(unseen_in(&me), Vec::new());
     }
 
+    /// The smallest i386 executable header: ELF32, little-endian, ET_EXEC, EM_386, no program
+    /// or section headers (so no PT_INTERP either).
+    fn i386_static_header() -> Vec<u8> {
+        let mut header = vec![0u8; 52];
+        header[..7].copy_from_slice(&[0x7f, b'E', b'L', b'F', 1, 1, 1]);
+        header[16..18].copy_from_slice(&2u16.to_le_bytes()); // e_type: ET_EXEC
+        header[18..20].copy_from_slice(&3u16.to_le_bytes()); // e_machine: EM_386
+        header[20..24].copy_from_slice(&1u32.to_le_bytes()); // e_version
+        header[40..42].copy_from_slice(&52u16.to_le_bytes()); // e_ehsize
+        header[42..44].copy_from_slice(&32u16.to_le_bytes()); // e_phentsize
+        header[46..48].copy_from_slice(&40u16.to_le_bytes()); // e_shentsize
+        header
+    }
+
+    #[test]
+    fn a_32_bit_static_program_hides_its_syscalls_and_its_heap() {
+        let dir = std::env::temp_dir().join(format!("demo-elf32-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("i386");
+        std::fs::write(&path, i386_static_header()).unwrap();
+        let unseen = unseen_in(&path);
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(unseen, vec![Unseen::CompatSyscalls, Unseen::StaticHeap]);
+    }
+
     #[test]
     fn what_is_not_an_elf_file_says_nothing() {
         assert_eq!(unseen_in(Path::new("/etc/hostname")), Vec::new());
