@@ -9,33 +9,10 @@ use std::{
     process::{Command, Stdio},
 };
 
-use common::c_programs::{HOSTILE, compile_c};
+use common::c_programs::{HOSTILE, SEED, compile_c};
 use common::json::{demo, json_file, json_lines, of_kind, trace_to_file};
 use common::{DEMO, output_file, require_root};
 use serde_json::Value;
-
-/// The seed's alloc.c: with -DMMAP the array comes from mmap, else from malloc. It waits for a
-/// line on stdin before each step, as the seed's getchar() calls do.
-const SEED: &str = r#"
-#include <stdio.h>
-#include <stdlib.h>
-#include <sys/mman.h>
-#define BYTES 20000
-int main(void) {
-    getchar();
-#ifdef MMAP
-    int *arr = mmap(NULL, BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-#else
-    int *arr = malloc(BYTES);
-#endif
-    printf("arr = %p\n", (void *)arr);
-    getchar(); arr[1500] = 1;
-    getchar(); arr[1501] = 1;
-    getchar(); arr[0] = 1;
-    getchar(); arr[3000] = 1;
-    return 0;
-}
-"#;
 
 /// Maps an array, says where, then writes one element per `touch N` line.
 const TOUCHER: &str = r#"

@@ -67,6 +67,10 @@ pub enum Refreshed {
 /// The x86-64 page size, the unit every range of a memory syscall is counted in.
 const PAGE: u64 = 4096;
 
+/// The one name of a mapping that cannot be known: no mapping the process had when its fault
+/// was read (or, once it was gone, that the trace saw) holds the address.
+pub const UNKNOWN_MAPPING: &str = "[unknown]";
+
 fn page_down(address: u64) -> u64 {
     address & !(PAGE - 1)
 }
@@ -120,10 +124,10 @@ impl MappingTable {
             .filter(|mapping| address < mapping.end)
     }
 
-    /// The name of the mapping that holds `address`, or `[unmapped]`.
+    /// The name of the mapping that holds `address`, or [`UNKNOWN_MAPPING`].
     pub fn name_of(&self, address: u64) -> Arc<str> {
         self.find(address)
-            .map_or_else(|| "[unmapped]".into(), |m| Arc::clone(&m.name))
+            .map_or_else(|| UNKNOWN_MAPPING.into(), |m| Arc::clone(&m.name))
     }
 
     /// Every mapping, in address order.
@@ -450,7 +454,7 @@ mod tests {
         let code = names_the_mapping_of_own_code_by_its_file as fn() as usize as u64;
         let exe = std::env::current_exe().unwrap();
         assert_eq!(&*table.name_of(code), exe.display().to_string());
-        assert_eq!(&*table.name_of(8), "[unmapped]");
+        assert_eq!(&*table.name_of(8), UNKNOWN_MAPPING);
     }
 
     const P: u64 = PAGE;

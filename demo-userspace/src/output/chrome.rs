@@ -354,7 +354,7 @@ impl<W: io::Write> Reporter for ChromeTrace<W> {
                 &format!("demo alloc {}", step.scenario.as_str()),
             )?;
             let region = resolved
-                .location
+                .location()
                 .map(|location| (&*step.region.name, location.index, location.page));
             let args = fault_args(
                 raw.address,

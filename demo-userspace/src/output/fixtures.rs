@@ -13,10 +13,11 @@ use crate::{
     model::region::Region,
     model::signals::ProcessEnd,
     model::syscalls::SyscallCall,
+    trace::session::TracedFault,
     walk::plan::ScenarioName,
     walk::plan::Touch,
     walk::scenario::Summary,
-    walk::step_report::{KernelView, ResolvedFault, StepReport, TouchOutcome},
+    walk::step_report::{KernelView, StepReport, TouchOutcome, WALK_REGION},
 };
 
 /// The code of the workload child's write, as the symbolizer names it.
@@ -51,14 +52,17 @@ pub fn classified(address: u64, error_code: u64) -> ClassifiedFault {
     }
 }
 
-pub fn fault(address: u64, error_code: u64, mapping: &str, region: &Region) -> ResolvedFault {
-    ResolvedFault {
+pub fn fault(address: u64, error_code: u64, mapping: &str, region: &Region) -> TracedFault {
+    let mut fault = TracedFault {
         fault: classified(address, error_code),
-        location: region.locate(address),
         mapping: mapping.into(),
+        mapping_offset: 0,
+        region: None,
         code: code(),
         stack: None,
-    }
+    };
+    fault.place_in(WALK_REGION, region);
+    fault
 }
 
 pub fn vma(start: u64, size_kib: u64, rss_kib: u64) -> VmaUsage {

@@ -36,7 +36,7 @@ impl<W: Write> JsonReporter<W> {
                 scenario,
                 Some(step.step),
                 (&resolved.fault, &resolved.code, resolved.stack.as_deref()),
-                resolved.location.map(|l| (&*step.region.name, l)),
+                resolved.location().map(|l| (&*step.region.name, l)),
                 &resolved.mapping,
                 None,
             )))?;

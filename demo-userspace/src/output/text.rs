@@ -202,7 +202,7 @@ impl<W: Write> TextReporter<W> {
             let (symbol, _, _) = fault.code.innermost();
             let function = function(symbol, fault.code.module.as_deref());
             let module = escape(fault.code.module.as_deref().map_or("-", base_name));
-            let index = fault.location.map_or(0, |location| location.index);
+            let index = fault.location().map_or(0, |location| location.index);
             writeln!(
                 self.out,
                 "  why       {name}[{index}] is {past_end} bytes past {name}'s end, in the next chunk's"

@@ -10,21 +10,22 @@ use super::{
     regions::{Origin, RegionChange, RegionTracker, TrackedRegion},
 };
 use crate::{
-    kernel::mappings::{MappingTable, Refreshed},
+    kernel::mappings::{MappingTable, Refreshed, UNKNOWN_MAPPING},
     kernel::symbols::{Code, StackFrame},
     kernel::system_view::SystemView,
     model::classify::{ClassCounts, ClassifiedFault, Classifier, FaultClass},
     model::events::{Decoded, Fault, Record, SignalEvent},
     model::pages::PageModel,
-    model::region::Location,
+    model::region::{Location, Region},
     model::syscalls::{SyscallCall, SyscallPairer},
 };
 
-/// A fault, classed and resolved.
+/// A fault, classed and resolved: the one resolved fault of a trace and of a walk's step.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TracedFault {
     pub fault: ClassifiedFault,
-    /// The /proc/PID/maps name of the mapping, or `[unknown]` once the process is gone.
+    /// The /proc/PID/maps name of the mapping, or [`UNKNOWN_MAPPING`] when no mapping the
+    /// process had, or the trace saw, holds the address.
     pub mapping: Arc<str>,
     /// The offset in that mapping (`dso@offset`).
     pub mapping_offset: u64,
@@ -37,6 +38,19 @@ pub struct TracedFault {
 }
 
 impl TracedFault {
+    /// Where in its region the fault landed, when it hit one.
+    pub fn location(&self) -> Option<Location> {
+        self.region.as_ref().map(|(_, _, location)| *location)
+    }
+
+    /// Places the fault in `region` (region id `id`) when it falls in its pages, and nowhere
+    /// otherwise: a walk knows its one array only once the step that made it has ended.
+    pub fn place_in(&mut self, id: usize, region: &Region) {
+        self.region = region
+            .locate(self.fault.fault.address)
+            .map(|location| (id, Arc::clone(&region.name), location));
+    }
+
     /// Where in its region the fault landed, as every output names it: `mmap#4[1500] page 1`.
     pub fn region_place(&self) -> Option<String> {
         self.region
@@ -135,7 +149,7 @@ impl Session {
             fallback: FallbackNames {
                 heap: "[heap]".into(),
                 anon: "[anon]".into(),
-                unknown: "[unknown]".into(),
+                unknown: UNKNOWN_MAPPING.into(),
             },
             ended: std::collections::VecDeque::new(),
             forgotten_regions: 0,
@@ -261,8 +275,10 @@ impl Session {
         }
     }
 
-    /// Ends the trace: threads still alive settle their last fault from /proc; the faults of
-    /// threads that are gone without an exit record never completed as far as anything shows.
+    /// Settles every open fault: threads still alive settle their last fault from /proc; the
+    /// faults of threads that are gone without an exit record never completed as far as anything
+    /// shows. A trace does this at its end, a walk at the end of each step, when its child waits
+    /// for the next command.
     pub fn finish(&mut self, out: &mut Vec<TraceEvent>) {
         let view = &*self.view;
         let settled = self

@@ -13,18 +13,20 @@ use crate::{
     kernel::privileges::RunAs,
     kernel::probes::Probes,
     kernel::procmem,
-    kernel::symbols::Symbols,
-    model::classify::{ClassCounts, ClassifiedFault, Classifier, FaultClass},
-    model::events::{Decoded, Record, SignalEvent},
+    kernel::system_view::LiveView,
+    model::classify::{ClassCounts, FaultClass},
+    model::events::{Decoded, SignalEvent},
     model::pages::{Companion, PageModel},
     model::region::Region,
     model::signals::ProcessEnd,
-    model::syscalls::{SyscallCall, SyscallPairer},
+    model::syscalls::SyscallCall,
+    trace::regions::RegionTracker,
+    trace::session::{Session, TraceEvent, TracedFault},
     walk::Reporter,
     walk::lessons::{LessonState, stack::STACK_SPAN},
     walk::plan::{Allocator, ELEMENT_SIZE, PlannedStep, ScenarioName, WalkPlan},
     walk::step_report::{
-        AddressCheck, AllocationFacts, Death, KernelView, ResolvedFault, StepReport, completed,
+        AddressCheck, AllocationFacts, Death, KernelView, StepReport, WALK_REGION, completed,
         touch_outcome,
     },
     walk::workload::Command,
@@ -178,12 +180,11 @@ pub async fn run_walk(
     let mut walker = Walker {
         plan,
         pid,
-        collector: Collector::default(),
+        collector: Collector::new(pid),
         state: None,
         digests: Vec::new(),
         vma_name: None,
         maps: MappingTable::default(),
-        symbols: Symbols::new(),
         unattributed_at_start: 0,
         lesson: LessonState::default(),
         death: None,
@@ -215,7 +216,7 @@ pub async fn run_walk(
         major: classes.major,
         error: classes.error,
         faults_startup: startup,
-        unattributed_faults: walker.collector.classifier.unattributed()
+        unattributed_faults: walker.collector.session.unattributed_faults()
             - walker.unattributed_at_start,
         lost: probes.dropped()? + reader.malformed(),
         child: ProcessEnd::from(status),
@@ -231,45 +232,63 @@ pub async fn run_walk(
     })
 }
 
-/// Collects the records of one step, pairing syscalls and classing faults as they arrive.
-#[derive(Default)]
+/// Collects the records of one step: the session resolves every record as it arrives, as it
+/// does in a trace, and a step is the slice of its events up to the child's reply.
 struct Collector {
-    /// Each open fault carries its user stack, when --stacks captured one.
-    classifier: Classifier<Option<Vec<u64>>>,
-    /// The step's faults, in the order their class became known, with their raw stacks.
-    faults: Vec<(ClassifiedFault, Option<Vec<u64>>)>,
-    pairer: SyscallPairer,
-    syscalls: Vec<SyscallCall>,
-    signals: Vec<SignalEvent>,
+    session: Session,
+    /// The events since the last step ended.
+    events: Vec<TraceEvent>,
     in_region: u64,
     class_totals: ClassCounts,
 }
 
+/// What the session made of one step's records.
+#[derive(Default)]
+struct StepEvents {
+    /// The step's faults, in the order their class became known.
+    faults: Vec<TracedFault>,
+    syscalls: Vec<SyscallCall>,
+    signals: Vec<SignalEvent>,
+}
+
 impl Collector {
-    /// Ends the step: the child waits for its next command (or is gone), so its counters as
-    /// /proc shows them now settle its last fault; faults of threads that are gone without an
-    /// exit record never completed as far as anything shows.
-    fn take_faults(&mut self) -> Vec<(ClassifiedFault, Option<Vec<u64>>)> {
-        let mut faults = std::mem::take(&mut self.faults);
-        faults.extend(self.classifier.settle_all(procmem::thread_fault_counters));
-        faults
+    /// A session for the workload child `pid`. It tracks no region of its own: the walk's one
+    /// array is known only when the step that made it has ended.
+    fn new(pid: u32) -> Self {
+        let regions = RegionTracker::new(false, u64::MAX, ELEMENT_SIZE, procfs::page_size());
+        let mut session = Session::new(regions, Box::new(LiveView::default()));
+        session.add_process(pid);
+        Self {
+            session,
+            events: Vec::new(),
+            in_region: 0,
+            class_totals: ClassCounts::default(),
+        }
     }
 
     fn push(&mut self, decoded: Decoded) {
-        if let Some(settled) = self.classifier.observe(decoded.snapshot) {
-            self.faults.push(settled);
-        }
-        match decoded.record {
-            Record::Fault(fault) => {
-                self.classifier
-                    .open(fault, decoded.snapshot.counters, decoded.stack);
+        self.session.handle(decoded, &mut self.events);
+    }
+
+    /// Ends the step: the child waits for its next command (or is gone), so its counters as
+    /// /proc shows them now settle its last fault.
+    fn take_step(&mut self) -> StepEvents {
+        self.session.finish(&mut self.events);
+        let mut step = StepEvents::default();
+        for event in self.events.drain(..) {
+            match event {
+                TraceEvent::Fault(fault) => step.faults.push(fault),
+                TraceEvent::Syscall(call) => step.syscalls.push(call),
+                TraceEvent::Signal(signal) => step.signals.push(signal),
+                // The walk's region is its own, and the child's forks and exits show in its
+                // replies.
+                TraceEvent::RegionStarted(_)
+                | TraceEvent::RegionEnded(_)
+                | TraceEvent::ProcessForked { .. }
+                | TraceEvent::ProcessExited { .. } => {}
             }
-            Record::Syscall(event) => self.syscalls.extend(self.pairer.push(event)),
-            Record::Signal(signal) => self.signals.push(signal),
-            // The walk's child neither forks nor is traced through libc's heap functions, and
-            // exec's only before its first step; its exit shows in the reply stream.
-            Record::Process(_) | Record::Heap(_) | Record::ThreadExit | Record::Exec(_) => {}
         }
+        step
     }
 }
 
@@ -283,7 +302,6 @@ struct Walker<'a> {
     vma_name: Option<String>,
     /// The child's mappings at the end of the last step it survived.
     maps: MappingTable,
-    symbols: Symbols,
     /// Unattributed faults of the start-up, before the first step.
     unattributed_at_start: u64,
     /// What a lesson learned in its earlier steps.
@@ -307,10 +325,8 @@ impl Walker<'_> {
         if let Reply::Died(status) = ready {
             bail!("the workload child died while starting: {status}");
         }
-        let startup = self.collector.take_faults().len() as u64;
-        self.unattributed_at_start = self.collector.classifier.unattributed();
-        self.collector.syscalls.clear();
-        self.collector.signals.clear();
+        let startup = self.collector.take_step().faults.len() as u64;
+        self.unattributed_at_start = self.collector.session.unattributed_faults();
         for (planned, step) in self.plan.steps().into_iter().zip(1u32..) {
             pacer.before_step(step, &planned.action).await?;
             let started_ns = crate::kernel::process::monotonic_ns();
@@ -366,12 +382,14 @@ impl Walker<'_> {
         (started_ns, ended_ns): (u64, u64),
         reporter: &mut dyn Reporter,
     ) -> anyhow::Result<StepReport> {
-        let syscalls = std::mem::take(&mut self.collector.syscalls);
+        let StepEvents {
+            mut faults,
+            syscalls,
+            mut signals,
+        } = self.collector.take_step();
         // Signals the child sends (SIGCHLD to the loader when it dies) are the loader's business;
         // the report is about what the child receives.
-        let mut signals = std::mem::take(&mut self.collector.signals);
         signals.retain(|signal| signal.target_tid == self.pid);
-        let classified = self.collector.take_faults();
         let alive = matches!(reply, Reply::Done(_));
 
         let mut allocation = None;
@@ -400,24 +418,12 @@ impl Walker<'_> {
             self.maps = MappingTable::read(self.pid as i32)?;
         }
         let maps = &self.maps;
-        let faults: Vec<ResolvedFault> = classified
-            .into_iter()
-            .map(|(fault, stack)| {
-                let (code, stack) = self
-                    .symbols
-                    .fault_code(fault.fault.ip, stack.as_deref(), maps);
-                ResolvedFault {
-                    mapping: maps.name_of(fault.fault.address),
-                    location: region.locate(fault.fault.address),
-                    fault,
-                    code,
-                    stack,
-                }
-            })
-            .collect();
+        for fault in &mut faults {
+            fault.place_in(WALK_REGION, region);
+        }
         forget_dropped_pages(pages, region, &syscalls);
         for resolved in faults.iter().filter(|fault| completed(fault)) {
-            if let Some(location) = resolved.location {
+            if let Some(location) = resolved.location() {
                 pages.apply_at(&location, resolved.fault.fault.error_code.access(), step);
             }
         }
@@ -464,7 +470,7 @@ impl Walker<'_> {
         }
 
         let collector = &mut self.collector;
-        collector.in_region += faults.iter().filter(|f| f.location.is_some()).count() as u64;
+        collector.in_region += faults.iter().filter(|f| f.region.is_some()).count() as u64;
         for fault in &faults {
             collector.class_totals.add(fault.fault.class);
         }
@@ -640,7 +646,7 @@ fn adopt_companions(pages: &mut PageModel, view: &KernelView, step: u32) {
 }
 
 /// Explains a death: the wait status, the kernel's signal record, and the fault before it.
-fn death(status: &ExitStatus, faults: &[ResolvedFault], signals: &[SignalEvent]) -> Death {
+fn death(status: &ExitStatus, faults: &[TracedFault], signals: &[SignalEvent]) -> Death {
     use std::os::unix::process::ExitStatusExt as _;
     let wait_signal = status.signal();
     let failed = faults
@@ -655,7 +661,7 @@ fn death(status: &ExitStatus, faults: &[ResolvedFault], signals: &[SignalEvent])
             .rev()
             .find(|signal| Some(signal.signal) == wait_signal)
             .copied(),
-        fault: failed.map(|fault| (fault.fault.fault.address, fault.location)),
+        fault: failed.map(|fault| (fault.fault.fault.address, fault.location())),
         error_code: failed.map(|fault| fault.fault.fault.error_code),
     }
 }

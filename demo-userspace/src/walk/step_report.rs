@@ -1,35 +1,25 @@
 //! What one step of a walk produced: its faults with their classes and places, its syscalls and
 //! signals, the child's fate, and what the kernel reports afterwards.
 
-use std::{collections::BTreeMap, sync::Arc};
+use std::collections::BTreeMap;
 
 use serde::Serialize;
 
 use crate::{
     kernel::mappings::MappingTable,
     kernel::procmem::VmaUsage,
-    kernel::symbols::{Code, StackFrame},
-    model::classify::{ClassCounts, ClassifiedFault, FaultClass},
+    model::classify::{ClassCounts, FaultClass},
     model::events::SignalEvent,
     model::pages::{PageModel, PageOrigin},
     model::region::{Location, Region},
     model::syscalls::SyscallCall,
+    trace::session::TracedFault,
     walk::plan::{Allocator, ScenarioName, Touch},
 };
 
-/// A classified fault with what it hit.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ResolvedFault {
-    pub fault: ClassifiedFault,
-    /// Where in the array, when it hit the array's pages.
-    pub location: Option<Location>,
-    /// The /proc/PID/maps name of the mapping it hit, or `[unmapped]`.
-    pub mapping: Arc<str>,
-    /// The code that faulted: the instruction at `ip`.
-    pub code: Arc<Code>,
-    /// The user stack, innermost first, with `--stacks`.
-    pub stack: Option<Vec<StackFrame>>,
-}
+/// The id a walk's one region has in its faults: the session tracks no region of its own for
+/// a walk, whose array is known only once the step that made it has ended.
+pub const WALK_REGION: usize = 0;
 
 /// What the kernel reports after a step.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -130,7 +120,7 @@ pub struct StepReport {
     pub ended_ns: u64,
     pub action: String,
     pub region: Region,
-    pub faults: Vec<ResolvedFault>,
+    pub faults: Vec<TracedFault>,
     pub syscalls: Vec<SyscallCall>,
     pub signals: Vec<SignalEvent>,
     pub allocation: Option<AllocationFacts>,
@@ -146,17 +136,17 @@ pub struct StepReport {
 }
 
 impl StepReport {
-    pub fn faults_in_region(&self) -> impl Iterator<Item = (&ResolvedFault, Location)> {
+    pub fn faults_in_region(&self) -> impl Iterator<Item = (&TracedFault, Location)> {
         self.faults
             .iter()
-            .filter_map(|fault| fault.location.map(|location| (fault, location)))
+            .filter_map(|fault| fault.location().map(|location| (fault, location)))
     }
 
     /// In malloc's allocation step, the fault that wrote the header of the chunk after the array
     /// (its 16 bytes: prev_size, then size): malloc carves the array's chunk from the top of the
     /// heap and writes the size of what is left there, the next chunk. With the bytes past the
     /// array's end it wrote at.
-    pub fn next_chunk_header_write(&self) -> Option<(&ResolvedFault, u64)> {
+    pub fn next_chunk_header_write(&self) -> Option<(&TracedFault, u64)> {
         let facts = self.allocation.as_ref()?;
         if facts.allocator != Allocator::Malloc {
             return None;
@@ -170,7 +160,7 @@ impl StepReport {
     /// Faults outside the array, counted per mapping name.
     pub fn elsewhere(&self) -> BTreeMap<&str, u64> {
         let mut counts = BTreeMap::new();
-        for fault in self.faults.iter().filter(|fault| fault.location.is_none()) {
+        for fault in self.faults.iter().filter(|fault| fault.region.is_none()) {
             *counts.entry(&*fault.mapping).or_default() += 1;
         }
         counts
@@ -206,16 +196,18 @@ impl StepReport {
 pub fn touch_outcome(
     touch: Touch,
     region: &Region,
-    faults: &[ResolvedFault],
+    faults: &[TracedFault],
     pages: &PageModel,
     maps: &MappingTable,
 ) -> TouchOutcome {
     let address = (region.start as i64 + touch.index * region.elem_size as i64) as u64;
     let location = region.locate(address);
     let faulted = location.is_some_and(|location| {
-        faults
-            .iter()
-            .any(|fault| fault.location.is_some_and(|hit| hit.page == location.page))
+        faults.iter().any(|fault| {
+            fault
+                .location()
+                .is_some_and(|hit| hit.page == location.page)
+        })
     });
     TouchOutcome {
         touch,
@@ -232,6 +224,6 @@ pub fn touch_outcome(
 }
 
 /// True when a fault should change the page model: it completed, so the kernel mapped a page.
-pub fn completed(fault: &ResolvedFault) -> bool {
+pub fn completed(fault: &TracedFault) -> bool {
     fault.fault.class != FaultClass::Error
 }

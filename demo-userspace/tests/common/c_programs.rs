@@ -42,3 +42,27 @@ int main(int argc, char **argv) {
     return 0;
 }
 "#;
+
+/// The seed's alloc.c (demand-paging-demo.md), from which its Makefile builds `alloc` and,
+/// with -DMMAP, `alloc_mmap`: the array comes from mmap with -DMMAP, else from malloc. It waits
+/// for a line on stdin before each step, as the seed's getchar() calls do.
+pub const SEED: &str = r#"
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#define BYTES 20000
+int main(void) {
+    getchar();
+#ifdef MMAP
+    int *arr = mmap(NULL, BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+#else
+    int *arr = malloc(BYTES);
+#endif
+    printf("arr = %p\n", (void *)arr);
+    getchar(); arr[1500] = 1;
+    getchar(); arr[1501] = 1;
+    getchar(); arr[0] = 1;
+    getchar(); arr[3000] = 1;
+    return 0;
+}
+"#;

@@ -168,7 +168,7 @@ fn every_line_of_a_walk() {
             "mmap",
             Some(2),
             (&resolved.fault, &resolved.code, None),
-            resolved.location.map(|l| (&*region.name, l)),
+            resolved.location().map(|l| (&*region.name, l)),
             &resolved.mapping,
             None,
         ))),

@@ -435,7 +435,7 @@ impl App {
     fn apply_step(&mut self, step: StepReport) {
         for fault in &step.faults {
             self.status.classes.add(fault.fault.class);
-            if let Some(location) = fault.location {
+            if let Some(location) = fault.location() {
                 self.push_event(format!(
                     "step {} {} {} arr[{}] page {}",
                     step.step,
@@ -474,7 +474,7 @@ impl App {
             view.recent.clear();
             view.pages = step.pages.clone();
             for fault in &step.faults {
-                if let Some(location) = fault.location {
+                if let Some(location) = fault.location() {
                     view.note(location, &fault.fault, &fault.code, Some(step.step));
                 }
             }

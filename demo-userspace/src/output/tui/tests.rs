@@ -16,8 +16,9 @@ use crate::{
     model::pages::{PageModel, PageOrigin},
     model::region::Region,
     top::{Interval, Row, SortKey},
+    trace::session::TracedFault,
     walk::plan::ScenarioName,
-    walk::step_report::{KernelView, ResolvedFault, StepReport},
+    walk::step_report::{KernelView, StepReport, WALK_REGION},
 };
 
 fn key(code: KeyCode) -> UiEvent {
@@ -68,7 +69,7 @@ fn feed_walk(app: &mut App, steps: usize) {
                     index,
                 },
             );
-            faults.push(ResolvedFault {
+            faults.push(TracedFault {
                 fault: ClassifiedFault {
                     fault: Fault {
                         timestamp_ns: u64::from(step) * 1_000_000,
@@ -81,8 +82,9 @@ fn feed_walk(app: &mut App, steps: usize) {
                     },
                     class: FaultClass::Minor,
                 },
-                location: Some(location),
                 mapping: "[anon]".into(),
+                mapping_offset: 0,
+                region: Some((WALK_REGION, std::sync::Arc::clone(&region.name), location)),
                 code: crate::output::fixtures::code(),
                 stack: None,
             });

@@ -2,10 +2,8 @@
 //! step's faults in the region and its copies on write.
 
 use crate::{
-    kernel::procmem::VmaUsage,
-    model::access::Access,
-    model::classify::FaultClass,
-    walk::step_report::{ResolvedFault, StepReport},
+    kernel::procmem::VmaUsage, model::access::Access, model::classify::FaultClass,
+    trace::session::TracedFault, walk::step_report::StepReport,
 };
 
 /// Formats pages as `page 3`, `pages 0 and 1`, `pages 0-7`, or `pages 0-3, 5 and 9-12`: runs
@@ -36,12 +34,12 @@ pub fn pages(list: &[u64]) -> String {
 }
 
 /// The completed write faults of the step on present pages in the region: copies on write.
-pub fn copies_on_write(step: &StepReport) -> Vec<&ResolvedFault> {
+pub fn copies_on_write(step: &StepReport) -> Vec<&TracedFault> {
     step.faults
         .iter()
         .filter(|fault| {
             let code = fault.fault.fault.error_code;
-            fault.location.is_some()
+            fault.region.is_some()
                 && fault.fault.class != FaultClass::Error
                 && code.present()
                 && code.access() == Access::Write
