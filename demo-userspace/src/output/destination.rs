@@ -144,6 +144,9 @@ enum Message {
 pub struct ReportWriter {
     name: String,
     chunks: SyncSender<Message>,
+    /// Buffers the thread has written out, handed back for reuse: a fresh buffer of a batch's
+    /// size would be a new mapping whose pages the loader faults in again for every batch.
+    spare: Receiver<Vec<u8>>,
     pending: Vec<u8>,
     /// Bytes handed to the thread, and (in `progress`) bytes it wrote.
     handed: u64,
@@ -161,16 +164,18 @@ impl ReportWriter {
     /// Writes to `out`, named `name` in errors (a file's path, or `standard output`).
     pub fn new(name: String, out: impl Write + Send + 'static) -> io::Result<Self> {
         let (chunks, queued) = std::sync::mpsc::sync_channel(CHUNKS_QUEUED);
+        let (give_back, spare) = std::sync::mpsc::sync_channel(CHUNKS_QUEUED + 1);
         let progress = Arc::new(Progress::default());
         let thread = std::thread::Builder::new()
             .name("report writer".to_owned())
             .spawn({
                 let progress = Arc::clone(&progress);
-                move || write_all_queued(out, &queued, &progress)
+                move || write_all_queued(out, &queued, &give_back, &progress)
             })?;
         Ok(Self {
             name,
             chunks,
+            spare,
             pending: Vec::with_capacity(CHUNK),
             handed: 0,
             progress,
@@ -228,7 +233,11 @@ impl ReportWriter {
         if self.pending.is_empty() {
             return Ok(());
         }
-        let bytes = std::mem::replace(&mut self.pending, Vec::with_capacity(CHUNK));
+        let next = self
+            .spare
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(CHUNK));
+        let bytes = std::mem::replace(&mut self.pending, next);
         // Counted as handed before it is, so that an error while it waits counts it unwritten.
         self.handed += bytes.len() as u64;
         self.send(Message::Bytes(bytes))
@@ -271,34 +280,48 @@ impl Write for ReportWriter {
 
 /// The writing thread: writes every chunk in order, and after the first error only answers
 /// flushes (the error is what the report's next write returns).
-fn write_all_queued(mut out: impl Write, queued: &Receiver<Message>, progress: &Progress) {
+fn write_all_queued(
+    mut out: impl Write,
+    queued: &Receiver<Message>,
+    give_back: &SyncSender<Vec<u8>>,
+    progress: &Progress,
+) {
     let mut failed = false;
     for message in queued {
         match message {
-            Message::Bytes(bytes) if !failed => match out.write_all(&bytes) {
-                Ok(()) => {
-                    progress
-                        .written
-                        .fetch_add(bytes.len() as u64, Ordering::Release);
-                }
-                Err(error) => {
-                    failed = true;
-                    if let Ok(mut slot) = progress.failed.lock() {
-                        *slot = Some(error);
+            Message::Bytes(mut bytes) => {
+                if !failed {
+                    match out.write_all(&bytes) {
+                        Ok(()) => {
+                            progress
+                                .written
+                                .fetch_add(bytes.len() as u64, Ordering::Release);
+                        }
+                        Err(error) => failed = progress.fail(error),
                     }
                 }
-            },
-            Message::Bytes(_) => {}
+                bytes.clear();
+                // A full return queue only means the report makes do with a new buffer.
+                let _ = give_back.try_send(bytes);
+            }
             Message::Flush(done) => {
                 if !failed && let Err(error) = out.flush() {
-                    failed = true;
-                    if let Ok(mut slot) = progress.failed.lock() {
-                        *slot = Some(error);
-                    }
+                    failed = progress.fail(error);
                 }
+                // Answered after the error is kept, so the flush that waits for this sees it.
                 let _ = done.send(());
             }
         }
+    }
+}
+
+impl Progress {
+    /// Keeps the first write error for the report's next write; returns true (failed).
+    fn fail(&self, error: io::Error) -> bool {
+        if let Ok(mut slot) = self.failed.lock() {
+            *slot = Some(error);
+        }
+        true
     }
 }
 
