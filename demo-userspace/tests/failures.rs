@@ -13,7 +13,7 @@ use std::{
 use common::c_programs::compile_c;
 use common::json::{demo, json_file, json_lines, of_kind, parse_line};
 use common::kernel::assert_nothing_of_ours_is_loaded;
-use common::{DEMO, output_file, require_root};
+use common::{DEMO, assert_one_sentence, output_file, require_root};
 use serde_json::Value;
 
 fn gone(pid: u64) -> bool {
@@ -342,12 +342,4 @@ fn bad_input_only_the_system_reveals_gets_one_sentence_and_a_code() {
     let lines = json_lines(&demo(&["alloc", "mmap", "--format", "json"]));
     assert_eq!(of_kind(&lines, "summary")[0]["faults_in_region"], 3);
     assert!(tracefs.is_dir());
-}
-
-fn assert_one_sentence(output: &std::process::Output, code: i32, says: &str) {
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(code), "{stderr}");
-    assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    assert!(stderr.contains(says), "{stderr}");
-    assert!(!stderr.contains("panicked"), "{stderr}");
 }

@@ -8,11 +8,11 @@ use std::{
     io::Read as _,
     os::unix::fs::{MetadataExt as _, PermissionsExt as _},
     path::{Path, PathBuf},
-    process::{Command, Output, Stdio},
+    process::{Command, Stdio},
     time::Duration,
 };
 
-use common::{DEMO, processes_running, require_root, test_dir};
+use common::{DEMO, assert_one_sentence, processes_running, require_root, test_dir};
 
 /// The user the tests pretend ran sudo (nobody, so nothing of a real user's is touched).
 const SUDO_USER: u32 = 65534;
@@ -38,14 +38,6 @@ fn owner(path: &Path) -> (u32, u32) {
     (meta.uid(), meta.gid())
 }
 
-fn one_error_line(output: &Output) -> String {
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    assert!(stderr.starts_with("error: "), "{stderr}");
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    stderr
-}
-
 #[test]
 fn output_files_never_hand_over_what_existed() {
     require_root();
@@ -58,9 +50,7 @@ fn output_files_never_hand_over_what_existed() {
         .args(["--", "true"])
         .output()
         .unwrap();
-    assert_eq!(output.status.code(), Some(2));
-    let said = one_error_line(&output);
-    assert!(said.contains("it belongs to uid 0"), "{said}");
+    assert_one_sentence(&output, 2, "it belongs to uid 0");
     assert_eq!(owner(&root_file), (0, 0));
     assert_eq!(std::fs::read_to_string(&root_file).unwrap(), "root's\n");
 
@@ -71,7 +61,7 @@ fn output_files_never_hand_over_what_existed() {
         .args(["--", "true"])
         .output()
         .unwrap();
-    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    assert_one_sentence(&output, 2, "it belongs to uid 0");
     assert_eq!(owner(&link), (0, 0));
     assert_eq!(owner(&root_file), (0, 0));
     assert_eq!(std::fs::read_to_string(&root_file).unwrap(), "root's\n");
@@ -92,8 +82,7 @@ fn output_files_never_hand_over_what_existed() {
         .args(["--", "true"])
         .output()
         .unwrap();
-    assert_eq!(output.status.code(), Some(1));
-    assert!(one_error_line(&output).contains("Permission denied"));
+    assert_one_sentence(&output, 1, "Permission denied");
     assert!(!denied.exists());
 
     // A new file in the user's own directory is theirs; run again, the file is replaced.
@@ -130,8 +119,7 @@ fn malformed_sudo_variables_are_refused() {
             command.env("SUDO_GID", gid);
         }
         let output = command.output().unwrap();
-        assert_eq!(output.status.code(), Some(2), "{uid:?} {gid:?}: {output:?}");
-        assert!(one_error_line(&output).contains("SUDO_"));
+        assert_one_sentence(&output, 2, "SUDO_");
         // The command never ran, as root or anyone.
         assert!(output.stdout.is_empty(), "{output:?}");
     }
@@ -224,14 +212,10 @@ fn a_full_disk_names_the_output_and_ends_the_trace() {
         .output()
         .unwrap();
     let _ = nix::mount::umount(&mount);
-    assert_eq!(output.status.code(), Some(1), "{output:?}");
-    let said = one_error_line(&output);
-    assert!(
-        said.contains(&format!(
-            "write {}: No space left on device",
-            file.display()
-        )),
-        "{said}"
+    assert_one_sentence(
+        &output,
+        1,
+        &format!("write {}: No space left on device", file.display()),
     );
     let python = processes_running(&[
         "python3",

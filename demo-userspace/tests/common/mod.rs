@@ -66,3 +66,13 @@ pub fn processes_running(argv: &[&str]) -> Vec<u32> {
         .map(|p| p.pid as u32)
         .collect()
 }
+
+/// Checks that demo ended with `code` and said one sentence on stderr, holding `says`, and no
+/// panic.
+pub fn assert_one_sentence(output: &std::process::Output, code: i32, says: &str) {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(code), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains(says), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
