@@ -36,6 +36,18 @@ pub const DEFAULT_RING_BYTES: u32 = 16 << 20;
 /// records are submitted without a wakeup and the reader finds them on its next poll.
 pub const WAKEUP_THRESHOLD_BYTES: u64 = 1 << 20;
 
+/// Per CPU and by [`process_drop_key`], the records lost because the ring buffer was full.
+pub const PROCESS_DROPS_MAP: &str = "PROCESS_DROPS";
+
+/// How many (process, record kind) pairs [`PROCESS_DROPS_MAP`] keeps.
+pub const MAX_PROCESS_DROP_KEYS: u32 = 4096;
+
+/// The key of process `tgid`'s lost records of `kind` in [`PROCESS_DROPS_MAP`].
+#[must_use]
+pub const fn process_drop_key(tgid: u32, kind: RecordKind) -> u64 {
+    ((tgid as u64) << 32) | kind as u64
+}
+
 /// Read-only global of the eBPF object: the [`TaskLayout`] of the running kernel, which the
 /// loader reads from the kernel's BTF and sets before loading.
 pub const TASK_LAYOUT_GLOBAL: &str = "TASK_LAYOUT";
@@ -60,6 +72,98 @@ pub struct TaskLayout {
     /// `unsigned long maj_flt` of `struct signal_struct`.
     pub signal_maj_flt: u64,
 }
+/// Read-only global of the eBPF object: the [`FileLayout`] of the running kernel, which the
+/// loader reads from the kernel's BTF and sets before loading.
+pub const FILE_LAYOUT_GLOBAL: &str = "FILE_LAYOUT";
+
+/// Byte offsets of the kernel fields the programs follow from a task to a mapped file's
+/// identity and path, and to its memory's layout after an exec. Each is a member's offset in
+/// its structure, counted through anonymous unions and structures.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FileLayout {
+    /// `struct files_struct *files` of `task_struct`.
+    pub task_files: u64,
+    /// `struct mm_struct *mm` of `task_struct`.
+    pub task_mm: u64,
+    /// `struct fdtable *fdt` of `files_struct`.
+    pub files_fdt: u64,
+    /// `unsigned int max_fds` of `fdtable`.
+    pub fdtable_max_fds: u64,
+    /// `struct file **fd` of `fdtable`.
+    pub fdtable_fd: u64,
+    /// `struct path f_path` of `file`.
+    pub file_path: u64,
+    /// `struct inode *f_inode` of `file`.
+    pub file_inode: u64,
+    /// `struct vfsmount *mnt` of `path`.
+    pub path_mnt: u64,
+    /// `struct dentry *dentry` of `path`.
+    pub path_dentry: u64,
+    /// `unsigned long i_ino` of `inode`.
+    pub inode_ino: u64,
+    /// `struct super_block *i_sb` of `inode`.
+    pub inode_sb: u64,
+    /// `dev_t s_dev` of `super_block`.
+    pub super_block_dev: u64,
+    /// `struct dentry *d_parent` of `dentry`.
+    pub dentry_parent: u64,
+    /// `struct qstr d_name` of `dentry`.
+    pub dentry_name: u64,
+    /// `const unsigned char *name` of `qstr`.
+    pub qstr_name: u64,
+    /// `struct mount *mnt_parent` of `mount`.
+    pub mount_parent: u64,
+    /// `struct dentry *mnt_mountpoint` of `mount`.
+    pub mount_mountpoint: u64,
+    /// `struct vfsmount mnt` of `mount`: a `vfsmount` pointer less this is its `mount`.
+    pub mount_mnt: u64,
+    /// `struct dentry *mnt_root` of `vfsmount`.
+    pub vfsmount_root: u64,
+    /// `struct file *exe_file` of `mm_struct`.
+    pub mm_exe_file: u64,
+    /// `unsigned long start_code, end_code, start_data, end_data, start_brk, start_stack` of
+    /// `mm_struct`, in [`ExecImageRecord::layout`]'s order.
+    pub mm_layout: [u64; 6],
+    /// `unsigned long saved_auxv[]` of `mm_struct`.
+    pub mm_saved_auxv: u64,
+    /// `unsigned long vm_start, vm_end` of `vm_area_struct`.
+    pub vma_bounds: [u64; 2],
+}
+
+/// The bytes of a [`CapturedPath`]: its components, leaf first, each ending in a NUL.
+pub const PATH_BYTES: usize = 512;
+/// The most bytes one component is read with (NAME_MAX and its NUL); a component starts in
+/// the first [`PATH_COMPONENT_BYTES`] of the buffer, so it always fits.
+pub const PATH_COMPONENT_BYTES: usize = 256;
+/// The most steps of a path's walk: one per component, and one per mount crossed.
+pub const MAX_PATH_STEPS: usize = 32;
+/// The words of `mm_struct.saved_auxv` an [`ExecImageRecord`] copies (the kernel's
+/// AT_VECTOR_SIZE on x86-64): (type, value) pairs up to AT_NULL.
+pub const AUXV_WORDS: usize = 56;
+
+/// A file as the kernel knows it: its filesystem's device (`s_dev`, the kernel's encoding:
+/// major in the bits from 20, minor below) and its inode number.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FileIdentity {
+    pub device: u32,
+    pub _padding: u32,
+    pub inode: u64,
+}
+
+/// A file's path as the kernel had it, walked from its dentry up to the root of the mount
+/// namespace: `len` bytes of components, leaf first, each ending in a NUL. `complete` is 1
+/// when the walk reached that root; 0 when it ran out of steps or room, or met a file that
+/// no directory holds (a pipe, a memfd), so the components are not the whole path.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CapturedPath {
+    pub len: u32,
+    pub complete: u32,
+    pub bytes: [u8; PATH_BYTES],
+}
+
 /// Program attached to `signal:signal_generate`.
 pub const SIGNAL_PROGRAM: &str = "signal_generate";
 /// Program attached to `task:task_newtask`, which adds followed children.
@@ -206,7 +310,7 @@ pub const ERROR_CODE_UNKNOWN: u64 = 1 << 63;
 
 /// The tag at the start of every ring-buffer record, saying which record type follows.
 #[repr(u32)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum RecordKind {
     /// A [`FaultRecord`].
     Fault = 1,
@@ -232,11 +336,16 @@ pub enum RecordKind {
     Exec = 10,
     /// A [`FaultStackRecord`]: a fault with its user stack (`--stacks`).
     FaultStack = 11,
+    /// A [`MappedFileRecord`]: a traced mmap of a file succeeded. It follows that mmap's exit.
+    MappedFile = 12,
+    /// An [`ExecImageRecord`]: what the kernel mapped for a new image. It follows the
+    /// [`RecordKind::Exec`] record of the same exec.
+    ExecImage = 13,
 }
 
 impl RecordKind {
     /// Every kind, in tag order.
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 13] = [
         Self::Fault,
         Self::ThreadExit,
         Self::SyscallEnter,
@@ -248,6 +357,8 @@ impl RecordKind {
         Self::HeapExit,
         Self::Exec,
         Self::FaultStack,
+        Self::MappedFile,
+        Self::ExecImage,
     ];
 
     /// A short name for reports, e.g. `fault`.
@@ -264,6 +375,8 @@ impl RecordKind {
             Self::HeapExit => "heap_exit",
             Self::Exec => "exec",
             Self::FaultStack => "fault_stack",
+            Self::MappedFile => "mapped_file",
+            Self::ExecImage => "exec_image",
         }
     }
 
@@ -281,6 +394,8 @@ impl RecordKind {
             9 => Some(Self::HeapExit),
             10 => Some(Self::Exec),
             11 => Some(Self::FaultStack),
+            12 => Some(Self::MappedFile),
+            13 => Some(Self::ExecImage),
             _ => None,
         }
     }
@@ -295,6 +410,23 @@ impl RecordKind {
 pub struct FaultCounters {
     pub minor: u64,
     pub major: u64,
+}
+
+impl FaultCounters {
+    /// The counts of both, added class by class (wrapping, as the kernel's counters do).
+    #[must_use]
+    pub const fn plus(self, other: Self) -> Self {
+        Self {
+            minor: self.minor.wrapping_add(other.minor),
+            major: self.major.wrapping_add(other.major),
+        }
+    }
+
+    /// Minor and major together: the faults that completed.
+    #[must_use]
+    pub const fn total(self) -> u64 {
+        self.minor.wrapping_add(self.major)
+    }
 }
 
 /// The memory syscalls that are traced, in the order of [`SYSCALL_TRACEPOINTS`].
@@ -504,6 +636,51 @@ pub struct ProcessRecord {
     pub header: RecordHeader,
 }
 
+/// A file a traced process mapped, captured at mmap's exit: where it landed, what was asked,
+/// and the file's identity and path. Detail: the file descriptor.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MappedFileRecord {
+    pub header: RecordHeader,
+    /// The mapping's start: mmap's return value.
+    pub start: u64,
+    /// mmap's `len`, `prot`, `flags` and `offset` (in bytes) arguments.
+    pub len: u64,
+    pub prot: u64,
+    pub flags: u64,
+    pub offset: u64,
+    pub file: FileIdentity,
+    pub path: CapturedPath,
+}
+
+/// What identifies the mappings a traced exec made, read at `sched:sched_process_exec` from
+/// the new `mm_struct`. Detail: the pid.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExecImageRecord {
+    pub header: RecordHeader,
+    /// The executable (`mm->exe_file`).
+    pub exe: FileIdentity,
+    /// `start_code`, `end_code`, `start_data`, `end_data`, `start_brk`, `start_stack`.
+    pub layout: [u64; 6],
+    /// The new image's auxiliary vector (`mm->saved_auxv`), (type, value) pairs to AT_NULL.
+    pub auxv: [u64; AUXV_WORDS],
+    /// The new command name (`task->comm`), NUL-padded.
+    pub comm: [u8; 16],
+    /// The VMA that holds `start_stack`, as the kernel had it at the exec: the one /proc names
+    /// `[stack]`.
+    pub stack: StackVma,
+    pub path: CapturedPath,
+}
+
+/// A VMA's bounds (`vm_start`, `vm_end`), both 0 when it was not found.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StackVma {
+    pub start: u64,
+    pub end: u64,
+}
+
 /// Entry to ([`RecordKind::HeapEnter`]) or return from ([`RecordKind::HeapExit`]) a glibc heap
 /// function of a traced process. Detail: the [`HeapFunction`].
 #[repr(C)]
@@ -606,4 +783,10 @@ mod pod {
     unsafe impl aya::Pod for super::SignalRecord {}
     unsafe impl aya::Pod for super::ProcessRecord {}
     unsafe impl aya::Pod for super::HeapRecord {}
+    unsafe impl aya::Pod for super::FileLayout {}
+    unsafe impl aya::Pod for super::FileIdentity {}
+    unsafe impl aya::Pod for super::CapturedPath {}
+    unsafe impl aya::Pod for super::MappedFileRecord {}
+    unsafe impl aya::Pod for super::ExecImageRecord {}
+    unsafe impl aya::Pod for super::StackVma {}
 }

@@ -6,7 +6,9 @@
 #![no_main]
 
 mod faults;
+mod files;
 mod heap;
+mod mappings;
 mod processes;
 mod records;
 mod signals;

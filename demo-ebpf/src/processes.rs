@@ -8,6 +8,7 @@ use demo_common::{
 };
 
 use crate::{
+    mappings::record_exec_image,
     records::{TARGETS, count_drop, flags_of, header, reserve, wakeup_flag},
     task::{Task, current_task},
 };
@@ -95,12 +96,14 @@ fn record_exit(ctx: &TracePointContext) {
 }
 
 /// Reports that a traced process exec'd: the mappings the loader knows of it are gone, and
-/// records after this one are of the new image. It runs once the new image is in place.
+/// records after this one are of the new image. It runs once the new image is in place, and
+/// the record of what that image mapped follows.
 #[inline(always)]
 fn record_exec(ctx: &TracePointContext) {
     let task = current_task();
     if flags_of(task.tgid) & target_flags::REPORT != 0 {
         record_process(ctx, task, RecordKind::Exec, task.tgid);
+        record_exec_image(ctx, task);
     }
 }
 

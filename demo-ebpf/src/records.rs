@@ -6,12 +6,12 @@ use aya_ebpf::{
     bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
     helpers::bpf_ktime_get_ns,
     macros::map,
-    maps::{HashMap, PerCpuArray, RingBuf, ring_buf::RingBufEntry},
+    maps::{HashMap, LruPerCpuHashMap, PerCpuArray, RingBuf, ring_buf::RingBufEntry},
 };
 use aya_log_ebpf::debug;
 use demo_common::{
-    DEFAULT_RING_BYTES, DROP_SLOTS, MAX_TARGETS, RecordHeader, RecordKind, WAKEUP_THRESHOLD_BYTES,
-    target_flags,
+    DEFAULT_RING_BYTES, DROP_SLOTS, MAX_PROCESS_DROP_KEYS, MAX_TARGETS, RecordHeader, RecordKind,
+    WAKEUP_THRESHOLD_BYTES, process_drop_key, target_flags,
 };
 
 use crate::task::{Task, current_task};
@@ -24,6 +24,13 @@ pub(crate) static EVENTS: RingBuf = RingBuf::with_byte_size(DEFAULT_RING_BYTES, 
 
 #[map]
 static DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(DROP_SLOTS, 0);
+
+/// Per CPU, the records lost by process and kind (see [`process_drop_key`]), so the summary can
+/// name who lost what. Least recently used keys go first when it is full: a drop is rare, and
+/// the totals in [`DROPS`] stay whole.
+#[map]
+static PROCESS_DROPS: LruPerCpuHashMap<u64, u64> =
+    LruPerCpuHashMap::with_max_entries(MAX_PROCESS_DROP_KEYS, 0);
 
 /// Per CPU, the records submitted to [`EVENTS`], which paces the looks at its fill level.
 #[map]
@@ -84,7 +91,7 @@ pub(crate) fn reserve<T: 'static, C: EbpfContext>(
 ) -> Option<RingBufEntry<T>> {
     let entry = EVENTS.reserve::<T>(0);
     if entry.is_none() {
-        count_drop(kind as u32);
+        count_lost(kind, tgid);
         debug!(ctx, "ring buffer full: dropped a record of tgid {}", tgid);
     }
     entry
@@ -113,6 +120,24 @@ pub(crate) fn wakeup_flag() -> u64 {
         BPF_RB_FORCE_WAKEUP as u64
     } else {
         BPF_RB_NO_WAKEUP as u64
+    }
+}
+
+/// Counts one lost record of `kind`, made by process `tgid`: in the totals, and by process.
+#[inline(always)]
+pub(crate) fn count_lost(kind: RecordKind, tgid: u32) {
+    count_drop(kind as u32);
+    let key = process_drop_key(tgid, kind);
+    match PROCESS_DROPS.get_ptr_mut(key) {
+        // SAFETY: this CPU's value of a per-CPU hash entry, valid and aligned for the whole
+        // program even if the entry is evicted meanwhile (it is freed after an RCU grace
+        // period), and written by no other CPU; a nested drop on this CPU may lose one count,
+        // as in `count_drop`.
+        Some(counter) => unsafe { *counter += 1 },
+        // A failed insert (the map is being evicted from by another CPU) loses this count only.
+        None => {
+            let _ = PROCESS_DROPS.insert(key, 1, 0);
+        }
     }
 }
 

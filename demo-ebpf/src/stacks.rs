@@ -10,7 +10,7 @@ use aya_ebpf::{
 use aya_log_ebpf::debug;
 use demo_common::{FaultRecord, FaultStackRecord, MAX_STACK_DEPTH, RecordKind};
 
-use crate::records::{EVENTS, count_drop, wakeup_flag};
+use crate::records::{EVENTS, count_lost, wakeup_flag};
 
 /// Per CPU, where a fault's record and user stack are put together before they are copied
 /// into [`EVENTS`] only as long as the frames captured: one slot per fault program, so a
@@ -79,7 +79,7 @@ pub(crate) fn record_fault_stack(
     // copy below.
     let record = unsafe { core::slice::from_raw_parts(scratch.cast::<u8>().cast_const(), len) };
     if EVENTS.output::<[u8]>(record, wakeup_flag()).is_err() {
-        count_drop(RecordKind::FaultStack as u32);
+        count_lost(RecordKind::FaultStack, fault.header.tgid);
         debug!(
             ctx,
             "ring buffer full: dropped a fault stack of tgid {}", fault.header.tgid

@@ -1,12 +1,16 @@
 //! The memory syscalls of `demo trace`: a record at each entry, with the arguments, and at each
-//! exit, with the return value, of every syscall in [`syscall_programs!`]'s table.
+//! exit, with the return value, of every syscall in [`syscall_programs!`]'s table; an mmap of a
+//! file is also captured with the file (see `mappings.rs`).
 
 use core::ffi::c_void;
 
 use aya_ebpf::programs::TracePointContext;
 use demo_common::{RecordKind, SYSCALL_TRACEPOINTS, Syscall, SyscallRecord, syscall_tracepoint};
 
-use crate::records::{header, traced_record, wakeup_flag};
+use crate::{
+    mappings,
+    records::{header, traced_record, wakeup_flag},
+};
 
 /// Makes the `sys_enter_NAME` and `sys_exit_NAME` programs of each `(NAME, Syscall)` pair: aya
 /// attaches one program per tracepoint, and the loader attaches a program by that name to each
@@ -84,6 +88,9 @@ fn record_syscall_enter(ctx: &TracePointContext, syscall: Syscall) {
         // in the format of each syscall's tracepoint.
         *arg = unsafe { ctx.read_at::<u64>(syscall_tracepoint::FIRST_ARG + 8 * i) }.unwrap_or(0);
     }
+    if matches!(syscall, Syscall::Mmap) {
+        mappings::mmap_entered(args);
+    }
     record_syscall(ctx, RecordKind::SyscallEnter, syscall, args, 0);
 }
 
@@ -93,6 +100,10 @@ fn record_syscall_exit(ctx: &TracePointContext, syscall: Syscall) {
     // SAFETY: as above; `ret` is at RET in every sys_exit tracepoint, which the loader checked.
     let ret = unsafe { ctx.read_at::<i64>(syscall_tracepoint::RET) }.unwrap_or(0);
     record_syscall(ctx, RecordKind::SyscallExit, syscall, [0; 6], ret);
+    // The mapped file follows the exit, so the loader has applied the mmap when it learns it.
+    if matches!(syscall, Syscall::Mmap) {
+        mappings::mmap_exited(ctx, ret);
+    }
 }
 
 #[inline(always)]

@@ -269,6 +269,18 @@ fn tiny_ring(program: &std::path::Path, extra: Option<&str>, kind: &str) {
         .map(|r| r["dropped"].as_u64().unwrap())
         .sum();
     assert_eq!(summary["lost"].as_u64().unwrap(), lost);
+    // The one traced process lost every dropped record, each counted under its kind.
+    let processes = summary["processes"].as_array().unwrap();
+    assert_eq!(processes.len(), 1, "{summary}");
+    assert_eq!(processes[0]["pid"], summary["pid"], "{summary}");
+    let by_process: u64 = processes[0]["lost"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|count| count.as_u64().unwrap())
+        .sum();
+    assert_eq!(by_process, lost, "{summary}");
+    assert_eq!(processes[0]["lost"][kind], faults_dropped, "{summary}");
 }
 
 #[test]

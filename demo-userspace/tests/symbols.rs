@@ -277,3 +277,151 @@ fn the_malloc_walk_names_the_glibc_function_that_wrote_the_next_chunks_header() 
     );
     assert!(text.contains("by _int_malloc+0x"), "{text}");
 }
+
+/// Forks a child that calls setvbuf at once on a stream the parent opened: its first call
+/// fetches setvbuf's code page, and its first write to the stream's lock is a copy-on-write
+/// fault inside setvbuf. The parent then creates a thread, whose fresh stack pthread_create
+/// writes (the thread's descriptor at its top).
+const LIBC_CALLS: &str = r#"
+#include <pthread.h>
+#include <stdio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+static void *run(void *arg) { return arg; }
+int main(void) {
+    FILE *stream = fopen("/dev/null", "w");
+    if (!stream) return 1;
+    pid_t child = fork();
+    if (child == 0) {
+        if (setvbuf(stream, NULL, _IOFBF, 0)) _exit(2);
+        _exit(0);
+    }
+    int status;
+    if (waitpid(child, &status, 0) != child || status != 0) return 3;
+    pthread_t thread;
+    if (pthread_create(&thread, NULL, run, NULL)) return 4;
+    pthread_join(thread, NULL);
+    return 0;
+}
+"#;
+
+/// Every function symbol of `library` by name, without its version: (address, size), from its
+/// own symbol tables and from its detached debug file (found by build-id, as perf finds it).
+fn symbol_tables(library: &Path) -> std::collections::HashMap<String, Vec<(u64, u64)>> {
+    let run = |args: &[&str], file: &Path| {
+        let out = std::process::Command::new(args[0])
+            .args(&args[1..])
+            .arg(file)
+            .output()
+            .expect("run binutils");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let notes = run(&["readelf", "-n"], library);
+    let build_id = notes
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("Build ID: "))
+        .expect("libc has a build-id");
+    let debug = Path::new("/usr/lib/debug/.build-id")
+        .join(&build_id[..2])
+        .join(format!("{}.debug", &build_id[2..]));
+    let mut tables = std::collections::HashMap::<String, Vec<(u64, u64)>>::new();
+    let mut listings = vec![run(&["nm", "-S", "-D", "--defined-only"], library)];
+    if debug.exists() {
+        listings.push(run(&["nm", "-S", "--defined-only"], &debug));
+    }
+    for line in listings.iter().flat_map(|listing| listing.lines()) {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if let [address, size, _, name] = fields[..] {
+            let number = |text| u64::from_str_radix(text, 16).unwrap();
+            let name = common::perf::unversioned(name).to_owned();
+            tables
+                .entry(name)
+                .or_default()
+                .push((number(address), number(size)));
+        }
+    }
+    tables
+}
+
+#[test]
+fn libc_code_is_named_within_its_function_as_perf_names_it() {
+    let program = compile_c("libc_calls", LIBC_CALLS, &["-pthread"]);
+    let (lines, samples) = common::perf::trace_beside_perf(
+        "libc_calls",
+        &["--follow"],
+        &[program.as_os_str()],
+        &["page-faults"],
+    );
+    let traced: Vec<&Value> = of_kind(&lines, "trace")
+        .into_iter()
+        .chain(of_kind(&lines, "process"))
+        .map(|line| &line["pid"])
+        .collect();
+    let faults: Vec<&Value> = of_kind(&lines, "fault")
+        .into_iter()
+        .filter(|f| {
+            f["code"]["module"]
+                .as_str()
+                .is_some_and(|m| m.ends_with("/libc.so.6"))
+        })
+        .collect();
+    let library = Path::new(faults[0]["code"]["module"].as_str().unwrap());
+    let tables = symbol_tables(library);
+    let start_of = |name: &str| -> Vec<u64> {
+        tables
+            .get(name)
+            .map(|entries| entries.iter().map(|&(address, _)| address).collect())
+            .unwrap_or_default()
+    };
+    // Every libc function demo names holds the instruction: the offset is within its size.
+    for fault in &faults {
+        let code = &fault["code"];
+        let Some(symbol) = code["symbol"].as_str() else {
+            continue;
+        };
+        let offset = code["offset"].as_u64().unwrap();
+        let entries = tables
+            .get(symbol)
+            .unwrap_or_else(|| panic!("no table has {symbol}: {fault}"));
+        assert!(
+            entries.iter().any(|&(_, size)| offset < size),
+            "{symbol}+{offset} is past its end {entries:x?}: {fault}"
+        );
+    }
+    // The faults perf names in pthread_create and setvbuf are named with the same offset from
+    // the same start (setvbuf, _IO_setvbuf and glibc's internal names are one function).
+    let mut named = std::collections::BTreeMap::<&str, usize>::new();
+    for sample in &samples {
+        let Some(perf_symbol) = sample.symbol.as_deref().map(common::perf::unversioned) else {
+            continue;
+        };
+        if !["pthread_create", "_IO_setvbuf"].contains(&perf_symbol)
+            || !traced.iter().any(|&pid| pid == sample.pid)
+        {
+            continue;
+        }
+        let fault = of_kind(&lines, "fault")
+            .into_iter()
+            .find(|f| {
+                f["tid"] == sample.tid
+                    && Some(hex(&f["address"])) == sample.address
+                    && hex(&f["ip"]) == sample.ip
+            })
+            .unwrap_or_else(|| panic!("demo has no fault for {sample:?}"));
+        let code = &fault["code"];
+        let symbol = code["symbol"].as_str().unwrap_or_else(|| panic!("{fault}"));
+        assert!(
+            start_of(symbol)
+                .iter()
+                .any(|start| start_of(perf_symbol).contains(start)),
+            "demo names {symbol}, perf {perf_symbol}: {fault}"
+        );
+        assert_eq!(code["offset"].as_u64(), sample.symoff, "{fault} {sample:?}");
+        *named.entry(perf_symbol).or_default() += 1;
+    }
+    assert_eq!(
+        named.keys().copied().collect::<Vec<_>>(),
+        ["_IO_setvbuf", "pthread_create"],
+        "perf named faults in both functions"
+    );
+}

@@ -28,7 +28,8 @@ pub fn install_missing() -> anyhow::Result<()> {
         "gcc".to_owned(),
         // systemd-analyze checks the README's service unit.
         "systemd".to_owned(),
-        // The bench compares demo with bpftrace and perf, and reads bpf_stats with bpftool.
+        // The bench compares demo with bpftrace and perf, and reads bpf_stats with bpftool;
+        // the agreement tests hold demo's faults to perf's record of the same execution.
         "bpftrace".to_owned(),
         "linux-perf".to_owned(),
         "bpftool".to_owned(),

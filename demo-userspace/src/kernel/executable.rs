@@ -5,11 +5,9 @@
 use std::path::Path;
 
 use object::{Object as _, ObjectKind};
-use serde::Serialize;
 
 /// A part of a program's behaviour that demo's probes do not reach.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
-#[serde(rename_all = "snake_case")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Unseen {
     /// A static binary's malloc is its own copy, not libc.so's, so heap blocks are not found.
     StaticHeap,

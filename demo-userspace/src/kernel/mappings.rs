@@ -1,13 +1,14 @@
-//! A process's mappings as a trace keeps them: read whole from /proc/PID/maps once, then kept
-//! by the traced memory syscalls, and asked of the kernel one VMA at a time where those changed
-//! them (through a [`MappingSource`]).
+//! A process's mappings as a trace keeps them: the file mappings the kernel side captured when
+//! they were made (mmap, exec), which are facts; around them, what /proc/PID/maps said, read
+//! whole once, then kept by the traced memory syscalls, and asked of the kernel one VMA at a
+//! time where those changed them (through a [`MappingSource`]).
 
 use std::{collections::BTreeMap, sync::Arc};
 
 use demo_common::Syscall;
 
 use super::procmem::{self, ProcMemError, mapping_name};
-use crate::model::syscalls::SyscallCall;
+use crate::model::{events::MappedFile, syscalls::SyscallCall};
 
 /// One line of /proc/PID/maps.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -21,6 +22,9 @@ pub struct Mapping {
     pub name: Arc<str>,
     /// Offset of `start` in the mapped file (0 for anonymous memory).
     pub file_offset: u64,
+    /// Captured by the kernel side when it was made: a fact of that moment, which no later
+    /// read of /proc replaces.
+    pub captured: bool,
 }
 
 impl Mapping {
@@ -30,8 +34,14 @@ impl Mapping {
     }
 }
 
-/// A process's mappings, used to name the mapping behind each fault: read whole from
-/// /proc/PID/maps, then kept up to date by the traced memory syscalls ([`Self::apply`]).
+/// A process's mappings, used to name the mapping behind each fault: the captured file
+/// mappings ([`Self::capture`]), and around them what /proc/PID/maps said, read whole, then
+/// kept up to date by the traced memory syscalls ([`Self::apply`]).
+///
+/// A captured mapping is named from its capture until a syscall unmaps or replaces its range;
+/// the kernel is never asked about an address it holds, and what the kernel says of a range
+/// fills only the gaps between captured mappings. So an address unmapped and mapped again
+/// before the trace reads its faults keeps each mapping's own name.
 ///
 /// A syscall's record does not say what the kernel made of its range: a new mapping merges with
 /// a neighbour of the same kind, an mprotect splits one, and an anonymous mapping's offset
@@ -155,6 +165,7 @@ impl MappingTable {
 
     /// Forgets everything: the process exec'd a new image, whose mappings are all new.
     pub fn invalidate(&mut self) {
+        self.mappings.clear();
         self.all_stale = true;
         self.brk = None;
         self.stale.clear();
@@ -196,6 +207,7 @@ impl MappingTable {
                         perms: perms(third, false),
                         name: "[anon]".into(),
                         file_offset: 0,
+                        captured: false,
                     };
                     self.mappings.insert(ret, anonymous);
                 }
@@ -204,6 +216,14 @@ impl MappingTable {
             Syscall::Munmap => self.unmapped(first, range_end(first, second)),
             Syscall::Mremap => {
                 let (old_end, new_end) = (range_end(first, second), range_end(first, third));
+                // A captured file moves with its pages, at the same offsets in the file.
+                let moved: Vec<Mapping> = if ret == first {
+                    Vec::new()
+                } else {
+                    self.captured_in(page_down(first), old_end.min(new_end))
+                        .map(|m| m.shifted(ret.wrapping_sub(page_down(first))))
+                        .collect()
+                };
                 if ret != first {
                     // The mapping moved: the old range is unmapped, unless MREMAP_DONTUNMAP
                     // left it mapped and empty.
@@ -216,6 +236,9 @@ impl MappingTable {
                     self.unmapped(new_end, old_end);
                 }
                 self.changed(ret, range_end(ret, third));
+                for mapping in moved {
+                    self.capture(mapping);
+                }
             }
             Syscall::Brk => {
                 let previous = self.brk.replace(ret);
@@ -259,11 +282,74 @@ impl MappingTable {
         self.clear_stale(start, end);
     }
 
-    /// Takes in the VMA the kernel described, in place of whatever the table held there.
+    /// Takes in the VMA the kernel described now, in place of whatever the table held there
+    /// but the captured mappings, which it fills around.
     pub fn learn(&mut self, mapping: Mapping) {
+        self.clear_stale(mapping.start, mapping.end);
+        let covered: Vec<(u64, u64)> = self
+            .captured_in(mapping.start, mapping.end)
+            .map(|m| (m.start, m.end))
+            .collect();
+        let mut cursor = mapping.start;
+        for (start, end) in covered.into_iter().chain([(mapping.end, mapping.end)]) {
+            if cursor < start {
+                self.carve(cursor, start);
+                let piece = Mapping {
+                    end: start,
+                    ..mapping.from(cursor)
+                };
+                self.mappings.insert(cursor, piece);
+            }
+            cursor = cursor.max(end);
+        }
+    }
+
+    /// Takes in a mapping the kernel side captured as it was made, in place of whatever the
+    /// table held there.
+    pub fn capture(&mut self, mapping: Mapping) {
         self.carve(mapping.start, mapping.end);
         self.clear_stale(mapping.start, mapping.end);
+        let mapping = Mapping {
+            captured: true,
+            ..mapping
+        };
         self.mappings.insert(mapping.start, mapping);
+    }
+
+    /// Takes in a file mmap the kernel side captured, when its path is known; it follows the
+    /// mmap's own record, which [`Self::apply`] took in already.
+    pub fn capture_file(&mut self, mapped: &MappedFile) {
+        let Some(path) = &mapped.file.path else {
+            return;
+        };
+        let shared = mapped.flags & libc::MAP_SHARED_VALIDATE as u64 != libc::MAP_PRIVATE as u64;
+        self.capture(Mapping {
+            start: mapped.start,
+            end: range_end(mapped.start, mapped.len),
+            perms: perms(mapped.prot, shared),
+            name: Arc::clone(path),
+            file_offset: mapped.offset,
+            captured: true,
+        });
+    }
+
+    /// The captured mappings that overlap `[start, end)`, clipped to it, in address order.
+    fn captured_in(&self, start: u64, end: u64) -> impl Iterator<Item = Mapping> + '_ {
+        let first = self
+            .mappings
+            .range(..start)
+            .next_back()
+            .filter(|(_, m)| m.end > start)
+            .map(|(&key, _)| key)
+            .unwrap_or(start);
+        self.mappings
+            .range(first..end)
+            .map(|(_, m)| m)
+            .filter(move |m| m.captured && m.end > start)
+            .map(move |m| Mapping {
+                end: m.end.min(end),
+                ..m.from(m.start.max(start))
+            })
     }
 
     /// Removes `[start, end)` from the mappings. A mapping cut at `start` keeps its start, so
@@ -342,14 +428,15 @@ impl MappingTable {
     /// current; the one VMA there when a syscall changed the range or the table misses it (a
     /// stack grew, or something was mapped that no traced syscall said); the whole maps after
     /// an exec, or where the kernel cannot be asked for one VMA. `source` answers for process
-    /// `pid`. `None` means the process is gone.
+    /// `pid`. `None` means its maps could not be read, or showed nothing: it is gone, or has
+    /// exited and is not reaped yet.
     pub fn refresh<S: MappingSource + ?Sized>(
         &mut self,
         source: &mut S,
         pid: u32,
         address: u64,
     ) -> Option<Refreshed> {
-        if self.is_current(address) {
+        if self.is_current(address) || self.find(address).is_some_and(|m| m.captured) {
             return Some(Refreshed::Current);
         }
         if !self.all_stale && !self.mappings.is_empty() {
@@ -366,9 +453,16 @@ impl MappingTable {
                 Query::Gone | Query::Failed => {}
             }
         }
-        let brk = self.brk;
-        *self = source.read_mappings(pid)?;
+        let (brk, captured) = (self.brk, self.captured_in(0, u64::MAX).collect::<Vec<_>>());
+        // A process that has exited but is not reaped yet shows no mappings at all: that is
+        // no answer, and must not replace what the table knows.
+        *self = source
+            .read_mappings(pid)
+            .filter(|read| !read.mappings.is_empty())?;
         self.brk = brk;
+        for mapping in captured {
+            self.capture(mapping);
+        }
         Some(Refreshed::ReadWhole)
     }
 }
@@ -386,6 +480,15 @@ pub trait MappingSource {
 }
 
 impl Mapping {
+    /// The same mapping moved by `delta` bytes (wrapping), as mremap moves one.
+    fn shifted(&self, delta: u64) -> Mapping {
+        Mapping {
+            start: self.start.wrapping_add(delta),
+            end: self.end.wrapping_add(delta),
+            ..self.clone()
+        }
+    }
+
     /// The part of this mapping from `start` on, as a split there leaves it: a file mapping's
     /// offset moves with its start; memory without a file (named `[…]` or nothing) shows 0.
     fn from(&self, start: u64) -> Mapping {
@@ -437,6 +540,7 @@ fn to_mapping(map: &procfs::process::MemoryMap) -> Mapping {
         perms: map.perms.as_str(),
         name: mapping_name(&map.pathname).into(),
         file_offset: map.offset,
+        captured: false,
     }
 }
 
@@ -480,6 +584,7 @@ mod tests {
             perms: "rw-p".to_owned(),
             name: name.into(),
             file_offset,
+            captured: false,
         }
     }
 

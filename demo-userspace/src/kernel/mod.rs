@@ -4,7 +4,9 @@
 pub mod cgroup;
 pub mod descendants;
 pub mod event_reader;
+pub mod exec_image;
 pub mod executable;
+pub mod file_layout;
 pub mod mappings;
 pub mod pagecache;
 pub mod privileges;

@@ -98,6 +98,7 @@ impl MapsFile {
             perms: perms(query.vma_flags, query.vma_flags & 8 != 0),
             name: mapping_name(&path).into(),
             file_offset: query.vma_offset,
+            captured: false,
         })
     }
 }

@@ -3,7 +3,6 @@
 
 use demo_common::FaultCounters;
 use procfs::process::{MMapPath, MemoryMap, PageInfo, Process, Stat};
-use serde::Serialize;
 
 /// Failure to read one of the /proc files of the target.
 #[derive(Debug, thiserror::Error)]
@@ -125,12 +124,9 @@ pub fn page_presence(
 }
 
 /// The `pmap -x` columns of one VMA, from /proc/PID/smaps.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct VmaUsage {
-    #[serde(serialize_with = "crate::model::hex::hex")]
-    #[schemars(with = "crate::model::hex::Hex")]
     pub start: u64,
-    #[serde(skip)]
     pub end: u64,
     pub size_kib: u64,
     pub rss_kib: u64,
@@ -224,6 +220,20 @@ pub fn thread_fault_counters(pid: u32, tid: u32) -> Option<FaultCounters> {
         .and_then(|task| task.stat())
         .ok()?;
     Some(fault_counters_of(&stat))
+}
+
+/// The sum of the fault counters of process `pid`'s live threads (/proc/PID/task/*/stat), or
+/// `None` once it is gone. Unlike the process's own stat, it leaves out threads that are gone.
+pub fn live_threads_fault_counters(pid: u32) -> Option<FaultCounters> {
+    let tasks = Process::new(pid as i32)
+        .and_then(|process| process.tasks())
+        .ok()?;
+    let mut sum = FaultCounters::default();
+    // A thread that exits while the directory is read is left out, as it would be a moment later.
+    for stat in tasks.flatten().filter_map(|task| task.stat().ok()) {
+        sum = sum.plus(fault_counters_of(&stat));
+    }
+    Some(sum)
 }
 
 /// The minor and major fault counters of a /proc stat file (a process's or a thread's).

@@ -1,14 +1,18 @@
 //! Decodes the raw bytes of ring-buffer records into typed values, rejecting anything malformed.
 
+use std::sync::Arc;
+
 use demo_common::{
-    FaultRecord, FaultSource, FaultStackRecord, HeapFunction, HeapRecord, RecordHeader, RecordKind,
-    SignalRecord, Syscall, SyscallRecord,
+    CapturedPath, ExecImageRecord, FaultRecord, FaultSource, FaultStackRecord, FileIdentity,
+    HeapFunction, HeapRecord, MappedFileRecord, PATH_BYTES, RecordHeader, RecordKind, SignalRecord,
+    Syscall, SyscallRecord,
 };
 
 use crate::model::{
     access::ErrorCode,
     events::{
-        Decoded, Fault, HeapEvent, ProcessEvent, Record, SignalEvent, SyscallEvent, ThreadSnapshot,
+        CapturedFile, Decoded, DeviceNumber, ExecImage, Fault, HeapEvent, ImageLayout, MappedFile,
+        ProcessEvent, Record, SignalEvent, SyscallEvent, ThreadSnapshot,
     },
 };
 
@@ -80,7 +84,7 @@ fn decode_body(bytes: &[u8], header: &RecordHeader) -> Result<Record, DecodeErro
                 source: FaultSource::from_tag(detail).ok_or(DecodeError::UnknownSource(detail))?,
             }))
         }
-        Some(RecordKind::ThreadExit) => Ok(Record::ThreadExit),
+        Some(RecordKind::ThreadExit) => Ok(Record::ThreadExit { pid }),
         Some(kind @ (RecordKind::SyscallEnter | RecordKind::SyscallExit)) => {
             let raw = read_pod::<SyscallRecord>(bytes)?;
             let enter = kind == RecordKind::SyscallEnter;
@@ -127,7 +131,79 @@ fn decode_body(bytes: &[u8], header: &RecordHeader) -> Result<Record, DecodeErro
                 ret: (!enter).then_some(raw.ret),
             }))
         }
+        Some(RecordKind::MappedFile) => {
+            let raw = read_pod::<MappedFileRecord>(bytes)?;
+            Ok(Record::MappedFile(MappedFile {
+                pid,
+                start: raw.start,
+                len: raw.len,
+                prot: raw.prot,
+                flags: raw.flags,
+                offset: raw.offset,
+                file: captured_file(raw.file, &raw.path),
+            }))
+        }
+        Some(RecordKind::ExecImage) => {
+            let raw = read_pod::<ExecImageRecord>(bytes)?;
+            let command = raw.comm.split(|&b| b == 0).next().unwrap_or_default();
+            Ok(Record::ExecImage(ExecImage {
+                pid,
+                exe: captured_file(raw.exe, &raw.path),
+                layout: ImageLayout::from(raw.layout),
+                interpreter_base: auxv_entry(&raw.auxv, AT_BASE),
+                program_headers: auxv_entry(&raw.auxv, AT_PHDR),
+                entry: auxv_entry(&raw.auxv, AT_ENTRY),
+                vdso: auxv_entry(&raw.auxv, AT_SYSINFO_EHDR),
+                stack: (raw.stack.start < raw.stack.end)
+                    .then_some((raw.stack.start, raw.stack.end)),
+                command: String::from_utf8_lossy(command).into_owned(),
+            }))
+        }
         None => Err(DecodeError::UnknownKind(header.kind)),
+    }
+}
+
+/// The auxiliary vector's types that place an image (elf.h).
+const AT_PHDR: u64 = 3;
+const AT_BASE: u64 = 7;
+const AT_ENTRY: u64 = 9;
+const AT_SYSINFO_EHDR: u64 = 33;
+
+/// The value of entry `kind` of an auxiliary vector, 0 when it has none before AT_NULL.
+fn auxv_entry(auxv: &[u64], kind: u64) -> u64 {
+    auxv.chunks_exact(2)
+        .take_while(|pair| pair[0] != 0)
+        .find(|pair| pair[0] == kind)
+        .map_or(0, |pair| pair[1])
+}
+
+/// A file's identity and its path, made whole from the components the kernel wrote leaf
+/// first; no path when the walk did not reach the root.
+fn captured_file(identity: FileIdentity, path: &CapturedPath) -> CapturedFile {
+    let used = &path.bytes[..(path.len as usize).min(PATH_BYTES)];
+    let path = (path.complete != 0).then(|| {
+        let mut components: Vec<&[u8]> = used
+            .split(|&b| b == 0)
+            .filter(|component| !component.is_empty())
+            .collect();
+        components.reverse();
+        let mut whole = String::new();
+        for component in components {
+            whole.push('/');
+            whole.push_str(&String::from_utf8_lossy(component));
+        }
+        if whole.is_empty() {
+            whole.push('/');
+        }
+        Arc::<str>::from(whole)
+    });
+    CapturedFile {
+        device: DeviceNumber {
+            major: identity.device >> 20,
+            minor: identity.device & 0xf_ffff,
+        },
+        inode: identity.inode,
+        path,
     }
 }
 
@@ -221,7 +297,7 @@ mod tests {
                     tid: 3,
                     counters: FaultCounters { minor: 5, major: 6 },
                 },
-                record: Record::ThreadExit,
+                record: Record::ThreadExit { pid: 2 },
                 stack: None,
             })
         );
@@ -386,7 +462,7 @@ mod tests {
         /// Every known tag followed by arbitrary bytes: each kind's decoder sees garbage.
         #[test]
         fn known_tags_with_garbage_never_panic(
-            tag in 0u32..12,
+            tag in 0u32..15,
             rest in proptest::collection::vec(proptest::num::u8::ANY, 0..128),
         ) {
             let mut bytes = tag.to_ne_bytes().to_vec();

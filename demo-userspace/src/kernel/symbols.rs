@@ -12,7 +12,6 @@ use blazesym::symbolize::{
     source::{Elf, Kernel, Source},
 };
 use rustc_hash::FxHashMap;
-use serde::Serialize;
 
 use super::mappings::{Mapping, MappingTable};
 
@@ -24,7 +23,7 @@ pub const KERNEL_MODULE: &str = "[kernel]";
 
 /// The code at one address: `symbol+offset` in `module`, with the source line when there is
 /// debug information.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Code {
     /// The executable or library as a path, a memory mapping's name such as `[vdso]`, or
     /// `[kernel]`; null when no mapping holds the address.
@@ -41,12 +40,11 @@ pub struct Code {
     pub line: Option<u32>,
     /// Calls inlined at the address, outermost first; the last one holds the address itself.
     /// Left out when there are none.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub inlined: Vec<InlinedCall>,
 }
 
 /// One function the compiler inlined where the address is.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct InlinedCall {
     pub symbol: String,
     /// Where in it the address, or the next inlined call, is.
@@ -116,12 +114,9 @@ pub enum At {
 }
 
 /// One frame of a user stack: its address and the code there.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StackFrame {
-    #[serde(serialize_with = "crate::model::hex::hex")]
-    #[schemars(with = "crate::model::hex::Hex")]
     pub address: u64,
-    #[serde(flatten)]
     pub code: Arc<Code>,
 }
 
@@ -240,13 +235,40 @@ impl Symbols {
     fn symbolize(&self, source: &Source<'_>, input: Input<u64>, at: At) -> Option<Code> {
         let back = u64::from(at == At::ReturnAddress);
         let input = input.map(|address| address.saturating_sub(back));
-        let Symbolized::Sym(sym) = self.symbolizer.symbolize_single(source, input).ok()? else {
-            return None;
-        };
-        if sym.size.is_some_and(|size| sym.offset >= size) {
-            return None;
+        let sym = self.lookup(source, input)?;
+        match (sym.size, source) {
+            (Some(size), _) => (sym.offset < size).then(|| to_code(&sym, back)),
+            // blazesym's DWARF reader names a function whose code lies in several ranges (glibc's
+            // `pthread_create`, with a `.cold` part split off) but gives it address 0 and no
+            // size, so its offset would be the file offset. Such a function, or an ELF symbol
+            // without a size, is named by the module's own symbol tables instead, only when
+            // their symbol has a size that holds the address; its lines are still DWARF's.
+            (None, Source::Elf(elf)) if elf.debug_syms => {
+                let mut tables = elf.clone();
+                tables.debug_syms = false;
+                let named = self.lookup(&Source::Elf(tables), input)?;
+                named
+                    .size
+                    .is_some_and(|size| named.offset < size)
+                    .then(|| Code {
+                        symbol: Some(named.name.to_string()),
+                        offset: named.offset as u64 + back,
+                        ..to_code(&sym, back)
+                    })
+            }
+            (None, Source::Elf(_)) => None,
+            // kallsyms gives no sizes, but it lists every function of the kernel, so the symbol
+            // before an address is the function that holds it.
+            (None, _) => Some(to_code(&sym, back)),
         }
-        Some(to_code(&sym, back))
+    }
+
+    /// What blazesym says is at `input` of `source`, when it names a symbol.
+    fn lookup<'s>(&'s self, source: &Source<'_>, input: Input<u64>) -> Option<Sym<'s>> {
+        match self.symbolizer.symbolize_single(source, input).ok()? {
+            Symbolized::Sym(sym) => Some(sym),
+            Symbolized::Unknown(_) => None,
+        }
     }
 }
 
@@ -325,6 +347,55 @@ mod tests {
         assert_eq!(returning.offset, 1);
     }
 
+    /// Where this process's libc has `name`.
+    fn libc_address(name: &std::ffi::CStr) -> u64 {
+        // SAFETY: dlsym only reads the NUL-terminated name; RTLD_DEFAULT searches every loaded
+        // object.
+        let address = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) };
+        assert!(!address.is_null(), "{name:?} is in libc");
+        address as u64
+    }
+
+    /// The code at `address` of this process's libc, from its mappings now.
+    fn libc_code(address: u64) -> Arc<Code> {
+        let maps = MappingTable::read(std::process::id() as i32).unwrap();
+        let site = Site::of(address, maps.find(address));
+        assert!(matches!(site, Site::File { .. }), "{site:?}");
+        Symbols::new().code(site, At::Instruction)
+    }
+
+    /// Runs unprivileged. glibc's `pthread_create` has a `.cold` part, so its DWARF entry has
+    /// address ranges and no single start: blazesym named it `__pthread_create_2_1` at the
+    /// library's start (offset 0x89390 for this offset 16), where perf says
+    /// `pthread_create+16`.
+    #[test]
+    fn a_function_in_several_ranges_is_named_with_its_offset_from_its_start() {
+        let code = libc_code(libc_address(c"pthread_create") + 16);
+        assert_eq!(
+            (code.symbol.as_deref(), code.offset),
+            (Some("pthread_create"), 16),
+            "{code:?}"
+        );
+        assert!(
+            code.module
+                .as_deref()
+                .is_some_and(|m| m.contains("libc.so")),
+            "{code:?}"
+        );
+    }
+
+    /// `setvbuf`, `_IO_setvbuf` (perf's choice) and glibc's internal `__GI__IO_setvbuf` are one
+    /// function; whichever name is given is an exported one at the same address, with the
+    /// offset from it.
+    #[test]
+    fn setvbuf_is_named_by_an_exported_alias_with_its_offset() {
+        let start = libc_address(c"setvbuf");
+        let code = libc_code(start + 5);
+        let symbol = std::ffi::CString::new(code.symbol.clone().expect("a symbol")).unwrap();
+        assert_eq!(libc_address(&symbol), start, "{code:?}");
+        assert_eq!(code.offset, 5, "{code:?}");
+    }
+
     #[test]
     fn an_address_in_no_mapping_has_no_module() {
         let code = Symbols::new().code(Site::of(8, None), At::Instruction);
@@ -346,6 +417,7 @@ mod tests {
             perms: "r-xp".into(),
             name,
             file_offset: 0,
+            captured: false,
         };
         let code = Symbols::new().code(Site::of(0x7123, Some(&mapping)), At::Instruction);
         assert_eq!(code.module.as_deref(), Some("[vdso]"));

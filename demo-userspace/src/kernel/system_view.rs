@@ -1,5 +1,6 @@
 //! What a trace's session reads of the system, through one narrow interface: a process's
-//! mappings, its command name, a thread's fault counters, and the code at an address. The
+//! mappings, its command name, a thread's fault counters, the code at an address, and the
+//! mappings a captured exec made. The
 //! live view reads /proc and symbolizes with blazesym; the session's tests give it a fake.
 
 use std::sync::Arc;
@@ -7,11 +8,13 @@ use std::sync::Arc;
 use demo_common::FaultCounters;
 
 use super::{
-    mappings::{MappingSource, MappingTable, Query},
+    exec_image,
+    mappings::{Mapping, MappingSource, MappingTable, Query},
     procmap_query::ProcMaps,
     procmem,
     symbols::{Code, StackFrame, Symbols},
 };
+use crate::model::events::ExecImage;
 
 /// Everything the session asks of the system. Its mappings come through [`MappingSource`].
 pub trait SystemView: MappingSource {
@@ -19,6 +22,9 @@ pub trait SystemView: MappingSource {
     fn command_name(&mut self, pid: u32) -> Option<String>;
     /// Thread `tid` of process `pid`'s own fault counters now, or `None` once it is gone.
     fn thread_fault_counters(&self, pid: u32, tid: u32) -> Option<FaultCounters>;
+    /// The sum of the fault counters of process `pid`'s live threads now, or `None` once it is
+    /// gone: what its threads had counted before a trace of it began.
+    fn live_threads_fault_counters(&self, pid: u32) -> Option<FaultCounters>;
     /// The code of a fault at `ip` and, with `--stacks`, of each frame of its stack, named
     /// from `maps`, the process's mappings when it faulted (see [`Symbols::fault_code`]).
     fn fault_code(
@@ -27,6 +33,9 @@ pub trait SystemView: MappingSource {
         stack: Option<&[u64]>,
         maps: &MappingTable,
     ) -> (Arc<Code>, Option<Vec<StackFrame>>);
+    /// The file mappings the kernel made for a new image, rebuilt from what was captured at
+    /// its exec (see [`exec_image::image_mappings`]).
+    fn image_mappings(&mut self, image: &ExecImage) -> Vec<Mapping>;
 }
 
 /// The system as it is: /proc, the PROCMAP_QUERY ioctl, and the modules' symbols.
@@ -59,6 +68,10 @@ impl SystemView for LiveView {
         procmem::thread_fault_counters(pid, tid)
     }
 
+    fn live_threads_fault_counters(&self, pid: u32) -> Option<FaultCounters> {
+        procmem::live_threads_fault_counters(pid)
+    }
+
     fn fault_code(
         &mut self,
         ip: u64,
@@ -66,5 +79,9 @@ impl SystemView for LiveView {
         maps: &MappingTable,
     ) -> (Arc<Code>, Option<Vec<StackFrame>>) {
         self.symbols.fault_code(ip, stack, maps)
+    }
+
+    fn image_mappings(&mut self, image: &ExecImage) -> Vec<Mapping> {
+        exec_image::image_mappings(image)
     }
 }

@@ -41,8 +41,10 @@ pub fn of_kernel(btf: &Btf) -> Result<TaskLayout, TaskLayoutError> {
     })
 }
 
-/// The byte offset of `member` in `struct strukt`, for a member that is not a bit field.
-fn member_offset(
+/// The byte offset of `member` in `struct strukt`, for a member that is not a bit field; a
+/// member of an anonymous union or structure inside it (as `mm_struct` and `file` keep theirs)
+/// is found there, at the anonymous member's offset plus its own.
+pub(super) fn member_offset(
     btf: &Btf,
     strukt: &'static str,
     member: &'static str,
@@ -50,23 +52,39 @@ fn member_offset(
     let types = btf
         .resolve_types_by_name(strukt)
         .map_err(|_| TaskLayoutError::Missing(strukt))?;
-    let members = types
+    let found = types
         .iter()
         .find_map(|ty| match ty {
-            Type::Struct(found) => Some(&found.members),
+            Type::Struct(found) => Some(found),
             _ => None,
         })
         .ok_or(TaskLayoutError::Missing(strukt))?;
-    members
-        .iter()
-        .find(|candidate| {
-            candidate.bitfield_size().unwrap_or(0) == 0
-                && btf
-                    .resolve_name(*candidate)
-                    .is_ok_and(|name| name == member)
-        })
-        .map(|found| u64::from(found.bit_offset() / 8))
-        .ok_or(TaskLayoutError::Missing(member))
+    offset_in(btf, found, member, ANONYMOUS_DEPTH).ok_or(TaskLayoutError::Missing(member))
+}
+
+/// How deep anonymous unions and structures are searched for a member.
+const ANONYMOUS_DEPTH: u32 = 4;
+
+/// The byte offset of `member` in `strukt` (a structure or union), searching anonymous members
+/// `depth` levels down.
+fn offset_in(btf: &Btf, strukt: &btf_rs::Struct, member: &str, depth: u32) -> Option<u64> {
+    strukt.members.iter().find_map(|candidate| {
+        if candidate.bitfield_size().unwrap_or(0) != 0 {
+            return None;
+        }
+        let here = u64::from(candidate.bit_offset() / 8);
+        match btf.resolve_name(candidate) {
+            Ok(name) if name == member => Some(here),
+            Ok(name) if !name.is_empty() => None,
+            _ if depth == 0 => None,
+            _ => match btf.resolve_chained_type(candidate).ok()? {
+                Type::Struct(inner) | Type::Union(inner) => {
+                    Some(here + offset_in(btf, &inner, member, depth - 1)?)
+                }
+                _ => None,
+            },
+        }
+    })
 }
 
 #[cfg(test)]

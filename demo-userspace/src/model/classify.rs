@@ -89,13 +89,27 @@ pub struct ClassifiedFault {
 /// carries a `T` the caller noted when it began, handed back with its class.
 #[derive(Debug)]
 pub struct Classifier<T = ()> {
-    /// Per thread, its open fault, the thread's counters as it began, and the caller's note.
-    /// Every record takes one lookup here, so the hash is the cheap one rustc uses.
-    open: FxHashMap<u32, (Fault, FaultCounters, T)>,
+    /// Per thread, its open fault. Every record takes one lookup here, so the hash is the cheap
+    /// one rustc uses.
+    open: FxHashMap<u32, OpenFault<T>>,
     /// Faults the kernel counted for a thread beyond the traced ones: those it takes on a
     /// thread's behalf through get_user_pages, which no tracepoint sees (or faults whose records
     /// were dropped).
     unattributed: u64,
+}
+
+/// A fault whose class is not known yet.
+#[derive(Debug)]
+struct OpenFault<T> {
+    fault: Fault,
+    /// The thread's counters as the fault began.
+    before: FaultCounters,
+    /// The caller's note, handed back with the class.
+    note: T,
+    /// The thread's counters as /proc showed them after the fault, read by
+    /// [`Classifier::settle_quiet`] and not believed until every record the thread made before
+    /// that read has been handled.
+    read_since: Option<FaultCounters>,
 }
 
 impl<T> Default for Classifier<T> {
@@ -114,39 +128,82 @@ impl<T> Classifier<T> {
     /// Takes the snapshot of a record's thread, which settles the thread's open fault if it
     /// has one. Every record goes through here before it is handled.
     pub fn observe(&mut self, snapshot: ThreadSnapshot) -> Option<Settled<T>> {
-        let (fault, before, note) = self.open.remove(&snapshot.tid)?;
-        Some((self.settle_with(fault, before, snapshot.counters), note))
+        let open = self.open.remove(&snapshot.tid)?;
+        let class = self.settle_with(open.fault, open.before, snapshot.counters);
+        Some((class, open.note))
     }
 
     /// Opens a fault whose record carried `counters` (observed first), with the caller's note.
     pub fn open(&mut self, fault: Fault, counters: FaultCounters, note: T) {
-        self.open.insert(fault.tid, (fault, counters, note));
+        self.open.insert(
+            fault.tid,
+            OpenFault {
+                fault,
+                before: counters,
+                note,
+                read_since: None,
+            },
+        );
     }
 
-    /// Settles the open faults that `select` picks, with counters that `read` gets for a
-    /// (pid, tid); with `only_moved`, a fault whose counters did not move yet stays open, since
-    /// it may still be under way. Returns them oldest first.
-    pub fn settle_open(
+    /// Settles quiet threads' faults from /proc in two steps, so that a read never races the
+    /// thread's own records. The counters /proc shows count every fault the thread made before
+    /// the read, and the records of those faults may still wait in the ring buffer, unread: a
+    /// loader that is behind would class the open fault with thousands of later ones. So this
+    /// call first settles the faults read by the call before, if their thread made no record
+    /// since (the caller has read the buffer in between, so every record made before that read
+    /// was handled and would have settled the fault), and only where the counters moved (else
+    /// the fault may still be under way). Then it reads the counters, through `read` by (pid,
+    /// tid), of the open faults that `quiet` picks, for the next call to judge. Returns the
+    /// settled faults oldest first.
+    pub fn settle_quiet(
         &mut self,
-        select: impl Fn(&Fault) -> bool,
+        quiet: impl Fn(&Fault) -> bool,
         read: impl Fn(u32, u32) -> Option<FaultCounters>,
-        only_moved: bool,
     ) -> Vec<Settled<T>> {
-        let mut ready: Vec<(u64, ThreadSnapshot)> = self
+        let mut ready: Vec<(u64, ThreadSnapshot)> = Vec::new();
+        for open in self.open.values_mut() {
+            match open.read_since.take() {
+                Some(counters) if counters != open.before => ready.push((
+                    open.fault.timestamp_ns,
+                    ThreadSnapshot {
+                        tid: open.fault.tid,
+                        counters,
+                    },
+                )),
+                _ => {
+                    if quiet(&open.fault) {
+                        open.read_since = read(open.fault.pid, open.fault.tid);
+                    }
+                }
+            }
+        }
+        self.settle_snapshots(ready)
+    }
+
+    /// Settles every open fault from its counters as `read` gets them now, for a caller that
+    /// knows no record of any thread is left unread (the threads are stopped or gone, and the
+    /// buffer was read after that). Returns them oldest first.
+    fn settle_now(&mut self, read: impl Fn(u32, u32) -> Option<FaultCounters>) -> Vec<Settled<T>> {
+        let ready = self
             .open
             .values()
-            .filter(|(fault, _, _)| select(fault))
-            .filter_map(|(fault, before, _)| {
-                let counters = read(fault.pid, fault.tid)?;
-                (!only_moved || counters != *before).then_some((
-                    fault.timestamp_ns,
+            .filter_map(|open| {
+                let counters = read(open.fault.pid, open.fault.tid)?;
+                Some((
+                    open.fault.timestamp_ns,
                     ThreadSnapshot {
-                        tid: fault.tid,
+                        tid: open.fault.tid,
                         counters,
                     },
                 ))
             })
             .collect();
+        self.settle_snapshots(ready)
+    }
+
+    /// Settles the faults of `ready`'s threads with its snapshots, oldest fault first.
+    fn settle_snapshots(&mut self, mut ready: Vec<(u64, ThreadSnapshot)>) -> Vec<Settled<T>> {
         ready.sort_by_key(|(timestamp_ns, _)| *timestamp_ns);
         ready
             .into_iter()
@@ -161,7 +218,7 @@ impl<T> Classifier<T> {
         &mut self,
         read: impl Fn(u32, u32) -> Option<FaultCounters>,
     ) -> Vec<Settled<T>> {
-        let mut settled = self.settle_open(|_| true, read, false);
+        let mut settled = self.settle_now(read);
         settled.extend(self.close_all());
         settled
     }
@@ -171,7 +228,7 @@ impl<T> Classifier<T> {
         let mut open: Vec<(Fault, T)> = self
             .open
             .drain()
-            .map(|(_, (fault, _, note))| (fault, note))
+            .map(|(_, open)| (open.fault, open.note))
             .collect();
         open.sort_by_key(|(fault, _)| fault.timestamp_ns);
         open.into_iter()
@@ -321,12 +378,43 @@ mod tests {
                 },
             })
         };
+        // The first call only reads; the second believes the read, where the counters moved.
+        assert!(c.settle_quiet(|_| true, now).is_empty());
         assert_eq!(
-            classes(c.settle_open(|_| true, now, true)),
+            classes(c.settle_quiet(|_| true, now)),
             [(0x1000, FaultClass::Minor)]
         );
         assert_eq!(classes(c.settle_all(now)), [(0x2000, FaultClass::Error)]);
         assert!(c.settle_all(now).is_empty());
+        assert_eq!(c.unattributed(), 0);
+    }
+
+    /// The race a loader that is behind met: the thread faulted thousands of times more after
+    /// its open fault, /proc counts them all, and their records are still in the buffer when the
+    /// quiet timer fires. The read must not class the open fault; the records that follow do.
+    #[test]
+    fn a_read_of_proc_is_not_believed_over_records_still_queued() {
+        let mut c = Classifier::default();
+        fault(&mut c, 1, 0x1000, 10, 0);
+        let later = |_pid: u32, _tid: u32| {
+            Some(FaultCounters {
+                minor: 5010,
+                major: 0,
+            })
+        };
+        assert!(c.settle_quiet(|_| true, later).is_empty());
+        // The queued records arrive: the thread's next fault settles the open one.
+        assert_eq!(
+            fault(&mut c, 1, 0x2000, 11, 0),
+            Some((0x1000, FaultClass::Minor))
+        );
+        // The read made before that record is not used for the new open fault.
+        assert!(c.settle_quiet(|_| false, later).is_empty());
+        assert_eq!(
+            class_of(c.observe(snapshot(1, 12, 0))),
+            Some((0x2000, FaultClass::Minor))
+        );
+        assert_eq!(c.unattributed(), 0);
     }
 
     #[test]

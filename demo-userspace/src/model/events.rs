@@ -1,5 +1,8 @@
 //! The typed events that the kernel side reports about a traced process: faults, syscalls,
-//! signals, forks and exits, heap calls. The kernel layer decodes them from ring-buffer records.
+//! signals, forks and exits, heap calls, and the mappings captured as they were made. The
+//! kernel layer decodes them from ring-buffer records.
+
+use std::sync::Arc;
 
 use demo_common::{FaultCounters, FaultSource, HeapFunction, Syscall};
 
@@ -92,13 +95,98 @@ pub struct HeapEvent {
     pub ret: Option<u64>,
 }
 
-/// A decoded ring-buffer record.
+/// A file as the kernel identified it when it was mapped: its filesystem's device and its
+/// inode, and its path, which is `None` when the kernel's walk could not make it whole (too
+/// deep, too long, or a file no directory holds).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CapturedFile {
+    pub device: DeviceNumber,
+    pub inode: u64,
+    pub path: Option<Arc<str>>,
+}
+
+/// A device number, as major and minor.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeviceNumber {
+    pub major: u32,
+    pub minor: u32,
+}
+
+/// A traced mmap of a file succeeded: where the mapping landed, what was asked, and the file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MappedFile {
+    pub pid: u32,
+    pub start: u64,
+    pub len: u64,
+    pub prot: u64,
+    pub flags: u64,
+    /// The offset in the file, in bytes.
+    pub offset: u64,
+    pub file: CapturedFile,
+}
+
+/// What identifies the mappings a traced exec made: the executable, and the addresses the
+/// kernel chose for the new image.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExecImage {
+    pub pid: u32,
+    pub exe: CapturedFile,
+    pub layout: ImageLayout,
+    /// The interpreter's load address (AT_BASE; 0 without one).
+    pub interpreter_base: u64,
+    /// The program headers' address (AT_PHDR).
+    pub program_headers: u64,
+    /// The entry point (AT_ENTRY).
+    pub entry: u64,
+    /// Where the kernel mapped the vDSO (AT_SYSINFO_EHDR; 0 without one).
+    pub vdso: u64,
+    /// The stack's VMA (the one that holds `start_stack`, which /proc names `[stack]`) as the
+    /// kernel had it at the exec, start and end; `None` where the kernel did not say.
+    pub stack: Option<(u64, u64)>,
+    /// The new command name.
+    pub command: String,
+}
+
+/// Where the kernel placed a new image's code, data, heap and stack (`mm_struct`'s fields).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ImageLayout {
+    pub start_code: u64,
+    pub end_code: u64,
+    pub start_data: u64,
+    pub end_data: u64,
+    pub start_brk: u64,
+    pub start_stack: u64,
+}
+
+impl From<[u64; 6]> for ImageLayout {
+    /// The fields in the kernel's order, as the exec's record carries them.
+    fn from(fields: [u64; 6]) -> Self {
+        let [
+            start_code,
+            end_code,
+            start_data,
+            end_data,
+            start_brk,
+            start_stack,
+        ] = fields;
+        Self {
+            start_code,
+            end_code,
+            start_data,
+            end_data,
+            start_brk,
+            start_stack,
+        }
+    }
+}
+
+/// A decoded ring-buffer record.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Record {
     /// A page fault, as the tracepoint saw it at its start.
     Fault(Fault),
-    /// A thread of a traced process exited; its snapshot has its final counters.
-    ThreadExit,
+    /// A thread of process `pid` exited; its snapshot has its final counters.
+    ThreadExit { pid: u32 },
     /// A memory syscall's entry or exit.
     Syscall(SyscallEvent),
     /// A signal.
@@ -109,4 +197,8 @@ pub enum Record {
     Heap(HeapEvent),
     /// This traced process exec'd: a new image, with new mappings.
     Exec(u32),
+    /// A traced process mapped a file.
+    MappedFile(MappedFile),
+    /// What the kernel mapped for a traced process's new image; follows its [`Record::Exec`].
+    ExecImage(ExecImage),
 }

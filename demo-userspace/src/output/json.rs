@@ -96,13 +96,13 @@ impl<W: Write> Reporter for JsonReporter<W> {
     }
 
     fn summary(&mut self, summary: &Summary) -> io::Result<()> {
-        self.out.line(&WalkLine::Summary(summary))?;
+        self.out.line(&WalkLine::Summary(summary.into()))?;
         self.out.flush()
     }
 
     fn comparison(&mut self, walks: &[WalkResult]) -> io::Result<()> {
         self.out
-            .line(&WalkLine::Comparison(ComparisonLine { walks }))?;
+            .line(&WalkLine::Comparison(ComparisonLine::new(walks)))?;
         self.out.flush()
     }
 }

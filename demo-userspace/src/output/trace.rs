@@ -16,7 +16,7 @@ use crate::{
     kernel::symbols::StackFrame,
     model::signals::{si_code_name, signal_name},
     trace::{
-        TraceOutput, TraceStart, TraceSummary,
+        TraceOutput, TraceStart, TraceSummary, heap_overloaded,
         session::{Session, TraceEvent},
     },
 };
@@ -213,15 +213,17 @@ impl<W: Write> TraceOutput for TextTrace<W> {
             )?;
         }
         write_functions(&mut self.out, summary)?;
-        if summary.unknown_mappings > 0 {
-            let faults = if summary.unknown_mappings == 1 {
+        let unknown = summary.unknown_mappings;
+        if unknown.total() > 0 {
+            let faults = if unknown.total() == 1 {
                 "1 fault"
             } else {
-                &format!("{} faults", summary.unknown_mappings)
+                &format!("{} faults", unknown.total())
             };
             writeln!(
                 self.out,
-                "\n{faults} in an [unknown] mapping: it was unmapped, or its process was gone, before demo read the mappings (ld.so maps /etc/ld.so.cache for a moment)"
+                "\n{faults} in an [unknown] mapping: nothing demo saw or captured held the address, and the kernel had nothing mapped there when asked ({}), or the process was gone before it could be asked ({})",
+                unknown.nothing_mapped, unknown.process_gone
             )?;
         }
         let dropped: Vec<String> = summary
@@ -280,17 +282,73 @@ impl<W: Write> TraceOutput for TextTrace<W> {
             )?,
         }
         if let (Some(rusage), Some((gap, why))) = (summary.rusage, summary.rusage_gap()) {
+            let before = match summary.before_trace {
+                0 => String::new(),
+                before => format!("; {before} before the trace began"),
+            };
             writeln!(
                 self.out,
-                "kernel's count (rusage): {} minor + {} major; traced: {} completed faults",
+                "kernel's count (rusage): {} minor + {} major{before}; traced: {} completed faults",
                 rusage.minflt, rusage.majflt, summary.traced_completions
             )?;
             if gap != 0 {
                 writeln!(self.out, "difference {gap}: {why}")?;
             }
         }
+        write_processes(&mut self.out, summary)?;
         self.out.flush()
     }
+}
+
+/// Each traced process whose count differs from the kernel's or that lost records, when the
+/// trace followed more than one; and what the heap probes cost, when they filled the ring.
+fn write_processes(out: &mut impl Write, summary: &TraceSummary) -> io::Result<()> {
+    if summary.processes.len() > 1 {
+        let mut alike = 0;
+        for process in &summary.processes {
+            let totals = &process.totals;
+            let lost = process.lost_records();
+            if totals.difference().is_none_or(|d| d == 0) && lost == 0 {
+                alike += 1;
+                continue;
+            }
+            let command = escape(totals.command.as_deref().unwrap_or("?"));
+            let counted = match (totals.kernel, totals.difference()) {
+                (Some(kernel), Some(difference)) => format!(
+                    "kernel {}, before the trace {}, traced {}, difference {difference}",
+                    kernel.total(),
+                    totals.before_trace.total(),
+                    totals.traced
+                ),
+                _ => format!("traced {}, still running", totals.traced),
+            };
+            let lost = match lost {
+                0 => String::new(),
+                _ => format!(
+                    "; lost {}",
+                    (process.lost.iter())
+                        .map(|(kind, count)| format!("{count} {}", kind.name()))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            };
+            writeln!(out, "pid {} ({command}): {counted}{lost}", totals.pid)?;
+        }
+        if alike > 0 {
+            writeln!(
+                out,
+                "{alike} of {} traced processes: the kernel counted what the trace saw, or they still run",
+                summary.processes.len()
+            )?;
+        }
+    }
+    if heap_overloaded(&summary.records) {
+        writeln!(
+            out,
+            "the heap probes' records filled the ring buffer: --no-heap leaves them out, or a larger --ring-buffer-kib makes room"
+        )?;
+    }
+    Ok(())
 }
 
 /// A stack's frames, one line each without indentation: `#N   0x…  code`.
@@ -351,7 +409,7 @@ struct JsonTrace<W: Write> {
 
 impl<W: Write> TraceOutput for JsonTrace<W> {
     fn started(&mut self, start: &TraceStart) -> io::Result<()> {
-        self.out.line(&TraceLine::Trace(start))?;
+        self.out.line(&TraceLine::Trace(start.into()))?;
         // The start line tells a waiting script that the probes are attached.
         self.out.flush()
     }

@@ -81,7 +81,7 @@ pub struct Interval {
 }
 
 /// Where one process faults: its hottest pages and mappings.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug)]
 pub struct PageReport {
     pub pid: u32,
     /// (page address, faults, mapping name), hottest first.

@@ -2,10 +2,8 @@
 
 use std::collections::HashMap;
 
-use demo_common::top_kind;
-use serde::Serialize;
-
 use crate::kernel::probes::ProcessCounts;
+use demo_common::top_kind;
 
 /// What `demo top` sorts by.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -20,7 +18,7 @@ pub enum SortKey {
 }
 
 /// One process in one interval.
-#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Row {
     pub pid: u32,
     pub comm: String,

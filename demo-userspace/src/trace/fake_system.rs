@@ -1,15 +1,18 @@
 //! A fake of the system a session reads, for tests that need no root: each process's mappings,
-//! command name and threads' fault counters held in memory, and code named `module+offset` from
-//! the mappings the session hands over.
+//! command name and threads' fault counters held in memory, code named `module+offset` from
+//! the mappings the session hands over, and an exec'd image's code mapped where it says.
 
 use std::{cell::RefCell, collections::HashMap, rc::Rc, sync::Arc};
 
 use demo_common::FaultCounters;
 
-use crate::kernel::{
-    mappings::{Mapping, MappingSource, MappingTable, Query},
-    symbols::{Code, KERNEL_MODULE, Site, StackFrame},
-    system_view::SystemView,
+use crate::{
+    kernel::{
+        mappings::{Mapping, MappingSource, MappingTable, Query},
+        symbols::{Code, KERNEL_MODULE, Site, StackFrame},
+        system_view::SystemView,
+    },
+    model::events::ExecImage,
 };
 
 /// What the fake kernel says now, per process; a process it does not hold is gone.
@@ -23,6 +26,8 @@ struct State {
     whole_reads: u64,
     /// The processes whose address space the session said ended, in order.
     ended: Vec<u32>,
+    /// Processes that exited and are not reaped: named, but with no address space.
+    zombies: std::collections::HashSet<u32>,
 }
 
 /// A handle on the fake: the test keeps one to change what the kernel says while the session
@@ -51,6 +56,7 @@ impl FakeSystem {
             perms: "rw-p".to_owned(),
             name: name.into(),
             file_offset,
+            captured: false,
         };
         let mut state = self.0.borrow_mut();
         let maps = state.maps.entry(pid).or_default();
@@ -80,6 +86,14 @@ impl FakeSystem {
         state.counters.retain(|&(p, _), _| p != pid);
     }
 
+    /// Process `pid` exited and is not reaped yet: /proc still names it, its maps show nothing,
+    /// and a query finds its address space gone.
+    pub fn zombie(&self, pid: u32) {
+        let mut state = self.0.borrow_mut();
+        state.maps.insert(pid, Vec::new());
+        state.zombies.insert(pid);
+    }
+
     /// Thread `tid` of `pid` has these fault counters now.
     pub fn counters(&self, pid: u32, tid: u32, minor: u64, major: u64) {
         let counters = FaultCounters { minor, major };
@@ -102,7 +116,11 @@ impl MappingSource for FakeSystem {
     fn query_mapping(&mut self, pid: u32, address: u64) -> Query {
         let mut state = self.0.borrow_mut();
         state.queries += 1;
-        let Some(maps) = state.maps.get(&pid) else {
+        let Some(maps) = state
+            .maps
+            .get(&pid)
+            .filter(|_| !state.zombies.contains(&pid))
+        else {
             return Query::Gone;
         };
         maps.iter()
@@ -131,6 +149,19 @@ impl SystemView for FakeSystem {
         self.0.borrow().counters.get(&(pid, tid)).copied()
     }
 
+    fn live_threads_fault_counters(&self, pid: u32) -> Option<FaultCounters> {
+        let state = self.0.borrow();
+        state.commands.contains_key(&pid).then(|| {
+            state
+                .counters
+                .iter()
+                .filter(|((p, _), _)| *p == pid)
+                .fold(FaultCounters::default(), |sum, (_, &counters)| {
+                    sum.plus(counters)
+                })
+        })
+    }
+
     fn fault_code(
         &mut self,
         ip: u64,
@@ -148,6 +179,22 @@ impl SystemView for FakeSystem {
                 .collect()
         });
         (code(ip), frames)
+    }
+
+    /// The executable's code, from file offset 0, over the pages from `start_code` to
+    /// `end_code`: what an ELF file whose first loaded segment is its code gives.
+    fn image_mappings(&mut self, image: &ExecImage) -> Vec<Mapping> {
+        let Some(path) = &image.exe.path else {
+            return Vec::new();
+        };
+        vec![Mapping {
+            start: image.layout.start_code & !0xfff,
+            end: (image.layout.end_code + 0xfff) & !0xfff,
+            perms: "r-xp".to_owned(),
+            name: Arc::clone(path),
+            file_offset: 0,
+            captured: true,
+        }]
     }
 }
 

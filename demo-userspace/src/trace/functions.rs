@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
-use serde::Serialize;
 
 use crate::kernel::symbols::Code;
 
@@ -19,13 +18,12 @@ pub const LISTED_FUNCTIONS: usize = 10;
 pub const LISTED_PAIRS: usize = 20;
 
 /// The faults of one function, or of a module's code that no symbol names.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FunctionFaults {
     /// Null when no symbol names the code: then all of the module's such faults.
     pub symbol: Option<String>,
     pub module: Option<String>,
     /// The region the faults hit; only in `faults_by_function_and_region`.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
     pub faults: u64,
 }

@@ -20,7 +20,8 @@ use crate::kernel::{
 };
 use crate::model::signals::ProcessEnd;
 pub use results::{
-    LoaderCost, PAGES_EVERY, RecordCount, Rusage, TraceEnd, TraceOutput, TraceStart, TraceSummary,
+    LoaderCost, PAGES_EVERY, ProcessSummary, RecordCount, Rusage, TraceEnd, TraceOutput,
+    TraceStart, TraceSummary, heap_overloaded,
 };
 
 /// What to trace.

@@ -11,8 +11,7 @@ use demo_common::{HeapFunction, Syscall};
 use crate::{model::region::Region, model::syscalls::SyscallCall};
 
 /// How a region came to be.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Origin {
     Mmap,
     Mremap,

@@ -1,37 +1,33 @@
 //! What `demo trace` tells its output: the start, every event, and the summary; and the trait
 //! every output of a trace implements.
 
-use std::io;
+use std::{collections::BTreeMap, io};
 
-use serde::Serialize;
+use demo_common::RecordKind;
 
-use super::session::{Session, TraceEvent};
+use super::session::{ProcessTotals, Session, TraceEvent};
 use crate::kernel::probes::{FaultSourceInUse, ProgramRuns};
 
 /// What the trace watches, said once at the start.
-#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
+#[derive(Clone, Debug)]
 pub struct TraceStart {
     pub pid: u32,
     pub command: Option<String>,
     /// Where faults come from; in JSON, `source` and `fallback`.
-    #[serde(flatten)]
     pub source: FaultSourceInUse,
     /// The libc whose malloc/calloc/realloc/free are probed, if any.
     pub heap_probes: Option<String>,
     /// Heap blocks are not tracked although regions are (`--pid` without `--heap`).
-    #[serde(skip)]
     pub heap_blocks_off: bool,
     pub follow: bool,
     /// What demo's probes do not reach in the target's program.
     pub unseen: Vec<crate::kernel::executable::Unseen>,
     /// CLOCK_MONOTONIC ns at the start; event times are shown relative to it.
-    #[serde(skip)]
     pub start_ns: u64,
 }
 
 /// Why a trace ended; named `exit`, `interrupt` or `duration` in both outputs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
-#[serde(rename_all = "lowercase")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TraceEnd {
     /// The target exited.
     Exit,
@@ -52,7 +48,7 @@ impl std::fmt::Display for TraceEnd {
 }
 
 /// The end of a trace.
-#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
+#[derive(Clone, Debug)]
 pub struct TraceSummary {
     pub pid: u32,
     /// Why the trace ended.
@@ -67,10 +63,17 @@ pub struct TraceSummary {
     /// Faults the kernel counted for traced threads beyond the traced ones (get_user_pages
     /// faults, which no tracepoint sees, or faults whose records were dropped).
     pub unattributed_faults: u64,
-    /// Completed faults (minor + major) seen for the traced pid.
+    /// Completed faults (minor + major) seen for every traced process: the traced pid, and
+    /// with `--follow` the processes it started.
     pub traced_completions: u64,
-    /// The kernel's own count for the command: ru_minflt and ru_majflt at exit.
+    /// Faults the traced pid's threads had counted before the trace began (a command's, while
+    /// demo held it before its exec).
+    pub before_trace: u64,
+    /// The kernel's own count for the command: ru_minflt and ru_majflt at exit, its children
+    /// that it reaped included.
     pub rusage: Option<Rusage>,
+    /// What the kernel and the trace counted for each traced process, with the records it lost.
+    pub processes: Vec<ProcessSummary>,
     /// What tracing cost demo itself.
     pub loader: LoaderCost,
     /// Per record kind, how many reached demo and how many the kernel dropped (ring full).
@@ -83,9 +86,10 @@ pub struct TraceSummary {
     /// Ended regions the summary does not list: only the last
     /// [`super::session::KEPT_ENDED_REGIONS`] ended ones keep their pages.
     pub regions_not_listed: u64,
-    /// Faults whose mapping demo could not name (`[unknown]`): the process was gone before its
-    /// mappings were read, and the trace had not seen the mapping made.
-    pub unknown_mappings: u64,
+    /// Faults whose mapping demo could not name (`[unknown]`), by cause: nothing the trace saw
+    /// or captured held the address, and the kernel had nothing there when asked, or the
+    /// process was gone before it could be asked.
+    pub unknown_mappings: super::session::UnknownMappings,
     /// The functions that faulted most, most first (at most
     /// [`super::functions::LISTED_FUNCTIONS`]).
     pub faults_by_function: Vec<super::functions::FunctionFaults>,
@@ -94,7 +98,35 @@ pub struct TraceSummary {
     pub faults_by_function_and_region: Vec<super::functions::FunctionFaults>,
 }
 
-#[derive(Clone, Copy, Debug, Default, Serialize, schemars::JsonSchema)]
+/// One traced process in the summary: its counts, and the records it lost by kind.
+#[derive(Clone, Debug)]
+pub struct ProcessSummary {
+    pub totals: ProcessTotals,
+    pub lost: BTreeMap<RecordKind, u64>,
+}
+
+impl ProcessSummary {
+    /// One per traced process, with the records each lost (`lost`, by pid).
+    pub fn of_session(
+        session: &Session,
+        mut lost: BTreeMap<u32, BTreeMap<RecordKind, u64>>,
+    ) -> Vec<Self> {
+        session
+            .process_totals()
+            .map(|totals| Self {
+                lost: lost.remove(&totals.pid).unwrap_or_default(),
+                totals,
+            })
+            .collect()
+    }
+
+    /// Records it lost, of every kind.
+    pub fn lost_records(&self) -> u64 {
+        self.lost.values().sum()
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default)]
 pub struct RecordCount {
     pub delivered: u64,
     pub dropped: u64,
@@ -126,7 +158,7 @@ impl RecordCount {
 /// demo's own CPU time (getrusage) and peak resident memory (VmHWM in /proc/self/status:
 /// getrusage's ru_maxrss was seen here to report 210 MiB while VmRSS, sampled every
 /// millisecond, never passed 25 MiB).
-#[derive(Clone, Copy, Debug, Serialize, schemars::JsonSchema)]
+#[derive(Clone, Copy, Debug)]
 pub struct LoaderCost {
     pub cpu_ms: u64,
     /// Of `cpu_ms`, what loading and attaching took, before the first record.
@@ -164,7 +196,7 @@ impl LoaderCost {
     }
 }
 
-#[derive(Clone, Copy, Debug, Serialize, schemars::JsonSchema)]
+#[derive(Clone, Copy, Debug)]
 pub struct Rusage {
     pub minflt: u64,
     pub majflt: u64,
@@ -184,10 +216,13 @@ impl TraceSummary {
         .sum()
     }
 
-    /// How many more faults the kernel counted than the trace saw, and why, when it did.
+    /// How many more faults the kernel counted during the trace than the trace saw complete
+    /// (rusage, less what was counted before the trace began), and why, when it did.
     pub fn rusage_gap(&self) -> Option<(i64, String)> {
         let rusage = self.rusage?;
-        let gap = (rusage.minflt + rusage.majflt) as i64 - self.traced_completions as i64;
+        let gap = (rusage.minflt + rusage.majflt) as i64
+            - self.before_trace as i64
+            - self.traced_completions as i64;
         let lost_faults = self.lost_fault_records();
         Some((
             gap,
@@ -203,7 +238,8 @@ impl TraceSummary {
 pub fn explain_gap(gap: i64, lost_faults: u64, other_lost: u64) -> String {
     const GET_USER_PAGES: &str = "faults the kernel took on the process's behalf through \
         get_user_pages (execve copying arguments to the new stack, reads of /proc/PID/mem), \
-        which raise no tracepoint or perf event; rusage also includes reaped children";
+        which raise no tracepoint or perf event; and, unless --follow traced them, the faults of \
+        the children it reaped, which rusage includes";
     if gap < 0 {
         return "the trace completed more faults than the kernel counted".to_owned();
     }
@@ -260,6 +296,20 @@ pub trait TraceOutput {
     fn summary(&mut self, summary: &TraceSummary, session: &Session) -> io::Result<()>;
 }
 
+/// True when the heap probes' records are what filled the ring buffer: records were lost, and
+/// heap calls are most of what the kernel side wrote.
+pub fn heap_overloaded(records: &BTreeMap<&'static str, RecordCount>) -> bool {
+    let written = |count: &RecordCount| count.delivered + count.dropped;
+    let all: u64 = records.values().map(written).sum();
+    let heap: u64 = [RecordKind::HeapEnter, RecordKind::HeapExit]
+        .iter()
+        .filter_map(|kind| records.get(kind.name()))
+        .map(written)
+        .sum();
+    let dropped: u64 = records.values().map(|count| count.dropped).sum();
+    dropped > 0 && heap * 2 > all
+}
+
 /// How often a running trace shows its session to [`TraceOutput::pages`] when no records come.
 pub const PAGES_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
 
@@ -285,10 +335,12 @@ impl TraceSummary {
             lost,
             unattributed_faults: 0,
             traced_completions: faults,
+            before_trace: 0,
             rusage: Some(Rusage {
                 minflt: faults + gap,
                 majflt: 0,
             }),
+            processes: Vec::new(),
             loader: LoaderCost {
                 cpu_ms: 0,
                 attach_cpu_ms: 0,
@@ -298,7 +350,7 @@ impl TraceSummary {
             untraced_children: 0,
             kernel_programs: None,
             regions_not_listed: 0,
-            unknown_mappings: 0,
+            unknown_mappings: super::session::UnknownMappings::default(),
             faults_by_function: Vec::new(),
             faults_by_function_and_region: Vec::new(),
         }
@@ -308,6 +360,21 @@ impl TraceSummary {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The heap probes are named as the cause only when records were lost and heap calls are
+    /// most of what was written, not whenever heap records were lost.
+    #[test]
+    fn the_heap_probes_are_blamed_only_when_they_wrote_most_of_a_full_buffer() {
+        let count = |delivered, dropped| RecordCount { delivered, dropped };
+        let records = |heap: RecordCount, fault: RecordCount| -> BTreeMap<_, _> {
+            [("heap_enter", heap), ("heap_exit", heap), ("fault", fault)]
+                .into_iter()
+                .collect()
+        };
+        assert!(heap_overloaded(&records(count(900, 100), count(900, 100))));
+        assert!(!heap_overloaded(&records(count(1000, 0), count(900, 0))));
+        assert!(!heap_overloaded(&records(count(100, 10), count(900, 100))));
+    }
 
     #[test]
     fn without_losses_the_whole_difference_is_get_user_pages() {

@@ -13,10 +13,10 @@ use super::{
     functions,
     regions::RegionTracker,
     results::{
-        LoaderCost, PAGES_EVERY, RecordCount, Rusage, TraceEnd, TraceOutput, TraceStart,
-        TraceSummary,
+        LoaderCost, PAGES_EVERY, ProcessSummary, RecordCount, Rusage, TraceEnd, TraceOutput,
+        TraceStart, TraceSummary,
     },
-    session::{Session, TraceEvent},
+    session::{Session, TraceEvent, TracedSince},
 };
 use crate::kernel::{
     event_reader::EventReader,
@@ -103,7 +103,15 @@ impl<'a> Tracer<'a> {
             ),
             Box::new(LiveView::default()),
         );
-        session.add_process(pid);
+        // A command is traced from its fork (it is in the target map before it runs).
+        session.add_process(
+            pid,
+            if command.is_some() {
+                TracedSince::Fork
+            } else {
+                TracedSince::Attach
+            },
+        );
         output.started(&TraceStart {
             pid,
             command: shown,
@@ -211,6 +219,11 @@ impl<'a> Tracer<'a> {
     ) -> anyhow::Result<TraceSummary> {
         let totals = self.session.totals();
         let drops = self.probes.drops_by_slot()?;
+        let processes = ProcessSummary::of_session(&self.session, self.probes.drops_by_process()?);
+        let before_trace = processes
+            .iter()
+            .find(|process| process.totals.pid == self.pid)
+            .map_or(0, |process| process.totals.before_trace.total());
         let (by_function, by_pair) = self.session.functions().summary();
         Ok(TraceSummary {
             pid: self.pid,
@@ -222,11 +235,13 @@ impl<'a> Tracer<'a> {
             error: totals.error,
             lost: self.probes.dropped()? + self.reader.malformed(),
             unattributed_faults: self.session.unattributed_faults(),
-            traced_completions: self.session.completions_of(self.pid),
+            traced_completions: processes.iter().map(|p| p.totals.traced).sum(),
+            before_trace,
             rusage: reaped.map(|r| Rusage {
                 minflt: r.minflt,
                 majflt: r.majflt,
             }),
+            processes,
             loader: LoaderCost::now(attach_cpu_ms),
             records: RecordCount::by_kind(self.reader.delivered(), &drops),
             untraced_children: drops[demo_common::UNTRACED_CHILD_SLOT as usize],

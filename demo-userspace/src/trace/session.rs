@@ -4,13 +4,16 @@
 
 use std::{collections::BTreeMap, sync::Arc};
 
+use demo_common::FaultCounters;
+use rustc_hash::FxHashMap;
+
 use super::{
     functions::FunctionCounts,
     heap::HeapPairer,
     regions::{Origin, RegionChange, RegionTracker, TrackedRegion},
 };
 use crate::{
-    kernel::mappings::{MappingTable, Refreshed, UNKNOWN_MAPPING},
+    kernel::mappings::{Mapping, MappingTable, Refreshed, UNKNOWN_MAPPING},
     kernel::symbols::{Code, StackFrame},
     kernel::system_view::SystemView,
     model::classify::{ClassCounts, ClassifiedFault, Classifier, FaultClass},
@@ -91,6 +94,76 @@ struct ProcessState {
     heap: Option<(u64, u64)>,
     /// The command name (/proc/PID/comm), read with the mappings: exec changes both.
     command: Option<Arc<str>>,
+    /// What its threads had counted when the trace began: nothing for a process forked since.
+    before_trace: FaultCounters,
+    /// The final counters of its threads that exited, as their exit records carried them.
+    exited_threads: FaultCounters,
+}
+
+/// Since when a process is traced, which says what its threads counted before.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TracedSince {
+    /// Its fork: a new process counts from zero, so nothing came before.
+    Fork,
+    /// The moment it was added, while it ran: what its threads counted until then came before.
+    Attach,
+}
+
+/// What the kernel and the trace each counted for one traced process.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProcessTotals {
+    pub pid: u32,
+    pub command: Option<Arc<str>>,
+    /// Completed faults the trace saw.
+    pub traced: u64,
+    /// What its threads had counted before the trace began.
+    pub before_trace: FaultCounters,
+    /// What the kernel counted for it over its life, once it exited: the sum of its threads'
+    /// final counters, as rusage has them. `None` while it runs.
+    pub kernel: Option<FaultCounters>,
+}
+
+impl ProcessTotals {
+    /// Faults the kernel counted during the trace that the trace did not see complete, once
+    /// the process exited: those it took through get_user_pages, and those whose records
+    /// were lost.
+    pub fn difference(&self) -> Option<i64> {
+        let kernel = self.kernel?;
+        Some(kernel.total() as i64 - self.before_trace.total() as i64 - self.traced as i64)
+    }
+}
+
+/// Why no mapping names a fault (`[unknown]`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UnknownCause {
+    /// The kernel, asked when the fault's record was read, had nothing mapped there, and
+    /// nothing the trace saw or captured held the address: it was never mapped (an error
+    /// fault), or was unmapped by then and its mapping's records were lost or came before the
+    /// trace.
+    NothingMapped,
+    /// The process was gone before the kernel could be asked, and nothing the trace saw or
+    /// captured held the address.
+    ProcessGone,
+}
+
+/// Faults named `[unknown]`, by [`UnknownCause`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UnknownMappings {
+    pub nothing_mapped: u64,
+    pub process_gone: u64,
+}
+
+impl UnknownMappings {
+    pub fn total(self) -> u64 {
+        self.nothing_mapped + self.process_gone
+    }
+
+    fn add(&mut self, cause: UnknownCause) {
+        match cause {
+            UnknownCause::NothingMapped => self.nothing_mapped += 1,
+            UnknownCause::ProcessGone => self.process_gone += 1,
+        }
+    }
 }
 
 /// Where a fault hit, worked out when its record arrived.
@@ -98,6 +171,8 @@ struct ProcessState {
 struct Resolved {
     mapping: Arc<str>,
     mapping_offset: u64,
+    /// Why `mapping` is `[unknown]`, when it is.
+    unknown: Option<UnknownCause>,
     region: Option<(usize, Arc<str>, Location)>,
     code: Arc<Code>,
     stack: Option<Vec<StackFrame>>,
@@ -118,8 +193,11 @@ pub struct Session {
     ended: std::collections::VecDeque<usize>,
     /// Ended regions whose page models were let go (see [`KEPT_ENDED_REGIONS`]).
     forgotten_regions: u64,
-    /// Faults named `[unknown]`.
-    unknown_mappings: u64,
+    /// Faults named `[unknown]`, by cause, counted as they are emitted.
+    unknown_mappings: UnknownMappings,
+    /// Per thread, its faults in no mapping, and what the thread did after them, held back
+    /// until its next record that is not a fault (see [`Session::hold`]).
+    held: FxHashMap<u32, HeldEvents>,
     /// Where the mappings, command names, thread counters and symbols come from.
     view: Box<dyn SystemView>,
     functions: FunctionCounts,
@@ -133,7 +211,28 @@ pub const KEPT_ENDED_REGIONS: usize = 64;
 struct FallbackNames {
     heap: Arc<str>,
     anon: Arc<str>,
+    stack: Arc<str>,
     unknown: Arc<str>,
+}
+
+/// The most events one thread holds back; past it they go out as they are. The faults an exec
+/// makes before its records are a handful (the new image's bss, its stack), so a thread that
+/// holds more was not exec'ing.
+const MAX_HELD: usize = 64;
+
+/// A thread's events held back behind a fault in no mapping, in order.
+#[derive(Debug, Default)]
+struct HeldEvents {
+    events: Vec<Held>,
+    /// The thread's process exec'd after the first held fault: the held faults in no mapping
+    /// are named anew, from the new image.
+    exec: bool,
+}
+
+#[derive(Debug)]
+enum Held {
+    Fault(ClassifiedFault, Resolved),
+    Event(TraceEvent),
 }
 
 impl Session {
@@ -149,23 +248,34 @@ impl Session {
             fallback: FallbackNames {
                 heap: "[heap]".into(),
                 anon: "[anon]".into(),
+                stack: "[stack]".into(),
                 unknown: UNKNOWN_MAPPING.into(),
             },
             ended: std::collections::VecDeque::new(),
             forgotten_regions: 0,
-            unknown_mappings: 0,
+            unknown_mappings: UnknownMappings::default(),
+            held: FxHashMap::default(),
             view,
             functions: FunctionCounts::default(),
         }
     }
 
     /// Starts tracking a process (the command, or the --pid target) and reads its mappings.
-    pub fn add_process(&mut self, pid: u32) {
+    /// `traced_since` says whether the trace saw it from its fork (a command demo started),
+    /// or whether its threads may have faulted before the trace began (a running process).
+    pub fn add_process(&mut self, pid: u32, traced_since: TracedSince) {
         self.processes.insert(
             pid,
             ProcessState {
                 maps: self.view.read_mappings(pid).unwrap_or_default(),
                 command: self.view.command_name(pid).map(Arc::from),
+                before_trace: match traced_since {
+                    TracedSince::Fork => FaultCounters::default(),
+                    TracedSince::Attach => self
+                        .view
+                        .live_threads_fault_counters(pid)
+                        .unwrap_or_default(),
+                },
                 ..ProcessState::default()
             },
         );
@@ -185,7 +295,7 @@ impl Session {
             Some(state) => {
                 self.processes.insert(child, state);
             }
-            None => self.add_process(child),
+            None => self.add_process(child, TracedSince::Fork),
         }
         for change in self.regions.inherit(parent, child) {
             self.apply_region_change(change, out);
@@ -199,8 +309,19 @@ impl Session {
     }
 
     pub fn handle(&mut self, decoded: Decoded, out: &mut Vec<TraceEvent>) {
-        if let Some((fault, resolved)) = self.classifier.observe(decoded.snapshot) {
-            self.emit_fault(fault, resolved, out);
+        let snapshot = decoded.snapshot;
+        if let Some((fault, resolved)) = self.classifier.observe(snapshot) {
+            self.hold(fault, resolved, out);
+        }
+        // A thread's held faults wait through its next faults and its exec; anything else it
+        // does shows they were not the exec's.
+        if !self.held.is_empty()
+            && !matches!(
+                decoded.record,
+                Record::Fault(_) | Record::Exec(_) | Record::ExecImage(_)
+            )
+        {
+            self.release(snapshot.tid, out);
         }
         match decoded.record {
             Record::Fault(fault) => {
@@ -209,7 +330,10 @@ impl Session {
                 self.classifier
                     .open(fault, decoded.snapshot.counters, resolved);
             }
-            Record::ThreadExit => {}
+            Record::ThreadExit { pid } => {
+                let process = self.processes.entry(pid).or_default();
+                process.exited_threads = process.exited_threads.plus(snapshot.counters);
+            }
             Record::Syscall(event) => {
                 let Some(call) = self.syscalls.push(event) else {
                     return;
@@ -241,9 +365,50 @@ impl Session {
                 process.maps.invalidate();
                 process.heap = None;
                 self.view.address_space_ended(pid);
-                for change in self.regions.end_all(pid) {
-                    self.apply_region_change(change, out);
+                let changes = self.regions.end_all(pid);
+                // Behind faults the thread holds, the regions' ends wait too, in order.
+                let mut ended = Vec::new();
+                for change in changes {
+                    self.apply_region_change(change, &mut ended);
                 }
+                match self.held.get_mut(&snapshot.tid) {
+                    Some(held) => {
+                        held.exec = true;
+                        held.events.extend(ended.into_iter().map(Held::Event));
+                    }
+                    None => out.extend(ended),
+                }
+            }
+            Record::ExecImage(image) => {
+                // What the kernel mapped for the new image, as facts of the exec: named so even
+                // when the process is gone before /proc could be read.
+                let mut mappings = self.view.image_mappings(&image);
+                if let Some((start, end)) = image.stack {
+                    mappings.push(Mapping {
+                        start,
+                        end,
+                        perms: "rw-p".to_owned(),
+                        name: Arc::clone(&self.fallback.stack),
+                        file_offset: 0,
+                        captured: true,
+                    });
+                }
+                let process = self.processes.entry(image.pid).or_default();
+                for mapping in mappings {
+                    process.maps.capture(mapping);
+                }
+                if !image.command.is_empty() {
+                    process.command = Some(image.command.into());
+                }
+                // The faults the kernel took writing the new image (its bss, its stack) came
+                // before the exec's records, and are named from that image now.
+                if !self.held.is_empty() {
+                    self.release(snapshot.tid, out);
+                }
+            }
+            Record::MappedFile(mapped) => {
+                let process = self.processes.entry(mapped.pid).or_default();
+                process.maps.capture_file(&mapped);
             }
             Record::Process(event) if event.exited => {
                 let process = self.processes.entry(event.pid).or_default();
@@ -263,15 +428,19 @@ impl Session {
 
     /// Settles the open faults of threads that have been quiet since before `before_ns`
     /// (CLOCK_MONOTONIC), from /proc, when their counters show the fault ended; a thread that
-    /// faults once and then sleeps would otherwise hold its fault back until it exits.
+    /// faults once and then sleeps would otherwise hold its fault back until it exits. A read
+    /// is believed only at the next call, if the thread made no record in between (see
+    /// [`Classifier::settle_quiet`]): the caller reads the buffer between two calls.
     pub fn settle_quiet(&mut self, before_ns: u64, out: &mut Vec<TraceEvent>) {
         let view = &*self.view;
-        for (fault, resolved) in self.classifier.settle_open(
+        for (fault, resolved) in self.classifier.settle_quiet(
             |fault| fault.timestamp_ns < before_ns,
             |pid, tid| view.thread_fault_counters(pid, tid),
-            true,
         ) {
-            self.emit_fault(fault, resolved, out);
+            // A quiet thread makes no record soon: what it holds goes out with this fault.
+            let tid = fault.fault.tid;
+            self.hold(fault, resolved, out);
+            self.release(tid, out);
         }
     }
 
@@ -285,7 +454,70 @@ impl Session {
             .classifier
             .settle_all(|pid, tid| view.thread_fault_counters(pid, tid));
         for (fault, resolved) in settled {
+            self.hold(fault, resolved, out);
+        }
+        // Held events go out by their first fault, oldest first.
+        let mut threads: Vec<(u64, u32)> = self
+            .held
+            .iter()
+            .map(|(&tid, held)| {
+                let first = held.events.iter().find_map(|event| match event {
+                    Held::Fault(fault, _) => Some(fault.fault.timestamp_ns),
+                    Held::Event(_) => None,
+                });
+                (first.unwrap_or(0), tid)
+            })
+            .collect();
+        threads.sort_unstable();
+        for (_, tid) in threads {
+            self.release(tid, out);
+        }
+    }
+
+    /// Emits a classed fault, or holds it back: a fault in no mapping may be one the kernel
+    /// took during an exec, writing the new image (zeroing its bss, building its stack) before
+    /// the exec's records, so it waits for its thread's next record that is not a fault; so do
+    /// the thread's later events, to keep their order. The normal path costs no lookup.
+    fn hold(&mut self, fault: ClassifiedFault, resolved: Resolved, out: &mut Vec<TraceEvent>) {
+        if self.held.is_empty() && resolved.unknown.is_none() {
             self.emit_fault(fault, resolved, out);
+            return;
+        }
+        let tid = fault.fault.tid;
+        let held = match self.held.get_mut(&tid) {
+            Some(held) => held,
+            None if resolved.unknown.is_some() => self.held.entry(tid).or_default(),
+            None => {
+                self.emit_fault(fault, resolved, out);
+                return;
+            }
+        };
+        held.events.push(Held::Fault(fault, resolved));
+        if held.events.len() > MAX_HELD {
+            self.release(tid, out);
+        }
+    }
+
+    /// Emits what thread `tid` held back, in order. After an exec of its process, its faults
+    /// in no mapping are named anew from the new image's mappings; otherwise as they were.
+    fn release(&mut self, tid: u32, out: &mut Vec<TraceEvent>) {
+        let Some(held) = self.held.remove(&tid) else {
+            return;
+        };
+        for event in held.events {
+            match event {
+                Held::Fault(fault, mut resolved) => {
+                    if held.exec && resolved.unknown.is_some() {
+                        let (mapping, offset, unknown) =
+                            self.resolve_mapping(fault.fault.pid, fault.fault.address);
+                        resolved.mapping = mapping;
+                        resolved.mapping_offset = offset;
+                        resolved.unknown = unknown;
+                    }
+                    self.emit_fault(fault, resolved, out);
+                }
+                Held::Event(event) => out.push(event),
+            }
         }
     }
 
@@ -318,7 +550,7 @@ impl Session {
 
     /// What a fault hit, as the process's mappings and the tracked regions are now.
     fn resolve(&mut self, fault: &Fault, stack: Option<Vec<u64>>) -> Resolved {
-        let (mapping, mapping_offset) = self.resolve_mapping(fault.pid, fault.address);
+        let (mapping, mapping_offset, unknown) = self.resolve_mapping(fault.pid, fault.address);
         // The code is named from the mappings too: a library mapped since the last lookup there
         // is asked for as the fault's address was.
         let process = self.processes.entry(fault.pid).or_default();
@@ -338,6 +570,7 @@ impl Session {
         Resolved {
             mapping,
             mapping_offset,
+            unknown,
             region,
             code,
             stack,
@@ -358,10 +591,14 @@ impl Session {
         let Resolved {
             mapping,
             mapping_offset,
+            unknown,
             region,
             code,
             stack,
         } = resolved;
+        if let Some(cause) = unknown {
+            self.unknown_mappings.add(cause);
+        }
         self.functions
             .add(&code, region.as_ref().map(|(id, name, _)| (*id, name)));
         if let Some((id, _, location)) = &region
@@ -383,28 +620,32 @@ impl Session {
     }
 
     /// Names the mapping behind `address` (see [`current_maps`]), or, once the process is gone,
-    /// what the trace itself saw mapped there.
-    fn resolve_mapping(&mut self, pid: u32, address: u64) -> (Arc<str>, u64) {
+    /// what the trace itself saw mapped there; else `[unknown]`, and why.
+    fn resolve_mapping(&mut self, pid: u32, address: u64) -> (Arc<str>, u64, Option<UnknownCause>) {
         let process = self.processes.entry(pid).or_default();
-        if let Some(m) = current_maps(process, &mut *self.view, pid, address).find(address) {
-            return (Arc::clone(&m.name), m.offset_of(address));
+        let (maps, asked) = current_maps(process, &mut *self.view, pid, address);
+        if let Some(m) = maps.find(address) {
+            return (Arc::clone(&m.name), m.offset_of(address), None);
         }
         // The process is gone (short-lived ones often are by the next poll): name what the
         // trace itself saw mapped.
         if let Some((start, end)) = process.heap
             && (start..end).contains(&address)
         {
-            return (Arc::clone(&self.fallback.heap), address - start);
+            return (Arc::clone(&self.fallback.heap), address - start, None);
         }
+        let cause = if asked {
+            UnknownCause::NothingMapped
+        } else {
+            UnknownCause::ProcessGone
+        };
         match self.regions.find(pid, address) {
             Some(tracked) if matches!(tracked.origin, Origin::Mmap | Origin::Mremap) => (
                 Arc::clone(&self.fallback.anon),
                 address - tracked.region.start,
+                None,
             ),
-            _ => {
-                self.unknown_mappings += 1;
-                (Arc::clone(&self.fallback.unknown), address)
-            }
+            _ => (Arc::clone(&self.fallback.unknown), address, Some(cause)),
         }
     }
 
@@ -418,8 +659,8 @@ impl Session {
         self.processes.get(&pid)?.command.as_deref()
     }
 
-    /// Faults whose mapping could not be named.
-    pub fn unknown_mappings(&self) -> u64 {
+    /// Faults whose mapping could not be named, by cause.
+    pub fn unknown_mappings(&self) -> UnknownMappings {
         self.unknown_mappings
     }
 
@@ -446,6 +687,17 @@ impl Session {
         self.processes.get(&pid).map_or(0, |p| p.completions)
     }
 
+    /// What the kernel and the trace counted for each traced process, by pid.
+    pub fn process_totals(&self) -> impl Iterator<Item = ProcessTotals> + '_ {
+        self.processes.iter().map(|(&pid, process)| ProcessTotals {
+            pid,
+            command: process.command.clone(),
+            traced: process.completions,
+            before_trace: process.before_trace,
+            kernel: process.exited.then_some(process.exited_threads),
+        })
+    }
+
     /// The page states of region `id`, while it keeps them.
     pub fn pages_of(&self, id: usize) -> Option<&PageModel> {
         self.pages.get(&id).map(|(pages, _)| pages)
@@ -463,15 +715,17 @@ impl Session {
 /// The mappings of `process`, up to date at `address` (see [`MappingTable::refresh`]): as they
 /// were when nothing changed there, else as the kernel says now; never asked again once the
 /// process is gone. Kernel addresses (a kernel-mode fault's instruction) are in no mapping.
+/// With them, whether the kernel answered for the process (false once it is gone).
 fn current_maps<'a>(
     process: &'a mut ProcessState,
     view: &mut dyn SystemView,
     pid: u32,
     address: u64,
-) -> &'a MappingTable {
+) -> (&'a MappingTable, bool) {
     // Once /proc/PID/maps cannot be read the process is gone; its remaining faults (its exit
     // record comes last) must not each try again.
-    if address >> 63 == 0 && !process.exited && !process.maps_gone {
+    let mut asked = !process.exited && !process.maps_gone;
+    if address >> 63 == 0 && asked {
         match process.maps.refresh(view, pid, address) {
             Some(Refreshed::ReadWhole) => {
                 // A whole read follows an exec, which names the process anew.
@@ -480,10 +734,16 @@ fn current_maps<'a>(
                 }
             }
             Some(Refreshed::Current | Refreshed::Queried) => {}
-            None => process.maps_gone = true,
+            // The maps could not be read, or showed nothing: the process is gone, or exited
+            // and not reaped yet. Only a process that is gone is not asked again; a read that
+            // failed for another reason is tried again at the next miss.
+            None => {
+                asked = false;
+                process.maps_gone = view.command_name(pid).is_none();
+            }
         }
     }
-    &process.maps
+    (&process.maps, asked)
 }
 
 #[cfg(test)]

@@ -1,34 +1,22 @@
 //! What a built-in walk does: the allocation, then one access per step, from the scenario and
 //! the command-line options.
 
-use serde::Serialize;
-
 use crate::{model::access::Access, walk::workload::Command};
 
-/// The built-in scenarios, named as on the command line and in JSON.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
-#[serde(rename_all = "kebab-case")]
+/// The built-in scenarios, named as on the command line and in JSON. What each one shows is
+/// its lesson's [`Lesson::teaches`](crate::walk::lessons::Lesson::teaches); the JSON Schema
+/// describes each name beside it (`output::lines`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ScenarioName {
-    /// The seed's alloc_mmap: an int array from mmap, then writes to a few elements.
     Mmap,
-    /// The seed's alloc: the same walk on an array from glibc malloc.
     Malloc,
-    /// The seed's alloc_out: the walk, then writes past the array's end.
     OutOfBounds,
-    /// Copy on write after fork: the parent's and the child's faults and frames.
     ForkCow,
-    /// A file mapping: a major fault after DONTNEED, readahead and fault-around, private and
-    /// shared writes.
     File,
-    /// A write to a page made read-only: SIGSEGV with SEGV_ACCERR on a present page.
     Mprotect,
-    /// The stack growing below its VMA, and the SIGSEGV at RLIMIT_STACK.
     Stack,
-    /// One fault making a whole transparent huge page resident.
     Thp,
-    /// MADV_DONTNEED: the pages go, the zero page comes back, the data is gone.
     Dontneed,
-    /// A malloc above glibc's mmap threshold, served by a mapping of its own.
     MallocMmap,
 }
 
@@ -67,8 +55,7 @@ impl ScenarioName {
 }
 
 /// Where the array's memory comes from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Allocator {
     Mmap,
     Malloc,
@@ -100,7 +87,7 @@ pub const SEED_TOUCHES: [i64; 4] = [1500, 1501, 0, 3000];
 pub const OUT_OF_BOUNDS_TOUCHES: [i64; 2] = [5001, 5121];
 
 /// One access of the walk.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Touch {
     pub index: i64,
     pub access: Access,

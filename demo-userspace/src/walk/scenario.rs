@@ -5,7 +5,6 @@ use std::process::ExitStatus;
 
 use anyhow::{Context as _, bail};
 use demo_common::Syscall;
-use serde::Serialize;
 
 use crate::{
     kernel::event_reader::EventReader,
@@ -21,7 +20,7 @@ use crate::{
     model::signals::ProcessEnd,
     model::syscalls::SyscallCall,
     trace::regions::RegionTracker,
-    trace::session::{Session, TraceEvent, TracedFault},
+    trace::session::{Session, TraceEvent, TracedFault, TracedSince},
     walk::Reporter,
     walk::lessons::{LessonState, stack::STACK_SPAN},
     walk::plan::{Allocator, ELEMENT_SIZE, PlannedStep, ScenarioName, WalkPlan},
@@ -34,7 +33,7 @@ use crate::{
 };
 
 /// Totals of a whole walk.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Summary {
     pub scenario: ScenarioName,
     pub faults_in_region: u64,
@@ -57,29 +56,19 @@ pub struct Summary {
 }
 
 /// One step, reduced to what the comparison of walks shows.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StepDigest {
     pub action: String,
     /// The element the step touched, when it touched one.
-    #[serde(skip)]
     pub element: Option<i64>,
     pub faults_in_region: usize,
     /// In JSON, as strace shows them.
-    #[serde(serialize_with = "described")]
-    #[schemars(with = "Vec<String>")]
     pub syscalls: Vec<SyscallCall>,
     pub rss_kib: Option<u64>,
 }
 
-fn described<S: serde::Serializer>(
-    calls: &[SyscallCall],
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
-    serializer.collect_seq(calls.iter().map(SyscallCall::describe))
-}
-
 /// A finished walk, for the comparison table.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WalkResult {
     pub summary: Summary,
     pub page_offset: u64,
@@ -90,7 +79,7 @@ pub struct WalkResult {
 }
 
 /// The fatal access of a walk, for the comparison of SEGV_MAPERR against SEGV_ACCERR.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeathDigest {
     pub signal: String,
     pub si_code: Option<String>,
@@ -257,7 +246,8 @@ impl Collector {
     fn new(pid: u32) -> Self {
         let regions = RegionTracker::new(false, u64::MAX, ELEMENT_SIZE, procfs::page_size());
         let mut session = Session::new(regions, Box::new(LiveView::default()));
-        session.add_process(pid);
+        // The child ran before it entered the target map: what it counted then came before.
+        session.add_process(pid, TracedSince::Attach);
         Self {
             session,
             events: Vec::new(),

@@ -3,8 +3,6 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
-
 use crate::{
     kernel::mappings::MappingTable,
     kernel::procmem::VmaUsage,
@@ -42,33 +40,19 @@ pub struct KernelView {
 }
 
 /// How the loader checked the address the child reported for its array.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
-#[serde(rename_all = "snake_case", tag = "check")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AddressCheck {
     /// The kernel's mmap returned the same address the child reported.
     Matches,
     /// The kernel's mmap returned another address than the child reported.
-    Differs {
-        #[serde(serialize_with = "crate::model::hex::hex")]
-        #[schemars(with = "crate::model::hex::Hex")]
-        kernel: u64,
-    },
+    Differs { kernel: u64 },
     /// The array lies inside what the kernel's mmap returned, `offset` bytes in: malloc's
     /// chunk header before it, or an alignment the child made by unmapping the rest.
-    Inside {
-        #[serde(serialize_with = "crate::model::hex::hex")]
-        #[schemars(with = "crate::model::hex::Hex")]
-        kernel: u64,
-        offset: u64,
-    },
+    Inside { kernel: u64, offset: u64 },
     /// No traced mmap returned the array (malloc served it from existing memory or brk).
     NotFromMmap,
     /// The stack lesson's region: the child's stack pointer was `sp`.
-    StackPointer {
-        #[serde(serialize_with = "crate::model::hex::hex")]
-        #[schemars(with = "crate::model::hex::Hex")]
-        sp: u64,
-    },
+    StackPointer { sp: u64 },
 }
 
 /// Facts about the allocation step.

@@ -1,6 +1,6 @@
 //! What every privileged integration test needs: the real `demo` binary, root, and files of
-//! its own; and, in the submodules, C programs to trace, demo's JSON Lines, and the kernel's
-//! list of what is loaded.
+//! its own; and, in the submodules, C programs to trace, demo's JSON Lines, the kernel's list
+//! of what is loaded, and perf's record of the same execution.
 #![allow(
     dead_code,
     reason = "each test binary uses its own part of these helpers"
@@ -9,6 +9,7 @@
 pub mod c_programs;
 pub mod json;
 pub mod kernel;
+pub mod perf;
 pub mod workload;
 
 use std::{path::PathBuf, sync::OnceLock};

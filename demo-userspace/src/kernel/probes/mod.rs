@@ -3,20 +3,20 @@
 
 use aya::{
     Ebpf, EbpfError, EbpfLoader,
-    maps::{HashMap, MapData, MapError, PerCpuArray, RingBuf},
+    maps::{HashMap, MapData, MapError, PerCpuArray, PerCpuHashMap, RingBuf},
     programs::{
         PerfEvent, ProgramError, RawTracePoint, TracePoint,
         perf_event::{PerfEventConfig, PerfEventScope, SamplePolicy, SoftwareEvent},
     },
 };
-use std::path::Path;
+use std::{collections::BTreeMap, path::Path};
 
 use aya::programs::UProbe;
 use demo_common::{
     DROPS_MAP, EVENTS_MAP, NEW_TASK_PROGRAM, PAGE_COUNTS_MAP, PAGE_FAULT_KERNEL_PROGRAM,
     PAGE_FAULT_USER_PROGRAM, PERF_FAULT_PROGRAM, PROCESS_EXEC_PROGRAM, PROCESS_EXIT_PROGRAM,
-    SIGNAL_PROGRAM, SYSCALL_TRACEPOINTS, TARGETS_MAP, TASK_LAYOUT_GLOBAL, TOP_COUNTS_MAP,
-    TOP_EXITS_MAP, fault_tracepoint, new_task_tracepoint, process_exit_tracepoint,
+    RecordKind, SIGNAL_PROGRAM, SYSCALL_TRACEPOINTS, TARGETS_MAP, TASK_LAYOUT_GLOBAL,
+    TOP_COUNTS_MAP, TOP_EXITS_MAP, fault_tracepoint, new_task_tracepoint, process_exit_tracepoint,
     signal_tracepoint, syscall_tracepoint,
 };
 
@@ -28,6 +28,7 @@ pub use self::run_stats::ProgramRuns;
 pub use self::top::{ProcessCounts, TopCounting, TopDrops, TopProbes, command_name};
 
 use crate::{
+    kernel::file_layout,
     kernel::raw_tracepoint::{self, RawTracepointError},
     kernel::task_layout::{self, TaskLayoutError},
     kernel::tracefs::{self, TracefsError},
@@ -263,41 +264,6 @@ impl FaultSourceInUse {
     }
 }
 
-/// Serialized as the two fields every JSON start line has: `source` and `fallback`.
-impl serde::Serialize for FaultSourceInUse {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeStruct as _;
-        let mut fields = serializer.serialize_struct("FaultSourceInUse", 2)?;
-        fields.serialize_field("source", self.name())?;
-        fields.serialize_field("fallback", &self.is_fallback())?;
-        fields.end()
-    }
-}
-
-/// The schema of the two fields, for the start line's schema.
-impl schemars::JsonSchema for FaultSourceInUse {
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        "FaultSourceInUse".into()
-    }
-
-    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        schemars::json_schema!({
-            "type": "object",
-            "properties": {
-                "source": {
-                    "description": "Where faults come from.",
-                    "enum": ["tracepoint", "perf"]
-                },
-                "fallback": {
-                    "description": "The perf event stands in for tracepoints this kernel lacks.",
-                    "type": "boolean"
-                }
-            },
-            "required": ["source", "fallback"]
-        })
-    }
-}
-
 /// Settings for loading the programs.
 #[derive(Clone, Debug)]
 pub struct ProbeOptions {
@@ -331,6 +297,8 @@ pub struct Probes {
     logger: aya_log::EbpfLogger<&'static dyn log::Log>,
     targets: HashMap<MapData, u32, u8>,
     drops: PerCpuArray<MapData, u64>,
+    /// The records lost by process and kind, keyed by `demo_common::process_drop_key`.
+    process_drops: PerCpuHashMap<MapData, u64, u64>,
     events: Option<RingBuf<MapData>>,
     heap: heap::HeapLinks,
 }
@@ -381,6 +349,11 @@ impl Probes {
 
         let targets = take_map(&mut ebpf, TARGETS_MAP, "open the target map")?;
         let drops = take_map(&mut ebpf, DROPS_MAP, "open the drop counter")?;
+        let process_drops = take_map(
+            &mut ebpf,
+            demo_common::PROCESS_DROPS_MAP,
+            "open the drop counter by process",
+        )?;
         let events = take_map(&mut ebpf, EVENTS_MAP, "open the event ring buffer")?;
         Ok(Self {
             ebpf,
@@ -388,6 +361,7 @@ impl Probes {
             logger,
             targets,
             drops,
+            process_drops,
             events: Some(events),
             heap: heap::HeapLinks::default(),
         })
@@ -454,6 +428,30 @@ impl Probes {
             .collect()
     }
 
+    /// The records lost so far by each process that lost any, by kind, summed over CPUs.
+    pub fn drops_by_process(&self) -> Result<BTreeMap<u32, BTreeMap<RecordKind, u64>>, ProbeError> {
+        let mut by_process: BTreeMap<u32, BTreeMap<RecordKind, u64>> = BTreeMap::new();
+        for entry in self.process_drops.iter() {
+            let (key, per_cpu) = entry.map_err(|source| ProbeError::Map {
+                operation: "read the drop counters by process",
+                source,
+            })?;
+            // Every key the programs write names a known kind; one that does not is skipped.
+            let Some(kind) = RecordKind::from_tag(key as u32) else {
+                continue;
+            };
+            let lost: u64 = per_cpu.iter().sum();
+            if lost > 0 {
+                *by_process
+                    .entry((key >> 32) as u32)
+                    .or_default()
+                    .entry(kind)
+                    .or_default() += lost;
+            }
+        }
+        Ok(by_process)
+    }
+
     /// What each program that ran cost in the kernel so far, when `bpf_stats` is on.
     pub fn program_runs(&self) -> Option<Vec<ProgramRuns>> {
         run_stats::program_runs(&[&self.ebpf])
@@ -485,6 +483,8 @@ fn open_object(
     let layout = task_layout::of_kernel(btf)?;
     let mut loader = EbpfLoader::new();
     loader.override_global(TASK_LAYOUT_GLOBAL, &layout, true);
+    let file_layout = file_layout::of_kernel(btf)?;
+    loader.override_global(demo_common::FILE_LAYOUT_GLOBAL, &file_layout, true);
     let stack_depth = match purpose {
         ObjectUse::Trace { stack_depth, .. } => stack_depth,
         ObjectUse::Top(_) => 0,
@@ -499,7 +499,9 @@ fn open_object(
                 .map_max_entries(PAGE_COUNTS_MAP, 1);
         }
         ObjectUse::Top(counting) => {
-            loader.map_max_entries(EVENTS_MAP, procfs::page_size() as u32);
+            loader
+                .map_max_entries(EVENTS_MAP, procfs::page_size() as u32)
+                .map_max_entries(demo_common::PROCESS_DROPS_MAP, 1);
             // The page map is preallocated; at full size the kernel takes tens of milliseconds
             // to set it up and free it, which a run without --pages need not pay.
             if counting != (TopCounting::PerFault { pages: true }) {

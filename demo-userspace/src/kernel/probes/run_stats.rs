@@ -4,10 +4,9 @@
 use std::os::fd::{AsFd as _, AsRawFd as _};
 
 use aya::Ebpf;
-use serde::Serialize;
 
 /// One program's runs and the time they took, since it was loaded.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProgramRuns {
     pub program: String,
     pub runs: u64,

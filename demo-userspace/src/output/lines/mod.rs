@@ -1,9 +1,20 @@
 //! Every JSON line demo writes, as one tagged type per command (`kind` names the variant), and
 //! the JSON Schema of them all, which is committed as `demo-userspace/lines.schema.json`.
+//!
+//! The wire format is this directory's alone: the line types borrow from the commands' and the
+//! kernel layer's types, which derive nothing of serde or schemars, so renaming a field there
+//! cannot change the schema. A line type that stands for a domain type keeps that type's name
+//! in the schema (`#[schemars(rename)]`).
 
+mod code;
+mod comparison;
 mod fault;
+mod kernel_view;
+mod plan;
 mod top;
 mod trace;
+mod trace_start;
+mod trace_summary;
 mod walk;
 
 #[cfg(test)]
@@ -13,12 +24,13 @@ use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::Value;
 
+pub use comparison::{ComparisonLine, SummaryLine};
 pub use fault::CodeJson;
 pub use top::IntervalLine;
-pub use trace::{ProcessLine, RegionEndLine, RegionSummaryLine, SCENARIO, TraceSummaryLine};
-pub use walk::{ComparisonLine, FaultLine, RegionLine, SignalLine, StepLine, SyscallLine};
-
-use crate::{trace::TraceStart, walk::scenario::Summary};
+pub use trace::{ProcessLine, RegionEndLine, RegionSummaryLine, SCENARIO};
+pub use trace_start::TraceStartLine;
+pub use trace_summary::TraceSummaryLine;
+pub use walk::{FaultLine, RegionLine, SignalLine, StepLine, SyscallLine};
 
 /// A line of `demo alloc` (and of `demo` alone).
 #[derive(Serialize, JsonSchema)]
@@ -30,7 +42,7 @@ pub enum WalkLine<'a> {
     Signal(SignalLine<'a>),
     // Boxed: a step line is several times the size of the others.
     Step(Box<StepLine<'a>>),
-    Summary(&'a Summary),
+    Summary(SummaryLine<'a>),
     Comparison(ComparisonLine<'a>),
 }
 
@@ -39,7 +51,7 @@ pub enum WalkLine<'a> {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum TraceLine<'a> {
     /// The first line: what is traced, once the probes are attached.
-    Trace(&'a TraceStart),
+    Trace(TraceStartLine<'a>),
     Region(RegionLine<'a>),
     RegionEnd(RegionEndLine<'a>),
     Process(ProcessLine),

@@ -15,7 +15,7 @@ use crate::{
     top::{Interval, PageReport, Row},
     trace::functions::FunctionFaults,
     trace::regions::{Origin, TrackedRegion},
-    trace::{LoaderCost, RecordCount, Rusage, TraceEnd, TraceSummary},
+    trace::{LoaderCost, RecordCount, Rusage, TraceEnd, TraceStart, TraceSummary},
     walk::lessons::LessonFacts,
     walk::plan::Allocator,
     walk::scenario::{DeathDigest, StepDigest, WalkResult},
@@ -187,8 +187,8 @@ fn every_line_of_a_walk() {
         json(&WalkLine::Step(Box::new(StepLine::new(&touch)))),
         json(&WalkLine::Step(Box::new(StepLine::new(&death)))),
         json(&WalkLine::Step(Box::new(StepLine::new(&forked)))),
-        json(&WalkLine::Summary(&summary)),
-        json(&WalkLine::Comparison(ComparisonLine { walks: &walks })),
+        json(&WalkLine::Summary((&summary).into())),
+        json(&WalkLine::Comparison(ComparisonLine::new(&walks))),
     ];
     insta::assert_snapshot!(checked(&lines));
 }
@@ -232,10 +232,21 @@ fn every_line_of_a_trace() {
         lost: 0,
         unattributed_faults: 0,
         traced_completions: 3,
+        before_trace: 1,
         rusage: Some(Rusage {
             minflt: 5,
             majflt: 0,
         }),
+        processes: vec![crate::trace::ProcessSummary {
+            totals: crate::trace::session::ProcessTotals {
+                pid: 100,
+                command: Some("prog".into()),
+                traced: 3,
+                before_trace: demo_common::FaultCounters { minor: 1, major: 0 },
+                kernel: Some(demo_common::FaultCounters { minor: 5, major: 0 }),
+            },
+            lost: [(demo_common::RecordKind::Fault, 0)].into_iter().collect(),
+        }],
         loader: LoaderCost {
             cpu_ms: 30,
             attach_cpu_ms: 20,
@@ -256,7 +267,7 @@ fn every_line_of_a_trace() {
             run_time_ns: 300,
         }]),
         regions_not_listed: 0,
-        unknown_mappings: 0,
+        unknown_mappings: crate::trace::session::UnknownMappings::default(),
         faults_by_function: vec![FunctionFaults {
             symbol: Some("fill".to_owned()),
             module: Some("/tmp/prog".to_owned()),
@@ -282,7 +293,7 @@ fn every_line_of_a_trace() {
     )
     .write_json(&mut fault, &mut CodeJson::default());
     let lines = [
-        json(&TraceLine::Trace(&start)),
+        json(&TraceLine::Trace((&start).into())),
         json(&TraceLine::Region(RegionLine::new(
             SCENARIO,
             Some(100),

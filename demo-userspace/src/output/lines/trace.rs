@@ -1,13 +1,10 @@
-//! The lines only `demo trace` writes: a region's end, a process's fork or exit, the summary of
-//! each region, and the trace's summary.
+//! The lines only `demo trace` writes: a region's end, a process's fork or exit, and the
+//! summary of each region.
 
 use schemars::JsonSchema;
 use serde::Serialize;
 
-use crate::{
-    model::pages::PageModel,
-    trace::{TraceSummary, regions::TrackedRegion},
-};
+use crate::{model::pages::PageModel, trace::regions::TrackedRegion};
 
 /// The `scenario` of every trace line.
 pub const SCENARIO: &str = "trace";
@@ -103,26 +100,6 @@ impl<'a> RegionSummaryLine<'a> {
             zero_pages: pages.zero_pages(),
             pages: pages.settled_strip(crate::output::STRIP_WIDTH),
             live: tracked.live,
-        }
-    }
-}
-
-/// The trace's `summary` line.
-#[derive(Serialize, JsonSchema)]
-pub struct TraceSummaryLine<'a> {
-    scenario: &'static str,
-    #[serde(flatten)]
-    summary: &'a TraceSummary,
-    /// How many more faults the kernel counted than the trace saw (rusage minus traced).
-    rusage_difference: Option<i64>,
-}
-
-impl<'a> TraceSummaryLine<'a> {
-    pub fn new(summary: &'a TraceSummary) -> Self {
-        Self {
-            scenario: SCENARIO,
-            summary,
-            rusage_difference: summary.rusage_gap().map(|(gap, _)| gap),
         }
     }
 }

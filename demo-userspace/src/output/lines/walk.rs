@@ -6,8 +6,11 @@ use std::{collections::BTreeMap, sync::Arc};
 use schemars::JsonSchema;
 use serde::Serialize;
 
+use super::{
+    kernel_view::{LessonFactsLine, VmaUsageLine},
+    plan::{AllocatorLine, ScenarioNameLine},
+};
 use crate::{
-    kernel::procmem::VmaUsage,
     kernel::symbols::{Code, StackFrame},
     model::access::{Access, Mode},
     model::classify::{ClassifiedFault, FaultClass},
@@ -16,9 +19,6 @@ use crate::{
     model::region::{Location, Region},
     model::signals::{ProcessEnd, si_code_name, signal_name},
     model::syscalls::{SyscallCall, Value},
-    walk::lessons::LessonFacts,
-    walk::plan::{Allocator, ScenarioName},
-    walk::scenario::WalkResult,
     walk::step_report::{AddressCheck, StepReport},
 };
 
@@ -94,9 +94,15 @@ pub struct FaultLine<'a> {
     #[schemars(with = "Option<crate::model::hex::Hex>")]
     pub(super) mapping_offset: Option<u64>,
     /// The code that faulted, at `ip`.
+    #[serde(serialize_with = "super::code::code")]
+    #[schemars(with = "super::code::CodeLine<'static>")]
     pub(super) code: &'a Arc<Code>,
     /// With `--stacks`: the user stack, innermost first; frame 0 is the faulting instruction.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        serialize_with = "super::code::stack",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schemars(with = "Option<Vec<super::code::StackFrameLine<'static>>>")]
     pub(super) stack: Option<&'a [StackFrame]>,
 }
 
@@ -254,11 +260,11 @@ impl<'a> SignalLine<'a> {
 
 #[derive(Serialize, JsonSchema)]
 struct Allocation<'a> {
-    allocator: Allocator,
+    allocator: AllocatorLine,
     /// The syscalls made during the allocation; empty when the heap already had room.
     served_by: Vec<String>,
     page_offset: u64,
-    address_check: AddressCheck,
+    address_check: AddressCheckLine,
     guard: Option<Guard>,
     vma: Option<&'a str>,
 }
@@ -282,10 +288,53 @@ struct TouchLine<'a> {
     mapping: &'a str,
 }
 
+/// How the loader checked the address the child reported for its array.
+#[derive(Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case", tag = "check")]
+#[schemars(rename = "AddressCheck")]
+enum AddressCheckLine {
+    /// The kernel's mmap returned the same address the child reported.
+    Matches,
+    /// The kernel's mmap returned another address than the child reported.
+    Differs {
+        #[serde(serialize_with = "crate::model::hex::hex")]
+        #[schemars(with = "crate::model::hex::Hex")]
+        kernel: u64,
+    },
+    /// The array lies inside what the kernel's mmap returned, `offset` bytes in: malloc's
+    /// chunk header before it, or an alignment the child made by unmapping the rest.
+    Inside {
+        #[serde(serialize_with = "crate::model::hex::hex")]
+        #[schemars(with = "crate::model::hex::Hex")]
+        kernel: u64,
+        offset: u64,
+    },
+    /// No traced mmap returned the array (malloc served it from existing memory or brk).
+    NotFromMmap,
+    /// The stack lesson's region: the child's stack pointer was `sp`.
+    StackPointer {
+        #[serde(serialize_with = "crate::model::hex::hex")]
+        #[schemars(with = "crate::model::hex::Hex")]
+        sp: u64,
+    },
+}
+
+impl From<AddressCheck> for AddressCheckLine {
+    fn from(check: AddressCheck) -> Self {
+        match check {
+            AddressCheck::Matches => Self::Matches,
+            AddressCheck::Differs { kernel } => Self::Differs { kernel },
+            AddressCheck::Inside { kernel, offset } => Self::Inside { kernel, offset },
+            AddressCheck::NotFromMmap => Self::NotFromMmap,
+            AddressCheck::StackPointer { sp } => Self::StackPointer { sp },
+        }
+    }
+}
+
 /// A `step` line: what one step did and what the kernel shows afterwards.
 #[derive(Serialize, JsonSchema)]
 pub struct StepLine<'a> {
-    scenario: ScenarioName,
+    scenario: ScenarioNameLine,
     step: u32,
     action: &'a str,
     faults_in_region: usize,
@@ -307,7 +356,7 @@ pub struct StepLine<'a> {
     agrees: Option<bool>,
     /// Whether the VMA is larger than the array's pages (merged mapping, or the heap).
     vma_merged: bool,
-    vma: Option<&'a VmaUsage>,
+    vma: Option<VmaUsageLine<'a>>,
     child_alive: bool,
     /// Present pages that are the file's own page-cache pages (pagemap's file bit).
     file_pages: Option<&'a [u64]>,
@@ -318,7 +367,7 @@ pub struct StepLine<'a> {
     values: Option<&'a [i32]>,
     /// What a lesson's step adds to the kernel's view.
     #[serde(skip_serializing_if = "Option::is_none")]
-    lesson: Option<&'a LessonFacts>,
+    lesson: Option<LessonFactsLine<'a>>,
     /// The lesson's explanation of the step, as the text report words it.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     explanation: Vec<String>,
@@ -330,17 +379,17 @@ impl<'a> StepLine<'a> {
         let vma = kernel.and_then(|k| k.vma.as_ref());
         let syscalls: Vec<String> = step.syscalls.iter().map(SyscallCall::describe).collect();
         Self {
-            scenario: step.scenario,
+            scenario: step.scenario.into(),
             step: step.step,
             action: &step.action,
             faults_in_region: step.faults_in_region().count(),
             faults_elsewhere: step.elsewhere(),
             classes: step.class_counts().by_name(),
             allocation: step.allocation.as_ref().map(|facts| Allocation {
-                allocator: facts.allocator,
+                allocator: facts.allocator.into(),
                 served_by: syscalls.clone(),
                 page_offset: step.region.start % step.region.page_size,
-                address_check: facts.address_check,
+                address_check: facts.address_check.into(),
                 guard: facts
                     .guard
                     .map(|(address, unmapped)| Guard { address, unmapped }),
@@ -362,19 +411,13 @@ impl<'a> StepLine<'a> {
             pages: step.pages.strip(),
             agrees: step.agrees_with_kernel(),
             vma_merged: step.vma_is_larger(),
-            vma,
+            vma: vma.map(VmaUsageLine::from),
             child_alive: step.death.is_none(),
             file_pages: kernel.map(|k| k.file_pages.as_slice()),
             huge_pages: kernel.map(|k| k.huge_pages.as_slice()),
             values: step.values.as_deref(),
-            lesson: step.lesson.as_ref(),
+            lesson: step.lesson.as_ref().map(LessonFactsLine::from),
             explanation: crate::output::explain::explain(step),
         }
     }
-}
-
-/// The `comparison` line: every walk of the run, side by side.
-#[derive(Serialize, JsonSchema)]
-pub struct ComparisonLine<'a> {
-    pub walks: &'a [WalkResult],
 }

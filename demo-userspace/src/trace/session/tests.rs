@@ -7,7 +7,10 @@ use super::*;
 use crate::{
     model::{
         access::{Access, ErrorCode},
-        events::{HeapEvent, ProcessEvent, SyscallEvent, ThreadSnapshot},
+        events::{
+            CapturedFile, DeviceNumber, ExecImage, HeapEvent, ImageLayout, MappedFile,
+            ProcessEvent, SyscallEvent, ThreadSnapshot,
+        },
         pages::PageState,
     },
     trace::fake_system::FakeSystem,
@@ -48,7 +51,7 @@ impl Harness {
         system.map(PID, CODE.0, CODE.1, "/bin/app", 0x1000);
         system.map(PID, HEAP.0, HEAP.1, "[heap]", 0);
         let mut session = Session::new(regions, system.view());
-        session.add_process(PID);
+        session.add_process(PID, TracedSince::Attach);
         Self {
             system,
             session,
@@ -73,8 +76,8 @@ impl Harness {
     }
 
     /// A thread's exit record, with its final counters.
-    fn thread_exit(&mut self, tid: u32) -> Vec<String> {
-        self.feed(tid, Record::ThreadExit, None)
+    fn thread_exit(&mut self, pid: u32, tid: u32) -> Vec<String> {
+        self.feed(tid, Record::ThreadExit { pid }, None)
     }
 
     fn now(&mut self) -> u64 {
@@ -276,7 +279,7 @@ fn a_fault_on_a_new_mmap_then_munmap_then_reuse_of_the_address_is_a_new_region()
     h.fault(PID, PID, MMAP + 8, WRITE);
     h.completes(PID, PID, false);
     assert_eq!(
-        h.thread_exit(PID),
+        h.thread_exit(PID, PID),
         ["minor 100/100 0x7f0000000008 [anon]@0x8 mmap#2[2] page 0 by /bin/app+0x1100"]
     );
     assert_eq!(
@@ -307,7 +310,7 @@ fn a_forked_child_inherits_mappings_and_regions_and_its_write_copies_the_page() 
     h.fault(CHILD, CHILD, MMAP + 4, WRITE_PRESENT);
     h.completes(CHILD, CHILD, false);
     assert_eq!(
-        h.thread_exit(CHILD),
+        h.thread_exit(CHILD, CHILD),
         ["minor 200/200 0x7f0000000004 [anon]@0x4 mmap#1[1] page 0 by /bin/app+0x1100"]
     );
     assert_eq!(h.session.command_of(CHILD), Some("app"));
@@ -342,7 +345,7 @@ fn a_followed_childs_regions_are_its_own() {
         ["Munmap 100 = 0x0", "end mmap#1 100"]
     );
     assert_eq!(
-        h.thread_exit(CHILD),
+        h.thread_exit(CHILD, CHILD),
         ["minor 200/200 0x7f0000000000 [anon]@0x0 mmap#2[0] page 0 by /bin/app+0x1100"]
     );
     assert_eq!(
@@ -366,7 +369,7 @@ fn exec_ends_the_old_images_regions_and_names_the_new_one() {
     h.feed(PID, Record::Fault(fault), None);
     h.completes(PID, PID, true);
     assert_eq!(
-        h.thread_exit(PID),
+        h.thread_exit(PID, PID),
         ["major 100/100 0x500010 /bin/new@0x10 by /bin/new+0x20"]
     );
     // The exec's maps are read whole, with the new name.
@@ -378,16 +381,7 @@ fn exec_ends_the_old_images_regions_and_names_the_new_one() {
 fn an_error_fault_is_settled_by_the_signal_that_follows() {
     let mut h = Harness::new();
     h.fault(PID, PID, 0x10, READ);
-    let signal = SignalEvent {
-        timestamp_ns: h.now(),
-        pid: PID,
-        tid: PID,
-        target_tid: PID,
-        signal: libc::SIGSEGV,
-        code: 1,
-        errno: 0,
-        result: 0,
-    };
+    let signal = segv(&mut h);
     // The counters did not move: the fault never completed.
     assert_eq!(
         h.feed(PID, Record::Signal(signal), None),
@@ -409,7 +403,7 @@ fn a_threads_last_fault_is_settled_by_its_exit_and_another_threads_records_do_no
     h.completes(PID, thread, false);
     assert_eq!(h.fault(PID, PID, HEAP.0, WRITE), [] as [String; 0]);
     assert_eq!(
-        h.thread_exit(thread),
+        h.thread_exit(PID, thread),
         ["minor 100/101 0x602000 [heap]@0x2000 by /bin/app+0x1100"]
     );
     h.completes(PID, PID, false);
@@ -497,10 +491,16 @@ fn a_mapping_unknown_at_the_time_of_the_fault_is_unknown_and_counted() {
     h.system.map(PID, 0x9000_0000, 0x9000_1000, "[anon]", 0);
     h.completes(PID, PID, false);
     assert_eq!(
-        h.thread_exit(PID),
+        h.thread_exit(PID, PID),
         ["minor 100/100 0x90000000 [unknown]@0x90000000 by /bin/app+0x1100"]
     );
-    assert_eq!(h.session.unknown_mappings(), 1);
+    assert_eq!(
+        h.session.unknown_mappings(),
+        UnknownMappings {
+            nothing_mapped: 1,
+            process_gone: 0
+        }
+    );
     // One query of the one VMA there; no whole read beyond the first.
     assert_eq!(h.system.asked(), (1, 1));
 }
@@ -528,7 +528,13 @@ fn a_gone_process_has_its_heap_named_from_its_brk_calls() {
             "error 100/100 0x90000000 [unknown]@0x90000000 by /bin/app+0x1100",
         ]
     );
-    assert_eq!(h.session.unknown_mappings(), 1);
+    assert_eq!(
+        h.session.unknown_mappings(),
+        UnknownMappings {
+            nothing_mapped: 0,
+            process_gone: 1
+        }
+    );
 }
 
 #[test]
@@ -546,7 +552,7 @@ fn classes_come_from_the_threads_counters() {
         ["minor 100/100 0x601000 [heap]@0x1000 by /bin/app+0x1100"]
     );
     assert_eq!(
-        h.thread_exit(PID),
+        h.thread_exit(PID, PID),
         ["error 100/100 0x602000 [heap]@0x2000 by /bin/app+0x1100"]
     );
     let totals = h.session.totals();
@@ -605,11 +611,54 @@ fn a_quiet_thread_is_settled_from_its_counters_only_once_they_moved() {
     h.session.settle_quiet(h.clock + 1, &mut out);
     assert!(out.is_empty());
     h.completes(PID, PID, false);
+    // The read that shows it ended is believed at the next call, once the buffer was read.
+    h.session.settle_quiet(h.clock + 1, &mut out);
+    assert!(out.is_empty());
     h.session.settle_quiet(h.clock + 1, &mut out);
     assert_eq!(
         out.iter().map(brief).collect::<Vec<_>>(),
         ["minor 100/100 0x600000 [heap]@0x0 by /bin/app+0x1100"]
     );
+    assert_eq!(h.session.unattributed_faults(), 0);
+}
+
+/// The race of a loader that is behind: the quiet timer fires while the thread's later records
+/// still wait in the buffer, and /proc already counts their faults. The read must neither
+/// class the open fault nor count those faults as unattributed; the records, once read, do.
+#[test]
+fn records_still_queued_when_the_quiet_timer_fires_settle_their_faults_not_proc() {
+    let mut h = Harness::new();
+    h.fault(PID, PID, HEAP.0, WRITE);
+    // The thread went on: 2,000 more faults completed, their records not read yet.
+    let queued: Vec<u64> = (1..=2000)
+        .map(|page| HEAP.0 + page * 0x1000 % 0x2_0000)
+        .collect();
+    for _ in 0..=queued.len() {
+        h.completes(PID, PID, false);
+    }
+    let mut out = Vec::new();
+    h.session.settle_quiet(u64::MAX, &mut out);
+    assert!(out.is_empty());
+    // The reader catches up: each record settles the fault before it.
+    for &address in &queued {
+        // The counters each record carries are those of its moment, not of the read.
+        let moment = h.clock / 1000;
+        h.counters.insert(
+            PID,
+            FaultCounters {
+                minor: moment,
+                major: 0,
+            },
+        );
+        let settled = h.fault(PID, PID, address, WRITE);
+        assert_eq!(settled.len(), 1, "{settled:?}");
+        assert!(settled[0].starts_with("minor "), "{settled:?}");
+    }
+    // The timer fires again: the read made before those records is not believed.
+    h.session.settle_quiet(u64::MAX, &mut out);
+    assert!(out.is_empty(), "{out:?}");
+    assert_eq!(h.session.unattributed_faults(), 0);
+    assert_eq!(h.session.totals().minor, 2000);
 }
 
 #[test]
@@ -699,4 +748,317 @@ fn a_changed_range_is_asked_for_its_one_vma_and_an_unchanged_one_is_not() {
     let mut out = Vec::new();
     h.session.finish(&mut out);
     assert!(out.is_empty());
+}
+
+/// Each process is compared with what the kernel counted for it, not with the first one only:
+/// a parent that had faulted before the trace began, and a followed child with one fault the
+/// kernel took on its behalf (get_user_pages), which no tracepoint sees.
+#[test]
+fn each_process_is_compared_with_the_kernels_count_for_it() {
+    let mut h = Harness::new();
+    h.counters.insert(PID, FaultCounters { minor: 7, major: 0 });
+    h.system.counters(PID, PID, 7, 0);
+    h.session.add_process(PID, TracedSince::Attach);
+    h.fault(PID, PID, HEAP.0, WRITE);
+    h.completes(PID, PID, false);
+    h.process(CHILD, PID, PID, false);
+    for page in 0..3 {
+        h.fault(CHILD, CHILD, HEAP.0 + page * 0x1000, WRITE_PRESENT);
+        h.completes(CHILD, CHILD, false);
+    }
+    // A fault the kernel took for the child inside a syscall: counted, never traced.
+    h.completes(CHILD, CHILD, false);
+    h.thread_exit(CHILD, CHILD);
+    h.process(CHILD, CHILD, CHILD, true);
+    // (pid, traced, counted before the trace, the kernel's count at exit, the difference)
+    type Totals = (u32, u64, u64, Option<u64>, Option<i64>);
+    let totals = |h: &Harness| -> Vec<Totals> {
+        h.session
+            .process_totals()
+            .map(|p| {
+                let difference = p.difference();
+                (
+                    p.pid,
+                    p.traced,
+                    p.before_trace.total(),
+                    p.kernel.map(FaultCounters::total),
+                    difference,
+                )
+            })
+            .collect()
+    };
+    // The parent runs on: nothing of it is compared yet.
+    assert_eq!(
+        totals(&h),
+        [(PID, 1, 7, None, None), (CHILD, 3, 0, Some(4), Some(1))]
+    );
+    h.thread_exit(PID, PID);
+    h.process(PID, PID, PID, true);
+    assert_eq!(
+        totals(&h),
+        [
+            (PID, 1, 7, Some(8), Some(0)),
+            (CHILD, 3, 0, Some(4), Some(1))
+        ]
+    );
+}
+
+/// A file's capture at its mmap's exit, as the kernel side reports it after the exit record.
+fn mapped_file(at: u64, len: u64, path: &str) -> Record {
+    Record::MappedFile(MappedFile {
+        pid: PID,
+        start: at,
+        len,
+        prot: libc::PROT_READ as u64,
+        flags: libc::MAP_PRIVATE as u64,
+        offset: 0,
+        file: CapturedFile {
+            device: DeviceNumber {
+                major: 254,
+                minor: 1,
+            },
+            inode: 12,
+            path: Some(path.into()),
+        },
+    })
+}
+
+/// An mmap of two pages of file `path` from descriptor `fd` with `flags`, which the kernel
+/// places at [`MMAP`]: its entry and exit records, then its capture.
+fn map_file(h: &mut Harness, fd: u64, flags: u64, path: &str) {
+    // A fixed mapping asks for the address; any other lets the kernel choose.
+    let at = if flags & libc::MAP_FIXED_NOREPLACE as u64 != 0 {
+        MMAP
+    } else {
+        0
+    };
+    let args = [at, 0x2000, libc::PROT_READ as u64, flags, fd, 0];
+    h.syscall(PID, PID, Syscall::Mmap, &args, MMAP as i64);
+    h.feed(PID, mapped_file(MMAP, 0x2000, path), None);
+}
+
+#[test]
+fn each_file_mapped_at_one_address_names_its_own_faults_though_proc_knows_the_last() {
+    let mut h = Harness::new();
+    // /proc, read after the fact, knows only the second file.
+    h.system.map(PID, MMAP, MMAP + 0x2000, "/data/b", 0);
+    let private = libc::MAP_PRIVATE as u64;
+    map_file(&mut h, 3, private, "/data/a");
+    let fault = h.fault_at(PID, PID, MMAP + 0x1010, IP, READ);
+    h.feed(PID, Record::Fault(fault), None);
+    h.completes(PID, PID, false);
+    assert_eq!(
+        h.syscall(PID, PID, Syscall::Munmap, &[MMAP, 0x2000], 0),
+        [
+            "minor 100/100 0x7f0000001010 /data/a@0x1010 by /bin/app+0x1100",
+            "Munmap 100 = 0x0"
+        ]
+    );
+    let fixed = private | libc::MAP_FIXED_NOREPLACE as u64;
+    map_file(&mut h, 4, fixed, "/data/b");
+    let fault = h.fault_at(PID, PID, MMAP + 0x1010, IP, READ);
+    h.feed(PID, Record::Fault(fault), None);
+    h.completes(PID, PID, false);
+    assert_eq!(
+        h.thread_exit(PID, PID),
+        ["minor 100/100 0x7f0000001010 /data/b@0x1010 by /bin/app+0x1100"]
+    );
+    // Neither fault asked the kernel: the captures held both addresses.
+    assert_eq!(h.system.asked(), (0, 1));
+}
+
+#[test]
+fn a_captured_mapping_is_believed_over_proc_after_a_change_in_its_range() {
+    let mut h = Harness::new();
+    h.system.map(PID, MMAP, MMAP + 0x2000, "/data/b", 0);
+    map_file(&mut h, 3, libc::MAP_PRIVATE as u64, "/data/a");
+    // An mprotect marks the range stale; the capture still names it, and /proc is not asked.
+    h.syscall(PID, PID, Syscall::Mprotect, &[MMAP, 0x1000, 0], 0);
+    let fault = h.fault_at(PID, PID, MMAP + 0x1010, IP, READ);
+    h.feed(PID, Record::Fault(fault), None);
+    h.completes(PID, PID, false);
+    assert_eq!(
+        h.thread_exit(PID, PID),
+        ["minor 100/100 0x7f0000001010 /data/a@0x1010 by /bin/app+0x1100"]
+    );
+    assert_eq!(h.system.asked(), (0, 1));
+}
+
+#[test]
+fn an_exec_names_the_new_binary_from_its_capture_when_proc_is_gone() {
+    let mut h = Harness::new();
+    assert_eq!(h.feed(PID, Record::Exec(PID), None), [] as [String; 0]);
+    let image = new_image(None);
+    assert_eq!(
+        h.feed(PID, Record::ExecImage(image), None),
+        [] as [String; 0]
+    );
+    // The process is gone before any read of /proc.
+    h.system.gone(PID);
+    let fault = h.fault_at(PID, PID, 0x50_1010, 0x50_0020, READ);
+    h.feed(PID, Record::Fault(fault), None);
+    h.completes(PID, PID, true);
+    assert_eq!(
+        h.thread_exit(PID, PID),
+        ["major 100/100 0x501010 /bin/new@0x1010 by /bin/new+0x20"]
+    );
+    assert_eq!(h.session.command_of(PID), Some("new"));
+    // The old image's table is gone with it: nothing of /bin/app names the new image.
+    let fault = h.fault_at(PID, PID, IP, IP, READ);
+    h.feed(PID, Record::Fault(fault), None);
+    h.completes(PID, PID, false);
+    assert_eq!(
+        h.thread_exit(PID, PID),
+        ["minor 100/100 0x400100 [unknown]@0x400100 by 0x400100"]
+    );
+}
+
+/// The kernel's code: where a kernel-mode fault's instruction is.
+const KERNEL_IP: u64 = 0xffff_ffff_8100_0000;
+
+/// A new image `/bin/new` as its exec's capture gives it: code over `0x50_0000..0x50_2000`,
+/// and the stack's VMA over `stack`.
+fn new_image(stack: Option<(u64, u64)>) -> ExecImage {
+    ExecImage {
+        pid: PID,
+        exe: CapturedFile {
+            device: DeviceNumber {
+                major: 254,
+                minor: 1,
+            },
+            inode: 7,
+            path: Some("/bin/new".into()),
+        },
+        layout: ImageLayout {
+            start_code: 0x50_0000,
+            end_code: 0x50_1800,
+            start_data: 0x50_3000,
+            end_data: 0x50_3100,
+            start_brk: 0x51_0000,
+            start_stack: 0x7ffc_0001_f000,
+        },
+        interpreter_base: 0,
+        program_headers: 0x50_0040,
+        entry: 0x50_0100,
+        vdso: 0,
+        stack,
+        command: "new".to_owned(),
+    }
+}
+
+#[test]
+fn the_kernels_writes_into_a_new_image_are_named_from_it_though_they_come_before_the_exec() {
+    let mut h = Harness::new();
+    h.mmap(PID, MMAP, 4096);
+    // The process is gone before any record is read: nothing but the records says what the
+    // new image mapped.
+    h.system.gone(PID);
+    // execve zeroes the new program's bss and writes the new stack, before its records.
+    let bss = h.fault_at(PID, PID, 0x50_1010, KERNEL_IP, WRITE);
+    assert_eq!(h.feed(PID, Record::Fault(bss), None), [] as [String; 0]);
+    h.completes(PID, PID, false);
+    let stack = h.fault_at(PID, PID, 0x7ffc_0001_fff0, KERNEL_IP, WRITE);
+    assert_eq!(h.feed(PID, Record::Fault(stack), None), [] as [String; 0]);
+    h.completes(PID, PID, false);
+    // Both wait for the exec, and so does the end of the old image's region, behind them.
+    assert_eq!(h.feed(PID, Record::Exec(PID), None), [] as [String; 0]);
+    let image = new_image(Some((0x7ffc_0000_0000, 0x7ffc_0002_0000)));
+    assert_eq!(
+        h.feed(PID, Record::ExecImage(image), None),
+        [
+            "minor 100/100 0x501010 /bin/new@0x1010 by [kernel]+0xffffffff81000000",
+            "minor 100/100 0x7ffc0001fff0 [stack]@0x1fff0 by [kernel]+0xffffffff81000000",
+            "end mmap#1 100",
+        ]
+    );
+    assert_eq!(h.session.unknown_mappings(), UnknownMappings::default());
+    // The new image's own faults on its stack are named from the exec's capture too.
+    let fault = h.fault_at(PID, PID, 0x7ffc_0000_0008, 0x50_0020, WRITE);
+    h.feed(PID, Record::Fault(fault), None);
+    h.completes(PID, PID, false);
+    assert_eq!(
+        h.thread_exit(PID, PID),
+        ["minor 100/100 0x7ffc00000008 [stack]@0x8 by /bin/new+0x20"]
+    );
+}
+
+#[test]
+fn a_fault_in_no_mapping_waits_only_for_its_threads_next_record_that_is_no_fault() {
+    let mut h = Harness::new();
+    h.fault(PID, PID, 0x10, READ);
+    // The next fault completes; the first did not. Neither goes out before the thread does
+    // something else, and then both go out in order, as the first was named.
+    h.fault(PID, PID, HEAP.0, READ);
+    h.completes(PID, PID, false);
+    let other = h.fault(PID, CHILD, HEAP.0 + 0x1000, READ);
+    assert_eq!(other, [] as [String; 0]);
+    let signal = segv(&mut h);
+    assert_eq!(
+        h.feed(PID, Record::Signal(signal), None),
+        [
+            "error 100/100 0x10 [unknown]@0x10 by /bin/app+0x1100",
+            "minor 100/100 0x600000 [heap]@0x0 by /bin/app+0x1100",
+            "signal 11 to 100",
+        ]
+    );
+    assert_eq!(
+        h.session.unknown_mappings(),
+        UnknownMappings {
+            nothing_mapped: 1,
+            process_gone: 0
+        }
+    );
+}
+
+#[test]
+fn a_fault_in_memory_whose_mmap_record_was_lost_is_named_by_the_kernel() {
+    let mut h = Harness::new();
+    // The kernel mapped it; its mmap's records were dropped.
+    h.system.map(PID, MMAP, MMAP + 0x2000, "[anon]", 0);
+    h.fault(PID, PID, MMAP + 0x1010, WRITE);
+    h.completes(PID, PID, false);
+    assert_eq!(
+        h.thread_exit(PID, PID),
+        ["minor 100/100 0x7f0000001010 [anon]@0x1010 by /bin/app+0x1100"]
+    );
+    assert_eq!(h.session.unknown_mappings(), UnknownMappings::default());
+    assert_eq!(h.system.asked(), (1, 1));
+}
+
+#[test]
+fn an_exited_process_not_reaped_keeps_what_the_trace_knew_of_its_mappings() {
+    let mut h = Harness::new();
+    h.system.zombie(PID);
+    // A miss asks the kernel, which has no address space for it any more: that is no answer.
+    h.fault(PID, PID, 0x9000_0000, WRITE);
+    h.fault(PID, PID, HEAP.0, WRITE);
+    h.completes(PID, PID, false);
+    assert_eq!(
+        h.thread_exit(PID, PID),
+        [
+            "error 100/100 0x90000000 [unknown]@0x90000000 by /bin/app+0x1100",
+            "minor 100/100 0x600000 [heap]@0x0 by /bin/app+0x1100",
+        ]
+    );
+    assert_eq!(
+        h.session.unknown_mappings(),
+        UnknownMappings {
+            nothing_mapped: 0,
+            process_gone: 1
+        }
+    );
+}
+
+/// The SIGSEGV (SEGV_MAPERR) the kernel sends thread [`PID`] for a fault it could not resolve.
+fn segv(h: &mut Harness) -> SignalEvent {
+    SignalEvent {
+        timestamp_ns: h.now(),
+        pid: PID,
+        tid: PID,
+        target_tid: PID,
+        signal: libc::SIGSEGV,
+        code: 1,
+        errno: 0,
+        result: 0,
+    }
 }

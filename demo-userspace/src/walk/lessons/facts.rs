@@ -3,13 +3,10 @@
 //! page settings. Each lesson's file reads its own; their types are gathered here, apart from
 //! the lessons, because the step report holds them and the lessons read the step report.
 
-use serde::Serialize;
-
 use crate::kernel::procmem::VmaUsage;
 
 /// The facts of one lesson step, by lesson; JSON tags them with `lesson`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
-#[serde(tag = "lesson", rename_all = "snake_case")]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LessonFacts {
     /// fork-cow, from the fork on.
     Fork {
@@ -46,17 +43,11 @@ pub enum LessonFacts {
 }
 
 /// stack: the [stack] VMA against where it started and where the limit stops it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
-// Inlined, so the `stack` line's schema is one object with its `lesson` tag.
-#[schemars(inline)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StackFacts {
     /// The bottom of [stack] before the lesson's first recursion.
-    #[serde(serialize_with = "crate::model::hex::hex")]
-    #[schemars(with = "crate::model::hex::Hex")]
     pub original_start: u64,
     /// The top of [stack], which does not move.
-    #[serde(serialize_with = "crate::model::hex::hex")]
-    #[schemars(with = "crate::model::hex::Hex")]
     pub top: u64,
     /// [stack] now; null once the child is gone.
     pub vma: Option<VmaUsage>,
@@ -65,8 +56,6 @@ pub struct StackFacts {
     /// The child's RLIMIT_STACK soft limit in bytes; null when unlimited or gone.
     pub limit: Option<u64>,
     /// The lowest address the limit lets the stack grow to: `top - limit`.
-    #[serde(serialize_with = "crate::model::hex::optional_hex")]
-    #[schemars(with = "Option<crate::model::hex::Hex>")]
     pub lowest_allowed: Option<u64>,
     /// The distance between two frames of the recursion, as the child measured it.
     pub frame_bytes: Option<u64>,
