@@ -178,7 +178,7 @@ pub const PERF_FAULT_PROGRAM: &str = "page_fault_perf";
 
 /// Per-CPU hash of fault counts per process for `demo top` (`u32` tgid → [`TopCounts`]).
 pub const TOP_COUNTS_MAP: &str = "TOP_COUNTS";
-/// Per-CPU LRU hash of fault counts per page of one process (`PageKey` → `u64`).
+/// Per-CPU LRU hash of fault counts per page of one process (`PageKey` → `PageCounts`).
 pub const PAGE_COUNTS_MAP: &str = "PAGE_COUNTS";
 /// Array of `u32` settings for `demo top`; see [`top_config`].
 pub const TOP_CONFIG_MAP: &str = "TOP_CONFIG";
@@ -768,12 +768,23 @@ pub struct PageKey {
     pub page: u64,
 }
 
+/// One page's faults on one CPU, for `demo top --pages`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PageCounts {
+    pub faults: u64,
+    /// The faulting instruction of the last of them (a kernel address for a kernel-mode fault),
+    /// so the report can name the code; 0 when the registers could not be read.
+    pub ip: u64,
+}
+
 #[cfg(feature = "user")]
 mod pod {
     // SAFETY (all): `repr(C)`, made only of integers, laid out without padding.
     unsafe impl aya::Pod for super::RecordHeader {}
     unsafe impl aya::Pod for super::TopCounts {}
     unsafe impl aya::Pod for super::PageKey {}
+    unsafe impl aya::Pod for super::PageCounts {}
     unsafe impl aya::Pod for super::FaultRecord {}
     unsafe impl aya::Pod for super::FaultStackRecord {}
     unsafe impl aya::Pod for super::FaultCounters {}

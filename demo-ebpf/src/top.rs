@@ -9,16 +9,16 @@ use core::{
 
 use aya_ebpf::{
     EbpfContext as _,
-    bindings::{BPF_F_NO_PREALLOC, BPF_NOEXIST},
-    helpers::bpf_get_current_cgroup_id,
+    bindings::{BPF_F_NO_PREALLOC, BPF_NOEXIST, pt_regs},
+    helpers::{bpf_get_current_cgroup_id, bpf_probe_read_kernel},
     macros::{map, raw_tracepoint, tracepoint},
     maps::{Array, HashMap, LruPerCpuHashMap, PerCpuArray, PerCpuHashMap},
     programs::{RawTracePointContext, TracePointContext},
 };
 use demo_common::{
-    ExitCounts, FaultCounters, PageKey, RecentFaults, TOP_MAX_PAGES, TOP_MAX_PROCESSES, TopCounts,
-    fault_tracepoint, process_exit_tracepoint, top_config, top_counters, top_flush_result,
-    top_kind,
+    ExitCounts, FaultCounters, PageCounts, PageKey, RecentFaults, TOP_MAX_PAGES, TOP_MAX_PROCESSES,
+    TopCounts, fault_tracepoint, process_exit_tracepoint, top_config, top_counters,
+    top_flush_result, top_kind,
 };
 
 use crate::task::current_task;
@@ -31,7 +31,7 @@ static TOP_COUNTS: PerCpuHashMap<u32, TopCounts> =
 
 /// Per-CPU, so counting needs no atomic add (the BPF target has none in `core`).
 #[map]
-static PAGE_COUNTS: LruPerCpuHashMap<PageKey, u64> =
+static PAGE_COUNTS: LruPerCpuHashMap<PageKey, PageCounts> =
     LruPerCpuHashMap::with_max_entries(TOP_MAX_PAGES, 0);
 
 #[map]
@@ -112,7 +112,11 @@ fn count_fault(ctx: &RawTracePointContext) {
     }
     let watched = TOP_CONFIG.get(top_config::PAGES_PID).copied().unwrap_or(0);
     if watched != 0 && watched == tgid {
-        count_page(tgid, ctx.arg(fault_tracepoint::ADDRESS));
+        let regs: *const pt_regs = ctx.arg(fault_tracepoint::REGS);
+        // SAFETY: `bpf_probe_read_kernel` checks the address itself and fails rather than
+        // fault; a failed read gives 0, an unknown instruction.
+        let ip = unsafe { bpf_probe_read_kernel(&raw const (*regs).rip) }.unwrap_or(0);
+        count_page(tgid, ctx.arg(fault_tracepoint::ADDRESS), ip);
     }
 }
 
@@ -233,7 +237,7 @@ fn count_into(counts: &mut TopCounts, error_code: u64) {
 }
 
 #[inline(always)]
-fn count_page(tgid: u32, address: u64) {
+fn count_page(tgid: u32, address: u64, ip: u64) {
     let key = PageKey {
         tgid,
         _padding: 0,
@@ -245,8 +249,14 @@ fn count_page(tgid: u32, address: u64) {
         // then lands in the reused entry), and written by no other CPU. A counting program that
         // interrupts this one on the CPU (a kernel-mode fault, an NMI) can add to the same page
         // between the load and the store; one of the two adds is then lost, never an access.
-        unsafe { *count += 1 };
-    } else if PAGE_COUNTS.insert(key, 1, BPF_NOEXIST as u64).is_ok() {
+        unsafe {
+            (*count).faults += 1;
+            (*count).ip = ip;
+        }
+    } else if PAGE_COUNTS
+        .insert(key, PageCounts { faults: 1, ip }, BPF_NOEXIST as u64)
+        .is_ok()
+    {
         add_counter(top_counters::PAGES_INSERTED, 1);
     }
 }

@@ -10,7 +10,7 @@ use clap::{ArgGroup, CommandFactory as _, Parser, Subcommand, ValueEnum};
 use demo::{
     kernel::probes::SourceChoice,
     output::Format,
-    top::SortKey,
+    top::{GroupBy, SortKey},
     walk::{
         lessons,
         plan::{Allocator, ScenarioName, WalkOptions},
@@ -56,7 +56,8 @@ pub struct Cli {
     pub source: SourceArg,
 
     /// A full-screen live view instead of the report (alloc, trace and top): the pages filling
-    /// in, the steps, the events, and the page under the cursor. `?` lists the keys.
+    /// in, the steps, the events, and the page under the cursor. `?` lists the keys. A command
+    /// `trace` starts gets a terminal pane: Enter goes to it, and F2 gives it every key.
     #[arg(long, global = true)]
     pub tui: bool,
 
@@ -142,12 +143,14 @@ pub enum Command {
     /// Faults are counted in the kernel per process and CPU (no event per fault), split into
     /// read, write and exec, user and kernel mode (from the exceptions tracepoints); minor and
     /// major are the kernel's own counters of each process (/proc, or kept in the kernel when it
-    /// exits), since demo top started. Every --interval the top -n
-    /// processes are shown. Processes that exit are counted in the interval they ran in, named
-    /// by the command the kernel captured. With --pid PID --pages, the faults of that process
-    /// are also counted per page, and the hottest pages and mappings are shown.
+    /// exits), since demo top started. Every --interval the top -n processes are shown. A
+    /// process that exits is shown in the interval it ran in, below the living, named by the
+    /// command the kernel captured, and then leaves the table (unless --keep-exited). --pid
+    /// shows one process; --group sums the processes of each command or cgroup into one row.
+    /// With --pid PID --pages, the faults of that process are also counted per page, and its
+    /// hottest page ranges and mappings are shown.
     #[command(
-        after_help = "Examples:\n  sudo demo top\n  sudo demo top --duration 5 --format json\n  sudo demo top --sort major -n 5\n  sudo demo top --pid 1234 --pages\n  sudo demo top --listen 127.0.0.1:9464 --quiet"
+        after_help = "Examples:\n  sudo demo top\n  sudo demo top --duration 5 --format json\n  sudo demo top --sort major -n 5\n  sudo demo top --pid 1234\n  sudo demo top --pid 1234 --pages\n  sudo demo top --group cgroup\n  sudo demo top --listen 127.0.0.1:9464 --quiet"
     )]
     Top(TopArgs),
 
@@ -186,8 +189,17 @@ pub enum ManError {
 
 /// Writes the man page demo(1), or with `command`, demo-COMMAND(1), to `out`.
 pub fn write_man(command: Option<&str>, out: &mut dyn std::io::Write) -> Result<(), ManError> {
-    let top = Cli::command();
-    let page = match command {
+    Ok(clap_mangen::Man::new(man_page(command)?).render(out)?)
+}
+
+/// The definitions a man page is made from: demo's, or a command's with the global options it
+/// accepts copied in. The command is built first because clap copies the global options into
+/// each command only then, and clap_mangen renders just what it is given: unbuilt, a command's
+/// page would leave out --format, -o, --stacks, --tui and --source.
+fn man_page(command: Option<&str>) -> Result<clap::Command, ManError> {
+    let mut top = Cli::command();
+    top.build();
+    Ok(match command {
         None => top,
         Some(name) => {
             let sub = top
@@ -198,8 +210,7 @@ pub fn write_man(command: Option<&str>, out: &mut dyn std::io::Write) -> Result<
                 .display_name(format!("demo-{name}"))
                 .bin_name(format!("demo {name}"))
         }
-    };
-    Ok(clap_mangen::Man::new(page).render(out)?)
+    })
 }
 
 /// The options of `demo top`.
@@ -222,13 +233,26 @@ pub struct TopArgs {
     #[arg(long, value_name = "SECS", value_parser = positive_seconds)]
     pub duration: Option<f64>,
 
-    /// With --pages: the process to count per page.
-    #[arg(long, short, requires = "pages")]
+    /// Show this process alone (with --pages, count its faults per page too); demo top ends
+    /// when it exits.
+    #[arg(long, short, conflicts_with = "group")]
     pub pid: Option<u32>,
 
-    /// Count the faults of --pid per page and show its hottest pages and mappings.
+    /// Count the faults of --pid per page, and show its hottest ranges of consecutive pages,
+    /// each with the mapping its pages faulted in and the code of the last fault on its hottest
+    /// page, on the CPU that faulted there most.
     #[arg(long, requires = "pid")]
     pub pages: bool,
+
+    /// One row per command or per cgroup v2, the sum of its processes: the living, and those
+    /// that exited in the interval.
+    #[arg(long, value_enum, value_name = "comm|cgroup")]
+    pub group: Option<GroupArg>,
+
+    /// Keep the rows of processes that exited (or groups whose every process did) after the
+    /// interval they exited in, below the living, with their last counts; at most 1000.
+    #[arg(long)]
+    pub keep_exited: bool,
 
     /// Run no program per fault: read only the kernel's own per-process counters, so the
     /// faulting processes pay nothing. TOTAL is then minor + major, and WRITE% and KERN% are
@@ -262,6 +286,60 @@ pub struct TopArgs {
     /// With --listen: show no intervals, only serve the metrics (as a service does).
     #[arg(long, requires = "listen")]
     pub quiet: bool,
+
+    /// Output format: the table, or one JSON object per interval.
+    #[arg(long, default_value = "text", value_parser = top_formats())]
+    pub format: FormatArg,
+
+    // demo's global options that top has no use for, under the same ids, so that top's help
+    // does not offer them while top still reads them to refuse them in a sentence of its own.
+    #[arg(long, hide = true)]
+    pub stacks: bool,
+
+    #[arg(long, hide = true, value_parser = clap::value_parser!(u32).range(1..=demo_common::MAX_STACK_DEPTH as i64))]
+    pub stack_depth: Option<u32>,
+
+    #[arg(long, hide = true, value_enum)]
+    pub source: Option<SourceArg>,
+
+    #[arg(long, hide = true, value_parser = ring_kib)]
+    pub ring_buffer_kib: Option<u32>,
+
+    #[arg(long, hide = true)]
+    pub as_root: bool,
+}
+
+/// `--format` as demo top offers it: text and json. folded and chrome-trace are still read, and
+/// refused in top's own sentence, but not offered.
+fn top_formats() -> impl clap::builder::TypedValueParser<Value = FormatArg> {
+    use clap::builder::TypedValueParser as _;
+    let values = FormatArg::value_variants().iter().filter_map(|format| {
+        let value = format.to_possible_value()?;
+        Some(match format {
+            FormatArg::Text | FormatArg::Json => value,
+            FormatArg::Folded | FormatArg::ChromeTrace => value.hide(true),
+        })
+    });
+    clap::builder::PossibleValuesParser::new(values)
+        .try_map(|name| FormatArg::from_str(&name, false))
+}
+
+/// `--group`: the command line's names for [`GroupBy`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum GroupArg {
+    /// One row per command (comm).
+    Comm,
+    /// One row per cgroup v2 (its path).
+    Cgroup,
+}
+
+impl From<GroupArg> for GroupBy {
+    fn from(group: GroupArg) -> Self {
+        match group {
+            GroupArg::Comm => Self::Command,
+            GroupArg::Cgroup => Self::Cgroup,
+        }
+    }
 }
 
 /// The options of `demo trace`.
@@ -304,6 +382,11 @@ pub struct TraceArgs {
     /// Stop after this many seconds.
     #[arg(long, value_name = "SECS", value_parser = positive_seconds)]
     pub duration: Option<f64>,
+
+    /// Write each event of the text report on one line, however long, with whole paths; by
+    /// default lines fit 80 columns, a fault's region, mapping and code on the line under it.
+    #[arg(long)]
+    pub wide: bool,
 
     /// The command to start and trace, after `--`.
     #[arg(last = true, value_name = "CMD")]
@@ -539,6 +622,61 @@ mod tests {
     #[test]
     fn the_command_line_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    /// The options a man page lists: the `--long` names on its `.TP` lines, roff's `\-`
+    /// read as `-`.
+    fn man_options(command: Option<&str>) -> std::collections::BTreeSet<String> {
+        let mut page = Vec::new();
+        write_man(command, &mut page).unwrap();
+        let mut page = String::from_utf8(page).unwrap().replace("\\-", "-");
+        for font in ["\\fB", "\\fI", "\\fR"] {
+            page = page.replace(font, " ");
+        }
+        let lines: Vec<&str> = page.lines().collect();
+        lines
+            .windows(2)
+            .filter(|pair| pair[0] == ".TP")
+            .flat_map(|pair| {
+                pair[1]
+                    .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+                    .filter(|word| word.starts_with("--") && word.len() > 2)
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    /// Every option clap accepts for each command, and only those, are in its man page. The
+    /// global options (--format, -o, --stacks, --tui, --source, --wide) are checked by name too,
+    /// since they are defined on demo and reach a command's page only when it is built.
+    #[test]
+    fn every_man_page_lists_every_option_of_its_command() {
+        let mut cli = Cli::command();
+        cli.build();
+        let commands = std::iter::once(None).chain(
+            cli.get_subcommands()
+                .filter(|sub| !sub.is_hide_set())
+                .map(|sub| Some(sub.get_name().to_owned())),
+        );
+        for name in commands {
+            let command = match &name {
+                None => &cli,
+                Some(name) => cli.find_subcommand(name).unwrap(),
+            };
+            let defined: std::collections::BTreeSet<String> = command
+                .get_arguments()
+                .filter(|arg| !arg.is_hide_set())
+                .filter_map(|arg| arg.get_long().map(|long| format!("--{long}")))
+                .collect();
+            assert_eq!(man_options(name.as_deref()), defined, "demo {name:?}");
+        }
+        let trace = man_options(Some("trace"));
+        for global in [
+            "--format", "--output", "--stacks", "--tui", "--source", "--wide",
+        ] {
+            assert!(trace.contains(global), "{global}: {trace:?}");
+        }
     }
 
     #[test]

@@ -491,31 +491,57 @@ fn no_program_of_ours_stays_loaded_after_exit() {
     assert_nothing_of_ours_is_loaded();
 }
 
+/// `demo ARGS` with piped stdio, and a thread that passes on each line of its stdout.
+struct Interactive {
+    child: std::process::Child,
+    stdin: std::process::ChildStdin,
+    lines: std::sync::mpsc::Receiver<String>,
+    reader: std::thread::JoinHandle<()>,
+}
+
+impl Interactive {
+    fn start(args: &[&str]) -> Self {
+        use std::io::{BufRead as _, BufReader};
+        require_root();
+        let mut child = Command::new(DEMO)
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start demo");
+        let stdin = child.stdin.take().unwrap();
+        let (line_sender, lines) = std::sync::mpsc::channel::<String>();
+        let stdout = child.stdout.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let _ = line_sender.send(line.unwrap());
+            }
+        });
+        Self {
+            child,
+            stdin,
+            lines,
+            reader,
+        }
+    }
+}
+
 /// Enter is given one line at a time, and only after the prompt for that step: before each
 /// Enter, the steps reported so far are exactly the earlier ones, and stay so while demo waits.
 #[test]
 fn interactive_waits_for_one_enter_per_step() {
     use std::{
-        io::{BufRead as _, BufReader, Read as _, Write as _},
+        io::{Read as _, Write as _},
         sync::mpsc,
         time::Duration,
     };
-    require_root();
-    let mut child = Command::new(DEMO)
-        .args(["alloc", "mmap", "--interactive", "--format", "json"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("start demo");
-    let mut stdin = child.stdin.take().unwrap();
-    let (line_sender, lines) = mpsc::channel::<String>();
-    let stdout = child.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let _ = line_sender.send(line.unwrap());
-        }
-    });
+    let Interactive {
+        mut child,
+        mut stdin,
+        lines,
+        reader,
+    } = Interactive::start(&["alloc", "mmap", "--interactive", "--format", "json"]);
     // The prompts end with ": " and no newline, so stderr is read byte by byte.
     let (prompt_sender, prompts) = mpsc::channel::<String>();
     let mut stderr = child.stderr.take().unwrap();
@@ -567,4 +593,150 @@ fn interactive_waits_for_one_enter_per_step() {
     assert_eq!(steps_so_far(&mut got), 5);
     let summary: Vec<_> = got.iter().filter(|l| l["kind"] == "summary").collect();
     assert_eq!(summary[0]["faults_in_region"], 3);
+}
+
+/// The text of `demo ARGS`, with each wrapped paragraph joined into one line, so a sentence
+/// can be checked whole wherever the report wraps it.
+fn joined_text(args: &[&str]) -> String {
+    let text = String::from_utf8(demo(args).stdout).unwrap();
+    text.replace("\n            ", " ")
+}
+
+#[test]
+fn stacks_leave_every_step_its_fault_line() {
+    let text = String::from_utf8(demo(&["alloc", "mmap", "--stacks"]).stdout).unwrap();
+    for expected in [
+        "step 1  arr = mmap(NULL, 20000, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS)\n",
+        "step 3  arr[1501] = 3\n  fault     none in arr\n",
+        "  fault     arr[1500] (+6000) on page 1 = arr[1024..2047]  minor\n",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+    assert_eq!(
+        text.matches("  fault     none in arr\n").count(),
+        2,
+        "{text}"
+    );
+    // Every frame is the workload's own, which says nothing: none is printed.
+    assert!(!text.contains("demo::"), "{text}");
+    assert!(!text.contains("#0"), "{text}");
+}
+
+#[test]
+fn a_write_after_a_copy_on_write_says_the_copy_made_the_page_writable() {
+    let text = joined_text(&["alloc", "mmap", "--read", "--then-write"]);
+    assert!(
+        text.contains(
+            "step 3  x = arr[1501]\n  fault     none in arr\n  why       no fault: page 1 \
+             was already present, since step 2 (arr[1500])\n"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "step 7  arr[1501] = 7\n  fault     none in arr\n  why       no fault: page 1 \
+             was already present and writable: step 2 (arr[1500]) mapped the shared zero page \
+             there, and step 6's write (arr[1500]) gave it a copy of its own\n"
+        ),
+        "{text}"
+    );
+}
+
+#[test]
+fn walks_name_no_code_of_the_workload_and_call_demos_binary_the_workload() {
+    let text = String::from_utf8(demo(&[]).stdout).unwrap();
+    assert!(!text.contains("demo::"), "{text}");
+    assert!(!text.contains(DEMO), "{text}");
+    assert!(text.contains(" in the workload (demo's binary)"), "{text}");
+    // malloc's own code, which tells something, is named.
+    assert!(text.contains("by _int_malloc+0x"), "{text}");
+    // Every index range beside an element holds it, past the array's end too.
+    let heads: Vec<&str> = text
+        .lines()
+        .filter(|line| line.starts_with("  fault     arr[") && line.contains(" = arr["))
+        .collect();
+    assert!(
+        heads
+            .iter()
+            .any(|line| line
+                .starts_with("  fault     arr[5001] (+20004) on page 4 = arr[4096..5119]  ")),
+        "{heads:#?}"
+    );
+    for head in heads {
+        let (element, rest) = head["  fault     arr[".len()..].split_once(']').unwrap();
+        let range = rest
+            .split_once("= arr[")
+            .unwrap()
+            .1
+            .split_once(']')
+            .unwrap()
+            .0;
+        let (first, last) = range.split_once("..").unwrap();
+        let element: i64 = element.parse().unwrap();
+        assert!(
+            (first.parse::<i64>().unwrap()..=last.parse().unwrap()).contains(&element),
+            "{head}"
+        );
+    }
+}
+
+/// `--interactive` in text shows the walk's title before the first Enter, and wraps each
+/// prompt at words in 80 columns.
+#[test]
+fn interactive_text_shows_the_title_first_and_wraps_prompts_at_words() {
+    use std::{
+        io::{Read as _, Write as _},
+        sync::{Arc, Mutex},
+        time::{Duration, Instant},
+    };
+    let Interactive {
+        mut child,
+        mut stdin,
+        lines,
+        reader,
+    } = Interactive::start(&["alloc", "thp", "--interactive"]);
+    let prompts = Arc::new(Mutex::new(String::new()));
+    let mut stderr = child.stderr.take().unwrap();
+    let written = Arc::clone(&prompts);
+    let errors = std::thread::spawn(move || {
+        let mut byte = [0u8; 1];
+        while stderr.read(&mut byte).is_ok_and(|n| n == 1) {
+            written.lock().unwrap().push(byte[0] as char);
+        }
+    });
+    assert_eq!(
+        lines.recv_timeout(Duration::from_secs(30)).as_deref(),
+        Ok("== thp =="),
+        "the title comes before the first Enter"
+    );
+    let first = "press Enter for step 1: arr = 2 MiB of mmap(MAP_PRIVATE|MAP_ANONYMOUS) at a\n  \
+                 2 MiB boundary (4 MiB mapped, the rest unmapped) ";
+    let start = Instant::now();
+    while *prompts.lock().unwrap() != first && start.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(*prompts.lock().unwrap(), first);
+    assert!(
+        lines.try_recv().is_err(),
+        "nothing of step 1 before its Enter"
+    );
+    stdin.write_all(b"\n\n\n").unwrap();
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+    reader.join().unwrap();
+    errors.join().unwrap();
+    let prompts = prompts.lock().unwrap().clone();
+    // On a terminal the Enter typed after each prompt ends its line; in a pipe nothing does.
+    let typed = prompts.replace(" press Enter", " \npress Enter");
+    for line in typed.lines() {
+        assert!(line.chars().count() <= 80, "{line}");
+    }
+    insta::assert_snapshot!("interactive_thp_prompts", typed);
+    let report: Vec<String> = lines.try_iter().collect();
+    assert!(
+        report
+            .iter()
+            .any(|line| line.starts_with("step 3  arr[0] = 3")),
+        "{report:#?}"
+    );
 }

@@ -11,7 +11,7 @@ use std::{
 use common::c_programs::{HOSTILE, compile_c};
 use common::json::{demo, json_file, json_lines, of_kind, parse_line};
 use common::kernel::{assert_nothing_of_ours_is_loaded, ours_loaded};
-use common::workload::start_workload;
+use common::workload::{Workload, start_workload};
 use common::{DEMO, require_root};
 use serde_json::Value;
 
@@ -140,7 +140,23 @@ fn top_pages_names_the_anonymous_mapping_hottest() {
     assert_eq!(pages["pid"].as_u64(), Some(pid));
     assert_eq!(pages["mappings"][0]["name"], "[anon]");
     assert_eq!(pages["mappings"][0]["faults"], 65536);
-    assert_eq!(pages["pages"].as_array().unwrap().len(), 3);
+    // The 65,536 consecutive pages of the mapping are one range, the hottest, named by the
+    // code that wrote them: the workload's loop in main.
+    let ranges = pages["pages"].as_array().unwrap();
+    assert!((1..=3).contains(&ranges.len()), "{pages}");
+    let hottest = &ranges[0];
+    assert_eq!(hottest["mapping"], "[anon]", "{hottest}");
+    assert_eq!(hottest["pages"], 65536, "{hottest}");
+    assert_eq!(hottest["faults"], 65536, "{hottest}");
+    assert_eq!(hottest["most"], 1, "{hottest}");
+    assert_eq!(hottest["code"]["symbol"], "main", "{hottest}");
+    assert!(
+        hottest["code"]["module"]
+            .as_str()
+            .unwrap()
+            .ends_with("/top_workload"),
+        "{hottest}"
+    );
     assert_eq!(pages["evicted"], 0);
     let rows = last["processes"].as_array().unwrap();
     assert_eq!(rows.len(), 1);
@@ -417,4 +433,220 @@ fn a_hostile_process_name_is_one_escaped_cell_of_the_table() {
     assert_eq!(last.len(), 9, "{last:?}");
     assert_eq!(last[8], "(exited)", "{last:?}");
     assert!(last[3].parse::<u64>().unwrap() >= 20000, "{last:?}");
+}
+
+/// The rows of every interval whose `key` is `value`, in order.
+fn rows_where<'a>(intervals: &'a [Value], key: &str, value: &str) -> Vec<&'a Value> {
+    intervals
+        .iter()
+        .flat_map(|interval| interval["processes"].as_array().unwrap())
+        .filter(|row| row[key] == value)
+        .collect()
+}
+
+/// `--pid` alone shows that process's row only, needs no `--pages`, and ends demo top when the
+/// process exits, after the interval that shows its exit.
+#[test]
+fn pid_alone_shows_one_process_and_ends_with_it() {
+    let mut workload = start_workload();
+    let pid = workload.pid;
+    let (mut top, mut lines) = start_top(&["--pid", &pid.to_string()]);
+    lines.next().unwrap().unwrap();
+    let (minflt, _) = workload.touch();
+    workload.finish();
+    // No --duration: top ends because the process did.
+    let all = intervals(lines);
+    assert!(top.wait().unwrap().success());
+    assert!(!all.is_empty());
+    for interval in &all {
+        assert!(interval["pages"].is_null(), "{interval}");
+        for row in interval["processes"].as_array().unwrap() {
+            assert_eq!(row["pid"].as_u64(), Some(pid), "{interval}");
+        }
+    }
+    let last = all.last().unwrap();
+    let row = &last["processes"][0];
+    assert_eq!(row["exited"], true, "{last}");
+    assert_eq!(row["comm"], "top_workload", "{last}");
+    assert!(row["faults"].as_u64().unwrap() >= 65536, "{row}");
+    assert!(row["minor"].as_u64().unwrap() >= minflt, "{row}");
+}
+
+/// Runs `demo top --group BY` for 3 s while `workloads` touch their pages; returns its
+/// intervals, and each workload's own minor and major faults for its loop.
+fn grouped_while_touching(by: &str, mut workloads: [Workload; 2]) -> (Vec<Value>, Vec<(u64, u64)>) {
+    let (mut top, mut lines) = start_top(&["--group", by, "--duration", "3", "-n", "100"]);
+    lines.next().unwrap().unwrap();
+    let touched = workloads.iter_mut().map(Workload::touch).collect();
+    let all = intervals(lines);
+    assert!(top.wait().unwrap().success());
+    for workload in workloads {
+        workload.finish();
+    }
+    (all, touched)
+}
+
+/// The cgroup v2 hierarchy: where /proc/self/mountinfo says cgroup2 is mounted (here
+/// /sys/fs/cgroup/unified, beside the v1 controllers), and the path of its root.
+fn cgroup2_mount() -> (std::path::PathBuf, String) {
+    let mounts = procfs::process::Process::myself()
+        .unwrap()
+        .mountinfo()
+        .unwrap();
+    let mount = mounts
+        .into_iter()
+        .find(|mount| mount.fs_type == "cgroup2")
+        .expect("a cgroup2 mount in /proc/self/mountinfo");
+    (mount.mount_point, mount.root)
+}
+
+/// A cgroup made for one test, removed when dropped (once its processes are gone).
+struct TestCgroup {
+    directory: std::path::PathBuf,
+    /// The path /proc/PID/cgroup shows for it.
+    path: String,
+}
+
+impl TestCgroup {
+    fn new(name: &str) -> Self {
+        let (mount, root) = cgroup2_mount();
+        let name = format!("{name}-{}", std::process::id());
+        let directory = mount.join(&name);
+        std::fs::create_dir(&directory).unwrap();
+        let path = match root.as_str() {
+            "/" => format!("/{name}"),
+            root => format!("{root}/{name}"),
+        };
+        Self { directory, path }
+    }
+
+    /// Moves process `pid` into the cgroup.
+    fn enter(&self, pid: u64) {
+        std::fs::write(self.directory.join("cgroup.procs"), pid.to_string()).unwrap();
+        let seen = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+        assert!(
+            seen.lines().any(|line| line == format!("0::{}", self.path)),
+            "{seen}"
+        );
+    }
+}
+
+impl Drop for TestCgroup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.directory);
+    }
+}
+
+/// Two workloads in two cgroups made for the test: each cgroup is one row that holds its
+/// workload's faults, and the cgroups' rows have no pid.
+#[test]
+fn group_cgroup_sums_each_cgroup_in_one_row() {
+    require_root();
+    let (first, second) = (TestCgroup::new("demo-top-a"), TestCgroup::new("demo-top-b"));
+    let workloads = [start_workload(), start_workload()];
+    first.enter(workloads[0].pid);
+    second.enter(workloads[1].pid);
+    let (all, touched) = grouped_while_touching("cgroup", workloads);
+    for (cgroup, (minflt, majflt)) in [&first, &second].into_iter().zip(touched) {
+        let rows = rows_where(&all, "cgroup", &cgroup.path);
+        let last = rows
+            .last()
+            .unwrap_or_else(|| panic!("{} never shown", cgroup.path));
+        assert_eq!(last["processes"], 1, "{last}");
+        assert!(last["pid"].is_null() && last["comm"].is_null(), "{last}");
+        assert!(last["faults"].as_u64().unwrap() >= 65536, "{last}");
+        // The workload is the cgroup's one process: the kernel's counts are its own, which
+        // hold its loop, and its start-up's few more.
+        let minor = last["minor"].as_u64().unwrap();
+        assert!(
+            minor >= minflt && minor - minflt < 64,
+            "{last} rusage {minflt}"
+        );
+        assert_eq!(last["major"].as_u64().unwrap(), majflt, "{last}");
+        assert_eq!(last["exited"], false, "{last}");
+    }
+}
+
+/// Two processes of one command are one row, which sums them.
+#[test]
+fn group_comm_sums_the_processes_of_a_command() {
+    let (all, touched) = grouped_while_touching("comm", [start_workload(), start_workload()]);
+    let rows = rows_where(&all, "comm", "top_workload");
+    let last = rows.last().expect("top_workload never shown");
+    assert_eq!(last["processes"], 2, "{last}");
+    assert!(last["pid"].is_null(), "{last}");
+    assert!(last["faults"].as_u64().unwrap() >= 2 * 65536, "{last}");
+    let minflt: u64 = touched.iter().map(|(minor, _)| minor).sum();
+    let minor = last["minor"].as_u64().unwrap();
+    assert!(
+        minor >= minflt && minor - minflt < 128,
+        "{last} rusage {minflt}"
+    );
+    // One row per command in each interval.
+    for interval in &all {
+        let names: Vec<&Value> = interval["processes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|row| &row["comm"])
+            .collect();
+        let distinct: std::collections::HashSet<String> =
+            names.iter().map(ToString::to_string).collect();
+        assert_eq!(distinct.len(), names.len(), "{interval}");
+    }
+}
+
+/// A process that exited is in the table in the interval it exited in, and not after; with
+/// --keep-exited it stays, with nothing more in later intervals.
+#[test]
+fn an_exited_process_leaves_the_table_unless_kept() {
+    let program = compile_c("top_blink", BLINK, &["-O2"]);
+    for keep in [false, true] {
+        let mut args = vec!["--duration", "2", "--sort", "total", "-n", "100000"];
+        if keep {
+            args.push("--keep-exited");
+        }
+        let (mut top, mut lines) = start_top(&args);
+        lines.next().unwrap().unwrap();
+        let blink = Command::new(&program).spawn().unwrap();
+        let pid = u64::from(blink.id());
+        assert!(blink.wait_with_output().unwrap().status.success());
+        let all = intervals(lines);
+        assert!(top.wait().unwrap().success());
+        let shown: Vec<(usize, &Value)> = all
+            .iter()
+            .enumerate()
+            .filter_map(|(at, interval)| {
+                let rows = interval["processes"].as_array().unwrap();
+                Some((
+                    at,
+                    rows.iter().find(|row| row["pid"].as_u64() == Some(pid))?,
+                ))
+            })
+            .collect();
+        let (first, row) = shown[0];
+        assert_eq!(row["exited"], true, "{row}");
+        assert!(row["faults"].as_u64().unwrap() >= 1000, "{row}");
+        // Every process still living is above it.
+        let rows = all[first]["processes"].as_array().unwrap();
+        let at = rows
+            .iter()
+            .position(|r| r["pid"].as_u64() == Some(pid))
+            .unwrap();
+        assert!(
+            rows[at..].iter().all(|r| r["exited"] == true),
+            "{}",
+            all[first]
+        );
+        assert!(first + 1 < all.len(), "no interval after its exit: {all:?}");
+        if keep {
+            assert_eq!(shown.len(), all.len() - first, "{all:?}");
+            for (_, later) in &shown[1..] {
+                assert_eq!(later["interval_faults"], 0, "{later}");
+                assert_eq!(later["faults"], row["faults"], "{later}");
+            }
+        } else {
+            assert_eq!(shown.len(), 1, "{shown:?}");
+        }
+    }
 }

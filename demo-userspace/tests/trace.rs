@@ -356,20 +356,28 @@ fn stdio_passes_through_and_text_lines_name_region_and_index() {
             size.contains(", 20000 bytes (mmap)").then_some(name)
         })
         .unwrap_or_else(|| panic!("no 20000-byte region line: {text}"));
-    // Each fault line names its region, index and page, "mmap#4[1500] page 1", then the code
-    // that faulted: the seed's main.
-    let array_faults: Vec<String> = text
-        .lines()
-        .filter(|line| line.contains("minor"))
-        .filter_map(|line| {
-            let words: Vec<&str> = line.split_whitespace().collect();
+    // Under each fault's line, the next names its region, index and page, "mmap#4[1500] page
+    // 1", its mapping, then the code that faulted: the seed's main.
+    let lines: Vec<&str> = text.lines().collect();
+    let array_faults: Vec<String> = lines
+        .windows(2)
+        .filter(|pair| pair[0].contains(" minor "))
+        .filter_map(|pair| {
+            let words: Vec<&str> = pair[1].split_whitespace().collect();
             let at = words
                 .iter()
                 .position(|word| word.starts_with(&format!("{array}[")))?;
-            assert!(words[at + 3].starts_with("main+0x"), "{line}");
-            Some(words[at..at + 3].join(" "))
+            assert_eq!(at, 0, "{}", pair[1]);
+            assert!(words[4].starts_with("main+0x"), "{}", pair[1]);
+            Some(words[..3].join(" "))
         })
         .collect();
+    // The report is 80 columns wide, as the help says.
+    let wide: Vec<&&str> = lines
+        .iter()
+        .filter(|line| line.chars().count() > 80)
+        .collect();
+    assert!(wide.is_empty(), "{wide:#?}");
     assert_eq!(
         array_faults,
         [
@@ -761,18 +769,15 @@ fn a_hostile_process_name_is_escaped_in_the_trace_text() {
         first.starts_with(&format!("# tracing {dir}/a\\e]2;x\\x07\\nb 16 (pid ")),
         "{first}"
     );
-    // main's write to its data is a fault in the file's mapping, named by its escaped path.
+    // main's write to its data is a fault in the file's mapping, named by its escaped path,
+    // under the fault's line: `-  PATH@0x…  main+0x…`.
+    let path = format!("{dir}/e\\e]2;x\\x07@0x");
     let own_data: Vec<&str> = text
         .lines()
-        .filter(|line| line.contains(" main+0x"))
-        .filter_map(|line| line.split_whitespace().nth(7))
-        .filter(|mapping| !mapping.starts_with('['))
+        .filter(|line| line.contains("  main+0x"))
+        .filter(|line| line.split_whitespace().any(|word| word.starts_with(&path)))
         .collect();
     assert_eq!(own_data.len(), 1, "{text}");
-    assert!(
-        own_data[0].starts_with(&format!("{dir}/e\\e]2;x\\x07@0x")),
-        "{text}"
-    );
     assert!(!text.lines().any(|line| line.starts_with("b")), "{text}");
 }
 
@@ -796,4 +801,180 @@ fn a_hostile_process_name_is_one_frame_of_every_folded_line() {
         .collect();
     assert_eq!(main, ["a\\e]2:x\\x07\\nb;main 17"], "{folded}");
     assert!(total > 17, "{folded}");
+}
+
+/// The command demo starts runs demo's own code from its fork to its exec (`__libc_fork`,
+/// `demo::kernel::spawn::spawn`, `tie_to_parent`); its first malloc's return goes through the
+/// uretprobe trampoline on the `[uprobes]` page the kernel maps for demo's heap probes, which
+/// faults it in; and each ptrace stop at its exit sends demo a SIGCHLD with CLD_TRAPPED. None of
+/// them is the program's: not a line, not in the totals, not in `faults_by_function`. The
+/// summary counts them apart, and the kernel's count still matches.
+#[test]
+fn demos_own_faults_and_signals_are_not_the_programs() {
+    let program = compile_c("alloc_mmap_own", SEED, &["-DMMAP"]);
+    let lines = trace_program("own", &program, &["--elem-size", "4"], &[]);
+    let demo_binary = std::fs::canonicalize(DEMO).unwrap();
+    let demo_binary = demo_binary.to_str().unwrap();
+    let demos = |code: &Value| {
+        code["module"] == demo_binary
+            || code["module"] == "[uprobes]"
+            || code["symbol"]
+                .as_str()
+                .is_some_and(|symbol| symbol.starts_with("demo::") || symbol == "__libc_fork")
+    };
+    let faults = of_kind(&lines, "fault");
+    let own_faults: Vec<&&Value> = faults
+        .iter()
+        .filter(|fault| demos(&fault["code"]) || fault["mapping"] == "[uprobes]")
+        .collect();
+    assert!(own_faults.is_empty(), "{own_faults:#?}");
+    let trapped: Vec<&Value> = of_kind(&lines, "signal")
+        .into_iter()
+        .filter(|signal| signal["signal"] == "SIGCHLD" && signal["code"] == 4)
+        .collect();
+    assert!(trapped.is_empty(), "{trapped:?}");
+    let summary = of_kind(&lines, "summary")[0];
+    let functions = summary["faults_by_function"].as_array().unwrap();
+    assert!(!functions.is_empty(), "{summary}");
+    assert!(!functions.iter().any(demos), "{functions:#?}");
+    assert!(
+        functions.iter().any(|row| row["symbol"] == "main"),
+        "{functions:#?}"
+    );
+    let own = &summary["demo_own"];
+    assert!(own["faults_before_exec"].as_u64().unwrap() > 0, "{own}");
+    assert_eq!(own["uprobes_page_faults"], 1, "{own}");
+    assert_eq!(own["ptrace_stop_signals"], 1, "{own}");
+    assert_eq!(
+        faults.len() as u64,
+        summary["faults_total"].as_u64().unwrap()
+    );
+    // The kernel counted demo's faults too: they stay in the completions compared with it.
+    assert_eq!(
+        summary["traced_completions"].as_u64().unwrap(),
+        summary["minor"].as_u64().unwrap()
+            + summary["major"].as_u64().unwrap()
+            + own["faults_before_exec"].as_u64().unwrap()
+            + own["uprobes_page_faults"].as_u64().unwrap(),
+        "{summary}"
+    );
+    assert!(
+        (0..=5).contains(&summary["rusage_difference"].as_i64().unwrap()),
+        "{summary}"
+    );
+}
+
+/// Built without frame pointers, `touch` keeps in rbp what the frame-pointer walk takes for
+/// a frame: once the address of ASCII text's bytes (`param_va`, 0x61765f6d61726170, as a
+/// Python stack gave), once a pointer into the program's data. Each fault's stack ends before
+/// them: every frame is in an executable mapping of the process (its maps, saved before it
+/// exits), and the text marks where the walk left code.
+const NO_FRAME_POINTERS: &str = r#"
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+long table[64] = {1};
+__attribute__((noinline)) static void touch(volatile char *page, long *frame) {
+    __asm__ volatile("mov %%rsi, %%rbp\n\tmovb $1, (%%rdi)" :: "D"(page), "S"(frame)
+                     : "rbp", "memory");
+}
+int main(int argc, char **argv) {
+    char *pages = mmap(NULL, 2 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    long text[2] = {0, 0x61765f6d61726170L};
+    long data[2] = {0, (long)&table[8]};
+    touch(pages, text);
+    touch(pages + 4096, data);
+    FILE *in = fopen("/proc/self/maps", "r"), *out = fopen(argv[1], "w");
+    int c;
+    while ((c = fgetc(in)) != EOF) fputc(c, out);
+    fclose(out);
+    return 0;
+}
+"#;
+
+/// The executable ranges of a /proc/PID/maps text.
+fn executable_ranges(maps: &str) -> Vec<(u64, u64)> {
+    maps.lines()
+        .filter_map(|line| {
+            let mut words = line.split_whitespace();
+            let (range, perms) = (words.next()?, words.next()?);
+            let (start, end) = range.split_once('-')?;
+            (perms.as_bytes()[2] == b'x').then(|| {
+                (
+                    u64::from_str_radix(start, 16).unwrap(),
+                    u64::from_str_radix(end, 16).unwrap(),
+                )
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn a_stack_ends_at_the_first_frame_outside_an_executable_mapping() {
+    let program = compile_c(
+        "no_frame_pointers",
+        NO_FRAME_POINTERS,
+        &["-O2", "-fomit-frame-pointer"],
+    );
+    let maps_file = common::test_dir().join("no_frame_pointers.maps");
+    let _ = std::fs::remove_file(&maps_file);
+    let maps_arg = maps_file.to_str().unwrap().to_owned();
+    let lines = trace_command(
+        "stacks_without_fp",
+        &program,
+        &[&maps_arg],
+        &["--stacks"],
+        &[],
+    );
+    let executable = executable_ranges(&std::fs::read_to_string(&maps_file).unwrap());
+    let pid = of_kind(&lines, "trace")[0]["pid"].as_u64().unwrap();
+    let touches: Vec<&Value> = of_kind(&lines, "fault")
+        .into_iter()
+        .filter(|fault| fault["pid"] == pid && fault["code"]["symbol"] == "touch")
+        .collect();
+    assert_eq!(touches.len(), 2, "{touches:#?}");
+    for fault in of_kind(&lines, "fault")
+        .into_iter()
+        .filter(|f| f["pid"] == pid)
+    {
+        let frames = fault["stack"].as_array().expect("a stack");
+        for frame in frames {
+            let address = u64::from_str_radix(
+                frame["address"].as_str().unwrap().trim_start_matches("0x"),
+                16,
+            )
+            .unwrap();
+            if address >= 0xffff_8000_0000_0000 {
+                continue;
+            }
+            assert!(
+                executable
+                    .iter()
+                    .any(|&(start, end)| (start..end).contains(&address)),
+                "frame {frame} of {fault} is in no executable mapping"
+            );
+        }
+    }
+    // The text shows the faulting instruction, then where the walk left code.
+    let out = output_file("stacks_without_fp.txt");
+    let status = Command::new(DEMO)
+        .args(["trace", "--stacks", "--wide", "--output"])
+        .arg(&out)
+        .arg("--")
+        .arg(&program)
+        .arg(&maps_arg)
+        .stdin(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let text = std::fs::read_to_string(&out).unwrap();
+    let ends: Vec<&str> = text
+        .lines()
+        .filter(|line| line.contains("(not code:"))
+        .collect();
+    assert!(
+        ends.iter().any(|line| line.contains("0x61765f6d61726170")),
+        "{text}"
+    );
+    assert!(!text.contains("table+"), "{text}");
 }

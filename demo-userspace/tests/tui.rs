@@ -1,113 +1,22 @@
 //! End-to-end tests of `--tui` in a real terminal: tmux runs demo, send-keys types, and
-//! capture-pane reads the screen. They need root (the programs load) and tmux.
+//! capture-pane reads the screen (`common::tmux`). They need root (the programs load) and tmux.
 
 mod common;
 
-use std::{path::PathBuf, process::Command, time::Duration};
+use std::{process::Command, time::Duration};
 
-use common::c_programs::compile_c;
+use common::c_programs::{SEED, compile_c};
+use common::tmux::Pane;
 use common::{DEMO, processes_running, require_root};
 
-/// A tmux session running one command, killed when dropped.
-struct Pane {
-    name: String,
-    status_file: PathBuf,
-}
-
-impl Pane {
-    fn start(name: &str, width: u16, height: u16, command: &str) -> Self {
-        require_root();
-        let name = format!("demo-{}-{name}", std::process::id());
-        let status_file = common::test_dir().join(format!("{name}.status"));
-        let _ = std::fs::remove_file(&status_file);
-        let script = format!("{command}; echo $? > {}; sleep 60", status_file.display());
-        let started = Command::new("tmux")
-            .args([
-                "new-session",
-                "-d",
-                "-s",
-                &name,
-                "-x",
-                &width.to_string(),
-                "-y",
-                &height.to_string(),
-            ])
-            .arg(script)
-            .status()
-            .expect("run tmux");
-        assert!(started.success());
-        Self { name, status_file }
-    }
-
-    fn capture(&self) -> String {
-        let output = Command::new("tmux")
-            .args(["capture-pane", "-p", "-t", &self.name])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&output.stdout).into_owned()
-    }
-
-    fn keys(&self, keys: &[&str]) {
-        assert!(
-            Command::new("tmux")
-                .args(["send-keys", "-t", &self.name])
-                .args(keys)
-                .status()
-                .unwrap()
-                .success()
-        );
-    }
-
-    /// Waits until the screen satisfies `done`; returns that screen.
-    fn wait_for(&self, what: &str, done: impl Fn(&str) -> bool) -> String {
-        for _ in 0..600 {
-            let screen = self.capture();
-            if done(&screen) {
-                return screen;
-            }
-            std::thread::sleep(Duration::from_millis(25));
-        }
-        panic!(
-            "timed out waiting for {what}; the screen:\n{}",
-            self.capture()
-        );
-    }
-
-    /// Presses Enter for walk step `step` and waits until its row is in the steps pane: the
-    /// view takes Enter only once the step before is shown, as a person would see it.
-    fn step(&self, step: u32) {
-        self.keys(&["Enter"]);
-        let row = format!("│ {step} ");
-        self.wait_for(&format!("step {step}"), |s| {
-            s.lines().any(|line| line.starts_with(&row))
-        });
-    }
-
-    fn exit_status(&self) -> String {
-        for _ in 0..600 {
-            if let Ok(status) = std::fs::read_to_string(&self.status_file) {
-                return status.trim().to_owned();
-            }
-            std::thread::sleep(Duration::from_millis(25));
-        }
-        panic!("demo did not exit; the screen:\n{}", self.capture());
-    }
-
-    fn alternate_screen(&self) -> bool {
-        let output = Command::new("tmux")
-            .args(["display-message", "-p", "-t", &self.name, "#{alternate_on}"])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&output.stdout).trim() == "1"
-    }
-}
-
-impl Drop for Pane {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["kill-session", "-t", &self.name])
-            .status();
-    }
+/// Presses Enter for walk step `step` and waits until its row is in the steps pane: the view
+/// takes Enter only once the step before is shown, as a person would see it.
+fn press_step(pane: &Pane, step: u32) {
+    pane.keys(&["Enter"]);
+    let row = format!("│ {step} ");
+    pane.wait_for(&format!("step {step}"), |s| {
+        s.lines().any(|line| line.starts_with(&row))
+    });
 }
 
 /// The page map's labelled cells, one per page: (label line, state line), read from the
@@ -207,7 +116,7 @@ fn out_of_bounds_shows_the_sigsegv_on_page_5_outside_the_mapping() {
     let pane = Pane::start("oob", 80, 24, &format!("{DEMO} alloc out-of-bounds --tui"));
     pane.wait_for("the first prompt", |s| s.contains("press Enter"));
     for step in 1..=7 {
-        pane.step(step);
+        press_step(&pane, step);
     }
     let screen = pane.wait_for("the SIGSEGV", |s| {
         page_cells(s)
@@ -234,7 +143,7 @@ fn a_lesson_explains_its_steps_in_the_event_log() {
     let pane = Pane::start("dontneed", 160, 40, &format!("{DEMO} alloc dontneed --tui"));
     pane.wait_for("the first prompt", |s| s.contains("press Enter"));
     for step in 1..=5 {
-        pane.step(step);
+        press_step(&pane, step);
     }
     let screen = pane.wait_for("the last step", |s| s.contains("the child exited"));
     // The events pane wraps; the lesson's words are read with its lines joined.
@@ -315,10 +224,128 @@ fn quitting_the_trace_view_ends_the_command_and_all_it_started() {
         &format!("{DEMO} trace --tui -- sh -c 'sleep 314.5 & sleep 20.5'"),
     );
     pane.wait_for("the trace view", |s| s.contains("demo trace"));
-    assert_eq!(processes_running(&["sleep", "20.5"]).len(), 1);
+    // The view draws before the command runs: the trace attaches first.
+    pane.wait_for("the command", |_| {
+        processes_running(&["sleep", "20.5"]).len() == 1
+    });
     pane.keys(&["q"]);
     // exit_status gives up after 15 s, before the command would have ended by itself.
     assert_eq!(pane.exit_status(), "0");
     assert_eq!(processes_running(&["sleep", "20.5"]), Vec::<u32>::new());
     assert_eq!(processes_running(&["sleep", "314.5"]), Vec::<u32>::new());
+}
+
+/// Enter on the row of a process that exited since the row was drawn keeps the view, and says
+/// so in its log, instead of starting `demo trace` on a pid that is gone; `q` then ends demo
+/// top as usual.
+#[test]
+fn top_survives_enter_on_a_process_that_just_exited() {
+    let mut workload = common::workload::start_workload();
+    let pid = workload.pid;
+    let pane = Pane::start(
+        "top-exited",
+        100,
+        30,
+        &format!("{DEMO} top --tui --pid {pid} --interval 5"),
+    );
+    pane.wait_for("the top view", |s| s.contains("demo top"));
+    workload.touch();
+    pane.wait_for("the workload's row", |s| s.contains("top_workload"));
+    // Gone before the next interval can mark its row exited: the row first shows at an
+    // interval's end, and the next is 5 s away, so Enter lands on a row still drawn as live.
+    workload.child.kill().unwrap();
+    workload.child.wait().unwrap();
+    pane.keys(&["Enter"]);
+    let said = format!("pid {pid} has exited: nothing to trace");
+    let screen = pane.wait_for("the log's word on the exited process", |s| {
+        s.contains(&said)
+    });
+    assert!(!screen.contains("no process has pid"), "{screen}");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(pane.alternate_screen(), "{}", pane.capture());
+    pane.keys(&["q"]);
+    assert_eq!(pane.exit_status(), "0");
+}
+
+/// The state line of page `page`'s labelled cell, once the map shows labelled cells.
+fn page_state(screen: &str, page: usize) -> Option<String> {
+    page_cells(screen).get(page).map(|(_, state)| state.clone())
+}
+
+/// The lab's own program under `demo trace --tui`, one Enter at a time: each Enter reaches its
+/// `getchar()` through the command pane, and the step's fault is on the map before the next
+/// Enter is sent. The map opens on the program's array (the address it prints), not on a
+/// region the dynamic loader made before it ran.
+#[test]
+fn the_seed_program_is_stepped_with_enter_in_the_trace_views_command_pane() {
+    let program = compile_c("alloc_mmap_tui", SEED, &["-DMMAP"]);
+    let pane = Pane::start(
+        "seed-trace",
+        100,
+        40,
+        &format!("{DEMO} trace --tui --elem-size 4 -- {}", program.display()),
+    );
+    // ld.so's regions come first, while the program waits for its first Enter.
+    pane.wait_for("the dynamic loader's regions", |s| {
+        s.contains("command · Enter goes to it") && s.contains("mmap#1")
+    });
+    pane.keys(&["Enter"]);
+    let screen = pane.wait_for("the array's region", |s| {
+        s.contains("arr = 0x") && s.contains(" 20000 bytes, 5 pages") && page_cells(s).len() == 5
+    });
+    let printed = screen
+        .split("arr = ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap()
+        .to_owned();
+    assert!(
+        screen.contains(&format!("page 0: {printed}..")),
+        "the map does not show the array at {printed}:\n{screen}"
+    );
+    let states = |s: &str| -> Vec<String> {
+        (0..5)
+            .map(|page| page_state(s, page).unwrap_or_default())
+            .collect()
+    };
+    assert_eq!(states(&screen), ["untouched"; 5], "{screen}");
+    let present = |state: &str| state == "faulted now" || state == "resident";
+    // arr[1500], arr[1501] (the same page: no fault), arr[0], arr[3000].
+    for (enter, pages) in [(2, &[1][..]), (3, &[1]), (4, &[0, 1]), (5, &[0, 1, 2])] {
+        pane.keys(&["Enter"]);
+        pane.wait_for(&format!("the fault of Enter {enter}"), |s| {
+            let states = states(s);
+            (0..5).all(|page| present(&states[page]) == pages.contains(&page))
+        });
+    }
+    let screen = pane.wait_for("the program's end", |s| {
+        s.contains("command ended") && s.contains("exited with status 0")
+    });
+    assert!(!screen.contains("[1501]"), "arr[1501] faulted:\n{screen}");
+    pane.keys(&["q"]);
+    assert_eq!(pane.exit_status(), "0");
+}
+
+/// After F2 every key goes to the command, `q` too, until F2 gives them back to the view.
+#[test]
+fn f2_gives_the_command_every_key_and_takes_them_back() {
+    let pane = Pane::start(
+        "pane-keys",
+        100,
+        30,
+        &format!("{DEMO} trace --tui -- sh -c 'read line; echo got $line; sleep 30'"),
+    );
+    pane.wait_for("the command pane", |s| {
+        s.contains("command · Enter goes to it")
+    });
+    pane.keys(&["F2"]);
+    pane.wait_for("the pane's focus", |s| s.contains("every key goes to it"));
+    pane.keys(&["q", "u", "i", "t", "Enter"]);
+    pane.wait_for("the command's answer", |s| s.contains("got quit"));
+    pane.keys(&["F2"]);
+    pane.wait_for("the view's keys", |s| {
+        s.contains("command · Enter goes to it")
+    });
+    pane.keys(&["q"]);
+    assert_eq!(pane.exit_status(), "0");
 }

@@ -55,6 +55,8 @@ pub struct Trace {
     pub options: TraceOptions,
     pub probes: ProbeOptions,
     pub sink: EventSink,
+    /// How wide a text report's lines are (`--wide`).
+    pub width: crate::output::trace_text::LineWidth,
 }
 
 /// `demo top`.

@@ -27,8 +27,9 @@ pub(super) async fn run(counting: Top, run_as: Option<RunAs>) -> anyhow::Result<
         TopSink::Report(report) => {
             // Opened before anything is loaded, so a file demo may not write fails at once.
             let out = report_file::open(&report.to, run_as)?;
+            let group = options.group;
             let top = start(options, &fault_category, listener.as_ref())?;
-            let mut output = output::top::output(report.format.into(), out);
+            let mut output = output::top::output(report.format.into(), out, group);
             serve(&top, listener, output.as_mut()).await
         }
         TopSink::Quiet => {

@@ -6,6 +6,7 @@ use std::time::Duration;
 use demo::{
     app::{self, Alloc, BadInput, Destination, EventSink, Invocation, Report, TopFormat, TopSink},
     kernel::probes::ProbeOptions,
+    output::trace_text::LineWidth,
     top, trace,
     walk::{
         lessons,
@@ -13,7 +14,7 @@ use demo::{
     },
 };
 
-use super::{Cli, Command, FormatArg, ScenarioArg, TopArgs, TraceArgs};
+use super::{Cli, Command, FormatArg, ScenarioArg, SourceArg, TopArgs, TraceArgs};
 
 /// What the command line asks for.
 #[derive(Debug)]
@@ -91,15 +92,37 @@ impl Cli {
         Ok(EventSink::Report(self.report(self.format.into())))
     }
 
-    /// Where demo top is shown: it counts, so it has no stacks and no timeline.
+    /// Where demo top is shown: it counts, so it has no stacks and no timeline. The global
+    /// options top has no use for are read from its own hidden copies, which hold them wherever
+    /// they stood on the command line.
     fn top_sink(&self, args: &TopArgs) -> Result<TopSink, BadInput> {
         let not_per_stack = || {
             BadInput("demo top counts faults per process and page, not per stack: --stacks, --stack-depth and --format folded are for alloc and trace".to_owned())
         };
-        if self.stack_depth() != 0 {
+        if args.stacks || args.stack_depth.is_some() {
             return Err(not_per_stack());
         }
-        let format = match self.format {
+        if args.source == Some(SourceArg::Perf) {
+            return Err(BadInput(
+                "demo top counts on the exceptions tracepoints: --source perf is for alloc and trace"
+                    .to_owned(),
+            ));
+        }
+        if args
+            .ring_buffer_kib
+            .is_some_and(|kib| kib != demo_common::DEFAULT_RING_BYTES / 1024)
+        {
+            return Err(BadInput(
+                "demo top sends no events through a ring buffer: --ring-buffer-kib is for alloc and trace"
+                    .to_owned(),
+            ));
+        }
+        if args.as_root {
+            return Err(BadInput(
+                "--as-root says who runs what demo starts, and demo top starts nothing".to_owned(),
+            ));
+        }
+        let format = match args.format {
             FormatArg::Text => TopFormat::Text,
             FormatArg::Json => TopFormat::Json,
             FormatArg::Folded => return Err(not_per_stack()),
@@ -176,12 +199,20 @@ impl Cli {
             elem_size: args.elem_size,
             duration: args.duration.map(Duration::from_secs_f64),
             run_as: None,
-            quiet: matches!(sink, EventSink::View),
+            // A report shares demo's terminal with the command. The view gives the command a
+            // pseudo-terminal of its own instead, which app::run_trace opens: only there is
+            // the terminal's size, and so the pane's, known.
+            command_io: trace::CommandIo::Inherit,
         };
         Ok(app::Trace {
             options,
             probes: self.probe_options(),
             sink,
+            width: if args.wide {
+                LineWidth::Wide
+            } else {
+                LineWidth::Columns80
+            },
         })
     }
 
@@ -192,7 +223,10 @@ impl Cli {
             count: args.count as usize,
             sort: args.sort.into(),
             duration: args.duration.map(Duration::from_secs_f64),
-            pages_of: args.pid.filter(|_| args.pages),
+            pid: args.pid,
+            pages: args.pages,
+            group: args.group.map(Into::into),
+            keep_exited: args.keep_exited,
             all_rows: matches!(sink, TopSink::View),
             counters_only: args.counters_only,
             empty_fault_programs: args.debug_empty_fault_programs,
@@ -301,6 +335,120 @@ mod tests {
         }
     }
 
+    /// The global options top has no use for are refused wherever they stand on the line.
+    #[test]
+    fn top_refuses_the_global_options_it_has_no_use_for() {
+        for (args, says) in [
+            (
+                &["--stacks", "top"][..],
+                "demo top counts faults per process and page, not per stack: --stacks, --stack-depth and --format folded are for alloc and trace",
+            ),
+            (
+                &["top", "--source", "perf"][..],
+                "demo top counts on the exceptions tracepoints: --source perf is for alloc and trace",
+            ),
+            (
+                &["--ring-buffer-kib", "64", "top"][..],
+                "demo top sends no events through a ring buffer: --ring-buffer-kib is for alloc and trace",
+            ),
+            (
+                &["top", "--as-root"][..],
+                "--as-root says who runs what demo starts, and demo top starts nothing",
+            ),
+        ] {
+            match request(args) {
+                Err(refusal) => assert_eq!(refusal.to_string(), says, "{args:?}"),
+                Ok(request) => panic!("{args:?} is accepted: {request:?}"),
+            }
+        }
+        let app::Command::Top(top) = run(&["--format", "json", "top", "--source", "tracepoint"])
+        else {
+            panic!("not top");
+        };
+        assert!(matches!(
+            top.sink,
+            TopSink::Report(Report {
+                format: TopFormat::Json,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn top_aims_at_one_process_or_sums_groups() {
+        let app::Command::Top(top) = run(&["top", "--pid", "42"]) else {
+            panic!("not top");
+        };
+        assert_eq!((top.options.pid, top.options.pages_of()), (Some(42), None));
+        let app::Command::Top(top) = run(&["top", "-p", "42", "--pages"]) else {
+            panic!("not top");
+        };
+        assert_eq!(top.options.pages_of(), Some(42));
+        let app::Command::Top(top) = run(&["top", "--group", "cgroup", "--keep-exited"]) else {
+            panic!("not top");
+        };
+        assert_eq!(top.options.group, Some(top::GroupBy::Cgroup));
+        assert!(top.options.keep_exited);
+        let app::Command::Top(top) = run(&["top", "--group", "comm"]) else {
+            panic!("not top");
+        };
+        assert_eq!(top.options.group, Some(top::GroupBy::Command));
+        for bad in [
+            &["demo", "top", "--pages"][..],
+            &["demo", "top", "--pid", "1", "--group", "comm"][..],
+            &["demo", "top", "--group", "pid"][..],
+        ] {
+            assert_eq!(
+                Cli::try_parse_from(bad).unwrap_err().exit_code(),
+                2,
+                "{bad:?}"
+            );
+        }
+    }
+
+    /// `demo top --help` offers what top accepts, and nothing it refuses.
+    #[test]
+    fn top_help_lists_only_what_top_accepts() {
+        let help_of = |flag| {
+            Cli::try_parse_from(["demo", "top", flag])
+                .unwrap_err()
+                .to_string()
+        };
+        let short = help_of("-h");
+        assert!(short.contains("[possible values: text, json]"), "{short}");
+        let help = help_of("--help");
+        for refused in [
+            "--stacks",
+            "--stack-depth",
+            "- folded",
+            "chrome-trace",
+            "--source",
+            "--ring-buffer-kib",
+            "--as-root",
+        ] {
+            assert!(!help.contains(refused), "{refused} offered:\n{help}");
+        }
+        for accepted in [
+            "--format",
+            "- text:",
+            "- json:",
+            "--pid",
+            "--pages",
+            "--group",
+            "--keep-exited",
+            "--output",
+            "--tui",
+            "--listen",
+        ] {
+            assert!(help.contains(accepted), "{accepted} missing:\n{help}");
+        }
+        // The other commands still offer every format.
+        let trace = Cli::try_parse_from(["demo", "trace", "--help"])
+            .unwrap_err()
+            .to_string();
+        assert!(trace.contains("chrome-trace"), "{trace}");
+    }
+
     #[test]
     fn a_walk_that_has_fixed_steps_refuses_walk_options() {
         let refusal = request(&["alloc", "thp", "--bytes", "5"]).unwrap_err();
@@ -319,7 +467,11 @@ mod tests {
         };
         assert_eq!(report.format, Format::Json);
         assert_eq!(report.to, Destination::File(PathBuf::from("t.json")));
-        assert!(traced.options.heap_blocks && !traced.options.quiet);
+        assert!(traced.options.heap_blocks);
+        assert!(matches!(
+            traced.options.command_io,
+            trace::CommandIo::Inherit
+        ));
         let app::Command::Trace(traced) = run(&["trace", "--format", "folded", "--pid", "1"])
         else {
             panic!("not a trace");
@@ -335,13 +487,12 @@ mod tests {
     }
 
     #[test]
-    fn tui_is_the_view_and_silences_a_traced_command() {
+    fn tui_is_the_view_of_trace_top_and_alloc() {
         let app::Command::Trace(traced) = run(&["--tui", "--format", "json", "trace", "--", "ls"])
         else {
             panic!("not a trace");
         };
         assert!(matches!(traced.sink, EventSink::View));
-        assert!(traced.options.quiet);
         let app::Command::Top(top) = run(&["top", "--tui"]) else {
             panic!("not top");
         };
@@ -392,5 +543,105 @@ mod tests {
         assert!(
             matches!(request(&["__man", "top"]), Ok(Request::Man(Some(name))) if name == "top")
         );
+    }
+
+    /// A value each option's value name stands for, for the test below.
+    fn sample(arg: &clap::Arg) -> Vec<String> {
+        let values = arg.get_possible_values();
+        if !values.is_empty() {
+            // A hidden value is not listed (top's --format folded, which top refuses).
+            return values
+                .iter()
+                .filter(|v| !v.is_hide_set())
+                .map(|v| v.get_name().to_owned())
+                .collect();
+        }
+        let name = arg
+            .get_value_names()
+            .and_then(|names| names.first())
+            .map(|name| name.as_str().to_owned())
+            .unwrap_or_default();
+        vec![
+            match name.as_str() {
+                "FILE" => "report.out",
+                "N" | "BYTES" => "4096",
+                "ADDR:PORT" => "127.0.0.1:0",
+                "auto|none|ADDR:LEN" => "auto",
+                "I,J,..." => "0",
+                "KIB" => "64",
+                _ => "1",
+            }
+            .to_owned(),
+        ]
+    }
+
+    /// What each command needs besides the option tried, and what an option needs with it
+    /// (clap's `requires`).
+    fn companions(command: &str, option: &str) -> Vec<&'static str> {
+        let mut args = match command {
+            "alloc" => vec!["out-of-bounds"],
+            "trace" if option != "pid" => vec!["--pid", "1"],
+            _ => Vec::new(),
+        };
+        args.extend(match option {
+            "pages" => &["--pid", "1"][..],
+            "pid" if command == "top" => &["--pages"][..],
+            "per_pid" | "max_series" | "quiet" => &["--listen", "127.0.0.1:0"][..],
+            "then_write" => &["--read"][..],
+            "debug_empty_fault_programs" => &["--counters-only"][..],
+            _ => &[][..],
+        });
+        args
+    }
+
+    /// Each command's help offers only what it accepts: every option it lists, with each of
+    /// its values, makes a request (`demo top --help` once offered --stacks and --format
+    /// folded, then refused them).
+    #[test]
+    fn every_option_a_command_lists_is_accepted_by_it() {
+        use clap::CommandFactory as _;
+        let mut cli = Cli::command();
+        cli.build();
+        for command in ["alloc", "trace", "top"] {
+            let sub = cli.find_subcommand(command).unwrap();
+            for arg in sub.get_arguments() {
+                let Some(long) = arg.get_long() else { continue };
+                if arg.is_hide_set() || ["help", "list"].contains(&long) {
+                    continue;
+                }
+                let values = if arg.get_num_args().is_some_and(|n| n.takes_values()) {
+                    sample(arg).into_iter().map(Some).collect()
+                } else {
+                    vec![None]
+                };
+                for value in values {
+                    let mut args = vec![command.to_owned(), format!("--{long}")];
+                    args.extend(value.clone());
+                    args.extend(
+                        companions(command, arg.get_id().as_str())
+                            .iter()
+                            .map(|a| (*a).to_owned()),
+                    );
+                    if value
+                        .as_deref()
+                        .is_some_and(|v| ["json", "folded", "chrome-trace"].contains(&v))
+                    {
+                        args.extend(["-o".to_owned(), "report.out".to_owned()]);
+                    }
+                    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                    let parsed =
+                        Cli::try_parse_from(std::iter::once("demo").chain(args.iter().copied()));
+                    let accepted = parsed
+                        .map_err(|error| error.to_string())
+                        .and_then(|cli| cli.request().map_err(|refusal| refusal.to_string()));
+                    assert!(
+                        accepted.is_ok(),
+                        "demo {}: {:?}",
+                        args.join(" "),
+                        accepted.err()
+                    );
+                }
+            }
+        }
     }
 }

@@ -14,6 +14,7 @@ pub mod probes;
 pub mod process;
 pub mod procmap_query;
 pub mod procmem;
+pub mod pty;
 pub mod raw_tracepoint;
 pub mod records;
 pub mod shutdown;

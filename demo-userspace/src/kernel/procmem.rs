@@ -153,17 +153,6 @@ pub fn vma_usage(pid: i32, address: u64) -> Result<Option<VmaUsage>, ProcMemErro
     })
 }
 
-/// Usage of the VMA that holds `first`, or else the one that holds `last`, from one read of
-/// smaps (a stack grows down into its region, so its VMA holds the region's last byte). The
-/// maps are in address order and do not overlap, so the first that holds either address is
-/// the one that holds `first` when there is one.
-pub fn region_vma_usage(pid: i32, first: u64, last: u64) -> Result<Option<VmaUsage>, ProcMemError> {
-    let holds = |map: &procfs::process::MemoryMap, address: u64| {
-        map.address.0 <= address && address < map.address.1
-    };
-    find_vma(pid, |map| holds(map, first) || holds(map, last))
-}
-
 /// Usage of the VMA named `name` (e.g. `[stack]`), or `None` when there is none.
 pub fn named_vma_usage(pid: i32, name: &str) -> Result<Option<VmaUsage>, ProcMemError> {
     find_vma(pid, |map| mapping_name(&map.pathname) == name)
@@ -173,29 +162,49 @@ fn find_vma(
     pid: i32,
     wanted: impl Fn(&procfs::process::MemoryMap) -> bool,
 ) -> Result<Option<VmaUsage>, ProcMemError> {
+    Ok(smaps(pid)?.find(|map| wanted(map)).map(|map| usage(&map)))
+}
+
+/// Usage of every VMA of the process, in address order: `pmap -x`'s rows.
+pub fn process_vma_usage(pid: i32) -> Result<Vec<VmaUsage>, ProcMemError> {
+    Ok(smaps(pid)?.map(|map| usage(&map)).collect())
+}
+
+/// The VMA of `vmas` that holds `first`, or else the one that holds `last`: a region's VMA (a
+/// stack grows down into its region, so its VMA holds the region's last byte).
+pub fn region_vma(vmas: &[VmaUsage], first: u64, last: u64) -> Option<&VmaUsage> {
+    let holds = |vma: &VmaUsage, address: u64| vma.start <= address && address < vma.end;
+    vmas.iter()
+        .find(|vma| holds(vma, first))
+        .or_else(|| vmas.iter().find(|vma| holds(vma, last)))
+}
+
+fn smaps(pid: i32) -> Result<impl Iterator<Item = procfs::process::MemoryMap>, ProcMemError> {
     let smaps = open(pid, "smaps")?.smaps().map_err(|source| ProcMemError {
         pid,
         file: "smaps",
         source,
     })?;
-    Ok(smaps.into_iter().find(|map| wanted(map)).map(|map| {
-        let field = |key: &str| map.extension.map.get(key).copied().unwrap_or(0) / 1024;
-        VmaUsage {
-            start: map.address.0,
-            end: map.address.1,
-            size_kib: (map.address.1 - map.address.0) / 1024,
-            rss_kib: field("Rss"),
-            dirty_kib: field("Private_Dirty") + field("Shared_Dirty"),
-            shared_clean_kib: field("Shared_Clean"),
-            shared_dirty_kib: field("Shared_Dirty"),
-            private_clean_kib: field("Private_Clean"),
-            private_dirty_kib: field("Private_Dirty"),
-            anonymous_kib: field("Anonymous"),
-            anon_huge_kib: field("AnonHugePages"),
-            perms: map.perms.as_str(),
-            name: mapping_name(&map.pathname),
-        }
-    }))
+    Ok(smaps.into_iter())
+}
+
+fn usage(map: &procfs::process::MemoryMap) -> VmaUsage {
+    let field = |key: &str| map.extension.map.get(key).copied().unwrap_or(0) / 1024;
+    VmaUsage {
+        start: map.address.0,
+        end: map.address.1,
+        size_kib: (map.address.1 - map.address.0) / 1024,
+        rss_kib: field("Rss"),
+        dirty_kib: field("Private_Dirty") + field("Shared_Dirty"),
+        shared_clean_kib: field("Shared_Clean"),
+        shared_dirty_kib: field("Shared_Dirty"),
+        private_clean_kib: field("Private_Clean"),
+        private_dirty_kib: field("Private_Dirty"),
+        anonymous_kib: field("Anonymous"),
+        anon_huge_kib: field("AnonHugePages"),
+        perms: map.perms.as_str(),
+        name: mapping_name(&map.pathname),
+    }
 }
 
 /// Process `pid`'s RLIMIT_STACK soft limit in bytes, or `None` when unlimited or unreadable.

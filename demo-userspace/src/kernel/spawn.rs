@@ -1,12 +1,13 @@
 //! The one way demo starts a process, for a traced command and the workload child alike: fork,
-//! tie the child to the loader, drop to the invoking user, set up its stdio, optionally hold it
-//! on a pipe until the loader lets it go (so it is traced from its first instruction), exec.
+//! tie the child to the loader, drop to the invoking user, set up its stdio (or a terminal of
+//! its own), optionally hold it on a pipe until the loader lets it go (so it is traced from its
+//! first instruction), exec.
 
 use std::{
     ffi::{CString, OsString},
     io,
     os::{
-        fd::{AsRawFd as _, OwnedFd},
+        fd::{AsRawFd as _, BorrowedFd, OwnedFd},
         unix::ffi::OsStrExt as _,
     },
     path::PathBuf,
@@ -40,14 +41,18 @@ pub enum SpawnError {
 }
 
 /// Where the child's stdin, stdout and stderr go.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ChildIo {
+#[derive(Clone, Copy, Debug)]
+pub enum ChildIo<'a> {
     /// The loader's own.
     Inherit,
-    /// /dev/null, all three (the terminal belongs to --tui).
+    /// /dev/null, all three.
     Null,
     /// Stdin and stdout are pipes to the loader ([`Spawned::pipes`]); stderr is the loader's.
     Pipes,
+    /// The terminal side of a pseudo-terminal ([`super::pty::Pty`]), all three, and the
+    /// child's controlling terminal in a session of its own, as a shell would start it: its
+    /// Ctrl-C and window size are that terminal's.
+    Terminal(BorrowedFd<'a>),
 }
 
 /// What to start, and how.
@@ -59,7 +64,7 @@ pub struct ChildSpec<'a> {
     pub argv: &'a [OsString],
     /// The user it runs as; the loader's own (root) when `None`.
     pub run_as: Option<RunAs>,
-    pub io: ChildIo,
+    pub io: ChildIo<'a>,
     /// The child waits before its exec until [`Spawned::release`].
     pub held: bool,
 }
@@ -115,9 +120,9 @@ pub fn spawn(spec: ChildSpec<'_>) -> Result<Spawned, SpawnError> {
                 pipe2(OFlag::O_CLOEXEC).map_err(SpawnError::Pipes)?;
             Some(((child_stdin, child_stdout), (loader_stdin, loader_stdout)))
         }
-        ChildIo::Inherit | ChildIo::Null => None,
+        ChildIo::Inherit | ChildIo::Null | ChildIo::Terminal(_) => None,
     };
-    let null = if spec.io == ChildIo::Null {
+    let null = if matches!(spec.io, ChildIo::Null) {
         Some(
             std::fs::File::options()
                 .read(true)
@@ -129,18 +134,30 @@ pub fn spawn(spec: ChildSpec<'_>) -> Result<Spawned, SpawnError> {
         None
     };
     // The child's stdin, stdout and stderr, when they are not the loader's.
-    let stdio: Option<[libc::c_int; 3]> = match (&null, &pipes) {
-        (Some(null), _) => Some([null.as_raw_fd(); 3]),
-        (None, Some(((stdin, stdout), _))) => Some([stdin.as_raw_fd(), stdout.as_raw_fd(), 2]),
-        (None, None) => None,
+    let stdio: Option<[libc::c_int; 3]> = match (&null, &pipes, spec.io) {
+        (Some(null), _, _) => Some([null.as_raw_fd(); 3]),
+        (None, Some(((stdin, stdout), _)), _) => Some([stdin.as_raw_fd(), stdout.as_raw_fd(), 2]),
+        (None, None, ChildIo::Terminal(terminal)) => Some([terminal.as_raw_fd(); 3]),
+        (None, None, _) => None,
+    };
+    let terminal = match spec.io {
+        ChildIo::Terminal(terminal) => Some(terminal.as_raw_fd()),
+        _ => None,
     };
     let parent = std::process::id() as libc::pid_t;
 
-    // SAFETY: the child only makes async-signal-safe calls (prctl, getppid, setgroups, setgid,
-    // setuid, dup2, read, execve, _exit) on memory prepared before the fork.
+    // SAFETY: the child only makes async-signal-safe calls (prctl, getppid, setsid, ioctl,
+    // setgroups, setgid, setuid, dup2, read, execve, _exit) on memory prepared before the fork.
     match unsafe { fork() }.map_err(SpawnError::Fork)? {
         ForkResult::Child => unsafe {
             if !crate::kernel::process::tie_to_parent(parent) {
+                libc::_exit(125);
+            }
+            // A session of its own, with the terminal as its controlling terminal: the child's
+            // process group is the terminal's foreground group, so its Ctrl-C reaches it.
+            if let Some(terminal) = terminal
+                && (libc::setsid() < 0 || libc::ioctl(terminal, libc::TIOCSCTTY, 0) < 0)
+            {
                 libc::_exit(125);
             }
             if let Some(user) = spec.run_as

@@ -120,6 +120,90 @@ pub struct StackFrame {
     pub code: Arc<Code>,
 }
 
+/// A fault's user stack as demo names it: the instruction that ran, then the return addresses
+/// in code, innermost first, and where the frame-pointer walk left code, when it did. It derefs
+/// to the frames alone, so whatever reads it as frames never sees what the walk read past code.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stack {
+    pub frames: Vec<StackFrame>,
+    pub end: Option<StackEnd>,
+}
+
+/// The first return address a frame-pointer walk read that no executable mapping demo knows
+/// of holds: most often not a return address but what a function built without frame pointers
+/// left where its frame pointer would be (ASCII text, a pointer to data such as
+/// `_PyRuntime+0x289b8`). Neither it nor anything the walk read past it is a frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StackEnd {
+    pub address: u64,
+    pub why: EndCause,
+}
+
+/// Why a stack ends at an address: what is known of the memory there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EndCause {
+    /// A mapping holds it, and that mapping is not executable: it is data, not code.
+    NotExecutable,
+    /// It is above every address a process can map (ASCII text read as a pointer): not code.
+    NoUserAddress,
+    /// No mapping demo knows of holds it: the process was gone, or its mappings could not be
+    /// read, when the address was looked up, or nothing was mapped there. Whether it was code
+    /// is not known.
+    MappingUnknown,
+}
+
+/// No process maps at or above this address: x86-64's five-level paging gives user space 56
+/// bits of address, arm64 at most 52.
+const USER_END: u64 = 1 << 56;
+
+impl std::ops::Deref for Stack {
+    type Target = [StackFrame];
+
+    fn deref(&self) -> &[StackFrame] {
+        &self.frames
+    }
+}
+
+impl<'a> IntoIterator for &'a Stack {
+    type Item = &'a StackFrame;
+    type IntoIter = std::slice::Iter<'a, StackFrame>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.frames.iter()
+    }
+}
+
+/// The user addresses of a stack up to the first return address that is not in an executable
+/// mapping of `maps`, and that one, where the stack ends, with why. A return address is always
+/// in code; a walk that followed a frame pointer a function without one left behind reads
+/// data. The first address is never cut: it is the instruction that ran, wherever it was (an
+/// instruction fetch from memory that is not executable faults there, and its stack must say
+/// where).
+pub fn in_code<'s>(addresses: &'s [u64], maps: &MappingTable) -> (&'s [u64], Option<StackEnd>) {
+    let not_code = |address: u64| {
+        if address >= USER_END {
+            return Some(EndCause::NoUserAddress);
+        }
+        match maps.find(address) {
+            Some(mapping) if mapping.perms.as_bytes().get(2) == Some(&b'x') => None,
+            Some(_) => Some(EndCause::NotExecutable),
+            None => Some(EndCause::MappingUnknown),
+        }
+    };
+    let end = (addresses.iter().enumerate().skip(1))
+        .find_map(|(at, &address)| not_code(address).map(|why| (at, why)));
+    match end {
+        Some((at, why)) => (
+            &addresses[..at],
+            Some(StackEnd {
+                address: addresses[at],
+                why,
+            }),
+        ),
+        None => (addresses, None),
+    }
+}
+
 /// Symbolizes addresses and remembers every answer.
 pub struct Symbols {
     symbolizer: Symbolizer,
@@ -201,16 +285,18 @@ impl Symbols {
 
     /// The code of a fault at `ip` and, with `--stacks`, of each frame of its stack, innermost
     /// first: the faulting instruction (in the kernel, for a kernel-mode fault, then the user
-    /// instruction that entered it), then return addresses; named from `maps`, the process's
-    /// mappings when it faulted.
+    /// instruction that entered it), then return addresses, up to the first return address in
+    /// no executable mapping ([`in_code`]); named from `maps`, the process's mappings when it
+    /// faulted.
     pub fn fault_code(
         &mut self,
         ip: u64,
         stack: Option<&[u64]>,
         maps: &MappingTable,
-    ) -> (Arc<Code>, Option<Vec<StackFrame>>) {
+    ) -> (Arc<Code>, Option<Stack>) {
         let code = self.code(Site::of(ip, maps.find(ip)), At::Instruction);
-        let stack = stack.map(|frames| {
+        let stack = stack.map(|addresses| {
+            let (frames, end) = in_code(addresses, maps);
             // A fault in kernel mode (a copy to user memory in a syscall) ran kernel code; the
             // user stack starts where the syscall was made, so the kernel instruction comes
             // first.
@@ -223,7 +309,10 @@ impl Symbols {
                 address,
                 code: self.code(Site::of(address, maps.find(address)), at),
             });
-            kernel.into_iter().chain(user).collect()
+            Stack {
+                frames: kernel.into_iter().chain(user).collect(),
+                end,
+            }
         });
         (code, stack)
     }
@@ -406,6 +495,59 @@ mod tests {
                 ..Code::default()
             }
         );
+    }
+
+    /// A process's code, its heap, and nothing else.
+    fn code_and_heap() -> MappingTable {
+        let mapping = |start, end, perms: &str, name: &str| Mapping {
+            start,
+            end,
+            perms: perms.to_owned(),
+            name: name.into(),
+            file_offset: 0,
+            captured: false,
+        };
+        MappingTable::from_mappings([
+            mapping(0x40_0000, 0x40_2000, "r-xp", "/bin/app"),
+            mapping(0x60_0000, 0x62_1000, "rw-p", "[heap]"),
+        ])
+    }
+
+    /// The walk ends at the first return address outside code, and says what is known there:
+    /// data, no user address at all, or no mapping known (the process gone, its maps unread).
+    /// The first address, the instruction that ran, stays even in memory that is not code.
+    #[test]
+    fn a_stack_ends_where_code_ends_and_says_why_but_keeps_the_instruction_that_ran() {
+        let maps = code_and_heap();
+        let end = |address, why| Some(StackEnd { address, why });
+        let cases: [(&[u64], &[u64], Option<StackEnd>); 6] = [
+            (
+                &[0x40_0100, 0x60_0010, 0x40_0200],
+                &[0x40_0100],
+                end(0x60_0010, EndCause::NotExecutable),
+            ),
+            (
+                &[0x40_0100, 0x40_0800, 0x6176_5f6d_6172_6170],
+                &[0x40_0100, 0x40_0800],
+                end(0x6176_5f6d_6172_6170, EndCause::NoUserAddress),
+            ),
+            (
+                &[0x40_0100, 0x7f00_0000_1000, 0x40_0200],
+                &[0x40_0100],
+                end(0x7f00_0000_1000, EndCause::MappingUnknown),
+            ),
+            // A jump into the heap: the instruction fetch there faults, and is frame 0.
+            (
+                &[0x60_0010, 0x40_0100, 0x60_0020],
+                &[0x60_0010, 0x40_0100],
+                end(0x60_0020, EndCause::NotExecutable),
+            ),
+            (&[0x9000_0000], &[0x9000_0000], None),
+            (&[], &[], None),
+        ];
+        for (walked, kept, ended) in cases {
+            assert_eq!(in_code(walked, &maps), (kept, ended), "{walked:x?}");
+        }
     }
 
     #[test]

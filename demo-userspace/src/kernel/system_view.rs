@@ -12,7 +12,7 @@ use super::{
     mappings::{Mapping, MappingSource, MappingTable, Query},
     procmap_query::ProcMaps,
     procmem,
-    symbols::{Code, StackFrame, Symbols},
+    symbols::{Code, Stack, Symbols},
 };
 use crate::model::events::ExecImage;
 
@@ -32,7 +32,7 @@ pub trait SystemView: MappingSource {
         ip: u64,
         stack: Option<&[u64]>,
         maps: &MappingTable,
-    ) -> (Arc<Code>, Option<Vec<StackFrame>>);
+    ) -> (Arc<Code>, Option<Stack>);
     /// The file mappings the kernel made for a new image, rebuilt from what was captured at
     /// its exec (see [`exec_image::image_mappings`]).
     fn image_mappings(&mut self, image: &ExecImage) -> Vec<Mapping>;
@@ -77,7 +77,7 @@ impl SystemView for LiveView {
         ip: u64,
         stack: Option<&[u64]>,
         maps: &MappingTable,
-    ) -> (Arc<Code>, Option<Vec<StackFrame>>) {
+    ) -> (Arc<Code>, Option<Stack>) {
         self.symbols.fault_code(ip, stack, maps)
     }
 

@@ -37,6 +37,26 @@ fn describe_raw(code: &Code) -> String {
     text
 }
 
+/// `symbol+0xOFFSET (module)`: the function and the file that holds it, short enough for the
+/// view's page panel; `module+0xOFFSET` when no symbol names the code; the address alone when
+/// no mapping holds it. Escaped.
+pub fn in_module(code: &Code) -> String {
+    match (&code.symbol, &code.module) {
+        (Some(symbol), Some(module)) => format!(
+            "{}+{:#x} ({})",
+            escape(symbol),
+            code.offset,
+            escape(base_name(module))
+        ),
+        _ => describe(&Code {
+            file: None,
+            line: None,
+            inlined: Vec::new(),
+            ..code.clone()
+        }),
+    }
+}
+
 /// The function alone, as the summary's tables name it: the symbol, or `(no symbol) module`,
 /// escaped.
 pub fn function(symbol: Option<&str>, module: Option<&str>) -> String {

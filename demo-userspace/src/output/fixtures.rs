@@ -32,6 +32,18 @@ pub fn code() -> std::sync::Arc<Code> {
     })
 }
 
+/// The code of malloc's write of the next chunk's header, as the symbolizer names it in libc.
+pub fn int_malloc() -> std::sync::Arc<Code> {
+    std::sync::Arc::new(Code {
+        module: Some("/usr/lib/x86_64-linux-gnu/libc.so.6".to_owned()),
+        symbol: Some("_int_malloc".to_owned()),
+        offset: 0xda9,
+        file: Some("malloc.c".to_owned()),
+        line: Some(4378),
+        inlined: Vec::new(),
+    })
+}
+
 pub fn region() -> Region {
     Region::seed_array()
 }
@@ -85,6 +97,7 @@ pub fn step(number: u32, action: &str, pages: PageModel, kernel: KernelView) -> 
         scenario: ScenarioName::Mmap,
         step: number,
         pid: 100,
+        workload_binary: "/usr/local/bin/demo".into(),
         started_ns: u64::from(number) * 1_000_000,
         ended_ns: u64::from(number) * 1_000_000 + 500_000,
         action: action.to_owned(),
@@ -173,5 +186,6 @@ pub fn write_touch(
         faulted,
         mapping: "[anon]".to_owned(),
         resident_since,
+        own_frame_since: None,
     }
 }

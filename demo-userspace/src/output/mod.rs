@@ -16,6 +16,8 @@ pub mod metrics;
 mod text;
 pub mod top;
 pub mod trace;
+mod trace_summary_text;
+pub mod trace_text;
 pub mod tui;
 
 use std::io;

@@ -1,51 +1,146 @@
 //! The text report: each step's action, its faults, a page strip and a pmap-style line, in 80
-//! columns. Mapping and module paths are escaped ([`super::escape`]); code is named escaped.
+//! columns wrapped at words ([`crate::walk::wrap`]). A run of like faults on consecutive pages
+//! is one line; code is named only where it is not the workload's own (demo's binary), and
+//! then escaped, as are mapping and module paths ([`super::escape`]).
 
-use std::{
-    borrow::Cow,
-    io::{self, Write},
-};
+use std::io::{self, Write};
 
-use super::{
-    code::{base_name, describe, function},
-    escape::escape,
-    trace::stack_lines,
-};
-use crate::model::signals::{ProcessEnd, si_code_meaning, si_code_name};
+use super::{code::describe, escape::escape, trace_text::frame_lines};
 use crate::walk::Reporter;
 use crate::{
-    model::pages::{Companion, PageOrigin},
-    model::region::Region,
-    model::signals::signal_name,
+    kernel::symbols::Stack,
+    model::region::{Location, Region},
+    trace::session::TracedFault,
     walk::lessons::LessonFacts,
     walk::plan::{Allocator, ScenarioName},
     walk::scenario::{DeathDigest, Summary, WalkResult},
     walk::step_report::{AddressCheck, StepReport},
+    walk::wrap::{COLUMNS, wrap as wrap_words},
 };
 
 /// Glyphs of a page strip on one line of the report.
 const STRIP_ROW: usize = 64;
+/// Fewer like faults than this are written one by one; this many or more, as one run.
+const RUN: usize = 3;
+/// Where a fault's detail starts, under its head line.
+const DETAIL: &str = "            ";
 
 /// Writes the report for people and flushes after each step.
 pub struct TextReporter<W> {
     out: W,
+    /// The VMA (start, KiB) the walk's `note` last said holds the array in a larger VMA, so
+    /// the note is said once, and again only when the VMA changes.
+    noted_vma: Option<(u64, u64)>,
 }
 
 impl<W: Write> TextReporter<W> {
     pub fn new(out: W) -> Self {
-        Self { out }
+        Self {
+            out,
+            noted_vma: None,
+        }
     }
 }
 
-/// A line of the fault's detail, wrapped at 80 columns under the fault (a symbol may be long).
+/// A line of the fault's detail, wrapped under the fault (a symbol may be long).
 fn fit(text: &str) -> Vec<String> {
-    let options = textwrap::Options::new(80)
-        .initial_indent("            ")
-        .subsequent_indent("               ");
-    textwrap::wrap(text, options)
-        .into_iter()
-        .map(|line| line.into_owned())
-        .collect()
+    wrap_words(text, COLUMNS, DETAIL, "               ")
+}
+
+/// The index range the report prints beside an element on `location`'s page: the array's
+/// indices on that page, or, for an element outside the array, every index the page holds, so
+/// the range always holds the element shown.
+fn indices_beside(region: &Region, location: &Location) -> (i64, i64) {
+    if location.in_bounds {
+        return region.index_range_of_page(location.page);
+    }
+    let elem = region.elem_size as i64;
+    let page_start = (region.first_page_base() + location.page * region.page_size) as i64;
+    let first = page_start - region.start as i64;
+    let last = first + region.page_size as i64 - 1;
+    (
+        first.div_euclid(elem) + i64::from(first.rem_euclid(elem) != 0),
+        last.div_euclid(elem),
+    )
+}
+
+/// Where a fault in the array is, as its head line says it: `arr[1500] (+6000) on page 1 =
+/// arr[1024..2047]`.
+fn place(region: &Region, location: &Location) -> String {
+    let name = &region.name;
+    let page = if location.page < region.page_count() {
+        let (first, last) = indices_beside(region, location);
+        format!("page {} = {name}[{first}..{last}]", location.page)
+    } else {
+        format!("page {}, past the array", location.page)
+    };
+    format!(
+        "{name}[{}] ({:+}) on {page}",
+        location.index, location.offset
+    )
+}
+
+/// A fault in the array as the report writes it: where it fell, and the code and frames worth
+/// naming (none of the workload's own).
+struct Shown<'a> {
+    fault: &'a TracedFault,
+    location: Location,
+    code: Option<String>,
+    frames: Vec<String>,
+}
+
+impl<'a> Shown<'a> {
+    fn new(step: &StepReport, fault: &'a TracedFault, location: Location) -> Self {
+        // Where the walk left code is said under the frames told, and not alone: a stack of
+        // the workload's frames only says nothing.
+        let frames = step.told_frames(fault);
+        let stack = Stack {
+            end: (fault.stack.as_ref())
+                .and_then(|stack| stack.end)
+                .filter(|_| !frames.is_empty()),
+            frames,
+        };
+        Self {
+            fault,
+            location,
+            code: step.told_code(fault).map(describe),
+            frames: frame_lines(Some(&stack))
+                .into_iter()
+                .map(|(head, text)| format!("{head}{text}"))
+                .collect(),
+        }
+    }
+
+    /// True when `next` says the same as this fault but for its page: the same process, class,
+    /// error code and code.
+    fn like(&self, next: &Self) -> bool {
+        let (one, other) = (&self.fault.fault, &next.fault.fault);
+        one.fault.pid == other.fault.pid
+            && one.class == other.class
+            && one.fault.error_code == other.fault.error_code
+            && self.location.in_bounds == next.location.in_bounds
+            && self.code == next.code
+            && self.frames == next.frames
+    }
+}
+
+/// The length of the run of like faults on consecutive pages (up or down) that starts
+/// `shown`; 1 when the next fault is not part of one.
+fn run_length(shown: &[Shown<'_>]) -> usize {
+    let [first, second, ..] = shown else {
+        return shown.len();
+    };
+    let direction = second.location.page as i64 - first.location.page as i64;
+    if direction.abs() != 1 {
+        return 1;
+    }
+    1 + shown
+        .windows(2)
+        .take_while(|pair| {
+            pair[0].like(&pair[1])
+                && pair[1].location.page as i64 - pair[0].location.page as i64 == direction
+        })
+        .count()
 }
 
 /// `, child 123` or `, parent 122` once a walk has forked; empty before.
@@ -54,14 +149,6 @@ fn process_of(step: &StepReport, pid: u32) -> String {
         Some(LessonFacts::Fork { child, .. }) if *child == pid => format!(", child {pid}"),
         Some(LessonFacts::Fork { .. }) => format!(", parent {pid}"),
         _ => String::new(),
-    }
-}
-
-/// "was killed by SIGSEGV" or "exited with status 0", to follow "the child".
-fn child_fate(status: &ProcessEnd) -> String {
-    match status {
-        ProcessEnd::Killed(_) => format!("was {status}"),
-        _ => status.to_string(),
     }
 }
 
@@ -144,201 +231,173 @@ impl<W: Write> TextReporter<W> {
             )?,
         }
         if let Some((address, unmapped)) = facts.guard {
-            writeln!(
-                self.out,
-                "  guard     {address:#x} (page {}) is",
-                region.page_count()
-            )?;
             let verdict = if unmapped {
                 "unmapped: munmap'd, so no neighbour was merged there"
             } else {
                 "STILL MAPPED: an access there will not fault"
             };
-            writeln!(self.out, "            {verdict}")?;
+            self.paragraph(
+                "  guard     ",
+                &format!("{address:#x} (page {}) is {verdict}", region.page_count()),
+            )?;
         }
         Ok(())
     }
 
     fn write_faults(&mut self, step: &StepReport) -> io::Result<()> {
         let name = &step.region.name;
-        let mut any = false;
-        for (resolved, location) in step.faults_in_region() {
-            any = true;
-            let (first, last) = step.region.index_range_of_page(location.page);
-            let code = resolved.fault.fault.error_code;
-            let page = if location.page < step.region.page_count() {
-                format!("page {} = {name}[{first}..{last}]", location.page)
-            } else {
-                format!("page {}, past the array", location.page)
-            };
-            writeln!(
-                self.out,
-                "  fault     {name}[{}] ({:+}) on {page}  {}{}",
-                location.index,
-                location.offset,
-                resolved.fault.class.as_str(),
-                process_of(step, resolved.fault.fault.pid)
-            )?;
-            writeln!(
-                self.out,
-                "            {} (error code {:#x})",
-                code.describe(),
-                code.0
-            )?;
-            for line in fit(&format!("by {}", describe(&resolved.code))) {
-                writeln!(self.out, "{line}")?;
-            }
-            // Frames are wrapped like the rest, so a long C++ or Rust symbol stays in 80 columns.
-            for frame in stack_lines(resolved.stack.as_deref()) {
-                for line in fit(&frame) {
-                    writeln!(self.out, "{line}")?;
-                }
-            }
-        }
-        if !any {
+        let header = step.next_chunk_header_write().map(|(fault, _)| fault);
+        let shown: Vec<Shown<'_>> = step
+            .faults_in_region()
+            .map(|(fault, location)| Shown::new(step, fault, location))
+            .collect();
+        if shown.is_empty() {
             writeln!(self.out, "  fault     none in {name}")?;
         }
-        if let Some((fault, past_end)) = step.next_chunk_header_write() {
-            let (symbol, _, _) = fault.code.innermost();
-            let function = function(symbol, fault.code.module.as_deref());
-            let module = escape(fault.code.module.as_deref().map_or("-", base_name));
-            let index = fault.location().map_or(0, |location| location.index);
-            writeln!(
-                self.out,
-                "  why       {name}[{index}] is {past_end} bytes past {name}'s end, in the next chunk's"
-            )?;
-            writeln!(
-                self.out,
-                "            header: malloc's {function} ({module}) wrote that chunk's size"
-            )?;
-            writeln!(
-                self.out,
-                "            there, so malloc, not the program, faulted the last page in"
-            )?;
+        let mut at = 0;
+        while at < shown.len() {
+            // malloc's header write has a `why` of its own, so it is never folded into a run.
+            let length = match run_length(&shown[at..]) {
+                length
+                    if length >= RUN
+                        && !shown[at..at + length].iter().any(|one| {
+                            header.is_some_and(|header| std::ptr::eq(header, one.fault))
+                        }) =>
+                {
+                    length
+                }
+                _ => 1,
+            };
+            if length == 1 {
+                self.write_fault(step, &shown[at])?;
+            } else {
+                self.write_run(step, &shown[at..at + length])?;
+            }
+            at += length;
         }
-        let elsewhere = step.elsewhere();
-        let count: u64 = elsewhere.values().sum();
-        if count > 0 {
-            let parts: Vec<String> = elsewhere
-                .iter()
-                .map(|(mapping, n)| format!("{} {n}", escape(mapping)))
-                .collect();
-            let head = format!("  elsewhere {}: ", plural(count, "fault"));
-            for line in wrap(&head, &parts, 80) {
+        if let Some(why) = super::explain::chunk_header(step) {
+            self.paragraph("  why       ", &why)?;
+        }
+        self.write_elsewhere(step)
+    }
+
+    /// One fault in the array: where it fell, its class, its error code, and the code worth
+    /// naming.
+    fn write_fault(&mut self, step: &StepReport, shown: &Shown<'_>) -> io::Result<()> {
+        let fault = &shown.fault.fault;
+        self.paragraph(
+            "  fault     ",
+            &format!(
+                "{}  {}{}",
+                place(&step.region, &shown.location),
+                fault.class.as_str(),
+                process_of(step, fault.fault.pid)
+            ),
+        )?;
+        self.write_detail(shown)
+    }
+
+    /// A run of like faults on consecutive pages, as one line: `8 on pages 0→7, one per page`.
+    fn write_run(&mut self, step: &StepReport, run: &[Shown<'_>]) -> io::Result<()> {
+        let (first, last) = (&run[0], &run[run.len() - 1]);
+        let fault = &first.fault.fault;
+        self.paragraph(
+            "  faults    ",
+            &format!(
+                "{} on pages {}→{}, one per page  {}{}",
+                run.len(),
+                first.location.page,
+                last.location.page,
+                fault.class.as_str(),
+                process_of(step, fault.fault.pid)
+            ),
+        )?;
+        self.write_detail(first)
+    }
+
+    /// Under a fault or a run: the error code read out, then the code and frames worth naming.
+    fn write_detail(&mut self, shown: &Shown<'_>) -> io::Result<()> {
+        let code = shown.fault.fault.fault.error_code;
+        writeln!(
+            self.out,
+            "{DETAIL}{} (error code {:#x})",
+            code.describe(),
+            code.0
+        )?;
+        if let Some(named) = &shown.code {
+            for line in fit(&format!("by {named}")) {
                 writeln!(self.out, "{line}")?;
             }
+        }
+        // Frames are wrapped like the rest, so a long C++ or Rust symbol stays in 80 columns.
+        for frame in &shown.frames {
+            for line in fit(frame) {
+                writeln!(self.out, "{line}")?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The step's faults outside the array, by mapping; those on demo's own binary are the
+    /// workload's, named as such rather than by the binary's path.
+    fn write_elsewhere(&mut self, step: &StepReport) -> io::Result<()> {
+        let elsewhere = step.elsewhere();
+        let count: u64 = elsewhere.values().sum();
+        if count == 0 {
+            return Ok(());
+        }
+        let (own, others): (Vec<_>, Vec<_>) = elsewhere
+            .iter()
+            .partition(|(mapping, _)| step.is_workload_binary(mapping));
+        let parts: Vec<String> = own
+            .iter()
+            .map(|(_, n)| format!("{n} in the workload (demo's binary)"))
+            .chain(
+                others
+                    .iter()
+                    .map(|(mapping, n)| format!("{n} in {}", escape(mapping))),
+            )
+            .collect();
+        let head = format!("  elsewhere {}: ", plural(count, "fault"));
+        for line in wrap(&head, &parts, COLUMNS) {
+            writeln!(self.out, "{line}")?;
         }
         Ok(())
     }
 
     fn write_touch(&mut self, step: &StepReport) -> io::Result<()> {
-        let Some(outcome) = &step.touch else {
-            return Ok(());
-        };
-        let name = &step.region.name;
-        let index = outcome.touch.index;
-        let Some(location) = outcome.location else {
-            return Ok(());
-        };
-        if !location.in_bounds && step.death.is_none() {
-            writeln!(
-                self.out,
-                "  bounds    {name}[{index}] is past the array, yet {} maps it: the MMU checks",
-                if outcome.mapping.is_empty() {
-                    Cow::Borrowed("a VMA")
-                } else {
-                    escape(&outcome.mapping)
-                }
-            )?;
-            writeln!(
-                self.out,
-                "            whole mappings, never arrays, so there is no SIGSEGV"
-            )?;
+        if let Some([first, second]) = super::explain::past_the_array(step) {
+            // One paragraph, so a long mapping's name wraps at words too.
+            self.paragraph("  bounds    ", &format!("{first} {second}"))?;
         }
-        if outcome.faulted {
-            return Ok(());
+        match super::explain::no_fault(step) {
+            Some(why) => self.paragraph("  why       ", &why),
+            None => Ok(()),
         }
-        let why = match outcome.resident_since {
-            Some(PageOrigin::Fault {
-                step: 0..=1,
-                offset,
-                index: first,
-            }) if offset < 0 => {
-                format!("since step 1 ({name}[{first}], {offset} bytes: malloc's chunk header)")
-            }
-            Some(PageOrigin::Fault {
-                step, index: first, ..
-            }) => {
-                format!("since step {step} ({name}[{first}])")
-            }
-            Some(PageOrigin::BeforeWalk) => "before the walk began".to_owned(),
-            Some(PageOrigin::WithFault { step, how }) => match how {
-                Companion::FaultAround => format!("mapped by fault-around in step {step}"),
-                Companion::HugePage => format!("part of the huge page step {step} mapped"),
-            },
-            None => return Ok(()),
-        };
-        self.paragraph(
-            "  why       ",
-            &format!(
-                "no fault: page {} was already present, {why}",
-                location.page
-            ),
-        )
     }
 
     fn write_death(&mut self, step: &StepReport) -> io::Result<()> {
-        let Some(death) = &step.death else {
+        let Some(words) = super::explain::death(step) else {
             return Ok(());
         };
-        let name = &step.region.name;
-        writeln!(
-            self.out,
-            "  died      the child {}",
-            child_fate(&death.status)
-        )?;
-        if let Some(signal) = death.generated {
+        writeln!(self.out, "  died      {}", words.fate)?;
+        if let Some(signal) = &words.signal {
+            writeln!(self.out, "{DETAIL}{signal}")?;
             writeln!(
                 self.out,
-                "            {}, si_code {}: {}",
-                signal_name(signal.signal),
-                si_code_name(signal.signal, signal.code),
-                si_code_meaning(signal.signal, signal.code)
-            )?;
-            writeln!(
-                self.out,
-                "            (seen by signal:signal_generate and in the wait status)"
+                "{DETAIL}(seen by signal:signal_generate and in the wait status)"
             )?;
         }
-        if let Some((address, location)) = death.fault {
-            match location {
-                Some(location) => self.paragraph(
-                    "            ",
-                    &format!(
-                        "at {address:#x} = {name}[{}], page {}, {} the {}-page array",
-                        location.index,
-                        location.page,
-                        if location.page < step.region.page_count() {
-                            "inside"
-                        } else {
-                            "outside"
-                        },
-                        step.region.page_count()
-                    ),
-                )?,
-                None => writeln!(self.out, "            at {address:#x}, outside the array")?,
-            }
+        if let Some(place) = &words.place {
+            self.paragraph(DETAIL, place)?;
         }
         Ok(())
     }
 
-    /// `text` after `head`, wrapped at 80 columns under the text's start.
+    /// `text` after `head`, wrapped at words in 80 columns under the text's start.
     fn paragraph(&mut self, head: &str, text: &str) -> io::Result<()> {
         let indent = " ".repeat(head.chars().count());
-        let options = textwrap::Options::new(80)
-            .initial_indent(head)
-            .subsequent_indent(&indent);
-        for line in textwrap::wrap(text, options) {
+        for line in wrap_words(text, COLUMNS, head, &indent) {
             writeln!(self.out, "{line}")?;
         }
         Ok(())
@@ -411,15 +470,21 @@ impl<W: Write> TextReporter<W> {
             )?,
             None => writeln!(self.out, "  pmap      no VMA holds {}", region.name)?,
         }
+        // Said once, and again only when the VMA changes.
         if step.vma_is_larger()
             && let Some(vma) = &kernel.vma
+            && self.noted_vma != Some((vma.start, vma.size_kib))
         {
-            writeln!(
-                self.out,
-                "  note      {} lies in a larger VMA ({} KiB) than its own {} KiB of pages",
-                region.name,
-                vma.size_kib,
-                region.page_count() * region.page_size / 1024
+            self.noted_vma = Some((vma.start, vma.size_kib));
+            self.paragraph(
+                "  note      ",
+                &format!(
+                    "{} lies in a larger VMA ({} KiB) than its own {} KiB of pages; the pmap \
+                     line is the VMA's",
+                    region.name,
+                    vma.size_kib,
+                    region.page_count() * region.page_size / 1024
+                ),
             )?;
         }
         let mut shown = format!("{} resident", super::explain::pages(&kernel.resident_pages));
@@ -446,8 +511,15 @@ impl<W: Write> TextReporter<W> {
 }
 
 impl<W: Write> Reporter for TextReporter<W> {
-    fn region(&mut self, scenario: ScenarioName, _: Allocator, region: &Region) -> io::Result<()> {
+    /// The walk's title, before its first step, so `--interactive` shows it before the first
+    /// Enter.
+    fn walk_started(&mut self, scenario: ScenarioName) -> io::Result<()> {
+        self.noted_vma = None;
         writeln!(self.out, "== {} ==", scenario.as_str())?;
+        self.out.flush()
+    }
+
+    fn region(&mut self, _: ScenarioName, _: Allocator, region: &Region) -> io::Result<()> {
         writeln!(
             self.out,
             "{} = {:#x}: {} bytes = int[{}] on {} of {} KiB",
@@ -494,7 +566,7 @@ impl<W: Write> Reporter for TextReporter<W> {
         writeln!(
             self.out,
             "         the child {}\n",
-            child_fate(&summary.child)
+            super::explain::child_fate(&summary.child)
         )?;
         self.out.flush()
     }
@@ -649,17 +721,20 @@ impl<W: Write> TextReporter<W> {
 mod tests {
     use super::*;
     use crate::{
+        model::signals::ProcessEnd,
         output::fixtures::{
             fault, page_1_written_in_step_2, region, step, summary, vma, write_touch,
         },
         walk::step_report::KernelView,
+        walk::step_report::OwnFrame,
     };
 
     fn render(steps: &[StepReport], summary: &Summary) -> String {
         let mut out = Vec::new();
         let mut reporter = TextReporter::new(&mut out);
+        reporter.walk_started(steps[0].scenario).unwrap();
         reporter
-            .region(ScenarioName::Mmap, Allocator::Mmap, &steps[0].region)
+            .region(steps[0].scenario, Allocator::Mmap, &steps[0].region)
             .unwrap();
         for step in steps {
             reporter.step(step).unwrap();
@@ -730,5 +805,274 @@ mod tests {
         );
         report.touch = Some(write_touch(&region, 1501, false, Some(origin)));
         insta::assert_snapshot!(render(&[report], &summary(0, 0, 2)));
+    }
+
+    /// The steps alone, without the title and summary around them.
+    fn steps_only(steps: &[StepReport]) -> String {
+        let mut out = Vec::new();
+        let mut reporter = TextReporter::new(&mut out);
+        for step in steps {
+            reporter.step(step).unwrap();
+        }
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.lines().all(|line| line.chars().count() <= COLUMNS),
+            "{text}"
+        );
+        text
+    }
+
+    /// `text` with each wrapped paragraph joined into one line, to check a sentence whole.
+    fn joined(text: &str) -> String {
+        text.replace("\n            ", " ")
+    }
+
+    /// A step of the seed's array (5 pages) with `faults` and no kernel surprise.
+    fn step_with(number: u32, faults: Vec<TracedFault>) -> StepReport {
+        let region = region();
+        let mut pages = crate::model::pages::PageModel::new(5);
+        for fault in &faults {
+            if let Some(location) = fault.location() {
+                pages.apply_at(&location, fault.fault.fault.error_code.access(), number);
+            }
+        }
+        let resident = pages.resident_pages();
+        let mut report = step(
+            number,
+            "write pages",
+            pages,
+            KernelView {
+                rss_kib: resident.len() as u64 * 4,
+                resident_pages: resident,
+                vma: Some(vma(region.start, 20, 4)),
+                ..KernelView::default()
+            },
+        );
+        report.faults = faults;
+        report
+    }
+
+    #[test]
+    fn the_range_beside_an_element_always_holds_it() {
+        let guarded = Region {
+            pages_after: 1,
+            ..region()
+        };
+        let at = |region: &Region, offset: i64| {
+            place(
+                region,
+                &region
+                    .locate((region.start as i64 + offset) as u64)
+                    .unwrap(),
+            )
+        };
+        // Page 4 holds arr[4096..5119]; the array's own end, arr[4999], is on it too.
+        assert_eq!(
+            at(&guarded, 5001 * 4),
+            "arr[5001] (+20004) on page 4 = arr[4096..5119]"
+        );
+        assert_eq!(
+            at(&guarded, 4500 * 4),
+            "arr[4500] (+18000) on page 4 = arr[4096..4999]"
+        );
+        assert_eq!(
+            at(&guarded, 5121 * 4),
+            "arr[5121] (+20484) on page 5, past the array"
+        );
+        // malloc's header, 16 bytes before an array 16 bytes into its page.
+        let malloced = Region {
+            start: region().start + 16,
+            len: 262_144,
+            ..region()
+        };
+        assert_eq!(
+            at(&malloced, -16),
+            "arr[-4] (-16) on page 0 = arr[-4..1019]"
+        );
+        assert_eq!(at(&malloced, 0), "arr[0] (+0) on page 0 = arr[0..1019]");
+        // Past the end of an array that ends inside its last page, 3648 bytes into a page.
+        let heap = Region {
+            start: region().start + 3648,
+            ..region()
+        };
+        assert_eq!(
+            at(&heap, 5002 * 4),
+            "arr[5002] (+20008) on page 5 = arr[4208..5231]"
+        );
+    }
+
+    #[test]
+    fn a_run_of_like_faults_on_consecutive_pages_is_one_line() {
+        let region = region();
+        let faults: Vec<TracedFault> = (0..5)
+            .map(|page| fault(region.start + page * 4096, 6, "[anon]", &region))
+            .collect();
+        let text = steps_only(&[step_with(2, faults)]);
+        assert!(
+            text.contains(
+                "  faults    5 on pages 0→4, one per page  minor\n            write, page not \
+                 present, user mode (error code 0x6)\n  pages"
+            ),
+            "{text}"
+        );
+        // Two faults are no run; nor are faults of different error codes, or far apart.
+        let two = (0..2)
+            .map(|page| fault(region.start + page * 4096, 6, "[anon]", &region))
+            .collect();
+        assert_eq!(
+            steps_only(&[step_with(2, two)])
+                .matches("  fault  ")
+                .count(),
+            2
+        );
+        let mixed = vec![
+            fault(region.start, 6, "[anon]", &region),
+            fault(region.start + 4096, 7, "[anon]", &region),
+            fault(region.start + 2 * 4096, 6, "[anon]", &region),
+        ];
+        assert_eq!(
+            steps_only(&[step_with(2, mixed)])
+                .matches("  fault  ")
+                .count(),
+            3
+        );
+        let apart = [0, 2, 4]
+            .into_iter()
+            .map(|page| fault(region.start + page * 4096, 6, "[anon]", &region))
+            .collect();
+        assert_eq!(
+            steps_only(&[step_with(2, apart)])
+                .matches("  fault  ")
+                .count(),
+            3
+        );
+        // Down the pages, as a stack grows.
+        let down = (0..4)
+            .rev()
+            .map(|page| fault(region.start + page * 4096 + 8, 6, "[anon]", &region))
+            .collect();
+        let text = steps_only(&[step_with(2, down)]);
+        assert!(
+            text.contains("  faults    4 on pages 3→0, one per page  minor\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn code_is_named_only_outside_the_workloads_own_binary() {
+        let region = region();
+        let mut faults = vec![fault(region.start, 6, "[anon]", &region)];
+        let mut malloc = fault(region.start + 4096, 6, "[anon]", &region);
+        malloc.code = crate::output::fixtures::int_malloc();
+        faults.push(malloc);
+        faults.push(fault(0x5555_0000_2000, 6, "/usr/local/bin/demo", &region));
+        faults.push(fault(0x7ffe_0000_0000, 6, "[stack]", &region));
+        let text = steps_only(&[step_with(2, faults)]);
+        assert!(!text.contains("State::perform"), "{text}");
+        assert!(!text.contains("/usr/local/bin/demo"), "{text}");
+        assert!(
+            text.contains("            by _int_malloc+0xda9 malloc.c:4378\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "  elsewhere 2 faults: 1 in the workload (demo's binary), 1 in [stack]\n"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_larger_vma_is_noted_once_and_again_when_it_changes() {
+        let larger = |number, kib| {
+            let mut report = step_with(number, Vec::new());
+            report.kernel.as_mut().unwrap().vma = Some(vma(region().start, kib, 4));
+            report
+        };
+        let text = steps_only(&[
+            larger(1, 140),
+            larger(2, 140),
+            larger(3, 144),
+            larger(4, 144),
+        ]);
+        assert_eq!(
+            text.matches("  note      arr lies in a larger VMA (140 KiB) than its own 20 KiB")
+                .count(),
+            1,
+            "{text}"
+        );
+        assert_eq!(text.matches("a larger VMA (144 KiB)").count(), 1, "{text}");
+    }
+
+    #[test]
+    fn a_write_after_a_copy_on_write_says_the_copy_made_the_page_writable() {
+        let region = region();
+        let (pages, origin) = page_1_written_in_step_2();
+        let mut report = step_with(7, Vec::new());
+        report.pages = pages;
+        let mut touch = write_touch(&region, 1501, false, Some(origin));
+        touch.own_frame_since = Some(OwnFrame {
+            step: 6,
+            index: 1500,
+            from_zero_page: true,
+        });
+        report.touch = Some(touch);
+        let text = steps_only(&[report]);
+        assert!(
+            joined(&text).contains(
+                "  why       no fault: page 1 was already present and writable: step 2 \
+                 (arr[1500]) mapped the shared zero page there, and step 6's write \
+                 (arr[1500]) gave it a copy of its own\n"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_stack_lessons_death_names_its_region_not_an_array() {
+        let region = Region {
+            name: "stack".into(),
+            len: 1 << 20,
+            ..region()
+        };
+        let mut report = step_with(4, Vec::new());
+        report.scenario = ScenarioName::Stack;
+        report.region = region.clone();
+        report.kernel = None;
+        let address = region.start + 127 * 4096 + 8;
+        report.death = Some(crate::walk::step_report::Death {
+            status: ProcessEnd::Killed(libc::SIGSEGV),
+            wait_signal: Some(libc::SIGSEGV),
+            generated: Some(crate::output::fixtures::segv()),
+            fault: Some((address, region.locate(address))),
+            error_code: None,
+        });
+        let text = steps_only(&[report]);
+        assert!(
+            joined(&text).contains(
+                " at 0x7f000007f008 = stack[130050], page 127, inside the 256-page region \
+                 below the top of [stack]\n"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("array"), "{text}");
+    }
+
+    #[test]
+    fn the_guard_line_wraps_at_words_and_keeps_its_page_with_it() {
+        let mut report = step_with(1, Vec::new());
+        report.allocation = Some(crate::walk::step_report::AllocationFacts {
+            allocator: Allocator::Mmap,
+            address_check: AddressCheck::Matches,
+            guard: Some((0x7fec_5d72_0000, true)),
+        });
+        let text = steps_only(&[report]);
+        assert!(
+            text.contains(
+                "  guard     0x7fec5d720000 (page 5) is unmapped: munmap'd, so no neighbour \
+                 was\n            merged there\n"
+            ),
+            "{text}"
+        );
     }
 }

@@ -4,16 +4,22 @@ use std::io::{self, Write};
 
 use super::{
     Format, JsonLines,
+    code::describe,
     escape::escape,
     lines::{IntervalLine, TopLine},
 };
-use crate::top::{Interval, Row, TopOutput};
+use crate::top::{GroupBy, Interval, PageReport, Row, Subject, TopOutput};
 
-pub fn output<'a>(format: Format, out: impl Write + 'a) -> Box<dyn TopOutput + 'a> {
+/// The text or JSON output of demo top; `group` is what `--group` sums rows by, which names
+/// the table's first columns.
+pub fn output<'a>(
+    format: Format,
+    out: impl Write + 'a,
+    group: Option<GroupBy>,
+) -> Box<dyn TopOutput + 'a> {
     match format {
-        // The command line refuses folded stacks for top, which has none.
         // The command line refuses folded stacks and timelines for top.
-        Format::Text | Format::Folded | Format::ChromeTrace => Box::new(TextTop { out }),
+        Format::Text | Format::Folded | Format::ChromeTrace => Box::new(TextTop { out, group }),
         Format::Json => Box::new(JsonTop {
             out: JsonLines::new(out),
         }),
@@ -37,17 +43,29 @@ fn now_rfc3339() -> String {
     humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
 }
 
-/// The columns of the top table, in the text output and the terminal view alike.
-pub const COLUMNS: [&str; 8] = [
-    "PID", "COMMAND", "FAULTS/S", "TOTAL", "MINOR", "MAJOR", "WRITE%", "KERN%",
-];
-
-/// One process's cells under [`COLUMNS`]. Any user names a process, so its name is escaped:
-/// a newline in it would forge a row, an escape sequence would reach the terminal.
-pub fn cells(row: &Row) -> [String; 8] {
+/// The columns of the top table, in the text output and the terminal view alike: a process
+/// per row, or with `--group`, a command or a cgroup and how many processes it sums.
+pub fn columns(group: Option<GroupBy>) -> [&'static str; 8] {
+    let (who, name) = match group {
+        None => ("PID", "COMMAND"),
+        Some(GroupBy::Command) => ("PROCS", "COMMAND"),
+        Some(GroupBy::Cgroup) => ("PROCS", "CGROUP"),
+    };
     [
-        row.pid.to_string(),
-        escape(&row.comm).into_owned(),
+        who, name, "FAULTS/S", "TOTAL", "MINOR", "MAJOR", "WRITE%", "KERN%",
+    ]
+}
+
+/// One row's cells under [`columns`]. Any user names a process (and a cgroup), so the name is
+/// escaped: a newline in it would forge a row, an escape sequence would reach the terminal.
+pub fn cells(row: &Row) -> [String; 8] {
+    let who = match &row.subject {
+        Subject::Process { pid, .. } => pid.to_string(),
+        Subject::Group { processes, .. } => processes.to_string(),
+    };
+    [
+        who,
+        escape(row.subject.name()).into_owned(),
         format!("{:.1}", row.rate),
         row.faults.to_string(),
         known(row.minor),
@@ -59,6 +77,7 @@ pub fn cells(row: &Row) -> [String; 8] {
 
 struct TextTop<W> {
     out: W,
+    group: Option<GroupBy>,
 }
 
 impl<W: Write> TopOutput for TextTop<W> {
@@ -75,7 +94,7 @@ impl<W: Write> TopOutput for TextTop<W> {
                 String::new()
             }
         )?;
-        let [pid, comm, rate, total, minor, major, write, kern] = COLUMNS;
+        let [pid, comm, rate, total, minor, major, write, kern] = columns(self.group);
         writeln!(
             self.out,
             "{pid:>8} {comm:<16} {rate:>10} {total:>10} {minor:>10} {major:>7} {write:>6} {kern:>6}"
@@ -89,18 +108,43 @@ impl<W: Write> TopOutput for TextTop<W> {
             )?;
         }
         if let Some(pages) = &interval.pages {
-            writeln!(self.out, "hottest pages of pid {}:", pages.pid)?;
-            for (page, faults, mapping) in &pages.pages {
-                writeln!(self.out, "  {page:#018x} {faults:>8}  {}", escape(mapping))?;
-            }
-            writeln!(self.out, "by mapping:")?;
-            for (mapping, faults) in &pages.mappings {
-                writeln!(self.out, "  {faults:>8}  {}", escape(mapping))?;
-            }
+            write_pages(&mut self.out, pages)?;
         }
         writeln!(self.out)?;
         self.out.flush()
     }
+}
+
+/// The hottest page ranges of `--pages`, each with the mapping its pages faulted in and the
+/// code of the last fault on its hottest page, then the faults by mapping.
+fn write_pages(out: &mut impl Write, pages: &PageReport) -> io::Result<()> {
+    writeln!(out, "hottest pages of pid {}:", pages.pid)?;
+    writeln!(
+        out,
+        "  {:<14} {:<14} {:>6} {:>8} {:>6}  MAPPING, LAST FAULT BY",
+        "FROM", "TO", "PAGES", "FAULTS", "MOST"
+    )?;
+    for range in &pages.ranges {
+        write!(
+            out,
+            "  {:#014x} {:#014x} {:>6} {:>8} {:>6}  {}",
+            range.start,
+            range.end(),
+            range.pages,
+            range.faults,
+            range.hottest,
+            escape(&range.mapping)
+        )?;
+        match &range.code {
+            Some(code) => writeln!(out, ", by {}", describe(code))?,
+            None => writeln!(out)?,
+        }
+    }
+    writeln!(out, "by mapping:")?;
+    for (mapping, faults) in &pages.mappings {
+        writeln!(out, "  {faults:>8}  {}", escape(mapping))?;
+    }
+    Ok(())
 }
 
 struct JsonTop<W: Write> {
@@ -127,14 +171,17 @@ pub fn known_percent(percent: Option<f64>) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use crate::top::PageReport;
+    use std::sync::Arc;
 
-    #[test]
-    fn a_hostile_process_name_is_one_escaped_cell_of_one_row() {
-        let row = Row {
-            pid: 42,
-            comm: "a\x1b]2;x\x07\nb".to_owned(),
+    use super::*;
+    use crate::{
+        kernel::symbols::Code,
+        top::{Group, PageRange, PageReport},
+    };
+
+    fn row(subject: Subject, exited: bool) -> Row {
+        Row {
+            subject,
             faults: 9,
             interval_faults: 9,
             rate: 9.0,
@@ -142,32 +189,117 @@ mod tests {
             major: Some(0),
             write_pct: Some(100.0),
             kernel_pct: Some(0.0),
-            exited: false,
+            exited,
+        }
+    }
+
+    fn text(interval: &Interval, group: Option<GroupBy>) -> String {
+        let mut out = Vec::new();
+        output(Format::Text, &mut out, group)
+            .interval(interval)
+            .unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn a_hostile_process_name_is_one_escaped_cell_of_one_row() {
+        let hostile = Subject::Process {
+            pid: 42,
+            comm: "a\x1b]2;x\x07\nb".to_owned(),
         };
         let interval = Interval {
             seconds: 1.0,
-            rows: vec![row],
-            dropped: 0,
-            pages_evicted: 0,
+            rows: vec![row(hostile, false)],
             pages: Some(PageReport {
                 pid: 42,
-                pages: vec![(0x1000, 9, "/tmp/\x1b[2Jm\nap".to_owned())],
+                ranges: vec![PageRange {
+                    start: 0x1000,
+                    pages: 1,
+                    faults: 9,
+                    hottest: 9,
+                    mapping: "/tmp/\x1b[2Jm\nap".into(),
+                    code: None,
+                }],
                 mappings: vec![("/tmp/\x1b[2Jm\nap".to_owned(), 9)],
             }),
+            ..Interval::default()
         };
-        let mut out = Vec::new();
-        output(Format::Text, &mut out).interval(&interval).unwrap();
-        let text = String::from_utf8(out).unwrap();
+        let text = text(&interval, None);
         assert!(!text.contains('\x1b') && !text.contains('\x07'), "{text:?}");
         let lines: Vec<&str> = text.lines().collect();
         // The time line, the header, one row, then the pages of pid 42 and a blank line.
-        assert_eq!(lines.len(), 8, "{text}");
+        assert_eq!(lines.len(), 9, "{text}");
         assert_eq!(
             lines[2].split_whitespace().take(2).collect::<Vec<_>>(),
             ["42", r"a\e]2;x\x07\nb"],
             "{text}"
         );
-        assert!(lines[4].ends_with(r"/tmp/\e[2Jm\nap"), "{text}");
-        assert!(lines[6].ends_with(r"/tmp/\e[2Jm\nap"), "{text}");
+        assert!(lines[5].ends_with(r"/tmp/\e[2Jm\nap"), "{text}");
+        assert!(lines[7].ends_with(r"/tmp/\e[2Jm\nap"), "{text}");
+    }
+
+    #[test]
+    fn a_group_row_shows_how_many_processes_it_sums_and_its_name() {
+        let cgroup = Subject::Group {
+            group: Group::Cgroup("/demo-a".to_owned()),
+            processes: 3,
+        };
+        let interval = Interval {
+            seconds: 1.0,
+            rows: vec![row(cgroup, true)],
+            ..Interval::default()
+        };
+        let text = text(&interval, Some(GroupBy::Cgroup));
+        let lines: Vec<Vec<&str>> = text
+            .lines()
+            .map(|l| l.split_whitespace().collect())
+            .collect();
+        assert_eq!(lines[1][..2], ["PROCS", "CGROUP"], "{text}");
+        assert_eq!(lines[2][..2], ["3", "/demo-a"], "{text}");
+        assert_eq!(lines[2].last(), Some(&"(exited)"), "{text}");
+        assert_eq!(columns(Some(GroupBy::Command))[..2], ["PROCS", "COMMAND"]);
+        assert_eq!(
+            columns(None),
+            [
+                "PID", "COMMAND", "FAULTS/S", "TOTAL", "MINOR", "MAJOR", "WRITE%", "KERN%"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_page_range_is_one_line_with_its_mapping_and_code() {
+        let code = Code {
+            module: Some("/usr/bin/touch".to_owned()),
+            symbol: Some("touch".to_owned()),
+            offset: 0x1a,
+            file: Some("touch.c".to_owned()),
+            line: Some(12),
+            inlined: Vec::new(),
+        };
+        let interval = Interval {
+            seconds: 1.0,
+            pages: Some(PageReport {
+                pid: 7,
+                ranges: vec![PageRange {
+                    start: 0x7f00_0000_0000,
+                    pages: 16,
+                    faults: 40,
+                    hottest: 25,
+                    mapping: "[anon]".into(),
+                    code: Some(Arc::new(code)),
+                }],
+                mappings: vec![("[anon]".to_owned(), 40)],
+            }),
+            ..Interval::default()
+        };
+        let text = text(&interval, None);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[2], "hottest pages of pid 7:", "{text}");
+        assert_eq!(
+            lines[4],
+            "  0x7f0000000000 0x7f0000010000     16       40     25  [anon], by touch+0x1a touch.c:12",
+            "{text}"
+        );
+        assert!(lines[4].len() <= 90, "{text}");
     }
 }

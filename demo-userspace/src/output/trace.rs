@@ -5,25 +5,34 @@ use std::io::{self, Write};
 
 use super::{
     Format, JsonLines,
-    code::{describe, function},
     escape::escape,
     lines::{
         CodeJson, FaultLine, ProcessLine, RegionEndLine, RegionLine, RegionSummaryLine, SCENARIO,
         SignalLine, SyscallLine, TraceLine, TraceSummaryLine,
     },
+    trace_summary_text::write_summary,
+    trace_text::{LineWidth, write_lines},
 };
 use crate::{
-    kernel::symbols::StackFrame,
     model::signals::{si_code_name, signal_name},
     trace::{
-        TraceOutput, TraceStart, TraceSummary, heap_overloaded,
+        TraceOutput, TraceStart, TraceSummary,
         session::{Session, TraceEvent},
     },
 };
 
-pub fn output<'a>(format: Format, out: impl Write + 'a) -> Box<dyn TraceOutput + 'a> {
+pub fn output<'a>(
+    format: Format,
+    width: LineWidth,
+    out: impl Write + 'a,
+) -> Box<dyn TraceOutput + 'a> {
     match format {
-        Format::Text => Box::new(TextTrace { out, start_ns: 0 }),
+        Format::Text => Box::new(TextTrace {
+            out,
+            start_ns: 0,
+            width,
+            heap_probes: false,
+        }),
         Format::Json => Box::new(JsonTrace {
             out: JsonLines::new(out),
             codes: CodeJson::default(),
@@ -37,138 +46,138 @@ pub fn output<'a>(format: Format, out: impl Write + 'a) -> Box<dyn TraceOutput +
 /// measured it on this kind of machine (its "heap call" rows).
 pub const HEAP_CALL_COST: &str = "8 to 10 us per call (cargo xtask bench)";
 
+/// The text trace. Each line is written when its event is known whole: a fault once its
+/// thread's next record (or its exit, or 50 ms of quiet) shows how it ended, a syscall at its
+/// return; TIME_MS is when it began. So one thread's lines are in time order, and the lines of
+/// threads that ran at once may be out of it by as long as a fault or a call took to end.
 struct TextTrace<W> {
     out: W,
     start_ns: u64,
+    width: LineWidth,
+    /// demo's heap uprobes are on the traced processes.
+    heap_probes: bool,
 }
 
 impl<W: Write> TextTrace<W> {
     /// The columns every event line starts with: milliseconds since the start, pid, tid.
     fn prefix(&self, timestamp_ns: u64, pid: u32, tid: u32) -> String {
+        format!("{} {pid:>7} {tid:>7}", self.time(timestamp_ns))
+    }
+
+    /// Milliseconds since the start, in the time column.
+    fn time(&self, timestamp_ns: u64) -> String {
         let ms = timestamp_ns.saturating_sub(self.start_ns) as f64 / 1e6;
-        format!("{ms:>10.3} {pid:>7} {tid:>7}")
+        format!("{ms:>10.3}")
+    }
+
+    /// `head`, then `text` wrapped at words to the trace's width.
+    fn line(&mut self, head: &str, text: &str) -> io::Result<()> {
+        let lines = self.width.wrap(&format!("{head} "), text);
+        write_lines(&mut self.out, &lines)
+    }
+
+    /// A header line, `# ` and the text wrapped at words.
+    fn comment(&mut self, text: &str) -> io::Result<()> {
+        let lines = self.width.wrap_under("# ", "#   ", text);
+        write_lines(&mut self.out, &lines)
     }
 }
 
 impl<W: Write> TraceOutput for TextTrace<W> {
     fn started(&mut self, start: &TraceStart) -> io::Result<()> {
         self.start_ns = start.start_ns;
+        self.heap_probes = start.heap_probes.is_some();
         let what = start.command.as_ref().map_or_else(
             || format!("pid {}", start.pid),
             |cmd| format!("{} (pid {})", escape(cmd), start.pid),
         );
-        writeln!(
-            self.out,
-            "# tracing {what}{}",
+        self.comment(&format!(
+            "tracing {what}{}",
             if start.follow {
                 " and its children"
             } else {
                 ""
             }
-        )?;
+        ))?;
         if start.source.is_fallback() {
-            writeln!(
-                self.out,
-                "# this kernel has no exceptions tracepoints: faults come from the PAGE_FAULTS perf event"
+            self.comment(
+                "this kernel has no exceptions tracepoints: faults come from the PAGE_FAULTS perf event",
             )?;
         } else {
-            writeln!(self.out, "# faults from the {} source", start.source.name())?;
+            self.comment(&format!("faults from the {} source", start.source.name()))?;
         }
         if let Some(libc) = &start.heap_probes {
-            writeln!(
-                self.out,
-                "# heap regions from uprobes on {}, in the traced processes only",
+            self.comment(&format!(
+                "heap regions from uprobes on {}, in the traced processes only",
                 escape(libc)
-            )?;
-            writeln!(
-                self.out,
-                "# each malloc/calloc/realloc/free there now traps to the kernel, about {HEAP_CALL_COST}; --no-heap turns this off"
-            )?;
+            ))?;
+            self.comment(&format!(
+                "each malloc/calloc/realloc/free there now traps to the kernel, about {HEAP_CALL_COST}; --no-heap turns this off"
+            ))?;
         } else if start.heap_blocks_off {
-            writeln!(
-                self.out,
-                "# heap blocks are not tracked: uprobes would cost every malloc/free of pid {} about {HEAP_CALL_COST}; --heap turns them on",
+            self.comment(&format!(
+                "heap blocks are not tracked: uprobes would cost every malloc/free of pid {} about {HEAP_CALL_COST}; --heap turns them on",
                 start.pid
-            )?;
+            ))?;
         }
         for unseen in &start.unseen {
-            writeln!(self.out, "# {}", unseen.says())?;
+            self.comment(unseen.says())?;
         }
-        writeln!(
-            self.out,
-            "{:>10} {:>7} {:>7} {:<6} {:<5} {:<6} {:<18} {:<28} {:<24} CODE",
-            "TIME_MS", "PID", "TID", "CLASS", "ACC", "MODE", "ADDRESS", "MAPPING@OFFSET", "REGION"
-        )?;
+        let header = self.width.header();
+        write_lines(&mut self.out, &header)?;
+        self.out.flush()
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
     }
 
     fn event(&mut self, event: &TraceEvent) -> io::Result<()> {
         match event {
             TraceEvent::Fault(traced) => {
-                let raw = &traced.fault.fault;
-                // The mapping's name is a path any user chooses, and so may a region's be
-                // (`--region`): both are escaped, like the code.
-                let region = traced.region.as_ref().map_or_else(
-                    || "-".to_owned(),
-                    |(_, name, location)| {
-                        format!(
-                            "{}[{}] page {}",
-                            escape(name),
-                            location.index,
-                            location.page
-                        )
-                    },
-                );
-                let mapping = format!("{}@{:#x}", escape(&traced.mapping), traced.mapping_offset);
-                writeln!(
-                    self.out,
-                    "{} {:<6} {:<5} {:<6} {:#018x} {mapping:<28} {region:<24} {}",
-                    self.prefix(raw.timestamp_ns, raw.pid, raw.tid),
-                    traced.fault.class.as_str(),
-                    raw.error_code.access().as_str(),
-                    raw.error_code.mode().as_str(),
-                    raw.address,
-                    describe(&traced.code),
-                )?;
-                write_stack(&mut self.out, traced.stack.as_deref())
+                let time = self.time(traced.fault.fault.timestamp_ns);
+                let mut lines = self.width.fault(&time, traced);
+                lines.extend(self.width.stack(traced.stack.as_ref()));
+                write_lines(&mut self.out, &lines)
             }
-            TraceEvent::Syscall(call) => writeln!(
-                self.out,
-                "{} syscall {}",
-                self.prefix(call.timestamp_ns, call.pid, call.tid),
-                call.describe()
-            ),
-            TraceEvent::Signal(signal) => writeln!(
-                self.out,
-                "{} signal {} si_code {} to tid {}",
-                self.prefix(signal.timestamp_ns, signal.pid, signal.tid),
-                signal_name(signal.signal),
-                si_code_name(signal.signal, signal.code),
-                signal.target_tid
-            ),
-            TraceEvent::RegionStarted(tracked) => {
-                let region = &tracked.region;
-                writeln!(
-                    self.out,
-                    "{:>10} {:>7} {:>7} region {} = {:#x}, {} bytes ({}), {} pages",
-                    "",
-                    tracked.pid,
-                    "",
-                    escape(&region.name),
-                    region.start,
-                    region.len,
-                    tracked.origin.as_str(),
-                    region.page_count()
+            TraceEvent::Syscall(call) => {
+                let head = self.prefix(call.timestamp_ns, call.pid, call.tid);
+                self.line(&head, &format!("syscall {}", call.describe()))
+            }
+            TraceEvent::Signal(signal) => {
+                let head = self.prefix(signal.timestamp_ns, signal.pid, signal.tid);
+                self.line(
+                    &head,
+                    &format!(
+                        "signal {} si_code {} to tid {}",
+                        signal_name(signal.signal),
+                        si_code_name(signal.signal, signal.code),
+                        signal.target_tid
+                    ),
                 )
             }
-            TraceEvent::RegionEnded(tracked) => writeln!(
-                self.out,
-                "{:>10} {:>7} {:>7} region {} ended",
-                "",
-                tracked.pid,
-                "",
-                escape(&tracked.region.name)
-            ),
+            TraceEvent::RegionStarted(tracked) => {
+                let region = &tracked.region;
+                let head = format!("{:>10} {:>7} {:>7}", "", tracked.pid, "");
+                self.line(
+                    &head,
+                    &format!(
+                        "region {} = {:#x}, {} bytes ({}), {} pages",
+                        escape(&region.name),
+                        region.start,
+                        region.len,
+                        tracked.origin.as_str(),
+                        region.page_count()
+                    ),
+                )
+            }
+            TraceEvent::RegionEnded(tracked) => {
+                let head = format!("{:>10} {:>7} {:>7}", "", tracked.pid, "");
+                self.line(
+                    &head,
+                    &format!("region {} ended", escape(&tracked.region.name)),
+                )
+            }
             TraceEvent::ProcessForked { pid, parent } => writeln!(
                 self.out,
                 "{:>10} {parent:>7} {:>7} forked pid {pid}, now traced",
@@ -181,225 +190,15 @@ impl<W: Write> TraceOutput for TextTrace<W> {
     }
 
     fn summary(&mut self, summary: &TraceSummary, session: &Session) -> io::Result<()> {
-        writeln!(
-            self.out,
-            "\nregions (# resident, 0 zero page, . untouched):"
+        write_summary(
+            &mut self.out,
+            self.width,
+            summary,
+            session,
+            self.heap_probes,
         )?;
-        writeln!(
-            self.out,
-            "  {:<12} {:>7} {:<18} {:>10} {:>7}  PAGES",
-            "NAME", "PID", "ADDRESS", "BYTES", "FAULTS"
-        )?;
-        for (tracked, pages, faults) in session.region_states() {
-            let region = &tracked.region;
-            writeln!(
-                self.out,
-                "  {:<12} {:>7} {:#018x} {:>10} {:>7}  [{}]{}",
-                escape(&region.name),
-                tracked.pid,
-                region.start,
-                region.len,
-                faults,
-                pages.settled_strip(super::STRIP_WIDTH),
-                if tracked.live { "" } else { " ended" }
-            )?;
-        }
-        if summary.regions_not_listed > 0 {
-            writeln!(
-                self.out,
-                "  ({} older ended regions not listed: only the last {} ended keep their pages)",
-                summary.regions_not_listed,
-                crate::trace::session::KEPT_ENDED_REGIONS
-            )?;
-        }
-        write_functions(&mut self.out, summary)?;
-        let unknown = summary.unknown_mappings;
-        if unknown.total() > 0 {
-            let faults = if unknown.total() == 1 {
-                "1 fault"
-            } else {
-                &format!("{} faults", unknown.total())
-            };
-            writeln!(
-                self.out,
-                "\n{faults} in an [unknown] mapping: nothing demo saw or captured held the address, and the kernel had nothing mapped there when asked ({}), or the process was gone before it could be asked ({})",
-                unknown.nothing_mapped, unknown.process_gone
-            )?;
-        }
-        let dropped: Vec<String> = summary
-            .records
-            .iter()
-            .filter(|(_, count)| count.dropped > 0)
-            .map(|(kind, count)| format!("{} {kind}", count.dropped))
-            .collect();
-        if !dropped.is_empty() {
-            writeln!(
-                self.out,
-                "\nLOST: the ring buffer was full; dropped {} records",
-                dropped.join(", ")
-            )?;
-        }
-        writeln!(
-            self.out,
-            "\nfaults: {} ({} minor, {} major, {} error), {} lost; trace ended by {}",
-            summary.faults_total,
-            summary.minor,
-            summary.major,
-            summary.error,
-            summary.lost,
-            summary.ended_by
-        )?;
-        if let Some(child) = &summary.child {
-            writeln!(self.out, "pid {} {child}", summary.pid)?;
-        }
-        let cost = &summary.loader;
-        writeln!(
-            self.out,
-            "demo's own cost: {} ms of CPU, {} ms of it to attach ({} after), peak RSS {} KiB",
-            cost.cpu_ms,
-            cost.attach_cpu_ms,
-            match cost.ns_per_record(summary.records.values().map(|count| count.delivered).sum()) {
-                Some(ns) => format!("{ns:.0} ns per record"),
-                None => "no records".to_owned(),
-            },
-            cost.peak_rss_kib
-        )?;
-        match &summary.kernel_programs {
-            Some(programs) => {
-                for program in programs {
-                    if let Some(ns) = program.ns_per_run() {
-                        writeln!(
-                            self.out,
-                            "in the kernel (bpf_stats): {} ran {} times, {ns:.0} ns per run",
-                            program.program, program.runs
-                        )?;
-                    }
-                }
-            }
-            None => writeln!(
-                self.out,
-                "in the kernel: `sysctl kernel.bpf_stats_enabled=1` before the trace shows each program's cost"
-            )?,
-        }
-        if let (Some(rusage), Some((gap, why))) = (summary.rusage, summary.rusage_gap()) {
-            let before = match summary.before_trace {
-                0 => String::new(),
-                before => format!("; {before} before the trace began"),
-            };
-            writeln!(
-                self.out,
-                "kernel's count (rusage): {} minor + {} major{before}; traced: {} completed faults",
-                rusage.minflt, rusage.majflt, summary.traced_completions
-            )?;
-            if gap != 0 {
-                writeln!(self.out, "difference {gap}: {why}")?;
-            }
-        }
-        write_processes(&mut self.out, summary)?;
         self.out.flush()
     }
-}
-
-/// Each traced process whose count differs from the kernel's or that lost records, when the
-/// trace followed more than one; and what the heap probes cost, when they filled the ring.
-fn write_processes(out: &mut impl Write, summary: &TraceSummary) -> io::Result<()> {
-    if summary.processes.len() > 1 {
-        let mut alike = 0;
-        for process in &summary.processes {
-            let totals = &process.totals;
-            let lost = process.lost_records();
-            if totals.difference().is_none_or(|d| d == 0) && lost == 0 {
-                alike += 1;
-                continue;
-            }
-            let command = escape(totals.command.as_deref().unwrap_or("?"));
-            let counted = match (totals.kernel, totals.difference()) {
-                (Some(kernel), Some(difference)) => format!(
-                    "kernel {}, before the trace {}, traced {}, difference {difference}",
-                    kernel.total(),
-                    totals.before_trace.total(),
-                    totals.traced
-                ),
-                _ => format!("traced {}, still running", totals.traced),
-            };
-            let lost = match lost {
-                0 => String::new(),
-                _ => format!(
-                    "; lost {}",
-                    (process.lost.iter())
-                        .map(|(kind, count)| format!("{count} {}", kind.name()))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            };
-            writeln!(out, "pid {} ({command}): {counted}{lost}", totals.pid)?;
-        }
-        if alike > 0 {
-            writeln!(
-                out,
-                "{alike} of {} traced processes: the kernel counted what the trace saw, or they still run",
-                summary.processes.len()
-            )?;
-        }
-    }
-    if heap_overloaded(&summary.records) {
-        writeln!(
-            out,
-            "the heap probes' records filled the ring buffer: --no-heap leaves them out, or a larger --ring-buffer-kib makes room"
-        )?;
-    }
-    Ok(())
-}
-
-/// A stack's frames, one line each without indentation: `#N   0x…  code`.
-pub fn stack_lines(stack: Option<&[StackFrame]>) -> Vec<String> {
-    (0..)
-        .zip(stack.unwrap_or_default())
-        .map(|(depth, frame): (usize, _)| {
-            format!(
-                "#{depth:<3} {:#018x} {}",
-                frame.address,
-                describe(&frame.code)
-            )
-        })
-        .collect()
-}
-
-/// Writes a fault's stack frames under it, indented.
-pub fn write_stack(out: &mut impl Write, stack: Option<&[StackFrame]>) -> io::Result<()> {
-    for line in stack_lines(stack) {
-        writeln!(out, "{:>12}{line}", "")?;
-    }
-    Ok(())
-}
-
-/// The summary's tables of faults by function, and by function and region.
-fn write_functions(out: &mut impl Write, summary: &TraceSummary) -> io::Result<()> {
-    if !summary.faults_by_function.is_empty() {
-        writeln!(out, "\nfaults by function:")?;
-        for row in &summary.faults_by_function {
-            writeln!(
-                out,
-                "  {:>8}  {:<32} {}",
-                row.faults,
-                function(row.symbol.as_deref(), row.module.as_deref()),
-                escape(row.module.as_deref().unwrap_or("-"))
-            )?;
-        }
-    }
-    if !summary.faults_by_function_and_region.is_empty() {
-        writeln!(out, "\nfaults by function and region:")?;
-        for row in &summary.faults_by_function_and_region {
-            writeln!(
-                out,
-                "  {:>8}  {:<32} {}",
-                row.faults,
-                function(row.symbol.as_deref(), row.module.as_deref()),
-                escape(row.region.as_deref().unwrap_or("-"))
-            )?;
-        }
-    }
-    Ok(())
 }
 
 struct JsonTrace<W: Write> {
@@ -411,6 +210,10 @@ impl<W: Write> TraceOutput for JsonTrace<W> {
     fn started(&mut self, start: &TraceStart) -> io::Result<()> {
         self.out.line(&TraceLine::Trace(start.into()))?;
         // The start line tells a waiting script that the probes are attached.
+        self.out.flush()
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
     }
 
@@ -505,7 +308,7 @@ mod tests {
         };
         let mut out = Vec::new();
         {
-            let mut trace = output(Format::Text, &mut out);
+            let mut trace = output(Format::Text, LineWidth::Wide, &mut out);
             trace
                 .started(&TraceStart {
                     pid: 100,
@@ -529,21 +332,120 @@ mod tests {
         );
         let faults: Vec<&str> = text
             .lines()
-            .filter(|line| line.contains(" minor  write "))
+            .filter(|line| line.contains(" minor write "))
             .collect();
         assert_eq!(faults.len(), 1, "{text}");
         let words: Vec<&str> = faults[0].split_whitespace().collect();
         assert_eq!(
-            words[7..],
+            words[8..],
             [
-                r"/tmp/a\e]2;x\x07\nb@0x1000",
                 r"r\e[2J\n[1500]",
                 "page",
                 "1",
+                r"/tmp/a\e]2;x\x07\nb@0x1000",
                 r"f\e[31m+0x10"
             ],
             "{text}"
         );
+    }
+
+    /// A trace's text as a class reads it, at 80 columns: the seed's mmap and its region, a
+    /// first touch and a copy-on-write write (PRESENT no, yes), a fault in ld.so whose long
+    /// path and a Rust symbol would run past the edge, a stack that ends where the walk left
+    /// code, the SIGSEGV, and the summary. No line passes 80 columns, no word is cut, and the
+    /// columns stay put.
+    #[test]
+    fn a_trace_at_80_columns() {
+        use crate::{
+            kernel::symbols::{EndCause, Stack, StackEnd, StackFrame},
+            model::events::SignalEvent,
+            output::fixtures::{code, fault, mmap_call, segv},
+        };
+        let region = region();
+        let mut session = session();
+        let mut regions = Vec::new();
+        session.add_manual_region(100, region.start, region.len, &mut regions);
+        let mut first = fault(region.start + 6000, 6, "[anon]", &region);
+        first.region = first
+            .region
+            .map(|(id, _, location)| (id, Arc::from("mmap#4"), location));
+        let mut again = first.clone();
+        again.fault.fault.error_code = crate::model::access::ErrorCode(7);
+        again.fault.fault.timestamp_ns = 2_500_000;
+        let mut loader = fault(
+            0x7f4a_2bab_d2c8,
+            6,
+            "/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
+            &region,
+        );
+        loader.fault.fault.timestamp_ns = 3_000_000;
+        loader.mapping_offset = 0x3a2c8;
+        loader.code = Arc::new(Code {
+            module: Some("/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2".to_owned()),
+            symbol: Some(
+                "<alloc::vec::Vec<T> as alloc::vec::spec_from_iter_nested::SpecFromIterNested<T,I>>::from_iter"
+                    .to_owned(),
+            ),
+            offset: 0xc6,
+            ..Code::default()
+        });
+        loader.stack = Some(Stack {
+            frames: vec![StackFrame {
+                address: 0x5555_0000_1000,
+                code: code(),
+            }],
+            end: Some(StackEnd {
+                address: 0x6176_5f6d_6172_6170,
+                why: EndCause::NoUserAddress,
+            }),
+        });
+        let mut out = Vec::new();
+        {
+            let mut trace = output(Format::Text, LineWidth::Columns80, &mut out);
+            trace
+                .started(&TraceStart {
+                    pid: 100,
+                    command: Some("./alloc_mmap".to_owned()),
+                    source: FaultSourceInUse::Tracepoints,
+                    heap_probes: Some("/proc/7/root/usr/lib/x86_64-linux-gnu/libc.so.6".to_owned()),
+                    heap_blocks_off: false,
+                    follow: false,
+                    unseen: Vec::new(),
+                    start_ns: 0,
+                })
+                .unwrap();
+            let events = [TraceEvent::Syscall(mmap_call(&region))]
+                .into_iter()
+                .chain(regions)
+                .chain([
+                    TraceEvent::Fault(first),
+                    TraceEvent::Fault(again),
+                    TraceEvent::Fault(loader),
+                    TraceEvent::Signal(SignalEvent {
+                        timestamp_ns: 3_100_000,
+                        ..segv()
+                    }),
+                    TraceEvent::ProcessExited { pid: 100 },
+                ]);
+            for event in events {
+                trace.event(&event).unwrap();
+            }
+            // The kernel counted 15: the trace completed 10, of which 3 are the program's (the
+            // faults above) and 7 demo's own; the other 5 are get_user_pages'.
+            let mut summary = summary(&[], 0, 5);
+            (summary.faults_total, summary.minor) = (3, 3);
+            summary.demo_own = crate::trace::own::DemoOwn {
+                faults_before_exec: 6,
+                uprobes_page_faults: 1,
+                ptrace_stop_signals: 1,
+            };
+            trace.summary(&summary, &session).unwrap();
+        }
+        let text = String::from_utf8(out).unwrap();
+        for line in text.lines() {
+            assert!(line.chars().count() <= 80, "{line:?}");
+        }
+        insta::assert_snapshot!(text);
     }
 
     /// The loader stopped for seconds: N fault records lost, rusage N + 5 more than traced.
@@ -555,7 +457,7 @@ mod tests {
             dropped: 864_798,
         };
         let mut out = Vec::new();
-        output(Format::Text, &mut out)
+        output(Format::Text, LineWidth::Columns80, &mut out)
             .summary(&summary(&[("fault", lost)], 864_798, 864_803), &session())
             .unwrap();
         let text = String::from_utf8(out).unwrap();
@@ -563,10 +465,20 @@ mod tests {
             text.contains("\nLOST: the ring buffer was full; dropped 864798 fault records\n"),
             "{text}"
         );
-        let difference = text
-            .lines()
-            .find(|line| line.starts_with("difference "))
+        // The sentence wraps at 80 columns, its lines after the first indented.
+        let start = text
+            .find("\ndifference ")
             .unwrap_or_else(|| panic!("no difference line: {text}"));
+        let difference = (text[start + 1..].lines())
+            .enumerate()
+            .take_while(|(at, line)| *at == 0 || line.starts_with("  "))
+            .map(|(_, line)| line.trim())
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert!(
+            text.lines().all(|line| line.chars().count() <= 80),
+            "{text}"
+        );
         assert!(
             difference.starts_with(
                 "difference 864803: it includes the faults of the 864798 fault records lost \

@@ -4,6 +4,7 @@
 mod accounting;
 mod kernel_counters;
 pub mod ledger;
+mod pages;
 mod rank;
 
 use std::{
@@ -15,15 +16,16 @@ use std::{
 
 use anyhow::Context as _;
 
-pub use self::rank::{Row, SortKey, sort_rows};
+pub use self::pages::{PageRange, PageReport};
+pub use self::rank::{Group, Row, SortKey, Subject, sort_rows};
 use self::{
     accounting::Accounting,
-    ledger::{CgroupReading, Ledger, Reading, SeriesOptions},
-    rank::rank,
+    ledger::{CgroupReading, Ledger, Reading, SeriesOptions, UNKNOWN_CGROUP},
+    pages::PageBook,
+    rank::{rank, rank_groups},
 };
 use crate::{
     kernel::cgroup::Cgroups,
-    kernel::mappings::MappingTable,
     kernel::probes::{ProcessCounts, ProgramRuns, TopCounting, TopDrops, TopProbes, command_name},
 };
 use demo_common::ExitCounts;
@@ -40,8 +42,14 @@ pub struct TopOptions {
     pub count: usize,
     pub sort: SortKey,
     pub duration: Option<Duration>,
-    /// `--pid PID --pages`: count this process's faults per page too.
-    pub pages_of: Option<u32>,
+    /// `--pid`: show this process alone, and end when it exits.
+    pub pid: Option<u32>,
+    /// `--pages` (with `--pid`): count that process's faults per page too.
+    pub pages: bool,
+    /// `--group`: one row per command or cgroup instead of one per process.
+    pub group: Option<GroupBy>,
+    /// `--keep-exited`: processes that exited stay in the table after their last interval.
+    pub keep_exited: bool,
     /// Every row in each interval, not only the first `count`: the terminal view sorts them by
     /// the key the user picks, and cuts them itself.
     pub all_rows: bool,
@@ -53,7 +61,25 @@ pub struct TopOptions {
     pub series: Option<SeriesOptions>,
 }
 
+/// What `--group` sums processes by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GroupBy {
+    /// The command (comm), as the kernel names the process now.
+    Command,
+    /// The cgroup v2: from /proc while a process lives, from the id the kernel side kept at
+    /// its exit after.
+    Cgroup,
+}
+
+/// How many exited rows `--keep-exited` keeps; past it, the oldest leave.
+pub const KEPT_EXITED: usize = 1000;
+
 impl TopOptions {
+    /// The process whose faults are counted per page: `--pid` with `--pages`.
+    pub fn pages_of(&self) -> Option<u32> {
+        self.pid.filter(|_| self.pages)
+    }
+
     /// What the kernel side counts for these options.
     pub fn counting(&self) -> TopCounting {
         if self.counters_only {
@@ -62,14 +88,14 @@ impl TopOptions {
             }
         } else {
             TopCounting::PerFault {
-                pages: self.pages_of.is_some(),
+                pages: self.pages_of().is_some(),
             }
         }
     }
 }
 
 /// One interval of `demo top`.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct Interval {
     pub seconds: f64,
     pub rows: Vec<Row>,
@@ -78,16 +104,6 @@ pub struct Interval {
     /// Pages evicted from the page map.
     pub pages_evicted: u64,
     pub pages: Option<PageReport>,
-}
-
-/// Where one process faults: its hottest pages and mappings.
-#[derive(Clone, Debug)]
-pub struct PageReport {
-    pub pid: u32,
-    /// (page address, faults, mapping name), hottest first.
-    pub pages: Vec<(u64, u64, String)>,
-    /// (mapping name, faults), hottest first.
-    pub mappings: Vec<(String, u64)>,
 }
 
 /// A running `demo top`: the programs and what has been read from them, shared between the
@@ -105,8 +121,14 @@ struct State {
     exits: HashMap<u32, ExitCounts>,
     /// Exits kept through the last interval because their process was not in it.
     exits_waiting: HashSet<u32>,
-    /// With `--listen`: the exported counters, and where the cgroups are.
-    metrics: Option<(Ledger, Cgroups)>,
+    /// With `--listen` or `--group cgroup`: where the cgroups are.
+    cgroups: Option<Cgroups>,
+    /// With `--listen`: the exported counters.
+    ledger: Option<Ledger>,
+    /// With `--keep-exited`: the rows of processes (or groups) that exited, oldest first.
+    kept: Vec<Row>,
+    /// With `--pages`: the pages of the process seen so far, and the mappings they were in.
+    pages: Option<PageBook>,
 }
 
 /// Reads the counters for a metrics endpoint, at scrape time.
@@ -129,20 +151,25 @@ pub struct Scrape {
 impl Top {
     /// Takes over the loaded programs; with `--pid --pages`, checks the process and watches it.
     pub fn start(options: TopOptions, mut probes: TopProbes) -> anyhow::Result<Self> {
-        if let Some(pid) = options.pages_of {
+        if let Some(pid) = options.pid {
             crate::kernel::process::check_exists(pid)?;
+        }
+        if let Some(pid) = options.pages_of() {
             probes.watch_pages(pid)?;
         }
         let split = matches!(options.counting(), TopCounting::PerFault { .. });
-        let metrics = options
-            .series
-            .map(|series| (Ledger::new(series, split), Cgroups::new()));
+        let ledger = options.series.map(|series| Ledger::new(series, split));
+        let cgroups =
+            (ledger.is_some() || options.group == Some(GroupBy::Cgroup)).then(Cgroups::new);
         let state = State {
             probes,
             accounting: Accounting::at_start(),
             exits: HashMap::new(),
             exits_waiting: HashSet::new(),
-            metrics,
+            cgroups,
+            ledger,
+            kept: Vec::new(),
+            pages: options.pages_of().map(PageBook::new),
         };
         Ok(Self {
             options,
@@ -183,6 +210,11 @@ impl Top {
                 } } => true,
             };
             let now = tokio::time::Instant::now();
+            // Checked before the reading, which then holds the process's exit: its last row is
+            // shown before top ends.
+            let target_gone = options
+                .pid
+                .is_some_and(|pid| !crate::kernel::process::exists(pid));
             // A reading flushes every CPU and reads /proc for every process: off the runtime's
             // one thread, like a scrape, so the metrics endpoint keeps accepting meanwhile.
             let (state, reading_options, seconds) = (
@@ -203,7 +235,7 @@ impl Top {
             let done = options
                 .duration
                 .is_some_and(|d| now - started >= d - Duration::from_millis(50));
-            if stop || done {
+            if stop || done || target_gone {
                 return Ok(());
             }
         }
@@ -218,9 +250,8 @@ impl MetricsSource {
         let drops = state.probes.drops()?;
         let programs = state.probes.program_runs();
         let ledger = state
-            .metrics
-            .as_ref()
-            .map(|(ledger, _)| ledger.clone())
+            .ledger
+            .clone()
             .context("read the exported counters: demo top was started without --listen")?;
         Ok(Scrape {
             ledger,
@@ -239,8 +270,9 @@ fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
 }
 
 impl State {
-    /// Reads every process's counts, and adds what grew to the exported counters.
-    fn read(&mut self, counting: TopCounting) -> anyhow::Result<Snapshot> {
+    /// Reads every process's counts and, with `--listen` or `--group cgroup`, each one's
+    /// cgroup, and adds what grew to the exported counters.
+    fn read(&mut self, counting: TopCounting) -> anyhow::Result<(Snapshot, CgroupsRead)> {
         let snapshot = match counting {
             TopCounting::KernelCounters { .. } => {
                 kernel_counters::snapshot(&mut self.probes, &self.accounting, &mut self.exits)?
@@ -249,16 +281,22 @@ impl State {
                 per_fault_snapshot(&mut self.probes, &self.accounting, &mut self.exits)?
             }
         };
-        if let Some((ledger, cgroups)) = &mut self.metrics {
-            cgroups.new_read();
+        let cgroups = match &mut self.cgroups {
+            Some(cgroups) => {
+                cgroups.new_read();
+                cgroups_of(&snapshot.processes, &self.exits, cgroups)
+            }
+            None => HashMap::new(),
+        };
+        if let Some(ledger) = &mut self.ledger {
             let readings: Vec<Reading> = snapshot
                 .processes
                 .iter()
-                .map(|(pid, process)| reading(*pid, process, self.exits.get(pid), cgroups))
+                .map(|(pid, process)| reading(*pid, process, &cgroups))
                 .collect();
             ledger.absorb(&readings);
         }
-        Ok(snapshot)
+        Ok((snapshot, cgroups))
     }
 
     /// Forgets the exits of the processes in this interval's rows, the last they are in. An exit
@@ -272,39 +310,62 @@ impl State {
         self.exits_waiting = self.exits.keys().copied().collect();
     }
 
-    /// Reads the counters, ranks the processes, and forgets those that exited (they were
-    /// counted in this interval, the last one they ran in).
+    /// Reads the counters, ranks the processes (or their groups), and forgets those that exited
+    /// (they were counted in this interval, the last one they ran in).
     fn take_interval(
         &mut self,
         options: &TopOptions,
         before: &mut HashMap<u32, u64>,
         seconds: f64,
     ) -> anyhow::Result<Interval> {
-        let Snapshot { processes, alive } = self.read(options.counting())?;
+        let (Snapshot { processes, alive }, cgroups) = self.read(options.counting())?;
+        let is_alive = |pid| alive.contains(&pid);
+        let mut rows = match options.group {
+            None => rank(&processes, before, seconds, options.sort, is_alive),
+            Some(by) => {
+                let group_of = |pid, process: &ProcessCounts| match by {
+                    GroupBy::Command => Group::Command(process.comm.clone()),
+                    GroupBy::Cgroup => Group::Cgroup(match cgroups.get(&pid) {
+                        Some(CgroupReading::Path(path)) => path.clone(),
+                        _ => UNKNOWN_CGROUP.to_owned(),
+                    }),
+                };
+                rank_groups(
+                    &processes,
+                    before,
+                    seconds,
+                    options.sort,
+                    is_alive,
+                    group_of,
+                )
+            }
+        };
         self.forget_shown_exits(&processes);
-        let mut rows = rank(&processes, before, seconds, options.sort, |pid| {
-            alive.contains(&pid)
-        });
         before.clear();
         let per_fault = matches!(options.counting(), TopCounting::PerFault { .. });
-        for row in &rows {
-            if !row.exited {
-                before.insert(row.pid, row.faults);
+        for (pid, process) in &processes {
+            if alive.contains(pid) {
+                before.insert(*pid, process.counts.faults);
             } else if per_fault {
                 // Only the per-fault programs keep an entry per process.
-                self.probes.forget(row.pid)?;
+                self.probes.forget(*pid)?;
             }
         }
-        if let Some(pid) = options.pages_of {
-            rows.retain(|row| row.pid == pid);
+        if let Some(pid) = options.pid {
+            rows.retain(|row| row.pid() == Some(pid));
+        }
+        if options.keep_exited {
+            self.keep_exited(&mut rows, options.sort);
         }
         if !options.all_rows {
             rows.truncate(options.count);
         }
         let drops = self.probes.drops()?;
-        let pages = match options.pages_of {
-            Some(pid) => Some(page_report(pid, self.probes.pages_of(pid)?, options.count)?),
-            None => None,
+        let pages = match (options.pages_of(), &mut self.pages) {
+            (Some(pid), Some(book)) => {
+                Some(book.report(&self.probes.pages_of(pid)?, options.count))
+            }
+            _ => None,
         };
         Ok(Interval {
             seconds,
@@ -314,26 +375,67 @@ impl State {
             pages,
         })
     }
+
+    /// `--keep-exited`: adds the rows kept from earlier intervals to `rows`, and keeps this
+    /// interval's exited rows for the next, with nothing more in any interval to come.
+    fn keep_exited(&mut self, rows: &mut Vec<Row>, sort: SortKey) {
+        // A process or group in this interval again (a reused pid, a group with a new process)
+        // is shown as it is now.
+        self.kept
+            .retain(|kept| !rows.iter().any(|row| row.subject.same(&kept.subject)));
+        let exited: Vec<Row> = rows
+            .iter()
+            .filter(|row| row.exited)
+            .map(|row| Row {
+                interval_faults: 0,
+                rate: 0.0,
+                ..row.clone()
+            })
+            .collect();
+        rows.extend(self.kept.iter().cloned());
+        sort_rows(rows, sort);
+        self.kept.extend(exited);
+        let excess = self.kept.len().saturating_sub(KEPT_EXITED);
+        self.kept.drain(..excess);
+    }
 }
 
-/// What the exported counters take from one process: its counts, and its cgroup, from the
-/// kernel's record of its exit when it is gone, from /proc while it lives.
-fn reading(
-    pid: u32,
-    process: &ProcessCounts,
-    exit: Option<&ExitCounts>,
+/// Each process's cgroup as one reading found it; empty when no cgroup was asked for.
+type CgroupsRead = HashMap<u32, CgroupReading>;
+
+/// The cgroup of each process, read once per reading for both the exported counters and
+/// `--group cgroup`: the one the kernel side saw it exit in (the exits are still kept, so a
+/// process that exited is in its cgroup of then), or else the one /proc says it is in now. It
+/// is not kept from one reading to the next, since a living process can be moved to another
+/// cgroup at any time.
+fn cgroups_of(
+    processes: &[(u32, ProcessCounts)],
+    exits: &HashMap<u32, ExitCounts>,
     cgroups: &mut Cgroups,
-) -> Reading {
-    let cgroup = match exit {
-        Some(exit) => cgroups
-            .path_of(exit.cgroup)
-            .map_or(CgroupReading::Removed, CgroupReading::Path),
-        None => Cgroups::of_process(pid).map_or(CgroupReading::Unread, CgroupReading::Path),
-    };
+) -> CgroupsRead {
+    processes
+        .iter()
+        .map(|(pid, _)| {
+            let cgroup = match exits.get(pid) {
+                Some(exit) => cgroups
+                    .path_of(exit.cgroup)
+                    .map_or(CgroupReading::Removed, CgroupReading::Path),
+                None => {
+                    Cgroups::of_process(*pid).map_or(CgroupReading::Unread, CgroupReading::Path)
+                }
+            };
+            (*pid, cgroup)
+        })
+        .collect()
+}
+
+/// What the exported counters take from one process: its counts, and its cgroup as this
+/// reading found it.
+fn reading(pid: u32, process: &ProcessCounts, cgroups: &CgroupsRead) -> Reading {
     Reading {
         pid,
         comm: process.comm.clone(),
-        cgroup,
+        cgroup: cgroups.get(&pid).cloned().unwrap_or(CgroupReading::Unread),
         split: process.split.then_some(process.counts.by_kind),
         accounted: process.accounted,
     }
@@ -405,25 +507,55 @@ fn is_dead(stat: &procfs::process::Stat) -> bool {
     matches!(stat.state, 'Z' | 'X')
 }
 
-fn page_report(pid: u32, mut pages: Vec<(u64, u64)>, count: usize) -> anyhow::Result<PageReport> {
-    let maps = MappingTable::read(pid as i32)
-        .with_context(|| format!("read the mappings of pid {pid}"))
-        .unwrap_or_default();
-    pages.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-    let mut mappings: HashMap<String, u64> = HashMap::new();
-    let named: Vec<(u64, u64, String)> = pages
-        .iter()
-        .map(|&(page, faults)| {
-            let name = maps.name_of(page).to_string();
-            *mappings.entry(name.clone()).or_default() += faults;
-            (page, faults, name)
-        })
-        .collect();
-    let mut mappings: Vec<(String, u64)> = mappings.into_iter().collect();
-    mappings.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-    Ok(PageReport {
-        pid,
-        pages: named.into_iter().take(count).collect(),
-        mappings,
-    })
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One reading names each process's cgroup once: a living process from /proc, one that
+    /// exited from the cgroup id the kernel kept, and says which could not be named and why.
+    #[test]
+    fn a_reading_names_the_cgroup_of_the_living_and_of_the_exited() {
+        let mut cgroups = Cgroups::new();
+        let me = std::process::id();
+        let mine = Cgroups::of_process(me).unwrap();
+        let my_id = cgroup_id(&mine);
+        let (gone, exited, exited_unknown) = (u32::MAX, u32::MAX - 1, u32::MAX - 2);
+        let processes: Vec<(u32, ProcessCounts)> = [me, gone, exited, exited_unknown]
+            .into_iter()
+            .map(|pid| (pid, ProcessCounts::default()))
+            .collect();
+        let exit = |cgroup| ExitCounts {
+            cgroup,
+            ..ExitCounts::default()
+        };
+        let exits = HashMap::from([(exited, exit(my_id)), (exited_unknown, exit(u64::MAX))]);
+        cgroups.new_read();
+        let read = cgroups_of(&processes, &exits, &mut cgroups);
+        let expected = HashMap::from([
+            (me, CgroupReading::Path(mine.clone())),
+            (gone, CgroupReading::Unread),
+            (exited, CgroupReading::Path(mine)),
+            (exited_unknown, CgroupReading::Removed),
+        ]);
+        assert_eq!(read, expected);
+    }
+
+    /// The id the kernel gives the cgroup at `path`: the inode of its directory.
+    fn cgroup_id(path: &str) -> u64 {
+        use std::os::unix::fs::MetadataExt as _;
+        let mount = procfs::process::Process::myself()
+            .unwrap()
+            .mountinfo()
+            .unwrap()
+            .into_iter()
+            .find(|mount| mount.fs_type == "cgroup2")
+            .unwrap();
+        let relative = path
+            .strip_prefix(mount.root.as_str())
+            .unwrap_or(path)
+            .trim_start_matches('/');
+        std::fs::metadata(mount.mount_point.join(relative))
+            .unwrap()
+            .ino()
+    }
 }

@@ -1,4 +1,5 @@
-//! Turns two snapshots of per-process counters into one interval's ranked rows.
+//! Turns two snapshots of per-process counters into one interval's ranked rows: one per
+//! process, or with `--group`, one per command or cgroup.
 
 use std::collections::HashMap;
 
@@ -17,11 +18,78 @@ pub enum SortKey {
     Major,
 }
 
-/// One process in one interval.
+/// Whose faults a row counts.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Subject {
+    /// One process, by the command it runs now (or ran last).
+    Process { pid: u32, comm: String },
+    /// The processes of one group (`--group`) that are in this interval: the living, and those
+    /// that exited in it.
+    Group { group: Group, processes: usize },
+}
+
+/// What `--group` sums processes by, and the name of one group.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Group {
+    /// The processes that run one command (comm).
+    Command(String),
+    /// The processes in one cgroup v2, by its path.
+    Cgroup(String),
+}
+
+impl Subject {
+    /// The process this row counts; `None` for a group.
+    pub fn pid(&self) -> Option<u32> {
+        match self {
+            Self::Process { pid, .. } => Some(*pid),
+            Self::Group { .. } => None,
+        }
+    }
+
+    /// The name the table shows: the command, or the cgroup's path.
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Process { comm, .. }
+            | Self::Group {
+                group: Group::Command(comm),
+                ..
+            } => comm,
+            Self::Group {
+                group: Group::Cgroup(path),
+                ..
+            } => path,
+        }
+    }
+
+    /// What the row's group is made by; `None` for a process.
+    pub fn group_by(&self) -> Option<super::GroupBy> {
+        match self {
+            Self::Process { .. } => None,
+            Self::Group {
+                group: Group::Command(_),
+                ..
+            } => Some(super::GroupBy::Command),
+            Self::Group {
+                group: Group::Cgroup(_),
+                ..
+            } => Some(super::GroupBy::Cgroup),
+        }
+    }
+
+    /// True when two rows count the same process or group (a group's size may differ).
+    pub fn same(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Process { pid: a, .. }, Self::Process { pid: b, .. }) => a == b,
+            (Self::Group { group: a, .. }, Self::Group { group: b, .. }) => a == b,
+            _ => false,
+        }
+    }
+}
+
+/// One process, or one group of processes, in one interval.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Row {
-    pub pid: u32,
-    pub comm: String,
+    pub subject: Subject,
     /// Faults since demo top started (or the process did).
     pub faults: u64,
     /// Faults in this interval.
@@ -37,8 +105,16 @@ pub struct Row {
     pub write_pct: Option<f64>,
     /// Share of kernel-mode faults, in percent; `None` likewise.
     pub kernel_pct: Option<f64>,
-    /// The process exited during the interval; it is counted now and then forgotten.
+    /// The process exited (for a group: every process of it had), in this interval or, with
+    /// `--keep-exited`, before.
     pub exited: bool,
+}
+
+impl Row {
+    /// The process this row counts; `None` for a group.
+    pub fn pid(&self) -> Option<u32> {
+        self.subject.pid()
+    }
 }
 
 fn percent(part: u64, whole: u64) -> f64 {
@@ -46,6 +122,73 @@ fn percent(part: u64, whole: u64) -> f64 {
         0.0
     } else {
         (part as f64 * 1000.0 / whole as f64).round() / 10.0
+    }
+}
+
+/// One process's counts in an interval, or their sum over a group.
+#[derive(Clone, Copy, Debug, Default)]
+struct Tally {
+    faults: u64,
+    interval_faults: u64,
+    writes: u64,
+    kernel: u64,
+    /// Every process summed had its faults split by access and mode.
+    split: bool,
+    minor: Option<u64>,
+    major: Option<u64>,
+    living: usize,
+    processes: usize,
+}
+
+impl Tally {
+    fn of(pid: u32, process: &ProcessCounts, before: &HashMap<u32, u64>, alive: bool) -> Self {
+        let counts = &process.counts;
+        Self {
+            faults: counts.faults,
+            interval_faults: counts.faults
+                - before.get(&pid).copied().unwrap_or(0).min(counts.faults),
+            writes: counts.of_access(top_kind::WRITE),
+            kernel: counts.kernel_mode(),
+            split: process.split,
+            minor: process.accounted.map(|a| a.minor),
+            major: process.accounted.map(|a| a.major),
+            living: usize::from(alive),
+            processes: 1,
+        }
+    }
+
+    /// Adds another process's tally; a count of the sum is known only when it is known of
+    /// every process in it.
+    fn add(&mut self, other: &Self) {
+        let first = self.processes == 0;
+        let both = |sum: Option<u64>, part: Option<u64>| Some(if first { 0 } else { sum? } + part?);
+        self.minor = both(self.minor, other.minor);
+        self.major = both(self.major, other.major);
+        self.split = (first || self.split) && other.split;
+        self.faults += other.faults;
+        self.interval_faults += other.interval_faults;
+        self.writes += other.writes;
+        self.kernel += other.kernel;
+        self.living += other.living;
+        self.processes += other.processes;
+    }
+
+    fn row(&self, subject: Subject, seconds: f64) -> Row {
+        Row {
+            subject,
+            faults: self.faults,
+            interval_faults: self.interval_faults,
+            rate: if seconds > 0.0 {
+                (self.interval_faults as f64 / seconds * 10.0).round() / 10.0
+            } else {
+                0.0
+            },
+            minor: self.minor,
+            major: self.major,
+            write_pct: self.split.then(|| percent(self.writes, self.faults)),
+            kernel_pct: self.split.then(|| percent(self.kernel, self.faults)),
+            exited: self.living == 0,
+        }
     }
 }
 
@@ -61,36 +204,48 @@ pub fn rank(
     let mut rows: Vec<Row> = now
         .iter()
         .map(|(pid, process)| {
-            let counts = &process.counts;
-            let interval_faults =
-                counts.faults - before.get(pid).copied().unwrap_or(0).min(counts.faults);
-            Row {
+            let subject = Subject::Process {
                 pid: *pid,
                 comm: process.comm.clone(),
-                faults: counts.faults,
-                interval_faults,
-                rate: if seconds > 0.0 {
-                    (interval_faults as f64 / seconds * 10.0).round() / 10.0
-                } else {
-                    0.0
-                },
-                minor: process.accounted.map(|a| a.minor),
-                major: process.accounted.map(|a| a.major),
-                write_pct: process
-                    .split
-                    .then(|| percent(counts.of_access(top_kind::WRITE), counts.faults)),
-                kernel_pct: process
-                    .split
-                    .then(|| percent(counts.kernel_mode(), counts.faults)),
-                exited: !alive(*pid),
-            }
+            };
+            Tally::of(*pid, process, before, alive(*pid)).row(subject, seconds)
         })
         .collect();
     sort_rows(&mut rows, sort);
     rows
 }
 
-/// Sorts rows by `sort`, highest first; ties go to more faults, then the lower pid.
+/// Ranks the groups of the processes in `now`, each the sum of its processes: `group_of` says
+/// which group a process is in.
+pub fn rank_groups(
+    now: &[(u32, ProcessCounts)],
+    before: &HashMap<u32, u64>,
+    seconds: f64,
+    sort: SortKey,
+    alive: impl Fn(u32) -> bool,
+    mut group_of: impl FnMut(u32, &ProcessCounts) -> Group,
+) -> Vec<Row> {
+    let mut groups: HashMap<Group, Tally> = HashMap::new();
+    for (pid, process) in now {
+        let tally = Tally::of(*pid, process, before, alive(*pid));
+        groups
+            .entry(group_of(*pid, process))
+            .or_default()
+            .add(&tally);
+    }
+    let mut rows: Vec<Row> = groups
+        .into_iter()
+        .map(|(group, tally)| {
+            let processes = tally.processes;
+            tally.row(Subject::Group { group, processes }, seconds)
+        })
+        .collect();
+    sort_rows(&mut rows, sort);
+    rows
+}
+
+/// Sorts rows by `sort`, highest first, the living before the exited (so short-lived processes
+/// never push a living one off the table); ties go to more faults, then the lower pid or name.
 pub fn sort_rows(rows: &mut [Row], sort: SortKey) {
     let key = |row: &Row| match sort {
         SortKey::Rate => row.interval_faults,
@@ -98,13 +253,13 @@ pub fn sort_rows(rows: &mut [Row], sort: SortKey) {
         SortKey::Major => row.major.unwrap_or(0),
     };
     rows.sort_by(|a, b| {
-        key(b)
-            .cmp(&key(a))
+        a.exited
+            .cmp(&b.exited)
+            .then(key(b).cmp(&key(a)))
             .then(b.faults.cmp(&a.faults))
-            .then(a.pid.cmp(&b.pid))
+            .then(a.subject.cmp(&b.subject))
     });
 }
-
 #[cfg(test)]
 mod tests {
     use demo_common::TopCounts;
@@ -144,7 +299,7 @@ mod tests {
         let pids = |sort| -> Vec<u32> {
             rank(&now, &before, 2.0, sort, |_| true)
                 .iter()
-                .map(|r| r.pid)
+                .filter_map(Row::pid)
                 .collect()
         };
         assert_eq!(pids(SortKey::Rate), [2, 3, 1]);
@@ -156,7 +311,73 @@ mod tests {
             (rows[0].write_pct, rows[0].kernel_pct),
             (Some(100.0), Some(10.0))
         );
-        assert!(rows[1].exited);
+        // Process 3 exited: it comes after every living process, whatever its rate.
+        let order: Vec<(Option<u32>, bool)> = rows.iter().map(|r| (r.pid(), r.exited)).collect();
+        assert_eq!(order, [(Some(2), false), (Some(1), false), (Some(3), true)]);
+    }
+
+    #[test]
+    fn a_group_sums_its_processes_and_ranks_among_groups() {
+        let now = vec![
+            (1, process(1000, 500, 0, 2)),
+            (2, process(300, 300, 30, 7)),
+            (3, process(50, 0, 0, 1)),
+            (4, process(10, 10, 10, 0)),
+        ];
+        let before = HashMap::from([(1, 990), (2, 100), (4, 4)]);
+        let group_of = |pid: u32, _: &ProcessCounts| {
+            Group::Command(if pid == 1 { "server" } else { "curl" }.to_owned())
+        };
+        // Processes 3 and 4 exited; 2 lives, so the curl group does.
+        let rows = rank_groups(&now, &before, 2.0, SortKey::Rate, |pid| pid < 3, group_of);
+        assert_eq!(rows.len(), 2);
+        let curl = &rows[0];
+        assert_eq!(
+            curl.subject,
+            Subject::Group {
+                group: Group::Command("curl".to_owned()),
+                processes: 3
+            }
+        );
+        assert_eq!(
+            (curl.faults, curl.interval_faults, curl.rate),
+            (360, 256, 128.0)
+        );
+        assert_eq!((curl.minor, curl.major), (Some(352), Some(8)));
+        // 310 writes and 40 kernel-mode faults of 360.
+        assert_eq!((curl.write_pct, curl.kernel_pct), (Some(86.1), Some(11.1)));
+        assert!(!curl.exited);
+        assert_eq!(rows[1].subject.name(), "server");
+        assert_eq!((rows[1].faults, rows[1].interval_faults), (1000, 10));
+        assert_eq!(curl.pid(), None);
+        // A group whose processes all exited is exited, and goes after the living.
+        let rows = rank_groups(&now, &before, 2.0, SortKey::Rate, |pid| pid == 1, group_of);
+        assert_eq!(
+            rows.iter()
+                .map(|r| (r.subject.name(), r.exited))
+                .collect::<Vec<_>>(),
+            [("server", false), ("curl", true)]
+        );
+    }
+
+    #[test]
+    fn a_group_with_a_process_of_unknown_counts_has_them_unknown() {
+        let mut counters_only = process(50, 0, 0, 1);
+        counters_only.split = false;
+        counters_only.accounted = None;
+        let now = vec![(1, process(10, 10, 0, 0)), (2, counters_only)];
+        let rows = rank_groups(
+            &now,
+            &HashMap::new(),
+            1.0,
+            SortKey::Rate,
+            |_| true,
+            |_, _| Group::Cgroup("/a".to_owned()),
+        );
+        assert_eq!(rows[0].faults, 60);
+        assert_eq!((rows[0].minor, rows[0].major), (None, None));
+        assert_eq!((rows[0].write_pct, rows[0].kernel_pct), (None, None));
+        assert_eq!(rows[0].subject.name(), "/a");
     }
 
     #[test]

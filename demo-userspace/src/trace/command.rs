@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use demo_common::target_flags;
 use tokio::{sync::mpsc::UnboundedReceiver, task::JoinHandle};
 
-use super::TargetError;
+use super::{CommandIo, TargetError};
 use crate::kernel::{
     descendants::{self, CommandGuard},
     privileges::RunAs,
@@ -43,7 +43,7 @@ impl TracedCommand {
     pub(super) fn spawn(
         argv: &[OsString],
         run_as: Option<RunAs>,
-        quiet: bool,
+        io: &CommandIo,
         follow_flags: u8,
         probes: &mut Probes,
     ) -> anyhow::Result<Self> {
@@ -53,7 +53,7 @@ impl TracedCommand {
                  running when its parent exits may outlive the trace"
             );
         }
-        let held = spawn_traced(argv, run_as, quiet, follow_flags, probes)?;
+        let held = spawn_traced(argv, run_as, io, follow_flags, probes)?;
         Ok(Self {
             waiter: None,
             exit_stops: None,
@@ -138,7 +138,7 @@ impl TracedCommand {
 fn spawn_traced(
     argv: &[OsString],
     run_as: Option<RunAs>,
-    quiet: bool,
+    io: &CommandIo,
     follow_flags: u8,
     probes: &mut Probes,
 ) -> anyhow::Result<Spawned> {
@@ -156,10 +156,12 @@ fn spawn_traced(
             .map_err(TargetError::from)?,
         argv,
         run_as,
-        io: if quiet {
-            ChildIo::Null
-        } else {
-            ChildIo::Inherit
+        io: match io {
+            CommandIo::Inherit => ChildIo::Inherit,
+            CommandIo::Terminal(terminal) => {
+                use std::os::fd::AsFd as _;
+                ChildIo::Terminal(terminal.as_fd())
+            }
         },
         held: true,
     });

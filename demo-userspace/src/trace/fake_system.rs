@@ -9,7 +9,7 @@ use demo_common::FaultCounters;
 use crate::{
     kernel::{
         mappings::{Mapping, MappingSource, MappingTable, Query},
-        symbols::{Code, KERNEL_MODULE, Site, StackFrame},
+        symbols::{Code, KERNEL_MODULE, Site, Stack, StackFrame, in_code},
         system_view::SystemView,
     },
     model::events::ExecImage,
@@ -50,10 +50,19 @@ impl FakeSystem {
 
     /// The kernel maps `[start, end)` in `pid` as `name`, at `file_offset` in its file.
     pub fn map(&self, pid: u32, start: u64, end: u64, name: &str, file_offset: u64) {
+        self.map_as(pid, start, end, name, file_offset, "rw-p");
+    }
+
+    /// Like [`Self::map`], the code of a file: executable.
+    pub fn map_code(&self, pid: u32, start: u64, end: u64, name: &str, file_offset: u64) {
+        self.map_as(pid, start, end, name, file_offset, "r-xp");
+    }
+
+    fn map_as(&self, pid: u32, start: u64, end: u64, name: &str, file_offset: u64, perms: &str) {
         let mapping = Mapping {
             start,
             end,
-            perms: "rw-p".to_owned(),
+            perms: perms.to_owned(),
             name: name.into(),
             file_offset,
             captured: false,
@@ -167,16 +176,21 @@ impl SystemView for FakeSystem {
         ip: u64,
         stack: Option<&[u64]>,
         maps: &MappingTable,
-    ) -> (Arc<Code>, Option<Vec<StackFrame>>) {
+    ) -> (Arc<Code>, Option<Stack>) {
         let code = |address: u64| Arc::new(module_offset(Site::of(address, maps.find(address))));
-        let frames = stack.map(|frames| {
-            frames
-                .iter()
-                .map(|&address| StackFrame {
-                    address,
-                    code: code(address),
-                })
-                .collect()
+        // The stack ends where the live symbols end it: at the first return address not in code.
+        let frames = stack.map(|addresses| {
+            let (frames, end) = in_code(addresses, maps);
+            Stack {
+                frames: frames
+                    .iter()
+                    .map(|&address| StackFrame {
+                        address,
+                        code: code(address),
+                    })
+                    .collect(),
+                end,
+            }
         });
         (code(ip), frames)
     }

@@ -1,7 +1,7 @@
 //! Counts a trace's faults by the function that made them, and by function and region: which
 //! code touched which array.
 
-use std::sync::Arc;
+use std::{cmp::Ordering, sync::Arc};
 
 use rustc_hash::FxHashMap;
 
@@ -86,14 +86,65 @@ impl FunctionCounts {
     }
 }
 
+/// Most faults first; ties in natural order of the names (`mmap#2` before `mmap#10`).
 fn most_first(rows: impl Iterator<Item = FunctionFaults>) -> Vec<FunctionFaults> {
     let mut rows: Vec<FunctionFaults> = rows.collect();
     rows.sort_by(|a, b| {
-        b.faults
-            .cmp(&a.faults)
-            .then_with(|| (&a.symbol, &a.module, &a.region).cmp(&(&b.symbol, &b.module, &b.region)))
+        b.faults.cmp(&a.faults).then_with(|| {
+            [
+                (&a.symbol, &b.symbol),
+                (&a.module, &b.module),
+                (&a.region, &b.region),
+            ]
+            .into_iter()
+            .map(|(one, other)| match (one.as_deref(), other.as_deref()) {
+                (Some(one), Some(other)) => natural_cmp(one, other),
+                // A name comes before none.
+                (one, other) => one.is_none().cmp(&other.is_none()),
+            })
+            .find(|order| order.is_ne())
+            .unwrap_or(Ordering::Equal)
+        })
     });
     rows
+}
+
+/// Compares names as people count: runs of digits by their value, the rest as text, so
+/// `mmap#2` comes before `mmap#10` and `mmap#100`.
+fn natural_cmp(a: &str, b: &str) -> Ordering {
+    let (mut a, mut b) = (a, b);
+    loop {
+        match (a.is_empty(), b.is_empty()) {
+            (true, true) => return Ordering::Equal,
+            (true, false) => return Ordering::Less,
+            (false, true) => return Ordering::Greater,
+            (false, false) => {}
+        }
+        let (run_a, rest_a) = leading_run(a);
+        let (run_b, rest_b) = leading_run(b);
+        let digits = |run: &str| run.starts_with(|c: char| c.is_ascii_digit());
+        let order = if digits(run_a) && digits(run_b) {
+            let (value_a, value_b) = (run_a.trim_start_matches('0'), run_b.trim_start_matches('0'));
+            (value_a.len().cmp(&value_b.len()))
+                .then_with(|| value_a.cmp(value_b))
+                .then_with(|| run_a.len().cmp(&run_b.len()))
+        } else {
+            run_a.cmp(run_b)
+        };
+        if order.is_ne() {
+            return order;
+        }
+        (a, b) = (rest_a, rest_b);
+    }
+}
+
+/// The first run of `text` that is all digits or has none, and what follows it.
+fn leading_run(text: &str) -> (&str, &str) {
+    let digit = text.starts_with(|c: char| c.is_ascii_digit());
+    let end = text
+        .find(|c: char| c.is_ascii_digit() != digit)
+        .unwrap_or(text.len());
+    text.split_at(end)
 }
 
 #[cfg(test)]
@@ -107,6 +158,49 @@ mod tests {
             offset,
             ..Code::default()
         })
+    }
+
+    /// A service's thousands of regions, tied at one fault each, read `mmap#2` before
+    /// `mmap#10` and `mmap#100`, as people count; and a name without a number stays in text
+    /// order.
+    #[test]
+    fn ties_are_in_natural_order_of_their_names() {
+        let fill = code(Some("fill"), 4);
+        let names: Vec<Arc<str>> = [
+            "mmap#1000",
+            "mmap#10",
+            "malloc#3",
+            "mmap#2",
+            "mmap#100",
+            "mmap#1",
+        ]
+        .into_iter()
+        .map(Arc::from)
+        .collect();
+        let mut counts = FunctionCounts::default();
+        for (id, name) in names.iter().enumerate() {
+            counts.add(&fill, Some((id, name)));
+        }
+        let (_, pairs) = counts.summary();
+        let regions: Vec<&str> = pairs
+            .iter()
+            .filter_map(|row| row.region.as_deref())
+            .collect();
+        assert_eq!(
+            regions,
+            [
+                "malloc#3",
+                "mmap#1",
+                "mmap#2",
+                "mmap#10",
+                "mmap#100",
+                "mmap#1000"
+            ]
+        );
+        assert_eq!(natural_cmp("a007", "a7"), Ordering::Greater);
+        assert_eq!(natural_cmp("a7", "a7"), Ordering::Equal);
+        assert_eq!(natural_cmp("mmap#9", "mmap#10x"), Ordering::Less);
+        assert_eq!(natural_cmp("main", "malloc"), "main".cmp("malloc"));
     }
 
     #[test]

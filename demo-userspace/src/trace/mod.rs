@@ -6,6 +6,7 @@ mod command;
 pub(crate) mod fake_system;
 pub mod functions;
 mod heap;
+pub mod own;
 pub mod regions;
 mod results;
 mod run;
@@ -48,8 +49,19 @@ pub struct TraceOptions {
     pub elem_size: u64,
     pub duration: Option<Duration>,
     pub run_as: Option<RunAs>,
-    /// The command's stdin, stdout and stderr go to /dev/null (under --tui).
-    pub quiet: bool,
+    /// Where the command's stdin, stdout and stderr go.
+    pub command_io: CommandIo,
+}
+
+/// Where a command demo starts reads and writes.
+#[derive(Clone, Debug, Default)]
+pub enum CommandIo {
+    /// demo's own stdin, stdout and stderr: a text report shares the terminal with it.
+    #[default]
+    Inherit,
+    /// The terminal side of the view's pseudo-terminal (`kernel::pty`), its controlling
+    /// terminal too; the view shows what it writes and types the user's keys into it.
+    Terminal(std::sync::Arc<std::os::fd::OwnedFd>),
 }
 
 /// Failures of the target itself, which are the user's input rather than demo's fault.

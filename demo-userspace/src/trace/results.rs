@@ -90,6 +90,10 @@ pub struct TraceSummary {
     /// or captured held the address, and the kernel had nothing there when asked, or the
     /// process was gone before it could be asked.
     pub unknown_mappings: super::session::UnknownMappings,
+    /// What demo's own tracing made the traced processes do (the command's faults before its
+    /// exec, the `[uprobes]` page, ptrace stops), left out of the events and the totals above
+    /// but in `traced_completions`, since the kernel counts those faults.
+    pub demo_own: super::own::DemoOwn,
     /// The functions that faulted most, most first (at most
     /// [`super::functions::LISTED_FUNCTIONS`]).
     pub faults_by_function: Vec<super::functions::FunctionFaults>,
@@ -294,6 +298,11 @@ pub trait TraceOutput {
         Ok(())
     }
     fn summary(&mut self, summary: &TraceSummary, session: &Session) -> io::Result<()>;
+    /// The trace has read every record there is for now: an output that holds lines back
+    /// writes them out, so that each event shows while the program runs.
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// True when the heap probes' records are what filled the ring buffer: records were lost, and
@@ -351,6 +360,7 @@ impl TraceSummary {
             kernel_programs: None,
             regions_not_listed: 0,
             unknown_mappings: super::session::UnknownMappings::default(),
+            demo_own: super::own::DemoOwn::default(),
             faults_by_function: Vec::new(),
             faults_by_function_and_region: Vec::new(),
         }

@@ -10,11 +10,12 @@ use rustc_hash::FxHashMap;
 use super::{
     functions::FunctionCounts,
     heap::HeapPairer,
+    own::{self, DemoOwn},
     regions::{Origin, RegionChange, RegionTracker, TrackedRegion},
 };
 use crate::{
     kernel::mappings::{Mapping, MappingTable, Refreshed, UNKNOWN_MAPPING},
-    kernel::symbols::{Code, StackFrame},
+    kernel::symbols::{Code, Stack},
     kernel::system_view::SystemView,
     model::classify::{ClassCounts, ClassifiedFault, Classifier, FaultClass},
     model::events::{Decoded, Fault, Record, SignalEvent},
@@ -37,7 +38,7 @@ pub struct TracedFault {
     /// The code that faulted: the instruction at `ip`.
     pub code: Arc<Code>,
     /// The user stack, innermost first, with `--stacks`.
-    pub stack: Option<Vec<StackFrame>>,
+    pub stack: Option<Stack>,
 }
 
 impl TracedFault {
@@ -175,7 +176,7 @@ struct Resolved {
     unknown: Option<UnknownCause>,
     region: Option<(usize, Arc<str>, Location)>,
     code: Arc<Code>,
-    stack: Option<Vec<StackFrame>>,
+    stack: Option<Stack>,
 }
 
 pub struct Session {
@@ -201,6 +202,12 @@ pub struct Session {
     /// Where the mappings, command names, thread counters and symbols come from.
     view: Box<dyn SystemView>,
     functions: FunctionCounts,
+    /// The command demo forked and ptraces, once it is added ([`Session::add_command`]).
+    command: Option<u32>,
+    /// True until the command's exec: it runs demo's own code until then.
+    command_before_exec: bool,
+    /// What demo's own tracing made the traced processes do, left out of the events.
+    own: DemoOwn,
 }
 
 /// How many ended regions keep their page model for the summary. A process that maps and
@@ -257,7 +264,18 @@ impl Session {
             held: FxHashMap::default(),
             view,
             functions: FunctionCounts::default(),
+            command: None,
+            command_before_exec: false,
+            own: DemoOwn::default(),
         }
+    }
+
+    /// Starts tracking the command demo forked, held before its exec: traced from its fork, it
+    /// runs demo's own code until its exec, and demo ptraces it (see [`own`]).
+    pub fn add_command(&mut self, pid: u32) {
+        self.add_process(pid, TracedSince::Fork);
+        self.command = Some(pid);
+        self.command_before_exec = true;
     }
 
     /// Starts tracking a process (the command, or the --pid target) and reads its mappings.
@@ -358,9 +376,15 @@ impl Session {
                     }
                 }
             }
+            Record::Signal(signal) if own::is_ptrace_stop(&signal, self.command) => {
+                self.own.count(own::DemoCause::PtraceStop);
+            }
             Record::Signal(signal) => out.push(TraceEvent::Signal(signal)),
             Record::Exec(pid) => {
                 // The old image's mappings and arrays are gone; faults from here are the new one's.
+                if self.command == Some(pid) {
+                    self.command_before_exec = false;
+                }
                 let process = self.processes.entry(pid).or_default();
                 process.maps.invalidate();
                 process.heap = None;
@@ -584,10 +608,17 @@ impl Session {
         out: &mut Vec<TraceEvent>,
     ) {
         let raw = fault.fault;
-        self.totals.add(fault.class);
         if fault.class != FaultClass::Error {
             self.processes.entry(raw.pid).or_default().completions += 1;
         }
+        // The kernel counts demo's own faults too, so they stay in the process's completions,
+        // which are compared with its counts; they are not the program's events.
+        let before_exec = self.command_before_exec && self.command == Some(raw.pid);
+        if let Some(cause) = own::fault_cause(&resolved.mapping, before_exec) {
+            self.own.count(cause);
+            return;
+        }
+        self.totals.add(fault.class);
         let Resolved {
             mapping,
             mapping_offset,
@@ -647,6 +678,11 @@ impl Session {
             ),
             _ => (Arc::clone(&self.fallback.unknown), address, Some(cause)),
         }
+    }
+
+    /// What demo's own tracing made the traced processes do, left out of the events.
+    pub fn demo_own(&self) -> DemoOwn {
+        self.own
     }
 
     /// The faults counted by function, and by function and region.

@@ -6,10 +6,11 @@ pub mod plan;
 pub mod scenario;
 pub mod step_report;
 pub mod workload;
+pub mod wrap;
 
 use std::io;
 
-use crate::model::region::Region;
+use crate::{kernel::procmem::VmaUsage, model::region::Region};
 
 use self::{
     plan::{Allocator, ScenarioName},
@@ -19,6 +20,16 @@ use self::{
 
 /// Receives a walk's results as they happen, so interactive runs print each step at once.
 pub trait Reporter {
+    /// The workload child started: its mappings (smaps) before the first step, the lab's
+    /// first `pmap -x`. Only the view shows them.
+    fn started(&mut self, _mappings: &[VmaUsage]) -> io::Result<()> {
+        Ok(())
+    }
+    /// A walk of `scenario` begins, before its first step (and its first `--interactive`
+    /// prompt).
+    fn walk_started(&mut self, _scenario: ScenarioName) -> io::Result<()> {
+        Ok(())
+    }
     /// The array became known (after its allocation step).
     fn region(
         &mut self,

@@ -1,7 +1,7 @@
 //! Drives a built-in walk step by step in the workload child, attributes every traced record to
 //! the step that caused it, and reads what the kernel reports after each step.
 
-use std::process::ExitStatus;
+use std::{collections::BTreeMap, process::ExitStatus, sync::Arc};
 
 use anyhow::{Context as _, bail};
 use demo_common::Syscall;
@@ -13,9 +13,10 @@ use crate::{
     kernel::probes::Probes,
     kernel::procmem,
     kernel::system_view::LiveView,
+    model::access::Access,
     model::classify::{ClassCounts, FaultClass},
     model::events::{Decoded, SignalEvent},
-    model::pages::{Companion, PageModel},
+    model::pages::{Companion, PageModel, PageState},
     model::region::Region,
     model::signals::ProcessEnd,
     model::syscalls::SyscallCall,
@@ -25,8 +26,8 @@ use crate::{
     walk::lessons::{LessonState, stack::STACK_SPAN},
     walk::plan::{Allocator, ELEMENT_SIZE, PlannedStep, ScenarioName, WalkPlan},
     walk::step_report::{
-        AddressCheck, AllocationFacts, Death, KernelView, StepReport, WALK_REGION, completed,
-        touch_outcome,
+        AddressCheck, AllocationFacts, Death, KernelView, OwnFrame, StepReport, WALK_REGION,
+        completed, touch_outcome,
     },
     walk::workload::Command,
     walk::workload::{Reply, Workload},
@@ -128,7 +129,14 @@ impl EnterPacer {
 
 impl Pacer for EnterPacer {
     async fn before_step(&mut self, step: u32, action: &str) -> anyhow::Result<()> {
-        eprint!("press Enter for step {step}: {action} ");
+        // Wrapped at words two columns short, so the cursor after it stays on the last line.
+        let prompt = crate::walk::wrap::wrap(
+            &format!("press Enter for step {step}: {action}"),
+            crate::walk::wrap::COLUMNS - 2,
+            "",
+            "  ",
+        );
+        eprint!("{} ", prompt.join("\n"));
         // End of input means nobody will press Enter again; the walk then runs on.
         self.lines
             .next_line()
@@ -157,6 +165,13 @@ pub async fn run_walk(
         reader,
         run_as,
     } = tracing;
+    // The title first, so an interactive walk shows it before its first prompt.
+    reporter.walk_started(plan.scenario)?;
+    // The workload child runs this same executable (`/proc/self/exe`).
+    let workload_binary: Arc<str> = std::env::current_exe()
+        .context("find demo's own executable, which the workload runs")?
+        .to_string_lossy()
+        .into();
     let mut workload = Workload::spawn(run_as)?;
     let pid = workload.pid();
     // FOLLOW: a child the walk forks (fork-cow) is traced from its first instruction.
@@ -177,6 +192,8 @@ pub async fn run_walk(
         unattributed_at_start: 0,
         lesson: LessonState::default(),
         death: None,
+        workload_binary,
+        own_frames: BTreeMap::new(),
     };
     let walked = walker
         .walk(&mut workload, probes, reader, pacer, reporter)
@@ -298,6 +315,11 @@ struct Walker<'a> {
     lesson: LessonState,
     /// How the child died, once it has.
     death: Option<DeathDigest>,
+    /// demo's own executable, which the workload child runs.
+    workload_binary: Arc<str>,
+    /// The pages a write gave a frame of their own after they were present (copies on write),
+    /// by page: the page model keeps only what first made a page present.
+    own_frames: BTreeMap<u64, OwnFrame>,
 }
 
 impl Walker<'_> {
@@ -317,6 +339,8 @@ impl Walker<'_> {
         }
         let startup = self.collector.take_step().faults.len() as u64;
         self.unattributed_at_start = self.collector.session.unattributed_faults();
+        // The lab's first screen: the whole process before the array exists.
+        reporter.started(&procmem::process_vma_usage(self.pid as i32)?)?;
         for (planned, step) in self.plan.steps().into_iter().zip(1u32..) {
             pacer.before_step(step, &planned.action).await?;
             let started_ns = crate::kernel::process::monotonic_ns();
@@ -411,10 +435,27 @@ impl Walker<'_> {
         for fault in &mut faults {
             fault.place_in(WALK_REGION, region);
         }
-        forget_dropped_pages(pages, region, &syscalls);
+        for page in forget_dropped_pages(pages, region, &syscalls) {
+            self.own_frames.remove(&page);
+        }
         for resolved in faults.iter().filter(|fault| completed(fault)) {
             if let Some(location) = resolved.location() {
-                pages.apply_at(&location, resolved.fault.fault.error_code.access(), step);
+                let code = resolved.fault.fault.error_code;
+                let before = pages.state(location.page);
+                if code.access() == Access::Write
+                    && code.present()
+                    && matches!(before, Some(PageState::ZeroPage | PageState::Resident))
+                {
+                    self.own_frames.insert(
+                        location.page,
+                        OwnFrame {
+                            step,
+                            index: location.index,
+                            from_zero_page: before == Some(PageState::ZeroPage),
+                        },
+                    );
+                }
+                pages.apply_at(&location, code.access(), step);
             }
         }
         let kernel = if alive {
@@ -477,7 +518,8 @@ impl Walker<'_> {
             action: planned.action,
             touch: planned
                 .touch
-                .map(|touch| touch_outcome(touch, region, &faults, pages, maps)),
+                .map(|touch| touch_outcome(touch, region, &faults, pages, maps, &self.own_frames)),
+            workload_binary: Arc::clone(&self.workload_binary),
             region: region.clone(),
             faults,
             syscalls,
@@ -604,8 +646,13 @@ fn reads(command: &Command) -> bool {
 }
 
 /// Forgets the pages of `region` that a successful `madvise(MADV_DONTNEED)` or `munmap` took
-/// away in the step.
-fn forget_dropped_pages(pages: &mut PageModel, region: &Region, syscalls: &[SyscallCall]) {
+/// away in the step, and returns them.
+fn forget_dropped_pages(
+    pages: &mut PageModel,
+    region: &Region,
+    syscalls: &[SyscallCall],
+) -> Vec<u64> {
+    let mut dropped_pages = Vec::new();
     for call in syscalls.iter().filter(|call| !call.failed()) {
         let dropped = match call.syscall {
             Syscall::Madvise => call.args[2] == libc::MADV_DONTNEED as u64,
@@ -620,9 +667,12 @@ fn forget_dropped_pages(pages: &mut PageModel, region: &Region, syscalls: &[Sysc
         );
         if dropped && from < to {
             let first = (from - base) / region.page_size;
-            pages.forget(first, (to - from).div_ceil(region.page_size));
+            let count = (to - from).div_ceil(region.page_size);
+            pages.forget(first, count);
+            dropped_pages.extend(first..first + count);
         }
     }
+    dropped_pages
 }
 
 /// Takes on the pages the kernel mapped beside a fault of `step` without a fault of their own:
@@ -657,6 +707,8 @@ fn death(status: &ExitStatus, faults: &[TracedFault], signals: &[SignalEvent]) -
 }
 
 fn kernel_view(pid: i32, region: &Region) -> anyhow::Result<KernelView> {
+    // One read of smaps gives the region's VMA and the whole process.
+    let process = procmem::process_vma_usage(pid)?;
     let presence = procmem::page_presence(
         pid,
         region.first_page_base(),
@@ -681,6 +733,7 @@ fn kernel_view(pid: i32, region: &Region) -> anyhow::Result<KernelView> {
             .iter()
             .map(|page| if page.present { page.pfn } else { 0 })
             .collect(),
-        vma: procmem::region_vma_usage(pid, region.start, region.start + region.len - 1)?,
+        vma: procmem::region_vma(&process, region.start, region.start + region.len - 1).cloned(),
+        process,
     })
 }

@@ -1,11 +1,12 @@
 //! What one step of a walk produced: its faults with their classes and places, its syscalls and
 //! signals, the child's fate, and what the kernel reports afterwards.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, sync::Arc};
 
 use crate::{
     kernel::mappings::MappingTable,
     kernel::procmem::VmaUsage,
+    kernel::symbols::{Code, StackFrame},
     model::classify::{ClassCounts, FaultClass},
     model::events::SignalEvent,
     model::pages::{PageModel, PageOrigin},
@@ -37,6 +38,9 @@ pub struct KernelView {
     pub file_pages: Vec<u64>,
     /// Present pages that are part of a transparent huge page (kpageflags THP).
     pub huge_pages: Vec<u64>,
+    /// Every VMA of the process, from the same read of smaps, in address order: the whole
+    /// process as `pmap -x` shows it.
+    pub process: Vec<VmaUsage>,
 }
 
 /// How the loader checked the address the child reported for its array.
@@ -75,6 +79,19 @@ pub struct TouchOutcome {
     pub mapping: String,
     /// What first made the page present, when it did not fault now.
     pub resident_since: Option<PageOrigin>,
+    /// When a later write gave the page a frame of its own (a copy on write), when it did
+    /// not fault now.
+    pub own_frame_since: Option<OwnFrame>,
+}
+
+/// The write fault that gave a page already present a frame of its own: a copy on write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OwnFrame {
+    /// The step of the write, and the element it wrote.
+    pub step: u32,
+    pub index: i64,
+    /// The page was the shared zero page before (a read had mapped it), not a page fork shared.
+    pub from_zero_page: bool,
 }
 
 /// How the child died during a step.
@@ -99,6 +116,9 @@ pub struct StepReport {
     pub step: u32,
     /// The workload child's pid.
     pub pid: u32,
+    /// The workload's own executable, demo's binary (`/proc/PID/exe`): its code and pages are
+    /// demo's machinery, which the report does not present as the lesson's.
+    pub workload_binary: Arc<str>,
     /// CLOCK_MONOTONIC ns when the step's first command was sent, and when its last reply came.
     pub started_ns: u64,
     pub ended_ns: u64,
@@ -139,6 +159,40 @@ impl StepReport {
         self.faults_in_region()
             .find(|(_, location)| (len..len + 16).contains(&location.offset))
             .map(|(fault, location)| (fault, (location.offset - len) as u64))
+    }
+
+    /// True when `module` (a mapping's or a code's) is the workload's own binary, demo's.
+    pub fn is_workload_binary(&self, module: &str) -> bool {
+        let bare = |path: &str| path.trim_end_matches(" (deleted)").to_owned();
+        bare(module) == bare(&self.workload_binary)
+    }
+
+    /// The code that made `fault`, when it tells something: a libc function such as malloc's
+    /// `_int_malloc`, never the workload's own code in demo's binary.
+    pub fn told_code<'a>(&self, fault: &'a TracedFault) -> Option<&'a Code> {
+        let own = fault
+            .code
+            .module
+            .as_deref()
+            .is_some_and(|module| self.is_workload_binary(module));
+        (!own).then_some(&*fault.code)
+    }
+
+    /// The frames of `fault`'s stack (`--stacks`) outside the workload's own binary.
+    pub fn told_frames(&self, fault: &TracedFault) -> Vec<StackFrame> {
+        fault
+            .stack
+            .iter()
+            .flatten()
+            .filter(|frame| {
+                !frame
+                    .code
+                    .module
+                    .as_deref()
+                    .is_some_and(|module| self.is_workload_binary(module))
+            })
+            .cloned()
+            .collect()
     }
 
     /// Faults outside the array, counted per mapping name.
@@ -183,6 +237,7 @@ pub fn touch_outcome(
     faults: &[TracedFault],
     pages: &PageModel,
     maps: &MappingTable,
+    own_frames: &BTreeMap<u64, OwnFrame>,
 ) -> TouchOutcome {
     let address = (region.start as i64 + touch.index * region.elem_size as i64) as u64;
     let location = region.locate(address);
@@ -204,6 +259,9 @@ pub fn touch_outcome(
         resident_since: location
             .filter(|_| !faulted)
             .and_then(|location| pages.origin(location.page)),
+        own_frame_since: location
+            .filter(|_| !faulted)
+            .and_then(|location| own_frames.get(&location.page).copied()),
     }
 }
 

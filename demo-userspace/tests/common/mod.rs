@@ -10,6 +10,7 @@ pub mod c_programs;
 pub mod json;
 pub mod kernel;
 pub mod perf;
+pub mod tmux;
 pub mod workload;
 
 use std::{path::PathBuf, sync::OnceLock};

@@ -14,7 +14,7 @@ pub const FAULT_TRACEPOINTS: [&str; 2] =
     ["exceptions:page_fault_user", "exceptions:page_fault_kernel"];
 
 /// Prints each sample as one JSON object: a tracepoint's own fields (the faulting address, the
-/// instruction, the error code), or a software event's address, instruction and what perf
+/// instruction, the error code; none for another tracepoint, such as an exec), or a software event's address, instruction and what perf
 /// names at each from the MMAP records it kept.
 const SCRIPT: &str = r#"
 import json
@@ -22,8 +22,8 @@ import json
 def trace_unhandled(event_name, context, fields, sample):
     s = sample["sample"]
     print(json.dumps({"event": event_name, "pid": s["pid"], "tid": s["tid"],
-                      "address": fields["address"], "ip": fields["ip"],
-                      "error_code": fields["error_code"]}))
+                      "address": fields.get("address"), "ip": fields.get("ip", 0),
+                      "error_code": fields.get("error_code")}))
 
 def process_event(param):
     s = param["sample"]

@@ -25,7 +25,7 @@ mod run_stats;
 mod top;
 
 pub use self::run_stats::ProgramRuns;
-pub use self::top::{ProcessCounts, TopCounting, TopDrops, TopProbes, command_name};
+pub use self::top::{PageCount, ProcessCounts, TopCounting, TopDrops, TopProbes, command_name};
 
 use crate::{
     kernel::file_layout,

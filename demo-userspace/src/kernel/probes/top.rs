@@ -6,10 +6,10 @@ use aya::{
     programs::{ProgramError, RawTracePoint, RawTracePointRunOptions, TestRun as _},
 };
 use demo_common::{
-    ExitCounts, FaultCounters, PAGE_COUNTS_MAP, PageKey, TOP_CONFIG_MAP, TOP_COUNTERS_MAP,
-    TOP_COUNTS_MAP, TOP_EMPTY_KERNEL_PROGRAM, TOP_EMPTY_USER_PROGRAM, TOP_EXIT_PROGRAM,
-    TOP_EXITS_MAP, TOP_FAULT_KERNEL_PROGRAM, TOP_FAULT_USER_PROGRAM, TOP_FLUSH_PROGRAM, TopCounts,
-    top_counters, top_flush_result,
+    ExitCounts, FaultCounters, PAGE_COUNTS_MAP, PageCounts, PageKey, TOP_CONFIG_MAP,
+    TOP_COUNTERS_MAP, TOP_COUNTS_MAP, TOP_EMPTY_KERNEL_PROGRAM, TOP_EMPTY_USER_PROGRAM,
+    TOP_EXIT_PROGRAM, TOP_EXITS_MAP, TOP_FAULT_KERNEL_PROGRAM, TOP_FAULT_USER_PROGRAM,
+    TOP_FLUSH_PROGRAM, TopCounts, top_counters, top_flush_result,
 };
 
 use super::ProgramRuns;
@@ -44,7 +44,7 @@ pub struct TopProbes {
     floor: Option<Ebpf>,
     _logger: aya_log::EbpfLogger<&'static dyn log::Log>,
     counts: PerCpuHashMap<MapData, u32, TopCounts>,
-    pages: PerCpuHashMap<MapData, PageKey, u64>,
+    pages: PerCpuHashMap<MapData, PageKey, PageCounts>,
     config: Array<MapData, u32>,
     counters: PerCpuArray<MapData, u64>,
     exits: HashMap<MapData, u32, ExitCounts>,
@@ -222,7 +222,7 @@ impl TopProbes {
     }
 
     /// The per-page counts of `pid`, summed over CPUs.
-    pub fn pages_of(&self, pid: u32) -> Result<Vec<(u64, u64)>, ProbeError> {
+    pub fn pages_of(&self, pid: u32) -> Result<Vec<PageCount>, ProbeError> {
         let map_error = |source| ProbeError::Map {
             operation: "read the page counters",
             source,
@@ -231,7 +231,13 @@ impl TopProbes {
         for entry in self.pages.iter() {
             let (key, per_cpu) = entry.map_err(map_error)?;
             if key.tgid == pid {
-                pages.push((key.page, per_cpu.iter().sum()));
+                // The instruction from the CPU that faulted there most: one that faulted there.
+                let busiest = per_cpu.iter().max_by_key(|counts| counts.faults);
+                pages.push(PageCount {
+                    page: key.page,
+                    faults: per_cpu.iter().map(|counts| counts.faults).sum(),
+                    ip: busiest.map(|counts| counts.ip).filter(|&ip| ip != 0),
+                });
             }
         }
         Ok(pages)
@@ -266,6 +272,15 @@ impl TopProbes {
         let objects: Vec<&Ebpf> = std::iter::once(&self.ebpf).chain(&self.floor).collect();
         super::run_stats::program_runs(&objects)
     }
+}
+
+/// One page of the process `--pages` watches: its faults summed over CPUs, and an instruction
+/// that faulted there last (on the CPU that faulted there most), when known.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PageCount {
+    pub page: u64,
+    pub faults: u64,
+    pub ip: Option<u64>,
 }
 
 /// What `demo top`'s programs could not count, since they were loaded.

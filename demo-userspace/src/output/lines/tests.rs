@@ -12,7 +12,7 @@ use crate::{
         classified, code, fault, mmap_call, page_1_written_in_step_2, region, segv, step, summary,
         vma, write_touch,
     },
-    top::{Interval, PageReport, Row},
+    top::{Group, Interval, PageRange, PageReport, Row, Subject},
     trace::functions::FunctionFaults,
     trace::regions::{Origin, TrackedRegion},
     trace::{LoaderCost, RecordCount, Rusage, TraceEnd, TraceStart, TraceSummary},
@@ -268,6 +268,11 @@ fn every_line_of_a_trace() {
         }]),
         regions_not_listed: 0,
         unknown_mappings: crate::trace::session::UnknownMappings::default(),
+        demo_own: crate::trace::own::DemoOwn {
+            faults_before_exec: 32,
+            uprobes_page_faults: 1,
+            ptrace_stop_signals: 1,
+        },
         faults_by_function: vec![FunctionFaults {
             symbol: Some("fill".to_owned()),
             module: Some("/tmp/prog".to_owned()),
@@ -325,8 +330,10 @@ fn every_line_of_a_trace() {
 #[test]
 fn every_line_of_top() {
     let row = |pid, comm: &str, exited| Row {
-        pid,
-        comm: comm.to_owned(),
+        subject: Subject::Process {
+            pid,
+            comm: comm.to_owned(),
+        },
         faults: 1000,
         interval_faults: 500,
         rate: 500.0,
@@ -343,7 +350,14 @@ fn every_line_of_top() {
         pages_evicted: 2,
         pages: Some(PageReport {
             pid: 100,
-            pages: vec![(0x7f00_0000_1000, 12, "[anon]".to_owned())],
+            ranges: vec![PageRange {
+                start: 0x7f00_0000_1000,
+                pages: 2,
+                faults: 12,
+                hottest: 9,
+                mapping: "[anon]".into(),
+                code: None,
+            }],
             mappings: vec![("[anon]".to_owned(), 12)],
         }),
     };
@@ -358,5 +372,17 @@ fn every_line_of_top() {
         &interval,
         "2026-12-02T19:00:01.000Z".to_owned(),
     )));
-    insta::assert_snapshot!(checked(&[with_pages, counters_only]));
+    let group = |group, processes| Row {
+        subject: Subject::Group { group, processes },
+        ..interval.rows[1].clone()
+    };
+    interval.rows = vec![
+        group(Group::Cgroup("/demo-a".to_owned()), 2),
+        group(Group::Command("curl".to_owned()), 37),
+    ];
+    let grouped = json(&TopLine::Top(IntervalLine::new(
+        &interval,
+        "2026-12-02T19:00:02.000Z".to_owned(),
+    )));
+    insta::assert_snapshot!(checked(&[with_pages, counters_only, grouped]));
 }

@@ -3,14 +3,26 @@
 use schemars::JsonSchema;
 use serde::Serialize;
 
-use crate::top::{Interval, PageReport, Row};
+use super::code::CodeLine;
+use crate::top::{Group, Interval, PageReport, Row, Subject};
 
-/// One process in one interval.
+/// One process in one interval, or with `--group`, one command or cgroup.
 #[derive(Serialize, JsonSchema)]
 #[schemars(rename = "Row")]
 struct RowLine<'a> {
-    pid: u32,
-    comm: &'a str,
+    /// The process; left out of a group's row.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pid: Option<u32>,
+    /// The process's command, or the command a `--group comm` row sums.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    comm: Option<&'a str>,
+    /// The cgroup v2 path a `--group cgroup` row sums.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cgroup: Option<&'a str>,
+    /// How many processes a group's row sums: those alive and those that exited in the
+    /// interval.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    processes: Option<usize>,
     /// Faults since demo top started (or the process did).
     faults: u64,
     /// Faults in this interval.
@@ -26,15 +38,25 @@ struct RowLine<'a> {
     write_pct: Option<f64>,
     /// Share of kernel-mode faults, in percent; `None` likewise.
     kernel_pct: Option<f64>,
-    /// The process exited during the interval; it is counted now and then forgotten.
+    /// The process exited (a group: all its processes did), in this interval, or before with
+    /// `--keep-exited`.
     exited: bool,
 }
 
 impl<'a> From<&'a Row> for RowLine<'a> {
     fn from(row: &'a Row) -> Self {
+        let (pid, comm, cgroup, processes) = match &row.subject {
+            Subject::Process { pid, comm } => (Some(*pid), Some(comm.as_str()), None, None),
+            Subject::Group { group, processes } => match group {
+                Group::Command(comm) => (None, Some(comm.as_str()), None, Some(*processes)),
+                Group::Cgroup(path) => (None, None, Some(path.as_str()), Some(*processes)),
+            },
+        };
         Self {
-            pid: row.pid,
-            comm: &row.comm,
+            pid,
+            comm,
+            cgroup,
+            processes,
             faults: row.faults,
             interval_faults: row.interval_faults,
             rate: row.rate,
@@ -47,13 +69,24 @@ impl<'a> From<&'a Row> for RowLine<'a> {
     }
 }
 
+/// Consecutive pages of one mapping that faulted.
 #[derive(Serialize, JsonSchema)]
 struct PageLine<'a> {
+    /// The first page.
     #[serde(serialize_with = "crate::model::hex::hex")]
     #[schemars(with = "crate::model::hex::Hex")]
     address: u64,
+    /// How many pages, from `address`.
+    pages: u64,
     faults: u64,
+    /// The faults on the range's hottest page.
+    most: u64,
+    /// The mapping the pages were in when they faulted.
     mapping: &'a str,
+    /// The code of the last fault on the hottest page on the CPU that faulted there most, when
+    /// the kernel side caught it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    code: Option<CodeLine<'a>>,
 }
 
 #[derive(Serialize, JsonSchema)]
@@ -76,12 +109,15 @@ impl<'a> PagesLine<'a> {
         Self {
             pid: report.pid,
             pages: report
-                .pages
+                .ranges
                 .iter()
-                .map(|(address, faults, mapping)| PageLine {
-                    address: *address,
-                    faults: *faults,
-                    mapping,
+                .map(|range| PageLine {
+                    address: range.start,
+                    pages: range.pages,
+                    faults: range.faults,
+                    most: range.hottest,
+                    mapping: &range.mapping,
+                    code: range.code.as_deref().map(CodeLine::from),
                 })
                 .collect(),
             mappings: report

@@ -11,6 +11,7 @@ use crate::{
     kernel::probes::ProgramRuns,
     model::signals::ProcessEnd,
     trace::functions::FunctionFaults,
+    trace::own::DemoOwn,
     trace::session::UnknownMappings,
     trace::{LoaderCost, ProcessSummary, RecordCount, Rusage, TraceEnd, TraceSummary},
 };
@@ -56,6 +57,10 @@ pub struct TraceSummaryLine<'a> {
     unknown_mappings: u64,
     /// `unknown_mappings` by cause.
     unknown_mappings_by_cause: UnknownMappingsLine,
+    /// What demo's own tracing made the traced processes do, left out of the fault, signal
+    /// and function counts above (the faults are in `traced_completions`: the kernel counts
+    /// them).
+    demo_own: DemoOwnLine,
     /// The functions that faulted most, most first (at most
     /// [`super::functions::LISTED_FUNCTIONS`]).
     faults_by_function: Vec<FunctionFaultsLine<'a>>,
@@ -141,6 +146,7 @@ impl<'a> TraceSummaryLine<'a> {
             regions_not_listed: summary.regions_not_listed,
             unknown_mappings: summary.unknown_mappings.total(),
             unknown_mappings_by_cause: summary.unknown_mappings.into(),
+            demo_own: summary.demo_own.into(),
             faults_by_function: functions(&summary.faults_by_function),
             faults_by_function_and_region: functions(&summary.faults_by_function_and_region),
             rusage_difference: summary.rusage_gap().map(|(gap, _)| gap),
@@ -169,6 +175,29 @@ impl From<UnknownMappings> for UnknownMappingsLine {
         Self {
             nothing_mapped: unknown.nothing_mapped,
             process_gone: unknown.process_gone,
+        }
+    }
+}
+
+/// What demo's own tracing made the traced processes do.
+#[derive(Serialize, JsonSchema)]
+#[schemars(rename = "DemoOwn")]
+struct DemoOwnLine {
+    /// Faults of the command demo forked, in demo's code, before its exec.
+    faults_before_exec: u64,
+    /// Faults on `[uprobes]`, the page the kernel maps for uprobes (demo's heap probes return
+    /// through a trampoline there).
+    uprobes_page_faults: u64,
+    /// SIGCHLDs (CLD_TRAPPED) the command sent demo at its ptrace stops.
+    ptrace_stop_signals: u64,
+}
+
+impl From<DemoOwn> for DemoOwnLine {
+    fn from(own: DemoOwn) -> Self {
+        Self {
+            faults_before_exec: own.faults_before_exec,
+            uprobes_page_faults: own.uprobes_page_faults,
+            ptrace_stop_signals: own.ptrace_stop_signals,
         }
     }
 }

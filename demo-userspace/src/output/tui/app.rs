@@ -11,11 +11,12 @@ use ratatui::{
 use super::layout;
 
 use crate::{
-    kernel::procmem::PagePresence,
+    kernel::procmem::{PagePresence, VmaUsage},
     model::classify::{ClassCounts, ClassifiedFault, FaultClass},
-    model::pages::PageModel,
+    model::pages::{PageModel, PageOrigin, PageState},
     model::region::{Location, Region},
-    model::signals::signal_name,
+    model::signals::{si_code_meaning, si_code_name, signal_name},
+    output::explain,
     top::{Interval, SortKey},
     trace::session::TraceEvent,
     walk::step_report::StepReport,
@@ -33,6 +34,8 @@ pub enum UiEvent {
     Region(Region),
     /// `demo alloc`: a step finished.
     Step(Box<StepReport>),
+    /// `demo alloc`: the workload child's mappings (smaps) once it started, before step 1.
+    Started(Vec<VmaUsage>),
     /// `demo trace`: an event of the trace.
     Trace(Box<TraceEvent>),
     /// `demo trace`: the session's page states of the regions that changed, by region id.
@@ -72,8 +75,10 @@ pub struct PageNote {
     pub access: &'static str,
     pub class: FaultClass,
     pub step: Option<u32>,
-    /// The code that faulted.
-    pub code: std::sync::Arc<crate::kernel::symbols::Code>,
+    /// The code that faulted, when it tells something: in a walk, `None` for the workload's
+    /// own code in demo's binary, which is demo's machinery, not the lesson's
+    /// ([`StepReport::told_code`]).
+    pub code: Option<std::sync::Arc<crate::kernel::symbols::Code>>,
 }
 
 /// A region on the page map, with what is known of each page.
@@ -113,11 +118,49 @@ impl RegionView {
         self.region.page_count() + self.region.pages_after
     }
 
+    /// What made `page` what it is now: the last fault that completed on it (its step in a
+    /// walk, its thread in a trace), or, in a walk, what the page model says put it there
+    /// without a fault of its own. `None` for a page not present now: a page MADV_DONTNEED or
+    /// munmap took away keeps its faults in the notes, but none of them made it what it is.
+    pub fn made_by(&self, page: u64) -> Option<String> {
+        if self
+            .pages
+            .state(page)
+            .is_none_or(|state| state == PageState::Untouched)
+        {
+            return None;
+        }
+        let last = self
+            .notes
+            .get(&page)
+            .and_then(|notes| notes.iter().rev().find(|n| n.class != FaultClass::Error));
+        let by_note = |note: &PageNote| match note.step {
+            Some(step) => format!("step {step}"),
+            None => format!("tid {}", note.tid),
+        };
+        match (self.pages.origin(page), last) {
+            // Present with no fault of its own since: the model's origin says how.
+            (Some(PageOrigin::BeforeWalk), None) => Some("before the walk".to_owned()),
+            (Some(PageOrigin::WithFault { step, how }), last)
+                if last.is_none_or(|note| note.step < Some(step)) =>
+            {
+                Some(match how {
+                    crate::model::pages::Companion::FaultAround => {
+                        format!("step {step} fault-around")
+                    }
+                    crate::model::pages::Companion::HugePage => format!("step {step} huge page"),
+                })
+            }
+            (_, Some(note)) => Some(by_note(note)),
+            (_, None) => None,
+        }
+    }
+
     fn note(
         &mut self,
         location: Location,
         fault: &ClassifiedFault,
-        code: &std::sync::Arc<crate::kernel::symbols::Code>,
+        code: Option<&std::sync::Arc<crate::kernel::symbols::Code>>,
         step: Option<u32>,
     ) {
         let raw = &fault.fault;
@@ -129,7 +172,7 @@ impl RegionView {
             access: raw.error_code.access().as_str(),
             class: fault.class,
             step,
-            code: std::sync::Arc::clone(code),
+            code: code.map(std::sync::Arc::clone),
         });
         let list = match fault.class {
             FaultClass::Major => &mut self.major,
@@ -151,6 +194,9 @@ pub struct PageMap {
     pub cursor: u64,
     /// Pages per cell; 0 means "fit the region to the map".
     pub zoom: u64,
+    /// The user chose the region with Tab. Until then a trace shows its newest region: the
+    /// program's own, not those the dynamic loader made before the program ran.
+    pub chosen: bool,
 }
 
 impl PageMap {
@@ -159,13 +205,25 @@ impl PageMap {
     }
 }
 
-/// One row of the step list.
+/// One row of the step list, with what the step showed and why, in the text report's words.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StepRow {
     pub step: u32,
     pub action: String,
-    pub faults_in_region: usize,
     pub rss_kib: Option<u64>,
+    /// Sentences under the row: its faults in the array or why there was none, malloc's
+    /// header write, an access past the array, the child's death.
+    pub why: Vec<String>,
+}
+
+/// The workload child's mappings as smaps showed them, and after which step (`None`: before
+/// the first, when it had started).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProcessMap {
+    pub vmas: Vec<VmaUsage>,
+    pub after_step: Option<u32>,
+    /// The child is gone: these are the mappings at the last step it survived.
+    pub gone: bool,
 }
 
 /// Totals for the status line.
@@ -188,6 +246,8 @@ pub struct WalkView {
     pub map: PageMap,
     pub steps: Vec<StepRow>,
     pub awaiting_step: bool,
+    /// The whole process, as `pmap -x` would sum it; `None` until smaps was read.
+    pub process: Option<ProcessMap>,
 }
 
 /// `demo top`'s own state: every process of the last interval, sorted, and the highlighted one.
@@ -243,6 +303,7 @@ impl App {
                 map: PageMap::default(),
                 steps: Vec::new(),
                 awaiting_step: true,
+                process: None,
             }),
             Mode::Trace => View::Trace(PageMap::default()),
             Mode::Top => View::Top(TopView {
@@ -306,10 +367,20 @@ impl App {
         matches!(&self.view, View::Walk(walk) if walk.awaiting_step)
     }
 
+    /// The main area split into the page map and the panes below, as drawn and as the keys
+    /// move: the map takes the rows its region needs.
+    pub(super) fn map_and_middle(&self, main: Rect) -> [Rect; 2] {
+        layout::map_and_middle(
+            main,
+            self.region().map(RegionView::shown_pages),
+            self.map().map_or(0, |map| map.zoom),
+        )
+    }
+
     /// The page map as drawn at the current size: cells per row, and pages per cell.
     pub fn map_geometry(&self) -> (u64, u64) {
         let screen = layout::screen(self.size, !self.logs.is_empty());
-        let [map, _] = layout::map_and_middle(screen.main);
+        let [map, _] = self.map_and_middle(screen.main);
         let (row_cells, rows) = layout::map_grid(map);
         let shown = self.region().map_or(0, RegionView::shown_pages);
         let zoom = self.map().map_or(0, |map| map.zoom);
@@ -342,6 +413,15 @@ impl App {
                 }
             }
             UiEvent::Step(step) => self.apply_step(*step),
+            UiEvent::Started(vmas) => {
+                if let View::Walk(walk) = &mut self.view {
+                    walk.process = Some(ProcessMap {
+                        vmas,
+                        after_step: None,
+                        gone: false,
+                    });
+                }
+            }
             UiEvent::Trace(event) => self.apply_trace(*event),
             UiEvent::Pages(pages) => {
                 if let View::Trace(map) = &mut self.view {
@@ -459,13 +539,16 @@ impl App {
         for sentence in crate::output::explain::explain(&step) {
             self.push_event(format!("step {} {sentence}", step.step));
         }
-        if let Some(death) = &step.death {
-            self.status.target = death.status.to_string();
-            let signal = death.wait_signal.map(signal_name).unwrap_or_default();
-            self.push_event(format!(
-                "step {} {signal}: the child {}",
-                step.step, death.status
-            ));
+        if let Some(words) = explain::death(&step) {
+            if let Some(death) = &step.death {
+                self.status.target = death.status.to_string();
+            }
+            for sentence in [Some(words.fate), words.signal, words.place]
+                .into_iter()
+                .flatten()
+            {
+                self.push_event(format!("step {} {sentence}", step.step));
+            }
         }
         let View::Walk(walk) = &mut self.view else {
             return;
@@ -475,7 +558,9 @@ impl App {
             view.pages = step.pages.clone();
             for fault in &step.faults {
                 if let Some(location) = fault.location() {
-                    view.note(location, &fault.fault, &fault.code, Some(step.step));
+                    // Only code outside demo's binary, as the text report names it.
+                    let code = step.told_code(fault).is_some().then_some(&fault.code);
+                    view.note(location, &fault.fault, code, Some(step.step));
                 }
             }
             if let Some(kernel) = &step.kernel {
@@ -496,9 +581,20 @@ impl App {
         walk.steps.push(StepRow {
             step: step.step,
             action: step.action.clone(),
-            faults_in_region: step.faults_in_region().count(),
             rss_kib: step.kernel.as_ref().map(|k| k.rss_kib),
+            why: step_why(&step),
         });
+        match (&step.kernel, &mut walk.process) {
+            (Some(kernel), _) => {
+                walk.process = Some(ProcessMap {
+                    vmas: kernel.process.clone(),
+                    after_step: Some(step.step),
+                    gone: false,
+                });
+            }
+            (None, Some(process)) => process.gone = true,
+            (None, None) => {}
+        }
         walk.awaiting_step = step.death.is_none();
     }
 
@@ -514,7 +610,7 @@ impl App {
                     && let Some(view) = map.regions.get_mut(*id)
                     && !self.paused
                 {
-                    view.note(*location, &traced.fault, &traced.code, None);
+                    view.note(*location, &traced.fault, Some(&traced.code), None);
                 }
                 let place = traced
                     .region_place()
@@ -538,15 +634,22 @@ impl App {
                 );
                 if let Some(map) = self.map_mut() {
                     map.regions.push(RegionView::new(tracked.region));
+                    if !map.chosen {
+                        map.selected = map.regions.len() - 1;
+                        map.cursor = 0;
+                        map.zoom = 0;
+                    }
                 }
                 line
             }
             TraceEvent::RegionEnded(tracked) => format!("region {} ended", tracked.region.name),
             TraceEvent::Syscall(call) => format!("{} {}", call.tid, call.describe()),
             TraceEvent::Signal(signal) => format!(
-                "{} signal {} to tid {}",
+                "{} signal {} si_code {} ({}) to tid {}",
                 signal.tid,
                 signal_name(signal.signal),
+                si_code_name(signal.signal, signal.code),
+                si_code_meaning(signal.signal, signal.code),
                 signal.target_tid
             ),
             TraceEvent::ProcessForked { pid, parent } => format!("{parent} forked {pid}"),
@@ -556,6 +659,63 @@ impl App {
     }
 }
 
+/// What a step showed and why, in the text report's words (`output::explain`): its faults in
+/// the array, or why its access did not fault; malloc's header write; an access past the array
+/// that did not die; the child's death with the signal's si_code and where it fell.
+fn step_why(step: &StepReport) -> Vec<String> {
+    let name = &step.region.name;
+    let header = explain::chunk_header(step);
+    // malloc's header write is the header sentence's to explain.
+    let header_write = step.next_chunk_header_write().map(|(fault, _)| fault);
+    // A fault that did not complete is the death's to explain, where it fell.
+    let died = step.death.is_some();
+    let faults: Vec<_> = step
+        .faults_in_region()
+        .filter(|(fault, _)| !header_write.is_some_and(|header| std::ptr::eq(header, *fault)))
+        .filter(|(fault, _)| !(died && fault.fault.class == FaultClass::Error))
+        .collect();
+    let mut why = Vec::new();
+    match faults.as_slice() {
+        [] if header.is_some() || died => {}
+        [] => why.push(explain::no_fault(step).unwrap_or_else(|| format!("no fault in {name}"))),
+        [(fault, location)] => {
+            let code = fault.fault.fault.error_code;
+            let what = if !code.known() {
+                "access unknown".to_owned()
+            } else if code.present() {
+                format!("{}, page present", code.access().as_str())
+            } else {
+                format!("{}, page not present", code.access().as_str())
+            };
+            why.push(format!(
+                "{} fault: page {}, {what}",
+                fault.fault.class.as_str(),
+                location.page
+            ));
+        }
+        many => {
+            let mut pages: Vec<u64> = many.iter().map(|(_, location)| location.page).collect();
+            pages.sort_unstable();
+            pages.dedup();
+            why.push(format!(
+                "{} faults in {name}: {}",
+                many.len(),
+                explain::pages(&pages)
+            ));
+        }
+    }
+    why.extend(header);
+    why.extend(explain::past_the_array(step).map(|lines| lines.join(" ")));
+    if let Some(words) = explain::death(step) {
+        why.extend(
+            [Some(words.fate), words.signal, words.place]
+                .into_iter()
+                .flatten(),
+        );
+    }
+    why
+}
+
 /// A key in `demo top`: move, re-sort, or trace the highlighted process.
 fn top_key(top: &mut TopView, code: KeyCode) -> Option<Request> {
     match code {
@@ -563,7 +723,10 @@ fn top_key(top: &mut TopView, code: KeyCode) -> Option<Request> {
             return top
                 .shown()
                 .get(top.selected)
-                .map(|row| Request::TracePid(row.pid));
+                // An exited row's pid may belong to another process by now.
+                .filter(|row| !row.exited)
+                .and_then(crate::top::Row::pid)
+                .map(Request::TracePid);
         }
         KeyCode::Char('s') => {
             top.sort = match top.sort {
@@ -604,6 +767,7 @@ fn map_key(map: &mut PageMap, code: KeyCode, (row_cells, per_cell): (u64, u64)) 
             map.selected = (map.selected + 1) % map.regions.len();
             map.cursor = 0;
             map.zoom = 0;
+            map.chosen = true;
         }
         _ => {}
     }
@@ -615,6 +779,11 @@ pub const HELP: &[(&str, &str)] = &[
     ("arrows, h j k l", "move over pages (over processes in top)"),
     ("+ / -", "zoom in / out: fewer / more pages per cell"),
     ("Tab", "next region"),
+    ("Enter (trace)", "to the command, in its pane at the bottom"),
+    (
+        "F2 (trace)",
+        "every key to the command, or back to the view",
+    ),
     ("PgUp / PgDn", "scroll the event list"),
     ("s", "next sort key (top)"),
     ("p", "pause the display (the trace goes on)"),

@@ -22,6 +22,25 @@ pub fn words(text: &str, width: usize) -> String {
     format!("{}…", first.trim_end())
 }
 
+/// `text` if it fits in `width` columns; else as many of its first characters as fit, then `…`:
+/// for one long name (a file's), which has no word to end at.
+pub fn clipped(text: &str, width: usize) -> String {
+    if display_width(text) <= width {
+        return text.to_owned();
+    }
+    let mut kept = String::new();
+    for c in text.chars() {
+        if display_width(&kept) + display_width(c.encode_utf8(&mut [0; 4])) + 1 > width {
+            break;
+        }
+        kept.push(c);
+    }
+    if width == 0 {
+        return kept;
+    }
+    kept + "…"
+}
+
 /// `n` in at most `width` columns (at least 4): as it is when it fits, else in the smallest
 /// unit of thousands, millions, … (`k`, `M`, `G`, `T`, `P`, `E`) that fits, with as many
 /// decimals as fit, rounded toward zero, so the label never says more than the number.
@@ -52,12 +71,54 @@ pub fn number(n: i64, width: usize) -> String {
     "…".to_owned()
 }
 
-/// `text` wrapped at words into lines of at most `width` columns.
+/// `text` wrapped at words into lines of at most `width` columns. A word too long for a line
+/// of its own (a Rust or C++ function's path) breaks after one of its `::`, and only a part
+/// with no such place to break is cut mid-way.
 pub fn wrapped(text: &str, width: usize) -> Vec<String> {
-    textwrap::wrap(text, width.max(1))
-        .into_iter()
-        .map(|line| line.into_owned())
-        .collect()
+    let width = width.max(1);
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split_inclusive(' ') {
+        if display_width(format!("{line}{word}").trim_end()) <= width {
+            line.push_str(word);
+            continue;
+        }
+        if display_width(word.trim_end()) <= width {
+            // Whole on the next line.
+            push_line(&mut lines, &mut line);
+            line.push_str(word);
+            continue;
+        }
+        for piece in word.split_inclusive("::") {
+            if display_width(format!("{line}{piece}").trim_end()) > width {
+                push_line(&mut lines, &mut line);
+            }
+            line.push_str(piece);
+            // A piece wider than a line: whole lines of it, the rest carried on.
+            while display_width(line.trim_end()) > width {
+                let cut = line
+                    .char_indices()
+                    .map(|(at, c)| at + c.len_utf8())
+                    .take_while(|&end| display_width(&line[..end]) <= width)
+                    .last()
+                    .unwrap_or(line.len());
+                lines.push(line[..cut].to_owned());
+                line = line[cut..].to_owned();
+            }
+        }
+    }
+    if !line.trim().is_empty() || lines.is_empty() {
+        lines.push(line.trim_end().to_owned());
+    }
+    lines
+}
+
+/// Ends `line`, when it holds anything, and starts an empty one.
+fn push_line(lines: &mut Vec<String>, line: &mut String) {
+    if !line.trim().is_empty() {
+        lines.push(line.trim_end().to_owned());
+    }
+    line.clear();
 }
 
 /// The parts that fit in `width` columns, joined by `separator` in their given order. Parts are
@@ -142,6 +203,31 @@ mod tests {
                 assert!(number(n, width).chars().count() <= width, "{n} in {width}");
             }
         }
+    }
+
+    #[test]
+    fn a_long_name_wraps_after_its_colons() {
+        assert_eq!(
+            wrapped(
+                "step 4 write minor by demo::walk::workload::child::State::perform+0x2a (demo)",
+                38
+            ),
+            [
+                "step 4 write minor by demo::walk::",
+                "workload::child::State::perform+0x2a",
+                "(demo)"
+            ]
+        );
+        assert_eq!(wrapped("see main+0x4c", 20), ["see main+0x4c"]);
+        assert_eq!(wrapped("abcdefgh", 3), ["abc", "def", "gh"]);
+        assert_eq!(wrapped("", 10), [""]);
+    }
+
+    #[test]
+    fn a_long_name_is_clipped_with_a_mark() {
+        assert_eq!(clipped("libc.so.6", 14), "libc.so.6");
+        assert_eq!(clipped("ld-linux-x86-64.so.2", 14), "ld-linux-x86-…");
+        assert_eq!(clipped("ld-linux-x86-64.so.2", 1), "…");
     }
 
     #[test]

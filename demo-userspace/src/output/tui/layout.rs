@@ -21,11 +21,38 @@ pub fn screen(size: Rect, with_log: bool) -> Screen {
     Screen { main, log, status }
 }
 
-/// Splits the main area of a walk or a trace: the page map on top, the rest below.
-pub fn map_and_middle(main: Rect) -> [Rect; 2] {
-    let map_height = (main.height / 3).max(5);
-    Layout::vertical([Constraint::Length(map_height), Constraint::Min(5)]).areas(main)
+/// Splits the main area of a walk or a trace: the page map on top, the rest below. The map
+/// takes at most a third of the area, and only the rows its region needs when the region,
+/// fitted (`zoom` 0) at a page a cell or as labelled cells, needs fewer: the rows it leaves
+/// go to the panes below. `shown` is the region's pages shown, `None` before a region.
+pub fn map_and_middle(main: Rect, shown: Option<u64>, zoom: u64) -> [Rect; 2] {
+    let most = (main.height / 3).max(5);
+    let height = match shown {
+        Some(shown) if zoom == 0 => {
+            let full = Rect {
+                height: most,
+                ..main
+            };
+            if labelled_cell_width(full, shown).is_some() {
+                LABELLED_MAP_HEIGHT
+            } else {
+                let (row_cells, rows) = map_grid(full);
+                let per_cell = pages_per_cell(0, shown, row_cells * rows);
+                let needed = shown.div_ceil(per_cell).div_ceil(row_cells).max(1);
+                // Two rows of border around the drawn rows.
+                u16::try_from(needed).map_or(most, |needed| (needed + 2).min(most))
+            }
+        }
+        Some(_) => most,
+        // Before the first region, one line says so: the rest is the process table's.
+        None => 3,
+    };
+    Layout::vertical([Constraint::Length(height), Constraint::Min(5)]).areas(main)
 }
+
+/// A labelled map's height: a border, then a cell's four lines (page, index range, state,
+/// what made it so), and the bottom border.
+const LABELLED_MAP_HEIGHT: u16 = 6;
 
 /// The page map's grid inside its pane: cells per row and rows, after the border and the
 /// index column.
@@ -52,5 +79,5 @@ pub fn labelled_cell_width(map: Rect, pages: u64) -> Option<u16> {
     let inner = map.width.saturating_sub(2);
     let pages = u16::try_from(pages).ok().filter(|&p| p > 0)?;
     let width = (inner + 1) / pages;
-    (width >= LABELLED_CELL_COLUMNS && map.height >= 6).then(|| width - 1)
+    (width >= LABELLED_CELL_COLUMNS && map.height >= LABELLED_MAP_HEIGHT).then(|| width - 1)
 }

@@ -3,9 +3,11 @@
 //! state and `render::render` draws it.
 
 pub mod app;
+pub mod command_pane;
 mod fit;
 mod layout;
 mod logs;
+mod pmap;
 pub mod render;
 #[cfg(test)]
 mod tests;
@@ -23,6 +25,7 @@ use ratatui::layout::Rect;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
 use self::app::{App, Mode, Request, UiEvent};
+use self::command_pane::CommandPane;
 pub use self::logs::TuiLogger;
 use crate::{
     model::region::Region,
@@ -64,10 +67,79 @@ impl Drop for RestoreOnDrop {
 
 /// Runs the view over `work` until the user quits. Returns the request that ended it.
 pub async fn run_view<W>(
+    app: App,
+    sender: UnboundedSender<UiEvent>,
+    events: UnboundedReceiver<UiEvent>,
+    requests: Option<UnboundedSender<Request>>,
+    work: W,
+) -> anyhow::Result<Request>
+where
+    W: Future<Output = anyhow::Result<()>>,
+{
+    view_loop(app, sender, events, requests, None, work).await
+}
+
+/// Runs the view over `work`, a trace of a command whose terminal is `pane`, at the bottom of
+/// the screen: Enter goes to the command, and every key after F2 (see [`CommandPane::key`]).
+pub async fn run_view_with_command<W>(
+    app: App,
+    sender: UnboundedSender<UiEvent>,
+    events: UnboundedReceiver<UiEvent>,
+    pane: CommandPane,
+    work: W,
+) -> anyhow::Result<Request>
+where
+    W: Future<Output = anyhow::Result<()>>,
+{
+    view_loop(app, sender, events, None, Some(pane), work).await
+}
+
+/// The terminal's size now, for a command pane made before the view starts.
+pub fn terminal_size() -> io::Result<Rect> {
+    let (width, height) = ratatui::crossterm::terminal::size()?;
+    Ok(Rect::new(0, 0, width, height))
+}
+
+/// The view's own area of a terminal of `size`: all of it, less the command pane's, which
+/// takes the new size.
+fn view_area(size: Rect, pane: Option<&mut CommandPane>) -> Rect {
+    match pane {
+        Some(pane) => {
+            let [view, pane_area] = command_pane::split(size);
+            pane.resize(command_pane::terminal_size(pane_area));
+            view
+        }
+        None => size,
+    }
+}
+
+fn draw(
+    terminal: &mut ratatui::DefaultTerminal,
+    app: &App,
+    pane: Option<&CommandPane>,
+) -> io::Result<()> {
+    terminal.draw(|frame| render_with(app, pane, frame))?;
+    Ok(())
+}
+
+/// Draws the view, and under it the command's pane when there is one.
+fn render_with(app: &App, pane: Option<&CommandPane>, frame: &mut ratatui::Frame) {
+    match pane {
+        Some(pane) => {
+            let [view, pane_area] = command_pane::split(frame.area());
+            render::render_in(app, frame, view);
+            pane.render(frame, pane_area);
+        }
+        None => render::render(app, frame),
+    }
+}
+
+async fn view_loop<W>(
     mut app: App,
     sender: UnboundedSender<UiEvent>,
     mut events: UnboundedReceiver<UiEvent>,
     requests: Option<UnboundedSender<Request>>,
+    mut pane: Option<CommandPane>,
     work: W,
 ) -> anyhow::Result<Request>
 where
@@ -77,7 +149,8 @@ where
     let _restore = RestoreOnDrop;
     // The keys move over the page map by its drawn rows, which depend on the terminal's size.
     let size = terminal.size()?;
-    app.handle_event(UiEvent::Resize(Rect::new(0, 0, size.width, size.height)));
+    let size = Rect::new(0, 0, size.width, size.height);
+    app.handle_event(UiEvent::Resize(view_area(size, pane.as_mut())));
     // Keys are read on a thread of their own: crossterm's reader blocks.
     std::thread::spawn(move || {
         use ratatui::crossterm::event::{Event, KeyEventKind, read};
@@ -100,18 +173,51 @@ where
     loop {
         tokio::select! {
             Some(event) = events.recv() => {
-                let redraw = matches!(event, UiEvent::Key(_) | UiEvent::Resize(_) | UiEvent::Step(_));
+                // The pane takes its keys first, and the terminal's size less its own.
+                let event = match (event, pane.as_mut()) {
+                    (UiEvent::Key(key), Some(command)) => match command.key(key) {
+                        Some(key) => UiEvent::Key(key),
+                        None => {
+                            draw(&mut terminal, &app, pane.as_ref())?;
+                            continue;
+                        }
+                    },
+                    (UiEvent::Resize(size), Some(command)) => {
+                        UiEvent::Resize(view_area(size, Some(command)))
+                    }
+                    (event, _) => event,
+                };
+                let redraw = matches!(
+                    event,
+                    UiEvent::Key(_) | UiEvent::Resize(_) | UiEvent::Step(_) | UiEvent::Started(_)
+                );
                 match app.handle_event(event) {
                     Some(Request::NextStep) => {
                         if let Some(requests) = &requests {
                             let _ = requests.send(Request::NextStep);
                         }
                     }
+                    // A process that exited since its row was drawn has nothing to trace: the
+                    // view stays, and says so.
+                    Some(Request::TracePid(pid)) if !crate::kernel::process::exists(pid) => {
+                        app.handle_event(UiEvent::Log(format!(
+                            "pid {pid} has exited: nothing to trace"
+                        )));
+                    }
                     Some(done) => return Ok(done),
                     None => {}
                 }
                 if redraw {
-                    terminal.draw(|frame| render::render(&app, frame))?;
+                    draw(&mut terminal, &app, pane.as_ref())?;
+                }
+            }
+            // What the command writes shows at the next tick, like the pages.
+            bytes = async { match pane.as_mut() {
+                Some(command) => command.output().await,
+                None => std::future::pending().await,
+            } } => {
+                if let Some(command) = pane.as_mut() {
+                    command.show(&bytes);
                 }
             }
             _ = ticks.tick() => {
@@ -119,7 +225,7 @@ where
                     app.handle_event(UiEvent::Log(line));
                 }
                 app.handle_event(UiEvent::Tick);
-                terminal.draw(|frame| render::render(&app, frame))?;
+                draw(&mut terminal, &app, pane.as_ref())?;
             }
             result = &mut work, if working => {
                 working = false;
@@ -141,6 +247,11 @@ pub fn channel() -> (UnboundedSender<UiEvent>, UnboundedReceiver<UiEvent>) {
 pub struct ViewReporter(pub UnboundedSender<UiEvent>);
 
 impl Reporter for ViewReporter {
+    fn started(&mut self, mappings: &[crate::kernel::procmem::VmaUsage]) -> io::Result<()> {
+        let _ = self.0.send(UiEvent::Started(mappings.to_vec()));
+        Ok(())
+    }
+
     fn region(&mut self, _: ScenarioName, _: Allocator, region: &Region) -> io::Result<()> {
         let _ = self.0.send(UiEvent::Region(region.clone()));
         Ok(())

@@ -10,9 +10,9 @@ use ratatui::{
     widgets::{Block, Borders, Clear, List, ListItem, Paragraph, Row, Table, Wrap},
 };
 
-use super::app::{App, HELP, PageMap, RegionView, TopView, View, WalkView};
-use super::{fit, layout};
-use crate::model::{classify::FaultClass, pages::PageState};
+use super::app::{App, HELP, PageMap, PageNote, ProcessMap, RegionView, TopView, View, WalkView};
+use super::{fit, layout, pmap};
+use crate::model::pages::PageState;
 
 /// What one cell of the page map shows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -153,11 +153,17 @@ pub fn cells(view: &RegionView, per_cell: u64, drawn: Range<u64>) -> Vec<Cell> {
 }
 
 pub fn render(app: &App, frame: &mut Frame) {
+    render_in(app, frame, frame.area());
+}
+
+/// Draws the view in `area` of the frame (all of it but the command pane's, under `--tui`
+/// with a command).
+pub fn render_in(app: &App, frame: &mut Frame, area: Rect) {
     let layout::Screen {
         main,
         log: log_pane,
         status,
-    } = layout::screen(frame.area(), !app.logs.is_empty());
+    } = layout::screen(area, !app.logs.is_empty());
     if !app.logs.is_empty() {
         let lines: Vec<Line> = app
             .logs
@@ -181,15 +187,22 @@ pub fn render(app: &App, frame: &mut Frame) {
         View::Trace(map) => (Some(map), None),
     };
     if let Some(map) = map {
-        let [map_area, middle] = layout::map_and_middle(main);
+        let [map_area, middle] = app.map_and_middle(main);
         render_map(map, frame, map_area);
-        let [left, events] =
+        let [left, mut events] =
             Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)])
                 .areas(middle);
         let [list, detail] =
             Layout::vertical([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(left);
         match walk {
-            Some(walk) => render_steps(walk, frame, list),
+            Some(walk) => {
+                render_steps(walk, frame, list);
+                if let Some(process) = walk.process.as_ref().filter(|p| !p.vmas.is_empty()) {
+                    let table;
+                    [table, events] = process_and_events(process, map, events);
+                    render_process(process, map, frame, table);
+                }
+            }
             None => render_regions(map, frame, list),
         }
         render_detail(map, frame, detail);
@@ -314,16 +327,9 @@ fn render_labelled_pages(cursor: u64, view: &RegionView, frame: &mut Frame, area
         } else {
             "past the end".to_owned()
         };
-        // What made it resident: the first completed fault on it, and its step in a walk.
-        let made_by = view
-            .notes
-            .get(&page)
-            .and_then(|notes| notes.iter().find(|n| n.class != FaultClass::Error))
-            .map(|note| match note.step {
-                Some(step) => format!("step {step}"),
-                None => format!("tid {}", note.tid),
-            })
-            .unwrap_or_default();
+        // What made it what it is now: the last fault that completed on it, not the first,
+        // which a MADV_DONTNEED may have undone since.
+        let made_by = view.made_by(page).unwrap_or_default();
         let marker = if page == cursor { "▶ " } else { "" };
         let width = usize::from(column.width);
         let lines: Vec<Line> = [
@@ -350,46 +356,141 @@ pub(super) const LEGEND: [&str; 6] = [
 ];
 
 fn render_steps(walk: &WalkView, frame: &mut Frame, area: Rect) {
-    // The step number, the fault count and "RSS 12345 KiB" take 20 columns; the action the rest.
-    let action_width = usize::from(area.width.saturating_sub(2 + 20)).max(8);
+    let width = usize::from(area.width.saturating_sub(2));
+    // "RSS 12345 KiB" keeps its 13 columns; the action is shortened at a word, never the RSS.
+    let action_width = width.saturating_sub(3 + 1 + RSS_COLUMNS).max(8);
     let current = walk.steps.last().map(|s| s.step);
-    let mut items: Vec<ListItem> = walk
-        .steps
-        .iter()
-        .map(|step| {
-            let rss = step
-                .rss_kib
-                .map_or_else(|| "gone".to_owned(), |kib| format!("RSS {kib} KiB"));
-            // Narrow enough for half of an 80-column screen: the action is shortened at a word,
-            // never the RSS.
-            let text = format!(
-                "{:>2} {:<action_width$} {:>2}f {rss}",
+    let mut lines: Vec<Line> = Vec::new();
+    // Where each step's row is: the pane starts at a row, the earliest that lets the rest fit,
+    // and at the newest step's row at the latest, with as much of its why as fits.
+    let mut rows_at = Vec::new();
+    for step in &walk.steps {
+        let rss = step
+            .rss_kib
+            .map_or_else(|| "gone".to_owned(), |kib| format!("RSS {kib} KiB"));
+        let style = if Some(step.step) == current {
+            Style::default()
+                .add_modifier(Modifier::BOLD)
+                .fg(Color::Yellow)
+        } else {
+            Style::default()
+        };
+        rows_at.push(lines.len());
+        lines.push(Line::styled(
+            format!(
+                "{:>2} {:<action_width$} {rss:>RSS_COLUMNS$}",
                 step.step,
                 fit::words(&step.action, action_width),
-                step.faults_in_region
+            ),
+            style,
+        ));
+        // Each sentence wrapped at words under the action.
+        for sentence in &step.why {
+            lines.extend(
+                fit::wrapped(sentence, width.saturating_sub(3))
+                    .into_iter()
+                    .map(|line| {
+                        Line::styled(format!("   {line}"), Style::default().fg(Color::Gray))
+                    }),
             );
-            let style = if Some(step.step) == current {
+        }
+    }
+    if walk.awaiting_step {
+        lines.push(
+            Line::from("   press Enter for the next step").style(Style::default().fg(Color::Cyan)),
+        );
+    }
+    let rows = usize::from(area.height.saturating_sub(2));
+    let skip = rows_at
+        .iter()
+        .copied()
+        .find(|&row| lines.len() - row <= rows)
+        .or(rows_at.last().copied())
+        .unwrap_or(0);
+    frame.render_widget(
+        Paragraph::new(lines.into_iter().skip(skip).collect::<Vec<_>>())
+            .block(Block::bordered().title(" steps ")),
+        area,
+    );
+}
+
+/// The width of a step row's RSS column: "RSS 12345 KiB".
+const RSS_COLUMNS: usize = 13;
+
+/// Splits the right-hand column of a walk: the process table on top, with the rows it needs,
+/// and the events below, which keep at least half the column less two rows, and six rows.
+fn process_and_events(process: &ProcessMap, map: &PageMap, area: Rect) -> [Rect; 2] {
+    let region = map.region().map(|view| &view.region);
+    let needed = pmap::summed(&process.vmas, region).rows.len() as u16 + 4;
+    let events = (area.height / 2).saturating_sub(2).max(6);
+    let table = needed.min(area.height.saturating_sub(events));
+    Layout::vertical([Constraint::Length(table), Constraint::Min(0)]).areas(area)
+}
+
+/// The whole process as `pmap -x` sums it, a row per mapping name, the array's row marked:
+/// the lab's first screen.
+fn render_process(process: &ProcessMap, map: &PageMap, frame: &mut Frame, area: Rect) {
+    let region = map.region().map(|view| &view.region);
+    let table = pmap::summed(&process.vmas, region);
+    // The header and the total take two rows of those inside the border.
+    let room = usize::from(area.height.saturating_sub(4));
+    let number = |kib: u64| fit::number(i64::try_from(kib).unwrap_or(i64::MAX), 7);
+    // Three number columns of 7 and their gaps; the name has the rest.
+    let name_width = usize::from(area.width.saturating_sub(2 + 3 * 8));
+    let row = |row: &pmap::PmapRow, style: Style| {
+        Row::new([
+            Line::from(fit::clipped(&row.name, name_width)),
+            Line::from(number(row.size_kib)).right_aligned(),
+            Line::from(number(row.rss_kib)).right_aligned(),
+            Line::from(number(row.dirty_kib)).right_aligned(),
+        ])
+        .style(style)
+    };
+    let mut rows: Vec<Row> = table
+        .fitted(room)
+        .iter()
+        .map(|shown| {
+            let style = if shown.array {
                 Style::default()
                     .add_modifier(Modifier::BOLD)
                     .fg(Color::Yellow)
             } else {
                 Style::default()
             };
-            ListItem::new(text).style(style)
+            row(shown, style)
         })
         .collect();
-    if walk.awaiting_step {
-        items.push(
-            ListItem::new("   press Enter for the next step")
-                .style(Style::default().fg(Color::Cyan)),
-        );
-    }
-    let skip = items
-        .len()
-        .saturating_sub(area.height.saturating_sub(2) as usize);
-    let items: Vec<ListItem> = items.into_iter().skip(skip).collect();
+    rows.push(row(
+        &table.total,
+        Style::default().add_modifier(Modifier::BOLD),
+    ));
+    let when = match (process.after_step, process.gone) {
+        (_, true) => "before it died".to_owned(),
+        (None, false) => "at start".to_owned(),
+        (Some(step), false) => format!("after step {step}"),
+    };
+    let title = fit::words(
+        &format!("process, KiB (smaps, {when})"),
+        usize::from(area.width.saturating_sub(6)),
+    );
+    let widths = [
+        Constraint::Fill(1),
+        Constraint::Length(7),
+        Constraint::Length(7),
+        Constraint::Length(7),
+    ];
     frame.render_widget(
-        List::new(items).block(Block::bordered().title(" steps ")),
+        Table::new(rows, widths)
+            .header(
+                Row::new([
+                    Line::from("Mapping"),
+                    Line::from("Kbytes").right_aligned(),
+                    Line::from("RSS").right_aligned(),
+                    Line::from("Dirty").right_aligned(),
+                ])
+                .style(Style::default().add_modifier(Modifier::BOLD)),
+            )
+            .block(Block::bordered().title(format!(" {title} "))),
         area,
     );
 }
@@ -432,50 +533,92 @@ fn render_detail(map: &PageMap, frame: &mut Frame, area: Rect) {
     let region = &view.region;
     let page = map.cursor;
     let start = region.first_page_base() + page * region.page_size;
-    let mut lines = vec![Line::from(format!(
+    let mut head = vec![format!(
         "page {page}: {start:#x}..{:#x}",
         start + region.page_size
-    ))];
-    if page < region.page_count() {
+    )];
+    // The index range and what pagemap says share a line, which wraps at a word when narrow.
+    let mut place = if page < region.page_count() {
         let (first, last) = region.index_range_of_page(page);
-        lines.push(Line::from(format!("{}[{first}..{last}]", region.name)));
+        format!("{}[{first}..{last}]", region.name)
     } else {
-        lines.push(Line::from("past the mapping"));
-    }
+        "past the mapping".to_owned()
+    };
     if let Some(Some(presence)) = view.kernel.get(page as usize) {
         let state = match (presence.present, presence.zero) {
             (true, true) => "present: the zero page",
             (true, false) => "present",
             (false, _) => "not present",
         };
-        lines.push(Line::from(format!("pagemap: {state}")));
+        place.push_str(&format!(", pagemap: {state}"));
     }
-    for note in view.notes.get(&page).into_iter().flatten() {
-        let when = note.step.map_or_else(
-            || format!("{:.3} s", note.timestamp_ns as f64 / 1e9),
-            |step| format!("step {step}"),
-        );
-        lines.push(Line::from(format!(
-            "{when} tid {} ip {:#x} {} {}",
-            note.tid,
-            note.ip,
-            note.access,
-            note.class.as_str()
-        )));
-        lines.push(Line::from(format!(
-            "  by {}",
-            crate::output::code::describe(&note.code)
-        )));
+    head.push(place);
+    let notes = view.notes.get(&page).map_or(&[][..], Vec::as_slice);
+    if notes.is_empty() {
+        head.push("no fault on this page".to_owned());
     }
-    if view.notes.get(&page).is_none_or(Vec::is_empty) {
-        lines.push(Line::from("no fault on this page"));
-    }
+    let width = usize::from(area.width.saturating_sub(2));
+    let rows = usize::from(area.height.saturating_sub(2));
+    let lines = detail_lines(&head, notes, width, rows);
     frame.render_widget(
-        Paragraph::new(lines)
-            .wrap(Wrap { trim: true })
+        Paragraph::new(lines.into_iter().map(Line::from).collect::<Vec<_>>())
             .block(Block::bordered().title(" page ")),
         area,
     );
+}
+
+/// One fault on a page, as the page panel says it: when, the access and class, and the code
+/// with its module where the text report names it (never a walk's own workload code).
+fn note_text(note: &PageNote) -> String {
+    let when = note.step.map_or_else(
+        || format!("{:.3} s tid {}", note.timestamp_ns as f64 / 1e9, note.tid),
+        |step| format!("step {step}"),
+    );
+    let mut text = format!("{when} {} {}", note.access, note.class.as_str());
+    if let Some(code) = &note.code {
+        text.push_str(&format!(" by {}", crate::output::code::in_module(code)));
+    }
+    text
+}
+
+/// The page panel's lines in `rows` of `width`: the page's own lines, then its newest faults
+/// whole, wrapped at words, with how many earlier ones did not fit. A fault that fits only in
+/// part ends at a word with `…`, so no line ends the panel half said (a bare `by`).
+fn detail_lines(head: &[String], notes: &[PageNote], width: usize, rows: usize) -> Vec<String> {
+    let mut lines: Vec<String> = head
+        .iter()
+        .flat_map(|line| fit::wrapped(line, width))
+        .collect();
+    let mut blocks: Vec<Vec<String>> = Vec::new();
+    let mut left = rows.saturating_sub(lines.len());
+    for (index, note) in notes.iter().enumerate().rev() {
+        let block = fit::wrapped(&note_text(note), width);
+        // Room for this fault, and for the line that counts the faults before it, if any.
+        if block.len() + usize::from(index > 0) <= left {
+            left -= block.len();
+            blocks.push(block);
+            continue;
+        }
+        if blocks.is_empty() && left > 0 {
+            // Not even the newest fault fits: its first lines, the last ending at a word.
+            let mut cut: Vec<String> = block.into_iter().take(left).collect();
+            if let Some(last) = cut.last_mut() {
+                *last = fit::words(&format!("{last} …"), width);
+            }
+            left = 0;
+            blocks.push(cut);
+        }
+        break;
+    }
+    let earlier = notes.len() - blocks.len();
+    if earlier > 0 && left > 0 {
+        lines.push(format!(
+            "{earlier} earlier {}",
+            if earlier == 1 { "fault" } else { "faults" }
+        ));
+    }
+    lines.extend(blocks.into_iter().rev().flatten());
+    lines
 }
 
 fn render_events(app: &App, frame: &mut Frame, area: Rect) {
@@ -505,8 +648,10 @@ fn render_events(app: &App, frame: &mut Frame, area: Rect) {
 }
 
 fn render_top(top: &TopView, frame: &mut Frame, area: Rect) {
-    let header =
-        Row::new(crate::output::top::COLUMNS).style(Style::default().add_modifier(Modifier::BOLD));
+    let header = Row::new(crate::output::top::columns(
+        top.rows.first().and_then(|row| row.subject.group_by()),
+    ))
+    .style(Style::default().add_modifier(Modifier::BOLD));
     let rows: Vec<Row> = top
         .shown()
         .iter()
@@ -665,10 +810,10 @@ mod tests {
         terminal.backend().buffer().clone()
     }
 
-    /// The page map's pane at 80x24, as `render` places it.
-    fn map_area() -> Rect {
+    /// The page map's pane of `app` at 80x24, as `render` places it.
+    fn map_area(app: &App) -> Rect {
         let screen = layout::screen(Rect::new(0, 0, 80, 24), false);
-        layout::map_and_middle(screen.main)[0]
+        app.map_and_middle(screen.main)[0]
     }
 
     /// The symbols of row `y` of `buffer` from column `x` for `width` columns.
@@ -686,7 +831,7 @@ mod tests {
         touched.extend([0, pages - 1]);
         let app = trace_of(16 * GIB, &touched);
         let view = app.region().unwrap();
-        let area = map_area();
+        let area = map_area(&app);
         let (row_cells, rows) = layout::map_grid(area);
         let (_, per_cell) = app.map_geometry();
         assert_eq!((row_cells, rows, per_cell), (70, 5, 11984));
@@ -747,7 +892,7 @@ mod tests {
         }
         assert_eq!(app.map().unwrap().cursor, 70 * 12);
         let buffer = draw(&app);
-        let area = map_area();
+        let area = map_area(&app);
         // Row 12 of the region is the map's last row, its first cell the cursor's.
         let y = area.y + 5;
         assert_eq!(symbols(&buffer, area.x + 1, y, 8), "3440640 ");

@@ -48,7 +48,7 @@ impl Harness {
     fn with_regions(regions: RegionTracker) -> Self {
         let system = FakeSystem::default();
         system.process(PID, "app");
-        system.map(PID, CODE.0, CODE.1, "/bin/app", 0x1000);
+        system.map_code(PID, CODE.0, CODE.1, "/bin/app", 0x1000);
         system.map(PID, HEAP.0, HEAP.1, "[heap]", 0);
         let mut session = Session::new(regions, system.view());
         session.add_process(PID, TracedSince::Attach);
@@ -328,7 +328,7 @@ fn a_followed_childs_regions_are_its_own() {
     let mut h = Harness::new();
     h.process(CHILD, PID, PID, false);
     h.system.process(CHILD, "app");
-    h.system.map(CHILD, CODE.0, CODE.1, "/bin/app", 0x1000);
+    h.system.map_code(CHILD, CODE.0, CODE.1, "/bin/app", 0x1000);
     // Parent and child map at the same address: two regions, one per process.
     h.mmap(PID, MMAP, 4096);
     assert_eq!(
@@ -596,6 +596,47 @@ fn a_kernel_mode_fault_is_named_by_the_kernel_code_and_the_user_memory() {
             (CODE.0 + 0x800, Some("/bin/app"), 0x1800)
         ]
     );
+}
+
+/// A frame-pointer walk through code built without frame pointers reads whatever such code
+/// left in rbp's slot: ASCII text (`param_va`, as a Python stack gave), or a pointer to data.
+/// The stack ends at the first return address no executable mapping holds, and says where and
+/// why; nothing past it is a frame.
+#[test]
+fn a_stack_ends_at_the_first_address_outside_an_executable_mapping() {
+    use crate::kernel::symbols::{EndCause, StackEnd};
+    for (walked, kept, end) in [
+        (
+            vec![IP, CODE.0 + 0x800, 0x6176_5f6d_6172_6170, CODE.0 + 0x900],
+            vec![IP, CODE.0 + 0x800],
+            StackEnd {
+                address: 0x6176_5f6d_6172_6170,
+                why: EndCause::NoUserAddress,
+            },
+        ),
+        (
+            vec![IP, HEAP.0 + 0x10, CODE.0 + 0x900],
+            vec![IP],
+            StackEnd {
+                address: HEAP.0 + 0x10,
+                why: EndCause::NotExecutable,
+            },
+        ),
+    ] {
+        let mut h = Harness::new();
+        let fault = h.fault_at(PID, PID, HEAP.0 + 0x3000, IP, 6);
+        h.feed(PID, Record::Fault(fault), Some(walked));
+        h.completes(PID, PID, false);
+        let mut out = Vec::new();
+        h.session.finish(&mut out);
+        let [TraceEvent::Fault(traced)] = out.as_slice() else {
+            panic!("{out:?}");
+        };
+        let stack = traced.stack.as_ref().expect("a stack");
+        let frames: Vec<u64> = stack.iter().map(|frame| frame.address).collect();
+        assert_eq!(frames, kept);
+        assert_eq!(stack.end, Some(end));
+    }
 }
 
 #[test]
@@ -1061,4 +1102,100 @@ fn segv(h: &mut Harness) -> SignalEvent {
         errno: 0,
         result: 0,
     }
+}
+
+/// Where the kernel maps the page for uprobes in the command's new image.
+const UPROBES: u64 = 0x7fff_f000_0000;
+/// demo itself: the tracer that the command's ptrace stops signal.
+const DEMO: u32 = 50;
+/// A user-mode instruction fetch from a page not present.
+const FETCH: u64 = 0x14;
+
+/// The SIGCHLD with `code` that a thread of `pid` sends its parent or tracer `to`.
+fn sigchld(h: &mut Harness, pid: u32, to: u32, code: i32) -> Record {
+    Record::Signal(SignalEvent {
+        timestamp_ns: h.now(),
+        pid,
+        tid: pid,
+        target_tid: to,
+        signal: libc::SIGCHLD,
+        code,
+        errno: 0,
+        result: 0,
+    })
+}
+
+/// What demo's own tracing makes the command do is counted apart and never shown as the
+/// program's: the command's faults in demo's code between its fork and its exec, its fault on
+/// the `[uprobes]` page, and the SIGCHLD (CLD_TRAPPED) its ptrace stop sends demo. Another
+/// process's faults meanwhile, the command's own faults after its exec, a CLD_TRAPPED of a
+/// process demo does not ptrace and the command's CLD_EXITED stay the program's. The kernel
+/// counts demo's faults too, so the command's completions, compared with its counts, hold them.
+#[test]
+fn demos_own_faults_and_signals_are_counted_apart_from_the_programs() {
+    let mut h = Harness::new();
+    h.system.process(CHILD, "demo");
+    h.system
+        .map_code(CHILD, CODE.0, CODE.1, "/usr/local/bin/demo", 0x1000);
+    h.system.map(CHILD, HEAP.0, HEAP.1, "[heap]", 0);
+    h.session.add_command(CHILD);
+    let mut events = h.fault(CHILD, CHILD, HEAP.0, WRITE);
+    h.completes(CHILD, CHILD, false);
+    events.extend(h.fault(PID, PID, HEAP.0, WRITE));
+    h.completes(PID, PID, false);
+    events.extend(h.fault(CHILD, CHILD, HEAP.0 + 0x1000, WRITE));
+    h.completes(CHILD, CHILD, false);
+    // The exec settles the command's last fault in demo's code, before the new image runs.
+    h.system.exec(CHILD, "lab");
+    h.system.map_code(CHILD, CODE.0, CODE.1, "/bin/lab", 0x1000);
+    h.system.map(CHILD, HEAP.0, HEAP.1, "[heap]", 0);
+    h.system
+        .map_code(CHILD, UPROBES, UPROBES + 0x1000, "[uprobes]", 0);
+    events.extend(h.feed(CHILD, Record::Exec(CHILD), None));
+    // The first return through the uretprobe trampoline fetches its page.
+    let trampoline = h.fault_at(CHILD, CHILD, UPROBES, UPROBES, FETCH);
+    events.extend(h.feed(CHILD, Record::Fault(trampoline), None));
+    h.completes(CHILD, CHILD, false);
+    events.extend(h.fault(CHILD, CHILD, HEAP.0 + 0x2000, WRITE));
+    h.completes(CHILD, CHILD, false);
+    // The command stops at its exit, for demo to read its records.
+    let stop = sigchld(&mut h, CHILD, DEMO, libc::CLD_TRAPPED);
+    events.extend(h.feed(CHILD, stop, None));
+    let other = sigchld(&mut h, PID, 1, libc::CLD_TRAPPED);
+    events.extend(h.feed(PID, other, None));
+    let exited = sigchld(&mut h, CHILD, DEMO, libc::CLD_EXITED);
+    events.extend(h.feed(CHILD, exited, None));
+    events.extend(h.finish());
+    assert_eq!(
+        events,
+        [
+            "minor 200/200 0x602000 [heap]@0x2000 by /bin/lab+0x1100",
+            "minor 100/100 0x600000 [heap]@0x0 by /bin/app+0x1100",
+            "signal 17 to 1",
+            "signal 17 to 50",
+        ]
+    );
+    assert_eq!(
+        h.session.demo_own(),
+        DemoOwn {
+            faults_before_exec: 2,
+            uprobes_page_faults: 1,
+            ptrace_stop_signals: 1,
+        }
+    );
+    let totals = h.session.totals();
+    assert_eq!((totals.minor, totals.major, totals.error), (2, 0, 0));
+    let (functions, _) = h.session.functions().summary();
+    let functions: Vec<(Option<&str>, u64)> = functions
+        .iter()
+        .map(|row| (row.module.as_deref(), row.faults))
+        .collect();
+    assert_eq!(functions, [(Some("/bin/app"), 1), (Some("/bin/lab"), 1)]);
+    assert_eq!(
+        (
+            h.session.completions_of(CHILD),
+            h.session.completions_of(PID)
+        ),
+        (4, 1)
+    );
 }

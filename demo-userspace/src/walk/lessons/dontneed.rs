@@ -19,7 +19,7 @@ pub struct Dontneed;
 
 impl Lesson for Dontneed {
     fn teaches(&self) -> &'static str {
-        "MADV_DONTNEED drops pages: RSS falls, reads see zeros, writes fault again"
+        "MADV_DONTNEED: RSS falls, reads see zeros, writes fault again"
     }
 
     fn plan(&self, options: &WalkOptions) -> Result<WalkPlan, PlanError> {

@@ -32,7 +32,7 @@ pub struct File;
 
 impl Lesson for File {
     fn teaches(&self) -> &'static str {
-        "a file mapping: a major fault, readahead and fault-around, private against shared writes"
+        "a file: a major fault, readahead, fault-around, shared writes"
     }
 
     fn plan(&self, options: &WalkOptions) -> Result<WalkPlan, PlanError> {

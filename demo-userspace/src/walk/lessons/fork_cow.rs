@@ -16,6 +16,9 @@ use crate::{
 
 /// Pages of the fork lesson's array.
 pub const FORK_PAGES: u64 = 8;
+/// The step that forks: the first with the child's facts, where the report explains smaps'
+/// Shared and Private once.
+const FORK_STEP: u32 = 3;
 
 pub struct ForkCow;
 
@@ -151,29 +154,96 @@ fn explain(
                 .to_owned(),
         );
     }
-    said.push(format!(
-        "frames (pagemap PFNs, parent against child {child}): {} the same frame, {} a \
-         frame of its own in each",
-        pages(same),
-        pages(own)
-    ));
+    said.push(frames_sentence(child, same, own));
     if let (Some(parent), Some(child_vma)) = (
         step.kernel.as_ref().and_then(|kernel| kernel.vma.as_ref()),
         child_vma,
     ) {
-        said.push(format!(
-            "smaps of arr: parent {}; child {}. smaps counts a page Shared while more than \
-             one process maps it, Private once it is a process's own",
-            smaps(parent),
-            smaps(child_vma)
-        ));
+        said.push(smaps_sentence(step, parent, child_vma));
     }
     said
+}
+
+/// Which pages parent and child still share a frame for, and which each has a copy of.
+fn frames_sentence(child: u32, same: &[u64], own: &[u64]) -> String {
+    let shared = if same.is_empty() {
+        "no page shared any more".to_owned()
+    } else {
+        format!("{} shared, one frame for both", pages(same))
+    };
+    let copied = if own.is_empty() {
+        "no page copied yet".to_owned()
+    } else {
+        format!(
+            "{} copied, each process with a frame of its own",
+            pages(own)
+        )
+    };
+    format!("frames (pagemap PFNs, parent against child {child}): {shared}; {copied}")
+}
+
+/// smaps of the VMA that holds arr, in both processes: the VMA's counts, which are arr's
+/// alone only when the VMA is no larger than arr. What Shared and Private mean, and why the
+/// VMA is larger, is said once, at the fork.
+fn smaps_sentence(step: &StepReport, parent: &VmaUsage, child: &VmaUsage) -> String {
+    let arr_kib = step.region.page_count() * step.region.page_size / 1024;
+    let larger = parent.size_kib > arr_kib;
+    let whose = if larger {
+        format!("the {} KiB VMA holding arr", parent.size_kib)
+    } else {
+        "arr's VMA".to_owned()
+    };
+    let mut sentence = format!(
+        "smaps of {whose}: parent {}; child {}",
+        smaps(parent),
+        smaps(child)
+    );
+    if step.step == FORK_STEP {
+        if larger {
+            sentence.push_str(&format!(
+                ". arr is {arr_kib} KiB of it; the rest is a neighbour the kernel merged with \
+                 it, and counts too"
+            ));
+        }
+        sentence.push_str(
+            ". smaps counts a page Shared while more than one process maps it, Private once \
+             it is a process's own",
+        );
+    }
+    sentence
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_fork_step_is_the_third() {
+        assert_eq!(
+            steps()[FORK_STEP as usize - 1].commands,
+            [Command::Fork],
+            "FORK_STEP names the step that forks"
+        );
+    }
+
+    #[test]
+    fn frames_say_which_pages_are_shared_and_which_copied() {
+        assert_eq!(
+            frames_sentence(7, &[0, 1, 2, 3, 4, 5, 6, 7], &[]),
+            "frames (pagemap PFNs, parent against child 7): pages 0-7 shared, one frame for \
+             both; no page copied yet"
+        );
+        assert_eq!(
+            frames_sentence(7, &[4, 5, 6, 7], &[0, 1, 2, 3]),
+            "frames (pagemap PFNs, parent against child 7): pages 4-7 shared, one frame for \
+             both; pages 0-3 copied, each process with a frame of its own"
+        );
+        assert_eq!(
+            frames_sentence(7, &[], &[0, 1, 2, 3, 4, 5, 6, 7]),
+            "frames (pagemap PFNs, parent against child 7): no page shared any more; pages \
+             0-7 copied, each process with a frame of its own"
+        );
+    }
 
     #[test]
     fn fork_cow_writes_half_in_each_process() {

@@ -14,7 +14,7 @@ pub struct MallocMmap;
 
 impl Lesson for MallocMmap {
     fn teaches(&self) -> &'static str {
-        "a large malloc is an mmap of its own, 16 bytes into its first page"
+        "a large malloc is its own mmap, 16 bytes into its first page"
     }
 
     fn plan(&self, options: &WalkOptions) -> Result<WalkPlan, PlanError> {

@@ -140,6 +140,19 @@ mod tests {
         }
     }
 
+    /// `--list` writes each name in 15 columns, then what the walk teaches: 80 in all.
+    #[test]
+    fn what_each_walk_teaches_fits_the_list_in_80_columns() {
+        for scenario in ScenarioName::ALL {
+            let teaches = lesson(scenario).teaches();
+            assert!(scenario.as_str().len() < 15, "{scenario:?}");
+            assert!(
+                15 + teaches.chars().count() <= 80,
+                "{scenario:?}: {teaches}"
+            );
+        }
+    }
+
     #[test]
     fn every_lesson_with_fixed_steps_allocates_in_its_first_step_and_takes_no_options() {
         let fixed: Vec<ScenarioName> = ScenarioName::ALL

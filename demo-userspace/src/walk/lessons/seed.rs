@@ -13,7 +13,7 @@ pub struct OutOfBounds;
 
 impl Lesson for Mmap {
     fn teaches(&self) -> &'static str {
-        "demand paging: mmap gives no memory; each first touch of a page faults"
+        "demand paging: mmap gives no memory; a page's first touch faults"
     }
 
     fn plan(&self, options: &WalkOptions) -> Result<WalkPlan, PlanError> {
@@ -23,7 +23,7 @@ impl Lesson for Mmap {
 
 impl Lesson for Malloc {
     fn teaches(&self) -> &'static str {
-        "the same on malloc's heap: fewer faults, and malloc's own header writes"
+        "malloc's heap: fewer faults, and malloc's own header writes"
     }
 
     fn plan(&self, options: &WalkOptions) -> Result<WalkPlan, PlanError> {
@@ -33,7 +33,7 @@ impl Lesson for Malloc {
 
 impl Lesson for OutOfBounds {
     fn teaches(&self) -> &'static str {
-        "past the end: no fault inside the last page, SIGSEGV (SEGV_MAPERR) beyond it"
+        "past the end: silent within the last page, SEGV_MAPERR beyond it"
     }
 
     fn plan(&self, options: &WalkOptions) -> Result<WalkPlan, PlanError> {

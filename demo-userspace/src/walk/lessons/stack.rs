@@ -25,7 +25,7 @@ pub struct Stack;
 
 impl Lesson for Stack {
     fn teaches(&self) -> &'static str {
-        "the stack grows down by faults, until RLIMIT_STACK ends it in SIGSEGV"
+        "the stack grows down by faults until RLIMIT_STACK stops it"
     }
 
     fn plan(&self, options: &WalkOptions) -> Result<WalkPlan, PlanError> {
@@ -114,9 +114,17 @@ fn explain(stack: &StackFacts, step: &StepReport) -> Vec<String> {
         ));
         return said;
     }
+    let page = step.region.page_size;
     let frames = stack
         .frame_bytes
-        .map(|bytes| format!("; the frames are {bytes} bytes apart"))
+        .map(|bytes| {
+            let each = if bytes >= page {
+                ", more than a page, so each call's frame starts on a new page"
+            } else {
+                ""
+            };
+            format!("; the frames are {bytes} bytes apart{each}")
+        })
         .unwrap_or_default();
     match (stack.faults_below_original, stack.vma.as_ref()) {
         (0, _) => {}
