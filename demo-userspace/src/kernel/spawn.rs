@@ -34,8 +34,6 @@ pub enum SpawnError {
     Pipe(nix::Error),
     #[error("fork the command: {0}")]
     Fork(nix::Error),
-    #[error("open /dev/null for the command: {0}")]
-    Null(io::Error),
     #[error("create the pipes to the child: {0}")]
     Pipes(nix::Error),
 }
@@ -45,8 +43,6 @@ pub enum SpawnError {
 pub enum ChildIo<'a> {
     /// The loader's own.
     Inherit,
-    /// /dev/null, all three.
-    Null,
     /// Stdin and stdout are pipes to the loader ([`Spawned::pipes`]); stderr is the loader's.
     Pipes,
     /// The terminal side of a pseudo-terminal ([`super::pty::Pty`]), all three, and the
@@ -120,25 +116,13 @@ pub fn spawn(spec: ChildSpec<'_>) -> Result<Spawned, SpawnError> {
                 pipe2(OFlag::O_CLOEXEC).map_err(SpawnError::Pipes)?;
             Some(((child_stdin, child_stdout), (loader_stdin, loader_stdout)))
         }
-        ChildIo::Inherit | ChildIo::Null | ChildIo::Terminal(_) => None,
-    };
-    let null = if matches!(spec.io, ChildIo::Null) {
-        Some(
-            std::fs::File::options()
-                .read(true)
-                .write(true)
-                .open("/dev/null")
-                .map_err(SpawnError::Null)?,
-        )
-    } else {
-        None
+        ChildIo::Inherit | ChildIo::Terminal(_) => None,
     };
     // The child's stdin, stdout and stderr, when they are not the loader's.
-    let stdio: Option<[libc::c_int; 3]> = match (&null, &pipes, spec.io) {
-        (Some(null), _, _) => Some([null.as_raw_fd(); 3]),
-        (None, Some(((stdin, stdout), _)), _) => Some([stdin.as_raw_fd(), stdout.as_raw_fd(), 2]),
-        (None, None, ChildIo::Terminal(terminal)) => Some([terminal.as_raw_fd(); 3]),
-        (None, None, _) => None,
+    let stdio: Option<[libc::c_int; 3]> = match (&pipes, spec.io) {
+        (Some(((stdin, stdout), _)), _) => Some([stdin.as_raw_fd(), stdout.as_raw_fd(), 2]),
+        (None, ChildIo::Terminal(terminal)) => Some([terminal.as_raw_fd(); 3]),
+        (None, _) => None,
     };
     let terminal = match spec.io {
         ChildIo::Terminal(terminal) => Some(terminal.as_raw_fd()),
