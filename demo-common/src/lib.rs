@@ -32,6 +32,10 @@ pub const MAX_TARGETS: u32 = 4096;
 /// its code (symbols); then the bench's all-CPU run lost about 1.5% of 2.1 million faults, and
 /// 16 MiB lost none.
 pub const DEFAULT_RING_BYTES: u32 = 16 << 20;
+/// The ring buffer's default size when faults are timed: each fault then sends a second record,
+/// its end (80 bytes with the ring's header). With 16 MiB, two thousand threads writing 64
+/// pages each at once, loader and all on two CPUs, lost 82,000 of 256,000 records.
+pub const DURATIONS_RING_BYTES: u32 = 32 << 20;
 /// Once this many bytes wait in the ring buffer, the kernel side wakes the reader at once; below it,
 /// records are submitted without a wakeup and the reader finds them on its next poll.
 pub const WAKEUP_THRESHOLD_BYTES: u64 = 1 << 20;
@@ -209,7 +213,13 @@ pub mod top_counters {
     pub const NESTED_DROPPED: u32 = 2;
     /// Exits whose counters found the exit map full, so they went unkept.
     pub const EXITS_DROPPED: u32 = 3;
-    pub const LEN: u32 = 4;
+    /// With durations: completed faults whose time went uncounted (the time map was full, the
+    /// completion came inside another counting program on its CPU, or the start could not be
+    /// stored). The start map is an LRU map, so a full one evicts the least recently faulting
+    /// thread's start instead: that thread's fault then completes untimed without a count here,
+    /// as does one that began before top attached.
+    pub const TIMES_DROPPED: u32 = 4;
+    pub const LEN: u32 = 5;
 }
 
 /// What [`TOP_FLUSH_PROGRAM`] returns.
@@ -239,6 +249,50 @@ pub const TOP_EXIT_PROGRAM: &str = "top_process_exit";
 /// Hash of the final fault counters of processes that exited (`u32` tgid → [`ExitCounts`]),
 /// for `demo top`; it reads and clears them every interval.
 pub const TOP_EXITS_MAP: &str = "TOP_EXITS";
+
+/// Read-only global of demo-ebpf's `top` module: 1 when `demo top --durations` times faults.
+pub const TOP_DURATIONS_GLOBAL: &str = "TOP_DURATIONS";
+/// LRU hash of when each thread's fault under way began (`u32` tid → `u64` ns, 0 for none),
+/// written by the top fault programs; sized 1 without durations.
+pub const TOP_FAULT_STARTS_MAP: &str = "TOP_FAULT_STARTS";
+/// How many threads `demo top --durations` times at once; past it the least recently faulting
+/// thread's start is evicted.
+pub const TOP_MAX_THREADS: u32 = 32768;
+/// Per-CPU hash of fault durations per process (`u32` tgid → [`TopTimes`]); sized 1 without
+/// durations.
+pub const TOP_TIMES_MAP: &str = "TOP_TIMES";
+/// Programs on the PAGE_FAULTS_MIN and PAGE_FAULTS_MAJ software perf events, opened per CPU
+/// for every process, which time `demo top`'s faults as they complete.
+pub const TOP_FAULT_DONE_MINOR_PROGRAM: &str = "top_fault_done_minor";
+pub const TOP_FAULT_DONE_MAJOR_PROGRAM: &str = "top_fault_done_major";
+
+/// `demo top`'s duration buckets: log2, bucket `i` holding the durations above bucket `i - 1`'s
+/// bound up to `2^(FIRST_BOUND_LOG2 + i)` ns (1.024 µs, 2.048 µs, … 1.07 s), and a last one
+/// above 1.07 s. Bounded, so that a Prometheus histogram has the same series whatever happens.
+pub mod top_time {
+    /// log2 of the first bucket's upper bound in nanoseconds: 1,024 ns.
+    pub const FIRST_BOUND_LOG2: u32 = 10;
+    /// log2 of the last bound: 2^30 ns, 1.07 s.
+    pub const LAST_BOUND_LOG2: u32 = 30;
+    /// The buckets with a bound, and the last one without.
+    pub const BUCKETS: usize = (LAST_BOUND_LOG2 - FIRST_BOUND_LOG2) as usize + 2;
+
+    /// The bucket of a duration of `ns` nanoseconds.
+    #[inline(always)]
+    pub fn bucket_of(ns: u64) -> usize {
+        if ns <= 1 << FIRST_BOUND_LOG2 {
+            return 0;
+        }
+        // The bits of ns - 1: the smallest power of two at least ns is 2^bits.
+        let bits = 64 - (ns - 1).leading_zeros();
+        ((bits - FIRST_BOUND_LOG2) as usize).min(BUCKETS - 1)
+    }
+
+    /// The upper bound of bucket `bucket` in nanoseconds (inclusive); `None` for the last.
+    pub fn bound_ns(bucket: usize) -> Option<u64> {
+        (bucket + 1 < BUCKETS).then(|| 1 << (FIRST_BOUND_LOG2 as usize + bucket))
+    }
+}
 
 /// Program attached to `exceptions:page_fault_user`.
 pub const PAGE_FAULT_USER_PROGRAM: &str = "page_fault_user";
@@ -341,11 +395,13 @@ pub enum RecordKind {
     /// An [`ExecImageRecord`]: what the kernel mapped for a new image. It follows the
     /// [`RecordKind::Exec`] record of the same exec.
     ExecImage = 13,
+    /// A [`FaultEndRecord`]: a traced fault completed. Detail: its [`CompletedClass`].
+    FaultEnd = 14,
 }
 
 impl RecordKind {
     /// Every kind, in tag order.
-    pub const ALL: [Self; 13] = [
+    pub const ALL: [Self; 14] = [
         Self::Fault,
         Self::ThreadExit,
         Self::SyscallEnter,
@@ -359,6 +415,7 @@ impl RecordKind {
         Self::FaultStack,
         Self::MappedFile,
         Self::ExecImage,
+        Self::FaultEnd,
     ];
 
     /// A short name for reports, e.g. `fault`.
@@ -377,6 +434,7 @@ impl RecordKind {
             Self::FaultStack => "fault_stack",
             Self::MappedFile => "mapped_file",
             Self::ExecImage => "exec_image",
+            Self::FaultEnd => "fault_end",
         }
     }
 
@@ -396,6 +454,7 @@ impl RecordKind {
             11 => Some(Self::FaultStack),
             12 => Some(Self::MappedFile),
             13 => Some(Self::ExecImage),
+            14 => Some(Self::FaultEnd),
             _ => None,
         }
     }
@@ -583,6 +642,111 @@ pub struct FaultRecord {
     pub error_code: u64,
 }
 
+/// How a traced fault completed, from the software perf event the kernel fired for it: the
+/// detail of a [`FaultEndRecord`]. A fault that failed fires none.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum CompletedClass {
+    /// PERF_COUNT_SW_PAGE_FAULTS_MIN fired: resolved without I/O.
+    Minor = 0,
+    /// PERF_COUNT_SW_PAGE_FAULTS_MAJ fired: it needed I/O, or was retried.
+    Major = 1,
+}
+
+impl CompletedClass {
+    /// Returns the class with this tag, or `None` for a tag this build does not know.
+    pub const fn from_tag(tag: u32) -> Option<Self> {
+        match tag {
+            0 => Some(Self::Minor),
+            1 => Some(Self::Major),
+            _ => None,
+        }
+    }
+}
+
+/// A traced fault completed. Its header's timestamp is the completion, and its counters
+/// already count the fault (the kernel bumps them just before it fires the event). Detail:
+/// the [`CompletedClass`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FaultEndRecord {
+    pub header: RecordHeader,
+    /// The timestamp of the fault's own [`FaultRecord`]: which fault this ends.
+    pub start_ns: u64,
+    /// The faulting address, as the completion event saw it.
+    pub address: u64,
+    /// Time the thread spent off the CPU during the fault (sleeping on I/O or a lock, or
+    /// preempted), outside reclaim and compaction; [`OFF_CPU_UNKNOWN`] when not known.
+    pub off_cpu_ns: u64,
+    /// Time in direct reclaim (global or memory cgroup) during the fault, on or off CPU.
+    pub reclaim_ns: u64,
+    /// Time in direct compaction during the fault, on or off CPU.
+    pub compaction_ns: u64,
+}
+
+/// What the kernel side keeps for a traced thread's fault between its start and its completion
+/// (the value of [`OPEN_FAULTS_MAP`]). `start_ns` is 0 when no fault is open.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OpenFault {
+    /// The fault record's timestamp; 0 once the fault completed.
+    pub start_ns: u64,
+    /// The faulting address.
+    pub address: u64,
+    /// When the thread last left the CPU during the fault, or 0 while it runs.
+    pub off_since: u64,
+    pub off_cpu_ns: u64,
+    /// When direct reclaim began, or 0 outside it.
+    pub reclaim_since: u64,
+    pub reclaim_ns: u64,
+    /// When direct compaction began, or 0 outside it.
+    pub compaction_since: u64,
+    pub compaction_ns: u64,
+}
+
+/// Array of `u32`: the kernel side's filter of threads off the CPU inside a fault, by thread id.
+pub const OFF_CPU_MAP: &str = "OFF_CPU";
+/// Slots of [`OFF_CPU_MAP`].
+pub const OFF_CPU_SLOTS: u32 = 65536;
+/// A [`FaultEndRecord`]'s `off_cpu_ns` when the thread's return to the CPU was missed (see the
+/// kernel side's `OFF_CPU` filter): its time off the CPU is not known.
+pub const OFF_CPU_UNKNOWN: u64 = u64::MAX;
+
+/// LRU hash of the open fault of each traced thread (`u32` tid → [`OpenFault`]), written at a
+/// fault's start and closed at its completion, when durations are on.
+pub const OPEN_FAULTS_MAP: &str = "OPEN_FAULTS";
+/// How many threads [`OPEN_FAULTS_MAP`] keeps; the least recently faulting go first.
+pub const MAX_OPEN_FAULTS: u32 = 16384;
+/// The name of the eBPF global that says whether the fault programs open a fault for its
+/// completion (1) or not (0): durations cost a map update per fault, paid only when asked.
+pub const DURATIONS_GLOBAL: &str = "DURATIONS";
+/// The programs on the PAGE_FAULTS_MIN and PAGE_FAULTS_MAJ software perf events, attached per
+/// traced process and inherited by its threads and children.
+pub const FAULT_DONE_MINOR_PROGRAM: &str = "fault_done_minor";
+pub const FAULT_DONE_MAJOR_PROGRAM: &str = "fault_done_major";
+/// The raw tracepoint program on `sched_switch` that times a fault's thread off the CPU.
+pub const SCHED_SWITCH_PROGRAM: &str = "fault_sched_switch";
+/// The raw tracepoint programs that time direct reclaim and compaction inside a fault, with
+/// the tracepoint each attaches to.
+pub const FAULT_STALL_PROGRAMS: [(&str, &str); 6] = [
+    ("reclaim_begin", "mm_vmscan_direct_reclaim_begin"),
+    ("reclaim_end", "mm_vmscan_direct_reclaim_end"),
+    ("memcg_reclaim_begin", "mm_vmscan_memcg_reclaim_begin"),
+    ("memcg_reclaim_end", "mm_vmscan_memcg_reclaim_end"),
+    ("compaction_begin", "mm_compaction_begin"),
+    ("compaction_end", "mm_compaction_end"),
+];
+
+/// The arguments of `sched_switch` the off-CPU program reads, by position (checked against
+/// the kernel's BTF like [`fault_tracepoint::ARGS`]).
+pub mod sched_switch_tracepoint {
+    /// `struct task_struct *prev`: the task leaving the CPU (the current one).
+    pub const PREV: usize = 1;
+    /// `struct task_struct *next`: the task about to run.
+    pub const NEXT: usize = 2;
+    pub const ARGS: [(&str, usize); 2] = [("prev", PREV), ("next", NEXT)];
+}
+
 /// The most user-stack frames a [`FaultStackRecord`] holds (`--stack-depth`'s limit, the
 /// kernel's own `sysctl kernel.perf_event_max_stack` default).
 pub const MAX_STACK_DEPTH: usize = 127;
@@ -729,21 +893,57 @@ pub mod top_kind {
     pub const EXEC: usize = 2;
 }
 
-/// The faults of the process that faulted last on one CPU, kept apart from the process map so
+/// The counts of the process that faulted last on one CPU, kept apart from the process map so
 /// that a run of faults of one process costs plain adds rather than a hash lookup each.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct RecentFaults {
+pub struct Recent<T> {
     /// The process; 0 for none.
     pub tgid: u32,
     /// Nonzero while a program on this CPU changes the entry; one that interrupts it (a
     /// kernel-mode fault or an NMI) must then leave the entry alone.
     pub busy: u32,
-    pub counts: TopCounts,
+    pub counts: T,
     /// Counts whose move into the process map failed (the kernel could not allocate the entry
     /// just then); every later flush on this CPU tries them again first. 0 for none.
     pub pending_tgid: u32,
-    pub pending: TopCounts,
+    pub pending: T,
+}
+
+/// The recent fault counts of one CPU.
+pub type RecentFaults = Recent<TopCounts>;
+/// The recent fault durations of one CPU, with `demo top --durations`.
+pub type RecentTimes = Recent<TopTimes>;
+
+/// One process's completed faults timed on one CPU, for `demo top --durations`, by class
+/// (indexed by [`CompletedClass`]): how many, their total time, and how many in each
+/// [`top_time`] bucket.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TopTimes {
+    pub faults: [u64; 2],
+    pub total_ns: [u64; 2],
+    pub buckets: [[u64; top_time::BUCKETS]; 2],
+}
+
+impl TopTimes {
+    /// Timed faults of both classes.
+    #[inline(always)]
+    pub fn timed(&self) -> u64 {
+        self.faults[0] + self.faults[1]
+    }
+
+    /// Adds `other`'s faults to these.
+    #[inline(always)]
+    pub fn add(&mut self, other: &Self) {
+        for class in 0..2 {
+            self.faults[class] += other.faults[class];
+            self.total_ns[class] += other.total_ns[class];
+            for (total, count) in self.buckets[class].iter_mut().zip(&other.buckets[class]) {
+                *total += count;
+            }
+        }
+    }
 }
 
 /// A process's final fault counters and command, kept by `demo top`'s exit program.
@@ -783,10 +983,13 @@ mod pod {
     // SAFETY (all): `repr(C)`, made only of integers, laid out without padding.
     unsafe impl aya::Pod for super::RecordHeader {}
     unsafe impl aya::Pod for super::TopCounts {}
+    unsafe impl aya::Pod for super::TopTimes {}
     unsafe impl aya::Pod for super::PageKey {}
     unsafe impl aya::Pod for super::PageCounts {}
     unsafe impl aya::Pod for super::FaultRecord {}
     unsafe impl aya::Pod for super::FaultStackRecord {}
+    unsafe impl aya::Pod for super::FaultEndRecord {}
+    unsafe impl aya::Pod for super::OpenFault {}
     unsafe impl aya::Pod for super::FaultCounters {}
     unsafe impl aya::Pod for super::ExitCounts {}
     unsafe impl aya::Pod for super::TaskLayout {}

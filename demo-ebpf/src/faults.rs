@@ -13,7 +13,8 @@ use aya_ebpf::{
 use demo_common::{ERROR_CODE_UNKNOWN, FaultRecord, FaultSource, RecordKind, fault_tracepoint};
 
 use crate::{
-    records::{header, is_target, reserve, traced_record, wakeup_flag},
+    durations::open_fault,
+    records::{header, is_target, reserve, wakeup_flag},
     stacks::{record_fault_stack, walking_stack},
     task::current_task,
 };
@@ -81,6 +82,12 @@ fn record_fault(ctx: &RawTracePointContext, source: FaultSource) {
         ip,
         error_code: ctx.arg(fault_tracepoint::ERROR_CODE),
     };
+    open_fault(
+        task.tgid,
+        task.tid,
+        fault.header.timestamp_ns,
+        fault.address,
+    );
     if depth != 0 {
         record_fault_stack(ctx, fault, depth, source as u32 & 1);
         return;
@@ -97,16 +104,29 @@ fn record_fault(ctx: &RawTracePointContext, source: FaultSource) {
 /// so only the mode is known: from the code segment's privilege level.
 #[inline(always)]
 fn record_perf_fault(ctx: &PerfEventContext) {
-    let Some((task, mut entry)) = traced_record::<FaultRecord, _>(ctx, RecordKind::Fault) else {
+    let task = current_task();
+    if !is_target(task.tgid) {
         return;
-    };
+    }
     // SAFETY: the kernel passes a valid bpf_perf_event_data.
     let data = unsafe { &*ctx.ctx };
-    entry.write(FaultRecord {
+    let fault = FaultRecord {
         header: header(task, RecordKind::Fault, FaultSource::Perf as u32),
         address: data.addr,
         ip: data.regs.rip,
         error_code: ERROR_CODE_UNKNOWN | if data.regs.cs & 3 == 3 { 1 << 2 } else { 0 },
-    });
+    };
+    // Opened whether or not its record finds room: a fault left open from before (one that
+    // failed) must not take this one's completion.
+    open_fault(
+        task.tgid,
+        task.tid,
+        fault.header.timestamp_ns,
+        fault.address,
+    );
+    let Some(mut entry) = reserve::<FaultRecord, _>(ctx, RecordKind::Fault, task.tgid) else {
+        return;
+    };
+    entry.write(fault);
     entry.submit(wakeup_flag());
 }

@@ -5,6 +5,7 @@
 #![no_std]
 #![no_main]
 
+mod durations;
 mod faults;
 mod files;
 mod heap;

@@ -8,6 +8,7 @@ use demo_common::{
 };
 
 use crate::{
+    durations::forget_thread,
     mappings::record_exec_image,
     records::{TARGETS, count_drop, flags_of, header, reserve, wakeup_flag},
     task::{Task, current_task},
@@ -77,6 +78,7 @@ fn record_exit(ctx: &TracePointContext) {
     // SAFETY: `read_at` copies with `bpf_probe_read_kernel`, which fails rather than fault; the offset
     // is the one the loader checked in the tracepoint's format.
     let group_dead = unsafe { ctx.read_at::<u8>(process_exit_tracepoint::GROUP_DEAD) }.unwrap_or(0);
+    forget_thread(task.tid);
     let reported = flags & target_flags::REPORT != 0;
     if reported {
         record_process(

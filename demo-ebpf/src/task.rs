@@ -1,7 +1,7 @@
 //! The current task as the programs see it: its ids and its fault counters, read with plain loads
 //! at offsets the loader takes from the kernel's BTF.
 
-use aya_ebpf::helpers::bpf_get_current_task_btf;
+use aya_ebpf::helpers::{bpf_get_current_task_btf, bpf_probe_read_kernel};
 use demo_common::{FaultCounters, TaskLayout};
 
 /// Where the running kernel keeps the task fields the programs read; the loader sets it from the
@@ -83,5 +83,17 @@ pub(crate) fn current_task() -> Task {
             tid: field::<i32>(task, &TASK_LAYOUT.pid) as u32,
             task,
         }
+    }
+}
+
+/// The thread id of `task`, a kernel pointer that is not typed for the verifier (a raw
+/// tracepoint's argument), or 0 when it cannot be read.
+#[inline(always)]
+pub(crate) fn tid_of(task: *const u8) -> u32 {
+    // SAFETY: a volatile load of read-only data, as in `field`; then `bpf_probe_read_kernel`
+    // checks the address itself and fails rather than fault.
+    unsafe {
+        let offset = core::ptr::read_volatile(&TASK_LAYOUT.pid);
+        bpf_probe_read_kernel(task.add(offset as usize).cast::<i32>()).map_or(0, |pid| pid as u32)
     }
 }

@@ -1,5 +1,7 @@
 //! `demo top`'s counting: faults per process and per page counted in per-CPU maps, with no
-//! event per fault, and the final counters of processes that exit.
+//! event per fault, and the final counters of processes that exit; with durations, each fault
+//! timed from its start to the software perf event of its completion, into per-process
+//! histograms kept the same way.
 
 use core::{
     ffi::c_void,
@@ -10,15 +12,19 @@ use core::{
 use aya_ebpf::{
     EbpfContext as _,
     bindings::{BPF_F_NO_PREALLOC, BPF_NOEXIST, pt_regs},
-    helpers::{bpf_get_current_cgroup_id, bpf_probe_read_kernel},
-    macros::{map, raw_tracepoint, tracepoint},
-    maps::{Array, HashMap, LruPerCpuHashMap, PerCpuArray, PerCpuHashMap},
-    programs::{RawTracePointContext, TracePointContext},
+    helpers::{
+        bpf_get_current_cgroup_id, bpf_get_current_pid_tgid, bpf_ktime_get_ns,
+        bpf_probe_read_kernel,
+    },
+    macros::{map, perf_event, raw_tracepoint, tracepoint},
+    maps::{Array, HashMap, LruHashMap, LruPerCpuHashMap, PerCpuArray, PerCpuHashMap},
+    programs::{PerfEventContext, RawTracePointContext, TracePointContext},
 };
 use demo_common::{
-    ExitCounts, FaultCounters, PageCounts, PageKey, RecentFaults, TOP_MAX_PAGES, TOP_MAX_PROCESSES,
-    TopCounts, fault_tracepoint, process_exit_tracepoint, top_config, top_counters,
-    top_flush_result, top_kind,
+    CompletedClass, ExitCounts, FaultCounters, PageCounts, PageKey, Recent, RecentFaults,
+    RecentTimes, TOP_MAX_PAGES, TOP_MAX_PROCESSES, TOP_MAX_THREADS, TopCounts, TopTimes,
+    fault_tracepoint, process_exit_tracepoint, top_config, top_counters, top_flush_result,
+    top_kind, top_time,
 };
 
 use crate::task::current_task;
@@ -50,6 +56,28 @@ static TOP_CONFIG: Array<u32> = Array::with_max_entries(top_config::LEN, 0);
 #[map]
 static TOP_COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(top_counters::LEN, 0);
 
+/// 1 when the loader asked for durations, else 0; read-only data, so the verifier drops the
+/// timing from the fault programs when it is off, and top without durations pays nothing.
+#[unsafe(no_mangle)]
+static TOP_DURATIONS: u32 = 0;
+
+/// Per thread, when its fault under way began, 0 when none is. A thread's first fault inserts
+/// its entry (preallocated, so the insert allocates nothing); every later one writes it in
+/// place. Per thread, not per CPU: a major fault sleeps, and meanwhile other threads fault on
+/// its CPU. Entries of exited threads are removed; the LRU evicts what is left of the rest.
+#[map]
+static TOP_FAULT_STARTS: LruHashMap<u32, u64> = LruHashMap::with_max_entries(TOP_MAX_THREADS, 0);
+
+/// Per-CPU, like [`TOP_COUNTS`], the timed faults of each process.
+#[map]
+static TOP_TIMES: PerCpuHashMap<u32, TopTimes> =
+    PerCpuHashMap::with_max_entries(TOP_MAX_PROCESSES, BPF_F_NO_PREALLOC);
+
+/// Per CPU, the timed faults of the process that completed a fault there last, moved into
+/// [`TOP_TIMES`] as [`TOP_RECENT`] moves into [`TOP_COUNTS`].
+#[map]
+static TOP_RECENT_TIMES: PerCpuArray<RecentTimes> = PerCpuArray::with_max_entries(1, 0);
+
 /// What a BPF_NOEXIST insert returns when the key is already there.
 const EEXIST_ERROR: i32 = -17;
 
@@ -65,20 +93,45 @@ pub fn top_fault_kernel(ctx: RawTracePointContext) -> i32 {
     0
 }
 
+/// On PAGE_FAULTS_MIN, which the kernel fires in the faulting thread as a fault completes.
+#[perf_event]
+pub fn top_fault_done_minor(_ctx: PerfEventContext) -> u32 {
+    time_fault(CompletedClass::Minor);
+    0
+}
+
+/// On PAGE_FAULTS_MAJ, likewise.
+#[perf_event]
+pub fn top_fault_done_major(_ctx: PerfEventContext) -> u32 {
+    time_fault(CompletedClass::Major);
+    0
+}
+
 /// Never attached: `demo top` runs it on each CPU before it reads the process map. Written out
 /// rather than with `#[raw_tracepoint]`, whose wrapper drops the return value, which here tells
 /// a flush from a busy entry.
 #[unsafe(no_mangle)]
 #[unsafe(link_section = "raw_tp")]
 pub fn top_flush(_ctx: *mut c_void) -> u32 {
-    let flushed = change_recent(|recent| {
-        flush_recent(recent);
+    let flushed = change_recent(&TOP_RECENT, |recent| {
+        flush_recent(recent, &TOP_COUNTS);
         recent.tgid = 0;
         recent.counts = TopCounts::default();
     });
-    match flushed {
-        Some(()) => top_flush_result::FLUSHED,
-        None => top_flush_result::BUSY,
+    // A busy entry of either kind makes the loader run the flush again, which moves nothing
+    // twice: a flushed entry is empty.
+    let timed = if durations_on() {
+        change_recent(&TOP_RECENT_TIMES, |recent| {
+            flush_recent(recent, &TOP_TIMES);
+            recent.tgid = 0;
+            recent.counts = TopTimes::default();
+        })
+    } else {
+        Some(())
+    };
+    match (flushed, timed) {
+        (Some(()), Some(())) => top_flush_result::FLUSHED,
+        _ => top_flush_result::BUSY,
     }
 }
 
@@ -92,13 +145,22 @@ pub fn top_process_exit(ctx: TracePointContext) -> u32 {
 /// process watched with `--pages`.
 #[inline(always)]
 fn count_fault(ctx: &RawTracePointContext) {
-    let tgid = current_task().tgid;
+    // Read first, so that the counting below is part of the fault's time, as it is of the
+    // fault handler's; without durations the verifier drops the read.
+    let start_ns = if durations_on() {
+        // SAFETY: the helper has no preconditions.
+        unsafe { bpf_ktime_get_ns() }
+    } else {
+        0
+    };
+    let task = current_task();
+    let tgid = task.tgid;
     if tgid == 0 {
         return;
     }
-    let counted = change_recent(|recent| {
+    let counted = change_recent(&TOP_RECENT, |recent| {
         if recent.tgid != tgid {
-            flush_recent(recent);
+            flush_recent(recent, &TOP_COUNTS);
             recent.tgid = tgid;
             recent.counts = TopCounts {
                 comm: ctx.command().unwrap_or_default(),
@@ -109,6 +171,9 @@ fn count_fault(ctx: &RawTracePointContext) {
     });
     if counted.is_none() {
         return add_counter(top_counters::NESTED_DROPPED, 1);
+    }
+    if durations_on() {
+        open_fault(task.tid, start_ns);
     }
     let watched = TOP_CONFIG.get(top_config::PAGES_PID).copied().unwrap_or(0);
     if watched != 0 && watched == tgid {
@@ -127,8 +192,11 @@ fn count_fault(ctx: &RawTracePointContext) {
 /// change. `busy`, set around every change, costs two stores and makes the interrupting
 /// program leave the entry alone.
 #[inline(always)]
-fn change_recent<R>(change: impl FnOnce(&mut RecentFaults) -> R) -> Option<R> {
-    let recent = TOP_RECENT.get_ptr_mut(0)?;
+fn change_recent<T, R>(
+    map: &PerCpuArray<Recent<T>>,
+    change: impl FnOnce(&mut Recent<T>) -> R,
+) -> Option<R> {
+    let recent = map.get_ptr_mut(0)?;
     // SAFETY: this CPU's entry of a per-CPU array, valid and aligned for the whole program and
     // written by no other CPU. Of the programs on this CPU, only the one that found `busy` clear
     // and set it changes the entry; the volatile accesses and the fences keep the compiler from
@@ -146,16 +214,61 @@ fn change_recent<R>(change: impl FnOnce(&mut RecentFaults) -> R) -> Option<R> {
     }
 }
 
+/// What a CPU's recent entry counts: fault counts, or fault durations.
+trait Tally: Copy + Default {
+    /// The [`top_counters`] index that counts the faults dropped when a move fails twice.
+    const DROPPED: u32;
+    /// The faults these counts hold.
+    fn faults(&self) -> u64;
+    fn add(&mut self, other: &Self);
+}
+
+impl Tally for TopCounts {
+    const DROPPED: u32 = top_counters::PROCESSES_DROPPED;
+
+    #[inline(always)]
+    fn faults(&self) -> u64 {
+        self.faults
+    }
+
+    #[inline(always)]
+    fn add(&mut self, counts: &Self) {
+        self.faults += counts.faults;
+        for (total, counts) in self.by_kind.iter_mut().zip(&counts.by_kind) {
+            for (total, count) in total.iter_mut().zip(counts) {
+                *total += count;
+            }
+        }
+        self.comm = counts.comm;
+    }
+}
+
+impl Tally for TopTimes {
+    const DROPPED: u32 = top_counters::TIMES_DROPPED;
+
+    #[inline(always)]
+    fn faults(&self) -> u64 {
+        self.timed()
+    }
+
+    #[inline(always)]
+    fn add(&mut self, times: &Self) {
+        TopTimes::add(self, times);
+    }
+}
+
 /// Moves one CPU's recent counts into the process map, after any that failed to move before.
 /// Counts that cannot move now wait in the CPU's pending slot; only when that slot already holds
 /// another process's are they dropped, and counted. Runs inside [`change_recent`] only.
 #[inline(always)]
-fn flush_recent(recent: &mut RecentFaults) {
-    if recent.pending_tgid != 0 && add_to_process(recent.pending_tgid, &recent.pending) {
+fn flush_recent<T: Tally>(recent: &mut Recent<T>, processes: &PerCpuHashMap<u32, T>) {
+    if recent.pending_tgid != 0 && add_to_process(processes, recent.pending_tgid, &recent.pending) {
         recent.pending_tgid = 0;
-        recent.pending = TopCounts::default();
+        recent.pending = T::default();
     }
-    if recent.tgid == 0 || recent.counts.faults == 0 || add_to_process(recent.tgid, &recent.counts)
+    if recent.tgid == 0
+        || recent.counts.faults() == 0
+        || add_to_process(processes, recent.tgid, &recent.counts)
     {
         return;
     }
@@ -163,9 +276,9 @@ fn flush_recent(recent: &mut RecentFaults) {
         recent.pending_tgid = recent.tgid;
         recent.pending = recent.counts;
     } else if recent.pending_tgid == recent.tgid {
-        add_counts(&mut recent.pending, &recent.counts);
+        recent.pending.add(&recent.counts);
     } else {
-        add_counter(top_counters::PROCESSES_DROPPED, recent.counts.faults);
+        add_counter(T::DROPPED, recent.counts.faults());
     }
 }
 
@@ -173,13 +286,13 @@ fn flush_recent(recent: &mut RecentFaults) {
 /// when the entry could not be made (the map is full, or the kernel could not allocate it).
 /// Runs inside [`change_recent`] only.
 #[inline(always)]
-fn add_to_process(tgid: u32, counts: &TopCounts) -> bool {
-    let total = match TOP_COUNTS.get_ptr_mut(tgid) {
+fn add_to_process<T: Tally>(processes: &PerCpuHashMap<u32, T>, tgid: u32, counts: &T) -> bool {
+    let total = match processes.get_ptr_mut(tgid) {
         Some(total) => total,
-        None => match TOP_COUNTS.insert(tgid, *counts, BPF_NOEXIST as u64) {
+        None => match processes.insert(tgid, counts, BPF_NOEXIST as u64) {
             Ok(()) => return true,
             // Another CPU created it meanwhile (with zeros for this CPU), which is fine.
-            Err(EEXIST_ERROR) => match TOP_COUNTS.get_ptr_mut(tgid) {
+            Err(EEXIST_ERROR) => match processes.get_ptr_mut(tgid) {
                 Some(total) => total,
                 None => return false,
             },
@@ -190,19 +303,81 @@ fn add_to_process(tgid: u32, counts: &TopCounts) -> bool {
     // loader deletes the entry meanwhile (the kernel frees it after an RCU grace period), and
     // written by no other CPU. The only writers on this CPU are the counting programs and the
     // flush, all inside `change_recent`, whose `busy` flag admits one at a time.
-    add_counts(unsafe { &mut *total }, counts);
+    unsafe { &mut *total }.add(counts);
     true
 }
 
+/// True when durations are on.
 #[inline(always)]
-fn add_counts(total: &mut TopCounts, counts: &TopCounts) {
-    total.faults += counts.faults;
-    for (total, counts) in total.by_kind.iter_mut().zip(&counts.by_kind) {
-        for (total, count) in total.iter_mut().zip(counts) {
-            *total += count;
+fn durations_on() -> bool {
+    // SAFETY: a plain load of a global; volatile so that the compiler keeps the load for the
+    // verifier to decide, instead of folding the placeholder 0.
+    unsafe { read_volatile(&TOP_DURATIONS) != 0 }
+}
+
+/// Notes that thread `tid`'s fault began at `start_ns`. A start still there never completed
+/// (the fault failed); this one replaces it.
+#[inline(always)]
+fn open_fault(tid: u32, start_ns: u64) {
+    match TOP_FAULT_STARTS.get_ptr_mut(tid) {
+        // SAFETY: an entry of a hash map stays valid memory for the whole program even if it is
+        // evicted meanwhile (it is freed after an RCU grace period). Only programs running in
+        // this thread's context write it: this one at a fault's start, the completion at its
+        // end, and the exit program; a thread runs one of them at a time.
+        Some(start) => unsafe { *start = start_ns },
+        None => {
+            if TOP_FAULT_STARTS.insert(tid, start_ns, 0).is_err() {
+                add_counter(top_counters::TIMES_DROPPED, 1);
+            }
         }
     }
-    total.comm = counts.comm;
+}
+
+/// Times the current thread's fault, which the kernel just accounted as `class`, into its
+/// process's recent durations on this CPU. A thread with no start noted (its fault began before
+/// demo top, or inside another counting program) is not timed.
+#[inline(always)]
+fn time_fault(class: CompletedClass) {
+    if !durations_on() {
+        return;
+    }
+    // SAFETY: the helper has no preconditions.
+    let now = unsafe { bpf_ktime_get_ns() };
+    let ids = bpf_get_current_pid_tgid();
+    let (tgid, tid) = ((ids >> 32) as u32, ids as u32);
+    let Some(start) = TOP_FAULT_STARTS.get_ptr_mut(tid) else {
+        return;
+    };
+    // SAFETY: see `open_fault`: valid for the program, written only in this thread's context.
+    let start_ns = unsafe { core::mem::replace(&mut *start, 0) };
+    if start_ns == 0 {
+        return;
+    }
+    let ns = now.saturating_sub(start_ns);
+    let class = class as usize;
+    let bucket = top_time::bucket_of(ns);
+    let timed = change_recent(&TOP_RECENT_TIMES, |recent| {
+        if recent.tgid != tgid {
+            flush_recent(recent, &TOP_TIMES);
+            recent.tgid = tgid;
+            recent.counts = TopTimes::default();
+        }
+        let times = &mut recent.counts;
+        if let (Some(faults), Some(total_ns), Some(buckets)) = (
+            times.faults.get_mut(class),
+            times.total_ns.get_mut(class),
+            times.buckets.get_mut(class),
+        ) {
+            *faults += 1;
+            *total_ns += ns;
+            if let Some(count) = buckets.get_mut(bucket) {
+                *count += 1;
+            }
+        }
+    });
+    if timed.is_none() {
+        add_counter(top_counters::TIMES_DROPPED, 1);
+    }
 }
 
 #[inline(always)]
@@ -268,10 +443,13 @@ fn keep_exit_counters(ctx: &TracePointContext) {
     // SAFETY: `read_at` copies with `bpf_probe_read_kernel`, which fails rather than fault; the
     // offset is the one the loader checked in the tracepoint's format.
     let group_dead = unsafe { ctx.read_at::<u8>(process_exit_tracepoint::GROUP_DEAD) }.unwrap_or(0);
+    let task = current_task();
+    if durations_on() {
+        let _ = TOP_FAULT_STARTS.remove(task.tid);
+    }
     if group_dead == 0 {
         return;
     }
-    let task = current_task();
     let own = task.fault_counters();
     let gone = task.gone_threads_counters();
     let process = ExitCounts {

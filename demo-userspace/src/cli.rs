@@ -9,7 +9,7 @@ use clap::{ArgGroup, CommandFactory as _, Parser, Subcommand, ValueEnum};
 
 use demo::{
     kernel::probes::SourceChoice,
-    output::Format,
+    output::{Format, folded::Weight},
     top::{GroupBy, SortKey},
     walk::{
         lessons,
@@ -66,11 +66,11 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub as_root: bool,
 
-    /// Size of the event ring buffer in KiB (a power of two, at least 4). Records that find it
-    /// full are counted and reported as lost; a tiny one lets the tests prove that.
-    #[arg(long, value_name = "KIB", global = true, default_value_t = demo_common::DEFAULT_RING_BYTES / 1024,
-          value_parser = ring_kib)]
-    pub ring_buffer_kib: u32,
+    /// Size of the event ring buffer in KiB (a power of two, at least 4): 16384, or 32768 when
+    /// faults are timed, which sends a second record per fault. Records that find it full are
+    /// counted and reported as lost; a tiny one lets the tests prove that.
+    #[arg(long, value_name = "KIB", global = true, value_parser = ring_kib)]
+    pub ring_buffer_kib: Option<u32>,
 
     /// Capture each fault's user stack in the kernel (alloc and trace), innermost frame first,
     /// named function by function. Stacks are walked by frame pointers: code built without
@@ -260,6 +260,20 @@ pub struct TopArgs {
     #[arg(long, conflicts_with = "pages")]
     pub counters_only: bool,
 
+    /// Time every completed fault, from its start to the kernel's completion event, by programs
+    /// on every CPU's minor-faults and major-faults software events: each row's time in faults
+    /// per second and its p99, and with --listen the demo_fault_duration_seconds histogram.
+    #[arg(
+        long,
+        overrides_with = "no_durations",
+        conflicts_with = "counters_only"
+    )]
+    pub durations: bool,
+
+    /// Do not time faults (the default).
+    #[arg(long, overrides_with = "durations")]
+    pub no_durations: bool,
+
     /// With --counters-only: attach programs that count nothing to the fault tracepoints, to
     /// measure what the hook alone costs (cargo xtask bench).
     #[arg(long, hide = true, requires = "counters_only")]
@@ -383,10 +397,34 @@ pub struct TraceArgs {
     #[arg(long, value_name = "SECS", value_parser = positive_seconds)]
     pub duration: Option<f64>,
 
+    /// Time each fault from its start to its completion, and split the time into on the CPU,
+    /// off it (waiting for I/O or a lock) and in reclaim or compaction. On by default for a
+    /// command demo starts; off for --pid, since it costs the traced process about a third more
+    /// per fault (cargo xtask bench).
+    #[arg(long, overrides_with = "no_durations")]
+    pub durations: bool,
+
+    /// Do not time faults: a fault's class then comes from its thread's counters.
+    #[arg(long, overrides_with = "durations")]
+    pub no_durations: bool,
+
+    /// List only the faults that took at least TIME (`1ms`, `500us`, `2.5ms`), in the text and
+    /// JSON lines; a fault without a duration (an error fault never completes) is not listed.
+    /// The summary still counts every fault.
+    #[arg(long, value_name = "TIME", value_parser = min_duration)]
+    pub min_duration: Option<std::time::Duration>,
+
     /// Write each event of the text report on one line, however long, with whole paths; by
     /// default lines fit 80 columns, a fault's region, mapping and code on the line under it.
     #[arg(long)]
     pub wide: bool,
+
+    /// With --format folded: what each stack's number is, the faults in it (the default), or
+    /// their total duration in nanoseconds, a flame graph of the time stalled in faults. A
+    /// fault that was not timed (an error fault never completes) adds nothing to `time`; the
+    /// log says how many there were.
+    #[arg(long, value_enum, value_name = "faults|time")]
+    pub weight: Option<WeightArg>,
 
     /// The command to start and trace, after `--`.
     #[arg(last = true, value_name = "CMD")]
@@ -405,6 +443,30 @@ fn positive_seconds(text: &str) -> Result<f64, String> {
         Ok(seconds) if seconds > 0.0 && seconds.is_finite() => Ok(seconds),
         Ok(_) => Err("must be more than 0".to_owned()),
         Err(_) => Err("must be a number of seconds".to_owned()),
+    }
+}
+
+/// `--min-duration`: a time and its unit, `ns`, `us` (or `µs`), `ms` or `s`: `2.5ms`.
+fn min_duration(text: &str) -> Result<std::time::Duration, String> {
+    const UNITS: [(&str, f64); 5] = [
+        ("ns", 1.0),
+        ("us", 1e3),
+        ("µs", 1e3),
+        ("ms", 1e6),
+        ("s", 1e9),
+    ];
+    let bad = || "must be a time with its unit, such as 1ms, 500us or 2.5ms".to_owned();
+    // "s" comes last: every other unit ends with it too.
+    let (number, scale) = UNITS
+        .iter()
+        .find_map(|&(unit, scale)| Some((text.trim().strip_suffix(unit)?, scale)))
+        .ok_or_else(bad)?;
+    match number.trim().parse::<f64>() {
+        Ok(number) if number > 0.0 && (number * scale).is_finite() => Ok(
+            std::time::Duration::from_nanos((number * scale).round() as u64),
+        ),
+        Ok(number) if number <= 0.0 => Err("must be more than 0".to_owned()),
+        _ => Err(bad()),
     }
 }
 
@@ -470,8 +532,9 @@ pub enum FormatArg {
     /// count), for flamegraph.pl and inferno; the faulting function alone without --stacks.
     Folded,
     /// A timeline of an alloc or trace in the Trace Event Format, which ui.perfetto.dev,
-    /// chrome://tracing and the Firefox Profiler open: a track per thread, an instant per
-    /// fault, syscalls, a counter of each region's resident pages, steps as slices.
+    /// chrome://tracing and the Firefox Profiler open: a track per thread, a slice per fault
+    /// as long as it took (an instant when not timed), syscalls, a counter of each region's
+    /// resident pages, steps as slices.
     ChromeTrace,
 }
 
@@ -585,6 +648,8 @@ pub enum SortArg {
     Total,
     /// Major faults since demo top started.
     Major,
+    /// Time in faults in the last interval (with --durations).
+    FaultTime,
 }
 
 impl From<SortArg> for SortKey {
@@ -593,6 +658,25 @@ impl From<SortArg> for SortKey {
             SortArg::Rate => Self::Rate,
             SortArg::Total => Self::Total,
             SortArg::Major => Self::Major,
+            SortArg::FaultTime => Self::FaultTime,
+        }
+    }
+}
+
+/// `--weight`: the command line's names for [`Weight`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum WeightArg {
+    /// Each stack's number of faults.
+    Faults,
+    /// Each stack's time in faults, in nanoseconds.
+    Time,
+}
+
+impl From<WeightArg> for Weight {
+    fn from(weight: WeightArg) -> Self {
+        match weight {
+            WeightArg::Faults => Self::Faults,
+            WeightArg::Time => Self::Time,
         }
     }
 }
@@ -756,6 +840,19 @@ mod tests {
         ] {
             let error = Cli::try_parse_from(bad).unwrap_err();
             assert_eq!(error.exit_code(), 2, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn min_duration_is_a_time_with_its_unit() {
+        let nanos = |text| min_duration(text).map(|time| time.as_nanos());
+        assert_eq!(nanos("2.5ms"), Ok(2_500_000));
+        assert_eq!(nanos("500us"), Ok(500_000));
+        assert_eq!(nanos("500µs"), Ok(500_000));
+        assert_eq!(nanos("1s"), Ok(1_000_000_000));
+        assert_eq!(nanos("800ns"), Ok(800));
+        for bad in ["1", "ms", "1 fortnight", "0ms", "-1ms", "infs"] {
+            assert!(nanos(bad).is_err(), "{bad}");
         }
     }
 

@@ -608,7 +608,7 @@ fn stacks_leave_every_step_its_fault_line() {
     for expected in [
         "step 1  arr = mmap(NULL, 20000, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS)\n",
         "step 3  arr[1501] = 3\n  fault     none in arr\n",
-        "  fault     arr[1500] (+6000) on page 1 = arr[1024..2047]  minor\n",
+        "  fault     arr[1500] (+6000) on page 1 = arr[1024..2047]  minor, ",
     ] {
         assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
     }
@@ -720,7 +720,7 @@ fn interactive_text_shows_the_title_first_and_wraps_prompts_at_words() {
         lines.try_recv().is_err(),
         "nothing of step 1 before its Enter"
     );
-    stdin.write_all(b"\n\n\n").unwrap();
+    stdin.write_all(b"\n\n\n\n\n").unwrap();
     drop(stdin);
     assert!(child.wait().unwrap().success());
     reader.join().unwrap();

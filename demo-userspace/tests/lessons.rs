@@ -266,6 +266,162 @@ fn thp_maps_a_whole_huge_page_in_one_fault_or_says_why_not() {
     assert!(explanation(3).contains("huge page: 1 fault, 512 pages resident"));
 }
 
+/// One 2 MiB fault against 512 faults of 4 KiB, both measured in the same walk: MADV_DONTNEED
+/// and MADV_NOHUGEPAGE, then a write to each page.
+#[test]
+fn thp_compares_one_2_mib_fault_with_512_faults_of_4_kib() {
+    let lines = lesson("thp");
+    let steps = steps(&lines);
+    assert_eq!(steps.len(), 5);
+    let enabled =
+        std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled").unwrap_or_default();
+    let huge = region_faults(&lines, 3);
+    assert_eq!(huge.len(), 1, "{huge:?}");
+    let huge_ns = huge[0]["duration_ns"]
+        .as_u64()
+        .expect("the huge fault is timed");
+    assert_eq!(steps[3]["resident_pages"], serde_json::json!([]));
+    let small = region_faults(&lines, 5);
+    let faulted: Vec<u64> = small.iter().map(|f| f["page"].as_u64().unwrap()).collect();
+    assert_eq!(faulted, (0..512).collect::<Vec<u64>>());
+    let small_ns: u64 = small
+        .iter()
+        .map(|fault| {
+            fault["duration_ns"]
+                .as_u64()
+                .expect("each small fault is timed")
+        })
+        .sum();
+    assert_eq!(
+        steps[4]["huge_pages"],
+        serde_json::json!([]),
+        "MADV_NOHUGEPAGE"
+    );
+    assert_eq!(pages(&steps[4]["resident_pages"]).len(), 512);
+    let in_region: u64 = small
+        .iter()
+        .map(|f| f["duration_ns"].as_u64().unwrap())
+        .sum();
+    assert!(steps[4]["fault_time_ns"].as_u64().unwrap() >= in_region);
+    let said = steps[4]["explanation"][0].as_str().unwrap().to_owned();
+    let human = |ns: u64| demo::output::duration::human(ns);
+    if enabled.contains("[never]") {
+        assert!(
+            said.starts_with("no 2 MiB fault to compare with: transparent huge pages are off"),
+            "{said}"
+        );
+    } else {
+        assert_eq!(
+            common::redact::measured(&said),
+            "2 MiB in one fault against 512 of 4 KiB: step 3's one fault mapped arr's 2 MiB as \
+             a huge page and took <time>; these 512 faults of 4 KiB took <time> in all (<time> \
+             to <time> each)"
+        );
+        assert!(
+            said.contains(&format!("and took {};", human(huge_ns))),
+            "{said}"
+        );
+    }
+    assert!(
+        said.contains(&format!("took {} in all", human(small_ns))),
+        "{said}"
+    );
+}
+
+/// Must show: `demo alloc file` shows the major fault's duration and its off-CPU share beside
+/// the minor faults' durations, measured in that run.
+#[test]
+fn file_shows_the_major_faults_duration_and_off_cpu_share_beside_the_minor_faults() {
+    let lines = lesson("file");
+    let steps = steps(&lines);
+    let faults = of_kind(&lines, "fault");
+    // Every completed fault of the walk has a duration, and an error fault none.
+    for fault in &faults {
+        let completed = fault["class"] != "error";
+        assert_eq!(fault["duration_ns"].is_u64(), completed, "{fault}");
+        assert_eq!(fault["time"].is_object(), completed, "{fault}");
+    }
+    // Each step's time in faults is its faults' durations added up.
+    for (number, step) in (1u64..).zip(&steps) {
+        let sum: u64 = faults
+            .iter()
+            .filter(|fault| fault["step"] == number)
+            .filter_map(|fault| fault["duration_ns"].as_u64())
+            .sum();
+        assert_eq!(step["fault_time_ns"], sum, "step {number}");
+    }
+    let read = region_faults(&lines, 2);
+    let majors: Vec<&&Value> = read.iter().filter(|f| f["class"] == "major").collect();
+    assert_eq!(majors.len(), 1, "{read:?}");
+    let major = majors[0];
+    let duration = major["duration_ns"].as_u64().unwrap();
+    let off_cpu = major["time"]["off_cpu_ns"].as_u64().unwrap();
+    assert!(duration > 0, "{major}");
+    assert!(
+        off_cpu > 0,
+        "the thread waited off the CPU for the read: {major}"
+    );
+    assert!(off_cpu <= duration, "{major}");
+    let minors: Vec<&Value> = faults
+        .iter()
+        .copied()
+        .filter(|fault| !fault["region"].is_null() && fault["class"] == "minor")
+        .collect();
+    assert!(!minors.is_empty(), "the copy on write is a minor fault");
+    for minor in &minors {
+        assert!(minor["duration_ns"].as_u64().unwrap() > 0, "{minor}");
+    }
+
+    // The text says the same, in sentences, from its own run's measurements.
+    let text = String::from_utf8(demo(&["alloc", "file"]).stdout).unwrap();
+    let text = text.replace("\n            ", " ");
+    let head = text
+        .lines()
+        .find(|line| line.starts_with("  fault     arr[0] (+0) on page 0 = arr[0..1023]  major, "))
+        .unwrap_or_else(|| panic!("no major fault on page 0:\n{text}"));
+    assert!(head.contains(" off CPU)"), "{head}");
+    let sentence = |start: &str| {
+        text.lines()
+            .find(|line| line.starts_with(start))
+            .unwrap_or_else(|| panic!("no {start:?} in:\n{text}"))
+            .to_owned()
+    };
+    let major = common::redact::measured(&sentence("  lesson    time: the major fault took "));
+    assert_eq!(
+        major,
+        "  lesson    time: the major fault took <time>, and its thread was off the CPU for \
+         <time> of it (<share>): asleep until the read completed, or preempted"
+    );
+    let minor = common::redact::measured(&sentence("  lesson    time: the minor fault took "));
+    assert_eq!(
+        minor,
+        "  lesson    time: the minor fault took <time>, against <time> for step 2's major fault"
+    );
+    assert!(
+        text.lines().any(|line| line
+            .starts_with("  fault     arr[2048] (+8192) on page 2 = arr[2048..3071]  minor, ")),
+        "{text}"
+    );
+}
+
+#[test]
+fn the_redaction_masks_durations_and_shares_and_nothing_else() {
+    assert_eq!(
+        common::redact::measured(
+            "major, 1.9 ms (1.7 ms off CPU); 812 ns, 12 µs, 2.3 s, 89%; 3 steps, 4 KiB, \
+             page 5, 0x7f12 s"
+        ),
+        "major, <time>; <time>, <time>, <time>, <share>; 3 steps, 4 KiB, page 5, 0x7f12 s"
+    );
+    assert_eq!(
+        common::redact::measured(
+            "minor, 2.0 µs (time off CPU not known, 1.0 µs in reclaim); 512 in all (1.0 µs to \
+             2.0 µs each)"
+        ),
+        "minor, <time>; 512 in all (<time> to <time> each)"
+    );
+}
+
 #[test]
 fn dontneed_drops_the_pages_and_their_data() {
     let lines = lesson("dontneed");
@@ -348,17 +504,23 @@ fn the_list_names_every_walk_and_all_compares_them() {
 }
 
 /// Masks what changes from run to run in `demo alloc` text: addresses, pids, the lesson file's
-/// name, libc's offsets, the faults outside the array (left out: the workload's own vary from
-/// run to run), the summary's totals, and, with `digits` (the stack, whose pages follow the size
-/// of the environment, and the file, whose readahead varies), every number but the steps', the
-/// strips' glyphs and the stack's lone minor faults.
+/// name, libc's offsets, the durations and shares measured (the shared redaction,
+/// `common::redact`), the faults outside the array (left out: the workload's own vary from run
+/// to run) and so the step's time in faults, the summary's totals, and, with `digits` (the
+/// stack, whose pages follow the size of the environment, and the file, whose readahead
+/// varies), every number but the steps', the strips' glyphs and the stack's lone minor faults.
 fn stable(text: &str, digits: bool) -> String {
     let mut out = Vec::new();
     let mut in_elsewhere = false;
-    // Numbers of another width (a pid, an address) wrap a paragraph elsewhere: with them
-    // masked, it is one line. The width itself is checked line by line, unjoined.
-    let text = text.replace("\n            ", " ");
+    // Numbers of another width (a pid, an address, a duration) wrap a paragraph elsewhere: with
+    // them masked, it is one line. The width itself is checked line by line, unjoined.
+    let text = common::redact::measured(&text.replace("\n            ", " "));
     for line in text.lines() {
+        // The step's time in faults counts those outside the array too, so whether a step
+        // has the line varies as they do.
+        if line.starts_with("  time      ") {
+            continue;
+        }
         // Whether the workload's own machinery faults in a step varies from run to run.
         if line.starts_with("  elsewhere ") {
             in_elsewhere = true;

@@ -347,6 +347,64 @@ fn prometheus_scrapes_every_fault_of_a_workload_into_its_cgroups_series() {
     demo.stop();
 }
 
+/// With --durations, a real Prometheus finds every completed fault of a workload timed in
+/// demo_fault_duration_seconds: as many as the faults its series counts, which all completed,
+/// at least its 65,536 touches as minor faults, and a p99 that histogram_quantile answers from
+/// the rate of its buckets.
+#[test]
+fn prometheus_takes_the_p99_of_a_workloads_fault_durations() {
+    require_root();
+    let demo = Served::start(&["--per-pid", "--interval", "0.5", "--durations"]);
+    let prometheus = Prometheus::start(demo.target());
+    let mut workload = start_workload();
+    let pid = workload.pid.to_string();
+    // A sample of the series before the touching, so that its rate has an increase to see.
+    let series = format!("pid=\"{pid}\"");
+    let count = format!("sum(demo_fault_duration_seconds_count{{{series}}})");
+    prometheus.wait_for(&count, 1.0);
+    let (minor, _) = workload.touch();
+    assert!(minor >= 65_536, "the workload's own rusage: {minor}");
+    workload.finish();
+
+    let minor_series = format!("demo_fault_duration_seconds_count{{{series},class=\"minor\"}}");
+    let timed_minor = prometheus.wait_for(&format!("sum({minor_series})"), minor as f64);
+    // Once both are final, every fault the tracepoint saw is timed: none failed.
+    let faults = format!("sum(demo_faults_total{{{series}}})");
+    let mut last = (None, None);
+    wait_until("the timed faults equal the faults begun", || {
+        last = (prometheus.value(&count), prometheus.value(&faults));
+        last.0.is_some() && last.0 == last.1
+    });
+    assert!(last.0.unwrap() >= timed_minor);
+    let seconds = prometheus
+        .value(&format!("sum(demo_fault_duration_seconds_sum{{{series}}})"))
+        .unwrap();
+    assert!(seconds > 0.0, "{seconds}");
+    let p99 = prometheus
+        .value(&format!(
+            "histogram_quantile(0.99, sum by (le) (rate(demo_fault_duration_seconds_bucket{{{series}}}[5m])))"
+        ))
+        .unwrap();
+    assert!(p99.is_finite() && p99 > 0.0, "{p99}");
+
+    let text = demo.scrape();
+    let exposed = samples(&text);
+    let minor_buckets = exposed
+        .iter()
+        .filter(|s| s.name == "demo_fault_duration_seconds_bucket")
+        .filter(|s| s.labels["pid"] == pid && s.labels["class"] == "minor")
+        .count();
+    assert_eq!(minor_buckets, 22, "{text}");
+    assert_eq!(sum(&exposed, "demo_dropped_total", &[]), 0.0, "{text}");
+    promtool_accepts(&text);
+    eprintln!(
+        "{pid}: {} faults timed, {timed_minor} minor, {seconds} s in all, p99 at most {p99} s",
+        last.0.unwrap()
+    );
+    drop(prometheus);
+    demo.stop();
+}
+
 fn promtool_accepts(text: &str) {
     let mut promtool = Command::new("promtool")
         .args(["check", "metrics"])

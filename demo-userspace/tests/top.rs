@@ -275,12 +275,11 @@ int main(void) {
 }
 "#;
 
-/// Each fault there moves the CPU's recent counts of one process into the process map; none
-/// may be lost or counted twice.
-#[test]
-fn processes_taking_turns_on_one_cpu_are_each_counted_exactly() {
+/// Runs `demo top ARGS` for 2 s with up to 100 rows while the two processes of
+/// [`TAKING_TURNS`] run; returns their pids (parent, child) and every interval.
+fn top_while_taking_turns(args: &[&str]) -> (Vec<u64>, Vec<Value>) {
     let program = compile_c("taking_turns", TAKING_TURNS, &["-O2"]);
-    let (mut top, mut lines) = start_top(&["--duration", "2", "--sort", "total", "-n", "100"]);
+    let (mut top, mut lines) = start_top(&[&["--duration", "2", "-n", "100"], args].concat());
     lines.next().unwrap().unwrap();
     let run = Command::new(program).output().unwrap();
     assert!(run.status.success());
@@ -291,6 +290,14 @@ fn processes_taking_turns_on_one_cpu_are_each_counted_exactly() {
         .collect();
     let all = intervals(lines);
     assert!(top.wait().unwrap().success());
+    (pids, all)
+}
+
+/// Each fault there moves the CPU's recent counts of one process into the process map; none
+/// may be lost or counted twice.
+#[test]
+fn processes_taking_turns_on_one_cpu_are_each_counted_exactly() {
+    let (pids, all) = top_while_taking_turns(&["--sort", "total"]);
 
     let counted = |row: &Value, field: &str| row[field].as_u64().unwrap();
     let (parent, child) = (last_row(&all, pids[0]), last_row(&all, pids[1]));
@@ -314,6 +321,69 @@ fn processes_taking_turns_on_one_cpu_are_each_counted_exactly() {
     for interval in &all {
         assert_eq!(interval["dropped"], 0);
     }
+}
+
+/// With --durations, every completed fault of the forked child (which never ran execve, so every
+/// fault it took raised the tracepoint) is timed, in the class the kernel counted it in, though
+/// the two processes take turns on one CPU; each interval's time has a p99 bucket bound.
+#[test]
+fn durations_time_every_completed_fault_in_the_kernels_class() {
+    let (pids, all) = top_while_taking_turns(&["--sort", "fault-time", "--durations"]);
+    let counted = |row: &Value, field: &str| row[field].as_u64().unwrap();
+    let (parent, child) = (last_row(&all, pids[0]), last_row(&all, pids[1]));
+    let time = &child["fault_time"];
+    assert_eq!(counted(time, "minor"), counted(child, "minor"), "{child}");
+    assert_eq!(counted(time, "major"), counted(child, "major"), "{child}");
+    assert_eq!(
+        counted(time, "minor") + counted(time, "major"),
+        counted(child, "faults"),
+        "{child}"
+    );
+    assert!(counted(time, "total_ns") > 0, "{child}");
+    // The parent's execve faulted in its arguments through get_user_pages, which neither the
+    // tracepoint nor the completion event sees; every fault the tracepoint saw was timed.
+    let parent_time = &parent["fault_time"];
+    assert_eq!(
+        counted(parent_time, "minor") + counted(parent_time, "major"),
+        counted(parent, "faults"),
+        "{parent}"
+    );
+    // In the interval the child faulted most, its p99 is a bucket's bound: at most a power of
+    // two from 2^10 to 2^30 ns, or above the last bound, 2^30 ns.
+    let busiest = all
+        .iter()
+        .flat_map(|interval| interval["processes"].as_array().unwrap())
+        .filter(|row| row["pid"].as_u64() == Some(pids[1]))
+        .max_by_key(|row| counted(&row["fault_time"], "interval_faults"))
+        .unwrap();
+    let p99 = &busiest["fault_time"]["p99"];
+    match p99.get("above_ns") {
+        Some(above) => assert_eq!(above.as_u64(), Some(1 << 30), "{busiest}"),
+        None => {
+            let at_most = counted(p99, "at_most_ns");
+            assert!(
+                at_most.is_power_of_two() && (10..=30).contains(&at_most.trailing_zeros()),
+                "{busiest}"
+            );
+        }
+    }
+    for interval in &all {
+        assert_eq!(interval["dropped"], 0);
+    }
+}
+
+/// --sort fault-time without --durations is refused in one sentence.
+#[test]
+fn sorting_by_fault_time_needs_durations() {
+    let out = Command::new(DEMO)
+        .args(["top", "--sort", "fault-time", "--duration", "1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8(out.stderr).unwrap(),
+        "error: --sort fault-time needs --durations: without it demo top times no fault\n"
+    );
 }
 
 #[test]

@@ -56,6 +56,17 @@ fn page_cells(screen: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Whether `text` has `head` followed by a duration as the view writes it (`1.4 µs`).
+fn followed_by_a_duration(text: &str, head: &str) -> bool {
+    text.match_indices(head).any(|(at, _)| {
+        let mut words = text[at + head.len()..].split_whitespace();
+        words.next().is_some_and(|n| n.parse::<f64>().is_ok())
+            && words
+                .next()
+                .is_some_and(|unit| ["ns", "µs", "ms", "s"].contains(&unit))
+    })
+}
+
 #[test]
 fn alloc_mmap_stepped_with_enter_shows_three_resident_pages_and_quits_cleanly() {
     let pane = Pane::start("mmap", 100, 30, &format!("{DEMO} alloc mmap --tui"));
@@ -102,6 +113,11 @@ fn alloc_mmap_stepped_with_enter_shows_three_resident_pages_and_quits_cleanly() 
     for action in ["arr[1500]", "arr[1501]", "arr[0]", "arr[3000]"] {
         assert!(screen.contains(action), "{action} missing:\n{screen}");
     }
+    // A walk times its faults: the page panel (on page 0) says how long step 4's took.
+    assert!(
+        followed_by_a_duration(&screen, "step 4 write minor "),
+        "no duration:\n{screen}"
+    );
     assert!(pane.alternate_screen());
     pane.keys(&["q"]);
     assert_eq!(pane.exit_status(), "0");
@@ -146,10 +162,12 @@ fn a_lesson_explains_its_steps_in_the_event_log() {
         press_step(&pane, step);
     }
     let screen = pane.wait_for("the last step", |s| s.contains("the child exited"));
-    // The events pane wraps; the lesson's words are read with its lines joined.
+    // The events pane wraps; the lesson's words are read with its lines joined. It is the
+    // rightmost pane: its text is what stands before a row's last border, whatever the borders
+    // of the panes to its left are on that row (a corner, where the steps pane ends).
     let events: String = screen
         .lines()
-        .filter_map(|line| line.split('│').nth(3))
+        .filter_map(|line| line.trim_end().strip_suffix('│')?.rsplit('│').next())
         .map(str::trim_end)
         .collect::<Vec<_>>()
         .join(" ");

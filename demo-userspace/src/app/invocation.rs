@@ -57,6 +57,8 @@ pub struct Trace {
     pub sink: EventSink,
     /// How wide a text report's lines are (`--wide`).
     pub width: crate::output::trace_text::LineWidth,
+    /// What a folded report's stacks weigh (`--weight`).
+    pub weight: crate::output::folded::Weight,
 }
 
 /// `demo top`.

@@ -30,7 +30,7 @@ pub(super) async fn run(mut traced: Trace, run_as: Option<RunAs>) -> anyhow::Res
     // Opened before anything is loaded, so a file demo may not write fails at once.
     let out = report_file::open(&report.to, run_as)?;
     let (mut probes, mut reader) = probes::load(&traced.probes)?;
-    let mut output = output::trace::output(report.format, traced.width, out);
+    let mut output = output::trace::output(report.format, traced.width, traced.weight, out);
     let ended = trace::run(&traced.options, &mut probes, &mut reader, output.as_mut()).await?;
     Ok(ended.map_or(ExitCode::SUCCESS, command_status))
 }

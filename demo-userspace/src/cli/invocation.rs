@@ -6,7 +6,7 @@ use std::time::Duration;
 use demo::{
     app::{self, Alloc, BadInput, Destination, EventSink, Invocation, Report, TopFormat, TopSink},
     kernel::probes::ProbeOptions,
-    output::trace_text::LineWidth,
+    output::{folded::Weight, trace_text::LineWidth},
     top, trace,
     walk::{
         lessons,
@@ -14,7 +14,9 @@ use demo::{
     },
 };
 
-use super::{Cli, Command, FormatArg, ScenarioArg, SourceArg, TopArgs, TraceArgs};
+use super::{
+    Cli, Command, FormatArg, ScenarioArg, SortArg, SourceArg, TopArgs, TraceArgs, WeightArg,
+};
 
 /// What the command line asks for.
 #[derive(Debug)]
@@ -50,7 +52,8 @@ impl Cli {
                 app::Command::Alloc(Alloc {
                     plans,
                     interactive,
-                    probes: self.probe_options(),
+                    // A walk always times its faults: that is half of what it teaches.
+                    probes: self.probe_options(true),
                     sink,
                 })
             }
@@ -58,7 +61,7 @@ impl Cli {
                 sink: self.event_sink(false)?,
                 plans: ScenarioName::SEED.map(WalkPlan::seed).to_vec(),
                 interactive: false,
-                probes: self.probe_options(),
+                probes: self.probe_options(true),
             }),
             Some(Command::Trace(args)) => app::Command::Trace(self.trace(args)?),
             Some(Command::Top(args)) => app::Command::Top(self.top(args)?),
@@ -157,12 +160,20 @@ impl Cli {
         }
     }
 
-    /// The programs a walk or a trace loads.
-    fn probe_options(&self) -> ProbeOptions {
+    /// The programs a walk or a trace loads, timing faults or not.
+    fn probe_options(&self, durations: bool) -> ProbeOptions {
         ProbeOptions {
+            durations,
             source: self.source.into(),
             fault_category: self.debug_fault_category.clone(),
-            ring_bytes: self.ring_buffer_kib * 1024,
+            ring_bytes: self.ring_buffer_kib.map_or(
+                if durations {
+                    demo_common::DURATIONS_RING_BYTES
+                } else {
+                    demo_common::DEFAULT_RING_BYTES
+                },
+                |kib| kib * 1024,
+            ),
             stack_depth: self.stack_depth(),
         }
     }
@@ -185,6 +196,30 @@ impl Cli {
         // Uprobes slow every heap call of the target, so a running process gets them only
         // when asked; a command demo starts is usually a small program under study.
         let heap_blocks = !args.no_heap && (args.heap || args.pid.is_none());
+        // Timing every fault costs the traced process about a third more per fault (cargo
+        // xtask bench), so, as with heap probes, a running process is timed only when asked.
+        let durations = !args.no_durations && (args.durations || args.pid.is_none());
+        let durations_off = if args.no_durations {
+            "--no-durations turns off"
+        } else {
+            "--pid leaves off unless --durations asks"
+        };
+        if args.min_duration.is_some() && !durations {
+            return Err(BadInput(format!(
+                "--min-duration needs the faults' durations, which {durations_off}"
+            )));
+        }
+        if args.weight.is_some() && (self.tui || self.format != FormatArg::Folded) {
+            return Err(BadInput(
+                "--weight says what the stacks of --format folded count, and only folded has stacks to weigh"
+                    .to_owned(),
+            ));
+        }
+        if args.weight == Some(WeightArg::Time) && !durations {
+            return Err(BadInput(format!(
+                "--weight time weighs faults by their durations, which {durations_off}"
+            )));
+        }
         let options = trace::TraceOptions {
             heap_blocks,
             target: match args.pid {
@@ -198,6 +233,7 @@ impl Cli {
             min_block: args.min_block,
             elem_size: args.elem_size,
             duration: args.duration.map(Duration::from_secs_f64),
+            min_duration: args.min_duration,
             run_as: None,
             // A report shares demo's terminal with the command. The view gives the command a
             // pseudo-terminal of its own instead, which app::run_trace opens: only there is
@@ -206,18 +242,27 @@ impl Cli {
         };
         Ok(app::Trace {
             options,
-            probes: self.probe_options(),
+            probes: self.probe_options(durations),
             sink,
             width: if args.wide {
                 LineWidth::Wide
             } else {
                 LineWidth::Columns80
             },
+            weight: args.weight.map_or(Weight::Faults, Weight::from),
         })
     }
 
     fn top(&self, args: TopArgs) -> Result<app::Top, BadInput> {
         let sink = self.top_sink(&args)?;
+        let durations = !args.counters_only
+            && (args.durations || (top::DURATIONS_BY_DEFAULT && !args.no_durations));
+        if matches!(args.sort, SortArg::FaultTime) && !durations {
+            return Err(BadInput(
+                "--sort fault-time needs --durations: without it demo top times no fault"
+                    .to_owned(),
+            ));
+        }
         let options = top::TopOptions {
             interval: Duration::from_secs_f64(args.interval),
             count: args.count as usize,
@@ -230,6 +275,7 @@ impl Cli {
             all_rows: matches!(sink, TopSink::View),
             counters_only: args.counters_only,
             empty_fault_programs: args.debug_empty_fault_programs,
+            durations,
             series: args.listen.map(|_| top::ledger::SeriesOptions {
                 per_pid: args.per_pid,
                 max_series: args.max_series as usize,
@@ -277,6 +323,10 @@ mod tests {
                 not_per_stack,
             ),
             (&["top", "--format", "folded"][..], not_per_stack),
+            (
+                &["top", "--sort", "fault-time", "--no-durations"][..],
+                "--sort fault-time needs --durations: without it demo top times no fault",
+            ),
             (&["--tui", "top", "--format", "folded"][..], not_per_stack),
             (
                 &["top", "--format", "chrome-trace"][..],
@@ -326,6 +376,35 @@ mod tests {
                     "trace", "--region", "auto", "--region", "none", "--pid", "1",
                 ][..],
                 "--region auto and --region none exclude each other",
+            ),
+            (
+                &["trace", "--weight", "faults", "--pid", "1"][..],
+                "--weight says what the stacks of --format folded count, and only folded has stacks to weigh",
+            ),
+            (
+                &[
+                    "trace",
+                    "--format",
+                    "chrome-trace",
+                    "--weight",
+                    "time",
+                    "--pid",
+                    "1",
+                ][..],
+                "--weight says what the stacks of --format folded count, and only folded has stacks to weigh",
+            ),
+            (
+                &[
+                    "trace",
+                    "--format",
+                    "folded",
+                    "--weight",
+                    "time",
+                    "--no-durations",
+                    "--pid",
+                    "1",
+                ][..],
+                "--weight time weighs faults by their durations, which --no-durations turns off",
             ),
         ] {
             match request(args) {
@@ -449,6 +528,58 @@ mod tests {
         assert!(trace.contains("chrome-trace"), "{trace}");
     }
 
+    /// Durations are on for a command demo starts and off for --pid unless asked, as heap
+    /// probes are: they cost the traced process about a third more per fault.
+    #[test]
+    fn durations_are_on_for_a_command_and_off_for_a_running_process_unless_asked() {
+        let durations_of = |args: &[&str]| match run(args) {
+            app::Command::Trace(traced) => traced.probes.durations,
+            other => panic!("{args:?}: {other:?}"),
+        };
+        assert!(durations_of(&["trace", "--", "true"]));
+        assert!(!durations_of(&["trace", "--no-durations", "--", "true"]));
+        assert!(!durations_of(&["trace", "--pid", "1"]));
+        assert!(durations_of(&["trace", "--durations", "--pid", "1"]));
+        assert_eq!(
+            request(&["trace", "--min-duration", "1ms", "--pid", "1"])
+                .unwrap_err()
+                .to_string(),
+            "--min-duration needs the faults' durations, which --pid leaves off unless \
+             --durations asks"
+        );
+    }
+
+    #[test]
+    fn folded_stacks_weigh_faults_unless_asked_for_their_time() {
+        let weight_of = |args: &[&str]| match run(args) {
+            app::Command::Trace(traced) => traced.weight,
+            other => panic!("{args:?}: {other:?}"),
+        };
+        assert_eq!(
+            weight_of(&["trace", "--format", "folded", "--pid", "1"]),
+            Weight::Faults
+        );
+        assert_eq!(
+            weight_of(&[
+                "trace",
+                "--format",
+                "folded",
+                "--weight",
+                "time",
+                "--durations",
+                "--pid",
+                "1"
+            ]),
+            Weight::Time
+        );
+        assert_eq!(
+            weight_of(&[
+                "--format", "folded", "trace", "--weight", "faults", "--pid", "1"
+            ]),
+            Weight::Faults
+        );
+    }
+
     #[test]
     fn a_walk_that_has_fixed_steps_refuses_walk_options() {
         let refusal = request(&["alloc", "thp", "--bytes", "5"]).unwrap_err();
@@ -569,6 +700,7 @@ mod tests {
                 "auto|none|ADDR:LEN" => "auto",
                 "I,J,..." => "0",
                 "KIB" => "64",
+                "TIME" => "1ms",
                 _ => "1",
             }
             .to_owned(),
@@ -589,6 +721,11 @@ mod tests {
             "per_pid" | "max_series" | "quiet" => &["--listen", "127.0.0.1:0"][..],
             "then_write" => &["--read"][..],
             "debug_empty_fault_programs" => &["--counters-only"][..],
+            // --sort fault-time needs it.
+            "sort" if command == "top" => &["--durations"][..],
+            // --pid leaves durations off unless asked.
+            "weight" => &["--format", "folded", "--durations"][..],
+            "min_duration" => &["--durations"][..],
             _ => &[][..],
         });
         args

@@ -3,16 +3,16 @@
 use std::sync::Arc;
 
 use demo_common::{
-    CapturedPath, ExecImageRecord, FaultRecord, FaultSource, FaultStackRecord, FileIdentity,
-    HeapFunction, HeapRecord, MappedFileRecord, PATH_BYTES, RecordHeader, RecordKind, SignalRecord,
-    Syscall, SyscallRecord,
+    CapturedPath, CompletedClass, ExecImageRecord, FaultEndRecord, FaultRecord, FaultSource,
+    FaultStackRecord, FileIdentity, HeapFunction, HeapRecord, MappedFileRecord, OFF_CPU_UNKNOWN,
+    PATH_BYTES, RecordHeader, RecordKind, SignalRecord, Syscall, SyscallRecord,
 };
 
 use crate::model::{
     access::ErrorCode,
     events::{
-        CapturedFile, Decoded, DeviceNumber, ExecImage, Fault, HeapEvent, ImageLayout, MappedFile,
-        ProcessEvent, Record, SignalEvent, SyscallEvent, ThreadSnapshot,
+        CapturedFile, Decoded, DeviceNumber, ExecImage, Fault, FaultEnd, FaultTiming, HeapEvent,
+        ImageLayout, MappedFile, ProcessEvent, Record, SignalEvent, SyscallEvent, ThreadSnapshot,
     },
 };
 
@@ -34,6 +34,9 @@ pub enum DecodeError {
     /// A heap record names no traced function.
     #[error("unknown heap function {0}")]
     UnknownHeapFunction(u32),
+    /// A fault's end names no known class.
+    #[error("unknown fault class {0}")]
+    UnknownClass(u32),
 }
 
 /// Decodes one record. The bytes come from the kernel, but a mismatched build or a bug must not
@@ -157,6 +160,25 @@ fn decode_body(bytes: &[u8], header: &RecordHeader) -> Result<Record, DecodeErro
                 stack: (raw.stack.start < raw.stack.end)
                     .then_some((raw.stack.start, raw.stack.end)),
                 command: String::from_utf8_lossy(command).into_owned(),
+            }))
+        }
+        Some(RecordKind::FaultEnd) => {
+            let raw = read_pod::<FaultEndRecord>(bytes)?;
+            let class =
+                CompletedClass::from_tag(detail).ok_or(DecodeError::UnknownClass(detail))?;
+            Ok(Record::FaultEnd(FaultEnd {
+                timestamp_ns,
+                pid,
+                tid,
+                start_ns: raw.start_ns,
+                address: raw.address,
+                major: class == CompletedClass::Major,
+                timing: FaultTiming {
+                    duration_ns: timestamp_ns.saturating_sub(raw.start_ns),
+                    off_cpu_ns: (raw.off_cpu_ns != OFF_CPU_UNKNOWN).then_some(raw.off_cpu_ns),
+                    reclaim_ns: raw.reclaim_ns,
+                    compaction_ns: raw.compaction_ns,
+                },
             }))
         }
         None => Err(DecodeError::UnknownKind(header.kind)),

@@ -214,12 +214,15 @@ impl Drop for Spawned {
     }
 }
 
-/// How a reaped command ended, with its own fault counts.
+/// How a reaped command ended, with its own fault counts and CPU time (its rusage: its own,
+/// and that of the children it waited for).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Reaped {
     pub status: std::process::ExitStatus,
     pub minflt: u64,
     pub majflt: u64,
+    pub user_ns: u64,
+    pub system_ns: u64,
 }
 
 /// Waits for `pid` to end and returns its status and rusage. Blocks: run it off the runtime.
@@ -295,5 +298,11 @@ pub fn wait_through_stops(pid: u32, mut at_exit: impl FnMut()) -> io::Result<Rea
         status: std::process::ExitStatus::from_raw(status),
         minflt: usage.ru_minflt as u64,
         majflt: usage.ru_majflt as u64,
+        user_ns: timeval_ns(usage.ru_utime),
+        system_ns: timeval_ns(usage.ru_stime),
     })
+}
+
+fn timeval_ns(time: libc::timeval) -> u64 {
+    time.tv_sec as u64 * 1_000_000_000 + time.tv_usec as u64 * 1_000
 }

@@ -6,7 +6,7 @@ use demo_common::FaultCounters;
 use rustc_hash::FxHashMap;
 use serde::Serialize;
 
-use crate::model::events::{Fault, ThreadSnapshot};
+use crate::model::events::{Fault, FaultEnd, FaultTiming, ThreadSnapshot};
 
 /// How a fault ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
@@ -79,6 +79,9 @@ impl ClassCounts {
 pub struct ClassifiedFault {
     pub fault: Fault,
     pub class: FaultClass,
+    /// How long it took and where the time went, when the kernel reported its completion
+    /// (durations on); `None` for an error fault, which never completes, and without durations.
+    pub timing: Option<FaultTiming>,
 }
 
 /// Settles faults thread by thread. A thread runs one fault at a time and the kernel counts a
@@ -96,6 +99,13 @@ pub struct Classifier<T = ()> {
     /// thread's behalf through get_user_pages, which no tracepoint sees (or faults whose records
     /// were dropped).
     unattributed: u64,
+    /// See [`Classifier::unmatched_ends`].
+    unmatched_ends: u64,
+    /// See [`Classifier::disagreements`].
+    disagreements: u64,
+    /// Per thread whose last fault completed, its counters then; its next record's show what
+    /// the kernel counted since without a traced fault.
+    completed: FxHashMap<u32, FaultCounters>,
 }
 
 /// A fault whose class is not known yet.
@@ -117,6 +127,9 @@ impl<T> Default for Classifier<T> {
         Self {
             open: FxHashMap::default(),
             unattributed: 0,
+            unmatched_ends: 0,
+            disagreements: 0,
+            completed: FxHashMap::default(),
         }
     }
 }
@@ -128,9 +141,61 @@ impl<T> Classifier<T> {
     /// Takes the snapshot of a record's thread, which settles the thread's open fault if it
     /// has one. Every record goes through here before it is handled.
     pub fn observe(&mut self, snapshot: ThreadSnapshot) -> Option<Settled<T>> {
+        // Faults the kernel counted since the thread's last completion, with no record: those
+        // it took on the thread's behalf through get_user_pages (execve copying its arguments).
+        if let Some(completed) = self.completed.remove(&snapshot.tid) {
+            self.unattributed += counted_between(completed, snapshot.counters);
+        }
         let open = self.open.remove(&snapshot.tid)?;
         let class = self.settle_with(open.fault, open.before, snapshot.counters);
         Some((class, open.note))
+    }
+
+    /// Takes a fault's completion, whose snapshot already counts the fault. When it ends the
+    /// thread's open fault (the same start), that fault is settled with the kernel's class and
+    /// the measured timing; otherwise the completion is of a fault whose record was lost, and the
+    /// snapshot settles the open fault from the counters as any record's would.
+    pub fn complete(&mut self, snapshot: ThreadSnapshot, end: &FaultEnd) -> Option<Settled<T>> {
+        let matches = self
+            .open
+            .get(&snapshot.tid)
+            .is_some_and(|open| open.fault.timestamp_ns == end.start_ns);
+        if !matches {
+            self.unmatched_ends += 1;
+            return self.observe(snapshot);
+        }
+        let open = self.open.remove(&snapshot.tid)?;
+        self.unattributed += counted_between(open.before, snapshot.counters).saturating_sub(1);
+        self.completed.insert(snapshot.tid, snapshot.counters);
+        let class = if end.major {
+            FaultClass::Major
+        } else {
+            FaultClass::Minor
+        };
+        // The kernel counts the fault in the thread's counters just before it fires the event,
+        // so the counters must show it in the same class.
+        let by_counters = Self::class_by_counters(open.before, snapshot.counters);
+        if by_counters != class {
+            self.disagreements += 1;
+        }
+        let classified = ClassifiedFault {
+            fault: open.fault,
+            class,
+            timing: Some(end.timing),
+        };
+        Some((classified, open.note))
+    }
+
+    /// Completed faults whose class by the thread's counters is not the completion event's:
+    /// none, as long as the kernel counts a fault where it fires its event.
+    pub fn disagreements(&self) -> u64 {
+        self.disagreements
+    }
+
+    /// Completions that ended no open fault: their fault's record was lost, or began before the
+    /// trace did.
+    pub fn unmatched_ends(&self) -> u64 {
+        self.unmatched_ends
     }
 
     /// Opens a fault whose record carried `counters` (observed first), with the caller's note.
@@ -234,7 +299,15 @@ impl<T> Classifier<T> {
         open.into_iter()
             .map(|(fault, note)| {
                 let class = FaultClass::Error;
-                (ClassifiedFault { fault, class }, note)
+                let timing = None;
+                (
+                    ClassifiedFault {
+                        fault,
+                        class,
+                        timing,
+                    },
+                    note,
+                )
             })
             .collect()
     }
@@ -244,26 +317,39 @@ impl<T> Classifier<T> {
         self.unattributed
     }
 
+    /// The class the counters show between `before` and `after` a fault. More than one count
+    /// means other faults were counted in between; a retried or I/O fault is rare enough that a
+    /// major count is taken to be the traced fault's own.
+    fn class_by_counters(before: FaultCounters, after: FaultCounters) -> FaultClass {
+        if after.major > before.major {
+            FaultClass::Major
+        } else if after.minor > before.minor {
+            FaultClass::Minor
+        } else {
+            FaultClass::Error
+        }
+    }
+
     fn settle_with(
         &mut self,
         fault: Fault,
         before: FaultCounters,
         after: FaultCounters,
     ) -> ClassifiedFault {
-        let minor = after.minor.saturating_sub(before.minor);
-        let major = after.major.saturating_sub(before.major);
-        // More than one count means other faults were counted in between; a retried or I/O fault
-        // is rare enough that a major count is taken to be the traced fault's own.
-        let class = if major > 0 {
-            FaultClass::Major
-        } else if minor > 0 {
-            FaultClass::Minor
-        } else {
-            FaultClass::Error
-        };
-        self.unattributed += (minor + major).saturating_sub(1);
-        ClassifiedFault { fault, class }
+        let class = Self::class_by_counters(before, after);
+        self.unattributed += counted_between(before, after).saturating_sub(1);
+        let timing = None;
+        ClassifiedFault {
+            fault,
+            class,
+            timing,
+        }
     }
+}
+
+/// The faults the kernel counted between two snapshots of one thread.
+fn counted_between(before: FaultCounters, after: FaultCounters) -> u64 {
+    after.minor.saturating_sub(before.minor) + after.major.saturating_sub(before.major)
 }
 
 #[cfg(test)]

@@ -27,6 +27,48 @@ pub struct Fault {
     pub source: FaultSource,
 }
 
+/// Where a completed fault's time went, measured in the kernel between the fault's start and
+/// its completion. Reclaim and compaction are timed whole, on or off the CPU; off-CPU time is
+/// the rest of the time the thread was switched out; so the parts add up to the duration.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FaultTiming {
+    pub duration_ns: u64,
+    /// `None` when the kernel side missed the thread's return to the CPU (a rare race it
+    /// detects): then the split is not known, only the duration.
+    pub off_cpu_ns: Option<u64>,
+    pub reclaim_ns: u64,
+    pub compaction_ns: u64,
+}
+
+impl FaultTiming {
+    /// The time the fault ran on the CPU outside reclaim and compaction, when the split is known.
+    pub fn on_cpu_ns(self) -> Option<u64> {
+        let off_cpu_ns = self.off_cpu_ns?;
+        Some(
+            self.duration_ns
+                .saturating_sub(off_cpu_ns)
+                .saturating_sub(self.reclaim_ns)
+                .saturating_sub(self.compaction_ns),
+        )
+    }
+}
+
+/// A traced fault completed: the kernel fired its minor or major software event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FaultEnd {
+    /// CLOCK_MONOTONIC nanoseconds at the completion.
+    pub timestamp_ns: u64,
+    pub pid: u32,
+    pub tid: u32,
+    /// The start timestamp of the fault this ends: its [`Fault::timestamp_ns`].
+    pub start_ns: u64,
+    /// The faulting address the completion event saw.
+    pub address: u64,
+    /// True for a major fault (the kernel's PAGE_FAULTS_MAJ event), false for a minor one.
+    pub major: bool,
+    pub timing: FaultTiming,
+}
+
 /// The thread a record is about, with its fault counters at that moment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ThreadSnapshot {
@@ -201,4 +243,6 @@ pub enum Record {
     MappedFile(MappedFile),
     /// What the kernel mapped for a traced process's new image; follows its [`Record::Exec`].
     ExecImage(ExecImage),
+    /// A traced fault completed (durations on).
+    FaultEnd(FaultEnd),
 }

@@ -5,6 +5,7 @@ pub mod access;
 pub mod classify;
 pub mod events;
 pub mod hex;
+pub mod latency;
 pub mod pages;
 pub mod region;
 pub mod signals;

@@ -1,7 +1,8 @@
 //! `--format chrome-trace`: the Trace Event Format, which the Perfetto UI, chrome://tracing and
-//! the Firefox Profiler open. A track per thread with an instant per fault, syscalls as
-//! complete events, a counter per region of its resident pages, process forks, exits and
-//! signals, and a walk's steps as slices; times in microseconds from the first event.
+//! the Firefox Profiler open. A track per thread with a complete event per timed fault, lasting
+//! its duration (an instant for a fault that was not timed), syscalls as complete events, a
+//! counter per region of its resident pages, process forks, exits and signals, and a walk's
+//! steps as slices; times in microseconds from the first event.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -145,6 +146,9 @@ impl<W: io::Write> ChromeTrace<W> {
         })
     }
 
+    /// A fault as a complete event from its start to its completion, so a slow fault is as
+    /// long on the timeline as it was; one that was not timed (an error fault never completes,
+    /// or durations were off) as an instant at its start.
     fn fault(&mut self, fault: &ClassifiedFault, args: Value) -> io::Result<()> {
         let raw = &fault.fault;
         let ts = self.micros(raw.timestamp_ns);
@@ -153,7 +157,23 @@ impl<W: io::Write> ChromeTrace<W> {
             fault.class.as_str(),
             raw.error_code.access().as_str()
         );
-        self.instant(name, "fault", (raw.pid, raw.tid), ts, "t", args)
+        let Some(timing) = fault.timing else {
+            return self.instant(name, "fault", (raw.pid, raw.tid), ts, "t", args);
+        };
+        // The duration itself, not the difference of two times from 0, which would lose
+        // nanoseconds to the float's precision late in a long trace.
+        self.micros(raw.timestamp_ns + timing.duration_ns);
+        self.write(&Event {
+            name,
+            ph: "X",
+            cat: Some("fault"),
+            ts,
+            dur: Some(timing.duration_ns as f64 / 1000.0),
+            pid: raw.pid,
+            tid: raw.tid,
+            s: None,
+            args,
+        })
     }
 
     fn syscall(&mut self, call: &SyscallCall) -> io::Result<()> {
@@ -223,6 +243,13 @@ fn fault_args(
         "access": fault.fault.error_code.access().as_str(),
         "present": fault.fault.error_code.present(),
         "code": describe(code),
+        "duration_ns": fault.timing.map(|timing| timing.duration_ns),
+        "time": fault.timing.map(|timing| json!({
+            "on_cpu_ns": timing.on_cpu_ns(),
+            "off_cpu_ns": timing.off_cpu_ns,
+            "reclaim_ns": timing.reclaim_ns,
+            "compaction_ns": timing.compaction_ns,
+        })),
     })
 }
 
@@ -394,5 +421,132 @@ impl<W: io::Write> Reporter for ChromeTrace<W> {
     fn finish(&mut self) -> io::Result<()> {
         let (pid, faults, lost) = self.walked;
         self.close(pid, json!({ "faults_total": faults, "lost": lost }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        kernel::probes::FaultSourceInUse,
+        model::{classify::FaultClass, events::FaultTiming},
+        output::fixtures::{fault, region},
+        trace::regions::RegionTracker,
+    };
+
+    /// The events a trace of `faults` writes, parsed.
+    fn chrome_of(faults: Vec<crate::trace::session::TracedFault>) -> Vec<Value> {
+        let system = crate::trace::fake_system::FakeSystem::default();
+        let session = Session::new(RegionTracker::new(true, 4096, 4, 4096), system.view());
+        let mut out = Vec::new();
+        {
+            let mut chrome = ChromeTrace::new(&mut out);
+            TraceOutput::started(
+                &mut chrome,
+                &TraceStart {
+                    pid: 100,
+                    command: Some("./prog".to_owned()),
+                    source: FaultSourceInUse::Tracepoints,
+                    heap_probes: None,
+                    heap_blocks_off: false,
+                    follow: false,
+                    unseen: Vec::new(),
+                    start_ns: 1_000_000,
+                    min_duration: None,
+                },
+            )
+            .unwrap();
+            for traced in faults {
+                chrome.event(&TraceEvent::Fault(traced)).unwrap();
+            }
+            let summary = TraceSummary::fixture(2, &[], 0, 0);
+            TraceOutput::summary(&mut chrome, &summary, &session).unwrap();
+        }
+        let file: Value = serde_json::from_slice(&out).unwrap();
+        file["traceEvents"].as_array().unwrap().clone()
+    }
+
+    /// A timed fault lasts its duration on its thread's track, from its start, with its split
+    /// in args; an error fault, which never completed, stays an instant on the thread.
+    #[test]
+    fn a_timed_fault_is_a_slice_as_long_as_it_took_and_an_error_an_instant() {
+        let region = region();
+        let mut timed = fault(region.start + 6000, 6, "[anon]", &region);
+        timed.fault.fault.timestamp_ns = 3_000_000;
+        timed.fault.class = FaultClass::Major;
+        timed.fault.timing = Some(FaultTiming {
+            duration_ns: 1_900_500,
+            off_cpu_ns: Some(1_800_000),
+            reclaim_ns: 20_000,
+            compaction_ns: 500,
+        });
+        let mut error = fault(region.start + 30_000, 6, "[anon]", &region);
+        error.fault.fault.timestamp_ns = 5_000_250;
+        error.fault.class = FaultClass::Error;
+        let events = chrome_of(vec![timed, error]);
+        let faults: Vec<&Value> = events.iter().filter(|e| e["cat"] == "fault").collect();
+        assert_eq!(faults.len(), 2, "{events:?}");
+        let (slice, instant) = (faults[0], faults[1]);
+        assert_eq!(slice["name"], "major write");
+        assert_eq!(slice["ph"], "X");
+        assert_eq!(slice["ts"], 2000.0);
+        assert_eq!(slice["dur"], 1900.5);
+        assert_eq!(
+            (slice["pid"].as_u64(), slice["tid"].as_u64()),
+            (Some(100), Some(100))
+        );
+        assert!(slice.get("s").is_none(), "{slice}");
+        assert_eq!(slice["args"]["duration_ns"], 1_900_500);
+        assert_eq!(
+            slice["args"]["time"],
+            json!({
+                "on_cpu_ns": 80_000,
+                "off_cpu_ns": 1_800_000,
+                "reclaim_ns": 20_000,
+                "compaction_ns": 500,
+            })
+        );
+        assert_eq!(instant["name"], "error write");
+        assert_eq!(instant["ph"], "i");
+        assert_eq!(instant["s"], "t");
+        assert_eq!(instant["ts"], 4000.25);
+        assert!(instant.get("dur").is_none(), "{instant}");
+        assert!(instant["args"]["duration_ns"].is_null(), "{instant}");
+        assert!(instant["args"]["time"].is_null(), "{instant}");
+        // The summary comes after the slice has ended, never inside it.
+        let summary = events.last().unwrap();
+        assert_eq!(summary["name"], "summary");
+        assert_eq!(summary["ts"], 4000.25);
+    }
+
+    /// Without durations every fault is an instant, as before, and says it was not timed; a
+    /// fault whose split the kernel missed lasts its duration, its split unknown (null).
+    #[test]
+    fn untimed_faults_stay_instants_and_an_unknown_split_is_null() {
+        let region = region();
+        let mut unsplit = fault(region.start + 4096, 6, "[anon]", &region);
+        unsplit.fault.fault.timestamp_ns = 2_000_000;
+        unsplit.fault.timing = Some(FaultTiming {
+            duration_ns: 1_400,
+            off_cpu_ns: None,
+            reclaim_ns: 0,
+            compaction_ns: 0,
+        });
+        let events = chrome_of(vec![fault(region.start, 6, "[anon]", &region), unsplit]);
+        let faults: Vec<&Value> = events.iter().filter(|e| e["cat"] == "fault").collect();
+        let (untimed, unsplit) = (faults[0], faults[1]);
+        assert_eq!(
+            (untimed["ph"].as_str(), untimed["s"].as_str()),
+            (Some("i"), Some("t"))
+        );
+        assert!(untimed["args"]["duration_ns"].is_null(), "{untimed}");
+        assert_eq!(
+            (unsplit["ph"].as_str(), unsplit["dur"].as_f64()),
+            (Some("X"), Some(1.4))
+        );
+        assert_eq!(
+            unsplit["args"]["time"],
+            json!({"on_cpu_ns": null, "off_cpu_ns": null, "reclaim_ns": 0, "compaction_ns": 0})
+        );
     }
 }

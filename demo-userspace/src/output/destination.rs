@@ -204,9 +204,21 @@ impl ReportWriter {
         ))
     }
 
+    /// True when demo was asked to stop and the reader took nothing since `*seen` bytes were
+    /// written, which it updates: a file or a reader that keeps reading is written to the end,
+    /// only one that stopped reading is given up.
+    fn stuck_at_stop(&self, seen: &mut u64) -> bool {
+        stuck(
+            shutdown::is_requested(),
+            self.progress.written.load(Ordering::Acquire),
+            seen,
+        )
+    }
+
     /// Hands `message` to the thread, waiting while its queue is full unless demo is asked to
-    /// stop meanwhile.
+    /// stop meanwhile and the reader does not read.
     fn send(&mut self, mut message: Message) -> io::Result<()> {
+        let mut seen = u64::MAX;
         loop {
             if let Some(error) = self.failure() {
                 return Err(error);
@@ -214,7 +226,7 @@ impl ReportWriter {
             match self.chunks.try_send(message) {
                 Ok(()) => return Ok(()),
                 Err(TrySendError::Full(back)) => {
-                    if shutdown::is_requested() {
+                    if self.stuck_at_stop(&mut seen) {
                         return Err(self.stopped());
                     }
                     message = back;
@@ -256,15 +268,17 @@ impl Write for ReportWriter {
         Ok(buf.len())
     }
 
-    /// Returns once every byte so far is written, or demo is asked to stop.
+    /// Returns once every byte so far is written, or demo is asked to stop while the reader
+    /// does not read.
     fn flush(&mut self) -> io::Result<()> {
         self.hand_pending()?;
         let (done, written) = std::sync::mpsc::sync_channel(1);
         self.send(Message::Flush(done))?;
+        let mut seen = u64::MAX;
         loop {
             match written.recv_timeout(STOP_CHECK) {
                 Ok(()) => return self.failure().map_or(Ok(()), Err),
-                Err(RecvTimeoutError::Timeout) if shutdown::is_requested() => {
+                Err(RecvTimeoutError::Timeout) if self.stuck_at_stop(&mut seen) => {
                     return Err(self.stopped());
                 }
                 Err(RecvTimeoutError::Timeout) => {}
@@ -276,6 +290,17 @@ impl Write for ReportWriter {
             }
         }
     }
+}
+
+/// True when demo was asked to stop (`requested`) and the bytes `written` so far are the
+/// `*seen` of the last look, which it updates.
+fn stuck(requested: bool, written: u64, seen: &mut u64) -> bool {
+    if !requested {
+        return false;
+    }
+    let stuck = written == *seen;
+    *seen = written;
+    stuck
 }
 
 /// The writing thread: writes every chunk in order, and after the first error only answers
@@ -368,6 +393,17 @@ mod tests {
         report.flush().unwrap();
         assert_eq!(taken.lock().unwrap().len(), 20_000 * line.len());
         assert_eq!(report.unwritten(), 0);
+    }
+
+    /// The bench's trace report, a regular file, was given up at the stop with megabytes still
+    /// queued: a reader that keeps taking bytes is waited for, one that takes none is not.
+    #[test]
+    fn at_the_stop_only_a_reader_that_takes_nothing_is_given_up() {
+        let mut seen = u64::MAX;
+        assert!(!stuck(false, 0, &mut seen));
+        assert!(!stuck(true, 100, &mut seen));
+        assert!(!stuck(true, 200, &mut seen));
+        assert!(stuck(true, 200, &mut seen));
     }
 
     #[test]

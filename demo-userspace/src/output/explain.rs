@@ -20,15 +20,15 @@ use crate::{
 
 pub use crate::walk::lessons::words::pages;
 
-/// The sentences that explain `step`, empty for the seed's walks (whose report says it all).
-/// A sentence may hold system-supplied text (the lesson file's path, the kernel's THP
-/// settings), escaped here so it stays one line in every output.
+/// The sentences that explain `step`, empty for the seed's walks (whose report says it all),
+/// then those on what its faults cost, their durations written by the one formatter,
+/// [`super::duration::human`]. A sentence may hold system-supplied text (the lesson file's
+/// path, the kernel's THP settings), escaped here so it stays one line in every output.
 pub fn explain(step: &StepReport) -> Vec<String> {
-    lessons::lesson(step.scenario)
-        .explain(step)
-        .into_iter()
-        .map(escape_owned)
-        .collect()
+    let lesson = lessons::lesson(step.scenario);
+    let mut said = lesson.explain(step);
+    said.extend(lesson.explain_cost(step, super::duration::human));
+    said.into_iter().map(escape_owned).collect()
 }
 
 /// "was killed by SIGSEGV" or "exited with status 0", to follow "the child".
@@ -185,9 +185,13 @@ pub fn death(step: &StepReport) -> Option<DeathWords> {
 mod tests {
     use super::*;
     use crate::{
+        model::classify::FaultClass,
+        model::events::FaultTiming,
         model::pages::PageModel,
-        output::fixtures::{region, step},
+        output::fixtures::{self, region, step},
+        trace::session::TracedFault,
         walk::{
+            fault_time::StepFaults,
             lessons::LessonFacts,
             plan::{Allocator, ScenarioName},
             step_report::{AddressCheck, AllocationFacts, KernelView},
@@ -213,6 +217,7 @@ mod tests {
             filesystem: "ext4".to_owned(),
             cached_pages: vec![0, 1, 2],
             shared_vma: None,
+            earlier: Vec::new(),
         });
         step
     }
@@ -292,6 +297,124 @@ mod tests {
              40 KiB"
         );
         assert!(sentence(&fork_step(4, 32), "smaps").starts_with("smaps of arr's VMA: parent"));
+    }
+
+    /// A fault on `page` of `step`'s region, `class`, measured `duration_ns` long with
+    /// `off_cpu_ns` of it off the CPU.
+    fn measured(
+        step: &StepReport,
+        page: u64,
+        class: FaultClass,
+        (duration_ns, off_cpu_ns): (u64, u64),
+    ) -> TracedFault {
+        let region = &step.region;
+        let mut fault = fixtures::fault(region.start + page * 4096, 6, "[anon]", region);
+        fault.fault.class = class;
+        fault.fault.timing = Some(FaultTiming {
+            duration_ns,
+            off_cpu_ns: Some(off_cpu_ns),
+            ..FaultTiming::default()
+        });
+        fault
+    }
+
+    /// A later step of the file lesson, number `number`, after the `earlier` steps.
+    fn file_later(number: u32, earlier: Vec<StepFaults>) -> StepReport {
+        let mut later = file_step("/var/tmp/demo-file-1.dat");
+        later.step = number;
+        later.allocation = None;
+        if let Some(LessonFacts::File { earlier: kept, .. }) = &mut later.lesson {
+            *kept = earlier;
+        }
+        later
+    }
+
+    #[test]
+    fn the_file_lesson_says_what_the_major_fault_took_and_its_time_off_cpu() {
+        let mut read = file_later(2, Vec::new());
+        read.faults = vec![measured(
+            &read,
+            0,
+            FaultClass::Major,
+            (1_900_000, 1_700_000),
+        )];
+        assert_eq!(
+            sentence(&read, "time"),
+            "time: the major fault took 1.9 ms, and its thread was off the CPU for 1.7 ms of it \
+             (89%): asleep until the read completed, or preempted"
+        );
+        let major = read.region_faults_cost();
+        let mut write = file_later(4, vec![major]);
+        write.faults = vec![measured(&write, 2, FaultClass::Minor, (2_149, 0))];
+        assert_eq!(
+            sentence(&write, "time"),
+            "time: the minor fault took 2.1 µs, against 1.9 ms for step 2's major fault"
+        );
+        // A run whose file was cached has no major fault, and says so rather than compare.
+        let mut cached = file_later(2, Vec::new());
+        cached.faults = vec![measured(&cached, 0, FaultClass::Minor, (3_000, 0))];
+        assert_eq!(
+            sentence(&cached, "time"),
+            "time: the minor fault took 3.0 µs; no fault of this walk so far was major: the \
+             kernel found every page it faulted on in the page cache, so none waited for the disk"
+        );
+        // A major fault whose thread never left the CPU says that, not a wait.
+        let mut quick = file_later(2, Vec::new());
+        quick.faults = vec![measured(&quick, 0, FaultClass::Major, (40_000, 0))];
+        assert_eq!(
+            sentence(&quick, "time"),
+            "time: the major fault took 40 µs, and its thread was on the CPU all along"
+        );
+    }
+
+    /// A step of the thp lesson on its 512-page array, THP `enabled`, after `earlier`.
+    fn thp_step(number: u32, enabled: &str, earlier: Vec<StepFaults>) -> StepReport {
+        let mut step = step(number, "write", PageModel::new(512), KernelView::default());
+        step.scenario = ScenarioName::Thp;
+        step.region.len = 2 << 20;
+        step.lesson = Some(LessonFacts::Thp {
+            enabled: Some(enabled.to_owned()),
+            defrag: None,
+            anon_huge_kib: 0,
+            earlier,
+        });
+        step
+    }
+
+    #[test]
+    fn the_thp_lesson_compares_one_2_mib_fault_with_512_of_4_kib() {
+        let mut huge = thp_step(3, "madvise", Vec::new());
+        huge.faults = vec![measured(&huge, 0, FaultClass::Minor, (85_000, 0))];
+        huge.kernel.as_mut().unwrap().huge_pages = (0..512).collect();
+        assert_eq!(
+            sentence(&huge, "time"),
+            "time: the fault took 85 µs for the 512 pages of a 2 MiB huge page"
+        );
+        let mut small = thp_step(5, "madvise", vec![huge.region_faults_cost()]);
+        small.faults = (0..512)
+            .map(|page| measured(&small, page, FaultClass::Minor, (1_000 + page, 0)))
+            .collect();
+        assert_eq!(
+            explain(&small),
+            [
+                "2 MiB in one fault against 512 of 4 KiB: step 3's one fault mapped arr's 2 MiB \
+              as a huge page and took 85 µs; these 512 faults of 4 KiB took 643 µs in all (1.0 \
+              µs to 1.5 µs each)"
+            ]
+        );
+        // Without THP there is no 2 MiB fault, and the lesson says why.
+        let mut one = thp_step(3, "never", Vec::new());
+        one.faults = vec![measured(&one, 0, FaultClass::Minor, (1_200, 0))];
+        let mut never = thp_step(5, "never", vec![one.region_faults_cost()]);
+        never.faults = small.faults.clone();
+        assert_eq!(
+            explain(&never),
+            [
+                "no 2 MiB fault to compare with: transparent huge pages are off here (enabled = \
+              never), so step 3's fault mapped one 4 KiB page too and took 1.2 µs; these 512 \
+              faults of 4 KiB took 643 µs in all (1.0 µs to 1.5 µs each)"
+            ]
+        );
     }
 
     #[test]

@@ -8,11 +8,12 @@ use crate::{
     kernel::symbols::Code,
     model::access::{Access, ErrorCode},
     model::classify::{ClassifiedFault, FaultClass},
-    model::events::{Fault, SignalEvent},
+    model::events::{Fault, FaultTiming, SignalEvent},
     model::pages::{PageModel, PageOrigin},
     model::region::Region,
     model::signals::ProcessEnd,
     model::syscalls::SyscallCall,
+    trace::durations::{CpuTime, DurationSummary, FaultDurations},
     trace::session::TracedFault,
     walk::plan::ScenarioName,
     walk::plan::Touch,
@@ -61,6 +62,7 @@ pub fn classified(address: u64, error_code: u64) -> ClassifiedFault {
             source: FaultSource::User,
         },
         class: FaultClass::Minor,
+        timing: None,
     }
 }
 
@@ -75,6 +77,34 @@ pub fn fault(address: u64, error_code: u64, mapping: &str, region: &Region) -> T
     };
     fault.place_in(WALK_REGION, region);
     fault
+}
+
+/// `fault`, timed by the kernel: `duration_ns` from its start to its completion, `off_cpu_ns`
+/// of it off the CPU, the rest on it.
+pub fn timed(mut fault: TracedFault, duration_ns: u64, off_cpu_ns: u64) -> TracedFault {
+    fault.fault.timing = Some(FaultTiming {
+        duration_ns,
+        off_cpu_ns: Some(off_cpu_ns),
+        reclaim_ns: 0,
+        compaction_ns: 0,
+    });
+    fault
+}
+
+/// The durations a trace's summary makes of `faults`, for a command that used `cpu_ns` of
+/// CPU time (a third of it in the kernel) in a trace of `wall_ns`.
+pub fn durations_of(faults: &[TracedFault], cpu_ns: u64, wall_ns: u64) -> DurationSummary {
+    let mut durations = FaultDurations::default();
+    for fault in faults {
+        durations.record(fault);
+    }
+    durations.summary(
+        CpuTime::Command {
+            user_ns: cpu_ns - cpu_ns / 3,
+            system_ns: cpu_ns / 3,
+        },
+        wall_ns,
+    )
 }
 
 pub fn vma(start: u64, size_kib: u64, rss_kib: u64) -> VmaUsage {

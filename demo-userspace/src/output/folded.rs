@@ -1,8 +1,10 @@
-//! The folded-stacks sink (`--format folded`): counts faults per distinct stack and writes, at
-//! the end of a trace or walk, one line per stack, `command;root;...;leaf count`, the format of
-//! FlameGraph's stackcollapse scripts and inferno. Without `--stacks` a fault's stack is its
-//! faulting function alone. Every name is escaped ([`super::code::folded_name`]), so a line is
-//! one stack whatever a process or symbol is named.
+//! The folded-stacks sink (`--format folded`): weighs each distinct stack and writes, at the
+//! end of a trace or walk, one line per stack, `command;root;...;leaf weight`, the format of
+//! FlameGraph's stackcollapse scripts and inferno. The weight is the number of faults, or with
+//! `trace --weight time` their total duration in nanoseconds (a flame graph of the time stalled
+//! in faults). Without `--stacks` a fault's stack is its faulting function alone. Every name is
+//! escaped ([`super::code::folded_name`]), so a line is one stack whatever a process or symbol
+//! is named.
 
 use std::{
     collections::BTreeMap,
@@ -15,7 +17,7 @@ use rustc_hash::FxHashMap;
 use super::code::{folded_frames, folded_name};
 use crate::{
     kernel::symbols::{Code, StackFrame},
-    model::region::Region,
+    model::{classify::ClassifiedFault, region::Region},
     trace::{
         TraceOutput, TraceStart, TraceSummary,
         session::{Session, TraceEvent},
@@ -28,17 +30,50 @@ use crate::{
     },
 };
 
+/// What a stack's number counts (`demo trace --weight`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Weight {
+    /// The faults that ended in the stack.
+    #[default]
+    Faults,
+    /// The faults' total duration in nanoseconds, from each one's start to its completion. A
+    /// fault that was not timed (an error fault never completes) adds nothing.
+    Time,
+}
+
 /// A process and its stack, as the addresses of each frame's shared code.
 type StackKey = (u32, Vec<usize>);
 
-/// Fault counts per (process, stack), with the code of each frame.
+/// Weights per (process, stack), with the code of each frame.
 #[derive(Debug, Default)]
 struct StackCounts {
+    weight: Weight,
     counts: FxHashMap<StackKey, (Vec<Arc<Code>>, u64)>,
+    /// Under [`Weight::Time`], the faults weighed and those that had no duration to weigh.
+    timed: u64,
+    untimed: u64,
 }
 
 impl StackCounts {
-    fn add(&mut self, pid: u32, code: &Arc<Code>, stack: Option<&[StackFrame]>) {
+    fn new(weight: Weight) -> Self {
+        Self {
+            weight,
+            ..Self::default()
+        }
+    }
+
+    fn add(&mut self, fault: &ClassifiedFault, code: &Arc<Code>, stack: Option<&[StackFrame]>) {
+        let weight = match (self.weight, fault.timing) {
+            (Weight::Faults, _) => 1,
+            (Weight::Time, Some(timing)) => {
+                self.timed += 1;
+                timing.duration_ns
+            }
+            (Weight::Time, None) => {
+                self.untimed += 1;
+                return;
+            }
+        };
         let frames: Vec<Arc<Code>> = match stack {
             Some(stack) if !stack.is_empty() => {
                 stack.iter().map(|frame| Arc::clone(&frame.code)).collect()
@@ -48,13 +83,15 @@ impl StackCounts {
         // Every fault at one address shares its code, so the addresses of the codes name the
         // stack without hashing their text.
         let key = (
-            pid,
+            fault.fault.pid,
             frames.iter().map(|c| Arc::as_ptr(c) as usize).collect(),
         );
-        self.counts.entry(key).or_insert((frames, 0)).1 += 1;
+        self.counts.entry(key).or_insert((frames, 0)).1 += weight;
     }
 
-    /// Writes one line per distinct folded stack, in name order, and forgets the counts.
+    /// Writes one line per distinct folded stack of positive weight, in name order, and forgets
+    /// the counts. Under [`Weight::Time`] the log says what the lines weigh in all and how many
+    /// faults weighed nothing, since the format has no line for it.
     fn write(&mut self, out: &mut impl Write, command: impl Fn(u32) -> String) -> io::Result<()> {
         let mut lines: BTreeMap<String, u64> = BTreeMap::new();
         for ((pid, _), (frames, count)) in self.counts.drain() {
@@ -67,8 +104,21 @@ impl StackCounts {
             }
             *lines.entry(names.join(";")).or_default() += count;
         }
-        for (line, count) in lines {
+        let mut total: u64 = 0;
+        for (line, count) in lines.into_iter().filter(|(_, count)| *count > 0) {
+            total += count;
             writeln!(out, "{line} {count}")?;
+        }
+        if self.weight == Weight::Time {
+            let (timed, untimed) = (self.timed, self.untimed);
+            let said = format!(
+                "folded --weight time: {total} ns in {timed} timed faults; {untimed} faults not timed (an error fault never completes) weigh nothing"
+            );
+            if untimed > 0 {
+                log::warn!("{said}");
+            } else {
+                log::info!("{said}");
+            }
         }
         out.flush()
     }
@@ -81,10 +131,11 @@ pub struct FoldedTrace<W> {
 }
 
 impl<W: Write> FoldedTrace<W> {
-    pub fn new(out: W) -> Self {
+    /// Stacks weighed as `weight` says.
+    pub fn weighted(out: W, weight: Weight) -> Self {
         Self {
             out,
-            stacks: StackCounts::default(),
+            stacks: StackCounts::new(weight),
         }
     }
 }
@@ -96,11 +147,8 @@ impl<W: Write> TraceOutput for FoldedTrace<W> {
 
     fn event(&mut self, event: &TraceEvent) -> io::Result<()> {
         if let TraceEvent::Fault(traced) = event {
-            self.stacks.add(
-                traced.fault.fault.pid,
-                &traced.code,
-                traced.stack.as_deref(),
-            );
+            self.stacks
+                .add(&traced.fault, &traced.code, traced.stack.as_deref());
         }
         Ok(())
     }
@@ -138,7 +186,7 @@ impl<W: Write> Reporter for FoldedReporter<W> {
     fn step(&mut self, step: &StepReport) -> io::Result<()> {
         for fault in &step.faults {
             self.stacks
-                .add(fault.fault.fault.pid, &fault.code, fault.stack.as_deref());
+                .add(&fault.fault, &fault.code, fault.stack.as_deref());
         }
         Ok(())
     }
@@ -171,8 +219,10 @@ mod tests {
             ..Code::default()
         });
         let mut stacks = StackCounts::default();
+        let mut fault = crate::output::fixtures::classified(0x1000, 6);
+        fault.fault.pid = 1;
         for _ in 0..3 {
-            stacks.add(1, &code, None);
+            stacks.add(&fault, &code, None);
         }
         let mut out = Vec::new();
         stacks
@@ -185,6 +235,58 @@ mod tests {
         assert_eq!(
             parse(lines[0]),
             (vec![r"ev il:x 99\nfake\e]2:t\x07", r"main\nfake:f 7"], 3)
+        );
+    }
+
+    /// Under `--weight time` a stack weighs its faults' nanoseconds; an untimed fault weighs
+    /// nothing and is counted as such, and a stack with no timed fault has no line (a weight of
+    /// 0 draws nothing and is not a positive count). Under `faults` each fault weighs one.
+    #[test]
+    fn time_weighs_each_stack_by_its_faults_durations() {
+        use crate::model::{classify::FaultClass, events::FaultTiming};
+        let named = |symbol: &str| {
+            Arc::new(Code {
+                module: Some("/tmp/prog".to_owned()),
+                symbol: Some(symbol.to_owned()),
+                ..Code::default()
+            })
+        };
+        let (fill, main) = (named("fill"), named("main"));
+        let timed = |ns| {
+            let mut fault = crate::output::fixtures::classified(0x1000, 6);
+            fault.timing = Some(FaultTiming {
+                duration_ns: ns,
+                off_cpu_ns: Some(0),
+                reclaim_ns: 0,
+                compaction_ns: 0,
+            });
+            fault
+        };
+        let mut error = crate::output::fixtures::classified(0x9000, 6);
+        error.class = FaultClass::Error;
+        let faults = [
+            (timed(1_000), &fill),
+            (timed(2_500), &fill),
+            (error, &fill),
+            (error, &main),
+        ];
+        let folded = |weight| {
+            let mut stacks = StackCounts::new(weight);
+            for (fault, code) in &faults {
+                stacks.add(fault, code, None);
+            }
+            let mut out = Vec::new();
+            stacks.write(&mut out, |_| "prog".to_owned()).unwrap();
+            (
+                String::from_utf8(out).unwrap(),
+                stacks.timed,
+                stacks.untimed,
+            )
+        };
+        assert_eq!(folded(Weight::Time), ("prog;fill 3500\n".to_owned(), 2, 2));
+        assert_eq!(
+            folded(Weight::Faults),
+            ("prog;fill 3\nprog;main 1\n".to_owned(), 0, 0)
         );
     }
 }

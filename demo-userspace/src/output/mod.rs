@@ -4,11 +4,12 @@
 mod chrome;
 pub mod code;
 pub mod destination;
+pub mod duration;
 pub(crate) mod escape;
 pub(crate) mod explain;
 #[cfg(test)]
 mod fixtures;
-mod folded;
+pub mod folded;
 mod json;
 mod json_lines;
 pub mod lines;
@@ -16,6 +17,7 @@ pub mod metrics;
 mod text;
 pub mod top;
 pub mod trace;
+mod trace_durations_text;
 mod trace_summary_text;
 pub mod trace_text;
 pub mod tui;

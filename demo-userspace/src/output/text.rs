@@ -1,16 +1,19 @@
-//! The text report: each step's action, its faults, a page strip and a pmap-style line, in 80
-//! columns wrapped at words ([`crate::walk::wrap`]). A run of like faults on consecutive pages
-//! is one line; code is named only where it is not the workload's own (demo's binary), and
-//! then escaped, as are mapping and module paths ([`super::escape`]).
+//! The text report: each step's action, its faults with their class and duration, the step's
+//! time in faults, a page strip and a pmap-style line, in 80 columns wrapped at words
+//! ([`crate::walk::wrap`]). A run of like faults on consecutive pages is one line, with their
+//! total time and range; code is named only where it is not the workload's own (demo's
+//! binary), and then escaped, as are mapping and module paths ([`super::escape`]).
 
 use std::io::{self, Write};
 
-use super::{code::describe, escape::escape, trace_text::frame_lines};
+use super::{code::describe, duration::human, escape::escape, trace_text::frame_lines};
 use crate::walk::Reporter;
 use crate::{
     kernel::symbols::Stack,
+    model::classify::{ClassifiedFault, FaultClass},
     model::region::{Location, Region},
     trace::session::TracedFault,
+    walk::fault_time::FaultTime,
     walk::lessons::LessonFacts,
     walk::plan::{Allocator, ScenarioName},
     walk::scenario::{DeathDigest, Summary, WalkResult},
@@ -141,6 +144,52 @@ fn run_length(shown: &[Shown<'_>]) -> usize {
                 && pair[1].location.page as i64 - pair[0].location.page as i64 == direction
         })
         .count()
+}
+
+/// A fault's class and what it took: `minor, 1.4 µs`, `major, 1.9 ms (1.7 ms off CPU)`; a fault
+/// without a measured duration says why it has none.
+fn class_and_time(fault: &ClassifiedFault) -> String {
+    let class = fault.class.as_str();
+    let Some(timing) = fault.timing else {
+        return if fault.class == FaultClass::Error {
+            format!("{class}, no duration: it never completed")
+        } else {
+            format!("{class}, duration not measured")
+        };
+    };
+    let parts = crate::output::duration::away_from_cpu(timing);
+    if parts.is_empty() {
+        format!("{class}, {}", human(timing.duration_ns))
+    } else {
+        format!(
+            "{class}, {} ({})",
+            human(timing.duration_ns),
+            parts.join(", ")
+        )
+    }
+}
+
+/// A run's class and what its faults took: `minor, 610 µs in all (812 ns to 12 µs each)`,
+/// with the faults that have no measured duration counted apart.
+fn run_class_and_time(class: FaultClass, time: FaultTime) -> String {
+    let class = class.as_str();
+    let (Some(shortest), Some(longest)) = (time.shortest_ns, time.longest_ns) else {
+        return if time.errors == time.faults {
+            format!("{class}, no durations: they never completed")
+        } else {
+            format!("{class}, durations not measured")
+        };
+    };
+    let each = if human(shortest) == human(longest) {
+        format!("{} each", human(longest))
+    } else {
+        format!("{} to {} each", human(shortest), human(longest))
+    };
+    let mut said = format!("{class}, {} in all ({each})", human(time.total_ns));
+    if time.timed < time.faults {
+        said += &format!(", {} not measured", time.faults - time.timed);
+    }
+    said
 }
 
 /// `, child 123` or `, parent 122` once a walk has forked; empty before.
@@ -278,7 +327,50 @@ impl<W: Write> TextReporter<W> {
         if let Some(why) = super::explain::chunk_header(step) {
             self.paragraph("  why       ", &why)?;
         }
-        self.write_elsewhere(step)
+        self.write_elsewhere(step)?;
+        self.write_time(step)
+    }
+
+    /// The step's time in faults, in the array and elsewhere: what the measured ones took in
+    /// all, and how much of it their threads were off the CPU; the faults without a measured
+    /// duration are counted apart, never guessed.
+    fn write_time(&mut self, step: &StepReport) -> io::Result<()> {
+        let time = step.fault_time();
+        if time.faults == 0 {
+            return Ok(());
+        }
+        let mut parts = Vec::new();
+        if time.timed > 0 {
+            let mut took = format!(
+                "{} took {}",
+                plural(time.timed, "fault"),
+                human(time.total_ns)
+            );
+            if time.timed > 1 {
+                took += " in all";
+            }
+            if time.off_cpu_ns > 0 {
+                took += &format!(", {} of it off CPU", human(time.off_cpu_ns));
+            }
+            if time.off_cpu_unknown > 0 {
+                took += &format!(" ({} with time off CPU not known)", time.off_cpu_unknown);
+            }
+            parts.push(took);
+        }
+        match time.errors {
+            0 => {}
+            1 => parts.push("1 error fault never completed: no duration".to_owned()),
+            errors => parts.push(format!(
+                "{errors} error faults never completed: no duration"
+            )),
+        }
+        if time.unmeasured() > 0 {
+            parts.push(format!(
+                "{} not measured",
+                plural(time.unmeasured(), "fault")
+            ));
+        }
+        self.paragraph("  time      ", &parts.join("; "))
     }
 
     /// One fault in the array: where it fell, its class, its error code, and the code worth
@@ -290,7 +382,7 @@ impl<W: Write> TextReporter<W> {
             &format!(
                 "{}  {}{}",
                 place(&step.region, &shown.location),
-                fault.class.as_str(),
+                class_and_time(fault),
                 process_of(step, fault.fault.pid)
             ),
         )?;
@@ -308,7 +400,7 @@ impl<W: Write> TextReporter<W> {
                 run.len(),
                 first.location.page,
                 last.location.page,
-                fault.class.as_str(),
+                run_class_and_time(fault.class, FaultTime::of(run.iter().map(|one| one.fault))),
                 process_of(step, fault.fault.pid)
             ),
         )?;
@@ -721,6 +813,7 @@ impl<W: Write> TextReporter<W> {
 mod tests {
     use super::*;
     use crate::{
+        model::events::FaultTiming,
         model::signals::ProcessEnd,
         output::fixtures::{
             fault, page_1_written_in_step_2, region, step, summary, vma, write_touch,
@@ -778,9 +871,17 @@ mod tests {
             },
         );
         report.faults = vec![
-            fault(region.start + 6000, 6, "[anon]", &region),
-            fault(0x7ffe_0000_0000, 6, "[stack]", &region),
-            fault(0x7f10_0000_0000, 4, "libc.so.6", &region),
+            timed(
+                fault(region.start + 6000, 6, "[anon]", &region),
+                1_449,
+                Some(0),
+            ),
+            timed(fault(0x7ffe_0000_0000, 6, "[stack]", &region), 812, Some(0)),
+            timed(
+                fault(0x7f10_0000_0000, 4, "libc.so.6", &region),
+                12_400,
+                Some(0),
+            ),
         ];
         insta::assert_snapshot!(render(&[report], &summary(1, 3, 0)));
     }
@@ -901,18 +1002,90 @@ mod tests {
         );
     }
 
+    /// `fault` as the kernel measured it: `duration_ns` long, `off_cpu_ns` of it off the CPU.
+    fn timed(mut fault: TracedFault, duration_ns: u64, off_cpu_ns: Option<u64>) -> TracedFault {
+        fault.fault.timing = Some(FaultTiming {
+            duration_ns,
+            off_cpu_ns,
+            ..FaultTiming::default()
+        });
+        fault
+    }
+
+    #[test]
+    fn each_fault_line_shows_its_class_and_duration_and_the_step_sums_them() {
+        let region = region();
+        let mut major = timed(
+            fault(region.start, 4, "[anon]", &region),
+            1_900_000,
+            Some(1_700_000),
+        );
+        major.fault.class = FaultClass::Major;
+        let minor = timed(
+            fault(region.start + 2 * 4096, 6, "[anon]", &region),
+            1_449,
+            Some(0),
+        );
+        let mut error = fault(region.start + 4 * 4096, 7, "[anon]", &region);
+        error.fault.class = FaultClass::Error;
+        let elsewhere = timed(fault(0x7ffe_0000_0000, 6, "[stack]", &region), 2_551, None);
+        let text = steps_only(&[step_with(2, vec![major, minor, error, elsewhere])]);
+        for line in [
+            "  fault     arr[0] (+0) on page 0 = arr[0..1023]  major, 1.9 ms (1.7 ms off CPU)\n",
+            "  fault     arr[2048] (+8192) on page 2 = arr[2048..3071]  minor, 1.4 µs\n",
+            "  fault     arr[4096] (+16384) on page 4 = arr[4096..4999]  error, no duration:\n\
+             \x20           it never completed\n",
+            "  time      3 faults took 1.9 ms in all, 1.7 ms of it off CPU (1 with time off\n\
+             \x20           CPU not known); 1 error fault never completed: no duration\n",
+        ] {
+            assert!(text.contains(line), "{line}\nnot in\n{text}");
+        }
+        // A step without faults has no time line.
+        assert!(!steps_only(&[step_with(3, Vec::new())]).contains("  time "));
+    }
+
     #[test]
     fn a_run_of_like_faults_on_consecutive_pages_is_one_line() {
         let region = region();
         let faults: Vec<TracedFault> = (0..5)
-            .map(|page| fault(region.start + page * 4096, 6, "[anon]", &region))
+            .map(|page| {
+                let at = fault(region.start + page * 4096, 6, "[anon]", &region);
+                timed(at, 1_000 + page * 2_000, Some(0))
+            })
             .collect();
         let text = steps_only(&[step_with(2, faults)]);
         assert!(
             text.contains(
-                "  faults    5 on pages 0→4, one per page  minor\n            write, page not \
-                 present, user mode (error code 0x6)\n  pages"
+                "  faults    5 on pages 0→4, one per page  minor, 25 µs in all (1.0 µs to\n\
+                 \x20           9.0 µs each)\n            write, page not present, user mode \
+                 (error code 0x6)\n  time      5 faults took 25 µs in all\n  pages"
             ),
+            "{text}"
+        );
+        // Untimed faults of a run are counted apart; error faults never have a duration.
+        let mut partly: Vec<TracedFault> = (0..3)
+            .map(|page| fault(region.start + page * 4096, 6, "[anon]", &region))
+            .collect();
+        partly[0] = timed(partly[0].clone(), 2_000, Some(0));
+        partly[1] = timed(partly[1].clone(), 2_000, Some(0));
+        assert!(steps_only(&[step_with(2, partly)]).contains(
+            "  faults    3 on pages 0→2, one per page  minor, 4.0 µs in all (2.0 µs each), 1\n\
+                 \x20           not measured\n"
+        ));
+        let errors: Vec<TracedFault> = (0..3)
+            .map(|page| {
+                let mut at = fault(region.start + page * 4096, 6, "[anon]", &region);
+                at.fault.class = FaultClass::Error;
+                at
+            })
+            .collect();
+        let text = joined(&steps_only(&[step_with(2, errors)]));
+        assert!(
+            text.contains("  faults    3 on pages 0→2, one per page  error, no durations: they never completed "),
+            "{text}"
+        );
+        assert!(
+            text.contains("  time      3 error faults never completed: no duration\n"),
             "{text}"
         );
         // Two faults are no run; nor are faults of different error codes, or far apart.
@@ -953,7 +1126,9 @@ mod tests {
             .collect();
         let text = steps_only(&[step_with(2, down)]);
         assert!(
-            text.contains("  faults    4 on pages 3→0, one per page  minor\n"),
+            text.contains(
+                "  faults    4 on pages 3→0, one per page  minor, durations not measured\n"
+            ),
             "{text}"
         );
     }

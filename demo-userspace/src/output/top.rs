@@ -5,10 +5,14 @@ use std::io::{self, Write};
 use super::{
     Format, JsonLines,
     code::describe,
+    duration::{at_least, at_most, human},
     escape::escape,
     lines::{IntervalLine, TopLine},
 };
-use crate::top::{GroupBy, Interval, PageReport, Row, Subject, TopOutput};
+use crate::top::{
+    GroupBy, Interval, PageReport, Row, Subject, TopOutput,
+    fault_time::{Bound, TimeInFaults},
+};
 
 /// The text or JSON output of demo top; `group` is what `--group` sums rows by, which names
 /// the table's first columns.
@@ -44,7 +48,8 @@ fn now_rfc3339() -> String {
 }
 
 /// The columns of the top table, in the text output and the terminal view alike: a process
-/// per row, or with `--group`, a command or a cgroup and how many processes it sums.
+/// per row, or with `--group`, a command or a cgroup and how many processes it sums; with
+/// durations, [`TIME_COLUMNS`] after them.
 pub fn columns(group: Option<GroupBy>) -> [&'static str; 8] {
     let (who, name) = match group {
         None => ("PID", "COMMAND"),
@@ -54,6 +59,20 @@ pub fn columns(group: Option<GroupBy>) -> [&'static str; 8] {
     [
         who, name, "FAULTS/S", "TOTAL", "MINOR", "MAJOR", "WRITE%", "KERN%",
     ]
+}
+
+/// The columns of a row's time in faults, with durations: the time per second of the interval,
+/// and the bound of the interval's 99th percentile.
+pub const TIME_COLUMNS: [&str; 2] = ["FLT-TIME/S", "P99"];
+
+/// The cells under [`TIME_COLUMNS`]: `-` for a process not timed in the interval.
+pub fn time_cells(time: &TimeInFaults) -> [String; 2] {
+    let p99 = match time.p99 {
+        Some(Bound::AtMost(ns)) => format!("≤{}", at_most(ns)),
+        Some(Bound::Above(ns)) => format!(">{}", at_least(ns)),
+        None => "-".to_owned(),
+    };
+    [human(time.per_second_ns), p99]
 }
 
 /// One row's cells under [`columns`]. Any user names a process (and a cgroup), so the name is
@@ -94,18 +113,28 @@ impl<W: Write> TopOutput for TextTop<W> {
                 String::new()
             }
         )?;
+        let timed = interval.rows.iter().any(|row| row.fault_time.is_some());
         let [pid, comm, rate, total, minor, major, write, kern] = columns(self.group);
-        writeln!(
+        let [time, p99] = TIME_COLUMNS;
+        write!(
             self.out,
             "{pid:>8} {comm:<16} {rate:>10} {total:>10} {minor:>10} {major:>7} {write:>6} {kern:>6}"
         )?;
+        if timed {
+            write!(self.out, " {time:>10} {p99:>9}")?;
+        }
+        writeln!(self.out)?;
         for row in &interval.rows {
             let [pid, comm, rate, total, minor, major, write, kern] = cells(row);
-            writeln!(
+            write!(
                 self.out,
-                "{pid:>8} {comm:<16} {rate:>10} {total:>10} {minor:>10} {major:>7} {write:>6} {kern:>6}{}",
-                if row.exited { "  (exited)" } else { "" }
+                "{pid:>8} {comm:<16} {rate:>10} {total:>10} {minor:>10} {major:>7} {write:>6} {kern:>6}"
             )?;
+            if let Some(time) = &row.fault_time {
+                let [time, p99] = time_cells(time);
+                write!(self.out, " {time:>10} {p99:>9}")?;
+            }
+            writeln!(self.out, "{}", if row.exited { "  (exited)" } else { "" })?;
         }
         if let Some(pages) = &interval.pages {
             write_pages(&mut self.out, pages)?;
@@ -190,6 +219,7 @@ mod tests {
             write_pct: Some(100.0),
             kernel_pct: Some(0.0),
             exited,
+            fault_time: None,
         }
     }
 
@@ -301,5 +331,49 @@ mod tests {
             "{text}"
         );
         assert!(lines[4].len() <= 90, "{text}");
+    }
+
+    #[test]
+    fn with_durations_a_row_shows_its_time_per_second_and_p99_bound() {
+        let process = Subject::Process {
+            pid: 7,
+            comm: "touch".to_owned(),
+        };
+        let timed = |p99| TimeInFaults {
+            timed: [100, 1],
+            total_ns: 3_150_000,
+            interval_timed: 101,
+            interval_ns: 3_150_000,
+            per_second_ns: 1_575_000,
+            p99,
+        };
+        let rows = [Some(Bound::AtMost(2048)), Some(Bound::Above(1 << 30)), None].map(|p99| Row {
+            fault_time: Some(timed(p99)),
+            ..row(process.clone(), false)
+        });
+        let interval = Interval {
+            seconds: 2.0,
+            rows: rows.to_vec(),
+            ..Interval::default()
+        };
+        let text = text(&interval, None);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[1].ends_with(" FLT-TIME/S       P99"), "{text}");
+        assert!(lines[2].ends_with("     1.6 ms   ≤2.1 µs"), "{text}");
+        assert!(lines[3].ends_with("     1.6 ms    >1.0 s"), "{text}");
+        assert!(lines[4].ends_with("     1.6 ms         -"), "{text}");
+        // Without durations the table is as it was.
+        let plain = Interval {
+            seconds: 1.0,
+            rows: vec![row(process, false)],
+            ..Interval::default()
+        };
+        assert!(
+            self::text(&plain, None)
+                .lines()
+                .nth(1)
+                .unwrap()
+                .ends_with(" KERN%")
+        );
     }
 }

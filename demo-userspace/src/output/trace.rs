@@ -5,39 +5,43 @@ use std::io::{self, Write};
 
 use super::{
     Format, JsonLines,
+    duration::human,
     escape::escape,
     lines::{
         CodeJson, FaultLine, ProcessLine, RegionEndLine, RegionLine, RegionSummaryLine, SCENARIO,
         SignalLine, SyscallLine, TraceLine, TraceSummaryLine,
     },
+    trace_durations_text::Listed,
     trace_summary_text::write_summary,
-    trace_text::{LineWidth, write_lines},
+    trace_text::{LineWidth, time_ms, write_lines},
 };
 use crate::{
     model::signals::{si_code_name, signal_name},
     trace::{
         TraceOutput, TraceStart, TraceSummary,
-        session::{Session, TraceEvent},
+        session::{Session, TraceEvent, TracedFault},
     },
 };
 
+/// The trace's output in `format`: text at `width`, and folded stacks weighed by `weight`.
 pub fn output<'a>(
     format: Format,
     width: LineWidth,
+    weight: super::folded::Weight,
     out: impl Write + 'a,
 ) -> Box<dyn TraceOutput + 'a> {
     match format {
         Format::Text => Box::new(TextTrace {
             out,
-            start_ns: 0,
+            start: None,
             width,
-            heap_probes: false,
         }),
         Format::Json => Box::new(JsonTrace {
             out: JsonLines::new(out),
             codes: CodeJson::default(),
+            start: None,
         }),
-        Format::Folded => Box::new(super::folded::FoldedTrace::new(out)),
+        Format::Folded => Box::new(super::folded::FoldedTrace::weighted(out, weight)),
         Format::ChromeTrace => Box::new(super::chrome::ChromeTrace::new(out)),
     }
 }
@@ -46,16 +50,16 @@ pub fn output<'a>(
 /// measured it on this kind of machine (its "heap call" rows).
 pub const HEAP_CALL_COST: &str = "8 to 10 us per call (cargo xtask bench)";
 
-/// The text trace. Each line is written when its event is known whole: a fault once its
-/// thread's next record (or its exit, or 50 ms of quiet) shows how it ended, a syscall at its
-/// return; TIME_MS is when it began. So one thread's lines are in time order, and the lines of
+/// The text trace. Each line is written when its event is known whole: a fault at its
+/// completion, or once its thread's next record (or its exit, or 50 ms of quiet) shows it
+/// ended without one, a syscall at its return; TIME_MS is when it began. So one thread's lines are in time order, and the lines of
 /// threads that ran at once may be out of it by as long as a fault or a call took to end.
 struct TextTrace<W> {
     out: W,
-    start_ns: u64,
+    /// What the trace watches, once it started: the time its events are relative to, and
+    /// which faults are listed.
+    start: Option<TraceStart>,
     width: LineWidth,
-    /// demo's heap uprobes are on the traced processes.
-    heap_probes: bool,
 }
 
 impl<W: Write> TextTrace<W> {
@@ -66,8 +70,10 @@ impl<W: Write> TextTrace<W> {
 
     /// Milliseconds since the start, in the time column.
     fn time(&self, timestamp_ns: u64) -> String {
-        let ms = timestamp_ns.saturating_sub(self.start_ns) as f64 / 1e6;
-        format!("{ms:>10.3}")
+        time_ms(
+            timestamp_ns,
+            self.start.as_ref().map_or(0, |start| start.start_ns),
+        )
     }
 
     /// `head`, then `text` wrapped at words to the trace's width.
@@ -85,8 +91,7 @@ impl<W: Write> TextTrace<W> {
 
 impl<W: Write> TraceOutput for TextTrace<W> {
     fn started(&mut self, start: &TraceStart) -> io::Result<()> {
-        self.start_ns = start.start_ns;
-        self.heap_probes = start.heap_probes.is_some();
+        self.start = Some(start.clone());
         let what = start.command.as_ref().map_or_else(
             || format!("pid {}", start.pid),
             |cmd| format!("{} (pid {})", escape(cmd), start.pid),
@@ -123,6 +128,13 @@ impl<W: Write> TraceOutput for TextTrace<W> {
         for unseen in &start.unseen {
             self.comment(unseen.says())?;
         }
+        if let Some(min) = start.min_duration {
+            self.comment(&format!(
+                "only faults that took {} or more are listed (--min-duration); the summary \
+                 counts every fault",
+                human(u64::try_from(min.as_nanos()).unwrap_or(u64::MAX))
+            ))?;
+        }
         let header = self.width.header();
         write_lines(&mut self.out, &header)?;
         self.out.flush()
@@ -134,6 +146,7 @@ impl<W: Write> TraceOutput for TextTrace<W> {
 
     fn event(&mut self, event: &TraceEvent) -> io::Result<()> {
         match event {
+            TraceEvent::Fault(traced) if !listed(self.start.as_ref(), traced) => Ok(()),
             TraceEvent::Fault(traced) => {
                 let time = self.time(traced.fault.fault.timestamp_ns);
                 let mut lines = self.width.fault(&time, traced);
@@ -190,24 +203,38 @@ impl<W: Write> TraceOutput for TextTrace<W> {
     }
 
     fn summary(&mut self, summary: &TraceSummary, session: &Session) -> io::Result<()> {
+        let start = self.start.as_ref();
         write_summary(
             &mut self.out,
             self.width,
             summary,
             session,
-            self.heap_probes,
+            start.is_some_and(|start| start.heap_probes.is_some()),
+            Listed {
+                start_ns: start.map_or(0, |start| start.start_ns),
+                min_duration: start.and_then(|start| start.min_duration),
+            },
         )?;
         self.out.flush()
     }
 }
 
+/// True when a sink that lists faults lists `traced`: every fault, or with `--min-duration`
+/// only those that took that long.
+fn listed(start: Option<&TraceStart>, traced: &TracedFault) -> bool {
+    start.is_none_or(|start| start.lists(traced))
+}
+
 struct JsonTrace<W: Write> {
     out: JsonLines<W>,
     codes: CodeJson,
+    /// What the trace watches, once it started: which faults are listed.
+    start: Option<TraceStart>,
 }
 
 impl<W: Write> TraceOutput for JsonTrace<W> {
     fn started(&mut self, start: &TraceStart) -> io::Result<()> {
+        self.start = Some(start.clone());
         self.out.line(&TraceLine::Trace(start.into()))?;
         // The start line tells a waiting script that the probes are attached.
         self.out.flush()
@@ -219,6 +246,7 @@ impl<W: Write> TraceOutput for JsonTrace<W> {
 
     fn event(&mut self, event: &TraceEvent) -> io::Result<()> {
         let line = match event {
+            TraceEvent::Fault(traced) if !listed(self.start.as_ref(), traced) => return Ok(()),
             TraceEvent::Fault(traced) => {
                 return self.out.line_with(|line| {
                     FaultLine::new(
@@ -272,14 +300,30 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
+    use crate::output::folded::Weight;
     use crate::{
         kernel::{probes::FaultSourceInUse, symbols::Code},
         output::fixtures::{classified, region},
-        trace::{RecordCount, TraceSummary, regions::RegionTracker, session::TracedFault},
+        trace::{RecordCount, Rusage, TraceSummary, regions::RegionTracker, session::TracedFault},
     };
 
     fn summary(records: &[(&'static str, RecordCount)], lost: u64, gap: u64) -> TraceSummary {
         TraceSummary::fixture(10, records, lost, gap)
+    }
+
+    /// The start of a trace of `command` (pid 100), from 0 ns, without heap probes.
+    fn trace_start(command: &str) -> TraceStart {
+        TraceStart {
+            pid: 100,
+            command: Some(command.to_owned()),
+            source: FaultSourceInUse::Tracepoints,
+            heap_probes: None,
+            heap_blocks_off: false,
+            follow: false,
+            unseen: Vec::new(),
+            start_ns: 0,
+            min_duration: None,
+        }
     }
 
     fn session() -> Session {
@@ -308,18 +352,9 @@ mod tests {
         };
         let mut out = Vec::new();
         {
-            let mut trace = output(Format::Text, LineWidth::Wide, &mut out);
+            let mut trace = output(Format::Text, LineWidth::Wide, Weight::Faults, &mut out);
             trace
-                .started(&TraceStart {
-                    pid: 100,
-                    command: Some("./a\x1b]2;x\x07\nb arg".to_owned()),
-                    source: FaultSourceInUse::Tracepoints,
-                    heap_probes: None,
-                    heap_blocks_off: false,
-                    follow: false,
-                    unseen: Vec::new(),
-                    start_ns: 0,
-                })
+                .started(&trace_start("./a\x1b]2;x\x07\nb arg"))
                 .unwrap();
             trace.event(&TraceEvent::Fault(fault)).unwrap();
             trace.summary(&summary(&[], 0, 0), &session()).unwrap();
@@ -332,12 +367,12 @@ mod tests {
         );
         let faults: Vec<&str> = text
             .lines()
-            .filter(|line| line.contains(" minor write "))
+            .filter(|line| line.contains(" minor        - write "))
             .collect();
         assert_eq!(faults.len(), 1, "{text}");
         let words: Vec<&str> = faults[0].split_whitespace().collect();
         assert_eq!(
-            words[8..],
+            words[9..],
             [
                 r"r\e[2J\n[1500]",
                 "page",
@@ -358,8 +393,9 @@ mod tests {
     fn a_trace_at_80_columns() {
         use crate::{
             kernel::symbols::{EndCause, Stack, StackEnd, StackFrame},
+            model::classify::FaultClass,
             model::events::SignalEvent,
-            output::fixtures::{code, fault, mmap_call, segv},
+            output::fixtures::{code, durations_of, fault, mmap_call, segv, timed},
         };
         let region = region();
         let mut session = session();
@@ -369,9 +405,19 @@ mod tests {
         first.region = first
             .region
             .map(|(id, _, location)| (id, Arc::from("mmap#4"), location));
-        let mut again = first.clone();
+        let first = timed(first, 1_400, 0);
+        let mut again = timed(first.clone(), 2_100, 0);
         again.fault.fault.error_code = crate::model::access::ErrorCode(7);
         again.fault.fault.timestamp_ns = 2_500_000;
+        // A read of a file page the disk had to supply: the thread waited off the CPU.
+        let mut major = fault(0x7f4a_2c00_0000, 4, "/data/input.bin", &region);
+        major = timed(major, 1_900_000, 1_750_000);
+        major.fault.class = FaultClass::Major;
+        major.fault.fault.timestamp_ns = 2_800_000;
+        // The write through a null pointer, which never completes.
+        let mut error = fault(0, 6, "[unknown]", &region);
+        error.fault.class = FaultClass::Error;
+        error.fault.fault.timestamp_ns = 3_050_000;
         let mut loader = fault(
             0x7f4a_2bab_d2c8,
             6,
@@ -399,19 +445,19 @@ mod tests {
                 why: EndCause::NoUserAddress,
             }),
         });
+        let loader = timed(loader, 12_400, 0);
+        let durations = durations_of(
+            &[first.clone(), again.clone(), major.clone(), loader.clone()],
+            3_000_000,
+            50_000_000,
+        );
         let mut out = Vec::new();
         {
-            let mut trace = output(Format::Text, LineWidth::Columns80, &mut out);
+            let mut trace = output(Format::Text, LineWidth::Columns80, Weight::Faults, &mut out);
             trace
                 .started(&TraceStart {
-                    pid: 100,
-                    command: Some("./alloc_mmap".to_owned()),
-                    source: FaultSourceInUse::Tracepoints,
                     heap_probes: Some("/proc/7/root/usr/lib/x86_64-linux-gnu/libc.so.6".to_owned()),
-                    heap_blocks_off: false,
-                    follow: false,
-                    unseen: Vec::new(),
-                    start_ns: 0,
+                    ..trace_start("./alloc_mmap")
                 })
                 .unwrap();
             let events = [TraceEvent::Syscall(mmap_call(&region))]
@@ -420,7 +466,9 @@ mod tests {
                 .chain([
                     TraceEvent::Fault(first),
                     TraceEvent::Fault(again),
+                    TraceEvent::Fault(major),
                     TraceEvent::Fault(loader),
+                    TraceEvent::Fault(error),
                     TraceEvent::Signal(SignalEvent {
                         timestamp_ns: 3_100_000,
                         ..segv()
@@ -430,10 +478,22 @@ mod tests {
             for event in events {
                 trace.event(&event).unwrap();
             }
-            // The kernel counted 15: the trace completed 10, of which 3 are the program's (the
-            // faults above) and 7 demo's own; the other 5 are get_user_pages'.
-            let mut summary = summary(&[], 0, 5);
-            (summary.faults_total, summary.minor) = (3, 3);
+            // The kernel counted 16: the trace completed 11, of which 4 are the program's (the
+            // faults above but the error) and 7 demo's own; the other 5 are get_user_pages'.
+            let mut summary = TraceSummary::fixture(11, &[], 0, 4);
+            (
+                summary.faults_total,
+                summary.minor,
+                summary.major,
+                summary.error,
+            ) = (5, 3, 1, 1);
+            summary.rusage = summary.rusage.map(|rusage| Rusage {
+                majflt: 1,
+                user_ns: 2_000_000,
+                system_ns: 1_000_000,
+                ..rusage
+            });
+            summary.durations = Some(durations);
             summary.demo_own = crate::trace::own::DemoOwn {
                 faults_before_exec: 6,
                 uprobes_page_faults: 1,
@@ -448,6 +508,97 @@ mod tests {
         insta::assert_snapshot!(text);
     }
 
+    /// `--min-duration 1ms`: the text and the JSON lines list only the faults of 1 ms or more
+    /// (not an untimed one), while the summary, made from every fault, counts them all.
+    #[test]
+    fn min_duration_lists_only_slower_faults_and_the_summary_counts_all() {
+        use crate::{
+            model::classify::FaultClass,
+            output::fixtures::{durations_of, fault, timed},
+        };
+        let region = region();
+        let at = |n: u64, ns: Option<u64>| {
+            let mut traced = fault(region.start + n * 4096, 6, "[anon]", &region);
+            traced.fault.fault.timestamp_ns = n * 1_000_000;
+            match ns {
+                Some(ns) => timed(traced, ns, 0),
+                None => {
+                    traced.fault.class = FaultClass::Error;
+                    traced
+                }
+            }
+        };
+        let faults = [
+            at(0, Some(999_999)),
+            at(1, Some(1_000_000)),
+            at(2, Some(3_000)),
+            at(3, None),
+            at(4, Some(2_500_000)),
+        ];
+        let start = TraceStart {
+            min_duration: Some(std::time::Duration::from_millis(1)),
+            ..trace_start("./prog")
+        };
+        let mut summary = summary(&[], 0, 0);
+        (summary.faults_total, summary.minor, summary.error) = (5, 4, 1);
+        summary.durations = Some(durations_of(&faults, 10_000_000, 20_000_000));
+        let written = |format, width| {
+            let mut out = Vec::new();
+            {
+                let mut trace = output(format, width, Weight::Faults, &mut out);
+                trace.started(&start).unwrap();
+                for traced in &faults {
+                    trace.event(&TraceEvent::Fault(traced.clone())).unwrap();
+                }
+                trace.summary(&summary, &session()).unwrap();
+            }
+            String::from_utf8(out).unwrap()
+        };
+        let json = written(Format::Json, LineWidth::Columns80);
+        let lines: Vec<serde_json::Value> = (json.lines())
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect();
+        let listed: Vec<_> = (lines.iter())
+            .filter(|line| line["kind"] == "fault")
+            .map(|line| line["duration_ns"].as_u64().unwrap())
+            .collect();
+        assert_eq!(listed, [1_000_000, 2_500_000], "{json}");
+        let last = lines.last().unwrap();
+        assert_eq!(last["kind"], "summary");
+        assert_eq!(
+            (last["minor"].as_u64(), last["error"].as_u64()),
+            (Some(4), Some(1))
+        );
+        let durations = &last["durations"];
+        assert_eq!(durations["timed_faults"], 4, "{durations}");
+        assert_eq!(durations["by_class"]["minor"]["count"], 4, "{durations}");
+        assert_eq!(durations["total_ns"], 4_502_999, "{durations}");
+        let slowest: Vec<_> = (durations["slowest"].as_array().unwrap().iter())
+            .map(|fault| fault["duration_ns"].as_u64().unwrap())
+            .collect();
+        assert_eq!(slowest, [2_500_000, 1_000_000, 999_999, 3_000]);
+
+        let text = written(Format::Text, LineWidth::Columns80);
+        let listed: Vec<&str> = (text.lines())
+            .take_while(|line| !line.starts_with("regions"))
+            .filter(|line| line.contains(" minor ") || line.contains(" error "))
+            .collect();
+        assert_eq!(listed.len(), 2, "{text}");
+        assert!(listed[0].contains(" minor   1.0 ms "), "{text}");
+        assert!(listed[1].contains(" minor   2.5 ms "), "{text}");
+        assert!(
+            text.contains(
+                "\n# only faults that took 1.0 ms or more are listed (--min-duration); the \
+                 summary\n#   counts every fault\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("\nminor faults: 4 timed, total 4.5 ms, max 2.5 ms\n"),
+            "{text}"
+        );
+    }
+
     /// The loader stopped for seconds: N fault records lost, rusage N + 5 more than traced.
     /// The text says the difference holds the lost faults and leaves 5 to get_user_pages.
     #[test]
@@ -457,7 +608,7 @@ mod tests {
             dropped: 864_798,
         };
         let mut out = Vec::new();
-        output(Format::Text, LineWidth::Columns80, &mut out)
+        output(Format::Text, LineWidth::Columns80, Weight::Faults, &mut out)
             .summary(&summary(&[("fault", lost)], 864_798, 864_803), &session())
             .unwrap();
         let text = String::from_utf8(out).unwrap();

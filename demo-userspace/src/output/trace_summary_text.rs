@@ -6,7 +6,9 @@ use std::io::{self, Write};
 
 use super::{
     code::{base_name, function},
+    duration::human,
     escape::escape,
+    trace_durations_text::{Listed, write_durations},
     trace_text::{LineWidth, write_lines},
 };
 use crate::trace::{
@@ -26,9 +28,11 @@ pub fn write_summary(
     summary: &TraceSummary,
     session: &Session,
     heap_probes: bool,
+    listed: Listed,
 ) -> io::Result<()> {
     write_regions(out, width, summary, session)?;
     write_functions(out, width, summary)?;
+    write_durations(out, width, summary, listed)?;
     let paragraph =
         |out: &mut dyn Write, text: &str| write_lines(out, &width.wrap_under("", "  ", text));
     let unknown = summary.unknown_mappings;
@@ -338,7 +342,7 @@ fn cost(summary: &TraceSummary) -> String {
             "{after} ms for {records} records after, {} a record on average, one-time work \
              such as reading each module's symbols included (cargo xtask bench measures the \
              steady cost of a record)",
-            duration(ns)
+            human(ns.round() as u64)
         ),
         None => format!("{after} ms after, with no records"),
     };
@@ -346,17 +350,6 @@ fn cost(summary: &TraceSummary) -> String {
         "demo's own cost: {} ms of CPU ({} ms to load and attach, {per_record}); peak RSS {} KiB",
         cost.cpu_ms, cost.attach_cpu_ms, cost.peak_rss_kib
     )
-}
-
-/// `412 ns`, `21.8 us`, `3.1 ms`.
-fn duration(ns: f64) -> String {
-    if ns < 1e3 {
-        format!("{ns:.0} ns")
-    } else if ns < 1e6 {
-        format!("{:.1} us", ns / 1e3)
-    } else {
-        format!("{:.1} ms", ns / 1e6)
-    }
 }
 
 /// Each traced process whose count differs from the kernel's or that lost records, when the

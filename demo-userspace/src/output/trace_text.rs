@@ -3,7 +3,7 @@
 
 use std::io::{self, Write};
 
-use super::{code::describe, escape::escape};
+use super::{code::describe, duration::human, escape::escape};
 use crate::{
     kernel::symbols::{EndCause, Stack},
     model::access::ErrorCode,
@@ -27,6 +27,21 @@ pub const COLUMNS: usize = 80;
 /// Where a wrapped line goes on: past the time column, so times stay alone in it.
 const CONTINUED: &str = "           ";
 
+/// The time column: milliseconds from `start_ns` to `timestamp_ns`.
+pub fn time_ms(timestamp_ns: u64, start_ns: u64) -> String {
+    let ms = timestamp_ns.saturating_sub(start_ns) as f64 / 1e6;
+    format!("{ms:>10.3}")
+}
+
+/// The DURATION column: from the fault's start to its completion, or `-` when it was not
+/// timed (an error fault never completes).
+fn duration(traced: &TracedFault) -> String {
+    traced
+        .fault
+        .timing
+        .map_or_else(|| "-".to_owned(), |timing| human(timing.duration_ns))
+}
+
 /// `yes` when the fault found its page present (a protection fault: copy on write, a write to
 /// a read-only page), `no` for a first touch, `?` when the source gave no error code.
 pub fn present(error_code: ErrorCode) -> &'static str {
@@ -43,17 +58,18 @@ impl LineWidth {
         match self {
             Self::Columns80 => vec![
                 format!(
-                    "{:>10} {:>7} {:>7} {:<5} {:<5} {:<6} {:<7} ADDRESS",
-                    "TIME_MS", "PID", "TID", "CLASS", "ACC", "MODE", "PRESENT"
+                    "{:>10} {:>7} {:>7} {:<5} {:>8} {:<5} {:<6} {:<7} ADDRESS",
+                    "TIME_MS", "PID", "TID", "CLASS", "DURATION", "ACC", "MODE", "PRESENT"
                 ),
                 format!("{CONTINUED}REGION  MAPPING@OFFSET  CODE"),
             ],
             Self::Wide => vec![format!(
-                "{:>10} {:>7} {:>7} {:<5} {:<5} {:<6} {:<7} {:<18} {:<24} {:<28} CODE",
+                "{:>10} {:>7} {:>7} {:<5} {:>8} {:<5} {:<6} {:<7} {:<18} {:<24} {:<28} CODE",
                 "TIME_MS",
                 "PID",
                 "TID",
                 "CLASS",
+                "DURATION",
                 "ACC",
                 "MODE",
                 "PRESENT",
@@ -68,10 +84,11 @@ impl LineWidth {
     pub fn fault(self, time: &str, traced: &TracedFault) -> Vec<String> {
         let raw = &traced.fault.fault;
         let fixed = format!(
-            "{time} {:>7} {:>7} {:<5} {:<5} {:<6} {:<7}",
+            "{time} {:>7} {:>7} {:<5} {:>8} {:<5} {:<6} {:<7}",
             raw.pid,
             raw.tid,
             traced.fault.class.as_str(),
+            duration(traced),
             raw.error_code.access().as_str(),
             raw.error_code.mode().as_str(),
             present(raw.error_code),
@@ -93,7 +110,13 @@ impl LineWidth {
         let code = describe(&traced.code);
         match self {
             Self::Columns80 => {
-                let mut lines = vec![format!("{fixed} {:#x}", raw.address)];
+                // A kernel address is too long to fit beside the columns: it goes under them.
+                let address = format!("{:#x}", raw.address);
+                let mut lines = if fixed.chars().count() + 1 + address.len() <= COLUMNS {
+                    vec![format!("{fixed} {address}")]
+                } else {
+                    vec![fixed, format!("{CONTINUED}{address}")]
+                };
                 lines.extend(self.wrap(CONTINUED, &format!("{region}  {mapping}  {code}")));
                 lines
             }

@@ -67,5 +67,6 @@ fn process(comm: String, counted: Option<FaultCounters>) -> ProcessCounts {
         split: false,
         comm,
         accounted: counted,
+        times: None,
     }
 }

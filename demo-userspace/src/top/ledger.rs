@@ -1,11 +1,11 @@
-//! The counters `demo top --listen` exports: faults by command and cgroup (and pid), summed from
-//! every reading of the kernel's counts as they grow, so that no counter ever goes down, a
-//! process's faults stay in its series after it exits, and no metric has more than
-//! `--max-series` series.
+//! The counters `demo top --listen` exports: faults by command and cgroup (and pid), and with
+//! durations their time as histograms by class, summed from every reading of the kernel's
+//! counts as they grow, so that no counter ever goes down, a process's faults stay in its series
+//! after it exits, and no metric has more than `--max-series` series.
 
 use std::collections::{BTreeMap, HashMap};
 
-use demo_common::FaultCounters;
+use demo_common::{FaultCounters, TopTimes, top_time};
 
 use crate::model::access::{Access, Mode};
 
@@ -54,6 +54,8 @@ pub struct Reading {
     pub split: Option<Split>,
     /// The kernel's own minor and major counts since demo top started, when known.
     pub accounted: Option<FaultCounters>,
+    /// With durations, its completed faults timed so far.
+    pub times: Option<TopTimes>,
 }
 
 /// What a reading knows of a process's cgroup.
@@ -78,10 +80,67 @@ pub enum Metric {
     Faults,
     Minor,
     Major,
+    /// With durations, the histogram of fault durations.
+    Durations,
 }
 
 impl Metric {
-    pub const ALL: [Self; 3] = [Self::Faults, Self::Minor, Self::Major];
+    pub const ALL: [Self; 4] = [Self::Faults, Self::Minor, Self::Major, Self::Durations];
+}
+
+/// The class of a completed fault, as the kernel's completion event said.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum TimedClass {
+    Minor,
+    Major,
+}
+
+impl TimedClass {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Minor => "minor",
+            Self::Major => "major",
+        }
+    }
+}
+
+/// The classes in the kernel side's order (`demo_common::CompletedClass`).
+pub const TIMED_CLASSES: [TimedClass; 2] = [TimedClass::Minor, TimedClass::Major];
+
+/// One series of fault durations: how many in each `demo_common::top_time` bucket, and their
+/// total time.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Durations {
+    pub buckets: [u64; top_time::BUCKETS],
+    pub sum_ns: u64,
+}
+
+impl Durations {
+    pub fn count(&self) -> u64 {
+        self.buckets.iter().sum()
+    }
+
+    /// Class `class`'s faults of `now` that `before` did not have; all of them when `now` has
+    /// fewer (a reused pid, which counted from zero).
+    fn growth(now: &TopTimes, before: &TopTimes, class: usize) -> Self {
+        let (now_buckets, before_buckets) = (&now.buckets[class], &before.buckets[class]);
+        let mut buckets = *now_buckets;
+        // Decided once, for the buckets and the sum alike, so that `_sum` always belongs to the
+        // faults the buckets count.
+        if now.faults[class] < before.faults[class] {
+            return Self {
+                buckets,
+                sum_ns: now.total_ns[class],
+            };
+        }
+        for (bucket, earlier) in buckets.iter_mut().zip(before_buckets) {
+            *bucket = bucket.saturating_sub(*earlier);
+        }
+        Self {
+            buckets,
+            sum_ns: now.total_ns[class].saturating_sub(before.total_ns[class]),
+        }
+    }
 }
 
 /// The access and mode of a fault series; `None` with the kernel's counters only.
@@ -94,6 +153,9 @@ pub struct Ledger {
     faults: Capped<(Owner, Kind)>,
     minor: Capped<Owner>,
     major: Capped<Owner>,
+    /// With durations (`timed`), by owner and class.
+    durations: Capped<(Owner, TimedClass), Durations>,
+    timed: bool,
     /// Per process, what the last reading said, so the next adds only what grew.
     seen: HashMap<u32, Seen>,
 }
@@ -102,8 +164,9 @@ pub struct Ledger {
 struct Seen {
     split: Split,
     accounted: FaultCounters,
+    times: TopTimes,
     /// The metrics (by [`Metric`] index) this process has already folded into "other" in.
-    folded: [bool; 3],
+    folded: [bool; 4],
     /// The cgroup the last reading saw it in.
     cgroup: Option<String>,
 }
@@ -121,8 +184,20 @@ impl Ledger {
             faults: Capped::new(options.max_series, other_faults),
             minor: Capped::new(options.max_series, 1),
             major: Capped::new(options.max_series, 1),
+            durations: Capped::new(options.max_series, TIMED_CLASSES.len()),
+            timed: false,
             seen: HashMap::new(),
         }
+    }
+
+    /// The same ledger, keeping fault durations when `timed` (the readings will have them).
+    pub fn timed(self, timed: bool) -> Self {
+        Self { timed, ..self }
+    }
+
+    /// True when it keeps fault durations.
+    pub fn is_timed(&self) -> bool {
+        self.timed
     }
 
     /// Adds what grew since the last reading. `readings` holds every process the kernel still
@@ -167,8 +242,16 @@ impl Ledger {
                         .add((owner.clone(), None), minor + major, &mut folded[0]);
                 }
                 self.minor.add(owner.clone(), minor, &mut folded[1]);
-                self.major.add(owner, major, &mut folded[2]);
+                self.major.add(owner.clone(), major, &mut folded[2]);
                 before.accounted = now;
+            }
+            if let Some(now) = reading.times.filter(|_| self.timed) {
+                for (index, class) in TIMED_CLASSES.into_iter().enumerate() {
+                    let grew = Durations::growth(&now, &before.times, index);
+                    self.durations
+                        .add((owner.clone(), class), grew, &mut folded[3]);
+                }
+                before.times = now;
             }
             seen.insert(reading.pid, before);
         }
@@ -199,12 +282,21 @@ impl Ledger {
             .map(|(owner, value)| (owner, *value))
     }
 
+    /// Every series of fault durations, in label order.
+    pub fn durations(&self) -> impl Iterator<Item = (&Owner, TimedClass, &Durations)> {
+        self.durations
+            .values
+            .iter()
+            .map(|((owner, class), value)| (owner, *class, value))
+    }
+
     /// How many processes had counts of `metric` fold into "other".
     pub fn folded(&self, metric: Metric) -> u64 {
         match metric {
             Metric::Faults => self.faults.folded,
             Metric::Minor => self.minor.folded,
             Metric::Major => self.major.folded,
+            Metric::Durations => self.durations.folded,
         }
     }
 
@@ -214,6 +306,7 @@ impl Ledger {
             Metric::Faults => self.faults.values.len(),
             Metric::Minor => self.minor.values.len(),
             Metric::Major => self.major.values.len(),
+            Metric::Durations => self.durations.values.len(),
         }
     }
 
@@ -244,7 +337,7 @@ impl Fold for Owner {
     }
 }
 
-impl Fold for (Owner, Kind) {
+impl<T: Ord + Clone + Copy> Fold for (Owner, T) {
     fn other(&self) -> Self {
         (Owner::Other, self.1)
     }
@@ -254,10 +347,39 @@ impl Fold for (Owner, Kind) {
     }
 }
 
+/// What a series holds: a count, or durations.
+trait Amount: Default {
+    fn is_zero(&self) -> bool;
+    fn add(&mut self, other: Self);
+}
+
+impl Amount for u64 {
+    fn is_zero(&self) -> bool {
+        *self == 0
+    }
+
+    fn add(&mut self, other: Self) {
+        *self += other;
+    }
+}
+
+impl Amount for Durations {
+    fn is_zero(&self) -> bool {
+        self.sum_ns == 0 && self.count() == 0
+    }
+
+    fn add(&mut self, other: Self) {
+        for (bucket, more) in self.buckets.iter_mut().zip(other.buckets) {
+            *bucket += more;
+        }
+        self.sum_ns += other.sum_ns;
+    }
+}
+
 /// One metric's series, at most `cap` of them, `reserved` of which are kept for "other".
 #[derive(Clone, Debug)]
-struct Capped<K> {
-    values: BTreeMap<K, u64>,
+struct Capped<K, V = u64> {
+    values: BTreeMap<K, V>,
     cap: usize,
     reserved: usize,
     /// Series of processes (not "other") present.
@@ -265,7 +387,7 @@ struct Capped<K> {
     folded: u64,
 }
 
-impl<K: Fold> Capped<K> {
+impl<K: Fold, V: Amount> Capped<K, V> {
     fn new(cap: usize, reserved: usize) -> Self {
         Self {
             values: BTreeMap::new(),
@@ -278,12 +400,12 @@ impl<K: Fold> Capped<K> {
 
     /// Adds `amount` to `key`'s series, or to its "other" series when a new one would pass the
     /// cap; `folded` marks (and the fold count counts once) a process that folded.
-    fn add(&mut self, key: K, amount: u64, folded: &mut bool) {
-        if amount == 0 {
+    fn add(&mut self, key: K, amount: V, folded: &mut bool) {
+        if amount.is_zero() {
             return;
         }
         if let Some(value) = self.values.get_mut(&key) {
-            *value += amount;
+            value.add(amount);
             return;
         }
         if key.is_other() || self.own + self.reserved < self.cap {
@@ -293,7 +415,7 @@ impl<K: Fold> Capped<K> {
             self.values.insert(key, amount);
             return;
         }
-        *self.values.entry(key.other()).or_default() += amount;
+        self.values.entry(key.other()).or_default().add(amount);
         if !*folded {
             *folded = true;
             self.folded += 1;
@@ -314,6 +436,7 @@ mod tests {
             cgroup: CgroupReading::Path("/test".to_owned()),
             split: Some(split),
             accounted: Some(FaultCounters { minor, major: 0 }),
+            times: None,
         }
     }
 
@@ -460,5 +583,62 @@ mod tests {
         assert_eq!(faults.len(), 1);
         assert_eq!((faults[0].1, faults[0].2), (None, 72));
         assert_eq!(ledger.major().next().unwrap().1, 2);
+    }
+
+    #[test]
+    fn durations_grow_per_class_and_fold_into_other_past_the_cap() {
+        let timed = |pid, minor_faults: u64, major_faults: u64| {
+            let mut times = TopTimes {
+                faults: [minor_faults, major_faults],
+                total_ns: [minor_faults * 1_000, major_faults * 2_000_000],
+                ..TopTimes::default()
+            };
+            times.buckets[0][0] = minor_faults;
+            times.buckets[1][11] = major_faults;
+            Reading {
+                times: Some(times),
+                ..reading(pid, "t", 0, 0)
+            }
+        };
+        let mut ledger = Ledger::new(options(true, MIN_SERIES), true).timed(true);
+        ledger.absorb(&[timed(1, 10, 1)]);
+        ledger.absorb(&[timed(1, 30, 1)]);
+        let series: Vec<_> = ledger.durations().collect();
+        assert_eq!(series.len(), 2);
+        let (owner, class, minor) = series[0];
+        assert_eq!((owner.is_other(), class), (false, TimedClass::Minor));
+        assert_eq!(
+            (minor.count(), minor.sum_ns, minor.buckets[0]),
+            (30, 30_000, 30)
+        );
+        let (_, class, major) = series[1];
+        assert_eq!(class, TimedClass::Major);
+        assert_eq!(
+            (major.count(), major.sum_ns, major.buckets[11]),
+            (1, 2_000_000, 1)
+        );
+        // A reused pid with fewer faults counts from zero.
+        ledger.absorb(&[timed(1, 5, 0)]);
+        assert_eq!(ledger.durations().next().unwrap().2.count(), 35);
+        // Past the cap, processes fold into the two "other" series, one per class.
+        let many: Vec<Reading> = (2..40).map(|pid| timed(pid, 1, 1)).collect();
+        ledger.absorb(&many);
+        assert!(ledger.series(Metric::Durations) <= MIN_SERIES);
+        let other: u64 = ledger
+            .durations()
+            .filter(|(owner, ..)| owner.is_other())
+            .map(|(.., durations)| durations.count())
+            .sum();
+        let own: u64 = ledger
+            .durations()
+            .filter(|(owner, ..)| !owner.is_other())
+            .map(|(.., durations)| durations.count())
+            .sum();
+        assert_eq!(own + other, 35 + 1 + 38 * 2);
+        assert!(ledger.folded(Metric::Durations) > 0);
+        // An untimed ledger keeps none.
+        let mut untimed = Ledger::new(options(true, 100), true);
+        untimed.absorb(&[timed(1, 10, 1)]);
+        assert_eq!(untimed.durations().count(), 0);
     }
 }

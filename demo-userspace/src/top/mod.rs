@@ -2,6 +2,7 @@
 //! event per fault; and, with `--pid --pages`, where in one process the faults land.
 
 mod accounting;
+pub mod fault_time;
 mod kernel_counters;
 pub mod ledger;
 mod pages;
@@ -22,7 +23,7 @@ use self::{
     accounting::Accounting,
     ledger::{CgroupReading, Ledger, Reading, SeriesOptions, UNKNOWN_CGROUP},
     pages::PageBook,
-    rank::{rank, rank_groups},
+    rank::{Before, rank, rank_groups},
 };
 use crate::{
     kernel::cgroup::Cgroups,
@@ -57,6 +58,8 @@ pub struct TopOptions {
     pub counters_only: bool,
     /// With `counters_only`, programs that count nothing on the fault tracepoints (bench).
     pub empty_fault_programs: bool,
+    /// `--durations`: time every completed fault (not with `counters_only`).
+    pub durations: bool,
     /// `--listen`: keep the counters a metrics endpoint exports, labelled and bounded so.
     pub series: Option<SeriesOptions>,
 }
@@ -74,6 +77,9 @@ pub enum GroupBy {
 /// How many exited rows `--keep-exited` keeps; past it, the oldest leave.
 pub const KEPT_EXITED: usize = 1000;
 
+/// Whether `demo top` times faults when neither `--durations` nor `--no-durations` is given.
+pub const DURATIONS_BY_DEFAULT: bool = false;
+
 impl TopOptions {
     /// The process whose faults are counted per page: `--pid` with `--pages`.
     pub fn pages_of(&self) -> Option<u32> {
@@ -89,6 +95,7 @@ impl TopOptions {
         } else {
             TopCounting::PerFault {
                 pages: self.pages_of().is_some(),
+                durations: self.durations,
             }
         }
     }
@@ -158,7 +165,10 @@ impl Top {
             probes.watch_pages(pid)?;
         }
         let split = matches!(options.counting(), TopCounting::PerFault { .. });
-        let ledger = options.series.map(|series| Ledger::new(series, split));
+        let timed = split && options.durations;
+        let ledger = options
+            .series
+            .map(|series| Ledger::new(series, split).timed(timed));
         let cgroups =
             (ledger.is_some() || options.group == Some(GroupBy::Cgroup)).then(Cgroups::new);
         let state = State {
@@ -191,7 +201,7 @@ impl Top {
         // Installed first, so a signal at any moment ends top well.
         let shutdown = crate::kernel::shutdown::requested();
         let options = &self.options;
-        let mut before: HashMap<u32, u64> = HashMap::new();
+        let mut before: HashMap<u32, Before> = HashMap::new();
         let mut ticker = tokio::time::interval(options.interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ticker.tick().await;
@@ -315,7 +325,7 @@ impl State {
     fn take_interval(
         &mut self,
         options: &TopOptions,
-        before: &mut HashMap<u32, u64>,
+        before: &mut HashMap<u32, Before>,
         seconds: f64,
     ) -> anyhow::Result<Interval> {
         let (Snapshot { processes, alive }, cgroups) = self.read(options.counting())?;
@@ -345,7 +355,11 @@ impl State {
         let per_fault = matches!(options.counting(), TopCounting::PerFault { .. });
         for (pid, process) in &processes {
             if alive.contains(pid) {
-                before.insert(*pid, process.counts.faults);
+                let last = Before {
+                    faults: process.counts.faults,
+                    times: process.times,
+                };
+                before.insert(*pid, last);
             } else if per_fault {
                 // Only the per-fault programs keep an entry per process.
                 self.probes.forget(*pid)?;
@@ -438,6 +452,7 @@ fn reading(pid: u32, process: &ProcessCounts, cgroups: &CgroupsRead) -> Reading 
         cgroup: cgroups.get(&pid).cloned().unwrap_or(CgroupReading::Unread),
         split: process.split.then_some(process.counts.by_kind),
         accounted: process.accounted,
+        times: process.times,
     }
 }
 
@@ -493,6 +508,7 @@ fn per_fault_snapshot(
                 && let Some(last) = probes.process(*pid)?
             {
                 process.counts = last.counts;
+                process.times = last.times;
             }
         }
     }

@@ -3,8 +3,9 @@
 
 use std::collections::HashMap;
 
+use super::fault_time::{TimeInFaults, since};
 use crate::kernel::probes::ProcessCounts;
-use demo_common::top_kind;
+use demo_common::{TopTimes, top_kind};
 
 /// What `demo top` sorts by.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -16,6 +17,15 @@ pub enum SortKey {
     Total,
     /// Major faults since demo top started.
     Major,
+    /// Time in faults in the last interval (with durations).
+    FaultTime,
+}
+
+/// What the last reading said of a process, for the next interval's share.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Before {
+    pub faults: u64,
+    pub times: Option<TopTimes>,
 }
 
 /// Whose faults a row counts.
@@ -108,6 +118,8 @@ pub struct Row {
     /// The process exited (for a group: every process of it had), in this interval or, with
     /// `--keep-exited`, before.
     pub exited: bool,
+    /// With durations, its time in faults.
+    pub fault_time: Option<TimeInFaults>,
 }
 
 impl Row {
@@ -138,15 +150,18 @@ struct Tally {
     major: Option<u64>,
     living: usize,
     processes: usize,
+    /// With durations, the faults timed so far and in the interval.
+    times: Option<(TopTimes, TopTimes)>,
 }
 
 impl Tally {
-    fn of(pid: u32, process: &ProcessCounts, before: &HashMap<u32, u64>, alive: bool) -> Self {
+    fn of(pid: u32, process: &ProcessCounts, before: &HashMap<u32, Before>, alive: bool) -> Self {
         let counts = &process.counts;
+        let before = before.get(&pid);
         Self {
             faults: counts.faults,
             interval_faults: counts.faults
-                - before.get(&pid).copied().unwrap_or(0).min(counts.faults),
+                - before.map_or(0, |before| before.faults).min(counts.faults),
             writes: counts.of_access(top_kind::WRITE),
             kernel: counts.kernel_mode(),
             split: process.split,
@@ -154,6 +169,10 @@ impl Tally {
             major: process.accounted.map(|a| a.major),
             living: usize::from(alive),
             processes: 1,
+            times: process.times.map(|now| {
+                let earlier = before.and_then(|before| before.times.as_ref());
+                (now, since(&now, earlier))
+            }),
         }
     }
 
@@ -165,6 +184,15 @@ impl Tally {
         self.minor = both(self.minor, other.minor);
         self.major = both(self.major, other.major);
         self.split = (first || self.split) && other.split;
+        self.times = match (first, self.times, other.times) {
+            (true, _, times) => times,
+            (false, Some((mut total, mut interval)), Some((more, more_interval))) => {
+                total.add(&more);
+                interval.add(&more_interval);
+                Some((total, interval))
+            }
+            _ => None,
+        };
         self.faults += other.faults;
         self.interval_faults += other.interval_faults;
         self.writes += other.writes;
@@ -188,6 +216,9 @@ impl Tally {
             write_pct: self.split.then(|| percent(self.writes, self.faults)),
             kernel_pct: self.split.then(|| percent(self.kernel, self.faults)),
             exited: self.living == 0,
+            fault_time: self
+                .times
+                .map(|(total, interval)| TimeInFaults::of(&total, &interval, seconds)),
         }
     }
 }
@@ -196,7 +227,7 @@ impl Tally {
 /// snapshot) for the interval's share. `alive` says whether a process still exists.
 pub fn rank(
     now: &[(u32, ProcessCounts)],
-    before: &HashMap<u32, u64>,
+    before: &HashMap<u32, Before>,
     seconds: f64,
     sort: SortKey,
     alive: impl Fn(u32) -> bool,
@@ -219,7 +250,7 @@ pub fn rank(
 /// which group a process is in.
 pub fn rank_groups(
     now: &[(u32, ProcessCounts)],
-    before: &HashMap<u32, u64>,
+    before: &HashMap<u32, Before>,
     seconds: f64,
     sort: SortKey,
     alive: impl Fn(u32) -> bool,
@@ -251,6 +282,7 @@ pub fn sort_rows(rows: &mut [Row], sort: SortKey) {
         SortKey::Rate => row.interval_faults,
         SortKey::Total => row.faults,
         SortKey::Major => row.major.unwrap_or(0),
+        SortKey::FaultTime => row.fault_time.map_or(0, |time| time.interval_ns),
     };
     rows.sort_by(|a, b| {
         a.exited
@@ -285,7 +317,22 @@ mod tests {
                 minor: faults - major,
                 major,
             }),
+            times: None,
         }
+    }
+
+    /// The last reading's fault counts of each pid.
+    fn before<const N: usize>(faults: [(u32, u64); N]) -> HashMap<u32, Before> {
+        faults
+            .into_iter()
+            .map(|(pid, faults)| {
+                let before = Before {
+                    faults,
+                    times: None,
+                };
+                (pid, before)
+            })
+            .collect()
     }
 
     #[test]
@@ -295,7 +342,7 @@ mod tests {
             (2, process(300, 300, 30, 7)),
             (3, process(50, 0, 0, 1)),
         ];
-        let before = HashMap::from([(1, 990), (2, 100)]);
+        let before = before([(1, 990), (2, 100)]);
         let pids = |sort| -> Vec<u32> {
             rank(&now, &before, 2.0, sort, |_| true)
                 .iter()
@@ -324,7 +371,7 @@ mod tests {
             (3, process(50, 0, 0, 1)),
             (4, process(10, 10, 10, 0)),
         ];
-        let before = HashMap::from([(1, 990), (2, 100), (4, 4)]);
+        let before = before([(1, 990), (2, 100), (4, 4)]);
         let group_of = |pid: u32, _: &ProcessCounts| {
             Group::Command(if pid == 1 { "server" } else { "curl" }.to_owned())
         };
@@ -383,7 +430,7 @@ mod tests {
     #[test]
     fn a_reused_pid_with_fewer_faults_does_not_underflow() {
         let now = vec![(1, process(5, 0, 0, 0))];
-        let before = HashMap::from([(1, 90)]);
+        let before = before([(1, 90)]);
         assert_eq!(
             rank(&now, &before, 1.0, SortKey::Rate, |_| true)[0].interval_faults,
             0
@@ -403,5 +450,33 @@ mod tests {
         );
         assert_eq!((rows[0].write_pct, rows[0].kernel_pct), (None, None));
         assert_eq!((rows[0].faults, rows[0].major), (50, Some(1)));
+    }
+
+    #[test]
+    fn sorts_by_time_in_faults_and_a_group_sums_it() {
+        let timed = |ns: u64| {
+            let mut process = process(10, 0, 0, 0);
+            let mut times = TopTimes::default();
+            times.faults[0] = 10;
+            times.total_ns[0] = ns;
+            times.buckets[0][0] = 10;
+            process.times = Some(times);
+            process
+        };
+        let now = vec![(1, timed(5_000)), (2, timed(9_000)), (3, timed(1_000))];
+        let rows = rank(&now, &HashMap::new(), 1.0, SortKey::FaultTime, |_| true);
+        let order: Vec<_> = rows.iter().filter_map(Row::pid).collect();
+        assert_eq!(order, [2, 1, 3]);
+        let time = rows[0].fault_time.unwrap();
+        assert_eq!((time.interval_ns, time.per_second_ns), (9_000, 9_000));
+        let group = |_, _: &ProcessCounts| Group::Command("p".to_owned());
+        let rows = rank_groups(&now, &HashMap::new(), 2.0, SortKey::Rate, |_| true, group);
+        let time = rows[0].fault_time.unwrap();
+        assert_eq!((time.timed, time.interval_ns), ([30, 0], 15_000));
+        assert_eq!(time.per_second_ns, 7_500);
+        // A process without durations leaves the group's unknown.
+        let mixed = vec![(1, timed(5_000)), (4, process(1, 0, 0, 0))];
+        let rows = rank_groups(&mixed, &HashMap::new(), 1.0, SortKey::Rate, |_| true, group);
+        assert_eq!(rows[0].fault_time, None);
     }
 }

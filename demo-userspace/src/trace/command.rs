@@ -171,5 +171,7 @@ fn spawn_traced(
         // The kernel could not add it (the map was full); add it now, before it runs.
         probes.add_target(held.pid, target_flags::REPORT | follow_flags)?;
     }
+    // Held, it has one thread: what it starts later inherits the completion events.
+    probes.time_faults_of(held.pid)?;
     Ok(held)
 }

@@ -2,6 +2,7 @@
 //! arrays by itself, and resolves every fault to mapping, region, index and page.
 
 mod command;
+pub mod durations;
 #[cfg(test)]
 pub(crate) mod fake_system;
 pub mod functions;
@@ -48,6 +49,9 @@ pub struct TraceOptions {
     pub min_block: u64,
     pub elem_size: u64,
     pub duration: Option<Duration>,
+    /// `--min-duration`: the text and JSON lines list only faults that took at least this
+    /// long; the summary counts every fault.
+    pub min_duration: Option<Duration>,
     pub run_as: Option<RunAs>,
     /// Where the command's stdin, stdout and stderr go.
     pub command_io: CommandIo,

@@ -5,7 +5,10 @@ use std::{collections::BTreeMap, io};
 
 use demo_common::RecordKind;
 
-use super::session::{ProcessTotals, Session, TraceEvent};
+use super::{
+    durations::DurationSummary,
+    session::{ProcessTotals, Session, TraceEvent, TracedFault},
+};
 use crate::kernel::probes::{FaultSourceInUse, ProgramRuns};
 
 /// What the trace watches, said once at the start.
@@ -24,6 +27,19 @@ pub struct TraceStart {
     pub unseen: Vec<crate::kernel::executable::Unseen>,
     /// CLOCK_MONOTONIC ns at the start; event times are shown relative to it.
     pub start_ns: u64,
+    /// `--min-duration`: the text and JSON lines list only faults that took at least this
+    /// long (an untimed fault is not listed); the summary counts every fault.
+    pub min_duration: Option<std::time::Duration>,
+}
+
+impl TraceStart {
+    /// True when an output that lists faults lists `fault` (see [`Self::min_duration`]).
+    pub fn lists(&self, fault: &TracedFault) -> bool {
+        self.min_duration.is_none_or(|min| {
+            (fault.fault.timing)
+                .is_some_and(|timing| u128::from(timing.duration_ns) >= min.as_nanos())
+        })
+    }
 }
 
 /// Why a trace ended; named `exit`, `interrupt` or `duration` in both outputs.
@@ -63,14 +79,22 @@ pub struct TraceSummary {
     /// Faults the kernel counted for traced threads beyond the traced ones (get_user_pages
     /// faults, which no tracepoint sees, or faults whose records were dropped).
     pub unattributed_faults: u64,
+    /// Fault completions that ended no fault the trace saw begin: its record was lost, or it
+    /// began before the trace did.
+    pub completions_without_start: u64,
+    /// Completed faults whose class by their thread's counters differs from the completion
+    /// event's: 0 unless the kernel stops counting a fault where it fires its event.
+    pub class_disagreements: u64,
+    /// What the faults cost in time; `None` with durations off.
+    pub durations: Option<DurationSummary>,
     /// Completed faults (minor + major) seen for every traced process: the traced pid, and
     /// with `--follow` the processes it started.
     pub traced_completions: u64,
     /// Faults the traced pid's threads had counted before the trace began (a command's, while
     /// demo held it before its exec).
     pub before_trace: u64,
-    /// The kernel's own count for the command: ru_minflt and ru_majflt at exit, its children
-    /// that it reaped included.
+    /// The kernel's own count for the command, and its CPU time: its rusage at exit, its
+    /// children that it reaped included.
     pub rusage: Option<Rusage>,
     /// What the kernel and the trace counted for each traced process, with the records it lost.
     pub processes: Vec<ProcessSummary>,
@@ -200,10 +224,14 @@ impl LoaderCost {
     }
 }
 
+/// A command's rusage (wait4): its faults and CPU time, and those of the children it waited
+/// for.
 #[derive(Clone, Copy, Debug)]
 pub struct Rusage {
     pub minflt: u64,
     pub majflt: u64,
+    pub user_ns: u64,
+    pub system_ns: u64,
 }
 
 impl TraceSummary {
@@ -343,11 +371,16 @@ impl TraceSummary {
             error: 0,
             lost,
             unattributed_faults: 0,
+            completions_without_start: 0,
+            class_disagreements: 0,
+            durations: None,
             traced_completions: faults,
             before_trace: 0,
             rusage: Some(Rusage {
                 minflt: faults + gap,
                 majflt: 0,
+                user_ns: 0,
+                system_ns: 0,
             }),
             processes: Vec::new(),
             loader: LoaderCost {

@@ -10,6 +10,7 @@ use demo_common::target_flags;
 use super::{
     TargetError, TraceOptions, TraceTarget,
     command::{CommandEvent, TracedCommand},
+    durations::{CpuTime, CpuUnknown, FaultDurations},
     functions,
     regions::RegionTracker,
     results::{
@@ -48,6 +49,15 @@ pub(super) struct Tracer<'a> {
     events: Vec<TraceEvent>,
     /// Events were handed to the output since it was last flushed.
     unflushed: bool,
+    /// Every fault's duration, listed or not, for the summary; `None` with durations off.
+    durations: Option<FaultDurations>,
+    /// CLOCK_MONOTONIC ns at the start, which the wall time is counted from.
+    start_ns: u64,
+    /// The CPU time of what is traced at the start: `Some` for a running process (`--pid`)
+    /// whose /proc stat could be read; a command's comes from its rusage.
+    cpu_at_start: Option<u64>,
+    /// The target is a command demo started.
+    command: bool,
     heap: Option<HeapProbes>,
     probes: &'a mut Probes,
     reader: &'a mut EventReader,
@@ -125,12 +135,21 @@ impl<'a> Tracer<'a> {
                 .filter(|unseen| heap.is_some() || *unseen != Unseen::StaticHeap)
                 .collect(),
             start_ns,
+            min_duration: options.min_duration,
         })?;
         let mut tracer = Self {
             pid,
             session,
             events: Vec::new(),
             unflushed: false,
+            durations: probes.durations().then(FaultDurations::default),
+            start_ns,
+            cpu_at_start: if command.is_some() {
+                None
+            } else {
+                cpu_ns_of(pid)
+            },
+            command: command.is_some(),
             heap,
             probes,
             reader,
@@ -225,6 +244,10 @@ impl<'a> Tracer<'a> {
             .find(|process| process.totals.pid == self.pid)
             .map_or(0, |process| process.totals.before_trace.total());
         let (by_function, by_pair) = self.session.functions().summary();
+        let durations = self.durations.as_ref().map(|durations| {
+            let wall_ns = process::monotonic_ns().saturating_sub(self.start_ns);
+            durations.summary(self.cpu_time(reaped.as_ref(), processes.len()), wall_ns)
+        });
         Ok(TraceSummary {
             pid: self.pid,
             ended_by,
@@ -235,11 +258,16 @@ impl<'a> Tracer<'a> {
             error: totals.error,
             lost: self.probes.dropped()? + self.reader.malformed(),
             unattributed_faults: self.session.unattributed_faults(),
+            completions_without_start: self.session.completions_without_start(),
+            class_disagreements: self.session.class_disagreements(),
+            durations,
             traced_completions: processes.iter().map(|p| p.totals.traced).sum(),
             before_trace,
             rusage: reaped.map(|r| Rusage {
                 minflt: r.minflt,
                 majflt: r.majflt,
+                user_ns: r.user_ns,
+                system_ns: r.system_ns,
             }),
             processes,
             loader: LoaderCost::now(attach_cpu_ms),
@@ -310,9 +338,38 @@ impl<'a> Tracer<'a> {
         Ok(())
     }
 
+    /// The CPU time of what was traced: the command's from its rusage; a `--pid` process's
+    /// from /proc, what it used since the start, when it still runs and is all that was
+    /// traced.
+    fn cpu_time(&self, reaped: Option<&Reaped>, processes: usize) -> CpuTime {
+        if let Some(reaped) = reaped {
+            return CpuTime::Command {
+                user_ns: reaped.user_ns,
+                system_ns: reaped.system_ns,
+            };
+        }
+        if self.command {
+            return CpuTime::Unknown(CpuUnknown::NotReaped);
+        }
+        if processes > 1 {
+            return CpuTime::Unknown(CpuUnknown::Followed);
+        }
+        match (self.cpu_at_start, cpu_ns_of(self.pid)) {
+            (Some(start), Some(end)) => CpuTime::Process {
+                ns: end.saturating_sub(start),
+            },
+            _ => CpuTime::Unknown(CpuUnknown::ProcessGone),
+        }
+    }
+
+    /// Hands the events made to the output; every fault's duration goes into the summary's,
+    /// whether the output lists the fault or not.
     fn flush(&mut self) -> anyhow::Result<()> {
         self.unflushed |= !self.events.is_empty();
         for event in self.events.drain(..) {
+            if let (Some(durations), TraceEvent::Fault(fault)) = (&mut self.durations, &event) {
+                durations.record(fault);
+            }
             self.output.event(&event)?;
         }
         Ok(())
@@ -331,6 +388,7 @@ fn attach_target(
             let pid = *pid;
             process::check_user_process(pid).map_err(TargetError::from)?;
             probes.add_target(pid, target_flags::REPORT | follow_flags)?;
+            probes.time_faults_of(pid)?;
             if !process::exists(pid) {
                 probes.remove_target(pid)?;
                 return Err(TargetError::ExitedDuringAttach(pid).into());
@@ -399,6 +457,16 @@ impl HeapProbes {
             }
         }
     }
+}
+
+/// The user and system time process `pid` has used, all its threads, from /proc/PID/stat (in
+/// clock ticks); `None` once it is gone.
+fn cpu_ns_of(pid: u32) -> Option<u64> {
+    let stat = procfs::process::Process::new(pid as i32)
+        .and_then(|process| process.stat())
+        .ok()?;
+    let ticks = stat.utime + stat.stime;
+    Some(ticks * 1_000_000_000 / procfs::ticks_per_second().max(1))
 }
 
 /// The libc that process `pid` maps, as a path that works from our mount namespace.

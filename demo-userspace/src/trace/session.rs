@@ -328,7 +328,11 @@ impl Session {
 
     pub fn handle(&mut self, decoded: Decoded, out: &mut Vec<TraceEvent>) {
         let snapshot = decoded.snapshot;
-        if let Some((fault, resolved)) = self.classifier.observe(snapshot) {
+        let settled = match &decoded.record {
+            Record::FaultEnd(end) => self.classifier.complete(snapshot, end),
+            _ => self.classifier.observe(snapshot),
+        };
+        if let Some((fault, resolved)) = settled {
             self.hold(fault, resolved, out);
         }
         // A thread's held faults wait through its next faults and its exec; anything else it
@@ -336,7 +340,7 @@ impl Session {
         if !self.held.is_empty()
             && !matches!(
                 decoded.record,
-                Record::Fault(_) | Record::Exec(_) | Record::ExecImage(_)
+                Record::Fault(_) | Record::FaultEnd(_) | Record::Exec(_) | Record::ExecImage(_)
             )
         {
             self.release(snapshot.tid, out);
@@ -434,6 +438,8 @@ impl Session {
                 let process = self.processes.entry(mapped.pid).or_default();
                 process.maps.capture_file(&mapped);
             }
+            // Its fault was settled above, before anything else of the record was handled.
+            Record::FaultEnd(_) => {}
             Record::Process(event) if event.exited => {
                 let process = self.processes.entry(event.pid).or_default();
                 process.exited = true;
@@ -711,6 +717,17 @@ impl Session {
 
     pub fn unattributed_faults(&self) -> u64 {
         self.classifier.unattributed()
+    }
+
+    /// Fault completions that ended no open fault (see [`Classifier::unmatched_ends`]).
+    pub fn completions_without_start(&self) -> u64 {
+        self.classifier.unmatched_ends()
+    }
+
+    /// Completed faults whose class by the counters differs from the kernel's event (see
+    /// [`Classifier::disagreements`]).
+    pub fn class_disagreements(&self) -> u64 {
+        self.classifier.disagreements()
     }
 
     /// True once the kernel reported that `pid` exited.

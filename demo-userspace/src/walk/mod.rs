@@ -1,6 +1,7 @@
 //! The built-in walks (`demo alloc`): the seed's allocation walks run by a workload child, each
 //! step's faults mapped to the array index and page that caused them.
 
+pub mod fault_time;
 pub mod lessons;
 pub mod plan;
 pub mod scenario;

@@ -181,6 +181,9 @@ pub async fn run_walk(
             demo_common::target_flags::REPORT | demo_common::target_flags::FOLLOW,
         )
         .context("trace the workload child")?;
+    probes
+        .time_faults_of(pid)
+        .context("time the workload child's faults")?;
     let mut walker = Walker {
         plan,
         pid,
@@ -356,6 +359,7 @@ impl Walker<'_> {
             let span = (started_ns, crate::kernel::process::monotonic_ns());
             let report = self.step_report(step, planned, &reply, span, reporter)?;
             self.record_digest(&report);
+            self.lesson.remember(report.region_faults_cost());
             reporter.step(&report)?;
             if let Reply::Died(status) = reply {
                 return Ok((startup, Some(status)));

@@ -13,6 +13,7 @@ use crate::{
     model::region::{Location, Region},
     model::syscalls::SyscallCall,
     trace::session::TracedFault,
+    walk::fault_time::{FaultTime, StepFaults},
     walk::plan::{Allocator, ScenarioName, Touch},
 };
 
@@ -227,6 +228,33 @@ impl StepReport {
     /// Counts of this step's faults by class.
     pub fn class_counts(&self) -> ClassCounts {
         ClassCounts::of(self.faults.iter().map(|f| f.fault.class))
+    }
+
+    /// The time this step's faults took, all of them, in the region and elsewhere.
+    pub fn fault_time(&self) -> FaultTime {
+        FaultTime::of(&self.faults)
+    }
+
+    /// The time this step's faults of `class` in the region took.
+    pub fn region_fault_time(&self, class: FaultClass) -> FaultTime {
+        FaultTime::of(
+            self.faults_in_region()
+                .map(|(fault, _)| fault)
+                .filter(|fault| fault.fault.class == class),
+        )
+    }
+
+    /// What this step's faults in the region took, by class, for a lesson's later steps.
+    pub fn region_faults_cost(&self) -> StepFaults {
+        StepFaults {
+            step: self.step,
+            minor: self.region_fault_time(FaultClass::Minor),
+            major: self.region_fault_time(FaultClass::Major),
+            huge_pages: self
+                .kernel
+                .as_ref()
+                .map_or(0, |kernel| kernel.huge_pages.len() as u64),
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! The walks' text wrapped at words for an 80-column terminal: a number stays with its unit
-//! (`4 MiB`) and with the word that names it (`step 2`, `page 5`), and no wrapped text ends on
-//! a line of one word. The text report and `--interactive`'s prompt both wrap here.
+//! (`4 MiB`, `1.4 µs`) and with the word that names it (`step 2`, `page 5`), and no wrapped
+//! text ends on a line of one word. The text report and `--interactive`'s prompt both wrap
+//! here.
 
 /// The width of the walks' text report and of the prompt.
 pub const COLUMNS: usize = 80;
@@ -10,7 +11,9 @@ pub const COLUMNS: usize = 80;
 const GLUE: char = '\u{a0}';
 
 /// Units a number is kept with.
-const UNITS: [&str; 7] = ["bytes", "KiB", "MiB", "GiB", "pages", "page", "calls"];
+const UNITS: [&str; 11] = [
+    "bytes", "KiB", "MiB", "GiB", "pages", "page", "calls", "ns", "µs", "ms", "s",
+];
 /// Words kept with the number after them.
 const NAMING: [&str; 6] = ["step", "steps", "page", "pages", "child", "parent"];
 

@@ -1,15 +1,18 @@
 //! What every privileged integration test needs: the real `demo` binary, root, and files of
-//! its own; and, in the submodules, C programs to trace, demo's JSON Lines, the kernel's list
-//! of what is loaded, and perf's record of the same execution.
+//! its own; and, in the submodules, C programs to trace, files dropped from the page cache,
+//! demo's JSON Lines, the kernel's list of what is loaded, and perf's record of the same
+//! execution.
 #![allow(
     dead_code,
     reason = "each test binary uses its own part of these helpers"
 )]
 
 pub mod c_programs;
+pub mod cold_file;
 pub mod json;
 pub mod kernel;
 pub mod perf;
+pub mod redact;
 pub mod tmux;
 pub mod workload;
 

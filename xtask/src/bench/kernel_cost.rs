@@ -1,6 +1,6 @@
 //! The in-kernel cost of a tracer's programs from `bpf_stats`: the bench turns the kernel's
 //! counting on for its run, and reads each new program's run count and run time with bpftool
-//! while the tracer still has them loaded.
+//! while the tracer still has them loaded (or from demo trace's own summary).
 
 use std::{collections::BTreeSet, process::Command};
 
@@ -66,21 +66,64 @@ pub fn loaded_ids() -> anyhow::Result<BTreeSet<u64>> {
     Ok(loaded_programs()?.into_iter().map(|p| p.id).collect())
 }
 
-/// True for a program that runs on every fault: demo's and bpftrace's name the fault
-/// tracepoint, and the floor's are `top_empty_*`.
-pub fn on_fault_path(name: &str) -> bool {
-    name.contains("fault") || name.starts_with("top_empty")
+/// One program's runs and their time in the kernel, from `bpf_stats`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProgramCost {
+    pub name: String,
+    pub runs: u64,
+    pub run_time_ns: u64,
 }
 
-/// Nanoseconds per run of the fault programs loaded since `before`, summed over them, or
-/// `None` when none ran.
-pub fn fault_ns_per_run(before: &BTreeSet<u64>) -> anyhow::Result<Option<f64>> {
-    let new: Vec<(u64, u64)> = loaded_programs()?
+impl ProgramCost {
+    pub fn ns_per_run(&self) -> Option<f64> {
+        ns_per_run(&[(self.runs, self.run_time_ns)])
+    }
+}
+
+/// The programs that time a fault rather than start one: the completions on the software perf
+/// events, the scheduler's switch, direct reclaim and compaction. They run per completion, per
+/// context switch of every process, per stall, so their runs are not the faults' count.
+const TIMING_PROGRAMS: [&str; 5] = [
+    "fault_done",
+    "fault_sched",
+    "reclaim_",
+    "memcg_reclaim",
+    "compaction_",
+];
+
+/// True for a program that runs at the start of every fault: demo's and bpftrace's name the
+/// fault tracepoint, and the floor's are `top_empty_*`.
+pub fn on_fault_path(name: &str) -> bool {
+    let timing = TIMING_PROGRAMS
+        .iter()
+        .any(|prefix| name.starts_with(prefix) || name.starts_with(&format!("top_{prefix}")));
+    !timing && (name.contains("fault") || name.starts_with("top_empty"))
+}
+
+/// The programs loaded since `before` that ran, by name.
+pub fn new_programs(before: &BTreeSet<u64>) -> anyhow::Result<Vec<ProgramCost>> {
+    let mut programs: Vec<ProgramCost> = loaded_programs()?
         .into_iter()
-        .filter(|p| !before.contains(&p.id) && on_fault_path(&p.name))
+        .filter(|p| !before.contains(&p.id) && p.runs > 0)
+        .map(|p| ProgramCost {
+            name: p.name,
+            runs: p.runs,
+            run_time_ns: p.run_time_ns,
+        })
+        .collect();
+    programs.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(programs)
+}
+
+/// Nanoseconds per run of `programs` that start a fault, over all of them, or `None` when none
+/// ran.
+pub fn fault_ns_per_run(programs: &[ProgramCost]) -> Option<f64> {
+    let starts: Vec<(u64, u64)> = programs
+        .iter()
+        .filter(|p| on_fault_path(&p.name))
         .map(|p| (p.runs, p.run_time_ns))
         .collect();
-    Ok(ns_per_run(&new))
+    ns_per_run(&starts)
 }
 
 /// Total time over total runs.
@@ -88,4 +131,52 @@ pub fn ns_per_run(programs: &[(u64, u64)]) -> Option<f64> {
     let runs: u64 = programs.iter().map(|(runs, _)| runs).sum();
     let time: u64 = programs.iter().map(|(_, time)| time).sum();
     (runs > 0).then(|| time as f64 / runs as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_programs_that_start_a_fault_are_on_its_path() {
+        for start in [
+            "page_fault_user",
+            "page_fault_kernel",
+            "page_fault_perf",
+            "top_fault_user",
+            "top_empty_user",
+        ] {
+            assert!(on_fault_path(start), "{start}");
+        }
+        for timing in [
+            "fault_done_minor",
+            "fault_done_mino",
+            "fault_sched_switch",
+            "reclaim_begin",
+            "memcg_reclaim_end",
+            "compaction_begin",
+            "top_fault_done_minor",
+            "task_newtask",
+        ] {
+            assert!(!on_fault_path(timing), "{timing}");
+        }
+    }
+
+    #[test]
+    fn the_fault_path_cost_is_over_the_starts_alone() {
+        let cost = |name: &str, runs, run_time_ns| ProgramCost {
+            name: name.to_owned(),
+            runs,
+            run_time_ns,
+        };
+        let programs = [
+            cost("page_fault_user", 1000, 100_000),
+            cost("page_fault_kernel", 0, 0),
+            cost("fault_done_minor", 1000, 300_000),
+            cost("fault_sched_switch", 50, 1_000),
+        ];
+        assert_eq!(fault_ns_per_run(&programs), Some(100.0));
+        assert_eq!(fault_ns_per_run(&programs[2..]), None);
+        assert_eq!(programs[2].ns_per_run(), Some(300.0));
+    }
 }

@@ -12,7 +12,7 @@ use std::{
 use anyhow::{Context as _, bail};
 use serde_json::Value;
 
-use super::kernel_cost;
+use super::kernel_cost::{self, ProgramCost};
 
 /// One way of running the workload.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -24,17 +24,24 @@ pub enum Mode {
     TopCountersOnly,
     /// Programs that count nothing on the fault tracepoints: what the hook alone costs.
     Floor,
-    /// `demo trace --format json -o FILE -- CMD`, the defaults otherwise.
+    /// `demo trace --format json -o FILE --durations --pid PID`, the defaults otherwise: each
+    /// fault timed to its completion, off the CPU and in reclaim or compaction.
     Trace,
+    /// The same with `--no-durations`: the fault programs alone.
+    TraceNoDurations,
     /// The same with `--region none`.
     TraceNoRegions,
     /// The same with `--stacks`: each fault's user stack, 32 frames at most.
     TraceStacks,
-    /// Untraced, while `demo trace --pid` traces another process: what the fault programs,
-    /// which run in every process's faults and return at the target check, cost the rest.
+    /// Untraced, while `demo trace --durations --pid` traces another process: what the
+    /// programs that run for every process (on every fault, and with durations on every
+    /// context switch, reclaim and compaction), which return at their first lookup, cost the
+    /// rest.
     TraceOther,
-    /// `demo top`, the default per-fault counting.
+    /// `demo top --no-durations`: per-fault counting alone.
     Top,
+    /// `demo top --durations`: each process's time in faults too.
+    TopDurations,
     /// `demo top --listen --quiet --per-pid`, scraped every second as Prometheus would.
     TopListen,
     BpftraceCount,
@@ -49,11 +56,13 @@ impl Mode {
             Self::UntracedBusy => "untraced, other CPU busy",
             Self::TopCountersOnly => "demo top --counters-only",
             Self::Floor => "floor: empty fault programs",
-            Self::Trace => "demo trace (defaults)",
+            Self::Trace => "demo trace --durations",
+            Self::TraceNoDurations => "demo trace --no-durations",
             Self::TraceNoRegions => "demo trace --region none",
             Self::TraceStacks => "demo trace --stacks",
             Self::TraceOther => "untraced, demo traces another",
-            Self::Top => "demo top (defaults)",
+            Self::Top => "demo top --no-durations",
+            Self::TopDurations => "demo top --durations",
             Self::TopListen => "demo top --listen --per-pid",
             Self::BpftraceCount => "bpftrace, count in kernel",
             Self::BpftracePrint => "bpftrace, printf to file",
@@ -83,8 +92,10 @@ pub struct Sample {
     pub lost: Option<u64>,
     pub loader_ns_per_event: Option<f64>,
     pub loader_peak_rss_kib: Option<u64>,
-    /// `bpf_stats`: ns per run of the tracer's programs on the fault path.
+    /// `bpf_stats`: ns per run of the tracer's programs that start a fault.
     pub kernel_ns_per_run: Option<f64>,
+    /// `bpf_stats`: every program of the tracer that ran, by name.
+    pub programs: Vec<ProgramCost>,
 }
 
 /// The files and sizes every run uses.
@@ -171,10 +182,14 @@ pub fn run(mode: Mode, setup: &Setup, workload: &mut Workload) -> anyhow::Result
             spinner.wait()?;
             sample
         }
-        Mode::Trace | Mode::TraceNoRegions | Mode::TraceStacks | Mode::TraceOther => {
-            trace(mode, setup, workload)
+        Mode::Trace
+        | Mode::TraceNoDurations
+        | Mode::TraceNoRegions
+        | Mode::TraceStacks
+        | Mode::TraceOther => trace(mode, setup, workload),
+        Mode::Top | Mode::TopDurations | Mode::TopCountersOnly | Mode::Floor => {
+            top(mode, setup, workload)
         }
-        Mode::Top | Mode::TopCountersOnly | Mode::Floor => top(mode, setup, workload),
         Mode::TopListen => top_listen(setup, workload),
         Mode::BpftraceCount | Mode::BpftracePrint => bpftrace(mode, setup, workload),
         Mode::PerfTrace => perf_trace(setup, workload),
@@ -185,6 +200,10 @@ fn trace(mode: Mode, setup: &Setup, workload: &mut Workload) -> anyhow::Result<S
     let out = setup.dir.join("trace.json");
     let _ = std::fs::remove_file(&out);
     let extra: &[&str] = match mode {
+        // Durations named, not left to the default, so that the row measures them whichever
+        // default the release has.
+        Mode::Trace | Mode::TraceOther => &["--durations"],
+        Mode::TraceNoDurations => &["--no-durations"],
         Mode::TraceNoRegions => &["--region", "none"],
         Mode::TraceStacks => &["--stacks"],
         _ => &[],
@@ -209,11 +228,13 @@ fn trace(mode: Mode, setup: &Setup, workload: &mut Workload) -> anyhow::Result<S
         other.wait()?;
     }
     let summary = last_json_line(&out)?;
+    let programs = programs_in(&summary);
     Ok(Sample {
         lost: summary["lost"].as_u64(),
         loader_ns_per_event: loader_ns_per_event(&summary),
         loader_peak_rss_kib: summary["loader"]["peak_rss_kib"].as_u64(),
-        kernel_ns_per_run: fault_programs_ns_per_run(&summary),
+        kernel_ns_per_run: kernel_cost::fault_ns_per_run(&programs),
+        programs,
         ..sample
     })
 }
@@ -230,24 +251,22 @@ pub fn loader_ns_per_event(summary: &Value) -> Option<f64> {
     (records > 0).then(|| cpu_ms as f64 * 1e6 / records as f64)
 }
 
-/// ns per run of the fault programs, from the summary's `kernel_programs`.
-fn fault_programs_ns_per_run(summary: &Value) -> Option<f64> {
-    let programs: Vec<(u64, u64)> = summary["kernel_programs"]
-        .as_array()?
-        .iter()
-        .filter(|p| {
-            p["program"]
-                .as_str()
-                .is_some_and(kernel_cost::on_fault_path)
+/// The programs that ran, from the summary's `kernel_programs` (full names, from each program's
+/// fdinfo; none unless `kernel.bpf_stats_enabled` was 1).
+fn programs_in(summary: &Value) -> Vec<ProgramCost> {
+    summary["kernel_programs"]
+        .as_array()
+        .map(|programs| {
+            programs
+                .iter()
+                .map(|p| ProgramCost {
+                    name: p["program"].as_str().unwrap_or("").to_owned(),
+                    runs: p["runs"].as_u64().unwrap_or(0),
+                    run_time_ns: p["run_time_ns"].as_u64().unwrap_or(0),
+                })
+                .collect()
         })
-        .map(|p| {
-            (
-                p["runs"].as_u64().unwrap_or(0),
-                p["run_time_ns"].as_u64().unwrap_or(0),
-            )
-        })
-        .collect();
-    kernel_cost::ns_per_run(&programs)
+        .unwrap_or_default()
 }
 
 pub fn last_json_line(path: &Path) -> anyhow::Result<Value> {
@@ -260,6 +279,9 @@ fn top(mode: Mode, setup: &Setup, workload: &mut Workload) -> anyhow::Result<Sam
     let out = setup.dir.join("top.json");
     let _ = std::fs::remove_file(&out);
     let counting: &[&str] = match mode {
+        // Named either way, so that the rows measure the same whichever default the release has.
+        Mode::Top => &["--no-durations"],
+        Mode::TopDurations => &["--durations"],
         Mode::TopCountersOnly => &["--counters-only"],
         Mode::Floor => &["--counters-only", "--debug-empty-fault-programs"],
         _ => &[],
@@ -273,7 +295,7 @@ fn top(mode: Mode, setup: &Setup, workload: &mut Workload) -> anyhow::Result<Sam
         .spawn()?;
     wait_for_file(&out, &mut top)?;
     let sample = workload.measure(setup)?;
-    let kernel_ns_per_run = kernel_cost::fault_ns_per_run(&before)?;
+    let programs = kernel_cost::new_programs(&before)?;
     stop(&mut top)?;
     let dropped = std::fs::read_to_string(&out)?
         .lines()
@@ -282,7 +304,8 @@ fn top(mode: Mode, setup: &Setup, workload: &mut Workload) -> anyhow::Result<Sam
         .max();
     Ok(Sample {
         lost: dropped,
-        kernel_ns_per_run,
+        kernel_ns_per_run: kernel_cost::fault_ns_per_run(&programs),
+        programs,
         ..sample
     })
 }
@@ -322,17 +345,18 @@ fn top_listen(setup: &Setup, workload: &mut Workload) -> anyhow::Result<Sample> 
     let scraped = scraper
         .join()
         .map_err(|_| anyhow::anyhow!("the scraper panicked"))?;
-    let kernel_ns_per_run = kernel_cost::fault_ns_per_run(&before)?;
+    let programs = kernel_cost::new_programs(&before);
     let last = scrape(&url);
     stop(&mut top)?;
     drop(stderr);
-    let (sample, scraped, last) = (sample?, scraped?, last?);
+    let (sample, scraped, last, programs) = (sample?, scraped?, last?, programs?);
     if scraped == 0 {
         bail!("demo top --listen was never scraped during the run");
     }
     Ok(Sample {
         lost: Some(dropped_in(&last)),
-        kernel_ns_per_run,
+        kernel_ns_per_run: kernel_cost::fault_ns_per_run(&programs),
+        programs,
         ..sample
     })
 }
@@ -376,13 +400,14 @@ fn bpftrace(mode: Mode, setup: &Setup, workload: &mut Workload) -> anyhow::Resul
         .spawn()?;
     wait_for_text(&out, "Attaching", &mut tracer)?;
     let sample = workload.measure(setup)?;
-    let kernel_ns_per_run = kernel_cost::fault_ns_per_run(&before)?;
+    let programs = kernel_cost::new_programs(&before)?;
     stop(&mut tracer)?;
     let lost = std::fs::read_to_string(&out)
         .ok()
         .map(|text| lost_in(&text));
     Ok(Sample {
-        kernel_ns_per_run,
+        kernel_ns_per_run: kernel_cost::fault_ns_per_run(&programs),
+        programs,
         lost: if mode == Mode::BpftracePrint {
             lost
         } else {

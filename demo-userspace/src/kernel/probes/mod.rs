@@ -20,6 +20,7 @@ use demo_common::{
     signal_tracepoint, syscall_tracepoint,
 };
 
+mod completions;
 mod heap;
 mod run_stats;
 mod top;
@@ -276,6 +277,8 @@ pub struct ProbeOptions {
     /// User-stack frames to capture per fault (`--stacks`), at most
     /// [`demo_common::MAX_STACK_DEPTH`]; 0 for none. The perf-event source captures none.
     pub stack_depth: u32,
+    /// Time each fault from its start to its completion, and say where the time went.
+    pub durations: bool,
 }
 
 impl Default for ProbeOptions {
@@ -285,6 +288,7 @@ impl Default for ProbeOptions {
             source: SourceChoice::Auto,
             fault_category: "exceptions".to_owned(),
             stack_depth: 0,
+            durations: false,
         }
     }
 }
@@ -301,6 +305,8 @@ pub struct Probes {
     process_drops: PerCpuHashMap<MapData, u64, u64>,
     events: Option<RingBuf<MapData>>,
     heap: heap::HeapLinks,
+    /// The completion events of traced threads, with durations on; `None` without.
+    completions: Option<completions::Completions>,
 }
 
 impl Probes {
@@ -334,8 +340,12 @@ impl Probes {
             ObjectUse::Trace {
                 ring_bytes: options.ring_bytes,
                 stack_depth: options.stack_depth.min(demo_common::MAX_STACK_DEPTH as u32),
+                durations: options.durations,
             },
         )?;
+        if options.durations {
+            completions::load(&mut ebpf, &btf)?;
+        }
         attach_tracepoints(&mut ebpf, &tracepoints, Attach::Classic)?;
         if source == FaultSourceInUse::Tracepoints {
             attach_tracepoints(&mut ebpf, &fault_tracepoints, Attach::Raw)?;
@@ -364,6 +374,7 @@ impl Probes {
             process_drops,
             events: Some(events),
             heap: heap::HeapLinks::default(),
+            completions: options.durations.then(completions::Completions::default),
         })
     }
 
@@ -396,6 +407,20 @@ impl Probes {
     /// Attaches the heap uprobes to `libc` for process `pid` only (see [`heap::HeapLinks`]).
     pub fn attach_heap_probes(&mut self, libc: &Path, pid: u32) -> Result<(), ProbeError> {
         self.heap.attach(&mut self.ebpf, libc, pid)
+    }
+
+    /// Times the faults of every thread of process `pid`, and of the threads and children it
+    /// starts later, when durations are on; nothing otherwise.
+    pub fn time_faults_of(&mut self, pid: u32) -> Result<(), ProbeError> {
+        match &mut self.completions {
+            Some(completions) => completions.attach(&mut self.ebpf, pid),
+            None => Ok(()),
+        }
+    }
+
+    /// True when faults are timed.
+    pub fn durations(&self) -> bool {
+        self.completions.is_some()
     }
 
     /// Detaches the heap uprobes of process `pid`, once it exited.
@@ -466,9 +491,13 @@ impl Probes {
 /// Which programs a run needs; the maps only the others use are made as small as they can be.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum ObjectUse {
-    /// Per-event tracing, with a ring buffer of this many bytes, and this many user-stack
-    /// frames per fault.
-    Trace { ring_bytes: u32, stack_depth: u32 },
+    /// Per-event tracing, with a ring buffer of this many bytes, this many user-stack frames
+    /// per fault, and fault durations or not.
+    Trace {
+        ring_bytes: u32,
+        stack_depth: u32,
+        durations: bool,
+    },
     /// `demo top`'s counters.
     Top(TopCounting),
 }
@@ -485,11 +514,37 @@ fn open_object(
     loader.override_global(TASK_LAYOUT_GLOBAL, &layout, true);
     let file_layout = file_layout::of_kernel(btf)?;
     loader.override_global(demo_common::FILE_LAYOUT_GLOBAL, &file_layout, true);
-    let stack_depth = match purpose {
-        ObjectUse::Trace { stack_depth, .. } => stack_depth,
-        ObjectUse::Top(_) => 0,
+    let (stack_depth, durations) = match purpose {
+        ObjectUse::Trace {
+            stack_depth,
+            durations,
+            ..
+        } => (stack_depth, durations),
+        ObjectUse::Top(_) => (0, false),
     };
     loader.override_global(demo_common::STACK_DEPTH_GLOBAL, &stack_depth, true);
+    let durations_flag = u32::from(durations);
+    loader.override_global(demo_common::DURATIONS_GLOBAL, &durations_flag, true);
+    if !durations {
+        loader
+            .map_max_entries(demo_common::OPEN_FAULTS_MAP, 1)
+            .map_max_entries(demo_common::OFF_CPU_MAP, 1);
+    }
+    // demo top's own timing, with its maps shrunk when it is off.
+    let top_durations = matches!(
+        purpose,
+        ObjectUse::Top(TopCounting::PerFault {
+            durations: true,
+            ..
+        })
+    );
+    let top_durations_flag = u32::from(top_durations);
+    loader.override_global(demo_common::TOP_DURATIONS_GLOBAL, &top_durations_flag, true);
+    if !top_durations {
+        loader
+            .map_max_entries(demo_common::TOP_FAULT_STARTS_MAP, 1)
+            .map_max_entries(demo_common::TOP_TIMES_MAP, 1);
+    }
     match purpose {
         ObjectUse::Trace { ring_bytes, .. } => {
             loader
@@ -504,7 +559,7 @@ fn open_object(
                 .map_max_entries(demo_common::PROCESS_DROPS_MAP, 1);
             // The page map is preallocated; at full size the kernel takes tens of milliseconds
             // to set it up and free it, which a run without --pages need not pay.
-            if counting != (TopCounting::PerFault { pages: true }) {
+            if !matches!(counting, TopCounting::PerFault { pages: true, .. }) {
                 loader.map_max_entries(PAGE_COUNTS_MAP, 1);
             }
             if matches!(counting, TopCounting::KernelCounters { .. }) {

@@ -1,22 +1,28 @@
 //! The programs and maps of `demo top`: per-process counts in the kernel, no event per fault.
 
+use std::collections::HashMap as StdHashMap;
+
 use aya::{
     Ebpf,
     maps::{Array, HashMap, MapData, PerCpuArray, PerCpuHashMap, PerCpuValues},
-    programs::{ProgramError, RawTracePoint, RawTracePointRunOptions, TestRun as _},
+    programs::{
+        ProgramError, RawTracePoint, RawTracePointRunOptions, TestRun as _,
+        perf_event::SoftwareEvent,
+    },
 };
 use demo_common::{
     ExitCounts, FaultCounters, PAGE_COUNTS_MAP, PageCounts, PageKey, TOP_CONFIG_MAP,
     TOP_COUNTERS_MAP, TOP_COUNTS_MAP, TOP_EMPTY_KERNEL_PROGRAM, TOP_EMPTY_USER_PROGRAM,
-    TOP_EXIT_PROGRAM, TOP_EXITS_MAP, TOP_FAULT_KERNEL_PROGRAM, TOP_FAULT_USER_PROGRAM,
-    TOP_FLUSH_PROGRAM, TopCounts, top_counters, top_flush_result,
+    TOP_EXIT_PROGRAM, TOP_EXITS_MAP, TOP_FAULT_DONE_MAJOR_PROGRAM, TOP_FAULT_DONE_MINOR_PROGRAM,
+    TOP_FAULT_KERNEL_PROGRAM, TOP_FAULT_USER_PROGRAM, TOP_FLUSH_PROGRAM, TOP_TIMES_MAP, TopCounts,
+    TopTimes, top_counters, top_flush_result,
 };
 
 use super::ProgramRuns;
 use super::{
-    Attach, ObjectUse, ProbeError, attach_tracepoints, check_fault_args, check_formats,
-    fault_tracepoint_programs, loaded, open_floor_object, open_object, process_exit_program,
-    take_map, unless_missing,
+    Attach, ObjectUse, ProbeError, attach_per_cpu, attach_tracepoints, check_fault_args,
+    check_formats, fault_tracepoint_programs, loaded, open_floor_object, open_object,
+    process_exit_program, take_map, unless_missing,
 };
 use crate::kernel::{task_layout, tracefs};
 
@@ -24,8 +30,9 @@ use crate::kernel::{task_layout, tracefs};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TopCounting {
     /// Every fault, by programs on the fault tracepoints (read, write or exec; user or kernel
-    /// mode); with `pages`, one process's faults per page too.
-    PerFault { pages: bool },
+    /// mode); with `pages`, one process's faults per page too; with `durations`, each
+    /// completed fault's time, by programs on the fault completion events of every CPU.
+    PerFault { pages: bool, durations: bool },
     /// No program per fault: the kernel's own per-process counters, read from /proc, and kept
     /// by the exit program for processes that exit. `empty_fault_programs` attaches programs
     /// that count nothing to the fault tracepoints, from the bench's own object, which measures
@@ -48,6 +55,8 @@ pub struct TopProbes {
     config: Array<MapData, u32>,
     counters: PerCpuArray<MapData, u64>,
     exits: HashMap<MapData, u32, ExitCounts>,
+    /// With durations: each process's timed faults.
+    times: Option<PerCpuHashMap<MapData, u32, TopTimes>>,
 }
 
 /// One process's counts, summed over CPUs.
@@ -61,6 +70,8 @@ pub struct ProcessCounts {
     /// The kernel's own minor and major fault counts of the process since demo top started,
     /// when known.
     pub accounted: Option<FaultCounters>,
+    /// With durations, its completed faults timed so far, summed over CPUs.
+    pub times: Option<TopTimes>,
 }
 
 impl TopProbes {
@@ -100,6 +111,23 @@ impl TopProbes {
         }
         let (mut ebpf, logger) = open_object(&btf, ObjectUse::Top(counting))?;
         let mut floor = None;
+        let durations = matches!(
+            counting,
+            TopCounting::PerFault {
+                durations: true,
+                ..
+            }
+        );
+        if durations {
+            // Before the starts: a start with no completion yet is overwritten by the next.
+            attach_per_cpu(
+                &mut ebpf,
+                &[
+                    (TOP_FAULT_DONE_MINOR_PROGRAM, SoftwareEvent::PageFaultsMin),
+                    (TOP_FAULT_DONE_MAJOR_PROGRAM, SoftwareEvent::PageFaultsMaj),
+                ],
+            )?;
+        }
         if counts_faults {
             attach_tracepoints(&mut ebpf, &tracepoints, Attach::Raw)?;
             loaded::<RawTracePoint>(&mut ebpf, TOP_FLUSH_PROGRAM)?;
@@ -118,6 +146,15 @@ impl TopProbes {
             pages: take_map(&mut ebpf, PAGE_COUNTS_MAP, "open the page counters")?,
             config: take_map(&mut ebpf, TOP_CONFIG_MAP, "open the top settings")?,
             counters: take_map(&mut ebpf, TOP_COUNTERS_MAP, "open the drop counters")?,
+            times: if durations {
+                Some(take_map(
+                    &mut ebpf,
+                    TOP_TIMES_MAP,
+                    "open the fault durations",
+                )?)
+            } else {
+                None
+            },
             ebpf,
             _logger: logger,
         })
@@ -184,23 +221,55 @@ impl TopProbes {
             operation: "read the process counters",
             source,
         };
-        self.counts
+        // Read after the counts: a fault timed between the two reads is one the counts hold.
+        let mut processes: Vec<(u32, ProcessCounts)> = self
+            .counts
             .iter()
             .map(|entry| {
                 let (pid, per_cpu) = entry.map_err(map_error)?;
                 Ok((pid, sum_counts(&per_cpu)))
             })
-            .collect()
+            .collect::<Result<_, ProbeError>>()?;
+        if let Some(times) = &self.times {
+            let mut timed: StdHashMap<u32, TopTimes> = times
+                .iter()
+                .map(|entry| {
+                    let (pid, per_cpu) = entry.map_err(|source| ProbeError::Map {
+                        operation: "read the fault durations",
+                        source,
+                    })?;
+                    Ok((pid, sum_times(&per_cpu)))
+                })
+                .collect::<Result<_, ProbeError>>()?;
+            for (pid, process) in &mut processes {
+                process.times = Some(timed.remove(pid).unwrap_or_default());
+            }
+        }
+        Ok(processes)
     }
 
     /// The counts of one process summed over CPUs as of the last flush; `None` when it has none.
     pub fn process(&self, pid: u32) -> Result<Option<ProcessCounts>, ProbeError> {
         let per_cpu = unless_missing(self.counts.get(&pid, 0), "read the process counters")?;
-        Ok(per_cpu.map(|per_cpu| sum_counts(&per_cpu)))
+        let Some(mut process) = per_cpu.map(|per_cpu| sum_counts(&per_cpu)) else {
+            return Ok(None);
+        };
+        if let Some(times) = &self.times {
+            let per_cpu = unless_missing(times.get(&pid, 0), "read the fault durations")?;
+            process.times = Some(
+                per_cpu
+                    .map(|per_cpu| sum_times(&per_cpu))
+                    .unwrap_or_default(),
+            );
+        }
+        Ok(Some(process))
     }
 
     /// Forgets a process (after it exited and was reported).
     pub fn forget(&mut self, pid: u32) -> Result<(), ProbeError> {
+        if let Some(times) = &mut self.times {
+            unless_missing(times.remove(&pid), "remove an exited process's durations")?;
+        }
         unless_missing(self.counts.remove(&pid), "remove an exited process").map(drop)
     }
 
@@ -263,6 +332,7 @@ impl TopProbes {
             process_map_full: counter(top_counters::PROCESSES_DROPPED)?,
             nested: counter(top_counters::NESTED_DROPPED)?,
             exit_map_full: counter(top_counters::EXITS_DROPPED)?,
+            times: counter(top_counters::TIMES_DROPPED)?,
             pages_evicted: inserted.saturating_sub(present),
         })
     }
@@ -292,6 +362,9 @@ pub struct TopDrops {
     pub nested: u64,
     /// Exits whose final counters found the exit map full.
     pub exit_map_full: u64,
+    /// With durations, completed faults whose time went uncounted (a full map, or a completion
+    /// inside another counting program).
+    pub times: u64,
     /// Pages evicted from the `--pages` map (not a loss of faults: their counts are gone).
     pub pages_evicted: u64,
 }
@@ -322,7 +395,16 @@ fn sum_counts(per_cpu: &PerCpuValues<TopCounts>) -> ProcessCounts {
         counts: total,
         split: true,
         accounted: None,
+        times: None,
     }
+}
+
+fn sum_times(per_cpu: &PerCpuValues<TopTimes>) -> TopTimes {
+    let mut total = TopTimes::default();
+    for times in per_cpu.iter() {
+        total.add(times);
+    }
+    total
 }
 
 /// A command the kernel captured (NUL-padded `comm`), as text.

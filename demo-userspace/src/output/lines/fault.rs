@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
-use super::walk::FaultLine;
+use super::{fault_time::FaultTimeLine, walk::FaultLine};
 use crate::kernel::symbols::Code;
 
 /// The `code` objects already written, by the shared code they stand for: most faults of a
@@ -65,7 +65,11 @@ impl FaultLine<'_> {
         out.extend_from_slice(self.mode.as_str().as_bytes());
         out.extend_from_slice(b"\",\"class\":\"");
         out.extend_from_slice(self.class.as_str().as_bytes());
-        out.extend_from_slice(b"\",\"region\":");
+        out.extend_from_slice(b"\",\"duration_ns\":");
+        option(out, self.duration_ns, integer);
+        out.extend_from_slice(b",\"time\":");
+        option(out, self.time, time);
+        out.extend_from_slice(b",\"region\":");
         option(out, self.region, string);
         out.extend_from_slice(b",\"offset\":");
         option(out, self.offset, integer);
@@ -133,6 +137,19 @@ fn code_fields(out: &mut Vec<u8>, code: &Code) {
     out.push(b']');
 }
 
+/// Where a fault's time went, as its `time` object.
+fn time(out: &mut Vec<u8>, time: FaultTimeLine) {
+    out.extend_from_slice(b"{\"on_cpu_ns\":");
+    integer(out, time.on_cpu_ns);
+    out.extend_from_slice(b",\"off_cpu_ns\":");
+    integer(out, time.off_cpu_ns);
+    out.extend_from_slice(b",\"reclaim_ns\":");
+    integer(out, time.reclaim_ns);
+    out.extend_from_slice(b",\"compaction_ns\":");
+    integer(out, time.compaction_ns);
+    out.push(b'}');
+}
+
 fn option<T>(out: &mut Vec<u8>, value: Option<T>, write: fn(&mut Vec<u8>, T)) {
     match value {
         Some(value) => write(out, value),
@@ -171,7 +188,7 @@ mod tests {
         kernel::symbols::{InlinedCall, StackFrame},
         model::access::ErrorCode,
         model::classify::{ClassifiedFault, FaultClass},
-        model::events::Fault,
+        model::events::{Fault, FaultTiming},
         model::region::Location,
     };
 
@@ -215,6 +232,7 @@ mod tests {
             mapping in "[/a-z._\\[\\]\" \\\\\u{7f}]{0,24}",
             mapping_offset: Option<u64>,
             perf: bool,
+            timing: Option<(u64, Option<u64>, u64, u64)>,
             code in code(),
             stack in proptest::option::of(proptest::collection::vec((any::<u64>(), code()), 0..3)),
         ) {
@@ -229,6 +247,9 @@ mod tests {
                     source: if perf { FaultSource::Perf } else { FaultSource::User },
                 },
                 class: class(class_tag),
+                timing: timing.map(|(duration_ns, off_cpu_ns, reclaim_ns, compaction_ns)| {
+                    FaultTiming { duration_ns, off_cpu_ns, reclaim_ns, compaction_ns }
+                }),
             };
             let hit = location.map(|(offset, index, page, in_bounds)| {
                 (region.as_str(), Location { offset, index, page, in_bounds })

@@ -111,6 +111,7 @@ impl<'a> From<&'a LessonFacts> for LessonFactsLine<'a> {
                 filesystem,
                 cached_pages,
                 shared_vma,
+                ..
             } => Self::File {
                 path,
                 filesystem,
@@ -122,6 +123,7 @@ impl<'a> From<&'a LessonFacts> for LessonFactsLine<'a> {
                 enabled,
                 defrag,
                 anon_huge_kib,
+                ..
             } => Self::Thp {
                 enabled: enabled.as_deref(),
                 defrag: defrag.as_deref(),
@@ -203,6 +205,7 @@ mod tests {
             filesystem: "ext4".to_owned(),
             cached_pages: vec![0, 2],
             shared_vma: Some(vma(0x1000, 4, 4)),
+            earlier: Vec::new(),
         };
         assert_eq!(
             json(&file),
@@ -212,6 +215,7 @@ mod tests {
             enabled: Some("always".to_owned()),
             defrag: None,
             anon_huge_kib: 2048,
+            earlier: Vec::new(),
         };
         assert_eq!(
             json(&thp),

@@ -8,7 +8,9 @@
 
 mod code;
 mod comparison;
+mod durations;
 mod fault;
+mod fault_time;
 mod kernel_view;
 mod plan;
 mod top;

@@ -9,8 +9,8 @@ use crate::{
     model::pages::PageModel,
     model::signals::ProcessEnd,
     output::fixtures::{
-        classified, code, fault, mmap_call, page_1_written_in_step_2, region, segv, step, summary,
-        vma, write_touch,
+        classified, code, durations_of, fault, mmap_call, page_1_written_in_step_2, region, segv,
+        step, summary, timed, vma, write_touch,
     },
     top::{Group, Interval, PageRange, PageReport, Row, Subject},
     trace::functions::FunctionFaults,
@@ -220,22 +220,45 @@ fn every_line_of_a_trace() {
         follow: true,
         unseen: vec![crate::kernel::executable::Unseen::CompatSyscalls],
         start_ns: 0,
+        min_duration: None,
     };
+    // Two minor faults of a few microseconds, one major that waited for the disk, one error
+    // fault that never completed.
+    let array = region.region.clone();
+    let mut error = fault(array.start + 12000, 6, "[anon]", &array);
+    error.fault.class = crate::model::classify::FaultClass::Error;
+    let mut major = timed(
+        fault(array.start + 100, 4, "/data/input", &array),
+        1_900_000,
+        1_750_000,
+    );
+    major.fault.class = crate::model::classify::FaultClass::Major;
+    let faults = [
+        timed(fault(array.start + 6000, 6, "[anon]", &array), 1_400, 0),
+        timed(fault(array.start + 9000, 6, "[anon]", &array), 2_600, 0),
+        major,
+        error,
+    ];
     let summary = TraceSummary {
         pid: 100,
         ended_by: TraceEnd::Exit,
         child: Some(ProcessEnd::Exited(0)),
-        faults_total: 3,
-        minor: 3,
-        major: 0,
-        error: 0,
+        faults_total: 4,
+        minor: 2,
+        major: 1,
+        error: 1,
         lost: 0,
         unattributed_faults: 0,
+        completions_without_start: 1,
+        class_disagreements: 0,
+        durations: Some(durations_of(&faults, 3_000_000, 40_000_000)),
         traced_completions: 3,
         before_trace: 1,
         rusage: Some(Rusage {
             minflt: 5,
             majflt: 0,
+            user_ns: 2_000_000,
+            system_ns: 1_000_000,
         }),
         processes: vec![crate::trace::ProcessSummary {
             totals: crate::trace::session::ProcessTotals {
@@ -286,17 +309,22 @@ fn every_line_of_a_trace() {
             faults: 3,
         }],
     };
-    let hit = region.region.locate(region.region.start + 6000).unwrap();
-    let mut fault = Vec::new();
-    FaultLine::new(
-        SCENARIO,
-        None,
-        (&classified(region.region.start + 6000, 6), &code(), None),
-        Some(("mmap#4", hit)),
-        "[anon]",
-        Some(6000),
-    )
-    .write_json(&mut fault, &mut CodeJson::default());
+    // A timed fault and an untimed one, as the trace writes them.
+    let mut fault_lines = Vec::new();
+    for traced in [&faults[0], &faults[3]] {
+        let hit = region.region.locate(traced.fault.fault.address).unwrap();
+        let mut line = Vec::new();
+        FaultLine::new(
+            SCENARIO,
+            None,
+            (&traced.fault, &traced.code, None),
+            Some(("mmap#4", hit)),
+            "[anon]",
+            Some(traced.fault.fault.address - region.region.start),
+        )
+        .write_json(&mut line, &mut CodeJson::default());
+        fault_lines.push(String::from_utf8(line).unwrap());
+    }
     let lines = [
         json(&TraceLine::Trace((&start).into())),
         json(&TraceLine::Region(RegionLine::new(
@@ -305,7 +333,8 @@ fn every_line_of_a_trace() {
             &region.region,
             region.origin.as_str(),
         ))),
-        String::from_utf8(fault).unwrap(),
+        fault_lines[0].clone(),
+        fault_lines[1].clone(),
         json(&TraceLine::Syscall(SyscallLine::new(
             SCENARIO,
             None,
@@ -342,6 +371,7 @@ fn every_line_of_top() {
         write_pct: Some(75.0),
         kernel_pct: Some(2.5),
         exited,
+        fault_time: None,
     };
     let mut interval = Interval {
         seconds: 1.0004,

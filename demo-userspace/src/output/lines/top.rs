@@ -4,7 +4,10 @@ use schemars::JsonSchema;
 use serde::Serialize;
 
 use super::code::CodeLine;
-use crate::top::{Group, Interval, PageReport, Row, Subject};
+use crate::top::{
+    Group, Interval, PageReport, Row, Subject,
+    fault_time::{Bound, TimeInFaults},
+};
 
 /// One process in one interval, or with `--group`, one command or cgroup.
 #[derive(Serialize, JsonSchema)]
@@ -41,6 +44,57 @@ struct RowLine<'a> {
     /// The process exited (a group: all its processes did), in this interval, or before with
     /// `--keep-exited`.
     exited: bool,
+    /// With `--durations`, its time in faults; left out without.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fault_time: Option<TimeInFaultsLine>,
+}
+
+/// A row's completed faults, each timed from its start to the kernel's completion event.
+#[derive(Serialize, JsonSchema)]
+#[schemars(rename = "TimeInFaults")]
+struct TimeInFaultsLine {
+    /// Faults timed since demo top started (or the process did), by the class the kernel's
+    /// completion event gave.
+    minor: u64,
+    major: u64,
+    /// Their total time.
+    total_ns: u64,
+    /// Faults timed in this interval, and their time.
+    interval_faults: u64,
+    interval_ns: u64,
+    /// The interval's time in faults per second of it.
+    per_second_ns: u64,
+    /// The 99th percentile of the interval's faults, as a log2 bucket bounds it; null when no
+    /// fault was timed in the interval.
+    p99: Option<BoundLine>,
+}
+
+/// A duration known only as its bucket's bounds.
+#[derive(Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[schemars(rename = "Bound")]
+enum BoundLine {
+    /// At most this: the upper bound of its bucket.
+    AtMostNs(u64),
+    /// Above this: the last bucket, which has no upper bound.
+    AboveNs(u64),
+}
+
+impl From<&TimeInFaults> for TimeInFaultsLine {
+    fn from(time: &TimeInFaults) -> Self {
+        Self {
+            minor: time.timed[0],
+            major: time.timed[1],
+            total_ns: time.total_ns,
+            interval_faults: time.interval_timed,
+            interval_ns: time.interval_ns,
+            per_second_ns: time.per_second_ns,
+            p99: time.p99.map(|bound| match bound {
+                Bound::AtMost(ns) => BoundLine::AtMostNs(ns),
+                Bound::Above(ns) => BoundLine::AboveNs(ns),
+            }),
+        }
+    }
 }
 
 impl<'a> From<&'a Row> for RowLine<'a> {
@@ -65,6 +119,7 @@ impl<'a> From<&'a Row> for RowLine<'a> {
             write_pct: row.write_pct,
             kernel_pct: row.kernel_pct,
             exited: row.exited,
+            fault_time: row.fault_time.as_ref().map(TimeInFaultsLine::from),
         }
     }
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::Serialize;
 
-use super::trace::SCENARIO;
+use super::{durations::DurationsLine, trace::SCENARIO};
 use crate::{
     kernel::probes::ProgramRuns,
     model::signals::ProcessEnd,
@@ -33,12 +33,22 @@ pub struct TraceSummaryLine<'a> {
     /// Faults the kernel counted for traced threads beyond the traced ones (get_user_pages
     /// faults, which no tracepoint sees, or faults whose records were dropped).
     unattributed_faults: u64,
+    /// Fault completions that ended no fault the trace saw begin: its record was lost, or it
+    /// began before the trace did.
+    completions_without_start: u64,
+    /// Completed faults whose class by their thread's counters differs from the completion
+    /// event's: 0 unless the kernel stops counting a fault where it fires its event.
+    class_disagreements: u64,
+    /// What the faults cost in time, every fault counted (listed or not under
+    /// `--min-duration`); null with `--no-durations`.
+    // Boxed: the histograms would make every line as large as the summary.
+    durations: Option<Box<DurationsLine<'a>>>,
     /// Completed faults (minor + major) seen for every traced process: the traced pid, and
     /// with `--follow` the processes it started.
     traced_completions: u64,
-    /// The kernel's own count for the command: ru_minflt and ru_majflt at exit, its children
-    /// that it reaped included.
-    rusage: Option<RusageLine>,
+    /// The kernel's own count for the command, and its CPU time: its rusage at exit (wait4),
+    /// its children that it reaped included.
+    rusage: Option<CommandRusageLine>,
     /// What tracing cost demo itself.
     loader: LoaderCostLine,
     /// Per record kind, how many reached demo and how many the kernel dropped (ring full).
@@ -134,8 +144,12 @@ impl<'a> TraceSummaryLine<'a> {
             error: summary.error,
             lost: summary.lost,
             unattributed_faults: summary.unattributed_faults,
+            completions_without_start: summary.completions_without_start,
+            class_disagreements: summary.class_disagreements,
+            durations: (summary.durations.as_ref())
+                .map(|durations| Box::new(DurationsLine::new(durations))),
             traced_completions: summary.traced_completions,
-            rusage: summary.rusage.map(RusageLine::from),
+            rusage: summary.rusage.map(CommandRusageLine::from),
             loader: summary.loader.into(),
             records: (summary.records.iter())
                 .map(|(&kind, &count)| (kind, count.into()))
@@ -263,6 +277,7 @@ impl From<LoaderCost> for LoaderCostLine {
     }
 }
 
+/// What the kernel counted for a process: its minor and major faults.
 #[derive(Serialize, JsonSchema)]
 #[schemars(rename = "Rusage")]
 struct RusageLine {
@@ -270,11 +285,24 @@ struct RusageLine {
     majflt: u64,
 }
 
-impl From<Rusage> for RusageLine {
+/// A command's rusage (wait4): its faults and CPU time, and those of the children it waited
+/// for.
+#[derive(Serialize, JsonSchema)]
+#[schemars(rename = "CommandRusage")]
+struct CommandRusageLine {
+    minflt: u64,
+    majflt: u64,
+    user_ns: u64,
+    system_ns: u64,
+}
+
+impl From<Rusage> for CommandRusageLine {
     fn from(rusage: Rusage) -> Self {
         Self {
             minflt: rusage.minflt,
             majflt: rusage.majflt,
+            user_ns: rusage.user_ns,
+            system_ns: rusage.system_ns,
         }
     }
 }

@@ -7,6 +7,7 @@ use schemars::JsonSchema;
 use serde::Serialize;
 
 use super::{
+    fault_time::FaultTimeLine,
     kernel_view::{LessonFactsLine, VmaUsageLine},
     plan::{AllocatorLine, ScenarioNameLine},
 };
@@ -80,6 +81,11 @@ pub struct FaultLine<'a> {
     pub(super) present: Option<bool>,
     pub(super) mode: Mode,
     pub(super) class: FaultClass,
+    /// From the fault's start to its completion, in nanoseconds; null when it was not timed
+    /// (an error fault never completes; a trace with --no-durations times none).
+    pub(super) duration_ns: Option<u64>,
+    /// Where that time went; null when it was not timed, or its split is not known.
+    pub(super) time: Option<FaultTimeLine>,
     pub(super) region: Option<&'a str>,
     pub(super) offset: Option<i64>,
     pub(super) index: Option<i64>,
@@ -132,6 +138,8 @@ impl<'a> FaultLine<'a> {
             present: raw.error_code.known().then_some(raw.error_code.present()),
             mode: raw.error_code.mode(),
             class: fault.class,
+            duration_ns: fault.timing.map(|timing| timing.duration_ns),
+            time: fault.timing.and_then(FaultTimeLine::of),
             region: region.map(|(name, _)| name),
             offset: location.map(|l| l.offset),
             index: location.map(|l| l.index),
@@ -340,6 +348,9 @@ pub struct StepLine<'a> {
     faults_in_region: usize,
     faults_elsewhere: BTreeMap<&'a str, u64>,
     classes: BTreeMap<&'static str, u64>,
+    /// The time the step's faults took, in the region and elsewhere: the sum of their
+    /// `duration_ns`. A fault without one (an error fault, which never completes) adds nothing.
+    fault_time_ns: u64,
     syscalls: Vec<String>,
     allocation: Option<Allocation<'a>>,
     touch: Option<TouchLine<'a>>,
@@ -385,6 +396,7 @@ impl<'a> StepLine<'a> {
             faults_in_region: step.faults_in_region().count(),
             faults_elsewhere: step.elsewhere(),
             classes: step.class_counts().by_name(),
+            fault_time_ns: step.fault_time().total_ns,
             allocation: step.allocation.as_ref().map(|facts| Allocation {
                 allocator: facts.allocator.into(),
                 served_by: syscalls.clone(),

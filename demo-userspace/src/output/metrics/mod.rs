@@ -5,7 +5,7 @@ mod server;
 
 use prometheus_client::{
     collector::Collector,
-    encoding::{DescriptorEncoder, EncodeMetric as _},
+    encoding::{DescriptorEncoder, EncodeMetric as _, NoLabelSet},
     metrics::{MetricType, counter::ConstCounter, gauge::ConstGauge},
     registry::Registry,
 };
@@ -15,9 +15,10 @@ use crate::{
     kernel::probes::TopCounting,
     top::{
         Scrape,
-        ledger::{Kind, Metric, Owner},
+        ledger::{Durations, Kind, Metric, Owner},
     },
 };
+use demo_common::top_time;
 
 /// The `Content-Type` of [`exposition`].
 pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
@@ -79,28 +80,57 @@ impl Collector for ScrapeCollector {
                 .major()
                 .map(|(owner, value)| (owner_labels(owner, per_pid, None), value)),
         )?;
+        if ledger.is_timed() {
+            let mut family = encoder.encode_descriptor(
+                "demo_fault_duration_seconds",
+                "Time of each completed page fault, from its start (the exceptions tracepoint) to its completion (the minor-faults or major-faults software event), by command, cgroup v2 path and class; log2 buckets from 1.024 us to 1.07 s",
+                None,
+                MetricType::Histogram,
+            )?;
+            for (owner, class, durations) in ledger.durations() {
+                let mut labels = owner_labels(owner, per_pid, None);
+                labels.push(("class", class.as_str().to_owned()));
+                let buckets = histogram_buckets(durations);
+                family
+                    .encode_family(&labels)?
+                    .encode_histogram::<NoLabelSet>(
+                        durations.sum_ns as f64 / 1e9,
+                        durations.count(),
+                        &buckets,
+                        None,
+                    )?;
+            }
+        }
         let drops = &scrape.drops;
+        let mut reasons = vec![
+            ("process_map_full", drops.process_map_full),
+            ("nested_fault", drops.nested),
+            ("exit_map_full", drops.exit_map_full),
+        ];
+        if ledger.is_timed() {
+            reasons.push(("fault_time_uncounted", drops.times));
+        }
         counters(
             &mut encoder,
             "demo_dropped",
             "Faults or exits the kernel side could not count, by reason",
-            [
-                ("process_map_full", drops.process_map_full),
-                ("nested_fault", drops.nested),
-                ("exit_map_full", drops.exit_map_full),
-            ]
-            .map(|(reason, value)| (vec![("reason", reason.to_owned())], value)),
+            reasons
+                .into_iter()
+                .map(|(reason, value)| (vec![("reason", reason.to_owned())], value)),
         )?;
         counters(
             &mut encoder,
             "demo_series_folded",
             "Processes whose counts of a metric went into its comm=\"other\" series, because the metric had --max-series series",
-            Metric::ALL.map(|metric| {
-                (
-                    vec![("metric", format!("{}_total", metric_name(metric)))],
-                    ledger.folded(metric),
-                )
-            }),
+            Metric::ALL
+                .into_iter()
+                .filter(|&metric| metric != Metric::Durations || ledger.is_timed())
+                .map(|metric| {
+                    (
+                        vec![("metric", family_name(metric).to_owned())],
+                        ledger.folded(metric),
+                    )
+                }),
         )?;
         if let Some(programs) = &scrape.programs {
             counters(
@@ -147,13 +177,28 @@ impl Collector for ScrapeCollector {
     }
 }
 
-/// The metric name of a ledger metric, without `_total`.
-fn metric_name(metric: Metric) -> &'static str {
+/// The name of a ledger metric's family as Prometheus shows it.
+fn family_name(metric: Metric) -> &'static str {
     match metric {
-        Metric::Faults => "demo_faults",
-        Metric::Minor => "demo_minor_faults",
-        Metric::Major => "demo_major_faults",
+        Metric::Faults => "demo_faults_total",
+        Metric::Minor => "demo_minor_faults_total",
+        Metric::Major => "demo_major_faults_total",
+        Metric::Durations => "demo_fault_duration_seconds",
     }
+}
+
+/// A series' buckets as prometheus-client takes them: each bucket's upper bound in seconds
+/// with its own count (it sums them into `le` buckets), the last one `+Inf`.
+fn histogram_buckets(durations: &Durations) -> Vec<(f64, u64)> {
+    durations
+        .buckets
+        .iter()
+        .enumerate()
+        .map(|(bucket, &count)| {
+            let bound = top_time::bound_ns(bucket).map_or(f64::INFINITY, |ns| ns as f64 / 1e9);
+            (bound, count)
+        })
+        .collect()
 }
 
 /// Encodes the counter `name` (prometheus-client adds `_total`) with one sample per label set.

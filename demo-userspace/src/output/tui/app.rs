@@ -13,6 +13,7 @@ use super::layout;
 use crate::{
     kernel::procmem::{PagePresence, VmaUsage},
     model::classify::{ClassCounts, ClassifiedFault, FaultClass},
+    model::events::FaultTiming,
     model::pages::{PageModel, PageOrigin, PageState},
     model::region::{Location, Region},
     model::signals::{si_code_meaning, si_code_name, signal_name},
@@ -74,6 +75,8 @@ pub struct PageNote {
     pub ip: u64,
     pub access: &'static str,
     pub class: FaultClass,
+    /// How long it took and where the time went; `None` when it was not timed.
+    pub timing: Option<FaultTiming>,
     pub step: Option<u32>,
     /// The code that faulted, when it tells something: in a walk, `None` for the workload's
     /// own code in demo's binary, which is demo's machinery, not the lesson's
@@ -171,6 +174,7 @@ impl RegionView {
             ip: raw.ip,
             access: raw.error_code.access().as_str(),
             class: fault.class,
+            timing: fault.timing,
             step,
             code: code.map(std::sync::Arc::clone),
         });
@@ -182,6 +186,19 @@ impl RegionView {
         if !list.contains(&location.page) {
             list.push(location.page);
         }
+    }
+}
+
+/// A fault's class with its duration when it was timed, as the view shows it: `minor 1.4 µs`,
+/// or `error` alone (an error fault never completes).
+pub fn class_and_time(class: FaultClass, timing: Option<FaultTiming>) -> String {
+    match timing {
+        Some(timing) => format!(
+            "{} {}",
+            class.as_str(),
+            crate::output::duration::human(timing.duration_ns)
+        ),
+        None => class.as_str().to_owned(),
     }
 }
 
@@ -519,7 +536,7 @@ impl App {
                 self.push_event(format!(
                     "step {} {} {} arr[{}] page {}",
                     step.step,
-                    fault.fault.class.as_str(),
+                    class_and_time(fault.fault.class, fault.fault.timing),
                     fault.fault.fault.error_code.access().as_str(),
                     location.index,
                     location.page,
@@ -619,7 +636,7 @@ impl App {
                 format!(
                     "{} {} {} {place} by {}",
                     raw.tid,
-                    traced.fault.class.as_str(),
+                    class_and_time(traced.fault.class, traced.fault.timing),
                     raw.error_code.access().as_str(),
                     crate::output::code::function(symbol, traced.code.module.as_deref())
                 )
@@ -729,10 +746,12 @@ fn top_key(top: &mut TopView, code: KeyCode) -> Option<Request> {
                 .map(Request::TracePid);
         }
         KeyCode::Char('s') => {
+            let timed = top.rows.iter().any(|row| row.fault_time.is_some());
             top.sort = match top.sort {
                 SortKey::Rate => SortKey::Total,
                 SortKey::Total => SortKey::Major,
-                SortKey::Major => SortKey::Rate,
+                SortKey::Major if timed => SortKey::FaultTime,
+                SortKey::Major | SortKey::FaultTime => SortKey::Rate,
             };
             // All processes, not only those shown: the highlighted row is the one at the
             // same place in the new order, and Enter traces it.

@@ -12,7 +12,7 @@ use ratatui::{
 
 use super::app::{App, HELP, PageMap, PageNote, ProcessMap, RegionView, TopView, View, WalkView};
 use super::{fit, layout, pmap};
-use crate::model::pages::PageState;
+use crate::model::{events::FaultTiming, pages::PageState};
 
 /// What one cell of the page map shows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -567,18 +567,33 @@ fn render_detail(map: &PageMap, frame: &mut Frame, area: Rect) {
     );
 }
 
-/// One fault on a page, as the page panel says it: when, the access and class, and the code
-/// with its module where the text report names it (never a walk's own workload code).
+/// One fault on a page, as the page panel says it: when, the access, class and duration, where
+/// the time went when the fault waited or reclaimed, and the code with its module where the
+/// text report names it (never a walk's own workload code).
 fn note_text(note: &PageNote) -> String {
     let when = note.step.map_or_else(
         || format!("{:.3} s tid {}", note.timestamp_ns as f64 / 1e9, note.tid),
         |step| format!("step {step}"),
     );
-    let mut text = format!("{when} {} {}", note.access, note.class.as_str());
+    let mut text = format!(
+        "{when} {} {}",
+        note.access,
+        super::app::class_and_time(note.class, note.timing)
+    );
+    if let Some(split) = note.timing.and_then(time_split) {
+        text.push_str(&format!(" ({split})"));
+    }
     if let Some(code) = &note.code {
         text.push_str(&format!(" by {}", crate::output::code::in_module(code)));
     }
     text
+}
+
+/// Where a fault's time went besides running on the CPU, `1.8 ms off CPU, 20 µs in reclaim`;
+/// `None` when it all ran on the CPU.
+fn time_split(timing: FaultTiming) -> Option<String> {
+    let parts = crate::output::duration::away_from_cpu(timing);
+    (!parts.is_empty()).then(|| parts.join(", "))
 }
 
 /// The page panel's lines in `rows` of `width`: the page's own lines, then its newest faults
@@ -648,28 +663,36 @@ fn render_events(app: &App, frame: &mut Frame, area: Rect) {
 }
 
 fn render_top(top: &TopView, frame: &mut Frame, area: Rect) {
-    let header = Row::new(crate::output::top::columns(
-        top.rows.first().and_then(|row| row.subject.group_by()),
-    ))
-    .style(Style::default().add_modifier(Modifier::BOLD));
+    // With durations, two more columns: time in faults per second and its p99.
+    let timed = top.rows.iter().any(|row| row.fault_time.is_some());
+    let mut header: Vec<&str> =
+        crate::output::top::columns(top.rows.first().and_then(|row| row.subject.group_by()))
+            .to_vec();
+    if timed {
+        header.extend(crate::output::top::TIME_COLUMNS);
+    }
+    let header = Row::new(header).style(Style::default().add_modifier(Modifier::BOLD));
     let rows: Vec<Row> = top
         .shown()
         .iter()
         .enumerate()
         .map(|(index, row)| {
             let mut style = highlighted(Style::default(), index == top.selected);
-            let mut cells = crate::output::top::cells(row);
+            let mut cells = crate::output::top::cells(row).to_vec();
             // Shown once, in the interval it exited in, as the text output does.
             if row.exited {
                 style = style.add_modifier(Modifier::DIM);
                 cells[1].push_str(" (exited)");
+            }
+            if let Some(time) = &row.fault_time {
+                cells.extend(crate::output::top::time_cells(time));
             }
             Row::new(cells).style(style)
         })
         .collect();
     // 69 columns and 7 gaps fit an 80-column terminal, with room for "(exited)" after a
     // short command.
-    let widths = [
+    let mut widths = vec![
         Constraint::Length(7),
         Constraint::Length(16),
         Constraint::Length(10),
@@ -679,6 +702,9 @@ fn render_top(top: &TopView, frame: &mut Frame, area: Rect) {
         Constraint::Length(6),
         Constraint::Length(6),
     ];
+    if timed {
+        widths.extend([Constraint::Length(10), Constraint::Length(9)]);
+    }
     let title = format!(
         " demo top, sorted by {:?} (s: sort, Enter: trace it) ",
         top.sort

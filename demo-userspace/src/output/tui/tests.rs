@@ -13,7 +13,7 @@ use crate::{
     kernel::procmem::VmaUsage,
     model::access::{Access, ErrorCode},
     model::classify::{ClassifiedFault, FaultClass},
-    model::events::Fault,
+    model::events::{Fault, FaultTiming},
     model::pages::{PageModel, PageOrigin},
     model::region::Region,
     top::{Interval, Row, SortKey, Subject},
@@ -105,6 +105,16 @@ const WALK: [(u32, &str, Option<i64>); 5] = [
     (5, "arr[3000] = 5", Some(3000)),
 ];
 
+/// A fault's timing: `ns` in all, `off_cpu_ns` of it switched out (0 when `None`).
+fn timed(ns: u64, off_cpu_ns: Option<u64>) -> FaultTiming {
+    FaultTiming {
+        duration_ns: ns,
+        off_cpu_ns: Some(off_cpu_ns.unwrap_or(0)),
+        reclaim_ns: 0,
+        compaction_ns: 0,
+    }
+}
+
 /// Feeds the first `steps` steps of the recorded seed walk to `app`, after the child's start
 /// with the lab's first smaps.
 fn feed_walk(app: &mut App, steps: usize) {
@@ -139,6 +149,8 @@ fn feed_walk(app: &mut App, steps: usize) {
                         source: FaultSource::User,
                     },
                     class: FaultClass::Minor,
+                    // Step 2's fault took 1.4 µs, all on the CPU; the later ones longer.
+                    timing: Some(timed(u64::from(step) * 700, None)),
                 },
                 mapping: "[anon]".into(),
                 mapping_offset: 0,
@@ -311,6 +323,7 @@ fn top_sorts_selects_and_traces_the_chosen_process() {
         write_pct: Some(100.0),
         kernel_pct: Some(0.0),
         exited: false,
+        fault_time: None,
     };
     app.handle_event(UiEvent::Top(Box::new(Interval {
         seconds: 1.0,
@@ -348,6 +361,56 @@ fn top_sorts_selects_and_traces_the_chosen_process() {
     );
 }
 
+/// With durations, the top view shows each row's time in faults per second and its p99
+/// bound, and `s` also sorts by the time.
+#[test]
+fn top_with_durations_shows_and_sorts_by_time_in_faults() {
+    use crate::top::fault_time::{Bound, TimeInFaults};
+    let mut app = App::new(Mode::Top, String::new()).with_top(10, SortKey::Major);
+    let row = |pid, interval_ns| Row {
+        subject: Subject::Process {
+            pid,
+            comm: format!("p{pid}"),
+        },
+        faults: 10,
+        interval_faults: 10,
+        rate: 10.0,
+        minor: Some(10),
+        major: Some(0),
+        write_pct: Some(100.0),
+        kernel_pct: Some(0.0),
+        exited: false,
+        fault_time: Some(TimeInFaults {
+            timed: [10, 0],
+            total_ns: interval_ns,
+            interval_timed: 10,
+            interval_ns,
+            per_second_ns: interval_ns,
+            p99: Some(Bound::AtMost(2048)),
+        }),
+    };
+    app.handle_event(UiEvent::Top(Box::new(Interval {
+        seconds: 1.0,
+        rows: vec![row(10, 5_000), row(20, 1_500_000)],
+        dropped: 0,
+        pages_evicted: 0,
+        pages: None,
+    })));
+    app.handle_event(key(KeyCode::Char('s')));
+    assert_eq!(top(&app).sort, SortKey::FaultTime);
+    let pids: Vec<u32> = top(&app).shown().iter().filter_map(Row::pid).collect();
+    assert_eq!(pids, [20, 10]);
+    let shown = screen(&app, 120, 12);
+    assert!(shown.contains("FLT-TIME/S"), "{shown}");
+    let line = shown.lines().find(|line| line.contains("p20")).unwrap();
+    assert!(
+        line.contains("1.5 ms") && line.contains("≤2.1 µs"),
+        "{shown}"
+    );
+    app.handle_event(key(KeyCode::Char('s')));
+    assert_eq!(top(&app).sort, SortKey::Rate);
+}
+
 /// Enter on a process that exited (its pid may be another's by now) or on a group traces
 /// nothing, and the view stays.
 #[test]
@@ -363,6 +426,7 @@ fn top_traces_no_exited_process_and_no_group() {
         write_pct: Some(100.0),
         kernel_pct: Some(0.0),
         exited,
+        fault_time: None,
     };
     let curl = Subject::Process {
         pid: 13473,
@@ -404,6 +468,7 @@ fn the_top_screen_without_the_per_fault_split() {
         write_pct: None,
         kernel_pct: None,
         exited,
+        fault_time: None,
     };
     app.handle_event(UiEvent::Top(Box::new(Interval {
         seconds: 1.0,
@@ -539,6 +604,12 @@ fn traced_seed() -> App {
                     source: FaultSource::User,
                 },
                 class: FaultClass::Minor,
+                // Page 0's fault waited off the CPU; page 2's was not timed.
+                timing: match page {
+                    0 => Some(timed(12_000, Some(9_000))),
+                    1 => Some(timed(1_400, None)),
+                    _ => None,
+                },
             },
             mapping: "[anon]".into(),
             mapping_offset: index * 4,
@@ -562,6 +633,11 @@ fn the_trace_screen_at_80_by_24() {
     let text = screen(&app, 80, 24);
     for whole in [
         "minor write mmap#4[3000] page 2",
+        // Each timed fault says how long it took, and the page panel where the time went.
+        "4242 minor 1.4 µs write mmap#4[1500]",
+        "4242 minor 12 µs write mmap#4[0]",
+        "write minor 12 µs",
+        "(9.0 µs off CPU)",
         "si_code SEGV_MAPERR",
         "[4096..4999]",
         "faulted now",
@@ -654,6 +730,7 @@ fn a_trace_shows_the_sessions_pages_and_a_fault_is_new_for_one_tick() {
                 source: FaultSource::User,
             },
             class: FaultClass::Minor,
+            timing: None,
         },
         mapping: "[anon]".into(),
         mapping_offset: 4096,
@@ -920,7 +997,11 @@ fn the_page_panel_names_the_code_whole_at_80_by_24() {
             assert!(said.contains("write minor"), "page {page}:\n{text}");
         }
         if page == 1 {
-            assert!(said.contains("step 2 write minor"), "{text}");
+            assert!(said.contains("step 2 write minor 1.4 µs"), "{text}");
+            assert!(
+                text.contains("step 5 minor 3.5 µs write arr[3000]"),
+                "{text}"
+            );
             insta::assert_snapshot!(text);
         }
         app.handle_event(key(KeyCode::Right));

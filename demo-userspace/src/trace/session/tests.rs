@@ -7,9 +7,10 @@ use super::*;
 use crate::{
     model::{
         access::{Access, ErrorCode},
+        classify::FaultClass,
         events::{
-            CapturedFile, DeviceNumber, ExecImage, HeapEvent, ImageLayout, MappedFile,
-            ProcessEvent, SyscallEvent, ThreadSnapshot,
+            CapturedFile, DeviceNumber, ExecImage, FaultEnd, FaultTiming, HeapEvent, ImageLayout,
+            MappedFile, ProcessEvent, SignalEvent, SyscallEvent, ThreadSnapshot,
         },
         pages::PageState,
     },
@@ -1198,4 +1199,199 @@ fn demos_own_faults_and_signals_are_counted_apart_from_the_programs() {
         ),
         (4, 1)
     );
+}
+
+/// A fault's completion: the kernel counts it (minor or major) and fires its event, whose
+/// record closes the fault that began at `start_ns`. Returns the events it made.
+fn fault_end(
+    h: &mut Harness,
+    tid: u32,
+    start_ns: u64,
+    major: bool,
+    timing: FaultTiming,
+) -> Vec<TraceEvent> {
+    h.completes(PID, tid, major);
+    feed_end(h, tid, start_ns, major, timing)
+}
+
+/// The record of a completion of class `major` (the counters as they are) for thread `tid`.
+fn feed_end(
+    h: &mut Harness,
+    tid: u32,
+    start_ns: u64,
+    major: bool,
+    timing: FaultTiming,
+) -> Vec<TraceEvent> {
+    let counters = h.counters.get(&tid).copied().unwrap_or_default();
+    let end = FaultEnd {
+        timestamp_ns: start_ns + timing.duration_ns,
+        pid: PID,
+        tid,
+        start_ns,
+        address: 0,
+        major,
+        timing,
+    };
+    let mut out = Vec::new();
+    h.session.handle(
+        Decoded {
+            snapshot: ThreadSnapshot { tid, counters },
+            record: Record::FaultEnd(end),
+            stack: None,
+        },
+        &mut out,
+    );
+    out
+}
+
+/// A harness whose process wrote to the first page of a new mmap: that fault is open.
+fn open_on_mmap() -> (Harness, Fault) {
+    let mut h = Harness::new();
+    h.mmap(PID, MMAP, 8192);
+    let fault = h.fault_at(PID, PID, MMAP, IP, WRITE);
+    h.feed(PID, Record::Fault(fault), None);
+    (h, fault)
+}
+
+/// The class and timing of the one fault among `events`.
+fn class_and_timing(events: &[TraceEvent]) -> Vec<(FaultClass, Option<FaultTiming>)> {
+    events
+        .iter()
+        .filter_map(|event| match event {
+            TraceEvent::Fault(fault) => Some((fault.fault.class, fault.fault.timing)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_completion_settles_its_fault_at_once_with_the_kernels_class_and_timing() {
+    let mut h = Harness::new();
+    h.mmap(PID, MMAP, 8192);
+    let fault = h.fault_at(PID, PID, MMAP, IP, WRITE);
+    assert!(h.feed(PID, Record::Fault(fault), None).is_empty());
+    let timing = FaultTiming {
+        duration_ns: 1_500_000,
+        off_cpu_ns: Some(1_200_000),
+        reclaim_ns: 0,
+        compaction_ns: 0,
+    };
+    let out = fault_end(&mut h, PID, fault.timestamp_ns, true, timing);
+    assert_eq!(class_and_timing(&out), [(FaultClass::Major, Some(timing))]);
+    assert_eq!(timing.on_cpu_ns(), Some(300_000));
+    assert_eq!(
+        out.iter().map(brief).collect::<Vec<_>>(),
+        ["major 100/100 0x7f0000000000 [anon]@0x0 mmap#1[0] page 0 by /bin/app+0x1100"]
+    );
+    assert!(h.finish().is_empty());
+}
+
+#[test]
+fn a_completion_of_a_fault_whose_start_was_lost_is_counted_and_settles_by_the_counters() {
+    let (mut h, fault) = open_on_mmap();
+    // The open fault completes without its event (the record was lost); the next fault's start
+    // was lost too, and its completion arrives: it names a start the session never saw.
+    let timing = FaultTiming {
+        duration_ns: 900,
+        ..FaultTiming::default()
+    };
+    h.completes(PID, PID, false);
+    let out = fault_end(&mut h, PID, fault.timestamp_ns + 5_000, false, timing);
+    // Two faults counted since the open one began: its own and the lost one.
+    assert_eq!(class_and_timing(&out), [(FaultClass::Minor, None)]);
+    assert_eq!(h.session.classifier.unmatched_ends(), 1);
+    assert_eq!(h.session.classifier.unattributed(), 1);
+}
+
+#[test]
+fn an_error_fault_has_no_completion_and_no_timing() {
+    let mut h = Harness::new();
+    let fault = h.fault_at(PID, PID, 0x10, IP, WRITE);
+    assert!(h.feed(PID, Record::Fault(fault), None).is_empty());
+    let signal = SignalEvent {
+        timestamp_ns: h.now(),
+        pid: PID,
+        tid: PID,
+        target_tid: PID,
+        signal: libc::SIGSEGV,
+        code: 1,
+        errno: 0,
+        result: 0,
+    };
+    let mut out = Vec::new();
+    h.session.handle(
+        Decoded {
+            snapshot: ThreadSnapshot {
+                tid: PID,
+                counters: FaultCounters::default(),
+            },
+            record: Record::Signal(signal),
+            stack: None,
+        },
+        &mut out,
+    );
+    assert_eq!(class_and_timing(&out), [(FaultClass::Error, None)]);
+}
+
+#[test]
+fn completions_of_two_threads_close_each_threads_own_fault() {
+    let mut h = Harness::new();
+    h.mmap(PID, MMAP, 8192);
+    let first = h.fault_at(PID, PID, MMAP, IP, WRITE);
+    h.feed(PID, Record::Fault(first), None);
+    let second = h.fault_at(PID, PID + 1, MMAP + 4096, IP, WRITE);
+    h.feed(PID + 1, Record::Fault(second), None);
+    let slow = FaultTiming {
+        duration_ns: 7_000,
+        off_cpu_ns: Some(5_000),
+        ..FaultTiming::default()
+    };
+    let fast = FaultTiming {
+        duration_ns: 600,
+        ..FaultTiming::default()
+    };
+    let out = fault_end(&mut h, PID + 1, second.timestamp_ns, false, fast);
+    assert_eq!(class_and_timing(&out), [(FaultClass::Minor, Some(fast))]);
+    let out = fault_end(&mut h, PID, first.timestamp_ns, false, slow);
+    assert_eq!(class_and_timing(&out), [(FaultClass::Minor, Some(slow))]);
+    assert_eq!(h.session.classifier.unmatched_ends(), 0);
+    // The counters moved by one minor fault each: they agree with the events.
+    assert_eq!(h.session.class_disagreements(), 0);
+}
+
+#[test]
+fn faults_the_kernel_counts_after_a_completion_without_a_record_are_unattributed() {
+    let (mut h, fault) = open_on_mmap();
+    let timing = FaultTiming {
+        duration_ns: 800,
+        off_cpu_ns: Some(0),
+        ..FaultTiming::default()
+    };
+    fault_end(&mut h, PID, fault.timestamp_ns, false, timing);
+    assert_eq!(h.session.unattributed_faults(), 0);
+    // execve copies its arguments through get_user_pages: two faults counted, no record.
+    h.completes(PID, PID, false);
+    h.completes(PID, PID, false);
+    h.feed(PID, Record::Exec(PID), None);
+    assert_eq!(h.session.unattributed_faults(), 2);
+    // Counted once: the next record finds nothing new.
+    h.munmap(PID, MMAP, 8192);
+    assert_eq!(h.session.unattributed_faults(), 2);
+}
+
+#[test]
+fn a_completion_whose_class_the_counters_do_not_show_is_counted() {
+    let (mut h, fault) = open_on_mmap();
+    // The event says major while the kernel counted a minor fault (fault_end moves the minor
+    // counter when asked for a minor end): the event's class is reported, and the mismatch
+    // counted.
+    let timing = FaultTiming {
+        duration_ns: 2_000,
+        off_cpu_ns: Some(0),
+        ..FaultTiming::default()
+    };
+    h.completes(PID, PID, false);
+    let out = feed_end(&mut h, PID, fault.timestamp_ns, true, timing);
+    assert_eq!(class_and_timing(&out), [(FaultClass::Major, Some(timing))]);
+    assert_eq!(h.session.class_disagreements(), 1);
 }

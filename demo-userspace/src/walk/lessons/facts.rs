@@ -3,7 +3,7 @@
 //! page settings. Each lesson's file reads its own; their types are gathered here, apart from
 //! the lessons, because the step report holds them and the lessons read the step report.
 
-use crate::kernel::procmem::VmaUsage;
+use crate::{kernel::procmem::VmaUsage, walk::fault_time::StepFaults};
 
 /// The facts of one lesson step, by lesson; JSON tags them with `lesson`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -28,6 +28,9 @@ pub enum LessonFacts {
         cached_pages: Vec<u64>,
         /// The MAP_SHARED mapping of the same file, once the lesson made it.
         shared_vma: Option<VmaUsage>,
+        /// What the earlier steps' faults in arr took, for a minor fault's comparison with the
+        /// major one. The fault lines carry the same durations, so JSON does not repeat them.
+        earlier: Vec<StepFaults>,
     },
     /// stack: the [stack] VMA against where it started and where the limit stops it.
     Stack(StackFacts),
@@ -39,6 +42,10 @@ pub enum LessonFacts {
         defrag: Option<String>,
         /// smaps' AnonHugePages of arr's VMA, in KiB.
         anon_huge_kib: u64,
+        /// What the earlier steps' faults in arr took, for the 4 KiB faults' comparison with
+        /// the huge page's. The fault lines carry the same durations, so JSON does not repeat
+        /// them.
+        earlier: Vec<StepFaults>,
     },
 }
 

@@ -1,17 +1,20 @@
-//! file: a file mapping, its major fault after POSIX_FADV_DONTNEED, readahead and
-//! fault-around, and a private write against a shared one. Its facts are the file's page cache
-//! and filesystem, and the shared mapping's smaps.
+//! file: a file mapping, its major fault after POSIX_FADV_DONTNEED (how long it took, and how
+//! much of that its thread waited off the CPU for the read, against the minor faults'
+//! microseconds), readahead and fault-around, and a private write against a shared one. Its
+//! facts are the file's page cache and filesystem, the shared mapping's smaps, and what the
+//! earlier steps' faults took.
 
 use super::{
-    Lesson, LessonFacts, LessonState, StepEnd, fixed,
+    Durations, Lesson, LessonFacts, LessonState, StepEnd, fixed,
     steps::{INTS_PER_PAGE, PAGE, read_page, write_page},
-    words::{copies_on_write, pages, smaps},
+    words::{copies_on_write, pages, share, smaps, took},
 };
 use crate::{
     kernel::pagecache,
     kernel::procmem::{self, VmaUsage},
     model::classify::FaultClass,
     model::pages::{Companion, PageOrigin},
+    walk::fault_time::{FaultTime, StepFaults},
     walk::plan::{Allocator, PlanError, PlannedStep, ScenarioName, WalkOptions, WalkPlan},
     walk::step_report::StepReport,
     walk::workload::Command,
@@ -62,6 +65,7 @@ impl Lesson for File {
                 _ => None,
             },
             path: path.display().to_string(),
+            earlier: learned.earlier.clone(),
         }))
     }
 
@@ -71,12 +75,90 @@ impl Lesson for File {
             filesystem,
             cached_pages,
             shared_vma,
+            ..
         }) = &step.lesson
         else {
             return Vec::new();
         };
         explain(step, path, filesystem, cached_pages, shared_vma)
     }
+
+    fn explain_cost(&self, step: &StepReport, durations: Durations) -> Vec<String> {
+        let Some(LessonFacts::File { earlier, .. }) = &step.lesson else {
+            return Vec::new();
+        };
+        cost(step, earlier, durations)
+    }
+}
+
+/// What the step's faults in arr took: a major fault's time and how much of it its thread
+/// waited off the CPU, and minor faults' time against the walk's major fault, from this run's
+/// measurements. A walk without a major fault says so.
+fn cost(step: &StepReport, earlier: &[StepFaults], durations: Durations) -> Vec<String> {
+    let mut said = Vec::new();
+    let major = step.region_fault_time(FaultClass::Major);
+    let minor = step.region_fault_time(FaultClass::Minor);
+    if major.faults > 0 {
+        said.push(major_cost(major, durations));
+    }
+    if minor.faults > 0 {
+        // This step's major fault, or the walk's first before it.
+        let against = if major.faults > 0 {
+            Some(("the major fault above".to_owned(), major))
+        } else {
+            earlier
+                .iter()
+                .find(|before| before.major.faults > 0)
+                .map(|before| (format!("step {}'s major fault", before.step), before.major))
+        };
+        let subject = match minor.faults {
+            1 => "the minor fault".to_owned(),
+            count => format!("the {count} minor faults"),
+        };
+        let minors = format!("time: {subject} {}", took(minor, durations));
+        said.push(match against {
+            Some((which, major)) if major.timed > 0 => format!(
+                "{minors}, against {} for {which}",
+                durations(major.total_ns)
+            ),
+            Some((which, _)) => format!("{minors}; {which} has no measured duration"),
+            None => format!(
+                "{minors}; no fault of this walk so far was major: the kernel found every page \
+                 it faulted on in the page cache, so none waited for the disk"
+            ),
+        });
+    }
+    said
+}
+
+/// How long the step's major fault took, and how much of it its thread was off the CPU: asleep
+/// until the read completed, or preempted (the kernel does not say which).
+fn major_cost(major: FaultTime, durations: Durations) -> String {
+    let subject = match major.faults {
+        1 => "the major fault".to_owned(),
+        count => format!("the {count} major faults"),
+    };
+    let took = took(major, durations);
+    if major.timed == 0 {
+        return format!("time: {subject} {took}");
+    }
+    let thread = if major.faults == 1 {
+        "its thread was"
+    } else {
+        "their threads were"
+    };
+    if major.off_cpu_unknown > 0 {
+        return format!("time: {subject} {took}; how much of it {thread} off the CPU is not known");
+    }
+    if major.off_cpu_ns == 0 {
+        return format!("time: {subject} {took}, and {thread} on the CPU all along");
+    }
+    format!(
+        "time: {subject} {took}, and {thread} off the CPU for {} of it ({}): asleep until the \
+         read completed, or preempted",
+        durations(major.off_cpu_ns),
+        share(major.off_cpu_ns, major.total_ns)
+    )
 }
 
 fn steps() -> Vec<PlannedStep> {

@@ -45,7 +45,18 @@ pub trait Lesson: Sync {
     fn explain(&self, _step: &StepReport) -> Vec<String> {
         Vec::new()
     }
+
+    /// The sentences on what `step`'s faults cost, after [`Lesson::explain`]'s, from the
+    /// durations the kernel measured, written by `durations`; none for a walk that compares no
+    /// fault's time.
+    fn explain_cost(&self, _step: &StepReport, _durations: Durations) -> Vec<String> {
+        Vec::new()
+    }
 }
+
+/// How a lesson's sentences write a duration: the outputs' one formatter, handed down, since a
+/// lesson, like every command, knows none of its sinks.
+pub type Durations = fn(u64) -> String;
 
 /// Where a step ended, for a lesson's facts.
 pub struct StepEnd<'a> {

@@ -1,10 +1,13 @@
-//! What the step driver learns of a lesson from the child's replies between its steps (the
-//! forked pid, the shared mapping, the frame size and the limit it set), for the lesson's
-//! facts of later steps.
+//! What the step driver learns of a lesson between its steps, for the lesson's facts of later
+//! steps: from the child's replies (the forked pid, the shared mapping, the frame size and the
+//! limit it set), and what each step's faults took.
 
 use std::path::PathBuf;
 
-use crate::walk::workload::{Command, Reply, protocol::reply_address};
+use crate::walk::{
+    fault_time::StepFaults,
+    workload::{Command, Reply, protocol::reply_address},
+};
 
 /// What the step driver knows of a lesson between its steps.
 #[derive(Debug, Default)]
@@ -21,9 +24,18 @@ pub struct LessonState {
     pub stack_limit: Option<u64>,
     /// The file the file lesson's child was asked to create.
     pub file: Option<PathBuf>,
+    /// What the faults in the region of each step so far took, in step order: a lesson compares
+    /// a step's faults with an earlier step's (a major fault with minor ones, a huge page's
+    /// fault with 512 small ones).
+    pub earlier: Vec<StepFaults>,
 }
 
 impl LessonState {
+    /// Keeps what a finished step's faults in the region took, for the steps after it.
+    pub fn remember(&mut self, step: StepFaults) {
+        self.earlier.push(step);
+    }
+
     /// Learns what a command's reply says that later steps need.
     pub fn learn(&mut self, command: &Command, reply: &Reply) {
         match (command, reply) {

@@ -18,6 +18,7 @@ pub fn serve() -> io::Result<()> {
     // its pages would already be resident: a fresh C program's heap has no such memory.
     // SAFETY: malloc_trim only returns free heap memory to the kernel.
     unsafe { libc::malloc_trim(0) };
+    touch_own_stack();
     let mut state = State {
         array: ptr::null_mut(),
         zero: File::open("/dev/zero")?,
@@ -33,6 +34,20 @@ pub fn serve() -> io::Result<()> {
         let _ = nix::sys::wait::waitpid(forked.pid, None);
     }
     served
+}
+
+/// How much of its own stack the child touches at start-up: more than reading and parsing a
+/// command ever uses, so that no step's faults are the child's own frames. Where its stack
+/// pointer sits in a page is random (ASLR), so without this a command's parsing crossed into a
+/// new stack page in some runs and not in others.
+const OWN_STACK_BYTES: usize = 64 << 10;
+
+/// Touches the [`OWN_STACK_BYTES`] below the current frame, once, at start-up.
+#[inline(never)]
+fn touch_own_stack() {
+    let mut frames = [0u8; OWN_STACK_BYTES];
+    // black_box keeps the writes: the compiler must assume the array is read.
+    std::hint::black_box(&mut frames).fill(1);
 }
 
 /// Announces that start-up is over, then performs one command per line of `input`, one reply
@@ -164,6 +179,7 @@ impl State {
                 let advice = match advice {
                     Advice::DontNeed => libc::MADV_DONTNEED,
                     Advice::HugePage => libc::MADV_HUGEPAGE,
+                    Advice::NoHugePage => libc::MADV_NOHUGEPAGE,
                 };
                 // SAFETY: madvise checks the range itself; failure is reported.
                 let done = unsafe { libc::madvise(self.array.cast(), bytes as usize, advice) };

@@ -10,6 +10,8 @@ pub enum Advice {
     DontNeed,
     /// `MADV_HUGEPAGE`: back the range with transparent huge pages where it can.
     HugePage,
+    /// `MADV_NOHUGEPAGE`: never back the range with transparent huge pages.
+    NoHugePage,
 }
 
 impl Advice {
@@ -17,6 +19,7 @@ impl Advice {
         match self {
             Self::DontNeed => "dontneed",
             Self::HugePage => "hugepage",
+            Self::NoHugePage => "nohugepage",
         }
     }
 
@@ -25,6 +28,7 @@ impl Advice {
         match self {
             Self::DontNeed => "MADV_DONTNEED",
             Self::HugePage => "MADV_HUGEPAGE",
+            Self::NoHugePage => "MADV_NOHUGEPAGE",
         }
     }
 }
@@ -169,6 +173,7 @@ impl FromStr for Command {
                 advice: match words[2] {
                     "dontneed" => Advice::DontNeed,
                     "hugepage" => Advice::HugePage,
+                    "nohugepage" => Advice::NoHugePage,
                     _ => return Err(bad()),
                 },
             }),
@@ -262,6 +267,10 @@ mod tests {
             Command::Madvise {
                 bytes: 4096,
                 advice: Advice::HugePage,
+            },
+            Command::Madvise {
+                bytes: 4096,
+                advice: Advice::NoHugePage,
             },
             Command::Mprotect {
                 bytes: 4096,
