@@ -166,13 +166,14 @@ fn decode_body(bytes: &[u8], header: &RecordHeader) -> Result<Record, DecodeErro
             let raw = read_pod::<FaultEndRecord>(bytes)?;
             let class =
                 CompletedClass::from_tag(detail).ok_or(DecodeError::UnknownClass(detail))?;
+            // The class is the record's detail; the duration is from its start to now.
             Ok(Record::FaultEnd(FaultEnd {
                 timestamp_ns,
                 pid,
                 tid,
                 start_ns: raw.start_ns,
                 address: raw.address,
-                major: class == CompletedClass::Major,
+                class,
                 timing: FaultTiming {
                     duration_ns: timestamp_ns.saturating_sub(raw.start_ns),
                     off_cpu_ns: (raw.off_cpu_ns != OFF_CPU_UNKNOWN).then_some(raw.off_cpu_ns),

@@ -2,7 +2,7 @@
 //! record carries its thread's counters, so the thread's next record after a fault (or its exit,
 //! or a read of /proc) says how the fault ended.
 
-use demo_common::FaultCounters;
+use demo_common::{CompletedClass, FaultCounters};
 use rustc_hash::FxHashMap;
 use serde::Serialize;
 
@@ -26,6 +26,15 @@ impl FaultClass {
             Self::Minor => "minor",
             Self::Major => "major",
             Self::Error => "error",
+        }
+    }
+}
+
+impl From<CompletedClass> for FaultClass {
+    fn from(class: CompletedClass) -> Self {
+        match class {
+            CompletedClass::Minor => Self::Minor,
+            CompletedClass::Major => Self::Major,
         }
     }
 }
@@ -156,22 +165,20 @@ impl<T> Classifier<T> {
     /// the measured timing; otherwise the completion is of a fault whose record was lost, and the
     /// snapshot settles the open fault from the counters as any record's would.
     pub fn complete(&mut self, snapshot: ThreadSnapshot, end: &FaultEnd) -> Option<Settled<T>> {
-        let matches = self
-            .open
-            .get(&snapshot.tid)
-            .is_some_and(|open| open.fault.timestamp_ns == end.start_ns);
-        if !matches {
-            self.unmatched_ends += 1;
-            return self.observe(snapshot);
-        }
-        let open = self.open.remove(&snapshot.tid)?;
+        // One lookup on the common path, where the end matches; the rare other is put back.
+        let open = match self.open.remove(&snapshot.tid) {
+            Some(open) if open.fault.timestamp_ns == end.start_ns => open,
+            other => {
+                if let Some(open) = other {
+                    self.open.insert(snapshot.tid, open);
+                }
+                self.unmatched_ends += 1;
+                return self.observe(snapshot);
+            }
+        };
         self.unattributed += counted_between(open.before, snapshot.counters).saturating_sub(1);
         self.completed.insert(snapshot.tid, snapshot.counters);
-        let class = if end.major {
-            FaultClass::Major
-        } else {
-            FaultClass::Minor
-        };
+        let class = FaultClass::from(end.class);
         // The kernel counts the fault in the thread's counters just before it fires the event,
         // so the counters must show it in the same class.
         let by_counters = Self::class_by_counters(open.before, snapshot.counters);

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use demo_common::{FaultCounters, FaultSource, HeapFunction, Syscall};
+use demo_common::{CompletedClass, FaultCounters, FaultSource, HeapFunction, Syscall};
 
 use crate::model::access::ErrorCode;
 
@@ -64,8 +64,8 @@ pub struct FaultEnd {
     pub start_ns: u64,
     /// The faulting address the completion event saw.
     pub address: u64,
-    /// True for a major fault (the kernel's PAGE_FAULTS_MAJ event), false for a minor one.
-    pub major: bool,
+    /// Which event the kernel fired: PAGE_FAULTS_MIN or PAGE_FAULTS_MAJ.
+    pub class: CompletedClass,
     pub timing: FaultTiming,
 }
 

@@ -1229,7 +1229,11 @@ fn feed_end(
         tid,
         start_ns,
         address: 0,
-        major,
+        class: if major {
+            demo_common::CompletedClass::Major
+        } else {
+            demo_common::CompletedClass::Minor
+        },
         timing,
     };
     let mut out = Vec::new();
