@@ -13,7 +13,7 @@ use crate::{
 
 /// The writer of a report to `to`. A file the invoking user does not own is bad input: they
 /// named it, and can name another.
-pub(super) fn open(to: &Destination, run_as: Option<RunAs>) -> anyhow::Result<Box<dyn io::Write>> {
+pub(super) fn open(to: &Destination, run_as: Option<RunAs>) -> anyhow::Result<ReportWriter> {
     let writer = match to {
         Destination::File(path) => ReportWriter::new(
             path.display().to_string(),
@@ -26,5 +26,5 @@ pub(super) fn open(to: &Destination, run_as: Option<RunAs>) -> anyhow::Result<Bo
         ),
         Destination::Stdout => ReportWriter::new("standard output".to_owned(), io::stdout()),
     };
-    Ok(Box::new(writer.context("start the report's writer")?))
+    writer.context("start the report's writer")
 }

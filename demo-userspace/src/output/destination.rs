@@ -292,6 +292,27 @@ impl Write for ReportWriter {
     }
 }
 
+impl super::BatchWrite for ReportWriter {
+    /// Hands `batch` itself to the writing thread, after what was written before it, and leaves
+    /// a spare buffer in its place.
+    fn write_batch(&mut self, batch: &mut Vec<u8>) -> io::Result<()> {
+        if let Some(error) = self.failure() {
+            return Err(error);
+        }
+        self.hand_pending()?;
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let spare = self
+            .spare
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(batch.capacity()));
+        let bytes = std::mem::replace(batch, spare);
+        self.handed += bytes.len() as u64;
+        self.send(Message::Bytes(bytes))
+    }
+}
+
 /// True when demo was asked to stop (`requested`) and the bytes `written` so far are the
 /// `*seen` of the last look, which it updates.
 fn stuck(requested: bool, written: u64, seen: &mut u64) -> bool {
@@ -375,23 +396,46 @@ mod tests {
         }
     }
 
+    /// A report to a destination with room for everything, and what it took.
+    fn unbounded_report() -> (ReportWriter, Arc<Mutex<Vec<u8>>>) {
+        let taken = Arc::new(Mutex::new(Vec::new()));
+        let full = Full {
+            room: usize::MAX,
+            taken: Arc::clone(&taken),
+        };
+        (ReportWriter::new("report".to_owned(), full).unwrap(), taken)
+    }
+
     #[test]
     fn everything_written_is_there_after_a_flush() {
-        let taken = Arc::new(Mutex::new(Vec::new()));
-        let mut report = ReportWriter::new(
-            "report".to_owned(),
-            Full {
-                room: usize::MAX,
-                taken: Arc::clone(&taken),
-            },
-        )
-        .unwrap();
+        let (mut report, taken) = unbounded_report();
         let line = b"0123456789abcdef\n";
         for _ in 0..20_000 {
             report.write_all(line).unwrap();
         }
         report.flush().unwrap();
         assert_eq!(taken.lock().unwrap().len(), 20_000 * line.len());
+        assert_eq!(report.unwritten(), 0);
+    }
+
+    /// A batch handed whole lands after what was written before it and before what follows,
+    /// and the caller gets an empty buffer back.
+    #[test]
+    fn a_batch_taken_whole_keeps_the_order_of_the_bytes() {
+        use crate::output::BatchWrite as _;
+        let (mut report, taken) = unbounded_report();
+        let mut expected = Vec::new();
+        for round in 0..50_u8 {
+            let small = vec![round; 100];
+            report.write_all(&small).unwrap();
+            expected.extend_from_slice(&small);
+            let mut batch = vec![round.wrapping_add(100); 70_000];
+            expected.extend_from_slice(&batch);
+            report.write_batch(&mut batch).unwrap();
+            assert!(batch.is_empty());
+        }
+        report.flush().unwrap();
+        assert!(*taken.lock().unwrap() == expected);
         assert_eq!(report.unwritten(), 0);
     }
 

@@ -1,10 +1,10 @@
 //! JSON Lines output: one object per region, fault, syscall, signal, step, summary and
 //! comparison, with stable field names.
 
-use std::io::{self, Write};
+use std::io;
 
 use super::{
-    JsonLines,
+    BatchWrite, JsonLines,
     lines::{ComparisonLine, FaultLine, RegionLine, SignalLine, StepLine, SyscallLine, WalkLine},
 };
 use crate::{
@@ -16,11 +16,11 @@ use crate::{
 };
 
 /// Writes one JSON object per line and flushes after each step.
-pub struct JsonReporter<W: Write> {
+pub struct JsonReporter<W: BatchWrite> {
     out: JsonLines<W>,
 }
 
-impl<W: Write> JsonReporter<W> {
+impl<W: BatchWrite> JsonReporter<W> {
     pub fn new(out: W) -> Self {
         Self {
             out: JsonLines::new(out),
@@ -28,7 +28,7 @@ impl<W: Write> JsonReporter<W> {
     }
 }
 
-impl<W: Write> JsonReporter<W> {
+impl<W: BatchWrite> JsonReporter<W> {
     fn faults(&mut self, step: &StepReport) -> io::Result<()> {
         let scenario = step.scenario.as_str();
         for resolved in &step.faults {
@@ -71,7 +71,7 @@ impl<W: Write> JsonReporter<W> {
     }
 }
 
-impl<W: Write> Reporter for JsonReporter<W> {
+impl<W: BatchWrite> Reporter for JsonReporter<W> {
     fn region(
         &mut self,
         scenario: ScenarioName,

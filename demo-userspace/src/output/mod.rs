@@ -22,10 +22,8 @@ mod trace_summary_text;
 pub mod trace_text;
 pub mod tui;
 
-use std::io;
-
 pub use json::JsonReporter;
-pub use json_lines::JsonLines;
+pub use json_lines::{BatchWrite, JsonLines};
 pub use text::TextReporter;
 
 use crate::walk::Reporter;
@@ -48,7 +46,7 @@ pub enum Format {
 }
 
 /// Builds the reporter for `format`, writing to `out`.
-pub fn reporter<'a>(format: Format, out: impl io::Write + 'a) -> Box<dyn Reporter + 'a> {
+pub fn reporter<'a>(format: Format, out: impl BatchWrite + 'a) -> Box<dyn Reporter + 'a> {
     match format {
         Format::Text => Box::new(TextReporter::new(out)),
         Format::Json => Box::new(JsonReporter::new(out)),

@@ -3,7 +3,7 @@
 use std::io::{self, Write};
 
 use super::{
-    Format, JsonLines,
+    BatchWrite, Format, JsonLines,
     code::describe,
     duration::{at_least, at_most, human},
     escape::escape,
@@ -18,7 +18,7 @@ use crate::top::{
 /// the table's first columns.
 pub fn output<'a>(
     format: Format,
-    out: impl Write + 'a,
+    out: impl BatchWrite + 'a,
     group: Option<GroupBy>,
 ) -> Box<dyn TopOutput + 'a> {
     match format {
@@ -176,11 +176,11 @@ fn write_pages(out: &mut impl Write, pages: &PageReport) -> io::Result<()> {
     Ok(())
 }
 
-struct JsonTop<W: Write> {
+struct JsonTop<W: BatchWrite> {
     out: JsonLines<W>,
 }
 
-impl<W: Write> TopOutput for JsonTop<W> {
+impl<W: BatchWrite> TopOutput for JsonTop<W> {
     fn interval(&mut self, interval: &Interval) -> io::Result<()> {
         let line = TopLine::Top(IntervalLine::new(interval, now_rfc3339()));
         self.out.line(&line)?;

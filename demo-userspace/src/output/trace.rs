@@ -4,7 +4,7 @@
 use std::io::{self, Write};
 
 use super::{
-    Format, JsonLines,
+    BatchWrite, Format, JsonLines,
     duration::human,
     escape::escape,
     lines::{
@@ -28,7 +28,7 @@ pub fn output<'a>(
     format: Format,
     width: LineWidth,
     weight: super::folded::Weight,
-    out: impl Write + 'a,
+    out: impl BatchWrite + 'a,
 ) -> Box<dyn TraceOutput + 'a> {
     match format {
         Format::Text => Box::new(TextTrace {
@@ -225,14 +225,14 @@ fn listed(start: Option<&TraceStart>, traced: &TracedFault) -> bool {
     start.is_none_or(|start| start.lists(traced))
 }
 
-struct JsonTrace<W: Write> {
+struct JsonTrace<W: BatchWrite> {
     out: JsonLines<W>,
     codes: CodeJson,
     /// What the trace watches, once it started: which faults are listed.
     start: Option<TraceStart>,
 }
 
-impl<W: Write> TraceOutput for JsonTrace<W> {
+impl<W: BatchWrite> TraceOutput for JsonTrace<W> {
     fn started(&mut self, start: &TraceStart) -> io::Result<()> {
         self.start = Some(start.clone());
         self.out.line(&TraceLine::Trace(start.into()))?;
