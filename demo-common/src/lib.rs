@@ -36,6 +36,10 @@ pub const DEFAULT_RING_BYTES: u32 = 16 << 20;
 /// its end (80 bytes with the ring's header). With 16 MiB, two thousand threads writing 64
 /// pages each at once, loader and all on two CPUs, lost 82,000 of 256,000 records.
 pub const DURATIONS_RING_BYTES: u32 = 32 << 20;
+/// The ring buffer's default size when each fault copies its user stack (`--call-graph
+/// dwarf`): a record then carries the copy, 8 KiB by default, so 64 MiB holds eight thousand
+/// faults while the loader unwinds.
+pub const STACK_COPY_RING_BYTES: u32 = 64 << 20;
 /// Once this many bytes wait in the ring buffer, the kernel side wakes the reader at once; below it,
 /// records are submitted without a wakeup and the reader finds them on its next poll.
 pub const WAKEUP_THRESHOLD_BYTES: u64 = 1 << 20;
@@ -397,11 +401,14 @@ pub enum RecordKind {
     ExecImage = 13,
     /// A [`FaultEndRecord`]: a traced fault completed. Detail: its [`CompletedClass`].
     FaultEnd = 14,
+    /// A [`FaultUserStackRecord`]: a fault with the user registers and the top of the user
+    /// stack, for the loader to unwind (`--call-graph dwarf`). Detail: the [`FaultSource`].
+    FaultUserStack = 15,
 }
 
 impl RecordKind {
     /// Every kind, in tag order.
-    pub const ALL: [Self; 14] = [
+    pub const ALL: [Self; 15] = [
         Self::Fault,
         Self::ThreadExit,
         Self::SyscallEnter,
@@ -416,6 +423,7 @@ impl RecordKind {
         Self::MappedFile,
         Self::ExecImage,
         Self::FaultEnd,
+        Self::FaultUserStack,
     ];
 
     /// A short name for reports, e.g. `fault`.
@@ -435,6 +443,7 @@ impl RecordKind {
             Self::MappedFile => "mapped_file",
             Self::ExecImage => "exec_image",
             Self::FaultEnd => "fault_end",
+            Self::FaultUserStack => "fault_user_stack",
         }
     }
 
@@ -455,6 +464,7 @@ impl RecordKind {
             12 => Some(Self::MappedFile),
             13 => Some(Self::ExecImage),
             14 => Some(Self::FaultEnd),
+            15 => Some(Self::FaultUserStack),
             _ => None,
         }
     }
@@ -755,6 +765,58 @@ pub const MAX_STACK_DEPTH: usize = 127;
 /// (plain [`FaultRecord`]s), else at most [`MAX_STACK_DEPTH`].
 pub const STACK_DEPTH_GLOBAL: &str = "STACK_DEPTH";
 
+/// The most bytes of user stack `--call-graph dwarf` copies per fault (`--stack-bytes`), as
+/// perf's `--call-graph dwarf,SIZE` allows.
+pub const MAX_STACK_BYTES: usize = 65536;
+
+/// The name of the eBPF global that holds how many bytes of user stack to copy per fault: 0
+/// for none, else a multiple of 8 up to [`MAX_STACK_BYTES`]. The loader sets it before
+/// loading; the programs read it as a constant.
+pub const STACK_BYTES_GLOBAL: &str = "STACK_BYTES";
+
+/// The user registers an unwinder starts from: where the thread was in user space when it
+/// faulted (a user-mode fault), or when it entered the kernel (a kernel-mode fault: the
+/// syscall's return address and stack).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UserRegs {
+    pub ip: u64,
+    pub sp: u64,
+    pub bp: u64,
+}
+
+/// Set in a [`FaultUserStackRecord`]'s `flags` when the copy stopped at the top of the main
+/// thread's stack, just past `argc`: nothing above it is a frame, so an unwinder that asks for
+/// more went astray, and the stack is not cut there.
+pub const STACK_COPY_AT_TOP: u32 = 1;
+
+/// A fault with the user registers and the top of its user stack, for `--call-graph dwarf`.
+/// The record is this header followed by `requested` bytes: byte `i` is the user memory at
+/// `regs.sp + i` for `skipped <= i < copied`, and meaningless elsewhere (zeroes where a read
+/// failed, and whatever the ring buffer held before past `copied`: nothing reads them).
+/// Detail: the [`FaultSource`].
+///
+/// `skipped` is how many bytes at the start could not be read: the pages at the stack pointer
+/// that are not present yet, as when the fault is the stack growing onto them (a frame just
+/// made and written from its low end), at most a few pages. `copied` is where the copy
+/// stopped, counted from the start, the skipped bytes included, so `skipped <= copied <=
+/// requested`; when nothing could be read, both are 0. `copied < requested` means the copy
+/// stopped early: at the top of the main thread's stack (just past `argc`, at its
+/// `start_stack`: above are only its arguments and environment, nothing an unwinder reads), or
+/// at memory it could not read (the top of any other stack, or a page not present above the
+/// stack pointer).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FaultUserStackRecord {
+    pub fault: FaultRecord,
+    pub regs: UserRegs,
+    pub requested: u32,
+    pub skipped: u32,
+    pub copied: u32,
+    /// [`STACK_COPY_AT_TOP`] when the copy stopped at the main thread's first frame.
+    pub flags: u32,
+}
+
 /// A fault with its user stack, innermost frame first. The record is only as long as the
 /// frames captured: a [`FaultRecord`], then as many `u64` return addresses as fit in the
 /// rest of the record's length. Detail: the [`FaultSource`].
@@ -988,6 +1050,8 @@ mod pod {
     unsafe impl aya::Pod for super::PageCounts {}
     unsafe impl aya::Pod for super::FaultRecord {}
     unsafe impl aya::Pod for super::FaultStackRecord {}
+    unsafe impl aya::Pod for super::FaultUserStackRecord {}
+    unsafe impl aya::Pod for super::UserRegs {}
     unsafe impl aya::Pod for super::FaultEndRecord {}
     unsafe impl aya::Pod for super::OpenFault {}
     unsafe impl aya::Pod for super::FaultCounters {}

@@ -17,6 +17,7 @@ use crate::{
     records::{header, is_target, reserve, wakeup_flag},
     stacks::{record_fault_stack, walking_stack},
     task::current_task,
+    user_stack::{record_fault_user_stack, stack_bytes},
 };
 
 /// How many user-stack frames to capture per fault; 0 (no stacks) unless the loader sets it
@@ -55,7 +56,10 @@ fn record_fault(ctx: &RawTracePointContext, source: FaultSource) {
     // SAFETY: a plain load of a global; volatile so that the compiler keeps the load for the
     // verifier to decide, instead of folding the placeholder 0.
     let depth = unsafe { read_volatile(&STACK_DEPTH) };
-    if depth != 0 && source == FaultSource::Kernel && walking_stack() {
+    // Bytes of user stack to copy (`--call-graph dwarf`); when set, it takes the place of the
+    // frame-pointer walk.
+    let stack_bytes = stack_bytes();
+    if (depth != 0 || stack_bytes != 0) && source == FaultSource::Kernel && walking_stack() {
         return;
     }
     let task = current_task();
@@ -88,6 +92,10 @@ fn record_fault(ctx: &RawTracePointContext, source: FaultSource) {
         fault.header.timestamp_ns,
         fault.address,
     );
+    if stack_bytes != 0 {
+        record_fault_user_stack(ctx, fault, task, stack_bytes);
+        return;
+    }
     if depth != 0 {
         record_fault_stack(ctx, fault, depth, source as u32 & 1);
         return;

@@ -17,6 +17,7 @@ mod stacks;
 mod syscalls;
 mod task;
 mod top;
+mod user_stack;
 
 #[cfg(not(test))]
 #[panic_handler]

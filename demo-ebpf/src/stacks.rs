@@ -18,14 +18,15 @@ use crate::records::{EVENTS, count_lost, wakeup_flag};
 #[map]
 static STACK_SCRATCH: PerCpuArray<FaultStackRecord> = PerCpuArray::with_max_entries(2, 0);
 
-/// Per CPU, 1 while a fault program walks a user stack. A frame pointer that leads nowhere
-/// (code built without them) makes the walk itself fault in kernel mode, in the traced task;
-/// that fault is the tracer's, not the program's, and is not reported.
+/// Per CPU, 1 while a fault program walks a user stack or copies it (`user_stack.rs`). A frame
+/// pointer that leads nowhere (code built without them), or a copy that reaches memory that is
+/// not there, makes the program itself fault in kernel mode, in the traced task; that fault is
+/// the tracer's, not the program's, and is not reported.
 #[map]
 static STACK_WALKING: PerCpuArray<u32> = PerCpuArray::with_max_entries(1, 0);
 
-/// True while this CPU walks a user stack for a fault record: the program that calls this one
-/// interrupted that walk.
+/// True while this CPU walks or copies a user stack for a fault record: the program that calls
+/// this one interrupted that walk.
 #[inline(always)]
 pub(crate) fn walking_stack() -> bool {
     // SAFETY: this CPU's slot of a per-CPU array, valid and aligned for the whole program; the
@@ -33,6 +34,36 @@ pub(crate) fn walking_stack() -> bool {
     STACK_WALKING
         .get_ptr(0)
         .is_some_and(|walking| unsafe { read_volatile(walking) } != 0)
+}
+
+/// While it lives, this CPU's [`STACK_WALKING`] flag is set, so that a kernel-mode fault the
+/// program takes in the traced task (a read of user memory that is not there) is known for the
+/// tracer's own and not reported. A guard rather than a closure: a closure called from both
+/// fault programs becomes a function of its own, where the verifier no longer sees the
+/// program's constants.
+pub(crate) struct Walking(Option<*mut u32>);
+
+impl Walking {
+    #[inline(always)]
+    pub(crate) fn start() -> Self {
+        let walking = STACK_WALKING.get_ptr_mut(0);
+        if let Some(walking) = walking {
+            // SAFETY: this CPU's slot of a per-CPU array, valid and aligned for the whole
+            // program; a program nested on this CPU only reads it.
+            unsafe { write_volatile(walking, 1) };
+        }
+        Self(walking)
+    }
+}
+
+impl Drop for Walking {
+    #[inline(always)]
+    fn drop(&mut self) {
+        if let Some(walking) = self.0 {
+            // SAFETY: as in `start`.
+            unsafe { write_volatile(walking, 0) };
+        }
+    }
 }
 
 /// Sends `fault` with up to `depth` frames of the user stack (frame pointers), innermost
@@ -50,26 +81,19 @@ pub(crate) fn record_fault_stack(
     };
     fault.header.kind = RecordKind::FaultStack as u32;
     let bytes = depth.min(MAX_STACK_DEPTH as u32) * 8;
-    let walking = STACK_WALKING.get_ptr_mut(0);
-    // SAFETY: this CPU's slots of per-CPU arrays, valid for the whole program, and the helper
+    // SAFETY: this CPU's slot of a per-CPU array, valid for the whole program, and the helper
     // writes at most `bytes` into frames. Only this fault program uses its scratch slot on this
     // CPU: the other one has its own, and the kernel does not start a raw-tracepoint program
     // again on a CPU where it is already running (it counts a miss instead).
     let captured = unsafe {
         (*scratch).fault = fault;
-        if let Some(walking) = walking {
-            write_volatile(walking, 1);
-        }
-        let captured = bpf_get_stack(
+        let _walking = Walking::start();
+        bpf_get_stack(
             ctx.as_ptr(),
             (*scratch).frames.as_mut_ptr().cast(),
             bytes,
             BPF_F_USER_STACK as u64,
-        );
-        if let Some(walking) = walking {
-            write_volatile(walking, 0);
-        }
-        captured
+        )
     };
     // A failed walk still reports the fault, with no frames. The mask keeps the length in
     // bounds for the verifier as well as in fact.

@@ -72,13 +72,27 @@ pub struct Cli {
     #[arg(long, value_name = "KIB", global = true, value_parser = ring_kib)]
     pub ring_buffer_kib: Option<u32>,
 
-    /// Capture each fault's user stack in the kernel (alloc and trace), innermost frame first,
-    /// named function by function. Stacks are walked by frame pointers: code built without
-    /// them (Debian 12's packages, -O2 without -fno-omit-frame-pointer) gives short stacks.
+    /// Capture each fault's user stack (alloc and trace), innermost frame first, named function
+    /// by function; how, --call-graph says (dwarf unless it says fp).
     #[arg(long, global = true)]
     pub stacks: bool,
 
-    /// How many frames --stacks captures per fault, 1 to 127; implies --stacks.
+    /// How --stacks finds the callers, as perf's option of the name: dwarf copies the user
+    /// registers and the top of the user stack at each fault and unwinds them with each
+    /// module's unwind tables (.eh_frame, .debug_frame), so code built without frame pointers
+    /// (glibc, Debian's packages, most -O2 builds) still shows its callers; fp follows frame
+    /// pointers in the kernel, cheaper, but such code hides its callers. Implies --stacks.
+    #[arg(long, value_name = "MODE", global = true, value_enum)]
+    pub call_graph: Option<CallGraphArg>,
+
+    /// How many bytes of user stack --call-graph dwarf copies per fault, 8 to 65536 (rounded
+    /// up to a multiple of 8); 8192 by default, as perf. A stack deeper than the copy is
+    /// marked truncated. Implies --stacks --call-graph dwarf.
+    #[arg(long, value_name = "BYTES", global = true, value_parser = stack_bytes)]
+    pub stack_bytes: Option<u32>,
+
+    /// How many frames --call-graph fp walks per fault, 1 to 127 (32 by default). Implies
+    /// --stacks --call-graph fp.
     #[arg(long, value_name = "FRAMES", global = true,
           value_parser = clap::value_parser!(u32).range(1..=demo_common::MAX_STACK_DEPTH as i64))]
     pub stack_depth: Option<u32>,
@@ -312,6 +326,12 @@ pub struct TopArgs {
 
     #[arg(long, hide = true, value_parser = clap::value_parser!(u32).range(1..=demo_common::MAX_STACK_DEPTH as i64))]
     pub stack_depth: Option<u32>,
+
+    #[arg(long, hide = true, value_enum)]
+    pub call_graph: Option<CallGraphArg>,
+
+    #[arg(long, hide = true, value_parser = stack_bytes)]
+    pub stack_bytes: Option<u32>,
 
     #[arg(long, hide = true, value_enum)]
     pub source: Option<SourceArg>,
@@ -558,19 +578,22 @@ impl From<FormatArg> for Format {
     }
 }
 
-impl Cli {
-    /// The frames to capture per fault: 0 without --stacks.
-    pub fn stack_depth(&self) -> u32 {
-        match (self.stacks, self.stack_depth) {
-            (_, Some(depth)) => depth,
-            (true, None) => DEFAULT_STACK_DEPTH,
-            (false, None) => 0,
-        }
-    }
+/// `--call-graph`: the command line's names for [`CallGraph`]'s two ways.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum CallGraphArg {
+    /// Follow frame pointers in the kernel.
+    Fp,
+    /// Copy the stack and unwind it with the unwind tables.
+    Dwarf,
 }
 
-/// Frames per fault with --stacks and no --stack-depth.
-const DEFAULT_STACK_DEPTH: u32 = 32;
+fn stack_bytes(text: &str) -> Result<u32, String> {
+    let most = demo_common::MAX_STACK_BYTES as u32;
+    match text.parse::<u32>() {
+        Ok(bytes) if (8..=most).contains(&bytes) => Ok(bytes.next_multiple_of(8)),
+        _ => Err(format!("must be a number of bytes from 8 to {most}")),
+    }
+}
 
 /// `--source`: the command line's names for [`SourceChoice`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -206,13 +206,18 @@ int main(int argc, char **argv) {
 fn a_tiny_ring_buffer_drops_records_and_counts_every_one() {
     require_root();
     let program = compile_c("fast_toucher", FAST_TOUCHER, &["-O2"]);
-    // Faults with stacks are records of their own kind, dropped and counted as such.
-    for (extra, kind) in [(None, "fault"), (Some("--stacks"), "fault_stack")] {
+    // Faults with stacks are records of their own kind, dropped and counted as such: a walked
+    // stack's, and a copied one's (a 1 KiB copy, so that one fits the ring).
+    for (extra, kind) in [
+        (&[][..], "fault"),
+        (&["--call-graph", "fp"], "fault_stack"),
+        (&["--stack-bytes", "1024"], "fault_user_stack"),
+    ] {
         tiny_ring(&program, extra, kind);
     }
 }
 
-fn tiny_ring(program: &std::path::Path, extra: Option<&str>, kind: &str) {
+fn tiny_ring(program: &std::path::Path, extra: &[&str], kind: &str) {
     let out = output_file(&format!("tiny_{kind}"));
     let status = Command::new(DEMO)
         .args(extra)

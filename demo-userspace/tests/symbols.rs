@@ -51,16 +51,7 @@ fn trace(name: &str, args: &[&str], program: &Path) -> Vec<Value> {
 
 /// The faults on the 16-page buffer: the region of 16 pages.
 fn buffer_faults(lines: &[Value]) -> Vec<Value> {
-    let region = of_kind(lines, "region")
-        .into_iter()
-        .find(|r| r["size"] == 16 * 4096)
-        .expect("the buffer is a region")["name"]
-        .clone();
-    of_kind(lines, "fault")
-        .into_iter()
-        .filter(|f| f["region"] == region)
-        .cloned()
-        .collect()
+    common::json::faults_in_region_of(lines, 16 * 4096)
 }
 
 fn hex(value: &Value) -> u64 {

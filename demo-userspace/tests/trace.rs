@@ -923,7 +923,7 @@ fn a_stack_ends_at_the_first_frame_outside_an_executable_mapping() {
         "stacks_without_fp",
         &program,
         &[&maps_arg],
-        &["--stacks"],
+        &["--call-graph", "fp"],
         &[],
     );
     let executable = executable_ranges(&std::fs::read_to_string(&maps_file).unwrap());
@@ -958,7 +958,7 @@ fn a_stack_ends_at_the_first_frame_outside_an_executable_mapping() {
     // The text shows the faulting instruction, then where the walk left code.
     let out = output_file("stacks_without_fp.txt");
     let status = Command::new(DEMO)
-        .args(["trace", "--stacks", "--wide", "--output"])
+        .args(["trace", "--call-graph", "fp", "--wide", "--output"])
         .arg(&out)
         .arg("--")
         .arg(&program)

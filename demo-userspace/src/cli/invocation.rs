@@ -6,6 +6,7 @@ use std::time::Duration;
 use demo::{
     app::{self, Alloc, BadInput, Destination, EventSink, Invocation, Report, TopFormat, TopSink},
     kernel::probes::ProbeOptions,
+    model::call_graph::{CallGraph, DEFAULT_STACK_BYTES, DEFAULT_STACK_DEPTH},
     output::{folded::Weight, trace_text::LineWidth},
     top, trace,
     walk::{
@@ -15,8 +16,12 @@ use demo::{
 };
 
 use super::{
-    Cli, Command, FormatArg, ScenarioArg, SortArg, SourceArg, TopArgs, TraceArgs, WeightArg,
+    CallGraphArg, Cli, Command, FormatArg, ScenarioArg, SortArg, SourceArg, TopArgs, TraceArgs,
+    WeightArg,
 };
+
+/// Why `demo top` refuses stacks.
+const NOT_PER_STACK: &str = "demo top counts faults per process and page, not per stack: --stacks, --call-graph, --stack-bytes, --stack-depth and --format folded are for alloc and trace";
 
 /// What the command line asks for.
 #[derive(Debug)]
@@ -53,7 +58,7 @@ impl Cli {
                     plans,
                     interactive,
                     // A walk always times its faults: that is half of what it teaches.
-                    probes: self.probe_options(true),
+                    probes: self.probe_options(true)?,
                     sink,
                 })
             }
@@ -61,7 +66,7 @@ impl Cli {
                 sink: self.event_sink(false)?,
                 plans: ScenarioName::SEED.map(WalkPlan::seed).to_vec(),
                 interactive: false,
-                probes: self.probe_options(true),
+                probes: self.probe_options(true)?,
             }),
             Some(Command::Trace(args)) => app::Command::Trace(self.trace(args)?),
             Some(Command::Top(args)) => app::Command::Top(self.top(args)?),
@@ -99,10 +104,12 @@ impl Cli {
     /// options top has no use for are read from its own hidden copies, which hold them wherever
     /// they stood on the command line.
     fn top_sink(&self, args: &TopArgs) -> Result<TopSink, BadInput> {
-        let not_per_stack = || {
-            BadInput("demo top counts faults per process and page, not per stack: --stacks, --stack-depth and --format folded are for alloc and trace".to_owned())
-        };
-        if args.stacks || args.stack_depth.is_some() {
+        let not_per_stack = || BadInput(NOT_PER_STACK.to_owned());
+        if args.stacks
+            || args.stack_depth.is_some()
+            || args.call_graph.is_some()
+            || args.stack_bytes.is_some()
+        {
             return Err(not_per_stack());
         }
         if args.source == Some(SourceArg::Perf) {
@@ -160,22 +167,74 @@ impl Cli {
         }
     }
 
+    /// How `--stacks`, `--call-graph`, `--stack-bytes` and `--stack-depth` ask for stacks:
+    /// dwarf unless frame pointers are asked for, by name or by a depth to walk.
+    fn call_graph(&self) -> Result<Option<CallGraph>, BadInput> {
+        let refused = |sentence: &str| Err(BadInput(sentence.to_owned()));
+        let asked = self.stacks
+            || self.call_graph.is_some()
+            || self.stack_bytes.is_some()
+            || self.stack_depth.is_some();
+        if asked && self.source == SourceArg::Perf {
+            return refused(
+                "--source perf captures no stacks: --stacks, --call-graph, --stack-bytes and --stack-depth need the exceptions tracepoints",
+            );
+        }
+        match (self.call_graph, self.stack_bytes, self.stack_depth) {
+            (Some(CallGraphArg::Fp), Some(_), _) | (None, Some(_), Some(_)) => refused(
+                "--stack-bytes is the stack copy of --call-graph dwarf; --call-graph fp walks frame pointers and copies no stack",
+            ),
+            (Some(CallGraphArg::Dwarf), _, Some(_)) => refused(
+                "--stack-depth is how far --call-graph fp walks frame pointers; --call-graph dwarf unwinds all the stack that --stack-bytes copies",
+            ),
+            (Some(CallGraphArg::Fp), None, depth) | (None, None, depth @ Some(_)) => {
+                Ok(Some(CallGraph::FramePointers {
+                    depth: depth.unwrap_or(DEFAULT_STACK_DEPTH),
+                }))
+            }
+            (Some(CallGraphArg::Dwarf), bytes, None) | (None, bytes @ Some(_), None) => {
+                Ok(Some(CallGraph::Dwarf {
+                    stack_bytes: bytes.unwrap_or(DEFAULT_STACK_BYTES),
+                }))
+            }
+            (None, None, None) => Ok(self.stacks.then_some(CallGraph::Dwarf {
+                stack_bytes: DEFAULT_STACK_BYTES,
+            })),
+        }
+    }
+
     /// The programs a walk or a trace loads, timing faults or not.
-    fn probe_options(&self, durations: bool) -> ProbeOptions {
-        ProbeOptions {
+    fn probe_options(&self, durations: bool) -> Result<ProbeOptions, BadInput> {
+        let call_graph = self.call_graph()?;
+        // A record with a stack copy is reserved whole: a ring smaller than one would drop
+        // every fault.
+        let record = std::mem::size_of::<demo_common::FaultUserStackRecord>() as u32 + 8;
+        if let (Some(kib), Some(CallGraph::Dwarf { stack_bytes })) =
+            (self.ring_buffer_kib, call_graph)
+            && kib * 1024 < record + stack_bytes
+        {
+            return Err(BadInput(format!(
+                "--ring-buffer-kib {kib} cannot hold one fault with its {stack_bytes}-byte stack copy ({} bytes): give a larger ring, or fewer --stack-bytes",
+                record + stack_bytes
+            )));
+        }
+        Ok(ProbeOptions {
             durations,
             source: self.source.into(),
             fault_category: self.debug_fault_category.clone(),
             ring_bytes: self.ring_buffer_kib.map_or(
-                if durations {
+                if call_graph.is_some_and(|graph| graph.stack_bytes() > 0) {
+                    demo_common::STACK_COPY_RING_BYTES
+                } else if durations {
                     demo_common::DURATIONS_RING_BYTES
                 } else {
                     demo_common::DEFAULT_RING_BYTES
                 },
                 |kib| kib * 1024,
             ),
-            stack_depth: self.stack_depth(),
-        }
+            stack_depth: call_graph.map_or(0, CallGraph::stack_depth),
+            stack_bytes: call_graph.map_or(0, CallGraph::stack_bytes),
+        })
     }
 
     fn trace(&self, args: TraceArgs) -> Result<app::Trace, BadInput> {
@@ -234,6 +293,7 @@ impl Cli {
             elem_size: args.elem_size,
             duration: args.duration.map(Duration::from_secs_f64),
             min_duration: args.min_duration,
+            call_graph: self.call_graph()?,
             run_as: None,
             // A report shares demo's terminal with the command. The view gives the command a
             // pseudo-terminal of its own instead, which app::run_trace opens: only there is
@@ -242,7 +302,7 @@ impl Cli {
         };
         Ok(app::Trace {
             options,
-            probes: self.probe_options(durations),
+            probes: self.probe_options(durations)?,
             sink,
             width: if args.wide {
                 LineWidth::Wide
@@ -315,7 +375,7 @@ mod tests {
 
     #[test]
     fn each_combination_without_an_output_is_refused_in_its_own_sentence() {
-        let not_per_stack = "demo top counts faults per process and page, not per stack: --stacks, --stack-depth and --format folded are for alloc and trace";
+        let not_per_stack = NOT_PER_STACK;
         for (args, says) in [
             (&["top", "--stacks"][..], not_per_stack),
             (
@@ -418,10 +478,7 @@ mod tests {
     #[test]
     fn top_refuses_the_global_options_it_has_no_use_for() {
         for (args, says) in [
-            (
-                &["--stacks", "top"][..],
-                "demo top counts faults per process and page, not per stack: --stacks, --stack-depth and --format folded are for alloc and trace",
-            ),
+            (&["--stacks", "top"][..], NOT_PER_STACK),
             (
                 &["top", "--source", "perf"][..],
                 "demo top counts on the exceptions tracepoints: --source perf is for alloc and trace",
@@ -658,6 +715,126 @@ mod tests {
         assert!(top.listen.is_some() && top.options.series.is_some());
     }
 
+    /// `--call-graph` and the options that imply it: what the kernel side is asked to capture
+    /// (frames walked, stack bytes copied) and the ring buffer that carries it.
+    #[test]
+    fn the_call_graph_is_dwarf_unless_frame_pointers_are_asked_for() {
+        let mib = 1 << 20;
+        for (args, depth, bytes, ring) in [
+            (&["trace", "--pid", "1"][..], 0, 0, 16 * mib),
+            (&["trace", "--stacks", "--pid", "1"], 0, 8192, 64 * mib),
+            (
+                &["trace", "--call-graph", "dwarf", "--pid", "1"],
+                0,
+                8192,
+                64 * mib,
+            ),
+            (
+                &["trace", "--stack-bytes", "100", "--pid", "1"],
+                0,
+                104,
+                64 * mib,
+            ),
+            (
+                &["trace", "--call-graph", "fp", "--pid", "1"],
+                32,
+                0,
+                16 * mib,
+            ),
+            (
+                &["trace", "--stack-depth", "5", "--pid", "1"],
+                5,
+                0,
+                16 * mib,
+            ),
+            (
+                &[
+                    "trace",
+                    "--stacks",
+                    "--call-graph",
+                    "fp",
+                    "--stack-depth",
+                    "7",
+                    "--pid",
+                    "1",
+                ],
+                7,
+                0,
+                16 * mib,
+            ),
+        ] {
+            let app::Command::Trace(trace) = run(args) else {
+                panic!("not trace: {args:?}");
+            };
+            let probes = &trace.probes;
+            assert_eq!(
+                (probes.stack_depth, probes.stack_bytes, probes.ring_bytes),
+                (depth, bytes, ring),
+                "{args:?}"
+            );
+        }
+        for (args, refused) in [
+            (
+                &[
+                    "trace",
+                    "--call-graph",
+                    "fp",
+                    "--stack-bytes",
+                    "4096",
+                    "--pid",
+                    "1",
+                ][..],
+                "--stack-bytes is the stack copy of --call-graph dwarf",
+            ),
+            (
+                &[
+                    "trace",
+                    "--stack-bytes",
+                    "4096",
+                    "--stack-depth",
+                    "3",
+                    "--pid",
+                    "1",
+                ],
+                "--stack-bytes is the stack copy of --call-graph dwarf",
+            ),
+            (
+                &[
+                    "trace",
+                    "--call-graph",
+                    "dwarf",
+                    "--stack-depth",
+                    "3",
+                    "--pid",
+                    "1",
+                ],
+                "--stack-depth is how far --call-graph fp walks frame pointers",
+            ),
+            (
+                &["trace", "--stacks", "--ring-buffer-kib", "8", "--pid", "1"],
+                "--ring-buffer-kib 8 cannot hold one fault with its 8192-byte stack copy",
+            ),
+            (
+                &["trace", "--stacks", "--source", "perf", "--pid", "1"],
+                "--source perf captures no stacks",
+            ),
+        ] {
+            let error = request(args).unwrap_err().0;
+            assert!(error.starts_with(refused), "{args:?}: {error}");
+        }
+        for bad in [
+            &["demo", "trace", "--stack-bytes", "0", "--pid", "1"][..],
+            &["demo", "trace", "--stack-bytes", "65537", "--pid", "1"],
+            &["demo", "trace", "--call-graph", "lbr", "--pid", "1"],
+        ] {
+            assert_eq!(
+                Cli::try_parse_from(bad).unwrap_err().exit_code(),
+                2,
+                "{bad:?}"
+            );
+        }
+    }
+
     #[test]
     fn no_command_runs_the_seed_walks_and_the_others_need_no_invocation() {
         let app::Command::Alloc(alloc) = run(&["--stacks"]) else {
@@ -665,7 +842,11 @@ mod tests {
         };
         let walks: Vec<_> = alloc.plans.iter().map(|plan| plan.scenario).collect();
         assert_eq!(walks, ScenarioName::SEED);
-        assert_eq!(alloc.probes.stack_depth, 32);
+        // --stacks alone unwinds 8 KiB copies, as perf's --call-graph dwarf does.
+        assert_eq!(
+            (alloc.probes.stack_depth, alloc.probes.stack_bytes),
+            (0, 8192)
+        );
         assert!(matches!(run(&["alloc", "--list"]), app::Command::ListWalks));
         assert!(matches!(
             request(&["completions", "bash"]),

@@ -3,7 +3,13 @@
 //! whole once, then kept by the traced memory syscalls, and asked of the kernel one VMA at a
 //! time where those changed them (through a [`MappingSource`]).
 
-use std::{collections::BTreeMap, sync::Arc};
+use std::{
+    collections::BTreeMap,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+};
 
 use demo_common::Syscall;
 
@@ -28,6 +34,19 @@ pub struct Mapping {
 }
 
 impl Mapping {
+    /// A mapping of `name` from its start (file offset 0), as the kernel described it.
+    #[cfg(test)]
+    pub(crate) fn at(start: u64, end: u64, perms: &str, name: &str) -> Self {
+        Self {
+            start,
+            end,
+            perms: perms.to_owned(),
+            name: name.into(),
+            file_offset: 0,
+            captured: false,
+        }
+    }
+
     /// The offset of `address` in what is mapped, as perf's `dso@offset` shows it.
     pub fn offset_of(&self, address: u64) -> u64 {
         address - self.start + self.file_offset
@@ -65,6 +84,51 @@ pub struct MappingTable {
     /// the table changed: every change empties it. A fault's address and its instruction's are
     /// each looked up several times, and the tree walks were a tenth of the loader's time.
     recent: [Option<Mapping>; 2],
+    /// Changes with every change of the table, and differs between any two tables made apart,
+    /// so a cache built from a table (an unwinder's modules) is checked with one comparison.
+    version: TableVersion,
+}
+
+/// A number no other table's contents had: taken from one counter at every change and for
+/// every new table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct TableVersion(u64);
+
+impl TableVersion {
+    fn next() -> Self {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        Self(COUNTER.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+impl Default for TableVersion {
+    fn default() -> Self {
+        Self::next()
+    }
+}
+
+/// Looks up addresses one after another, most of them in the mapping of the one before, as a
+/// stack's frames are: the last mapping found is tried before the table.
+pub struct Finder<'m> {
+    maps: &'m MappingTable,
+    last: Option<&'m Mapping>,
+}
+
+impl<'m> Finder<'m> {
+    /// The mapping that holds `address`, as [`MappingTable::find`] says.
+    pub fn find(&mut self, address: u64) -> Option<&'m Mapping> {
+        if let Some(last) = self.last
+            && last.start <= address
+            && address < last.end
+        {
+            return Some(last);
+        }
+        let found = self.maps.find(address);
+        if found.is_some() {
+            self.last = found;
+        }
+        found
+    }
 }
 
 /// How a lookup brought the table up to date at an address.
@@ -141,6 +205,14 @@ impl MappingTable {
             .filter(|mapping| address < mapping.end)
     }
 
+    /// A finder for addresses looked up one after another (see [`Finder`]).
+    pub fn finder(&self) -> Finder<'_> {
+        Finder {
+            maps: self,
+            last: None,
+        }
+    }
+
     /// The name of the mapping that holds `address`, or [`UNKNOWN_MAPPING`].
     pub fn name_of(&self, address: u64) -> Arc<str> {
         self.find(address)
@@ -186,6 +258,13 @@ impl MappingTable {
     /// Forgets what lookups found: the table is about to change.
     fn changing(&mut self) {
         self.recent = [None, None];
+        self.version = TableVersion::next();
+    }
+
+    /// A number that changes with every change of the table: two reads that give the same
+    /// version saw the same mappings.
+    pub fn version(&self) -> u64 {
+        self.version.0
     }
 
     /// Forgets everything: the process exec'd a new image, whose mappings are all new.

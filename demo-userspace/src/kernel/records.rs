@@ -4,15 +4,17 @@ use std::sync::Arc;
 
 use demo_common::{
     CapturedPath, CompletedClass, ExecImageRecord, FaultEndRecord, FaultRecord, FaultSource,
-    FaultStackRecord, FileIdentity, HeapFunction, HeapRecord, MappedFileRecord, OFF_CPU_UNKNOWN,
-    PATH_BYTES, RecordHeader, RecordKind, SignalRecord, Syscall, SyscallRecord,
+    FaultStackRecord, FaultUserStackRecord, FileIdentity, HeapFunction, HeapRecord,
+    MappedFileRecord, OFF_CPU_UNKNOWN, PATH_BYTES, RecordHeader, RecordKind, SignalRecord, Syscall,
+    SyscallRecord,
 };
 
 use crate::model::{
     access::ErrorCode,
     events::{
         CapturedFile, Decoded, DeviceNumber, ExecImage, Fault, FaultEnd, FaultTiming, HeapEvent,
-        ImageLayout, MappedFile, ProcessEvent, Record, SignalEvent, SyscallEvent, ThreadSnapshot,
+        ImageLayout, MappedFile, ProcessEvent, RawStack, Record, SignalEvent, StackCopy,
+        SyscallEvent, ThreadSnapshot,
     },
 };
 
@@ -50,7 +52,8 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded, DecodeError> {
         },
         record: decode_body(bytes, &header)?,
         stack: match RecordKind::from_tag(header.kind) {
-            Some(RecordKind::FaultStack) => Some(stack_frames(bytes)),
+            Some(RecordKind::FaultStack) => Some(RawStack::Frames(stack_frames(bytes))),
+            Some(RecordKind::FaultUserStack) => Some(RawStack::Copied(stack_copy(bytes)?)),
             _ => None,
         },
     })
@@ -70,12 +73,29 @@ fn stack_frames(bytes: &[u8]) -> Vec<u64> {
         .collect()
 }
 
+/// The registers and the stack bytes after a [`FaultUserStackRecord`]: `copied` of them, as
+/// far as the record holds, of which the first `skipped` (at most all) could not be read.
+fn stack_copy(bytes: &[u8]) -> Result<StackCopy, DecodeError> {
+    let raw = read_pod::<FaultUserStackRecord>(bytes)?;
+    let stack = bytes
+        .get(size_of::<FaultUserStackRecord>()..)
+        .unwrap_or_default();
+    let copied = (raw.copied.min(raw.requested) as usize).min(stack.len());
+    Ok(StackCopy {
+        regs: raw.regs,
+        bytes: stack[..copied].to_vec(),
+        requested: raw.requested,
+        skipped: raw.skipped.min(copied as u32),
+        at_top: raw.flags & demo_common::STACK_COPY_AT_TOP != 0,
+    })
+}
+
 fn decode_body(bytes: &[u8], header: &RecordHeader) -> Result<Record, DecodeError> {
     let (timestamp_ns, pid, tid, detail) =
         (header.timestamp_ns, header.tgid, header.tid, header.detail);
     match RecordKind::from_tag(header.kind) {
         // A fault with its stack starts as a plain fault does.
-        Some(RecordKind::Fault | RecordKind::FaultStack) => {
+        Some(RecordKind::Fault | RecordKind::FaultStack | RecordKind::FaultUserStack) => {
             let raw = read_pod::<FaultRecord>(bytes)?;
             Ok(Record::Fault(Fault {
                 timestamp_ns,
@@ -291,11 +311,11 @@ mod tests {
         }
         let decoded = decode(&bytes).unwrap();
         assert!(matches!(decoded.record, Record::Fault(f) if f.ip == 0x5000));
-        assert_eq!(decoded.stack, Some(vec![0x5000, 0x6000]));
+        assert_eq!(decoded.stack, Some(RawStack::Frames(vec![0x5000, 0x6000])));
         // A trailing partial frame is no frame; no frames at all is an empty stack.
         assert_eq!(
             decode(&bytes[..bytes.len() - 20]).unwrap().stack,
-            Some(vec![0x5000])
+            Some(RawStack::Frames(vec![0x5000]))
         );
         let plain = FaultRecord {
             header: header(RecordKind::Fault, FaultSource::User as u32, 2, 3),
@@ -304,8 +324,59 @@ mod tests {
         assert_eq!(decode(&fault_bytes(&plain)).unwrap().stack, None);
         assert_eq!(
             decode(&bytes[..size_of::<FaultRecord>()]).unwrap().stack,
-            Some(vec![])
+            Some(RawStack::Frames(vec![]))
         );
+    }
+
+    /// A copied stack is the registers and `copied` bytes of the record's length, never more
+    /// than it holds, the first `skipped` of them unreadable; a record shorter than its header
+    /// is malformed.
+    #[test]
+    fn a_fault_with_a_copied_stack_has_its_registers_and_the_bytes_read() {
+        let record = FaultUserStackRecord {
+            fault: FaultRecord {
+                header: header(RecordKind::FaultUserStack, FaultSource::User as u32, 2, 3),
+                address: 0x1000,
+                ip: 0x5000,
+                error_code: 6,
+            },
+            regs: demo_common::UserRegs {
+                ip: 0x5000,
+                sp: 0x7ff0_0000,
+                bp: 0,
+            },
+            requested: 64,
+            skipped: 16,
+            copied: 24,
+            flags: 0,
+        };
+        let mut bytes = bytes_of(&record);
+        bytes.extend((0..64).map(|byte| byte as u8));
+        let decoded = decode(&bytes).unwrap();
+        assert!(matches!(decoded.record, Record::Fault(f) if f.address == 0x1000));
+        let Some(RawStack::Copied(copy)) = decoded.stack else {
+            panic!("{:?}", decoded.stack);
+        };
+        assert_eq!((copy.regs.sp, copy.requested), (0x7ff0_0000, 64));
+        assert_eq!(copy.bytes, (0..24).collect::<Vec<u8>>());
+        assert_eq!(copy.skipped, 16);
+        assert!(copy.short());
+        // The skipped bytes keep their place but are no memory; the word after them is.
+        assert_eq!(copy.word_at(0x7ff0_0008), None);
+        assert_eq!(copy.word_at(0x7ff0_000c), None);
+        let word = u64::from_le_bytes([16, 17, 18, 19, 20, 21, 22, 23]);
+        assert_eq!(copy.word_at(0x7ff0_0010), Some(word));
+        assert_eq!(copy.word_at(0x7ff0_0011), None);
+        // A record cut inside the skipped bytes holds no memory at all.
+        let cut = size_of::<FaultUserStackRecord>() + 10;
+        let Some(RawStack::Copied(copy)) = decode(&bytes[..cut]).unwrap().stack else {
+            panic!("a copied stack");
+        };
+        assert_eq!((copy.bytes.len(), copy.skipped), (10, 10));
+        assert!(matches!(
+            decode(&bytes[..size_of::<FaultRecord>()]),
+            Err(DecodeError::Truncated { .. })
+        ));
     }
 
     #[test]

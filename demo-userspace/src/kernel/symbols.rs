@@ -13,7 +13,11 @@ use blazesym::symbolize::{
 };
 use rustc_hash::FxHashMap;
 
-use super::mappings::{Mapping, MappingTable};
+pub use super::stack_end::{EndCause, StackEnd};
+use super::{
+    mappings::{Mapping, MappingTable},
+    unwind::Unwound,
+};
 
 /// Where kernel addresses start on x86-64 and arm64 (the top half of the address space).
 const KERNEL_START: u64 = 0xffff_8000_0000_0000;
@@ -118,6 +122,9 @@ pub enum At {
 pub struct StackFrame {
     pub address: u64,
     pub code: Arc<Code>,
+    /// `--call-graph dwarf`: the frame's module has no unwind tables, so its caller (the next
+    /// frame) was found by frame pointer and may be wrong.
+    pub no_unwind_info: bool,
 }
 
 /// A fault's user stack as demo names it: the instruction that ran, then the return addresses
@@ -127,29 +134,6 @@ pub struct StackFrame {
 pub struct Stack {
     pub frames: Vec<StackFrame>,
     pub end: Option<StackEnd>,
-}
-
-/// The first return address a frame-pointer walk read that no executable mapping demo knows
-/// of holds: most often not a return address but what a function built without frame pointers
-/// left where its frame pointer would be (ASCII text, a pointer to data such as
-/// `_PyRuntime+0x289b8`). Neither it nor anything the walk read past it is a frame.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct StackEnd {
-    pub address: u64,
-    pub why: EndCause,
-}
-
-/// Why a stack ends at an address: what is known of the memory there.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum EndCause {
-    /// A mapping holds it, and that mapping is not executable: it is data, not code.
-    NotExecutable,
-    /// It is above every address a process can map (ASCII text read as a pointer): not code.
-    NoUserAddress,
-    /// No mapping demo knows of holds it: the process was gone, or its mappings could not be
-    /// read, when the address was looked up, or nothing was mapped there. Whether it was code
-    /// is not known.
-    MappingUnknown,
 }
 
 /// No process maps at or above this address: x86-64's five-level paging gives user space 56
@@ -180,11 +164,12 @@ impl<'a> IntoIterator for &'a Stack {
 /// instruction fetch from memory that is not executable faults there, and its stack must say
 /// where).
 pub fn in_code<'s>(addresses: &'s [u64], maps: &MappingTable) -> (&'s [u64], Option<StackEnd>) {
-    let not_code = |address: u64| {
+    let mut finder = maps.finder();
+    let mut not_code = |address: u64| {
         if address >= USER_END {
             return Some(EndCause::NoUserAddress);
         }
-        match maps.find(address) {
+        match finder.find(address) {
             Some(mapping) if mapping.perms.as_bytes().get(2) == Some(&b'x') => None,
             Some(_) => Some(EndCause::NotExecutable),
             None => Some(EndCause::MappingUnknown),
@@ -204,17 +189,50 @@ pub fn in_code<'s>(addresses: &'s [u64], maps: &MappingTable) -> (&'s [u64], Opt
     }
 }
 
+/// The addresses of `unwound`'s frames, innermost first.
+pub fn unwound_addresses(unwound: &Unwound) -> Vec<u64> {
+    unwound.frames.iter().map(|frame| frame.address).collect()
+}
+
+/// `stack`, named from `unwound`'s frames for a fault at `ip`, with what the unwinder knew:
+/// the frames it found without unwind tables, and where the copy cut the stack.
+pub fn marked(unwound: &Unwound, ip: u64, mut stack: Stack) -> Stack {
+    // A kernel-mode fault's stack starts with the kernel instruction, then the unwound frames.
+    let user = usize::from(is_kernel(ip));
+    for (frame, unwound) in stack.frames.iter_mut().skip(user).zip(&unwound.frames) {
+        frame.no_unwind_info = !unwound.unwind_tables;
+    }
+    // A stack cut at a return address outside code ended there; else where the copy ended
+    // it, if it did.
+    stack.end = stack.end.or(unwound.end);
+    stack
+}
+
+/// One module's code, by offset and by whether the address ran or is returned to.
+type CodesAt = FxHashMap<(u64, At), Arc<Code>>;
+
+/// How many shared names of modules [`Symbols`] keeps before it lets them go.
+const KEPT_SHARED_NAMES: usize = 4096;
+
 /// Symbolizes addresses and remembers every answer.
 pub struct Symbols {
     symbolizer: Symbolizer,
-    known: FxHashMap<(Arc<str>, u64, At), Arc<Code>>,
+    /// Each module's code (a module: a file's path, or a mapping's name), by offset: every
+    /// distinct (module, offset) is symbolized once, for every process that maps it.
+    modules: Vec<CodesAt>,
+    /// The modules by name.
+    by_name: FxHashMap<Arc<str>, usize>,
+    /// The modules by the address of a mapping's shared name, the entry holding the name so
+    /// that its address names it while the entry lives: a lookup hashes one word, where the
+    /// name's text would be hashed and compared for every frame of every fault.
+    by_shared_name: FxHashMap<usize, (Arc<str>, usize)>,
     kernel: FxHashMap<(u64, At), Arc<Code>>,
 }
 
 impl std::fmt::Debug for Symbols {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Symbols")
-            .field("known", &self.known.len())
+            .field("modules", &self.modules.len())
             .field("kernel", &self.kernel.len())
             .finish_non_exhaustive()
     }
@@ -231,7 +249,9 @@ impl Symbols {
         Self {
             // A module is read once: one that changes on disk while traced is not read again.
             symbolizer: Symbolizer::builder().enable_auto_reload(false).build(),
-            known: FxHashMap::default(),
+            modules: Vec::new(),
+            by_name: FxHashMap::default(),
+            by_shared_name: FxHashMap::default(),
             kernel: FxHashMap::default(),
         }
     }
@@ -240,25 +260,24 @@ impl Symbols {
     pub fn code(&mut self, site: Site<'_>, at: At) -> Arc<Code> {
         match site {
             Site::File { path, offset } => {
-                let key = (Arc::clone(path), offset, at);
-                if let Some(code) = self.known.get(&key) {
-                    return Arc::clone(code);
+                if let Some(code) = self.known_at(path, offset, at) {
+                    return code;
                 }
                 let source = Source::Elf(Elf::new(Path::new(&**path)));
                 let code = Arc::new(
                     self.symbolize(&source, Input::FileOffset(offset), at)
                         .unwrap_or_else(|| unnamed(path, offset)),
                 );
-                self.known.insert(key, Arc::clone(&code));
+                self.remember(path, offset, at, &code);
                 code
             }
             Site::Unnamed { name, offset } => {
-                let key = (Arc::clone(name), offset, at);
-                Arc::clone(
-                    self.known
-                        .entry(key)
-                        .or_insert_with(|| Arc::new(unnamed(name, offset))),
-                )
+                if let Some(code) = self.known_at(name, offset, at) {
+                    return code;
+                }
+                let code = Arc::new(unnamed(name, offset));
+                self.remember(name, offset, at, &code);
+                code
             }
             Site::Kernel(address) => {
                 if let Some(code) = self.kernel.get(&(address, at)) {
@@ -283,6 +302,42 @@ impl Symbols {
         }
     }
 
+    fn known_at(&mut self, module: &Arc<str>, offset: u64, at: At) -> Option<Arc<Code>> {
+        let index = self.module_index(module);
+        self.modules[index].get(&(offset, at)).map(Arc::clone)
+    }
+
+    fn remember(&mut self, module: &Arc<str>, offset: u64, at: At, code: &Arc<Code>) {
+        let index = self.module_index(module);
+        self.modules[index].insert((offset, at), Arc::clone(code));
+    }
+
+    /// Where `module`'s code is kept: found by its shared name's address, else by its name
+    /// (a mapping read again has a new shared name), else made.
+    fn module_index(&mut self, module: &Arc<str>) -> usize {
+        let shared = Arc::as_ptr(module).cast::<u8>() as usize;
+        if let Some(&(_, index)) = self.by_shared_name.get(&shared) {
+            return index;
+        }
+        let index = match self.by_name.get(&**module) {
+            Some(&index) => index,
+            None => {
+                self.modules.push(CodesAt::default());
+                self.by_name
+                    .insert(Arc::clone(module), self.modules.len() - 1);
+                self.modules.len() - 1
+            }
+        };
+        // Each read of a process's maps makes new shared names; past this many, the old ones
+        // are let go (the code stays, by name).
+        if self.by_shared_name.len() >= KEPT_SHARED_NAMES {
+            self.by_shared_name.clear();
+        }
+        self.by_shared_name
+            .insert(shared, (Arc::clone(module), index));
+        index
+    }
+
     /// The code of a fault at `ip` and, with `--stacks`, of each frame of its stack, innermost
     /// first: the faulting instruction (in the kernel, for a kernel-mode fault, then the user
     /// instruction that entered it), then return addresses, up to the first return address in
@@ -303,11 +358,14 @@ impl Symbols {
             let kernel = is_kernel(ip).then(|| StackFrame {
                 address: ip,
                 code: Arc::clone(&code),
+                no_unwind_info: false,
             });
             let ats = std::iter::once(At::Instruction).chain(std::iter::repeat(At::ReturnAddress));
+            let mut finder = maps.finder();
             let user = frames.iter().zip(ats).map(|(&address, at)| StackFrame {
                 address,
-                code: self.code(Site::of(address, maps.find(address)), at),
+                code: self.code(Site::of(address, finder.find(address)), at),
+                no_unwind_info: false,
             });
             Stack {
                 frames: kernel.into_iter().chain(user).collect(),
@@ -315,6 +373,19 @@ impl Symbols {
             }
         });
         (code, stack)
+    }
+
+    /// The code of a fault at `ip` and of each frame of its `unwound` stack (`--call-graph
+    /// dwarf`), as [`Self::fault_code`] names a walked one, with what the unwinder knew: the
+    /// frames it found without unwind tables, and where the copy cut the stack.
+    pub fn unwound_fault_code(
+        &mut self,
+        ip: u64,
+        unwound: &Unwound,
+        maps: &MappingTable,
+    ) -> (Arc<Code>, Option<Stack>) {
+        let (code, stack) = self.fault_code(ip, Some(&unwound_addresses(unwound)), maps);
+        (code, stack.map(|stack| marked(unwound, ip, stack)))
     }
 
     /// The function that holds the address, when a symbol of the module does. A symbol whose
@@ -499,14 +570,7 @@ mod tests {
 
     /// A process's code, its heap, and nothing else.
     fn code_and_heap() -> MappingTable {
-        let mapping = |start, end, perms: &str, name: &str| Mapping {
-            start,
-            end,
-            perms: perms.to_owned(),
-            name: name.into(),
-            file_offset: 0,
-            captured: false,
-        };
+        let mapping = Mapping::at;
         MappingTable::from_mappings([
             mapping(0x40_0000, 0x40_2000, "r-xp", "/bin/app"),
             mapping(0x60_0000, 0x62_1000, "rw-p", "[heap]"),

@@ -13,8 +13,9 @@ use super::{
     procmap_query::ProcMaps,
     procmem,
     symbols::{Code, Stack, Symbols},
+    unwind::Unwinder,
 };
-use crate::model::events::ExecImage;
+use crate::model::events::{ExecImage, RawStack};
 
 /// Everything the session asks of the system. Its mappings come through [`MappingSource`].
 pub trait SystemView: MappingSource {
@@ -25,12 +26,14 @@ pub trait SystemView: MappingSource {
     /// The sum of the fault counters of process `pid`'s live threads now, or `None` once it is
     /// gone: what its threads had counted before a trace of it began.
     fn live_threads_fault_counters(&self, pid: u32) -> Option<FaultCounters>;
-    /// The code of a fault at `ip` and, with `--stacks`, of each frame of its stack, named
-    /// from `maps`, the process's mappings when it faulted (see [`Symbols::fault_code`]).
+    /// The code of a fault of process `pid` at `ip` and, with `--stacks`, of each frame of its
+    /// stack (walked in the kernel, or unwound here from a copy), named from `maps`, the
+    /// process's mappings when it faulted (see [`Symbols::fault_code`]).
     fn fault_code(
         &mut self,
+        pid: u32,
         ip: u64,
-        stack: Option<&[u64]>,
+        stack: Option<&RawStack>,
         maps: &MappingTable,
     ) -> (Arc<Code>, Option<Stack>);
     /// The file mappings the kernel made for a new image, rebuilt from what was captured at
@@ -43,6 +46,7 @@ pub trait SystemView: MappingSource {
 pub struct LiveView {
     maps: ProcMaps,
     symbols: Symbols,
+    unwinder: Unwinder,
 }
 
 impl MappingSource for LiveView {
@@ -56,6 +60,7 @@ impl MappingSource for LiveView {
 
     fn address_space_ended(&mut self, pid: u32) {
         self.maps.address_space_ended(pid);
+        self.unwinder.forget_process(pid);
     }
 }
 
@@ -74,11 +79,19 @@ impl SystemView for LiveView {
 
     fn fault_code(
         &mut self,
+        pid: u32,
         ip: u64,
-        stack: Option<&[u64]>,
+        stack: Option<&RawStack>,
         maps: &MappingTable,
     ) -> (Arc<Code>, Option<Stack>) {
-        self.symbols.fault_code(ip, stack, maps)
+        match stack {
+            Some(RawStack::Copied(copy)) => {
+                let unwound = self.unwinder.unwind(pid, copy, maps);
+                self.symbols.unwound_fault_code(ip, &unwound, maps)
+            }
+            Some(RawStack::Frames(frames)) => self.symbols.fault_code(ip, Some(frames), maps),
+            None => self.symbols.fault_code(ip, None, maps),
+        }
     }
 
     fn image_mappings(&mut self, image: &ExecImage) -> Vec<Mapping> {

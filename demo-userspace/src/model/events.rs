@@ -81,9 +81,56 @@ pub struct ThreadSnapshot {
 pub struct Decoded {
     pub snapshot: ThreadSnapshot,
     pub record: Record,
-    /// A fault's user stack (`--stacks`), innermost first: the faulting instruction, then
-    /// return addresses; `None` for a fault without one and every other record.
-    pub stack: Option<Vec<u64>>,
+    /// A fault's user stack (`--stacks`) as the kernel gave it; `None` for a fault without one
+    /// and every other record.
+    pub stack: Option<RawStack>,
+}
+
+/// A fault's user stack as the kernel side captured it, before the loader names it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RawStack {
+    /// `--call-graph fp`: the addresses a frame-pointer walk read in the kernel, innermost
+    /// first: the faulting instruction, then return addresses.
+    Frames(Vec<u64>),
+    /// `--call-graph dwarf`: the user registers and the top of the user stack, for the loader
+    /// to unwind with each module's unwind tables.
+    Copied(StackCopy),
+}
+
+/// The user registers at a fault (or at its syscall's entry, for a kernel-mode fault) and the
+/// user stack from `regs.sp` up, as far as the kernel side could read it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StackCopy {
+    pub regs: demo_common::UserRegs,
+    /// The user memory at `regs.sp ..`, byte `i` at `regs.sp + i`, from `skipped` on: at most
+    /// `requested` bytes, fewer where the kernel met memory it could not read.
+    pub bytes: Vec<u8>,
+    /// How many bytes the copy asked for (`--stack-bytes`).
+    pub requested: u32,
+    /// How many of `bytes`, at their start, the kernel could not read and holds no memory:
+    /// the pages at the stack pointer that were not present yet, as when the fault is the
+    /// stack growing onto them. They keep their place so that offsets stay `address - sp`.
+    pub skipped: u32,
+    /// The copy stopped at the top of the main thread's stack, past which nothing is a frame.
+    pub at_top: bool,
+}
+
+impl StackCopy {
+    /// The copy stopped before its length: at memory it could not read, or at the top of the
+    /// main thread's stack, above which are only its arguments and environment.
+    pub fn short(&self) -> bool {
+        self.bytes.len() < self.requested as usize
+    }
+
+    /// The 8 bytes at `address`, when they are memory the kernel read.
+    pub fn word_at(&self, address: u64) -> Option<u64> {
+        let offset = usize::try_from(address.checked_sub(self.regs.sp)?).ok()?;
+        if offset < self.skipped as usize {
+            return None;
+        }
+        let bytes = self.bytes.get(offset..offset.checked_add(8)?)?;
+        Some(u64::from_le_bytes(bytes.try_into().ok()?))
+    }
 }
 
 /// A traced process entered or left a memory syscall.

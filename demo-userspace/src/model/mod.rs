@@ -2,6 +2,7 @@
 //! events the kernel reports. No I/O, no tokio, nothing of the kernel layer.
 
 pub mod access;
+pub mod call_graph;
 pub mod classify;
 pub mod events;
 pub mod hex;

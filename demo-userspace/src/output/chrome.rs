@@ -12,8 +12,9 @@ use std::{
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::code::describe;
+use super::{code::describe, trace_text::frame_lines};
 use crate::{
+    kernel::symbols::Stack,
     model::classify::ClassifiedFault,
     model::region::Region,
     model::signals::signal_name,
@@ -231,8 +232,16 @@ fn fault_args(
     mapping: &str,
     region: Option<(&str, i64, u64)>,
     fault: &ClassifiedFault,
-    code: &crate::kernel::symbols::Code,
+    (code, stack): (&crate::kernel::symbols::Code, Option<&Stack>),
 ) -> Value {
+    // The stack as text, innermost first, as the text trace lists it: a timeline shows args
+    // as they are, and a frame's whole code object would bury the fault's own fields.
+    let frames = stack.map(|stack| {
+        frame_lines(Some(stack))
+            .into_iter()
+            .map(|(head, text)| format!("{}{text}", head.trim_start_matches('#')))
+            .collect::<Vec<_>>()
+    });
     json!({
         "address": format!("{address:#x}"),
         "mapping": mapping,
@@ -250,6 +259,7 @@ fn fault_args(
             "reclaim_ns": timing.reclaim_ns,
             "compaction_ns": timing.compaction_ns,
         })),
+        "stack": frames,
     })
 }
 
@@ -274,7 +284,7 @@ impl<W: io::Write> TraceOutput for ChromeTrace<W> {
                     &traced.mapping,
                     region,
                     &traced.fault,
-                    &traced.code,
+                    (&traced.code, traced.stack.as_ref()),
                 );
                 self.fault(&traced.fault, args)
             }
@@ -388,7 +398,7 @@ impl<W: io::Write> Reporter for ChromeTrace<W> {
                 &resolved.mapping,
                 region,
                 &resolved.fault,
-                &resolved.code,
+                (&resolved.code, resolved.stack.as_ref()),
             );
             self.fault(&resolved.fault, args)?;
         }
@@ -453,6 +463,7 @@ mod tests {
                     unseen: Vec::new(),
                     start_ns: 1_000_000,
                     min_duration: None,
+                    call_graph: None,
                 },
             )
             .unwrap();
@@ -464,6 +475,37 @@ mod tests {
         }
         let file: Value = serde_json::from_slice(&out).unwrap();
         file["traceEvents"].as_array().unwrap().clone()
+    }
+
+    /// A fault's stack is in its args, a frame a string as the text trace lists it, with the
+    /// frames found without unwind tables and the copy's cut marked; a fault without one has
+    /// a null stack.
+    #[test]
+    fn a_fault_carries_its_stack_in_its_args() {
+        let region = region();
+        let mut with = fault(region.start + 6000, 6, "[anon]", &region);
+        with.stack = Some(crate::output::fixtures::unwound_stack());
+        let without = fault(region.start + 9000, 6, "[anon]", &region);
+        let events = chrome_of(vec![with, without]);
+        let faults: Vec<&Value> = events.iter().filter(|e| e["cat"] == "fault").collect();
+        let stack: Vec<&str> = faults[0]["args"]["stack"]
+            .as_array()
+            .expect("a stack")
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        assert_eq!(stack.len(), 3, "{stack:?}");
+        assert!(
+            stack[0]
+                .starts_with("0   0x0000555500001000 demo::walk::workload::child::State::perform"),
+            "{stack:?}"
+        );
+        assert!(
+            stack[1].ends_with("(no unwind info: its caller found by frame pointer)"),
+            "{stack:?}"
+        );
+        assert!(stack[2].contains("truncated"), "{stack:?}");
+        assert_eq!(faults[1]["args"]["stack"], Value::Null);
     }
 
     /// A timed fault lasts its duration on its thread's track, from its start, with its split

@@ -5,7 +5,7 @@ use demo_common::{FaultSource, Syscall};
 
 use crate::{
     kernel::procmem::VmaUsage,
-    kernel::symbols::Code,
+    kernel::symbols::{Code, EndCause, Stack, StackEnd, StackFrame},
     model::access::{Access, ErrorCode},
     model::classify::{ClassifiedFault, FaultClass},
     model::events::{Fault, FaultTiming, SignalEvent},
@@ -43,6 +43,26 @@ pub fn int_malloc() -> std::sync::Arc<Code> {
         line: Some(4378),
         inlined: Vec::new(),
     })
+}
+
+/// A `--call-graph dwarf` stack: the child's write, then a caller in a library without unwind
+/// tables, then the copy ends before the next caller.
+pub fn unwound_stack() -> Stack {
+    let frame = |address, code, no_unwind_info| StackFrame {
+        address,
+        code,
+        no_unwind_info,
+    };
+    Stack {
+        frames: vec![
+            frame(0x5555_0000_1000, code(), false),
+            frame(0x7f00_0000_2a10, int_malloc(), true),
+        ],
+        end: Some(StackEnd {
+            address: 0x7ffe_0000_2000,
+            why: EndCause::Truncated,
+        }),
+    }
 }
 
 pub fn region() -> Region {

@@ -16,7 +16,7 @@ use rustc_hash::FxHashMap;
 
 use super::code::{folded_frames, folded_name};
 use crate::{
-    kernel::symbols::{Code, StackFrame},
+    kernel::symbols::{Code, EndCause, Stack},
     model::{classify::ClassifiedFault, region::Region},
     trace::{
         TraceOutput, TraceStart, TraceSummary,
@@ -41,8 +41,9 @@ pub enum Weight {
     Time,
 }
 
-/// A process and its stack, as the addresses of each frame's shared code.
-type StackKey = (u32, Vec<usize>);
+/// A process and its stack, as the addresses of each frame's shared code, and whether the
+/// stack was cut before its outermost frame.
+type StackKey = (u32, Option<&'static str>, Vec<usize>);
 
 /// Weights per (process, stack), with the code of each frame.
 #[derive(Debug, Default)]
@@ -62,7 +63,7 @@ impl StackCounts {
         }
     }
 
-    fn add(&mut self, fault: &ClassifiedFault, code: &Arc<Code>, stack: Option<&[StackFrame]>) {
+    fn add(&mut self, fault: &ClassifiedFault, code: &Arc<Code>, stack: Option<&Stack>) {
         let weight = match (self.weight, fault.timing) {
             (Weight::Faults, _) => 1,
             (Weight::Time, Some(timing)) => {
@@ -84,6 +85,7 @@ impl StackCounts {
         // stack without hashing their text.
         let key = (
             fault.fault.pid,
+            stack.and_then(cut_root),
             frames.iter().map(|c| Arc::as_ptr(c) as usize).collect(),
         );
         self.counts.entry(key).or_insert((frames, 0)).1 += weight;
@@ -94,10 +96,11 @@ impl StackCounts {
     /// faults weighed nothing, since the format has no line for it.
     fn write(&mut self, out: &mut impl Write, command: impl Fn(u32) -> String) -> io::Result<()> {
         let mut lines: BTreeMap<String, u64> = BTreeMap::new();
-        for ((pid, _), (frames, count)) in self.counts.drain() {
+        for ((pid, cut, _), (frames, count)) in self.counts.drain() {
             // A process names itself, so its name is escaped like a frame's: a newline in it
             // would start a line of its own, read as a stack with the count it chose.
             let mut names = vec![folded_name(&command(pid))];
+            names.extend(cut.map(str::to_owned));
             // Innermost first in the stack; root first in the line.
             for code in frames.iter().rev() {
                 folded_frames(code, &mut names);
@@ -121,6 +124,19 @@ impl StackCounts {
             }
         }
         out.flush()
+    }
+}
+
+/// The root a stack cut before its outermost frame gets in a flame graph, in place of the
+/// callers it lacks: `[truncated]` where the copy was too short (`--stack-bytes`),
+/// `[unreadable]` where the stack could not be read, `[deeper]` past the unwinder's depth. So such stacks stand apart and are not
+/// counted as called from their outermost known frame.
+fn cut_root(stack: &Stack) -> Option<&'static str> {
+    match stack.end?.why {
+        EndCause::Truncated => Some("[truncated]"),
+        EndCause::Unreadable => Some("[unreadable]"),
+        EndCause::DepthLimit => Some("[deeper]"),
+        EndCause::NotExecutable | EndCause::NoUserAddress | EndCause::MappingUnknown => None,
     }
 }
 
@@ -148,7 +164,7 @@ impl<W: Write> TraceOutput for FoldedTrace<W> {
     fn event(&mut self, event: &TraceEvent) -> io::Result<()> {
         if let TraceEvent::Fault(traced) = event {
             self.stacks
-                .add(&traced.fault, &traced.code, traced.stack.as_deref());
+                .add(&traced.fault, &traced.code, traced.stack.as_ref());
         }
         Ok(())
     }
@@ -186,7 +202,7 @@ impl<W: Write> Reporter for FoldedReporter<W> {
     fn step(&mut self, step: &StepReport) -> io::Result<()> {
         for fault in &step.faults {
             self.stacks
-                .add(&fault.fault, &fault.code, fault.stack.as_deref());
+                .add(&fault.fault, &fault.code, fault.stack.as_ref());
         }
         Ok(())
     }
@@ -235,6 +251,30 @@ mod tests {
         assert_eq!(
             parse(lines[0]),
             (vec![r"ev il:x 99\nfake\e]2:t\x07", r"main\nfake:f 7"], 3)
+        );
+    }
+
+    /// A stack the copy cut short stands apart under a `[truncated]` root, not counted as
+    /// called from its outermost known frame; the same frames unwound whole have a line of
+    /// their own.
+    #[test]
+    fn a_truncated_stack_has_a_root_of_its_own() {
+        let fault = crate::output::fixtures::classified(0x1000, 6);
+        let whole = crate::kernel::symbols::Stack {
+            end: None,
+            ..crate::output::fixtures::unwound_stack()
+        };
+        let cut = crate::output::fixtures::unwound_stack();
+        let mut stacks = StackCounts::default();
+        for stack in [&whole, &cut, &cut] {
+            stacks.add(&fault, &crate::output::fixtures::code(), Some(stack));
+        }
+        let mut out = Vec::new();
+        stacks.write(&mut out, |_| "prog".to_owned()).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "prog;[truncated];_int_malloc;demo::walk::workload::child::State::perform 2\n\
+             prog;_int_malloc;demo::walk::workload::child::State::perform 1\n"
         );
     }
 

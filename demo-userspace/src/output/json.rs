@@ -35,7 +35,7 @@ impl<W: BatchWrite> JsonReporter<W> {
             self.out.line(&WalkLine::Fault(FaultLine::new(
                 scenario,
                 Some(step.step),
-                (&resolved.fault, &resolved.code, resolved.stack.as_deref()),
+                (&resolved.fault, &resolved.code, resolved.stack.as_ref()),
                 resolved.location().map(|l| (&*step.region.name, l)),
                 &resolved.mapping,
                 None,

@@ -14,6 +14,7 @@ mod json;
 mod json_lines;
 pub mod lines;
 pub mod metrics;
+mod stacks_text;
 mod text;
 pub mod top;
 pub mod trace;

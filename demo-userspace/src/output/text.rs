@@ -94,13 +94,14 @@ struct Shown<'a> {
 
 impl<'a> Shown<'a> {
     fn new(step: &StepReport, fault: &'a TracedFault, location: Location) -> Self {
-        // Where the walk left code is said under the frames told, and not alone: a stack of
-        // the workload's frames only says nothing.
+        // Where the stack ends is said under the frames told, when they are all of it: a
+        // stack of the workload's frames only says nothing, and an end past the workload's
+        // frames is not where the frames told end.
         let frames = step.told_frames(fault);
         let stack = Stack {
             end: (fault.stack.as_ref())
-                .and_then(|stack| stack.end)
-                .filter(|_| !frames.is_empty()),
+                .filter(|stack| !frames.is_empty() && frames.len() == stack.len())
+                .and_then(|stack| stack.end),
             frames,
         };
         Self {

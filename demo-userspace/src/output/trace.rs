@@ -128,6 +128,9 @@ impl<W: Write> TraceOutput for TextTrace<W> {
         for unseen in &start.unseen {
             self.comment(unseen.says())?;
         }
+        if let Some(graph) = start.call_graph {
+            self.comment(&super::stacks_text::call_graph_says(graph))?;
+        }
         if let Some(min) = start.min_duration {
             self.comment(&format!(
                 "only faults that took {} or more are listed (--min-duration); the summary \
@@ -252,7 +255,7 @@ impl<W: BatchWrite> TraceOutput for JsonTrace<W> {
                     FaultLine::new(
                         SCENARIO,
                         None,
-                        (&traced.fault, &traced.code, traced.stack.as_deref()),
+                        (&traced.fault, &traced.code, traced.stack.as_ref()),
                         traced
                             .region
                             .as_ref()
@@ -323,6 +326,7 @@ mod tests {
             unseen: Vec::new(),
             start_ns: 0,
             min_duration: None,
+            call_graph: None,
         }
     }
 
@@ -439,6 +443,7 @@ mod tests {
             frames: vec![StackFrame {
                 address: 0x5555_0000_1000,
                 code: code(),
+                no_unwind_info: false,
             }],
             end: Some(StackEnd {
                 address: 0x6176_5f6d_6172_6170,

@@ -11,8 +11,12 @@ use super::{
     trace_durations_text::{Listed, write_durations},
     trace_text::{LineWidth, write_lines},
 };
-use crate::trace::{
-    TraceSummary, heap_overloaded, own::DemoOwn, regions::TrackedRegion, session::Session,
+use crate::{
+    model::call_graph::CallGraph,
+    trace::{
+        TraceSummary, heap_overloaded, own::DemoOwn, regions::TrackedRegion, session::Session,
+        stacks::StackTotals,
+    },
 };
 
 /// How many live regions the text lists; past them, they are counted.
@@ -35,6 +39,10 @@ pub fn write_summary(
     write_durations(out, width, summary, listed)?;
     let paragraph =
         |out: &mut dyn Write, text: &str| write_lines(out, &width.wrap_under("", "  ", text));
+    if let Some(stacks) = summary.stacks {
+        writeln!(out)?;
+        paragraph(out, &stacks_say(stacks))?;
+    }
     let unknown = summary.unknown_mappings;
     if unknown.total() > 0 {
         writeln!(out)?;
@@ -412,6 +420,30 @@ fn write_processes(
     Ok(())
 }
 
+/// The summary's paragraph on the stacks: how many, and how many were cut short or have a
+/// caller found without unwind tables.
+fn stacks_say((graph, totals): (CallGraph, StackTotals)) -> String {
+    let mut said = format!("stacks ({}): {} captured", graph.name(), totals.stacks);
+    if let CallGraph::Dwarf { stack_bytes } = graph
+        && let Some(percent) = totals.truncated_percent()
+    {
+        said += &format!(
+            "; {} truncated by the {stack_bytes}-byte copy ({percent:.1}%){}; {} ended in stack \
+             memory that could not be read; {} with a frame whose module has no unwind tables, \
+             whose caller was found by frame pointer",
+            totals.truncated,
+            if totals.truncated > 0 {
+                ": raise --stack-bytes to see their outer callers"
+            } else {
+                ""
+            },
+            totals.unreadable,
+            plural(totals.without_unwind_info, "stack"),
+        );
+    }
+    said
+}
+
 /// `1 fault`, `2 faults`.
 fn plural(count: u64, noun: &str) -> String {
     if count == 1 {
@@ -500,6 +532,27 @@ mod tests {
                 "  … 6 more ended regions, 1 fault in them (--format json lists each)",
             ],
             "{text}"
+        );
+    }
+
+    #[test]
+    fn the_summary_says_how_many_stacks_the_copy_truncated_and_what_to_do() {
+        let totals = StackTotals {
+            stacks: 16,
+            truncated: 4,
+            unreadable: 1,
+            without_unwind_info: 1,
+        };
+        assert_eq!(
+            stacks_say((CallGraph::Dwarf { stack_bytes: 512 }, totals)),
+            "stacks (dwarf): 16 captured; 4 truncated by the 512-byte copy (25.0%): raise \
+             --stack-bytes to see their outer callers; 1 ended in stack memory that could not \
+             be read; 1 stack with a frame whose module has no unwind tables, whose caller was \
+             found by frame pointer"
+        );
+        assert_eq!(
+            stacks_say((CallGraph::FramePointers { depth: 32 }, totals)),
+            "stacks (fp): 16 captured"
         );
     }
 }

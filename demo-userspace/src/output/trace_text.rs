@@ -184,30 +184,41 @@ pub fn frame_lines(stack: Option<&Stack>) -> Vec<(String, String)> {
     let mut lines: Vec<(String, String)> = (0..)
         .zip(stack.frames.iter())
         .map(|(depth, frame): (usize, _)| {
-            (
-                format!("#{depth:<3} {:#018x} ", frame.address),
-                describe(&frame.code),
-            )
+            let code = describe(&frame.code);
+            let text = if frame.no_unwind_info {
+                format!("{code} (no unwind info: its caller found by frame pointer)")
+            } else {
+                code
+            };
+            (format!("#{depth:<3} {:#018x} ", frame.address), text)
         })
         .collect();
     if let Some(end) = stack.end {
         lines.push((
             format!("#{:<3} {:#018x} ", stack.frames.len(), end.address),
-            format!(
-                "({}; the frame-pointer walk stops here)",
-                end_cause(end.why)
-            ),
+            format!("({})", end_cause(end.why)),
         ));
     }
     lines
 }
 
-/// What is known of the memory where a stack ended: not code, or not known.
+/// What is known of where a stack ended: not code, or not known, where a return address
+/// read leads nowhere; a stack copy too short, or unreadable, or the depth limit, for an
+/// unwound one.
 fn end_cause(why: EndCause) -> &'static str {
     match why {
-        EndCause::NotExecutable => "not code: its mapping is not executable",
-        EndCause::NoUserAddress => "not code: no process can map this address",
-        EndCause::MappingUnknown => "mapping unknown: no mapping demo knows of holds it",
+        EndCause::NotExecutable => "not code: its mapping is not executable; the stack stops here",
+        EndCause::NoUserAddress => {
+            "not code: no process can map this address; the stack stops here"
+        }
+        EndCause::MappingUnknown => {
+            "mapping unknown: no mapping demo knows of holds it; the stack stops here"
+        }
+        EndCause::Truncated => {
+            "truncated: the next caller is past the stack copied; raise --stack-bytes"
+        }
+        EndCause::Unreadable => "the stack could not be read further at this address",
+        EndCause::DepthLimit => "deeper: the unwinder stops at 127 frames",
     }
 }
 
@@ -253,6 +264,7 @@ mod tests {
                     offset: ip - 0x60_0000,
                     ..Code::default()
                 }),
+                no_unwind_info: false,
             }],
             end: Some(StackEnd {
                 address: 0x7f00_0000_1000,
@@ -276,18 +288,23 @@ mod tests {
             [
                 "#0   0x0000000000600010 [heap]+0x10",
                 "#1   0x00007f0000001000 (mapping unknown: no mapping demo knows of holds it; \
-                 the frame-pointer walk stops here)",
+                 the stack stops here)",
             ]
         );
         assert_eq!(
             lines(&stack(0x60_0010, "[heap]", EndCause::NotExecutable))[1],
-            "#1   0x00007f0000001000 (not code: its mapping is not executable; the \
-             frame-pointer walk stops here)"
+            "#1   0x00007f0000001000 (not code: its mapping is not executable; the stack \
+             stops here)"
         );
         assert_eq!(
             lines(&stack(0x60_0010, "[heap]", EndCause::NoUserAddress))[1],
             "#1   0x00007f0000001000 (not code: no process can map this address; the \
-             frame-pointer walk stops here)"
+             stack stops here)"
+        );
+        assert_eq!(
+            lines(&stack(0x60_0010, "[heap]", EndCause::Truncated))[1],
+            "#1   0x00007f0000001000 (truncated: the next caller is past the stack copied; \
+             raise --stack-bytes)"
         );
         assert!(frame_lines(None).is_empty());
     }

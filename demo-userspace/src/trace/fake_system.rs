@@ -9,10 +9,14 @@ use demo_common::FaultCounters;
 use crate::{
     kernel::{
         mappings::{Mapping, MappingSource, MappingTable, Query},
-        symbols::{Code, KERNEL_MODULE, Site, Stack, StackFrame, in_code},
+        symbols::{
+            Code, EndCause, KERNEL_MODULE, Site, Stack, StackEnd, StackFrame, in_code, marked,
+            unwound_addresses,
+        },
         system_view::SystemView,
+        unwind::{Unwound, UnwoundFrame},
     },
-    model::events::ExecImage,
+    model::events::{ExecImage, RawStack, StackCopy},
 };
 
 /// What the fake kernel says now, per process; a process it does not hold is gone.
@@ -173,13 +177,14 @@ impl SystemView for FakeSystem {
 
     fn fault_code(
         &mut self,
+        _pid: u32,
         ip: u64,
-        stack: Option<&[u64]>,
+        stack: Option<&RawStack>,
         maps: &MappingTable,
     ) -> (Arc<Code>, Option<Stack>) {
         let code = |address: u64| Arc::new(module_offset(Site::of(address, maps.find(address))));
         // The stack ends where the live symbols end it: at the first return address not in code.
-        let frames = stack.map(|addresses| {
+        let named = |addresses: &[u64]| {
             let (frames, end) = in_code(addresses, maps);
             Stack {
                 frames: frames
@@ -187,12 +192,20 @@ impl SystemView for FakeSystem {
                     .map(|&address| StackFrame {
                         address,
                         code: code(address),
+                        no_unwind_info: false,
                     })
                     .collect(),
                 end,
             }
+        };
+        let stack = stack.map(|stack| match stack {
+            RawStack::Frames(addresses) => named(addresses),
+            RawStack::Copied(copy) => {
+                let unwound = fake_unwind(copy);
+                marked(&unwound, ip, named(&unwound_addresses(&unwound)))
+            }
         });
-        (code(ip), frames)
+        (code(ip), stack)
     }
 
     /// The executable's code, from file offset 0, over the pages from `start_code` to
@@ -225,4 +238,42 @@ fn module_offset(site: Site<'_>) -> Code {
         offset,
         ..Code::default()
     }
+}
+
+/// The fake's unwinder: a copied stack's bytes are its return addresses, after the registers'
+/// ip, up to a 0 that marks the outermost frame. A copy with no 0 was cut where it ends: by its
+/// length (truncated), or, when it is short, by memory the kernel could not read; a copy whose
+/// first bytes were skipped is cut at once, at the stack pointer (unreadable), where the first
+/// return address would be. Every frame has unwind tables but those at addresses with the top
+/// bit of the low byte set (`0x…80`), so that tests can name frames without them.
+fn fake_unwind(copy: &StackCopy) -> Unwound {
+    let words: Vec<u64> = copy
+        .bytes
+        .chunks_exact(8)
+        .map(|word| u64::from_ne_bytes(word.try_into().unwrap_or_default()))
+        .collect();
+    let readable = if copy.skipped > 0 { 0 } else { words.len() };
+    let outermost = words[..readable].iter().position(|&word| word == 0);
+    let frames = std::iter::once(copy.regs.ip)
+        .chain(words[..outermost.unwrap_or(readable)].iter().copied())
+        .map(|address| UnwoundFrame {
+            address,
+            unwind_tables: address & 0x80 == 0,
+        })
+        .collect();
+    let end = outermost.is_none().then(|| match copy.skipped {
+        0 => StackEnd {
+            address: copy.regs.sp + copy.bytes.len() as u64,
+            why: if copy.short() {
+                EndCause::Unreadable
+            } else {
+                EndCause::Truncated
+            },
+        },
+        _ => StackEnd {
+            address: copy.regs.sp,
+            why: EndCause::Unreadable,
+        },
+    });
+    Unwound { frames, end }
 }

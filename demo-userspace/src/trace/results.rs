@@ -8,8 +8,12 @@ use demo_common::RecordKind;
 use super::{
     durations::DurationSummary,
     session::{ProcessTotals, Session, TraceEvent, TracedFault},
+    stacks::StackTotals,
 };
-use crate::kernel::probes::{FaultSourceInUse, ProgramRuns};
+use crate::{
+    kernel::probes::{FaultSourceInUse, ProgramRuns},
+    model::call_graph::CallGraph,
+};
 
 /// What the trace watches, said once at the start.
 #[derive(Clone, Debug)]
@@ -27,6 +31,8 @@ pub struct TraceStart {
     pub unseen: Vec<crate::kernel::executable::Unseen>,
     /// CLOCK_MONOTONIC ns at the start; event times are shown relative to it.
     pub start_ns: u64,
+    /// How each fault's stack is captured (`--stacks`); `None` without stacks.
+    pub call_graph: Option<CallGraph>,
     /// `--min-duration`: the text and JSON lines list only faults that took at least this
     /// long (an untimed fault is not listed); the summary counts every fault.
     pub min_duration: Option<std::time::Duration>,
@@ -87,6 +93,8 @@ pub struct TraceSummary {
     pub class_disagreements: u64,
     /// What the faults cost in time; `None` with durations off.
     pub durations: Option<DurationSummary>,
+    /// How stacks were captured, and what they were like; `None` without `--stacks`.
+    pub stacks: Option<(CallGraph, StackTotals)>,
     /// Completed faults (minor + major) seen for every traced process: the traced pid, and
     /// with `--follow` the processes it started.
     pub traced_completions: u64,
@@ -235,12 +243,13 @@ pub struct Rusage {
 }
 
 impl TraceSummary {
-    /// Fault records the ring buffer dropped (with or without a stack): faults the kernel took
-    /// and counted that the trace never saw.
+    /// Fault records the ring buffer dropped (with or without a stack, of either kind): faults
+    /// the kernel took and counted that the trace never saw.
     pub fn lost_fault_records(&self) -> u64 {
         [
             demo_common::RecordKind::Fault,
             demo_common::RecordKind::FaultStack,
+            demo_common::RecordKind::FaultUserStack,
         ]
         .iter()
         .filter_map(|kind| self.records.get(kind.name()))
@@ -362,6 +371,7 @@ impl TraceSummary {
         gap: u64,
     ) -> Self {
         Self {
+            stacks: None,
             pid: 100,
             ended_by: TraceEnd::Exit,
             child: None,

@@ -22,12 +22,13 @@ use super::{
 use crate::kernel::{
     event_reader::EventReader,
     executable::{self, Unseen},
-    probes::Probes,
+    probes::{FaultSourceInUse, Probes},
     process,
     spawn::{self, Reaped, SpawnError},
     system_view::LiveView,
 };
 use crate::model::{
+    call_graph::CallGraph,
     events::{Decoded, Record},
     signals::ProcessEnd,
 };
@@ -58,6 +59,8 @@ pub(super) struct Tracer<'a> {
     cpu_at_start: Option<u64>,
     /// The target is a command demo started.
     command: bool,
+    /// How each fault's stack is captured; `None` without stacks.
+    call_graph: Option<CallGraph>,
     heap: Option<HeapProbes>,
     probes: &'a mut Probes,
     reader: &'a mut EventReader,
@@ -117,6 +120,11 @@ impl<'a> Tracer<'a> {
             ),
             Box::new(LiveView::default()),
         );
+        // The perf-event source captures no stacks: where the kernel lacks the tracepoints and
+        // it stands in, the trace says it has none rather than how it would have taken them.
+        let call_graph = options
+            .call_graph
+            .filter(|_| probes.fault_source() == FaultSourceInUse::Tracepoints);
         // A command is traced from its fork (it is in the target map before it runs).
         if command.is_some() {
             session.add_command(pid);
@@ -136,6 +144,7 @@ impl<'a> Tracer<'a> {
                 .collect(),
             start_ns,
             min_duration: options.min_duration,
+            call_graph,
         })?;
         let mut tracer = Self {
             pid,
@@ -150,6 +159,7 @@ impl<'a> Tracer<'a> {
                 cpu_ns_of(pid)
             },
             command: command.is_some(),
+            call_graph,
             heap,
             probes,
             reader,
@@ -261,6 +271,9 @@ impl<'a> Tracer<'a> {
             completions_without_start: self.session.completions_without_start(),
             class_disagreements: self.session.class_disagreements(),
             durations,
+            stacks: self
+                .call_graph
+                .map(|graph| (graph, self.session.stack_totals())),
             traced_completions: processes.iter().map(|p| p.totals.traced).sum(),
             before_trace,
             rusage: reaped.map(|r| Rusage {

@@ -12,13 +12,14 @@ use super::{
     heap::HeapPairer,
     own::{self, DemoOwn},
     regions::{Origin, RegionChange, RegionTracker, TrackedRegion},
+    stacks::StackTotals,
 };
 use crate::{
     kernel::mappings::{Mapping, MappingTable, Refreshed, UNKNOWN_MAPPING},
     kernel::symbols::{Code, Stack},
     kernel::system_view::SystemView,
     model::classify::{ClassCounts, ClassifiedFault, Classifier, FaultClass},
-    model::events::{Decoded, Fault, Record, SignalEvent},
+    model::events::{Decoded, Fault, RawStack, Record, SignalEvent},
     model::pages::PageModel,
     model::region::{Location, Region},
     model::syscalls::{SyscallCall, SyscallPairer},
@@ -196,6 +197,8 @@ pub struct Session {
     forgotten_regions: u64,
     /// Faults named `[unknown]`, by cause, counted as they are emitted.
     unknown_mappings: UnknownMappings,
+    /// The stacks of the faults emitted, counted.
+    stacks: StackTotals,
     /// Per thread, its faults in no mapping, and what the thread did after them, held back
     /// until its next record that is not a fault (see [`Session::hold`]).
     held: FxHashMap<u32, HeldEvents>,
@@ -261,6 +264,7 @@ impl Session {
             ended: std::collections::VecDeque::new(),
             forgotten_regions: 0,
             unknown_mappings: UnknownMappings::default(),
+            stacks: StackTotals::default(),
             held: FxHashMap::default(),
             view,
             functions: FunctionCounts::default(),
@@ -579,17 +583,29 @@ impl Session {
     }
 
     /// What a fault hit, as the process's mappings and the tracked regions are now.
-    fn resolve(&mut self, fault: &Fault, stack: Option<Vec<u64>>) -> Resolved {
+    fn resolve(&mut self, fault: &Fault, stack: Option<RawStack>) -> Resolved {
         let (mapping, mapping_offset, unknown) = self.resolve_mapping(fault.pid, fault.address);
         // The code is named from the mappings too: a library mapped since the last lookup there
-        // is asked for as the fault's address was.
+        // is asked for as the fault's address was. A copied stack's callers are known only once
+        // it is unwound, with the mappings that hold its code.
         let process = self.processes.entry(fault.pid).or_default();
-        for &address in std::iter::once(&fault.ip).chain(stack.iter().flatten()) {
+        let walked = match &stack {
+            Some(RawStack::Frames(frames)) => &frames[..],
+            _ => &[],
+        };
+        let user_ip = match &stack {
+            Some(RawStack::Copied(copy)) => Some(copy.regs.ip),
+            _ => None,
+        };
+        for &address in std::iter::once(&fault.ip)
+            .chain(user_ip.iter())
+            .chain(walked)
+        {
             current_maps(process, &mut *self.view, fault.pid, address);
         }
-        let (code, stack) = self
-            .view
-            .fault_code(fault.ip, stack.as_deref(), &process.maps);
+        let (code, stack) =
+            self.view
+                .fault_code(fault.pid, fault.ip, stack.as_ref(), &process.maps);
         let region = self
             .regions
             .find(fault.pid, fault.address)
@@ -635,6 +651,9 @@ impl Session {
         } = resolved;
         if let Some(cause) = unknown {
             self.unknown_mappings.add(cause);
+        }
+        if let Some(stack) = &stack {
+            self.stacks.add(stack);
         }
         self.functions
             .add(&code, region.as_ref().map(|(id, name, _)| (*id, name)));
@@ -704,6 +723,11 @@ impl Session {
     /// Faults whose mapping could not be named, by cause.
     pub fn unknown_mappings(&self) -> UnknownMappings {
         self.unknown_mappings
+    }
+
+    /// The stacks of the faults emitted so far, counted.
+    pub fn stack_totals(&self) -> StackTotals {
+        self.stacks
     }
 
     pub fn totals(&self) -> ClassCounts {

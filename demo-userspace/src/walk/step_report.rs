@@ -179,13 +179,16 @@ impl StepReport {
         (!own).then_some(&*fault.code)
     }
 
-    /// The frames of `fault`'s stack (`--stacks`) outside the workload's own binary.
+    /// The frames of `fault`'s stack (`--stacks`) inside what the workload called: those before
+    /// its first frame in the workload's own binary (a libc function and its callees, such as
+    /// malloc's `_int_malloc`). The workload's frames and its callers (libc's start of a
+    /// process, which an unwound stack reaches) say nothing of the step.
     pub fn told_frames(&self, fault: &TracedFault) -> Vec<StackFrame> {
         fault
             .stack
             .iter()
             .flatten()
-            .filter(|frame| {
+            .take_while(|frame| {
                 !frame
                     .code
                     .module

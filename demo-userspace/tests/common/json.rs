@@ -54,6 +54,20 @@ pub fn of_kind<'a>(lines: &'a [Value], kind: &str) -> Vec<&'a Value> {
     lines.iter().filter(|line| line["kind"] == kind).collect()
 }
 
+/// The faults in the one region of `size` bytes the trace found.
+pub fn faults_in_region_of(lines: &[Value], size: u64) -> Vec<Value> {
+    let region = of_kind(lines, "region")
+        .into_iter()
+        .find(|r| r["size"] == size)
+        .unwrap_or_else(|| panic!("a region of {size} bytes"))["name"]
+        .clone();
+    of_kind(lines, "fault")
+        .into_iter()
+        .filter(|f| f["region"] == region)
+        .cloned()
+        .collect()
+}
+
 /// Reads a JSON Lines file written with `--output`.
 pub fn json_file(path: &Path) -> Vec<Value> {
     std::fs::read_to_string(path)

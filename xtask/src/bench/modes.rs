@@ -14,6 +14,8 @@ use serde_json::Value;
 
 use super::kernel_cost::{self, ProgramCost};
 
+mod perf;
+
 /// One way of running the workload.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
@@ -31,8 +33,12 @@ pub enum Mode {
     TraceNoDurations,
     /// The same with `--region none`.
     TraceNoRegions,
-    /// The same with `--stacks`: each fault's user stack, 32 frames at most.
-    TraceStacks,
+    /// The same with `--call-graph fp`: each fault's user stack walked by frame pointer in the
+    /// kernel (`bpf_get_stack`), 32 frames at most.
+    TraceCallGraphFp,
+    /// The same with `--call-graph dwarf`: 8 KiB of each fault's user stack and its registers
+    /// copied in the kernel, unwound by the loader with each module's unwind tables.
+    TraceCallGraphDwarf,
     /// Untraced, while `demo trace --durations --pid` traces another process: what the
     /// programs that run for every process (on every fault, and with durations on every
     /// context switch, reclaim and compaction), which return at their first lookup, cost the
@@ -47,6 +53,9 @@ pub enum Mode {
     BpftraceCount,
     BpftracePrint,
     PerfTrace,
+    /// `perf record -e page-faults -c 1 --call-graph dwarf`: perf's own copy of 8 KiB of user
+    /// stack and the registers at every fault, unwound only when the file is read.
+    PerfRecordDwarf,
 }
 
 impl Mode {
@@ -59,7 +68,8 @@ impl Mode {
             Self::Trace => "demo trace --durations",
             Self::TraceNoDurations => "demo trace --no-durations",
             Self::TraceNoRegions => "demo trace --region none",
-            Self::TraceStacks => "demo trace --stacks",
+            Self::TraceCallGraphFp => "demo trace --call-graph fp",
+            Self::TraceCallGraphDwarf => "demo trace --call-graph dwarf",
             Self::TraceOther => "untraced, demo traces another",
             Self::Top => "demo top --no-durations",
             Self::TopDurations => "demo top --durations",
@@ -67,6 +77,7 @@ impl Mode {
             Self::BpftraceCount => "bpftrace, count in kernel",
             Self::BpftracePrint => "bpftrace, printf to file",
             Self::PerfTrace => "perf trace -F min",
+            Self::PerfRecordDwarf => "perf record --call-graph dwarf",
         }
     }
 
@@ -91,6 +102,8 @@ pub struct Sample {
     pub steal_ms: Option<u64>,
     pub lost: Option<u64>,
     pub loader_ns_per_event: Option<f64>,
+    /// The loader's CPU after the attach over the stacks the summary counts.
+    pub loader_ns_per_stack: Option<f64>,
     pub loader_peak_rss_kib: Option<u64>,
     /// `bpf_stats`: ns per run of the tracer's programs that start a fault.
     pub kernel_ns_per_run: Option<f64>,
@@ -185,14 +198,16 @@ pub fn run(mode: Mode, setup: &Setup, workload: &mut Workload) -> anyhow::Result
         Mode::Trace
         | Mode::TraceNoDurations
         | Mode::TraceNoRegions
-        | Mode::TraceStacks
+        | Mode::TraceCallGraphFp
+        | Mode::TraceCallGraphDwarf
         | Mode::TraceOther => trace(mode, setup, workload),
         Mode::Top | Mode::TopDurations | Mode::TopCountersOnly | Mode::Floor => {
             top(mode, setup, workload)
         }
         Mode::TopListen => top_listen(setup, workload),
         Mode::BpftraceCount | Mode::BpftracePrint => bpftrace(mode, setup, workload),
-        Mode::PerfTrace => perf_trace(setup, workload),
+        Mode::PerfTrace => perf::trace(setup, workload),
+        Mode::PerfRecordDwarf => perf::record_dwarf(setup, workload),
     }
 }
 
@@ -205,7 +220,8 @@ fn trace(mode: Mode, setup: &Setup, workload: &mut Workload) -> anyhow::Result<S
         Mode::Trace | Mode::TraceOther => &["--durations"],
         Mode::TraceNoDurations => &["--no-durations"],
         Mode::TraceNoRegions => &["--region", "none"],
-        Mode::TraceStacks => &["--stacks"],
+        Mode::TraceCallGraphFp => &["--call-graph", "fp"],
+        Mode::TraceCallGraphDwarf => &["--call-graph", "dwarf"],
         _ => &[],
     };
     // For TraceOther, a sleeping process is traced and the workload runs untraced beside it.
@@ -232,6 +248,7 @@ fn trace(mode: Mode, setup: &Setup, workload: &mut Workload) -> anyhow::Result<S
     Ok(Sample {
         lost: summary["lost"].as_u64(),
         loader_ns_per_event: loader_ns_per_event(&summary),
+        loader_ns_per_stack: loader_ns_per_stack(&summary),
         loader_peak_rss_kib: summary["loader"]["peak_rss_kib"].as_u64(),
         kernel_ns_per_run: kernel_cost::fault_ns_per_run(&programs),
         programs,
@@ -246,9 +263,21 @@ pub fn loader_ns_per_event(summary: &Value) -> Option<f64> {
         .values()
         .filter_map(|count| count["delivered"].as_u64())
         .sum();
+    loader_ns_per(summary, records)
+}
+
+/// The summary's loader CPU after the attach, over the stacks it counted (`stacks.stacks`):
+/// with `--call-graph dwarf`, what the loader spends on each fault whose stack it unwinds,
+/// names and writes. `None` without stacks.
+fn loader_ns_per_stack(summary: &Value) -> Option<f64> {
+    loader_ns_per(summary, summary["stacks"]["stacks"].as_u64()?)
+}
+
+/// The summary's loader CPU after the attach, in ns, over `count`; `None` when `count` is 0.
+fn loader_ns_per(summary: &Value, count: u64) -> Option<f64> {
     let cpu_ms = summary["loader"]["cpu_ms"].as_u64()?
         - summary["loader"]["attach_cpu_ms"].as_u64().unwrap_or(0);
-    (records > 0).then(|| cpu_ms as f64 * 1e6 / records as f64)
+    (count > 0).then(|| cpu_ms as f64 * 1e6 / count as f64)
 }
 
 /// The programs that ran, from the summary's `kernel_programs` (full names, from each program's
@@ -417,31 +446,6 @@ fn bpftrace(mode: Mode, setup: &Setup, workload: &mut Workload) -> anyhow::Resul
     })
 }
 
-/// How long perf trace is given to attach: it says nothing when it is ready.
-const PERF_ATTACH: Duration = Duration::from_millis(1500);
-
-fn perf_trace(setup: &Setup, workload: &mut Workload) -> anyhow::Result<Sample> {
-    let out = setup.dir.join("perf-trace.txt");
-    let _ = std::fs::remove_file(&out);
-    let mut tracer = pinned("1", &which("perf")?)
-        .args(["trace", "-F", "min", "--no-syscalls", "-o"])
-        .arg(&out)
-        .args(["-p", &workload.pid().to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()?;
-    std::thread::sleep(PERF_ATTACH);
-    if let Some(status) = tracer.try_wait()? {
-        bail!("perf trace ended before the run: {status}");
-    }
-    let sample = workload.measure(setup)?;
-    stop(&mut tracer)?;
-    let lost = std::fs::read_to_string(&out)
-        .ok()
-        .map(|text| lost_in(&text));
-    Ok(Sample { lost, ..sample })
-}
-
 /// The events a tool says it lost: perf's "LOST n events!" and bpftrace's "Lost n events".
 fn lost_in(text: &str) -> u64 {
     text.lines()
@@ -535,6 +539,28 @@ mod tests {
         assert_eq!(lost_in("x\nLOST 1234 events!\nfoo\nLOST 6 events!\n"), 1240);
         assert_eq!(lost_in("Attaching 1 probe...\nLost 17 events\n"), 17);
         assert_eq!(lost_in("1 2 7f 55 6\n"), 0);
+    }
+
+    #[test]
+    fn the_loader_cpu_after_the_attach_is_divided_by_records_and_by_stacks() {
+        let summary = serde_json::json!({
+            "loader": {"cpu_ms": 900, "attach_cpu_ms": 100, "peak_rss_kib": 50_000},
+            "records": {
+                "fault_user_stack": {"delivered": 390_000, "dropped": 0},
+                "process": {"delivered": 10_000, "dropped": 0},
+            },
+            "stacks": {"call_graph": {"mode": "dwarf"}, "stacks": 320_000, "truncated": 0},
+        });
+        assert_eq!(loader_ns_per_event(&summary), Some(2000.0));
+        assert_eq!(loader_ns_per_stack(&summary), Some(2500.0));
+        // Without --stacks, the summary's `stacks` is null.
+        let without = serde_json::json!({
+            "loader": {"cpu_ms": 900, "attach_cpu_ms": 100},
+            "records": {"fault": {"delivered": 400_000, "dropped": 0}},
+            "stacks": null,
+        });
+        assert_eq!(loader_ns_per_event(&without), Some(2000.0));
+        assert_eq!(loader_ns_per_stack(&without), None);
     }
 
     #[test]

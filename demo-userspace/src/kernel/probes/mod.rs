@@ -277,6 +277,11 @@ pub struct ProbeOptions {
     /// User-stack frames to capture per fault (`--stacks`), at most
     /// [`demo_common::MAX_STACK_DEPTH`]; 0 for none. The perf-event source captures none.
     pub stack_depth: u32,
+    /// Bytes of user stack to copy per fault, with the user registers, for the loader to
+    /// unwind (`--call-graph dwarf`); 0 for none. Taken down to a multiple of 8 and at most
+    /// [`demo_common::MAX_STACK_BYTES`]; when set, it takes the place of `stack_depth`. The
+    /// perf-event source copies none.
+    pub stack_bytes: u32,
     /// Time each fault from its start to its completion, and say where the time went.
     pub durations: bool,
 }
@@ -288,6 +293,7 @@ impl Default for ProbeOptions {
             source: SourceChoice::Auto,
             fault_category: "exceptions".to_owned(),
             stack_depth: 0,
+            stack_bytes: 0,
             durations: false,
         }
     }
@@ -340,6 +346,7 @@ impl Probes {
             ObjectUse::Trace {
                 ring_bytes: options.ring_bytes,
                 stack_depth: options.stack_depth.min(demo_common::MAX_STACK_DEPTH as u32),
+                stack_bytes: stack_bytes(options.stack_bytes),
                 durations: options.durations,
             },
         )?;
@@ -492,14 +499,21 @@ impl Probes {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum ObjectUse {
     /// Per-event tracing, with a ring buffer of this many bytes, this many user-stack frames
-    /// per fault, and fault durations or not.
+    /// or bytes of user stack per fault, and fault durations or not.
     Trace {
         ring_bytes: u32,
         stack_depth: u32,
+        stack_bytes: u32,
         durations: bool,
     },
     /// `demo top`'s counters.
     Top(TopCounting),
+}
+
+/// The bytes of user stack the programs copy per fault when `requested` are asked for: at most
+/// [`demo_common::MAX_STACK_BYTES`], and a multiple of 8, the unit of the stack's words.
+fn stack_bytes(requested: u32) -> u32 {
+    requested.min(demo_common::MAX_STACK_BYTES as u32) & !7
 }
 
 /// Loads the embedded object, with the task layout of the kernel whose BTF is `btf`, and starts
@@ -514,15 +528,17 @@ fn open_object(
     loader.override_global(TASK_LAYOUT_GLOBAL, &layout, true);
     let file_layout = file_layout::of_kernel(btf)?;
     loader.override_global(demo_common::FILE_LAYOUT_GLOBAL, &file_layout, true);
-    let (stack_depth, durations) = match purpose {
+    let (stack_depth, stack_bytes, durations) = match purpose {
         ObjectUse::Trace {
             stack_depth,
+            stack_bytes,
             durations,
             ..
-        } => (stack_depth, durations),
-        ObjectUse::Top(_) => (0, false),
+        } => (stack_depth, stack_bytes, durations),
+        ObjectUse::Top(_) => (0, 0, false),
     };
     loader.override_global(demo_common::STACK_DEPTH_GLOBAL, &stack_depth, true);
+    loader.override_global(demo_common::STACK_BYTES_GLOBAL, &stack_bytes, true);
     let durations_flag = u32::from(durations);
     loader.override_global(demo_common::DURATIONS_GLOBAL, &durations_flag, true);
     if !durations {
@@ -783,6 +799,23 @@ mod object_tests {
         }
         for map in ["TARGETS", "EVENTS", "DROPS", "TOP_COUNTS", "AYA_LOGS"] {
             assert!(names.maps.iter().any(|m| m == map), "{names:?}");
+        }
+    }
+
+    /// The programs reserve the record at the size the loader sets, which they take as given:
+    /// the loader hands them only whole words, and never more than the limit.
+    #[test]
+    fn the_stack_copy_is_whole_words_up_to_the_limit() {
+        for (requested, copied) in [
+            (0, 0),
+            (7, 0),
+            (8, 8),
+            (8199, 8192),
+            (65536, 65536),
+            (65544, 65536),
+            (u32::MAX, 65536),
+        ] {
+            assert_eq!(stack_bytes(requested), copied, "{requested}");
         }
     }
 

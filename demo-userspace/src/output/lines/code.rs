@@ -4,7 +4,7 @@
 use schemars::JsonSchema;
 use serde::{Serialize, Serializer};
 
-use crate::kernel::symbols::{Code, InlinedCall, StackFrame};
+use crate::kernel::symbols::{Code, EndCause, InlinedCall, StackEnd, StackFrame};
 
 /// The code at one address: `symbol+offset` in `module`, with the source line when there is
 /// debug information.
@@ -72,6 +72,10 @@ pub(super) struct StackFrameLine<'a> {
     address: u64,
     #[serde(flatten)]
     code: CodeLine<'a>,
+    /// `--call-graph dwarf`: the frame's module has no unwind tables, so its caller (the next
+    /// frame) was found by frame pointer and may be wrong. Left out when it had them.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    no_unwind_info: bool,
 }
 
 impl<'a> From<&'a StackFrame> for StackFrameLine<'a> {
@@ -79,7 +83,55 @@ impl<'a> From<&'a StackFrame> for StackFrameLine<'a> {
         Self {
             address: frame.address,
             code: CodeLine::from(&*frame.code),
+            no_unwind_info: frame.no_unwind_info,
         }
+    }
+}
+
+/// Where and why a stack was cut short.
+#[derive(Clone, Copy, Serialize, JsonSchema)]
+#[schemars(rename = "StackEnd")]
+pub(super) struct StackEndLine {
+    /// The first return address read outside code; for a stack the copy cut, the stack address
+    /// the unwinder needed and did not have; at the depth limit, the first frame left out.
+    #[serde(serialize_with = "crate::model::hex::hex")]
+    #[schemars(with = "crate::model::hex::Hex")]
+    pub(super) address: u64,
+    pub(super) why: StackEndWhy,
+}
+
+impl From<StackEnd> for StackEndLine {
+    fn from(end: StackEnd) -> Self {
+        Self {
+            address: end.address,
+            why: StackEndWhy(end.why),
+        }
+    }
+}
+
+/// Why a stack ends: `not_executable`, `no_user_address` or `mapping_unknown` (a frame-pointer
+/// walk left code), `truncated` (the next caller lies past the stack copied: raise
+/// `--stack-bytes`), `unreadable` (in stack memory that could not be read) or `depth_limit`
+/// (deeper than the unwinder's 127 frames).
+#[derive(Clone, Copy)]
+pub(super) struct StackEndWhy(pub(super) EndCause);
+
+impl Serialize for StackEndWhy {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.0.as_str())
+    }
+}
+
+impl JsonSchema for StackEndWhy {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "StackEndWhy".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "enum": ["not_executable", "no_user_address", "mapping_unknown", "truncated", "unreadable", "depth_limit"]
+        })
     }
 }
 

@@ -53,7 +53,7 @@ impl<'a> DurationsLine<'a> {
                     FaultLine::new(
                         SCENARIO,
                         None,
-                        (&traced.fault, &traced.code, traced.stack.as_deref()),
+                        (&traced.fault, &traced.code, traced.stack.as_ref()),
                         (traced.region.as_ref()).map(|(_, name, location)| (&**name, *location)),
                         &traced.mapping,
                         Some(traced.mapping_offset),

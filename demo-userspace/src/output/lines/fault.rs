@@ -97,10 +97,20 @@ impl FaultLine<'_> {
                 out.extend_from_slice(b"{\"address\":");
                 hex(out, frame.address);
                 out.push(b',');
-                code_fields(out, &frame.code);
+                codes.write(out, &frame.code);
+                if frame.no_unwind_info {
+                    out.extend_from_slice(b",\"no_unwind_info\":true");
+                }
                 out.push(b'}');
             }
             out.push(b']');
+        }
+        if let Some(end) = self.stack_end {
+            out.extend_from_slice(b",\"stack_end\":{\"address\":");
+            hex(out, end.address);
+            out.extend_from_slice(b",\"why\":\"");
+            out.extend_from_slice(end.why.0.as_str().as_bytes());
+            out.extend_from_slice(b"\"}");
         }
         out.push(b'}');
     }
@@ -185,7 +195,7 @@ mod tests {
 
     use super::*;
     use crate::{
-        kernel::symbols::{InlinedCall, StackFrame},
+        kernel::symbols::{EndCause, InlinedCall, Stack, StackEnd, StackFrame},
         model::access::ErrorCode,
         model::classify::{ClassifiedFault, FaultClass},
         model::events::{Fault, FaultTiming},
@@ -234,7 +244,10 @@ mod tests {
             perf: bool,
             timing: Option<(u64, Option<u64>, u64, u64)>,
             code in code(),
-            stack in proptest::option::of(proptest::collection::vec((any::<u64>(), code()), 0..3)),
+            stack in proptest::option::of(
+                proptest::collection::vec((any::<u64>(), code(), any::<bool>()), 0..3)
+            ),
+            end: Option<(u64, u8)>,
         ) {
             let fault = ClassifiedFault {
                 fault: Fault {
@@ -254,17 +267,32 @@ mod tests {
             let hit = location.map(|(offset, index, page, in_bounds)| {
                 (region.as_str(), Location { offset, index, page, in_bounds })
             });
-            let stack: Option<Vec<StackFrame>> = stack.map(|frames| {
-                frames
+            let causes = [
+                EndCause::NotExecutable,
+                EndCause::NoUserAddress,
+                EndCause::MappingUnknown,
+                EndCause::Truncated,
+                EndCause::Unreadable,
+            ];
+            let stack = stack.map(|frames| Stack {
+                frames: frames
                     .into_iter()
-                    .map(|(address, code)| StackFrame { address, code: Arc::new(code) })
-                    .collect()
+                    .map(|(address, code, no_unwind_info)| StackFrame {
+                        address,
+                        code: Arc::new(code),
+                        no_unwind_info,
+                    })
+                    .collect(),
+                end: end.map(|(address, cause)| StackEnd {
+                    address,
+                    why: causes[usize::from(cause) % causes.len()],
+                }),
             });
             let code = Arc::new(code);
             let line = FaultLine::new(
                 "trace",
                 step,
-                (&fault, &code, stack.as_deref()),
+                (&fault, &code, stack.as_ref()),
                 hit,
                 &mapping,
                 mapping_offset,

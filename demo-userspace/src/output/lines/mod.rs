@@ -13,6 +13,7 @@ mod fault;
 mod fault_time;
 mod kernel_view;
 mod plan;
+mod stacks;
 mod top;
 mod trace;
 mod trace_start;

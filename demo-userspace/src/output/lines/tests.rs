@@ -221,6 +221,7 @@ fn every_line_of_a_trace() {
         unseen: vec![crate::kernel::executable::Unseen::CompatSyscalls],
         start_ns: 0,
         min_duration: None,
+        call_graph: Some(crate::model::call_graph::CallGraph::Dwarf { stack_bytes: 8192 }),
     };
     // Two minor faults of a few microseconds, one major that waited for the disk, one error
     // fault that never completed.
@@ -233,13 +234,24 @@ fn every_line_of_a_trace() {
         1_750_000,
     );
     major.fault.class = crate::model::classify::FaultClass::Major;
+    let mut unwound = timed(fault(array.start + 6000, 6, "[anon]", &array), 1_400, 0);
+    unwound.stack = Some(crate::output::fixtures::unwound_stack());
     let faults = [
-        timed(fault(array.start + 6000, 6, "[anon]", &array), 1_400, 0),
+        unwound,
         timed(fault(array.start + 9000, 6, "[anon]", &array), 2_600, 0),
         major,
         error,
     ];
     let summary = TraceSummary {
+        stacks: Some((
+            crate::model::call_graph::CallGraph::Dwarf { stack_bytes: 8192 },
+            crate::trace::stacks::StackTotals {
+                stacks: 4,
+                truncated: 1,
+                unreadable: 0,
+                without_unwind_info: 1,
+            },
+        )),
         pid: 100,
         ended_by: TraceEnd::Exit,
         child: Some(ProcessEnd::Exited(0)),

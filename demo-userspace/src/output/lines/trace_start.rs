@@ -4,6 +4,7 @@
 use schemars::JsonSchema;
 use serde::{Serialize, ser::SerializeStruct as _};
 
+use super::stacks::CallGraphLine;
 use crate::{kernel::executable::Unseen, kernel::probes::FaultSourceInUse, trace::TraceStart};
 
 /// What the trace watches, said once at the start.
@@ -20,6 +21,8 @@ pub struct TraceStartLine<'a> {
     follow: bool,
     /// What demo's probes do not reach in the target's program.
     unseen: Vec<UnseenLine>,
+    /// How each fault's stack is captured (`--stacks`); null without stacks.
+    call_graph: Option<CallGraphLine>,
 }
 
 impl<'a> From<&'a TraceStart> for TraceStartLine<'a> {
@@ -31,6 +34,7 @@ impl<'a> From<&'a TraceStart> for TraceStartLine<'a> {
             heap_probes: start.heap_probes.as_deref(),
             follow: start.follow,
             unseen: start.unseen.iter().copied().map(UnseenLine::from).collect(),
+            call_graph: start.call_graph.map(CallGraphLine::from),
         }
     }
 }

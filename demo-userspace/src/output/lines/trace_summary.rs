@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::Serialize;
 
-use super::{durations::DurationsLine, trace::SCENARIO};
+use super::{durations::DurationsLine, stacks::StacksLine, trace::SCENARIO};
 use crate::{
     kernel::probes::ProgramRuns,
     model::signals::ProcessEnd,
@@ -43,6 +43,9 @@ pub struct TraceSummaryLine<'a> {
     /// `--min-duration`); null with `--no-durations`.
     // Boxed: the histograms would make every line as large as the summary.
     durations: Option<Box<DurationsLine<'a>>>,
+    /// How stacks were captured and what they were like; null without `--stacks`.
+    // Boxed, as `durations` is.
+    stacks: Option<Box<StacksLine>>,
     /// Completed faults (minor + major) seen for every traced process: the traced pid, and
     /// with `--follow` the processes it started.
     traced_completions: u64,
@@ -148,6 +151,9 @@ impl<'a> TraceSummaryLine<'a> {
             class_disagreements: summary.class_disagreements,
             durations: (summary.durations.as_ref())
                 .map(|durations| Box::new(DurationsLine::new(durations))),
+            stacks: summary
+                .stacks
+                .map(|stacks| Box::new(StacksLine::from(stacks))),
             traced_completions: summary.traced_completions,
             rusage: summary.rusage.map(CommandRusageLine::from),
             loader: summary.loader.into(),

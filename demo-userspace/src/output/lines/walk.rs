@@ -12,7 +12,7 @@ use super::{
     plan::{AllocatorLine, ScenarioNameLine},
 };
 use crate::{
-    kernel::symbols::{Code, StackFrame},
+    kernel::symbols::{Code, Stack, StackFrame},
     model::access::{Access, Mode},
     model::classify::{ClassifiedFault, FaultClass},
     model::events::SignalEvent,
@@ -110,6 +110,11 @@ pub struct FaultLine<'a> {
     )]
     #[schemars(with = "Option<Vec<super::code::StackFrameLine<'static>>>")]
     pub(super) stack: Option<&'a [StackFrame]>,
+    /// With `--stacks`, when the stack was cut short: where and why (a frame-pointer walk that
+    /// left code, a copy too short for the stack, or stack memory that could not be read).
+    /// Left out of a stack that ends at its outermost frame.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) stack_end: Option<super::code::StackEndLine>,
 }
 
 impl<'a> FaultLine<'a> {
@@ -118,7 +123,7 @@ impl<'a> FaultLine<'a> {
     pub fn new(
         scenario: &'a str,
         step: Option<u32>,
-        (fault, code, stack): (&ClassifiedFault, &'a Arc<Code>, Option<&'a [StackFrame]>),
+        (fault, code, stack): (&ClassifiedFault, &'a Arc<Code>, Option<&'a Stack>),
         region: Option<(&'a str, Location)>,
         mapping: &'a str,
         mapping_offset: Option<u64>,
@@ -148,7 +153,10 @@ impl<'a> FaultLine<'a> {
             mapping,
             mapping_offset,
             code,
-            stack,
+            stack: stack.map(|stack| &stack.frames[..]),
+            stack_end: stack
+                .and_then(|stack| stack.end)
+                .map(super::code::StackEndLine::from),
         }
     }
 }

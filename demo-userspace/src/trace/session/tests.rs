@@ -10,7 +10,8 @@ use crate::{
         classify::FaultClass,
         events::{
             CapturedFile, DeviceNumber, ExecImage, FaultEnd, FaultTiming, HeapEvent, ImageLayout,
-            MappedFile, ProcessEvent, SignalEvent, SyscallEvent, ThreadSnapshot,
+            MappedFile, ProcessEvent, RawStack, SignalEvent, StackCopy, SyscallEvent,
+            ThreadSnapshot,
         },
         pages::PageState,
     },
@@ -62,7 +63,7 @@ impl Harness {
     }
 
     /// Feeds one record of thread `tid`, with the thread's counters as they are now.
-    fn feed(&mut self, tid: u32, record: Record, stack: Option<Vec<u64>>) -> Vec<String> {
+    fn feed(&mut self, tid: u32, record: Record, stack: Option<RawStack>) -> Vec<String> {
         let counters = self.counters.get(&tid).copied().unwrap_or_default();
         let mut out = Vec::new();
         self.session.handle(
@@ -566,7 +567,11 @@ fn a_kernel_mode_fault_is_named_by_the_kernel_code_and_the_user_memory() {
     let kernel_ip = 0xffff_ffff_8100_0000;
     let mut fault = h.fault_at(PID, PID, HEAP.0 + 0x3000, kernel_ip, 2);
     fault.source = FaultSource::Kernel;
-    h.feed(PID, Record::Fault(fault), Some(vec![IP, CODE.0 + 0x800]));
+    h.feed(
+        PID,
+        Record::Fault(fault),
+        Some(RawStack::Frames(vec![IP, CODE.0 + 0x800])),
+    );
     h.completes(PID, PID, false);
     let mut out = Vec::new();
     h.session.finish(&mut out);
@@ -599,6 +604,20 @@ fn a_kernel_mode_fault_is_named_by_the_kernel_code_and_the_user_memory() {
     );
 }
 
+/// The stack the session names for one minor fault at `IP` with `raw` as its stack.
+fn stack_of_one_fault(raw: RawStack) -> crate::kernel::symbols::Stack {
+    let mut h = Harness::new();
+    let fault = h.fault_at(PID, PID, HEAP.0 + 0x3000, IP, 6);
+    h.feed(PID, Record::Fault(fault), Some(raw));
+    h.completes(PID, PID, false);
+    let mut out = Vec::new();
+    h.session.finish(&mut out);
+    let [TraceEvent::Fault(traced)] = out.as_slice() else {
+        panic!("{out:?}");
+    };
+    traced.stack.clone().expect("a stack")
+}
+
 /// A frame-pointer walk through code built without frame pointers reads whatever such code
 /// left in rbp's slot: ASCII text (`param_va`, as a Python stack gave), or a pointer to data.
 /// The stack ends at the first return address no executable mapping holds, and says where and
@@ -624,19 +643,61 @@ fn a_stack_ends_at_the_first_address_outside_an_executable_mapping() {
             },
         ),
     ] {
-        let mut h = Harness::new();
-        let fault = h.fault_at(PID, PID, HEAP.0 + 0x3000, IP, 6);
-        h.feed(PID, Record::Fault(fault), Some(walked));
-        h.completes(PID, PID, false);
-        let mut out = Vec::new();
-        h.session.finish(&mut out);
-        let [TraceEvent::Fault(traced)] = out.as_slice() else {
-            panic!("{out:?}");
-        };
-        let stack = traced.stack.as_ref().expect("a stack");
+        let stack = stack_of_one_fault(RawStack::Frames(walked));
         let frames: Vec<u64> = stack.iter().map(|frame| frame.address).collect();
         assert_eq!(frames, kept);
         assert_eq!(stack.end, Some(end));
+    }
+}
+
+/// `--call-graph dwarf`: a copied stack is unwound with the process's mappings at the fault,
+/// its frames named as a walked stack's are, a frame found without unwind tables says so, and
+/// a stack whose next caller lies past the copy ends truncated, at that stack address.
+#[test]
+fn a_copied_stack_is_unwound_and_says_where_the_copy_cut_it() {
+    use crate::kernel::symbols::{EndCause, StackEnd};
+    let words =
+        |addresses: &[u64]| -> Vec<u8> { addresses.iter().flat_map(|a| a.to_ne_bytes()).collect() };
+    let regs = demo_common::UserRegs {
+        ip: IP,
+        sp: 0x7ffe_0000,
+        bp: 0,
+    };
+    for (copied, requested, kept, no_tables, end) in [
+        // The whole stack: two callers, then the outermost frame's 0.
+        (
+            words(&[CODE.0 + 0x800, CODE.0 + 0x980, 0]),
+            64,
+            vec![IP, CODE.0 + 0x800, CODE.0 + 0x980],
+            vec![false, false, true],
+            None,
+        ),
+        // Cut by the copy's length after one caller.
+        (
+            words(&[CODE.0 + 0x800]),
+            8,
+            vec![IP, CODE.0 + 0x800],
+            vec![false, false],
+            Some(StackEnd {
+                address: 0x7ffe_0008,
+                why: EndCause::Truncated,
+            }),
+        ),
+    ] {
+        let copy = StackCopy {
+            regs,
+            bytes: copied,
+            requested,
+            skipped: 0,
+            at_top: false,
+        };
+        let stack = stack_of_one_fault(RawStack::Copied(copy));
+        let frames: Vec<u64> = stack.iter().map(|frame| frame.address).collect();
+        assert_eq!(frames, kept);
+        let marked: Vec<bool> = stack.iter().map(|frame| frame.no_unwind_info).collect();
+        assert_eq!(marked, no_tables);
+        assert_eq!(stack.end, end);
+        assert_eq!(stack[1].code.offset, 0x1800, "{:?}", stack[1].code);
     }
 }
 
