@@ -293,7 +293,6 @@ impl Cli {
             elem_size: args.elem_size,
             duration: args.duration.map(Duration::from_secs_f64),
             min_duration: args.min_duration,
-            call_graph: self.call_graph()?,
             run_as: None,
             // A report shares demo's terminal with the command. The view gives the command a
             // pseudo-terminal of its own instead, which app::run_trace opens: only there is

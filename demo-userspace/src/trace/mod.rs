@@ -53,9 +53,6 @@ pub struct TraceOptions {
     /// `--min-duration`: the text and JSON lines list only faults that took at least this
     /// long; the summary counts every fault.
     pub min_duration: Option<Duration>,
-    /// How each fault's stack is captured (`--stacks`), as the probes were told; `None` without
-    /// stacks.
-    pub call_graph: Option<crate::model::call_graph::CallGraph>,
     pub run_as: Option<RunAs>,
     /// Where the command's stdin, stdout and stderr go.
     pub command_io: CommandIo,

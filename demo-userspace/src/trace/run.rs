@@ -22,7 +22,7 @@ use super::{
 use crate::kernel::{
     event_reader::EventReader,
     executable::{self, Unseen},
-    probes::{FaultSourceInUse, Probes},
+    probes::Probes,
     process,
     spawn::{self, Reaped, SpawnError},
     system_view::LiveView,
@@ -120,11 +120,7 @@ impl<'a> Tracer<'a> {
             ),
             Box::new(LiveView::default()),
         );
-        // The perf-event source captures no stacks: where the kernel lacks the tracepoints and
-        // it stands in, the trace says it has none rather than how it would have taken them.
-        let call_graph = options
-            .call_graph
-            .filter(|_| probes.fault_source() == FaultSourceInUse::Tracepoints);
+        let call_graph = probes.call_graph();
         // A command is traced from its fork (it is in the target map before it runs).
         if command.is_some() {
             session.add_command(pid);

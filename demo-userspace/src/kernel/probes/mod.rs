@@ -33,7 +33,7 @@ use crate::{
     kernel::raw_tracepoint::{self, RawTracepointError},
     kernel::task_layout::{self, TaskLayoutError},
     kernel::tracefs::{self, TracefsError},
-    model::syscalls,
+    model::{call_graph::CallGraph, syscalls},
 };
 
 /// The eBPF object built by build.rs for the BPF target: every program of the product.
@@ -313,6 +313,8 @@ pub struct Probes {
     heap: heap::HeapLinks,
     /// The completion events of traced threads, with durations on; `None` without.
     completions: Option<completions::Completions>,
+    /// How the loaded programs capture each fault's stack; `None` when they capture none.
+    call_graph: Option<CallGraph>,
 }
 
 impl Probes {
@@ -341,12 +343,24 @@ impl Probes {
         if source == FaultSourceInUse::Tracepoints {
             check_fault_args(&btf, &fault_tracepoints)?;
         }
+        let (stack_depth, stack_bytes) = (
+            options.stack_depth.min(demo_common::MAX_STACK_DEPTH as u32),
+            stack_bytes(options.stack_bytes),
+        );
+        // The perf-event program captures no stacks, whatever the globals say.
+        let call_graph = (source == FaultSourceInUse::Tracepoints)
+            .then_some(match (stack_bytes, stack_depth) {
+                (0, 0) => None,
+                (0, depth) => Some(CallGraph::FramePointers { depth }),
+                (stack_bytes, _) => Some(CallGraph::Dwarf { stack_bytes }),
+            })
+            .flatten();
         let (mut ebpf, logger) = open_object(
             &btf,
             ObjectUse::Trace {
                 ring_bytes: options.ring_bytes,
-                stack_depth: options.stack_depth.min(demo_common::MAX_STACK_DEPTH as u32),
-                stack_bytes: stack_bytes(options.stack_bytes),
+                stack_depth,
+                stack_bytes,
                 durations: options.durations,
             },
         )?;
@@ -382,12 +396,19 @@ impl Probes {
             events: Some(events),
             heap: heap::HeapLinks::default(),
             completions: options.durations.then(completions::Completions::default),
+            call_graph,
         })
     }
 
     /// Where fault records come from.
     pub fn fault_source(&self) -> FaultSourceInUse {
         self.source
+    }
+
+    /// How each fault's stack is captured, as the programs were loaded; `None` without stacks
+    /// (the perf-event source captures none).
+    pub fn call_graph(&self) -> Option<CallGraph> {
+        self.call_graph
     }
 
     /// Starts tracing process `pid` as `flags` (see `demo_common::target_flags`) ask.
