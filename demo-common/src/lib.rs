@@ -13,16 +13,29 @@ pub mod target_flags {
     /// Children added through [`FOLLOW`] follow their own children too.
     pub const DESCENDANTS: u8 = 4;
 }
+/// Array map of one cgroup (`BPF_MAP_TYPE_CGROUP_ARRAY`, slot 0): with `--cgroup`, the loader
+/// sets the cgroup v2 directory there, and the programs report only the tasks in it or below it.
+pub const CGROUP_SCOPE_MAP: &str = "CGROUP_SCOPE";
+/// Read-only global of the eBPF object: 1 when the programs are scoped to the cgroup in
+/// [`CGROUP_SCOPE_MAP`], 0 (the default) when they report the processes in [`TARGETS_MAP`]
+/// alone. Frozen before the programs load, so without a scope the verifier drops the check.
+pub const CGROUP_SCOPED_GLOBAL: &str = "CGROUP_SCOPED";
+
 /// Ring buffer that carries one record per traced fault.
 pub const EVENTS_MAP: &str = "EVENTS";
 /// Per-CPU array of `u64`: slot `k` counts records of [`RecordKind`] `k` that found the ring
 /// buffer full and were lost; slot [`UNTRACED_CHILD_SLOT`] counts followed children that found
-/// the target map full.
+/// the target map full, and slot [`UNJOINED_SLOT`] the events of scoped processes that found it
+/// full as they joined.
 pub const DROPS_MAP: &str = "DROPS";
-/// Slots of [`DROPS_MAP`].
-pub const DROP_SLOTS: u32 = 16;
+/// Slots of [`DROPS_MAP`]: one per [`RecordKind`] tag (1 to 16), and the two below.
+pub const DROP_SLOTS: u32 = 18;
 /// The [`DROPS_MAP`] slot of children that could not be added to the target map.
 pub const UNTRACED_CHILD_SLOT: u32 = 0;
+/// The [`DROPS_MAP`] slot of events reported, under a cgroup scope, by a process that could not
+/// join the target map because it was full: each such event counts once, and is reported all
+/// the same, without a [`JoinRecord`]; the process's forks and exit go unreported.
+pub const UNJOINED_SLOT: u32 = 17;
 
 /// How many processes can be traced at once.
 pub const MAX_TARGETS: u32 = 4096;
@@ -68,6 +81,8 @@ pub struct TaskLayout {
     pub pid: u64,
     /// `pid_t tgid`: the process id.
     pub tgid: u64,
+    /// `unsigned int flags`: the task's `PF_*` flags.
+    pub flags: u64,
     /// `unsigned long min_flt`.
     pub min_flt: u64,
     /// `unsigned long maj_flt`.
@@ -79,7 +94,13 @@ pub struct TaskLayout {
     pub signal_min_flt: u64,
     /// `unsigned long maj_flt` of `struct signal_struct`.
     pub signal_maj_flt: u64,
+    /// `int nr_threads` of `struct signal_struct`: the process's live threads.
+    pub signal_nr_threads: u64,
 }
+/// `PF_EXITING` of `task_struct.flags`: the task began to exit (set before
+/// `sched:sched_process_exit` fires, and unchanged since Linux 2.6).
+pub const PF_EXITING: u32 = 0x4;
+
 /// Read-only global of the eBPF object: the [`FileLayout`] of the running kernel, which the
 /// loader reads from the kernel's BTF and sets before loading.
 pub const FILE_LAYOUT_GLOBAL: &str = "FILE_LAYOUT";
@@ -404,11 +425,14 @@ pub enum RecordKind {
     /// A [`FaultUserStackRecord`]: a fault with the user registers and the top of the user
     /// stack, for the loader to unwind (`--call-graph dwarf`). Detail: the [`FaultSource`].
     FaultUserStack = 15,
+    /// A [`JoinRecord`]: under a cgroup scope, a process in the cgroup that was not traced yet
+    /// made its first event, and is traced from here on. Detail: its pid.
+    Join = 16,
 }
 
 impl RecordKind {
     /// Every kind, in tag order.
-    pub const ALL: [Self; 15] = [
+    pub const ALL: [Self; 16] = [
         Self::Fault,
         Self::ThreadExit,
         Self::SyscallEnter,
@@ -424,6 +448,7 @@ impl RecordKind {
         Self::ExecImage,
         Self::FaultEnd,
         Self::FaultUserStack,
+        Self::Join,
     ];
 
     /// A short name for reports, e.g. `fault`.
@@ -444,6 +469,7 @@ impl RecordKind {
             Self::ExecImage => "exec_image",
             Self::FaultEnd => "fault_end",
             Self::FaultUserStack => "fault_user_stack",
+            Self::Join => "join",
         }
     }
 
@@ -465,6 +491,7 @@ impl RecordKind {
             13 => Some(Self::ExecImage),
             14 => Some(Self::FaultEnd),
             15 => Some(Self::FaultUserStack),
+            16 => Some(Self::Join),
             _ => None,
         }
     }
@@ -907,6 +934,21 @@ pub struct StackVma {
     pub end: u64,
 }
 
+/// A process in the scoped cgroup joined the targets at its first event, which follows this
+/// record. Its header carries the joining thread's counters; with the gone threads' and the
+/// count of live threads, they say what the process counted before the trace saw it: exactly
+/// when the joining thread is its only one. Detail: the pid.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct JoinRecord {
+    pub header: RecordHeader,
+    /// The final counters of the process's threads that are gone (`signal_struct`'s).
+    pub gone_threads: FaultCounters,
+    /// The process's live threads (`signal->nr_threads`), the joining one included.
+    pub threads: u32,
+    pub _padding: u32,
+}
+
 /// Entry to ([`RecordKind::HeapEnter`]) or return from ([`RecordKind::HeapExit`]) a glibc heap
 /// function of a traced process. Detail: the [`HeapFunction`].
 #[repr(C)]
@@ -1060,6 +1102,7 @@ mod pod {
     unsafe impl aya::Pod for super::SyscallRecord {}
     unsafe impl aya::Pod for super::SignalRecord {}
     unsafe impl aya::Pod for super::ProcessRecord {}
+    unsafe impl aya::Pod for super::JoinRecord {}
     unsafe impl aya::Pod for super::HeapRecord {}
     unsafe impl aya::Pod for super::FileLayout {}
     unsafe impl aya::Pod for super::FileIdentity {}

@@ -14,7 +14,7 @@ use demo_common::{ERROR_CODE_UNKNOWN, FaultRecord, FaultSource, RecordKind, faul
 
 use crate::{
     durations::open_fault,
-    records::{header, is_target, reserve, wakeup_flag},
+    records::{header, reported, reserve, wakeup_flag},
     stacks::{record_fault_stack, walking_stack},
     task::current_task,
     user_stack::{record_fault_user_stack, stack_bytes},
@@ -63,7 +63,7 @@ fn record_fault(ctx: &RawTracePointContext, source: FaultSource) {
         return;
     }
     let task = current_task();
-    if !is_target(task.tgid) {
+    if !reported(ctx, task) {
         return;
     }
     let ip = match source {
@@ -113,7 +113,7 @@ fn record_fault(ctx: &RawTracePointContext, source: FaultSource) {
 #[inline(always)]
 fn record_perf_fault(ctx: &PerfEventContext) {
     let task = current_task();
-    if !is_target(task.tgid) {
+    if !reported(ctx, task) {
         return;
     }
     // SAFETY: the kernel passes a valid bpf_perf_event_data.

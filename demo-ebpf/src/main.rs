@@ -5,6 +5,7 @@
 #![no_std]
 #![no_main]
 
+mod cgroup;
 mod durations;
 mod faults;
 mod files;

@@ -17,7 +17,7 @@ use demo_common::{AUXV_WORDS, ExecImageRecord, MappedFileRecord, RecordKind, Sta
 
 use crate::{
     files::{capture_path, file_of_fd, identity, layout, offset, read},
-    records::{header, is_target, reserve, wakeup_flag},
+    records::{header, reported, reserve, wakeup_flag},
     task::{Task, current_task},
 };
 
@@ -31,10 +31,10 @@ const MAP_ANONYMOUS: u64 = 0x20;
 
 /// Keeps a traced thread's mmap arguments until its exit, when they map a file.
 #[inline(always)]
-pub(crate) fn mmap_entered(args: [u64; 6]) {
+pub(crate) fn mmap_entered<C: EbpfContext>(ctx: &C, args: [u64; 6]) {
     let task = current_task();
     let fd = args[4] as i32;
-    if !is_target(task.tgid) || fd < 0 || args[3] & MAP_ANONYMOUS != 0 {
+    if fd < 0 || args[3] & MAP_ANONYMOUS != 0 || !reported(ctx, task) {
         return;
     }
     let _ = MMAP_ARGS.insert(task.tid, args, 0);
@@ -52,7 +52,7 @@ pub(crate) fn mmap_exited<C: EbpfContext>(ctx: &C, ret: i64) {
     };
     let _ = MMAP_ARGS.remove(task.tid);
     // The kernel returns an error as -errno, in the last page of the address space.
-    if (-4095..0).contains(&ret) || !is_target(task.tgid) {
+    if (-4095..0).contains(&ret) || !reported(ctx, task) {
         return;
     }
     let [_, len, prot, flags, fd, file_offset] = args;

@@ -1,5 +1,7 @@
 //! The life of traced processes: followed children join the targets at fork, and forks, execs
-//! and exits are reported.
+//! and exits are reported. Under a cgroup scope, a fork or an exec in the cgroup joins its
+//! process as its other events do; an exit never does, and is reported by the target map alone,
+//! so a process that left the cgroup still leaves the map.
 
 use aya_ebpf::{bindings::BPF_RB_FORCE_WAKEUP, macros::tracepoint, programs::TracePointContext};
 use demo_common::{
@@ -8,9 +10,10 @@ use demo_common::{
 };
 
 use crate::{
+    cgroup::scoped,
     durations::forget_thread,
     mappings::record_exec_image,
-    records::{TARGETS, count_drop, flags_of, header, reserve, wakeup_flag},
+    records::{TARGETS, count_drop, flags_of, header, reported, reserve, wakeup_flag},
     task::{Task, current_task},
 };
 
@@ -32,10 +35,22 @@ pub fn sched_process_exec(ctx: TracePointContext) -> u32 {
     0
 }
 
-/// Adds a followed process's new child (not a new thread) to the targets, and reports it.
+/// `CLONE_INTO_CGROUP` (include/uapi/linux/sched.h): `clone3` starts the child in the cgroup
+/// its `cgroup` argument names, rather than in its parent's.
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// Adds a followed process's new child (not a new thread) to the targets, and reports it. It
+/// runs in the parent; under a cgroup scope, only a parent in the cgroup (joined here if it was
+/// not yet) follows, and its child lands in its cgroup, in scope too. A child started in a
+/// cgroup of the caller's choice (`CLONE_INTO_CGROUP`) may be outside the scope: it is neither
+/// added nor reported here, and joins at its own first event if it is in scope, as a process
+/// moved in does; so neither the fork nor the exit of a child started outside is reported.
 #[inline(always)]
 fn follow_new_task(ctx: &TracePointContext) {
     let task = current_task();
+    if scoped() && !reported(ctx, task) {
+        return;
+    }
     let parent = flags_of(task.tgid);
     if parent & target_flags::FOLLOW == 0 {
         return;
@@ -43,7 +58,9 @@ fn follow_new_task(ctx: &TracePointContext) {
     // SAFETY (both reads): `read_at` copies with `bpf_probe_read_kernel`, which fails rather than
     // fault; the offsets are those the loader checked in the tracepoint's format.
     let clone_flags = unsafe { ctx.read_at::<u64>(new_task_tracepoint::CLONE_FLAGS) }.unwrap_or(0);
-    if clone_flags & new_task_tracepoint::CLONE_THREAD != 0 {
+    if clone_flags & new_task_tracepoint::CLONE_THREAD != 0
+        || (scoped() && clone_flags & CLONE_INTO_CGROUP != 0)
+    {
         return;
     }
     let Ok(child) = (unsafe { ctx.read_at::<i32>(new_task_tracepoint::PID) }) else {
@@ -67,6 +84,8 @@ fn follow_new_task(ctx: &TracePointContext) {
 
 /// Reports each exiting thread of a traced process with its final fault counters, which settle
 /// its last fault; when the process's last thread exits, forgets the process and reports that.
+/// The target map alone decides, whatever the scope: a process moved out of the cgroup still
+/// leaves the map, and a process in it never joins at its exit.
 #[inline(always)]
 fn record_exit(ctx: &TracePointContext) {
     let task = current_task();
@@ -103,7 +122,7 @@ fn record_exit(ctx: &TracePointContext) {
 #[inline(always)]
 fn record_exec(ctx: &TracePointContext) {
     let task = current_task();
-    if flags_of(task.tgid) & target_flags::REPORT != 0 {
+    if reported(ctx, task) {
         record_process(ctx, task, RecordKind::Exec, task.tgid);
         record_exec_image(ctx, task);
     }

@@ -1,20 +1,24 @@
 //! What every tracing program shares: the target map, the ring buffer, the drop counters, and
-//! the helpers that check a process is traced, reserve a record and submit it.
+//! the helpers that check a process is reported (joining it to the targets under a cgroup
+//! scope), reserve a record and submit it.
 
 use aya_ebpf::{
     EbpfContext,
-    bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
+    bindings::{BPF_NOEXIST, BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
     helpers::bpf_ktime_get_ns,
     macros::map,
     maps::{HashMap, LruPerCpuHashMap, PerCpuArray, RingBuf, ring_buf::RingBufEntry},
 };
 use aya_log_ebpf::debug;
 use demo_common::{
-    DEFAULT_RING_BYTES, DROP_SLOTS, MAX_PROCESS_DROP_KEYS, MAX_TARGETS, RecordHeader, RecordKind,
-    WAKEUP_THRESHOLD_BYTES, process_drop_key, target_flags,
+    DEFAULT_RING_BYTES, DROP_SLOTS, JoinRecord, MAX_PROCESS_DROP_KEYS, MAX_TARGETS, RecordHeader,
+    RecordKind, UNJOINED_SLOT, WAKEUP_THRESHOLD_BYTES, process_drop_key, target_flags,
 };
 
-use crate::task::{Task, current_task};
+use crate::{
+    cgroup::{in_cgroup, scoped},
+    task::{Task, current_task},
+};
 
 #[map]
 pub(crate) static TARGETS: HashMap<u32, u8> = HashMap::with_max_entries(MAX_TARGETS, 0);
@@ -48,10 +52,77 @@ pub(crate) fn flags_of(tgid: u32) -> u8 {
     TARGETS.get_ptr(tgid).map_or(0, |flags| unsafe { *flags })
 }
 
-/// True when `tgid`'s events are reported.
+/// True when `tgid` is in the target map to be reported: one lookup, whatever the scope. It
+/// decides for the current task's events without a scope (through [`reported`]), and for a
+/// process that is not the current one (a signal's receiver). The current task's events ask
+/// [`reported`], and its exit asks [`flags_of`], to forget a process that is a follower only.
 #[inline(always)]
 pub(crate) fn is_target(tgid: u32) -> bool {
     flags_of(tgid) & target_flags::REPORT != 0
+}
+
+/// The flags a process gets when it joins under a cgroup scope: reported, and its children
+/// followed, as `--pid` with `--follow` does.
+const JOINED: u8 = target_flags::REPORT | target_flags::FOLLOW | target_flags::DESCENDANTS;
+
+/// The error a `BPF_NOEXIST` insert returns when the key is there already (-EEXIST).
+const EXISTS: i32 = -17;
+
+/// True when the current task's events are reported. Without a cgroup scope, when its process
+/// is a target: one lookup, the whole cost for any other process. With a scope, when the task
+/// is in the cgroup: one helper call for a task outside, which is never looked up; a process
+/// inside that is not a target yet joins the targets here, and its [`JoinRecord`] goes out
+/// before the event that joined it. An exiting task never joins: its exit took its process out
+/// of the map, and its last faults and the SIGCHLD to its parent, after that, would put it back
+/// for good. The verifier drops the scoped branch when it is off.
+#[inline(always)]
+pub(crate) fn reported<C: EbpfContext>(ctx: &C, task: Task) -> bool {
+    if !scoped() {
+        return is_target(task.tgid);
+    }
+    if !in_cgroup() {
+        return false;
+    }
+    match flags_of(task.tgid) {
+        0 if task.exiting() => false,
+        0 => {
+            join(ctx, task);
+            true
+        }
+        flags => flags & target_flags::REPORT != 0,
+    }
+}
+
+/// Adds the current task's process to the targets and reports that it joined, with what its
+/// threads counted before. `BPF_NOEXIST` makes one CPU the joiner when threads of the process
+/// race here: the others find it there and report nothing. A full map leaves the process out:
+/// its event is still reported, and counted in [`UNJOINED_SLOT`].
+#[inline(always)]
+fn join<C: EbpfContext>(ctx: &C, task: Task) {
+    match TARGETS.insert(task.tgid, JOINED, BPF_NOEXIST as u64) {
+        Ok(()) => {}
+        Err(EXISTS) => return,
+        Err(_) => return count_drop(UNJOINED_SLOT),
+    }
+    let Some(mut entry) = reserve::<JoinRecord, C>(ctx, RecordKind::Join, task.tgid) else {
+        return;
+    };
+    // The thread count first (a volatile load, which the compiler keeps before the counters'
+    // loads): a thread that finishes `__exit_signal` between the two reads adds its counters
+    // to the gone threads' before it leaves the count, so when the count read first says the
+    // joining thread is alone, the counters read after hold every other thread's. In the other
+    // order, such a thread's faults could be in neither, and the join would claim an exact
+    // count that misses them.
+    let threads = task.threads();
+    entry.write(JoinRecord {
+        header: header(task, RecordKind::Join, task.tgid),
+        gone_threads: task.gone_threads_counters(),
+        threads,
+        _padding: 0,
+    });
+    // A join wakes the loader at once, as a fork does: it attaches the process's heap uprobes
+    // and completion events, and what the process does before that goes unseen.
+    entry.submit(BPF_RB_FORCE_WAKEUP as u64);
 }
 
 /// The header of a record about `task`.
@@ -76,7 +147,7 @@ pub(crate) fn traced_record<T: 'static, C: EbpfContext>(
     kind: RecordKind,
 ) -> Option<(Task, RingBufEntry<T>)> {
     let task = current_task();
-    if !is_target(task.tgid) {
+    if !reported(ctx, task) {
         return None;
     }
     Some((task, reserve::<T, C>(ctx, kind, task.tgid)?))

@@ -89,7 +89,7 @@ fn record_syscall_enter(ctx: &TracePointContext, syscall: Syscall) {
         *arg = unsafe { ctx.read_at::<u64>(syscall_tracepoint::FIRST_ARG + 8 * i) }.unwrap_or(0);
     }
     if matches!(syscall, Syscall::Mmap) {
-        mappings::mmap_entered(args);
+        mappings::mmap_entered(ctx, args);
     }
     record_syscall(ctx, RecordKind::SyscallEnter, syscall, args, 0);
 }

@@ -2,7 +2,7 @@
 //! at offsets the loader takes from the kernel's BTF.
 
 use aya_ebpf::helpers::{bpf_get_current_task_btf, bpf_probe_read_kernel};
-use demo_common::{FaultCounters, TaskLayout};
+use demo_common::{FaultCounters, PF_EXITING, TaskLayout};
 
 /// Where the running kernel keeps the task fields the programs read; the loader sets it from the
 /// kernel's BTF. Read-only data is frozen before the programs load, so the verifier knows the
@@ -11,11 +11,13 @@ use demo_common::{FaultCounters, TaskLayout};
 static TASK_LAYOUT: TaskLayout = TaskLayout {
     pid: 0,
     tgid: 0,
+    flags: 0,
     min_flt: 0,
     maj_flt: 0,
     signal: 0,
     signal_min_flt: 0,
     signal_maj_flt: 0,
+    signal_nr_threads: 0,
 };
 
 /// The current task: its ids, and the kernel's task to read its fault counters from.
@@ -52,6 +54,28 @@ impl Task {
                 minor: field::<u64>(signal, &TASK_LAYOUT.signal_min_flt),
                 major: field::<u64>(signal, &TASK_LAYOUT.signal_maj_flt),
             }
+        }
+    }
+
+    /// True once the task began to exit: past `sched:sched_process_exit`, it still faults (on
+    /// its clear_child_tid) and signals its parent.
+    #[inline(always)]
+    pub(crate) fn exiting(self) -> bool {
+        // SAFETY: `flags` is an `unsigned int` field of `task_struct`.
+        unsafe { field::<u32>(self.task, &TASK_LAYOUT.flags) & PF_EXITING != 0 }
+    }
+
+    /// How many live threads the task's process has (`signal->nr_threads`), the task included.
+    #[inline(always)]
+    pub(crate) fn threads(self) -> u32 {
+        // SAFETY: `signal` is a pointer field of the task, and `signal_nr_threads` an `int`
+        // field of the `signal_struct` it points at.
+        unsafe {
+            let signal = field::<*const u8>(self.task, &TASK_LAYOUT.signal);
+            // Volatile, unlike `field`, so that the compiler keeps the load where the caller
+            // put it: a join reads the count before the gone threads' counters.
+            let offset = core::ptr::read_volatile(&TASK_LAYOUT.signal_nr_threads);
+            core::ptr::read_volatile(signal.add(offset as usize).cast::<i32>()) as u32
         }
     }
 }

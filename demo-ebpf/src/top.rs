@@ -27,7 +27,7 @@ use demo_common::{
     top_kind, top_time,
 };
 
-use crate::task::current_task;
+use crate::{cgroup::in_scope, task::current_task};
 
 /// Not preallocated: an entry is made once per process, and a preallocated per-CPU map of this
 /// size takes the kernel tens of milliseconds to free, on whichever CPU its worker runs.
@@ -142,9 +142,13 @@ pub fn top_process_exit(ctx: TracePointContext) -> u32 {
 }
 
 /// Counts one fault of the current process for `demo top`, and its page when it is the
-/// process watched with `--pages`.
+/// process watched with `--pages`. Under a cgroup scope, a fault outside it costs one helper
+/// call and counts nothing.
 #[inline(always)]
 fn count_fault(ctx: &RawTracePointContext) {
+    if !in_scope() {
+        return;
+    }
     // Read first, so that the counting below is part of the fault's time, as it is of the
     // fault handler's; without durations the verifier drops the read.
     let start_ns = if durations_on() {
@@ -437,7 +441,8 @@ fn count_page(tgid: u32, address: u64, ip: u64) {
 }
 
 /// When a process's last thread exits, keeps the process's fault counters (those of its gone
-/// threads plus this one's), for `demo top` to read once /proc no longer has them.
+/// threads plus this one's), for `demo top` to read once /proc no longer has them; under a
+/// cgroup scope, only for a process in the cgroup.
 #[inline(always)]
 fn keep_exit_counters(ctx: &TracePointContext) {
     // SAFETY: `read_at` copies with `bpf_probe_read_kernel`, which fails rather than fault; the
@@ -447,7 +452,8 @@ fn keep_exit_counters(ctx: &TracePointContext) {
     if durations_on() {
         let _ = TOP_FAULT_STARTS.remove(task.tid);
     }
-    if group_dead == 0 {
+    // Under a cgroup scope, the exits of processes outside it would only fill the map.
+    if group_dead == 0 || !in_scope() {
         return;
     }
     let own = task.fault_counters();

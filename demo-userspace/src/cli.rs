@@ -138,7 +138,7 @@ pub enum Command {
         interactive: bool,
     },
 
-    /// Trace any process: a command demo starts, or a running one.
+    /// Trace any process: a command demo starts, a running one, or every process of a cgroup.
     ///
     /// Every fault of the target is shown as it happens: class (minor, major, error), access,
     /// mode, address, the mapping and offset it hit (like perf trace's dso@offset), and the
@@ -147,8 +147,8 @@ pub enum Command {
     /// realloc and free in the target's libc), named by how it was made (mmap#3, malloc#2).
     /// The trace ends when the target exits, on Ctrl-C, or after --duration.
     #[command(
-        after_help = "Examples:\n  sudo demo trace --elem-size 4 -- ./alloc_mmap < steps.txt\n  sudo demo trace --pid 1234 --follow --duration 10\n  sudo demo trace --region 0x7f0000000000:20000 --elem-size 4 --pid 1234\n  sudo demo trace --format json -o trace.json -- ./prog && jq 'select(.kind==\"fault\" and .region)' trace.json",
-        group(ArgGroup::new("target").required(true).args(["pid", "command"]))
+        after_help = "Examples:\n  sudo demo trace --elem-size 4 -- ./alloc_mmap < steps.txt\n  sudo demo trace --pid 1234 --follow --duration 10\n  sudo demo trace --cgroup /system.slice/nginx.service --duration 10\n  sudo demo trace --region 0x7f0000000000:20000 --elem-size 4 --pid 1234\n  sudo demo trace --format json -o trace.json -- ./prog && jq 'select(.kind==\"fault\" and .region)' trace.json",
+        group(ArgGroup::new("target").required(true).args(["pid", "cgroup", "command"]))
     )]
     Trace(TraceArgs),
 
@@ -164,7 +164,7 @@ pub enum Command {
     /// With --pid PID --pages, the faults of that process are also counted per page, and its
     /// hottest page ranges and mappings are shown.
     #[command(
-        after_help = "Examples:\n  sudo demo top\n  sudo demo top --duration 5 --format json\n  sudo demo top --sort major -n 5\n  sudo demo top --pid 1234\n  sudo demo top --pid 1234 --pages\n  sudo demo top --group cgroup\n  sudo demo top --listen 127.0.0.1:9464 --quiet"
+        after_help = "Examples:\n  sudo demo top\n  sudo demo top --duration 5 --format json\n  sudo demo top --sort major -n 5\n  sudo demo top --pid 1234\n  sudo demo top --pid 1234 --pages\n  sudo demo top --group cgroup\n  sudo demo top --cgroup /system.slice/nginx.service\n  sudo demo top --listen 127.0.0.1:9464 --quiet"
     )]
     Top(TopArgs),
 
@@ -251,6 +251,12 @@ pub struct TopArgs {
     /// when it exits.
     #[arg(long, short, conflicts_with = "group")]
     pub pid: Option<u32>,
+
+    /// Show only the processes in this cgroup v2 and the cgroups below it (PATH under the
+    /// cgroup v2 mount, or in full): the kernel counts no fault of another process. demo top
+    /// ends when the cgroup is removed.
+    #[arg(long, value_name = "PATH", conflicts_with = "pid")]
+    pub cgroup: Option<String>,
 
     /// Count the faults of --pid per page, and show its hottest ranges of consecutive pages,
     /// each with the mapping its pages faulted in and the code of the last fault on its hottest
@@ -351,7 +357,7 @@ fn top_formats() -> impl clap::builder::TypedValueParser<Value = FormatArg> {
         let value = format.to_possible_value()?;
         Some(match format {
             FormatArg::Text | FormatArg::Json => value,
-            FormatArg::Folded | FormatArg::ChromeTrace => value.hide(true),
+            FormatArg::Folded | FormatArg::ChromeTrace | FormatArg::Pprof => value.hide(true),
         })
     });
     clap::builder::PossibleValuesParser::new(values)
@@ -382,6 +388,14 @@ pub struct TraceArgs {
     /// Attach to this running process (all its threads).
     #[arg(long, short)]
     pub pid: Option<u32>,
+
+    /// Trace every process in this cgroup v2 and the cgroups below it: those there at the
+    /// start, and those that enter later (forked inside, or moved in). PATH is the cgroup's
+    /// path under the cgroup v2 mount (`/system.slice/nginx.service`), or its full path. The
+    /// kernel filters by the faulting task's cgroup, so nothing is sent for other processes.
+    /// The trace ends on Ctrl-C, after --duration, or when the cgroup is removed.
+    #[arg(long, value_name = "PATH")]
+    pub cgroup: Option<String>,
 
     /// Also trace the target's children, and theirs: the kernel adds each at fork, before it
     /// runs, so none of their first faults are missed.
@@ -556,6 +570,10 @@ pub enum FormatArg {
     /// as long as it took (an instant when not timed), syscalls, a counter of each region's
     /// resident pages, steps as slices.
     ChromeTrace,
+    /// At the end of an alloc or trace, a gzipped pprof profile (needs --output): the faults
+    /// and with durations their time, by stack, with function, file and line, labelled by
+    /// pid, comm, class, access and region; for go tool pprof, Pyroscope and Parca.
+    Pprof,
 }
 
 impl FormatArg {
@@ -574,6 +592,7 @@ impl From<FormatArg> for Format {
             FormatArg::Json => Self::Json,
             FormatArg::Folded => Self::Folded,
             FormatArg::ChromeTrace => Self::ChromeTrace,
+            FormatArg::Pprof => Self::Pprof,
         }
     }
 }

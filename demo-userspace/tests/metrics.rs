@@ -7,11 +7,11 @@ use std::{
     collections::BTreeMap,
     io::{BufRead as _, BufReader, Write as _},
     os::unix::process::CommandExt as _,
-    path::PathBuf,
     process::{Child, ChildStderr, Command, Stdio},
     time::{Duration, Instant},
 };
 
+use common::cgroup::TestCgroup;
 use common::kernel::assert_nothing_of_ours_is_loaded;
 use common::workload::start_workload;
 use common::{DEMO, require_root};
@@ -146,51 +146,6 @@ fn sum(samples: &[Sample], name: &str, having: &[(&str, &str)]) -> f64 {
         })
         .map(|s| s.value)
         .sum()
-}
-
-/// A cgroup of the test's own under the cgroup2 mount, removed when dropped.
-struct TestCgroup {
-    directory: PathBuf,
-    /// Its path as /proc/PID/cgroup and demo name it.
-    path: String,
-}
-
-impl TestCgroup {
-    fn new(name: &str) -> Self {
-        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-        let mount = mountinfo
-            .lines()
-            .find(|line| line.contains(" - cgroup2 "))
-            .and_then(|line| line.split(' ').nth(4))
-            .expect("cgroup2 is mounted");
-        let name = format!("{name}-{}", std::process::id());
-        let directory = PathBuf::from(mount).join(&name);
-        std::fs::create_dir(&directory).unwrap();
-        Self {
-            directory,
-            path: format!("/{name}"),
-        }
-    }
-
-    fn procs(&self) -> PathBuf {
-        self.directory.join("cgroup.procs")
-    }
-
-    fn add(&self, pid: u64) {
-        std::fs::write(self.procs(), pid.to_string()).unwrap();
-    }
-}
-
-impl Drop for TestCgroup {
-    fn drop(&mut self) {
-        // The last process in it may still be being reaped.
-        for _ in 0..100 {
-            if std::fs::remove_dir(&self.directory).is_ok() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
 }
 
 /// A Prometheus server of the test's own on loopback, scraping `target` every second; killed

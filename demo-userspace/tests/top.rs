@@ -9,6 +9,7 @@ use std::{
 };
 
 use common::c_programs::{HOSTILE, compile_c};
+use common::cgroup::TestCgroup;
 use common::json::{demo, json_file, json_lines, of_kind, parse_line};
 use common::kernel::{assert_nothing_of_ours_is_loaded, ours_loaded};
 use common::workload::{Workload, start_workload};
@@ -554,57 +555,6 @@ fn grouped_while_touching(by: &str, mut workloads: [Workload; 2]) -> (Vec<Value>
         workload.finish();
     }
     (all, touched)
-}
-
-/// The cgroup v2 hierarchy: where /proc/self/mountinfo says cgroup2 is mounted (here
-/// /sys/fs/cgroup/unified, beside the v1 controllers), and the path of its root.
-fn cgroup2_mount() -> (std::path::PathBuf, String) {
-    let mounts = procfs::process::Process::myself()
-        .unwrap()
-        .mountinfo()
-        .unwrap();
-    let mount = mounts
-        .into_iter()
-        .find(|mount| mount.fs_type == "cgroup2")
-        .expect("a cgroup2 mount in /proc/self/mountinfo");
-    (mount.mount_point, mount.root)
-}
-
-/// A cgroup made for one test, removed when dropped (once its processes are gone).
-struct TestCgroup {
-    directory: std::path::PathBuf,
-    /// The path /proc/PID/cgroup shows for it.
-    path: String,
-}
-
-impl TestCgroup {
-    fn new(name: &str) -> Self {
-        let (mount, root) = cgroup2_mount();
-        let name = format!("{name}-{}", std::process::id());
-        let directory = mount.join(&name);
-        std::fs::create_dir(&directory).unwrap();
-        let path = match root.as_str() {
-            "/" => format!("/{name}"),
-            root => format!("{root}/{name}"),
-        };
-        Self { directory, path }
-    }
-
-    /// Moves process `pid` into the cgroup.
-    fn enter(&self, pid: u64) {
-        std::fs::write(self.directory.join("cgroup.procs"), pid.to_string()).unwrap();
-        let seen = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
-        assert!(
-            seen.lines().any(|line| line == format!("0::{}", self.path)),
-            "{seen}"
-        );
-    }
-}
-
-impl Drop for TestCgroup {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir(&self.directory);
-    }
 }
 
 /// Two workloads in two cgroups made for the test: each cgroup is one row that holds its

@@ -8,23 +8,9 @@ use std::{
     process::{Child, Command, Stdio},
 };
 
-use common::c_programs::compile_c;
+use common::c_programs::{TOUCH, compile_c};
 use common::json::{of_kind, trace_to_file};
 use serde_json::Value;
-
-/// Writes one byte to each of `argv[1]` fresh pages of an anonymous mapping.
-const TOUCH_C: &str = r#"
-#include <stdlib.h>
-#include <sys/mman.h>
-int main(int argc, char **argv) {
-    long pages = atol(argv[1]);
-    char *area = mmap(NULL, pages * 4096, PROT_READ | PROT_WRITE,
-                      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (area == MAP_FAILED) return 1;
-    for (long page = 0; page < pages; page++) area[page * 4096] = 1;
-    return 0;
-}
-"#;
 
 const PAGES: u64 = 20_000;
 
@@ -70,7 +56,7 @@ fn summary(lines: &[Value]) -> &Value {
 /// kernel takes outside the tracepoints (execve copying the arguments) is all that remains.
 #[test]
 fn a_loader_behind_under_contention_attributes_every_fault() {
-    let touch = compile_c("totals_touch", TOUCH_C, &[]);
+    let touch = compile_c("totals_touch", TOUCH, &[]);
     let pages = PAGES.to_string();
     for run in 0..3 {
         let lines = {
@@ -97,7 +83,7 @@ fn a_loader_behind_under_contention_attributes_every_fault() {
 /// shows each process's own difference from the counters its threads exited with.
 #[test]
 fn a_followed_tree_is_compared_with_the_kernels_count_per_process_and_in_total() {
-    let touch = compile_c("totals_tree", TOUCH_C, &[]);
+    let touch = compile_c("totals_tree", TOUCH, &[]);
     let script = format!("{} {PAGES}; true", touch.display());
     let lines = trace_to_file(
         "tree",

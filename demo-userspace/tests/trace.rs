@@ -397,6 +397,18 @@ fn bad_trace_input_gets_one_sentence_and_status_2() {
         .find(|pid| !Path::new(&format!("/proc/{pid}")).exists())
         .unwrap();
     let free_pid = free_pid.to_string();
+    // This machine mounts cgroup v1 hierarchies beside v2 (setup's kernel command line):
+    // without one, the row for a v1 path would test nothing.
+    let v1 = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .find_map(|line| {
+            let (fields, filesystem) = line.split_once(" - ")?;
+            (filesystem.split(' ').next() == Some("cgroup"))
+                .then(|| fields.split(' ').nth(4).map(str::to_owned))
+                .flatten()
+        })
+        .expect("no cgroup v1 mount in /proc/self/mountinfo");
     for (args, says) in [
         (
             vec!["trace", "--pid", free_pid.as_str()],
@@ -450,6 +462,43 @@ fn bad_trace_input_gets_one_sentence_and_status_2() {
         (vec!["top", "--format", "chrome-trace"], "keeps no events"),
         (
             vec!["--tui", "--format", "chrome-trace", "alloc", "mmap"],
+            "not the --tui view",
+        ),
+        (
+            vec!["trace", "--cgroup", "/no-such-demo-cgroup"],
+            "does not exist under the cgroup v2 mount",
+        ),
+        (vec!["trace", "--cgroup", "/tmp"], "/tmp is not a cgroup"),
+        (
+            vec!["trace", "--cgroup", v1.as_str()],
+            "is a cgroup v1 path",
+        ),
+        (
+            vec!["trace", "--cgroup", "/x", "--pid", "1"],
+            "cannot be used with",
+        ),
+        (
+            vec!["trace", "--cgroup", "/x", "--", "/bin/true"],
+            "cannot be used with",
+        ),
+        (
+            vec!["trace", "--cgroup", "/x", "--region", "0x1000:8"],
+            "is a range of one process",
+        ),
+        (
+            vec!["top", "--cgroup", "/x", "--pid", "1"],
+            "cannot be used with",
+        ),
+        (
+            vec!["top", "--cgroup", "/no-such-demo-cgroup"],
+            "does not exist under the cgroup v2 mount",
+        ),
+        (
+            vec!["trace", "--format", "pprof", "--", "/bin/true"],
+            "give --output FILE",
+        ),
+        (
+            vec!["--tui", "--format", "pprof", "alloc", "mmap"],
             "not the --tui view",
         ),
     ] {

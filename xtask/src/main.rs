@@ -2,6 +2,7 @@
 
 mod bench;
 mod command;
+mod gen_pprof;
 mod install;
 mod setup;
 mod soak;
@@ -68,6 +69,9 @@ enum Task {
         #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=1440))]
         minutes: u64,
     },
+    /// Regenerate the pprof profile.proto types (demo-userspace/src/output/pprof/profile.rs)
+    /// from the vendored schema; no protoc needed.
+    GenPprof,
 }
 
 /// Errors end in one sentence (the chain of causes joined), never a backtrace, whatever
@@ -107,6 +111,7 @@ fn run_task(task: Task) -> anyhow::Result<()> {
             }
             soak::soak(&soak::SoakOptions { minutes })
         }
+        Task::GenPprof => gen_pprof::generate(),
         Task::Test => {
             setup::install_missing()?;
             test()

@@ -36,6 +36,8 @@ pub fn install_missing() -> anyhow::Result<()> {
         // glibc's detached debug symbols, found by build-id, so that the symbolizer names its
         // internal functions (`_int_malloc`), which its own symbol table leaves out.
         "libc6-dbg".to_owned(),
+        // The pprof test reads demo's `--format pprof` profiles with `go tool pprof`.
+        "golang-go".to_owned(),
     ])?;
     // The metrics test scrapes demo with a real Prometheus, and checks the exposition with
     // promtool. The package's own service must not start: the test runs its own on loopback.

@@ -5,7 +5,7 @@ use anyhow::Context as _;
 
 use super::{Top, TopSink, report_file, view};
 use crate::{
-    kernel::{privileges::RunAs, probes::TopProbes},
+    kernel::{cgroup::CgroupScope, privileges::RunAs, probes::TopProbes},
     output::{self, metrics, tui},
     top,
 };
@@ -55,7 +55,8 @@ fn start(
     fault_category: &str,
     listener: Option<&metrics::Listener>,
 ) -> anyhow::Result<top::Top> {
-    let probes = TopProbes::load(fault_category, options.counting())?;
+    let cgroup = options.cgroup.as_ref().map(CgroupScope::dir);
+    let probes = TopProbes::load(fault_category, options.counting(), cgroup)?;
     let top = top::Top::start(options, probes)?;
     if let Some(listener) = listener {
         let bound = listener

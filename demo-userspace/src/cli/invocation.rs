@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use demo::{
     app::{self, Alloc, BadInput, Destination, EventSink, Invocation, Report, TopFormat, TopSink},
-    kernel::probes::ProbeOptions,
+    kernel::{cgroup::CgroupScope, probes::ProbeOptions},
     model::call_graph::{CallGraph, DEFAULT_STACK_BYTES, DEFAULT_STACK_DEPTH},
     output::{folded::Weight, trace_text::LineWidth},
     top, trace,
@@ -21,7 +21,7 @@ use super::{
 };
 
 /// Why `demo top` refuses stacks.
-const NOT_PER_STACK: &str = "demo top counts faults per process and page, not per stack: --stacks, --call-graph, --stack-bytes, --stack-depth and --format folded are for alloc and trace";
+const NOT_PER_STACK: &str = "demo top counts faults per process and page, not per stack: --stacks, --call-graph, --stack-bytes, --stack-depth, --format folded and --format pprof are for alloc and trace";
 
 /// What the command line asks for.
 #[derive(Debug)]
@@ -82,11 +82,18 @@ impl Cli {
         if self.tui {
             return match self.format {
                 FormatArg::Text | FormatArg::Json => Ok(EventSink::View),
-                FormatArg::Folded | FormatArg::ChromeTrace => Err(BadInput(format!(
-                    "--format {} writes a file for another tool, not the --tui view",
-                    self.format.name()
-                ))),
+                FormatArg::Folded | FormatArg::ChromeTrace | FormatArg::Pprof => {
+                    Err(BadInput(format!(
+                        "--format {} writes a file for another tool, not the --tui view",
+                        self.format.name()
+                    )))
+                }
             };
+        }
+        if self.format == FormatArg::Pprof && self.output.is_none() {
+            return Err(BadInput(
+                "--format pprof writes a binary profile: give --output FILE".to_owned(),
+            ));
         }
         // A command demo starts shares demo's stdout and stderr, so its own output would mix
         // into a machine-read report on either; text is for people and keeps its place beside
@@ -135,7 +142,7 @@ impl Cli {
         let format = match args.format {
             FormatArg::Text => TopFormat::Text,
             FormatArg::Json => TopFormat::Json,
-            FormatArg::Folded => return Err(not_per_stack()),
+            FormatArg::Folded | FormatArg::Pprof => return Err(not_per_stack()),
             FormatArg::ChromeTrace => return Err(BadInput(
                 "--format chrome-trace is a timeline of an alloc or trace; demo top counts, it keeps no events".to_owned(),
             )),
@@ -234,11 +241,12 @@ impl Cli {
             ),
             stack_depth: call_graph.map_or(0, CallGraph::stack_depth),
             stack_bytes: call_graph.map_or(0, CallGraph::stack_bytes),
+            cgroup: None,
         })
     }
 
     fn trace(&self, args: TraceArgs) -> Result<app::Trace, BadInput> {
-        let sink = self.event_sink(args.pid.is_none())?;
+        let sink = self.event_sink(!args.command.is_empty())?;
         let specs: Vec<String> = args
             .regions
             .iter()
@@ -252,14 +260,24 @@ impl Cli {
                 "--region auto and --region none exclude each other".to_owned(),
             ));
         }
-        // Uprobes slow every heap call of the target, so a running process gets them only
-        // when asked; a command demo starts is usually a small program under study.
-        let heap_blocks = !args.no_heap && (args.heap || args.pid.is_none());
+        if args.cgroup.is_some() && !specs.is_empty() {
+            return Err(BadInput(
+                "--region ADDR:LEN is a range of one process, and --cgroup traces many: give --pid with it"
+                    .to_owned(),
+            ));
+        }
+        // Uprobes slow every heap call of the target, so running processes (--pid, --cgroup)
+        // get them only when asked; a command demo starts is usually a small program under
+        // study.
+        let running = args.command.is_empty();
+        let heap_blocks = !args.no_heap && (args.heap || !running);
         // Timing every fault costs the traced process about a third more per fault (cargo
         // xtask bench), so, as with heap probes, a running process is timed only when asked.
-        let durations = !args.no_durations && (args.durations || args.pid.is_none());
+        let durations = !args.no_durations && (args.durations || !running);
         let durations_off = if args.no_durations {
             "--no-durations turns off"
+        } else if args.cgroup.is_some() {
+            "--cgroup leaves off unless --durations asks"
         } else {
             "--pid leaves off unless --durations asks"
         };
@@ -281,9 +299,12 @@ impl Cli {
         }
         let options = trace::TraceOptions {
             heap_blocks,
-            target: match args.pid {
-                Some(pid) => trace::TraceTarget::Pid(pid),
-                None => trace::TraceTarget::Command(args.command),
+            // Resolved last, once the options are known to go together, and before anything
+            // needs privileges: a path that names no cgroup is refused in its own sentence.
+            target: match (args.pid, args.cgroup) {
+                (Some(pid), _) => trace::TraceTarget::Pid(pid),
+                (None, Some(path)) => trace::TraceTarget::Cgroup(cgroup_scope(&path)?),
+                (None, None) => trace::TraceTarget::Command(args.command),
             },
             follow: args.follow,
             auto_regions,
@@ -299,9 +320,13 @@ impl Cli {
             // the terminal's size, and so the pane's, known.
             command_io: trace::CommandIo::Inherit,
         };
+        let mut probes = self.probe_options(durations)?;
+        if let trace::TraceTarget::Cgroup(scope) = &options.target {
+            probes.cgroup = Some(scope.dir());
+        }
         Ok(app::Trace {
             options,
-            probes: self.probe_options(durations)?,
+            probes,
             sink,
             width: if args.wide {
                 LineWidth::Wide
@@ -323,6 +348,7 @@ impl Cli {
             ));
         }
         let options = top::TopOptions {
+            cgroup: args.cgroup.as_deref().map(cgroup_scope).transpose()?,
             interval: Duration::from_secs_f64(args.interval),
             count: args.count as usize,
             sort: args.sort.into(),
@@ -347,6 +373,11 @@ impl Cli {
             sink,
         })
     }
+}
+
+/// The cgroup `--cgroup PATH` names, or the sentence that says why it names none.
+fn cgroup_scope(path: &str) -> Result<CgroupScope, BadInput> {
+    CgroupScope::resolve(path).map_err(|error| BadInput(error.to_string()))
 }
 
 #[cfg(test)]
@@ -382,6 +413,22 @@ mod tests {
                 not_per_stack,
             ),
             (&["top", "--format", "folded"][..], not_per_stack),
+            (
+                &["top", "--format", "pprof", "-o", "p.pb.gz"][..],
+                not_per_stack,
+            ),
+            (
+                &["trace", "--format", "pprof", "--", "/bin/true"][..],
+                "--format pprof writes a binary profile: give --output FILE",
+            ),
+            (
+                &["alloc", "mmap", "--format", "pprof"][..],
+                "--format pprof writes a binary profile: give --output FILE",
+            ),
+            (
+                &["--tui", "--format", "pprof", "alloc", "mmap"][..],
+                "--format pprof writes a file for another tool, not the --tui view",
+            ),
             (
                 &["top", "--sort", "fault-time", "--no-durations"][..],
                 "--sort fault-time needs --durations: without it demo top times no fault",
@@ -541,6 +588,44 @@ mod tests {
         }
     }
 
+    /// `--cgroup` is a target of its own: clap refuses it beside --pid or a command, a range
+    /// given by hand (which is one process's) is refused in a sentence, and the refusals come
+    /// before PATH is resolved, so a missing cgroup does not hide them.
+    #[test]
+    fn a_cgroup_is_a_target_of_its_own() {
+        for bad in [
+            &["demo", "trace", "--cgroup", "/x", "--pid", "1"][..],
+            &["demo", "trace", "--cgroup", "/x", "--", "/bin/true"],
+            &["demo", "top", "--cgroup", "/x", "--pid", "1"],
+        ] {
+            let error = Cli::try_parse_from(bad).unwrap_err();
+            assert_eq!(error.exit_code(), 2, "{bad:?}");
+            assert!(
+                error.to_string().contains("cannot be used with"),
+                "{bad:?}: {error}"
+            );
+        }
+        assert_eq!(
+            request(&["trace", "--cgroup", "/no-such", "--region", "0x1000:8"])
+                .unwrap_err()
+                .to_string(),
+            "--region ADDR:LEN is a range of one process, and --cgroup traces many: give --pid \
+             with it"
+        );
+        for args in [
+            &["trace", "--cgroup", "/no-such-demo-cgroup"][..],
+            &["top", "--cgroup", "/no-such-demo-cgroup"],
+        ] {
+            let refusal = request(args).unwrap_err().to_string();
+            assert!(
+                refusal.starts_with(
+                    "cgroup /no-such-demo-cgroup does not exist under the cgroup v2 mount "
+                ),
+                "{args:?}: {refusal}"
+            );
+        }
+    }
+
     /// `demo top --help` offers what top accepts, and nothing it refuses.
     #[test]
     fn top_help_lists_only_what_top_accepts() {
@@ -596,13 +681,18 @@ mod tests {
         assert!(!durations_of(&["trace", "--no-durations", "--", "true"]));
         assert!(!durations_of(&["trace", "--pid", "1"]));
         assert!(durations_of(&["trace", "--durations", "--pid", "1"]));
-        assert_eq!(
-            request(&["trace", "--min-duration", "1ms", "--pid", "1"])
-                .unwrap_err()
-                .to_string(),
-            "--min-duration needs the faults' durations, which --pid leaves off unless \
-             --durations asks"
-        );
+        // A cgroup's processes run already, as a --pid process does.
+        for target in [&["--pid", "1"][..], &["--cgroup", "/no-such"]] {
+            let args = [&["trace", "--min-duration", "1ms"][..], target].concat();
+            assert_eq!(
+                request(&args).unwrap_err().to_string(),
+                format!(
+                    "--min-duration needs the faults' durations, which {} leaves off unless \
+                     --durations asks",
+                    target[0]
+                )
+            );
+        }
     }
 
     #[test]
@@ -892,7 +982,7 @@ mod tests {
     fn companions(command: &str, option: &str) -> Vec<&'static str> {
         let mut args = match command {
             "alloc" => vec!["out-of-bounds"],
-            "trace" if option != "pid" => vec!["--pid", "1"],
+            "trace" if !["pid", "cgroup"].contains(&option) => vec!["--pid", "1"],
             _ => Vec::new(),
         };
         args.extend(match option {
@@ -941,7 +1031,7 @@ mod tests {
                     );
                     if value
                         .as_deref()
-                        .is_some_and(|v| ["json", "folded", "chrome-trace"].contains(&v))
+                        .is_some_and(|v| ["json", "folded", "chrome-trace", "pprof"].contains(&v))
                     {
                         args.extend(["-o".to_owned(), "report.out".to_owned()]);
                     }
@@ -951,6 +1041,13 @@ mod tests {
                     let accepted = parsed
                         .map_err(|error| error.to_string())
                         .and_then(|cli| cli.request().map_err(|refusal| refusal.to_string()));
+                    // A cgroup is resolved as the request is made, and this test makes none:
+                    // the one refusal allowed is that its PATH names none here.
+                    if long == "cgroup" {
+                        let unresolved = CgroupScope::resolve("1").unwrap_err().to_string();
+                        assert_eq!(accepted.err(), Some(unresolved), "demo {}", args.join(" "));
+                        continue;
+                    }
                     assert!(
                         accepted.is_ok(),
                         "demo {}: {:?}",

@@ -1,6 +1,7 @@
 //! The kernel-facing layer: loading and attaching the eBPF programs, the ring buffer and its
 //! decoder, tracefs, BTF, /proc reads, privileges, signals, and starting processes.
 
+pub mod build_id;
 pub mod cgroup;
 pub mod descendants;
 pub mod event_reader;

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use demo_common::{
     CapturedPath, CompletedClass, ExecImageRecord, FaultEndRecord, FaultRecord, FaultSource,
-    FaultStackRecord, FaultUserStackRecord, FileIdentity, HeapFunction, HeapRecord,
+    FaultStackRecord, FaultUserStackRecord, FileIdentity, HeapFunction, HeapRecord, JoinRecord,
     MappedFileRecord, OFF_CPU_UNKNOWN, PATH_BYTES, RecordHeader, RecordKind, SignalRecord, Syscall,
     SyscallRecord,
 };
@@ -13,7 +13,7 @@ use crate::model::{
     access::ErrorCode,
     events::{
         CapturedFile, Decoded, DeviceNumber, ExecImage, Fault, FaultEnd, FaultTiming, HeapEvent,
-        ImageLayout, MappedFile, ProcessEvent, RawStack, Record, SignalEvent, StackCopy,
+        ImageLayout, JoinEvent, MappedFile, ProcessEvent, RawStack, Record, SignalEvent, StackCopy,
         SyscallEvent, ThreadSnapshot,
     },
 };
@@ -200,6 +200,15 @@ fn decode_body(bytes: &[u8], header: &RecordHeader) -> Result<Record, DecodeErro
                     reclaim_ns: raw.reclaim_ns,
                     compaction_ns: raw.compaction_ns,
                 },
+            }))
+        }
+        Some(RecordKind::Join) => {
+            let raw = read_pod::<JoinRecord>(bytes)?;
+            Ok(Record::Joined(JoinEvent {
+                pid,
+                counters: header.counters,
+                gone: raw.gone_threads,
+                threads: raw.threads,
             }))
         }
         None => Err(DecodeError::UnknownKind(header.kind)),
@@ -480,6 +489,64 @@ mod tests {
         ));
     }
 
+    /// A join carries the process, the joining thread's counters from its header, the gone
+    /// threads' counters and the live threads; what came before is known for one thread only.
+    #[test]
+    fn decodes_a_join_record_and_what_came_before_it() {
+        let record = JoinRecord {
+            header: header(RecordKind::Join, 41, 41, 43),
+            gone_threads: FaultCounters {
+                minor: 100,
+                major: 2,
+            },
+            threads: 1,
+            _padding: 0,
+        };
+        let decoded = decode(&bytes_of(&record)).unwrap();
+        assert_eq!(
+            decoded.snapshot,
+            ThreadSnapshot {
+                tid: 43,
+                counters: FaultCounters { minor: 5, major: 6 },
+            }
+        );
+        let Record::Joined(join) = decoded.record else {
+            panic!("not a join: {:?}", decoded.record);
+        };
+        assert_eq!(
+            join,
+            JoinEvent {
+                pid: 41,
+                counters: FaultCounters { minor: 5, major: 6 },
+                gone: FaultCounters {
+                    minor: 100,
+                    major: 2
+                },
+                threads: 1,
+            }
+        );
+        assert_eq!(
+            join.before(),
+            Some(FaultCounters {
+                minor: 105,
+                major: 8
+            })
+        );
+        let threaded = JoinRecord {
+            threads: 3,
+            ..record
+        };
+        let Ok(Record::Joined(join)) = record_of(&bytes_of(&threaded)) else {
+            panic!("not a join");
+        };
+        assert_eq!((join.threads, join.before()), (3, None));
+        let bytes = bytes_of(&record);
+        assert_eq!(
+            record_of(&bytes[..bytes.len() - 1]),
+            Err(DecodeError::Truncated { len: 63, need: 64 })
+        );
+    }
+
     fn sample() -> FaultRecord {
         FaultRecord {
             header: header(RecordKind::Fault, FaultSource::User as u32, 10, 11),
@@ -556,7 +623,7 @@ mod tests {
         /// Every known tag followed by arbitrary bytes: each kind's decoder sees garbage.
         #[test]
         fn known_tags_with_garbage_never_panic(
-            tag in 0u32..15,
+            tag in 0u32..18,
             rest in proptest::collection::vec(proptest::num::u8::ANY, 0..128),
         ) {
             let mut bytes = tag.to_ne_bytes().to_vec();

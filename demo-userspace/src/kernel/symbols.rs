@@ -13,7 +13,10 @@ use blazesym::symbolize::{
 };
 use rustc_hash::FxHashMap;
 
-pub use super::stack_end::{EndCause, StackEnd};
+pub use super::{
+    build_id::{build_id, mapped_build_id},
+    stack_end::{EndCause, StackEnd},
+};
 use super::{
     mappings::{Mapping, MappingTable},
     unwind::Unwound,
@@ -45,6 +48,11 @@ pub struct Code {
     /// Calls inlined at the address, outermost first; the last one holds the address itself.
     /// Left out when there are none.
     pub inlined: Vec<InlinedCall>,
+    /// The address's offset in its module: the file offset in a mapped file, the offset in a
+    /// mapping with no file; `None` for kernel code and an address in no mapping. A profile
+    /// gives this as the address, the same in every process whatever the module's load
+    /// address.
+    pub module_offset: Option<u64>,
 }
 
 /// One function the compiler inlined where the address is.
@@ -264,10 +272,12 @@ impl Symbols {
                     return code;
                 }
                 let source = Source::Elf(Elf::new(Path::new(&**path)));
-                let code = Arc::new(
-                    self.symbolize(&source, Input::FileOffset(offset), at)
-                        .unwrap_or_else(|| unnamed(path, offset)),
-                );
+                let code = Arc::new(Code {
+                    module_offset: Some(offset),
+                    ..self
+                        .symbolize(&source, Input::FileOffset(offset), at)
+                        .unwrap_or_else(|| unnamed(path, offset))
+                });
                 self.remember(path, offset, at, &code);
                 code
             }
@@ -275,7 +285,10 @@ impl Symbols {
                 if let Some(code) = self.known_at(name, offset, at) {
                     return code;
                 }
-                let code = Arc::new(unnamed(name, offset));
+                let code = Arc::new(Code {
+                    module_offset: Some(offset),
+                    ..unnamed(name, offset)
+                });
                 self.remember(name, offset, at, &code);
                 code
             }
@@ -455,6 +468,7 @@ fn to_code(sym: &Sym<'_>, back: u64) -> Code {
                 }
             })
             .collect(),
+        module_offset: None,
     }
 }
 
@@ -499,6 +513,10 @@ mod tests {
         assert!(code.line.is_some(), "{code:?}");
         let exe = std::env::current_exe().unwrap();
         assert_eq!(code.module.as_deref(), exe.to_str());
+        let Site::File { offset, .. } = site else {
+            panic!("this test's code is in its file: {site:?}")
+        };
+        assert_eq!(code.module_offset, Some(offset), "{code:?}");
         assert!(Arc::ptr_eq(&code, &symbols.code(site, At::Instruction)));
         // A return address one byte in is the function's own first instruction, looked up at
         // the byte before it, and still reported at its offset.

@@ -33,11 +33,13 @@ pub fn of_kernel(btf: &Btf) -> Result<TaskLayout, TaskLayoutError> {
     Ok(TaskLayout {
         pid: task("pid")?,
         tgid: task("tgid")?,
+        flags: task("flags")?,
         min_flt: task("min_flt")?,
         maj_flt: task("maj_flt")?,
         signal: task("signal")?,
         signal_min_flt: signal("min_flt")?,
         signal_maj_flt: signal("maj_flt")?,
+        signal_nr_threads: signal("nr_threads")?,
     })
 }
 
@@ -100,5 +102,9 @@ mod tests {
         assert_eq!(layout.tgid, layout.pid + 4);
         assert_eq!(layout.maj_flt, layout.min_flt + 8);
         assert_eq!(layout.signal_maj_flt, layout.signal_min_flt + 8);
+        // The flags are near the top of task_struct, after its state; the live threads are
+        // counted near the top of signal_struct, before its fault counters.
+        assert!(layout.flags > 0 && layout.flags < layout.pid);
+        assert!(layout.signal_nr_threads < layout.signal_min_flt);
     }
 }

@@ -171,6 +171,28 @@ pub struct ProcessEvent {
     pub exited: bool,
 }
 
+/// Under a cgroup scope, a process in the cgroup that was not traced yet joined the targets at
+/// its first event, which follows. What it counted before is `counters` plus `gone`, exactly
+/// when `threads` is 1: other live threads' counters are not in the record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct JoinEvent {
+    pub pid: u32,
+    /// The joining thread's counters, before its event.
+    pub counters: FaultCounters,
+    /// The final counters of the process's threads that were gone by then.
+    pub gone: FaultCounters,
+    /// The process's live threads then, the joining one included.
+    pub threads: u32,
+}
+
+impl JoinEvent {
+    /// What the process's threads had counted before it joined, when that is known: when the
+    /// joining thread was its only live one.
+    pub fn before(&self) -> Option<FaultCounters> {
+        (self.threads == 1).then(|| self.counters.plus(self.gone))
+    }
+}
+
 /// A traced process entered or returned from a glibc heap function.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HeapEvent {
@@ -292,4 +314,6 @@ pub enum Record {
     ExecImage(ExecImage),
     /// A traced fault completed (durations on).
     FaultEnd(FaultEnd),
+    /// A process in the scoped cgroup joined the targets (`--cgroup`).
+    Joined(JoinEvent),
 }

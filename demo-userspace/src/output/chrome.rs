@@ -4,10 +4,7 @@
 //! counter per region of its resident pages, process forks, exits and signals, and a walk's
 //! steps as slices; times in microseconds from the first event.
 
-use std::{
-    collections::{HashMap, HashSet},
-    io,
-};
+use std::{collections::HashMap, io};
 
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -48,6 +45,9 @@ struct Event {
     args: Value,
 }
 
+/// The name of a track whose process's command is not known (yet).
+const UNNAMED: &str = "pid";
+
 /// Writes the events as they come, inside `{"traceEvents":[…]}`, closed by the summary.
 pub struct ChromeTrace<W: io::Write> {
     out: W,
@@ -58,9 +58,10 @@ pub struct ChromeTrace<W: io::Write> {
     written: usize,
     /// Each region's resident pages as last written, by region id (a walk's is 0).
     resident: HashMap<usize, u64>,
-    /// Threads and processes already named.
-    named: HashSet<(u32, u32)>,
-    named_processes: HashSet<u32>,
+    /// Threads and processes already named, each with whether by a command (not yet when
+    /// named [`UNNAMED`]).
+    named: HashMap<(u32, u32), bool>,
+    named_processes: HashMap<u32, bool>,
     /// The walks' faults and losses so far, for the closing summary.
     walked: (u32, u64, u64),
 }
@@ -73,8 +74,8 @@ impl<W: io::Write> ChromeTrace<W> {
             last_us: 0.0,
             written: 0,
             resident: HashMap::new(),
-            named: HashSet::new(),
-            named_processes: HashSet::new(),
+            named: HashMap::new(),
+            named_processes: HashMap::new(),
             walked: (0, 0, 0),
         }
     }
@@ -122,15 +123,20 @@ impl<W: io::Write> ChromeTrace<W> {
     }
 
     /// Names a thread's track the first time it appears, and its process's with the first of
-    /// its threads.
+    /// its threads; names them again by `name` when they were named [`UNNAMED`] before it was
+    /// known (a cgroup's process whose first event was no fault).
     fn name_thread(&mut self, pid: u32, tid: u32, name: &str) -> io::Result<()> {
-        if !self.named.insert((pid, tid)) {
-            return Ok(());
-        }
-        if self.named_processes.insert(pid) {
+        let by_command = name != UNNAMED;
+        let unnamed = |named: Option<&bool>| named.is_none_or(|&had| by_command && !had);
+        if unnamed(self.named_processes.get(&pid)) {
+            self.named_processes.insert(pid, by_command);
             self.metadata("process_name", pid, pid, format!("{name} {pid}"))?;
         }
-        self.metadata("thread_name", pid, tid, format!("{name} {tid}"))
+        if unnamed(self.named.get(&(pid, tid))) {
+            self.named.insert((pid, tid), by_command);
+            self.metadata("thread_name", pid, tid, format!("{name} {tid}"))?;
+        }
+        Ok(())
     }
 
     fn metadata(&mut self, kind: &str, pid: u32, tid: u32, name: String) -> io::Result<()> {
@@ -266,15 +272,23 @@ fn fault_args(
 impl<W: io::Write> TraceOutput for ChromeTrace<W> {
     fn started(&mut self, start: &TraceStart) -> io::Result<()> {
         self.base_ns = Some(start.start_ns);
-        let name = start.command.clone().unwrap_or_else(|| "pid".to_owned());
-        self.name_thread(start.pid, start.pid, &name)
+        let Some(pid) = start.pid else {
+            // A cgroup's processes name their tracks at their first events.
+            return Ok(());
+        };
+        let name = start.command.clone().unwrap_or_else(|| UNNAMED.to_owned());
+        self.name_thread(pid, pid, &name)
     }
 
     fn event(&mut self, event: &TraceEvent) -> io::Result<()> {
         match event {
             TraceEvent::Fault(traced) => {
                 let raw = &traced.fault.fault;
-                self.name_thread(raw.pid, raw.tid, "pid")?;
+                self.name_thread(
+                    raw.pid,
+                    raw.tid,
+                    traced.command.as_deref().unwrap_or(UNNAMED),
+                )?;
                 let region = traced
                     .region
                     .as_ref()
@@ -289,7 +303,7 @@ impl<W: io::Write> TraceOutput for ChromeTrace<W> {
                 self.fault(&traced.fault, args)
             }
             TraceEvent::Syscall(call) => {
-                self.name_thread(call.pid, call.tid, "pid")?;
+                self.name_thread(call.pid, call.tid, UNNAMED)?;
                 self.syscall(call)
             }
             TraceEvent::Signal(signal) => {
@@ -305,7 +319,7 @@ impl<W: io::Write> TraceOutput for ChromeTrace<W> {
             }
             TraceEvent::ProcessForked { pid, parent } => {
                 let ts = self.last_us;
-                self.name_thread(*pid, *pid, "pid")?;
+                self.name_thread(*pid, *pid, UNNAMED)?;
                 self.instant(
                     "fork".to_owned(),
                     "process",
@@ -351,8 +365,9 @@ impl<W: io::Write> TraceOutput for ChromeTrace<W> {
 
     fn summary(&mut self, summary: &TraceSummary, session: &Session) -> io::Result<()> {
         self.pages(session)?;
+        // A global instant spans every track; a cgroup's trace has no one process to name.
         self.close(
-            summary.pid,
+            summary.pid.unwrap_or(0),
             json!({ "faults_total": summary.faults_total, "lost": summary.lost }),
         )
     }
@@ -454,7 +469,8 @@ mod tests {
             TraceOutput::started(
                 &mut chrome,
                 &TraceStart {
-                    pid: 100,
+                    pid: Some(100),
+                    cgroup: None,
                     command: Some("./prog".to_owned()),
                     source: FaultSourceInUse::Tracepoints,
                     heap_probes: None,
@@ -589,6 +605,57 @@ mod tests {
         assert_eq!(
             unsplit["args"]["time"],
             json!({"on_cpu_ns": null, "off_cpu_ns": null, "reclaim_ns": 0, "compaction_ns": 0})
+        );
+    }
+
+    /// A cgroup's trace names each process's track by its command, from its first fault; a
+    /// track named by its pid alone, at an event that carries no command, is named again by
+    /// the command at its first fault, once.
+    #[test]
+    fn a_cgroup_process_track_is_named_by_its_command() {
+        let region = region();
+        let mut out = Vec::new();
+        {
+            let mut chrome = ChromeTrace::new(&mut out);
+            let faulted = |chrome: &mut ChromeTrace<_>, pid: u32, command: &str| {
+                let mut traced = fault(region.start, 6, "[anon]", &region);
+                traced.fault.fault.pid = pid;
+                traced.fault.fault.tid = pid;
+                traced.command = Some(command.into());
+                chrome.event(&TraceEvent::Fault(traced)).unwrap();
+            };
+            faulted(&mut chrome, 7, "worker");
+            chrome
+                .event(&TraceEvent::ProcessForked { pid: 8, parent: 7 })
+                .unwrap();
+            faulted(&mut chrome, 8, "child");
+            faulted(&mut chrome, 8, "child");
+        }
+        let text = String::from_utf8(out).unwrap();
+        let file: Value = serde_json::from_str(&format!("{text}]}}")).unwrap();
+        let names: Vec<(&str, u64, &str)> = file["traceEvents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|event| event["ph"] == "M")
+            .map(|event| {
+                (
+                    event["name"].as_str().unwrap(),
+                    event["tid"].as_u64().unwrap(),
+                    event["args"]["name"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("process_name", 7, "worker 7"),
+                ("thread_name", 7, "worker 7"),
+                ("process_name", 8, "pid 8"),
+                ("thread_name", 8, "pid 8"),
+                ("process_name", 8, "child 8"),
+                ("thread_name", 8, "child 8"),
+            ]
         );
     }
 }

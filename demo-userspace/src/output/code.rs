@@ -120,6 +120,7 @@ mod tests {
             file: Some("alloc.c".to_owned()),
             line: Some(31),
             inlined: Vec::new(),
+            module_offset: None,
         }
     }
 
@@ -166,6 +167,7 @@ mod tests {
             file: Some("a\rb.c".to_owned()),
             line: Some(3),
             inlined: Vec::new(),
+            module_offset: None,
         };
         assert_eq!(describe(&hostile), r"f\e[2J;g\nh+0x10 a\rb.c:3");
         assert_eq!(

@@ -30,6 +30,7 @@ pub fn code() -> std::sync::Arc<Code> {
         file: Some("child.rs".to_owned()),
         line: Some(88),
         inlined: Vec::new(),
+        module_offset: Some(0x9_c02a),
     })
 }
 
@@ -42,6 +43,7 @@ pub fn int_malloc() -> std::sync::Arc<Code> {
         file: Some("malloc.c".to_owned()),
         line: Some(4378),
         inlined: Vec::new(),
+        module_offset: Some(0xa_4da9),
     })
 }
 
@@ -94,6 +96,7 @@ pub fn fault(address: u64, error_code: u64, mapping: &str, region: &Region) -> T
         region: None,
         code: code(),
         stack: None,
+        command: None,
     };
     fault.place_in(WALK_REGION, region);
     fault

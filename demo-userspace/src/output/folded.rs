@@ -75,12 +75,7 @@ impl StackCounts {
                 return;
             }
         };
-        let frames: Vec<Arc<Code>> = match stack {
-            Some(stack) if !stack.is_empty() => {
-                stack.iter().map(|frame| Arc::clone(&frame.code)).collect()
-            }
-            _ => vec![Arc::clone(code)],
-        };
+        let frames = frames_of(code, stack);
         // Every fault at one address shares its code, so the addresses of the codes name the
         // stack without hashing their text.
         let key = (
@@ -127,11 +122,22 @@ impl StackCounts {
     }
 }
 
+/// A fault's frames as a profile counts them, innermost first: the code of each frame of its
+/// stack, or without `--stacks` (or with a stack of no frame) its faulting function alone.
+pub(super) fn frames_of(code: &Arc<Code>, stack: Option<&Stack>) -> Vec<Arc<Code>> {
+    match stack {
+        Some(stack) if !stack.is_empty() => {
+            stack.iter().map(|frame| Arc::clone(&frame.code)).collect()
+        }
+        _ => vec![Arc::clone(code)],
+    }
+}
+
 /// The root a stack cut before its outermost frame gets in a flame graph, in place of the
 /// callers it lacks: `[truncated]` where the copy was too short (`--stack-bytes`),
 /// `[unreadable]` where the stack could not be read, `[deeper]` past the unwinder's depth. So such stacks stand apart and are not
 /// counted as called from their outermost known frame.
-fn cut_root(stack: &Stack) -> Option<&'static str> {
+pub(super) fn cut_root(stack: &Stack) -> Option<&'static str> {
     match stack.end?.why {
         EndCause::Truncated => Some("[truncated]"),
         EndCause::Unreadable => Some("[unreadable]"),

@@ -14,6 +14,7 @@ mod json;
 mod json_lines;
 pub mod lines;
 pub mod metrics;
+pub mod pprof;
 mod stacks_text;
 mod text;
 pub mod top;
@@ -44,6 +45,9 @@ pub enum Format {
     Folded,
     /// The Trace Event Format, a timeline for Perfetto, chrome://tracing and Firefox.
     ChromeTrace,
+    /// A gzipped pprof profile (`profile.proto`) of the faults by stack, written at the end,
+    /// for `go tool pprof`, Pyroscope and Parca; binary, so only to a file.
+    Pprof,
 }
 
 /// Builds the reporter for `format`, writing to `out`.
@@ -53,5 +57,6 @@ pub fn reporter<'a>(format: Format, out: impl BatchWrite + 'a) -> Box<dyn Report
         Format::Json => Box::new(JsonReporter::new(out)),
         Format::Folded => Box::new(folded::FoldedReporter::new(out)),
         Format::ChromeTrace => Box::new(chrome::ChromeTrace::new(out)),
+        Format::Pprof => Box::new(pprof::PprofReporter::new(out)),
     }
 }

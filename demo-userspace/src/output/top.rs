@@ -23,7 +23,9 @@ pub fn output<'a>(
 ) -> Box<dyn TopOutput + 'a> {
     match format {
         // The command line refuses folded stacks and timelines for top.
-        Format::Text | Format::Folded | Format::ChromeTrace => Box::new(TextTop { out, group }),
+        Format::Text | Format::Folded | Format::ChromeTrace | Format::Pprof => {
+            Box::new(TextTop { out, group })
+        }
         Format::Json => Box::new(JsonTop {
             out: JsonLines::new(out),
         }),
@@ -305,6 +307,7 @@ mod tests {
             file: Some("touch.c".to_owned()),
             line: Some(12),
             inlined: Vec::new(),
+            module_offset: None,
         };
         let interval = Interval {
             seconds: 1.0,

@@ -13,7 +13,7 @@ use super::{
     },
     trace_durations_text::Listed,
     trace_summary_text::write_summary,
-    trace_text::{LineWidth, time_ms, write_lines},
+    trace_text::{LineWidth, ProcessNames, time_ms, write_lines},
 };
 use crate::{
     model::signals::{si_code_name, signal_name},
@@ -35,6 +35,7 @@ pub fn output<'a>(
             out,
             start: None,
             width,
+            names: ProcessNames::default(),
         }),
         Format::Json => Box::new(JsonTrace {
             out: JsonLines::new(out),
@@ -43,6 +44,7 @@ pub fn output<'a>(
         }),
         Format::Folded => Box::new(super::folded::FoldedTrace::weighted(out, weight)),
         Format::ChromeTrace => Box::new(super::chrome::ChromeTrace::new(out)),
+        Format::Pprof => Box::new(super::pprof::PprofTrace::new(out)),
     }
 }
 
@@ -60,6 +62,8 @@ struct TextTrace<W> {
     /// which faults are listed.
     start: Option<TraceStart>,
     width: LineWidth,
+    /// The command of each process whose faults are listed, named once.
+    names: ProcessNames,
 }
 
 impl<W: Write> TextTrace<W> {
@@ -92,10 +96,14 @@ impl<W: Write> TextTrace<W> {
 impl<W: Write> TraceOutput for TextTrace<W> {
     fn started(&mut self, start: &TraceStart) -> io::Result<()> {
         self.start = Some(start.clone());
-        let what = start.command.as_ref().map_or_else(
-            || format!("pid {}", start.pid),
-            |cmd| format!("{} (pid {})", escape(cmd), start.pid),
-        );
+        let what = match (&start.command, start.pid, &start.cgroup) {
+            (Some(cmd), Some(pid), _) => format!("{} (pid {pid})", escape(cmd)),
+            (None, Some(pid), _) => format!("pid {pid}"),
+            (_, None, cgroup) => format!(
+                "every process in cgroup {} and below it",
+                escape(cgroup.as_deref().unwrap_or("?"))
+            ),
+        };
         self.comment(&format!(
             "tracing {what}{}",
             if start.follow {
@@ -121,8 +129,8 @@ impl<W: Write> TraceOutput for TextTrace<W> {
             ))?;
         } else if start.heap_blocks_off {
             self.comment(&format!(
-                "heap blocks are not tracked: uprobes would cost every malloc/free of pid {} about {HEAP_CALL_COST}; --heap turns them on",
-                start.pid
+                "heap blocks are not tracked: uprobes would cost every malloc/free of {} about {HEAP_CALL_COST}; --heap turns them on",
+                start.pid.map_or_else(|| "the traced processes".to_owned(), |pid| format!("pid {pid}"))
             ))?;
         }
         for unseen in &start.unseen {
@@ -151,6 +159,13 @@ impl<W: Write> TraceOutput for TextTrace<W> {
         match event {
             TraceEvent::Fault(traced) if !listed(self.start.as_ref(), traced) => Ok(()),
             TraceEvent::Fault(traced) => {
+                // The start line names the command demo started by its command line.
+                let started = self.start.as_ref().filter(|start| start.command.is_some());
+                if started.and_then(|start| start.pid) != Some(traced.fault.fault.pid)
+                    && let Some(name) = self.names.name(traced)
+                {
+                    self.comment(&name)?;
+                }
                 let time = self.time(traced.fault.fault.timestamp_ns);
                 let mut lines = self.width.fault(&time, traced);
                 lines.extend(self.width.stack(traced.stack.as_ref()));
@@ -252,18 +267,7 @@ impl<W: BatchWrite> TraceOutput for JsonTrace<W> {
             TraceEvent::Fault(traced) if !listed(self.start.as_ref(), traced) => return Ok(()),
             TraceEvent::Fault(traced) => {
                 return self.out.line_with(|line| {
-                    FaultLine::new(
-                        SCENARIO,
-                        None,
-                        (&traced.fault, &traced.code, traced.stack.as_ref()),
-                        traced
-                            .region
-                            .as_ref()
-                            .map(|(_, name, location)| (&**name, *location)),
-                        &traced.mapping,
-                        Some(traced.mapping_offset),
-                    )
-                    .write_json(line, &mut self.codes)
+                    FaultLine::of_traced(SCENARIO, traced).write_json(line, &mut self.codes)
                 });
             }
             TraceEvent::Syscall(call) => TraceLine::Syscall(SyscallLine::new(SCENARIO, None, call)),
@@ -317,7 +321,8 @@ mod tests {
     /// The start of a trace of `command` (pid 100), from 0 ns, without heap probes.
     fn trace_start(command: &str) -> TraceStart {
         TraceStart {
-            pid: 100,
+            pid: Some(100),
+            cgroup: None,
             command: Some(command.to_owned()),
             source: FaultSourceInUse::Tracepoints,
             heap_probes: None,
@@ -353,6 +358,7 @@ mod tests {
                 ..Code::default()
             }),
             stack: None,
+            command: None,
         };
         let mut out = Vec::new();
         {

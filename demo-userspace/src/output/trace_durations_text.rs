@@ -49,7 +49,7 @@ pub fn write_durations(
     let Some(durations) = &summary.durations else {
         return paragraph(out, "fault durations: not measured (--no-durations)");
     };
-    block(out, width, &time_in_faults(durations, summary.pid))?;
+    block(out, width, &time_in_faults(durations))?;
     let mut legend = "DURATION runs from a fault's start to its completion; - marks a fault \
                       without one: an error fault (SIGSEGV, SIGBUS, a kernel fixup) never \
                       completes"
@@ -119,7 +119,7 @@ fn block(out: &mut dyn Write, width: LineWidth, lines: &[String]) -> io::Result<
 }
 
 /// The total time in faults, then its share of the CPU time and of the wall time, a line each.
-fn time_in_faults(durations: &DurationSummary, pid: u32) -> Vec<String> {
+fn time_in_faults(durations: &DurationSummary) -> Vec<String> {
     let share = |share: f64| format!("{:.1}%", share * 100.0);
     let timed = durations.timed_faults();
     let mut lines = vec![format!(
@@ -134,7 +134,7 @@ fn time_in_faults(durations: &DurationSummary, pid: u32) -> Vec<String> {
             human(system_ns),
             share(of)
         ),
-        (CpuTime::Process { ns }, Some(of)) => format!(
+        (CpuTime::Process { pid, ns }, Some(of)) => format!(
             "of pid {pid}'s CPU time while traced ({}, /proc/{pid}/stat): {}",
             human(ns),
             share(of)
@@ -145,6 +145,9 @@ fn time_in_faults(durations: &DurationSummary, pid: u32) -> Vec<String> {
                 CpuUnknown::ProcessGone => "the process ended before demo read its CPU time",
                 CpuUnknown::Followed =>
                     "the trace followed other processes, whose CPU time demo does not read",
+                CpuUnknown::Cgroup =>
+                    "a cgroup's processes: demo reads each one's CPU time only if it still \
+                     runs at the end (listed with it), not for those that exited",
                 CpuUnknown::NotReaped => "the command was not reaped",
             }
         ),

@@ -14,8 +14,8 @@ use super::{
 use crate::{
     model::call_graph::CallGraph,
     trace::{
-        TraceSummary, heap_overloaded, own::DemoOwn, regions::TrackedRegion, session::Session,
-        stacks::StackTotals,
+        ProcessSummary, TraceEnd, TraceSummary, heap_overloaded, own::DemoOwn,
+        regions::TrackedRegion, session::Session, stacks::StackTotals,
     },
 };
 
@@ -89,8 +89,11 @@ pub fn write_summary(
             summary.ended_by
         ),
     )?;
-    if let Some(child) = &summary.child {
-        writeln!(out, "pid {} {child}", summary.pid)?;
+    if let (Some(child), Some(pid)) = (&summary.child, summary.pid) {
+        writeln!(out, "pid {pid} {child}")?;
+    }
+    if let (TraceEnd::CgroupRemoved, Some(cgroup)) = (summary.ended_by, &summary.cgroup) {
+        writeln!(out, "ended: cgroup {} was removed", escape(cgroup))?;
     }
     paragraph(out, &cost(summary))?;
     match &summary.kernel_programs {
@@ -114,7 +117,7 @@ pub fn write_summary(
         )?,
     }
     if let (Some(rusage), Some((gap, why))) = (summary.rusage, summary.rusage_gap()) {
-        let before = match summary.before_trace {
+        let before = match summary.before_trace.unwrap_or(0) {
             0 => String::new(),
             before => format!("; {before} before the trace began"),
         };
@@ -306,11 +309,13 @@ fn write_functions(
 }
 
 /// What demo's own tracing made the traced processes do, said once, when it did anything.
-fn demo_own(own: DemoOwn, pid: u32, heap_probes: bool) -> Option<String> {
+fn demo_own(own: DemoOwn, pid: Option<u32>, heap_probes: bool) -> Option<String> {
+    // Only a command demo starts is forked by demo and stopped at its exit.
+    let pid = pid.map_or_else(|| "the command".to_owned(), |pid| format!("pid {pid}"));
     let mut parts = Vec::new();
     if own.faults_before_exec > 0 {
         parts.push(format!(
-            "{} of pid {pid} between demo's fork and its exec, in demo's own code",
+            "{} of {pid} between demo's fork and its exec, in demo's own code",
             plural(own.faults_before_exec, "fault")
         ));
     }
@@ -327,7 +332,7 @@ fn demo_own(own: DemoOwn, pid: u32, heap_probes: bool) -> Option<String> {
     }
     if own.ptrace_stop_signals > 0 {
         parts.push(format!(
-            "{} (CLD_TRAPPED) to demo, which stops pid {pid} at its exit to read its records",
+            "{} (CLD_TRAPPED) to demo, which stops {pid} at its exit to read its records",
             plural(own.ptrace_stop_signals, "SIGCHLD")
         ));
     }
@@ -361,32 +366,26 @@ fn cost(summary: &TraceSummary) -> String {
 }
 
 /// Each traced process whose count differs from the kernel's or that lost records, when the
-/// trace followed more than one; and what the heap probes cost, when they filled the ring.
+/// trace followed more than one, or every process a cgroup's trace saw; and what the heap
+/// probes cost, when they filled the ring.
 fn write_processes(
     out: &mut impl Write,
     width: LineWidth,
     summary: &TraceSummary,
 ) -> io::Result<()> {
     let mut lines = Vec::new();
-    if summary.processes.len() > 1 {
+    let every = summary.cgroup.is_some();
+    if summary.processes.len() > 1 || every {
         let mut alike = 0;
         for process in &summary.processes {
             let totals = &process.totals;
             let lost = process.lost_records();
-            if totals.difference().is_none_or(|d| d == 0) && lost == 0 {
+            if !every && totals.difference().is_none_or(|d| d == 0) && lost == 0 {
                 alike += 1;
                 continue;
             }
             let command = escape(totals.command.as_deref().unwrap_or("?"));
-            let counted = match (totals.kernel, totals.difference()) {
-                (Some(kernel), Some(difference)) => format!(
-                    "kernel {}, before the trace {}, traced {}, difference {difference}",
-                    kernel.total(),
-                    totals.before_trace.total(),
-                    totals.traced
-                ),
-                _ => format!("traced {}, still running", totals.traced),
-            };
+            let counted = process_counted(summary, process);
             let lost = match lost {
                 0 => String::new(),
                 _ => format!(
@@ -407,6 +406,13 @@ fn write_processes(
             ));
         }
     }
+    if summary.unjoined_events > 0 {
+        lines.push(format!(
+            "{} of the cgroup's processes not traced: the target map was full when they \
+             would have joined, and the trace has nothing else of them",
+            plural(summary.unjoined_events, "event")
+        ));
+    }
     if heap_overloaded(&summary.records) {
         lines.push(
             "the heap probes' records filled the ring buffer: --no-heap leaves them out, or a \
@@ -418,6 +424,42 @@ fn write_processes(
         write_lines(out, &width.wrap_under("", "  ", &line))?;
     }
     Ok(())
+}
+
+/// What the kernel and the trace counted for one traced process: its exit's counts once it
+/// exited; its /proc counts when it ran at the end; else that it is gone unseen.
+fn process_counted(summary: &TraceSummary, process: &ProcessSummary) -> String {
+    let totals = &process.totals;
+    match (totals.kernel, totals.difference(), process.at_end) {
+        (Some(kernel), Some(difference), _) => format!(
+            "exited; kernel {}, before the trace {}, traced {}, difference {difference}",
+            kernel.total(),
+            totals.before_trace.total(),
+            totals.traced
+        ),
+        (Some(kernel), None, _) => format!(
+            "exited; kernel {}, before the trace unknown, traced {}",
+            kernel.total(),
+            totals.traced
+        ),
+        (None, _, Some(stat)) => format!(
+            "traced {}, still running; over its life {} minor and {} major faults, {} of CPU \
+             (/proc/{}/stat)",
+            totals.traced,
+            stat.minflt,
+            stat.majflt,
+            human(stat.cpu_ns),
+            totals.pid
+        ),
+        // The command demo started is not read from /proc: its counts are its rusage.
+        (None, _, None) if summary.pid == Some(totals.pid) => {
+            format!("traced {}, its counts not read", totals.traced)
+        }
+        (None, _, None) => format!(
+            "traced {}, gone by the end: its exit was not seen",
+            totals.traced
+        ),
+    }
 }
 
 /// The summary's paragraph on the stacks: how many, and how many were cut short or have a
@@ -553,6 +595,54 @@ mod tests {
         assert_eq!(
             stacks_say((CallGraph::FramePointers { depth: 32 }, totals)),
             "stacks (fp): 16 captured"
+        );
+    }
+
+    /// Each traced process of a cgroup's trace says what is known of it: an exited one its
+    /// exit's count, with what it counted before the trace unknown when it joined with other
+    /// live threads; a running one its /proc counts; one neither exited nor read that it is gone
+    /// unseen. None is said to be running unless /proc was read.
+    #[test]
+    fn each_process_says_whether_it_exited_ran_at_the_end_or_went_unseen() {
+        let process = |pid, before_trace_known, kernel, at_end| ProcessSummary {
+            totals: crate::trace::session::ProcessTotals {
+                pid,
+                command: Some("worker".into()),
+                traced: 3,
+                before_trace: FaultCounters { minor: 2, major: 0 },
+                before_trace_known,
+                kernel,
+            },
+            lost: std::collections::BTreeMap::new(),
+            at_end,
+        };
+        let exit = Some(FaultCounters { minor: 9, major: 1 });
+        let stat = crate::trace::ProcessStat {
+            minflt: 40,
+            majflt: 2,
+            cpu_ns: 20_000_000,
+        };
+        let mut summary = TraceSummary::fixture(0, &[], 0, 0);
+        summary.pid = None;
+        summary.cgroup = Some("/demo.slice".to_owned());
+        summary.processes = vec![
+            process(11, true, exit, None),
+            process(12, false, exit, None),
+            process(13, false, None, Some(stat)),
+            process(14, true, None, None),
+        ];
+        summary.unjoined_events = 2;
+        let mut text = Vec::new();
+        write_processes(&mut text, LineWidth::Wide, &summary).unwrap();
+        assert_eq!(
+            String::from_utf8(text).unwrap(),
+            "pid 11 (worker): exited; kernel 10, before the trace 2, traced 3, difference 5\n\
+             pid 12 (worker): exited; kernel 10, before the trace unknown, traced 3\n\
+             pid 13 (worker): traced 3, still running; over its life 40 minor and 2 major \
+             faults, 20 ms of CPU (/proc/13/stat)\n\
+             pid 14 (worker): traced 3, gone by the end: its exit was not seen\n\
+             2 events of the cgroup's processes not traced: the target map was full when they \
+             would have joined, and the trace has nothing else of them\n"
         );
     }
 }

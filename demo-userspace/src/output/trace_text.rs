@@ -27,6 +27,28 @@ pub const COLUMNS: usize = 80;
 /// Where a wrapped line goes on: past the time column, so times stay alone in it.
 const CONTINUED: &str = "           ";
 
+/// The command each process's faults were last listed under, so that a trace of several
+/// processes (`--follow`, `--cgroup`) names the command of each fault's pid: at its first
+/// listed fault, and again at the first after an exec renamed it.
+#[derive(Debug, Default)]
+pub struct ProcessNames {
+    named: rustc_hash::FxHashMap<u32, std::sync::Arc<str>>,
+}
+
+impl ProcessNames {
+    /// The comment that names `traced`'s process (`pid 4242 is cg_touch`), when it is not
+    /// named yet by the command it runs now; `None` when it is, or its command is unknown.
+    pub fn name(&mut self, traced: &TracedFault) -> Option<String> {
+        let command = traced.command.as_ref()?;
+        let pid = traced.fault.fault.pid;
+        if self.named.get(&pid) == Some(command) {
+            return None;
+        }
+        self.named.insert(pid, std::sync::Arc::clone(command));
+        Some(format!("pid {pid} is {}", escape(command)))
+    }
+}
+
 /// The time column: milliseconds from `start_ns` to `timestamp_ns`.
 pub fn time_ms(timestamp_ns: u64, start_ns: u64) -> String {
     let ms = timestamp_ns.saturating_sub(start_ns) as f64 / 1e6;
@@ -307,5 +329,42 @@ mod tests {
              raise --stack-bytes)"
         );
         assert!(frame_lines(None).is_empty());
+    }
+
+    /// A process is named at its first fault, not again while its command stays, and anew
+    /// once an exec renames it; a fault whose command is unknown names nothing, and a
+    /// process's name is escaped.
+    #[test]
+    fn each_process_is_named_once_per_command() {
+        let region = crate::output::fixtures::region();
+        let fault_of = |pid: u32, command: Option<&str>| {
+            let mut fault = crate::output::fixtures::fault(region.start, 6, "[anon]", &region);
+            fault.fault.fault.pid = pid;
+            fault.command = command.map(Arc::from);
+            fault
+        };
+        let mut names = ProcessNames::default();
+        let said: Vec<Option<String>> = [
+            fault_of(7, Some("sh")),
+            fault_of(7, Some("sh")),
+            fault_of(8, None),
+            fault_of(8, Some("a\nb")),
+            fault_of(7, Some("cg_touch")),
+            fault_of(7, Some("cg_touch")),
+        ]
+        .iter()
+        .map(|fault| names.name(fault))
+        .collect();
+        assert_eq!(
+            said,
+            [
+                Some("pid 7 is sh".to_owned()),
+                None,
+                None,
+                Some("pid 8 is a\\nb".to_owned()),
+                Some("pid 7 is cg_touch".to_owned()),
+                None,
+            ]
+        );
     }
 }

@@ -6,21 +6,27 @@ use std::collections::{HashMap, HashSet};
 use demo_common::{ExitCounts, FaultCounters, TopCounts};
 
 use super::{Snapshot, accounting::Accounting, is_dead};
-use crate::kernel::probes::{ProbeError, ProcessCounts, TopProbes, command_name};
+use crate::kernel::{
+    cgroup::CgroupScope,
+    probes::{ProbeError, ProcessCounts, TopProbes, command_name},
+};
 
 /// Every process with faults since demo top started, and the pids still alive: the living from
 /// /proc, and those that exited since the last interval from the counters the exit program
 /// kept (with the command it captured, so that a process born and gone between two refreshes
-/// is named).
+/// is named). With `scope` (`--cgroup`), only the living in that cgroup or below it; the exit
+/// program keeps no other process's exit.
 pub fn snapshot(
     probes: &mut TopProbes,
     accounting: &Accounting,
     exits: &mut HashMap<u32, ExitCounts>,
+    scope: Option<&CgroupScope>,
 ) -> Result<Snapshot, ProbeError> {
     let stats: Vec<_> = procfs::process::all_processes()
         .into_iter()
         .flatten()
         .filter_map(|process| process.ok()?.stat().ok())
+        .filter(|stat| scope.is_none_or(|scope| scope.holds(stat.pid as u32)))
         .collect();
     // Taken after the stats: the kernel keeps a process's counters at its exit, before it can
     // leave /proc, so a process gone from the stats has its exit here, and none is missed for

@@ -26,7 +26,7 @@ use self::{
     rank::{Before, rank, rank_groups},
 };
 use crate::{
-    kernel::cgroup::Cgroups,
+    kernel::cgroup::{CgroupScope, Cgroups},
     kernel::probes::{ProcessCounts, ProgramRuns, TopCounting, TopDrops, TopProbes, command_name},
 };
 use demo_common::ExitCounts;
@@ -39,6 +39,9 @@ pub trait TopOutput {
 /// The options of `demo top`, checked.
 #[derive(Clone, Debug)]
 pub struct TopOptions {
+    /// `--cgroup`: only the processes in this cgroup and below it, counted by the kernel side;
+    /// top ends when the cgroup is removed.
+    pub cgroup: Option<CgroupScope>,
     pub interval: Duration,
     pub count: usize,
     pub sort: SortKey,
@@ -136,6 +139,9 @@ struct State {
     kept: Vec<Row>,
     /// With `--pages`: the pages of the process seen so far, and the mappings they were in.
     pages: Option<PageBook>,
+    /// `--cgroup`: the /proc reading of `--counters-only` keeps its processes alone (the
+    /// per-fault programs count no other).
+    scope: Option<CgroupScope>,
 }
 
 /// Reads the counters for a metrics endpoint, at scrape time.
@@ -180,6 +186,7 @@ impl Top {
             ledger,
             kept: Vec::new(),
             pages: options.pages_of().map(PageBook::new),
+            scope: options.cgroup.clone(),
         };
         Ok(Self {
             options,
@@ -224,7 +231,8 @@ impl Top {
             // shown before top ends.
             let target_gone = options
                 .pid
-                .is_some_and(|pid| !crate::kernel::process::exists(pid));
+                .is_some_and(|pid| !crate::kernel::process::exists(pid))
+                || options.cgroup.as_ref().is_some_and(CgroupScope::removed);
             // A reading flushes every CPU and reads /proc for every process: off the runtime's
             // one thread, like a scrape, so the metrics endpoint keeps accepting meanwhile.
             let (state, reading_options, seconds) = (
@@ -284,9 +292,12 @@ impl State {
     /// cgroup, and adds what grew to the exported counters.
     fn read(&mut self, counting: TopCounting) -> anyhow::Result<(Snapshot, CgroupsRead)> {
         let snapshot = match counting {
-            TopCounting::KernelCounters { .. } => {
-                kernel_counters::snapshot(&mut self.probes, &self.accounting, &mut self.exits)?
-            }
+            TopCounting::KernelCounters { .. } => kernel_counters::snapshot(
+                &mut self.probes,
+                &self.accounting,
+                &mut self.exits,
+                self.scope.as_ref(),
+            )?,
             TopCounting::PerFault { .. } => {
                 per_fault_snapshot(&mut self.probes, &self.accounting, &mut self.exits)?
             }
@@ -559,19 +570,11 @@ mod tests {
     /// The id the kernel gives the cgroup at `path`: the inode of its directory.
     fn cgroup_id(path: &str) -> u64 {
         use std::os::unix::fs::MetadataExt as _;
-        let mount = procfs::process::Process::myself()
-            .unwrap()
-            .mountinfo()
-            .unwrap()
-            .into_iter()
-            .find(|mount| mount.fs_type == "cgroup2")
-            .unwrap();
+        let (mount, root) = crate::kernel::cgroup::v2_mount().unwrap();
         let relative = path
-            .strip_prefix(mount.root.as_str())
+            .strip_prefix(root.as_str())
             .unwrap_or(path)
             .trim_start_matches('/');
-        std::fs::metadata(mount.mount_point.join(relative))
-            .unwrap()
-            .ino()
+        std::fs::metadata(mount.join(relative)).unwrap().ino()
     }
 }

@@ -61,9 +61,9 @@ pub enum CpuTime {
     /// The command's user and system time, from its rusage (wait4): its own, and that of the
     /// children it waited for.
     Command { user_ns: u64, system_ns: u64 },
-    /// The traced process's user and system time while it was traced, from /proc/PID/stat
-    /// (in clock ticks).
-    Process { ns: u64 },
+    /// The traced process `pid`'s user and system time while it was traced, from
+    /// /proc/PID/stat (in clock ticks).
+    Process { pid: u32, ns: u64 },
     /// Not known, and why.
     Unknown(CpuUnknown),
 }
@@ -75,6 +75,9 @@ pub enum CpuUnknown {
     ProcessGone,
     /// The trace followed other processes, whose CPU time demo does not read.
     Followed,
+    /// A cgroup's trace: demo reads only the CPU time of each process still running at the
+    /// end (in the summary's processes), not that of those that exited.
+    Cgroup,
     /// The command was not reaped.
     NotReaped,
 }
@@ -83,7 +86,7 @@ impl CpuTime {
     pub fn ns(self) -> Option<u64> {
         match self {
             Self::Command { user_ns, system_ns } => Some(user_ns + system_ns),
-            Self::Process { ns } => Some(ns),
+            Self::Process { ns, .. } => Some(ns),
             Self::Unknown(_) => None,
         }
     }
@@ -166,6 +169,7 @@ mod tests {
             region: None,
             code: Arc::new(Code::default()),
             stack: None,
+            command: None,
         }
     }
 
@@ -174,7 +178,13 @@ mod tests {
         for traced in faults {
             durations.record(traced);
         }
-        durations.summary(CpuTime::Process { ns: 4_000_000 }, 8_000_000)
+        durations.summary(
+            CpuTime::Process {
+                pid: 100,
+                ns: 4_000_000,
+            },
+            8_000_000,
+        )
     }
 
     /// 90 minor faults of 1 µs, 9 of 100 µs and one major of 5 ms, with 3 error faults.

@@ -1,5 +1,6 @@
-//! `demo trace`: traces any process, started by us (`-- CMD`) or running (`--pid`), finds its
-//! arrays by itself, and resolves every fault to mapping, region, index and page.
+//! `demo trace`: traces any process, started by us (`-- CMD`), running (`--pid`), or in a
+//! cgroup (`--cgroup`), finds its arrays by itself, and resolves every fault to mapping,
+//! region, index and page.
 
 mod command;
 pub mod durations;
@@ -19,12 +20,13 @@ use std::{ffi::OsString, time::Duration};
 use self::run::Tracer;
 pub use crate::kernel::spawn::SpawnError;
 use crate::kernel::{
-    event_reader::EventReader, privileges::RunAs, probes::Probes, process::ProcessError,
+    cgroup::CgroupScope, event_reader::EventReader, privileges::RunAs, probes::Probes,
+    process::ProcessError,
 };
 use crate::model::signals::ProcessEnd;
 pub use results::{
-    LoaderCost, PAGES_EVERY, ProcessSummary, RecordCount, Rusage, TraceEnd, TraceOutput,
-    TraceStart, TraceSummary, heap_overloaded,
+    LoaderCost, PAGES_EVERY, ProcessStat, ProcessSummary, RecordCount, Rusage, TraceEnd,
+    TraceOutput, TraceStart, TraceSummary, heap_overloaded,
 };
 
 /// What to trace.
@@ -34,6 +36,9 @@ pub enum TraceTarget {
     Command(Vec<OsString>),
     /// Attach to this running process.
     Pid(u32),
+    /// Every process in this cgroup v2 and below it: those there at the start, and each that
+    /// enters later, which the kernel side joins at its first event.
+    Cgroup(CgroupScope),
 }
 
 /// The options of `demo trace`, checked.

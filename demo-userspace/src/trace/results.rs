@@ -18,7 +18,10 @@ use crate::{
 /// What the trace watches, said once at the start.
 #[derive(Clone, Debug)]
 pub struct TraceStart {
-    pub pid: u32,
+    /// The one process traced (the command, or `--pid`); `None` for a cgroup.
+    pub pid: Option<u32>,
+    /// `--cgroup`: the cgroup's path, as /proc/PID/cgroup shows it.
+    pub cgroup: Option<String>,
     pub command: Option<String>,
     /// Where faults come from; in JSON, `source` and `fallback`.
     pub source: FaultSourceInUse,
@@ -48,7 +51,8 @@ impl TraceStart {
     }
 }
 
-/// Why a trace ended; named `exit`, `interrupt` or `duration` in both outputs.
+/// Why a trace ended; named `exit`, `interrupt`, `duration` or `cgroup_removed` in both
+/// outputs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TraceEnd {
     /// The target exited.
@@ -57,6 +61,8 @@ pub enum TraceEnd {
     Interrupt,
     /// `--duration` ran out.
     Duration,
+    /// The `--cgroup` directory was removed.
+    CgroupRemoved,
 }
 
 impl std::fmt::Display for TraceEnd {
@@ -65,6 +71,7 @@ impl std::fmt::Display for TraceEnd {
             Self::Exit => "exit",
             Self::Interrupt => "interrupt",
             Self::Duration => "duration",
+            Self::CgroupRemoved => "cgroup_removed",
         })
     }
 }
@@ -72,7 +79,10 @@ impl std::fmt::Display for TraceEnd {
 /// The end of a trace.
 #[derive(Clone, Debug)]
 pub struct TraceSummary {
-    pub pid: u32,
+    /// The one process traced (the command, or `--pid`); `None` for a cgroup.
+    pub pid: Option<u32>,
+    /// `--cgroup`: the cgroup traced, its path as /proc/PID/cgroup shows it.
+    pub cgroup: Option<String>,
     /// Why the trace ended.
     pub ended_by: TraceEnd,
     /// How the command ended (`demo trace -- CMD`), e.g. `exited with status 0`.
@@ -99,8 +109,9 @@ pub struct TraceSummary {
     /// with `--follow` the processes it started.
     pub traced_completions: u64,
     /// Faults the traced pid's threads had counted before the trace began (a command's, while
-    /// demo held it before its exec).
-    pub before_trace: u64,
+    /// demo held it before its exec); for a cgroup, the sum of its processes'. `None` when any
+    /// of those counts is not known, since a partial sum would pass for the whole.
+    pub before_trace: Option<u64>,
     /// The kernel's own count for the command, and its CPU time: its rusage at exit, its
     /// children that it reaped included.
     pub rusage: Option<Rusage>,
@@ -112,6 +123,10 @@ pub struct TraceSummary {
     pub records: std::collections::BTreeMap<&'static str, RecordCount>,
     /// Followed children that could not be traced because the target map was full.
     pub untraced_children: u64,
+    /// Under `--cgroup`, events of the cgroup's processes that could not join the trace
+    /// because the target map was full: each event counted once. The trace has nothing else
+    /// of those processes.
+    pub unjoined_events: u64,
     /// Per program, its runs and their time in the kernel; null unless
     /// `kernel.bpf_stats_enabled` is 1.
     pub kernel_programs: Option<Vec<ProgramRuns>>,
@@ -139,6 +154,35 @@ pub struct TraceSummary {
 pub struct ProcessSummary {
     pub totals: ProcessTotals,
     pub lost: BTreeMap<RecordKind, u64>,
+    /// For a process still running at the end: its own counts and CPU time as /proc/PID/stat
+    /// gave them then; `None` for one that exited (its counts are its exit records',
+    /// `totals.kernel`, and its CPU time is unknown unless demo reaped it) or that could not be
+    /// read.
+    pub at_end: Option<ProcessStat>,
+}
+
+/// A process's own count of its faults, and its CPU time, all its threads, from
+/// /proc/PID/stat.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProcessStat {
+    pub minflt: u64,
+    pub majflt: u64,
+    /// User and system time, counted by the kernel in clock ticks.
+    pub cpu_ns: u64,
+}
+
+impl ProcessStat {
+    /// Process `pid`'s now; `None` once it is gone.
+    pub fn read(pid: u32) -> Option<Self> {
+        let stat = procfs::process::Process::new(pid as i32)
+            .and_then(|process| process.stat())
+            .ok()?;
+        Some(Self {
+            minflt: stat.minflt,
+            majflt: stat.majflt,
+            cpu_ns: (stat.utime + stat.stime) * 1_000_000_000 / procfs::ticks_per_second().max(1),
+        })
+    }
 }
 
 impl ProcessSummary {
@@ -152,6 +196,7 @@ impl ProcessSummary {
             .map(|totals| Self {
                 lost: lost.remove(&totals.pid).unwrap_or_default(),
                 totals,
+                at_end: None,
             })
             .collect()
     }
@@ -262,7 +307,7 @@ impl TraceSummary {
     pub fn rusage_gap(&self) -> Option<(i64, String)> {
         let rusage = self.rusage?;
         let gap = (rusage.minflt + rusage.majflt) as i64
-            - self.before_trace as i64
+            - self.before_trace? as i64
             - self.traced_completions as i64;
         let lost_faults = self.lost_fault_records();
         Some((
@@ -372,7 +417,8 @@ impl TraceSummary {
     ) -> Self {
         Self {
             stacks: None,
-            pid: 100,
+            pid: Some(100),
+            cgroup: None,
             ended_by: TraceEnd::Exit,
             child: None,
             faults_total: faults,
@@ -385,7 +431,7 @@ impl TraceSummary {
             class_disagreements: 0,
             durations: None,
             traced_completions: faults,
-            before_trace: 0,
+            before_trace: Some(0),
             rusage: Some(Rusage {
                 minflt: faults + gap,
                 majflt: 0,
@@ -400,6 +446,7 @@ impl TraceSummary {
             },
             records: records.iter().copied().collect(),
             untraced_children: 0,
+            unjoined_events: 0,
             kernel_programs: None,
             regions_not_listed: 0,
             unknown_mappings: super::session::UnknownMappings::default(),

@@ -2,7 +2,7 @@
 //! tells the output; [`Tracer::follow`] reads records until the trace ends; [`Tracer::finish`]
 //! reads the last ones and writes the summary.
 
-use std::{future::Future, path::PathBuf, time::Duration};
+use std::{collections::HashSet, future::Future, path::PathBuf, time::Duration};
 
 use anyhow::Context as _;
 use demo_common::target_flags;
@@ -14,12 +14,13 @@ use super::{
     functions,
     regions::RegionTracker,
     results::{
-        LoaderCost, PAGES_EVERY, ProcessSummary, RecordCount, Rusage, TraceEnd, TraceOutput,
-        TraceStart, TraceSummary,
+        LoaderCost, PAGES_EVERY, ProcessStat, ProcessSummary, RecordCount, Rusage, TraceEnd,
+        TraceOutput, TraceStart, TraceSummary,
     },
     session::{Session, TraceEvent, TracedSince},
 };
 use crate::kernel::{
+    cgroup::CgroupScope,
     event_reader::EventReader,
     executable::{self, Unseen},
     probes::Probes,
@@ -44,7 +45,10 @@ const BATCH: usize = 4096;
 
 /// The trace's state between its start and its summary.
 pub(super) struct Tracer<'a> {
-    pid: u32,
+    /// The process the trace ends with: the command, or `--pid`; `None` for a cgroup.
+    pid: Option<u32>,
+    /// `--cgroup`: the trace ends when it is removed.
+    cgroup: Option<CgroupScope>,
     session: Session,
     /// Events made and not yet written out.
     events: Vec<TraceEvent>,
@@ -62,19 +66,28 @@ pub(super) struct Tracer<'a> {
     /// How each fault's stack is captured; `None` without stacks.
     call_graph: Option<CallGraph>,
     heap: Option<HeapProbes>,
+    /// Under `--cgroup`, the processes whose per-process probes are attached (completion
+    /// events, heap uprobes), or that were found outside the scope: each is looked at once.
+    attached: HashSet<u32>,
     probes: &'a mut Probes,
     reader: &'a mut EventReader,
     output: &'a mut dyn TraceOutput,
 }
 
-/// What is traced: the process, and the command when demo started it.
+/// What is traced: the process, and the command when demo started it; or a cgroup's
+/// processes.
 struct Target {
-    pid: u32,
+    /// The one process traced; `None` for a cgroup.
+    pid: Option<u32>,
+    /// A cgroup's processes there at the start, put in the target map by demo (those the
+    /// kernel side joined first say so in a join record).
+    seeded: Vec<u32>,
     command: Option<TracedCommand>,
     /// The command line as the start line shows it.
     shown: Option<String>,
-    /// The program's file, to tell what demo will not see in it.
-    program: PathBuf,
+    /// The program's file, to tell what demo will not see in it; `None` for a cgroup, whose
+    /// processes run many.
+    program: Option<PathBuf>,
 }
 
 impl<'a> Tracer<'a> {
@@ -94,22 +107,33 @@ impl<'a> Tracer<'a> {
         let start_ns = process::monotonic_ns();
         let Target {
             pid,
+            seeded,
             command,
             shown,
             program,
         } = attach_target(options, follow_flags, probes)?;
-        let heap = if options.auto_regions && options.heap_blocks {
-            // A held command still runs demo's own image, so its libc is ours until it execs;
-            // the uprobes are scoped by pid and stay on it across the exec.
-            let libc = libc_of(if command.is_some() {
-                std::process::id()
-            } else {
-                pid
-            })?;
-            probes.attach_heap_probes(&libc, pid)?;
-            Some(HeapProbes { libc })
-        } else {
-            None
+        let heap = match (options.auto_regions && options.heap_blocks, pid) {
+            (false, _) => None,
+            (true, Some(pid)) => {
+                // A held command still runs demo's own image, so its libc is ours until it
+                // execs; the uprobes are scoped by pid and stay on it across the exec.
+                let libc = libc_of(if command.is_some() {
+                    std::process::id()
+                } else {
+                    pid
+                })?;
+                probes.attach_heap_probes(&libc, pid)?;
+                Some(HeapProbes { libc: Some(libc) })
+            }
+            // A cgroup's processes may each map another libc (a container's own): each one's
+            // is found when it is added.
+            (true, None) => {
+                let heap = HeapProbes { libc: None };
+                for &pid in &seeded {
+                    heap.attach_to(pid, probes);
+                }
+                Some(heap)
+            }
         };
         let mut session = Session::new(
             RegionTracker::new(
@@ -122,20 +146,32 @@ impl<'a> Tracer<'a> {
         );
         let call_graph = probes.call_graph();
         // A command is traced from its fork (it is in the target map before it runs).
-        if command.is_some() {
-            session.add_command(pid);
-        } else {
+        match pid {
+            Some(pid) if command.is_some() => session.add_command(pid),
+            Some(pid) => session.add_process(pid, TracedSince::Attach),
+            None => {}
+        }
+        for &pid in &seeded {
             session.add_process(pid, TracedSince::Attach);
         }
+        let cgroup = match &options.target {
+            TraceTarget::Cgroup(scope) => Some(scope.clone()),
+            _ => None,
+        };
         output.started(&TraceStart {
             pid,
+            cgroup: cgroup.as_ref().map(|scope| scope.shown().to_owned()),
             command: shown,
             source: probes.fault_source(),
-            heap_probes: heap.as_ref().map(|heap| heap.libc.display().to_string()),
+            heap_probes: heap.as_ref().map(|heap| match &heap.libc {
+                Some(libc) => libc.display().to_string(),
+                None => "the libc each process maps".to_owned(),
+            }),
             heap_blocks_off: options.auto_regions && !options.heap_blocks,
             follow: options.follow,
-            unseen: executable::unseen_in(&program)
-                .into_iter()
+            unseen: program
+                .iter()
+                .flat_map(|program| executable::unseen_in(program))
                 .filter(|unseen| heap.is_some() || *unseen != Unseen::StaticHeap)
                 .collect(),
             start_ns,
@@ -144,27 +180,28 @@ impl<'a> Tracer<'a> {
         })?;
         let mut tracer = Self {
             pid,
+            cgroup,
             session,
             events: Vec::new(),
             unflushed: false,
             durations: probes.durations().then(FaultDurations::default),
             start_ns,
-            cpu_at_start: if command.is_some() {
-                None
-            } else {
-                cpu_ns_of(pid)
-            },
+            cpu_at_start: pid.filter(|_| command.is_none()).and_then(cpu_ns_of),
             command: command.is_some(),
             call_graph,
             heap,
+            attached: seeded.iter().copied().collect(),
             probes,
             reader,
             output,
         };
-        for &(start, len) in &options.manual_regions {
-            tracer
-                .session
-                .add_manual_region(pid, start, len, &mut tracer.events);
+        // The command line refuses manual regions without one process to place them in.
+        if let Some(pid) = pid {
+            for &(start, len) in &options.manual_regions {
+                tracer
+                    .session
+                    .add_manual_region(pid, start, len, &mut tracer.events);
+            }
         }
         tracer.flush()?;
         Ok((tracer, command))
@@ -190,7 +227,9 @@ impl<'a> Tracer<'a> {
                     self.output.pages(&self.session)?;
                     self.caught_up()?;
                     if command.is_none()
-                        && (self.session.has_exited(self.pid) || !process::exists(self.pid))
+                        && self.pid.is_some_and(|pid| {
+                            self.session.has_exited(pid) || !process::exists(pid)
+                        })
                     {
                         return Ok(TraceEnd::Exit);
                     }
@@ -209,7 +248,15 @@ impl<'a> Tracer<'a> {
                         let _ = done.send(());
                     }
                 },
-                _ = pages_ticks.tick() => self.output.pages(&self.session)?,
+                _ = pages_ticks.tick() => {
+                    // An emptied cgroup may fill again; only its removal ends the trace. rmdir
+                    // succeeds only once no process is left in it, so every record its
+                    // processes made is in the buffer, for finish to read.
+                    if self.cgroup.as_ref().is_some_and(CgroupScope::removed) {
+                        return Ok(TraceEnd::CgroupRemoved);
+                    }
+                    self.output.pages(&self.session)?;
+                }
                 () = &mut shutdown => return Ok(TraceEnd::Interrupt),
                 () = async { match deadline {
                     Some(deadline) => tokio::time::sleep_until(deadline).await,
@@ -230,7 +277,12 @@ impl<'a> Tracer<'a> {
         self.drain()?;
         self.session.finish(&mut self.events);
         self.flush()?;
-        self.probes.remove_target(self.pid)?;
+        // A cgroup's processes stay in the target map: the kernel side would join a live one
+        // taken out again at its next event. What they record from here on is never read, and
+        // the programs detach when the probes drop.
+        if let Some(pid) = self.pid {
+            self.probes.remove_target(pid)?;
+        }
         let summary = self.summary(ended_by, reaped, attach_cpu_ms)?;
         self.output.summary(&summary, &self.session)?;
         Ok(summary.child.filter(|_| ended_by == TraceEnd::Exit))
@@ -244,11 +296,17 @@ impl<'a> Tracer<'a> {
     ) -> anyhow::Result<TraceSummary> {
         let totals = self.session.totals();
         let drops = self.probes.drops_by_slot()?;
-        let processes = ProcessSummary::of_session(&self.session, self.probes.drops_by_process()?);
-        let before_trace = processes
-            .iter()
-            .find(|process| process.totals.pid == self.pid)
-            .map_or(0, |process| process.totals.before_trace.total());
+        let mut processes =
+            ProcessSummary::of_session(&self.session, self.probes.drops_by_process()?);
+        // The command's own counts are its rusage; a process demo did not start is read as
+        // it runs now, which only a process that has not exited can be.
+        for process in &mut processes {
+            let command = self.command && self.pid == Some(process.totals.pid);
+            if process.totals.kernel.is_none() && !command {
+                process.at_end = ProcessStat::read(process.totals.pid);
+            }
+        }
+        let before_trace = before_trace(&processes, self.pid);
         let (by_function, by_pair) = self.session.functions().summary();
         let durations = self.durations.as_ref().map(|durations| {
             let wall_ns = process::monotonic_ns().saturating_sub(self.start_ns);
@@ -256,6 +314,7 @@ impl<'a> Tracer<'a> {
         });
         Ok(TraceSummary {
             pid: self.pid,
+            cgroup: self.cgroup.as_ref().map(|scope| scope.shown().to_owned()),
             ended_by,
             child: reaped.map(|r| ProcessEnd::from(r.status)),
             faults_total: totals.minor + totals.major + totals.error,
@@ -282,6 +341,7 @@ impl<'a> Tracer<'a> {
             loader: LoaderCost::now(attach_cpu_ms),
             records: RecordCount::by_kind(self.reader.delivered(), &drops),
             untraced_children: drops[demo_common::UNTRACED_CHILD_SLOT as usize],
+            unjoined_events: self.probes.unjoined()?,
             kernel_programs: self.probes.program_runs(),
             regions_not_listed: self.session.forgotten_regions(),
             unknown_mappings: self.session.unknown_mappings(),
@@ -308,6 +368,7 @@ impl<'a> Tracer<'a> {
             if let Some(heap) = &self.heap {
                 heap.attach_forked(&batch, self.probes);
             }
+            self.attach_joined(&batch);
             for record in batch.drain(..) {
                 self.session.handle(record, &mut self.events);
             }
@@ -318,6 +379,26 @@ impl<'a> Tracer<'a> {
             self.flush()?;
             if taken < BATCH {
                 return Ok(());
+            }
+        }
+    }
+
+    /// Under `--cgroup`, attaches to each process that joined in `records`, or whose fault
+    /// shows it in the scope without a join record (the ring dropped it), what `--pid`
+    /// attaches: the completion events with durations on, and with `--heap` the heap uprobes.
+    /// Its faults before this are counted untimed, never unseen.
+    fn attach_joined(&mut self, records: &[Decoded]) {
+        let Some(scope) = &self.cgroup else {
+            return;
+        };
+        for pid in unattached(&mut self.attached, records, |pid| scope.holds(pid)) {
+            if let Err(error) = self.probes.time_faults_of(pid)
+                && process::exists(pid)
+            {
+                log::warn!("the faults of pid {pid} are not timed: {error}");
+            }
+            if let Some(heap) = &self.heap {
+                heap.attach_to(pid, self.probes);
             }
         }
     }
@@ -360,11 +441,15 @@ impl<'a> Tracer<'a> {
         if self.command {
             return CpuTime::Unknown(CpuUnknown::NotReaped);
         }
-        if processes > 1 {
-            return CpuTime::Unknown(CpuUnknown::Followed);
+        if self.cgroup.is_some() {
+            return CpuTime::Unknown(CpuUnknown::Cgroup);
         }
-        match (self.cpu_at_start, cpu_ns_of(self.pid)) {
+        let Some(pid) = self.pid.filter(|_| processes <= 1) else {
+            return CpuTime::Unknown(CpuUnknown::Followed);
+        };
+        match (self.cpu_at_start, cpu_ns_of(pid)) {
             (Some(start), Some(end)) => CpuTime::Process {
+                pid,
                 ns: end.saturating_sub(start),
             },
             _ => CpuTime::Unknown(CpuUnknown::ProcessGone),
@@ -403,12 +488,20 @@ fn attach_target(
                 return Err(TargetError::ExitedDuringAttach(pid).into());
             }
             Ok(Target {
-                pid,
+                pid: Some(pid),
+                seeded: Vec::new(),
                 command: None,
                 shown: None,
-                program: PathBuf::from(format!("/proc/{pid}/exe")),
+                program: Some(PathBuf::from(format!("/proc/{pid}/exe"))),
             })
         }
+        TraceTarget::Cgroup(scope) => Ok(Target {
+            pid: None,
+            seeded: seed(scope, probes)?,
+            command: None,
+            shown: None,
+            program: None,
+        }),
         TraceTarget::Command(argv) => {
             let program = spawn::resolve(argv.first().ok_or(SpawnError::Empty)?)
                 .map_err(TargetError::from)?;
@@ -424,18 +517,86 @@ fn attach_target(
                 .map(|a| a.to_string_lossy().into_owned())
                 .collect();
             Ok(Target {
-                pid: command.pid(),
+                pid: Some(command.pid()),
+                seeded: Vec::new(),
                 command: Some(command),
                 shown: Some(shown.join(" ")),
-                program,
+                program: Some(program),
             })
         }
     }
 }
 
+/// Puts the processes in `scope` now in the target map, as followers with their descendants,
+/// and times their faults when durations are on; returns those demo added. A process the
+/// kernel side joined first (it made an event since the programs were scoped) is left to its
+/// join record; one that left the scope or began to exit meanwhile is taken out again.
+fn seed(scope: &CgroupScope, probes: &mut Probes) -> anyhow::Result<Vec<u32>> {
+    let flags = target_flags::REPORT | target_flags::FOLLOW | target_flags::DESCENDANTS;
+    let mut seeded = Vec::new();
+    for pid in scope.procs() {
+        if !probes.add_target_if_absent(pid, flags)? {
+            continue;
+        }
+        // Its exit may have come before it was added, and would never take it out; and one
+        // moved out of the scope since it was listed must not be traced.
+        if !scope.holds_live(pid) {
+            probes.remove_target(pid)?;
+            continue;
+        }
+        if let Err(error) = probes.time_faults_of(pid)
+            && process::exists(pid)
+        {
+            log::warn!("the faults of pid {pid} are not timed: {error}");
+        }
+        seeded.push(pid);
+    }
+    Ok(seeded)
+}
+
+/// What the traced processes had counted before the trace: process `pid`'s, or for a cgroup
+/// (`pid` is `None`) the sum of each one's when it was added; unknown once one of those
+/// counts is, since a partial sum would pass for the whole.
+fn before_trace(processes: &[ProcessSummary], pid: Option<u32>) -> Option<u64> {
+    processes
+        .iter()
+        .filter(|process| pid.is_none_or(|pid| process.totals.pid == pid))
+        .map(|process| {
+            (process.totals.before_trace_known).then(|| process.totals.before_trace.total())
+        })
+        .sum()
+}
+
+/// The processes of `records` to attach the per-process probes to, each once (`attached`
+/// remembers them): each that joined, and each that faulted while `in_scope` holds it. A child
+/// forked by an attached process is not one: it inherits the completion events, and its heap
+/// uprobes go on at its fork.
+fn unattached(
+    attached: &mut HashSet<u32>,
+    records: &[Decoded],
+    in_scope: impl Fn(u32) -> bool,
+) -> Vec<u32> {
+    let mut fresh = Vec::new();
+    for record in records {
+        match record.record {
+            Record::Process(event) if !event.exited && attached.contains(&event.parent) => {
+                attached.insert(event.pid);
+            }
+            Record::Joined(join) if attached.insert(join.pid) => fresh.push(join.pid),
+            Record::Fault(fault) if attached.insert(fault.pid) && in_scope(fault.pid) => {
+                fresh.push(fault.pid);
+            }
+            _ => {}
+        }
+    }
+    fresh
+}
+
 /// The heap uprobes of a trace: on the target, and on each child the trace follows.
 struct HeapProbes {
-    libc: PathBuf,
+    /// The target's libc, which its children map too; `None` for a cgroup, whose processes'
+    /// libcs are each read from /proc.
+    libc: Option<PathBuf>,
 }
 
 impl HeapProbes {
@@ -449,12 +610,23 @@ impl HeapProbes {
             if event.exited {
                 continue;
             }
-            if let Err(error) = probes.attach_heap_probes(&self.libc, event.pid) {
-                // The child may be gone already; its heap blocks are then moot.
-                if process::exists(event.pid) {
-                    log::warn!("heap blocks of pid {} are not tracked: {error}", event.pid);
-                }
-            }
+            self.attach_to(event.pid, probes);
+        }
+    }
+
+    /// Attaches the uprobes to process `pid`'s libc: the target's, or the one it maps.
+    fn attach_to(&self, pid: u32, probes: &mut Probes) {
+        let attached = match &self.libc {
+            Some(libc) => probes
+                .attach_heap_probes(libc, pid)
+                .map_err(anyhow::Error::from),
+            None => libc_of(pid).and_then(|libc| Ok(probes.attach_heap_probes(&libc, pid)?)),
+        };
+        // The process may be gone already; its heap blocks are then moot.
+        if let Err(error) = attached
+            && process::exists(pid)
+        {
+            log::warn!("heap blocks of pid {pid} are not tracked: {error:#}");
         }
     }
 
@@ -471,11 +643,7 @@ impl HeapProbes {
 /// The user and system time process `pid` has used, all its threads, from /proc/PID/stat (in
 /// clock ticks); `None` once it is gone.
 fn cpu_ns_of(pid: u32) -> Option<u64> {
-    let stat = procfs::process::Process::new(pid as i32)
-        .and_then(|process| process.stat())
-        .ok()?;
-    let ticks = stat.utime + stat.stime;
-    Some(ticks * 1_000_000_000 / procfs::ticks_per_second().max(1))
+    ProcessStat::read(pid).map(|stat| stat.cpu_ns)
 }
 
 /// The libc that process `pid` maps, as a path that works from our mount namespace.
@@ -498,3 +666,6 @@ fn libc_of(pid: u32) -> anyhow::Result<PathBuf> {
             format!("process {pid} maps no libc.so; use --region none or --region ADDR:LEN")
         })
 }
+
+#[cfg(test)]
+mod tests;

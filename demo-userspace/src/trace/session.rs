@@ -40,6 +40,9 @@ pub struct TracedFault {
     pub code: Arc<Code>,
     /// The user stack, innermost first, with `--stacks`.
     pub stack: Option<Stack>,
+    /// The command of the faulting process when its record arrived (an exec changes it), so
+    /// that a trace of many processes names each fault's; `None` when it was never known.
+    pub command: Option<Arc<str>>,
 }
 
 impl TracedFault {
@@ -98,6 +101,12 @@ struct ProcessState {
     command: Option<Arc<str>>,
     /// What its threads had counted when the trace began: nothing for a process forked since.
     before_trace: FaultCounters,
+    /// What its threads had counted before is not known (it joined with other live threads),
+    /// so `before_trace` is no count.
+    before_unknown: bool,
+    /// It was added with [`Session::add_process`] or inherited at its fork, rather than made
+    /// by the first record that named it.
+    added: bool,
     /// The final counters of its threads that exited, as their exit records carried them.
     exited_threads: FaultCounters,
 }
@@ -109,6 +118,14 @@ pub enum TracedSince {
     Fork,
     /// The moment it was added, while it ran: what its threads counted until then came before.
     Attach,
+    /// Its first event under a cgroup scope, when the kernel side joined it: what its threads
+    /// counted until then, gone ones included, as the join record says, `None` when the record
+    /// could not say (the process had more live threads than the joining one); and what its
+    /// gone threads counted, which its exit's count includes as rusage does.
+    Joined {
+        before: Option<FaultCounters>,
+        gone: FaultCounters,
+    },
 }
 
 /// What the kernel and the trace each counted for one traced process.
@@ -118,8 +135,13 @@ pub struct ProcessTotals {
     pub command: Option<Arc<str>>,
     /// Completed faults the trace saw.
     pub traced: u64,
-    /// What its threads had counted before the trace began.
+    /// What its threads had counted before the trace began; no count unless
+    /// `before_trace_known`.
     pub before_trace: FaultCounters,
+    /// `before_trace` is a count: false for a process that joined a cgroup scope with more
+    /// live threads than the joining one, whose counters the trace never read, and for one
+    /// whose join or fork record was lost.
+    pub before_trace_known: bool,
     /// What the kernel counted for it over its life, once it exited: the sum of its threads'
     /// final counters, as rusage has them. `None` while it runs.
     pub kernel: Option<FaultCounters>,
@@ -128,9 +150,12 @@ pub struct ProcessTotals {
 impl ProcessTotals {
     /// Faults the kernel counted during the trace that the trace did not see complete, once
     /// the process exited: those it took through get_user_pages, and those whose records
-    /// were lost.
+    /// were lost. `None` while it runs, and when what it counted before is not known.
     pub fn difference(&self) -> Option<i64> {
         let kernel = self.kernel?;
+        if !self.before_trace_known {
+            return None;
+        }
         Some(kernel.total() as i64 - self.before_trace.total() as i64 - self.traced as i64)
     }
 }
@@ -178,6 +203,8 @@ struct Resolved {
     region: Option<(usize, Arc<str>, Location)>,
     code: Arc<Code>,
     stack: Option<Stack>,
+    /// The process's command when the record arrived.
+    command: Option<Arc<str>>,
 }
 
 pub struct Session {
@@ -187,6 +214,9 @@ pub struct Session {
     heap: HeapPairer,
     regions: RegionTracker,
     processes: BTreeMap<u32, ProcessState>,
+    /// The totals of processes that exited and whose pid a new process took since: the entry
+    /// in `processes` is the new one's.
+    ended_processes: Vec<ProcessTotals>,
     /// Per region id: its page model and fault count.
     pages: BTreeMap<usize, (PageModel, u64)>,
     totals: ClassCounts,
@@ -253,6 +283,7 @@ impl Session {
             heap: HeapPairer::default(),
             regions,
             processes: BTreeMap::new(),
+            ended_processes: Vec::new(),
             pages: BTreeMap::new(),
             totals: ClassCounts::default(),
             fallback: FallbackNames {
@@ -282,44 +313,84 @@ impl Session {
         self.command_before_exec = true;
     }
 
-    /// Starts tracking a process (the command, or the --pid target) and reads its mappings.
-    /// `traced_since` says whether the trace saw it from its fork (a command demo started),
-    /// or whether its threads may have faulted before the trace began (a running process).
+    /// Starts tracking a process (the command, the --pid target, or one in the --cgroup) and
+    /// reads its mappings. `traced_since` says whether the trace saw it from its fork (a
+    /// command demo started), whether its threads may have faulted before the trace began (a
+    /// running process), or what the kernel side said they had when it joined. A process that
+    /// records named before it was added keeps what the trace counted of it; one that exited
+    /// was another process, whose pid this one took (see [`Session::retire`]). The loader adds
+    /// its processes before it handles any record, when none has exited, so no region ends
+    /// here; the records' joins and forks of a reused pid report the old regions' ends.
     pub fn add_process(&mut self, pid: u32, traced_since: TracedSince) {
-        self.processes.insert(
-            pid,
-            ProcessState {
-                maps: self.view.read_mappings(pid).unwrap_or_default(),
-                command: self.view.command_name(pid).map(Arc::from),
-                before_trace: match traced_since {
-                    TracedSince::Fork => FaultCounters::default(),
-                    TracedSince::Attach => self
-                        .view
-                        .live_threads_fault_counters(pid)
-                        .unwrap_or_default(),
-                },
-                ..ProcessState::default()
-            },
-        );
+        self.start_process(pid, traced_since, &mut Vec::new());
+    }
+
+    /// [`Session::add_process`], with the ends of the regions of an exited process whose pid
+    /// the new one took going to `out`.
+    fn start_process(&mut self, pid: u32, traced_since: TracedSince, out: &mut Vec<TraceEvent>) {
+        self.retire(pid, out);
+        let (before_trace, before_unknown, gone) = match traced_since {
+            TracedSince::Fork => (FaultCounters::default(), false, FaultCounters::default()),
+            TracedSince::Attach => (
+                self.view
+                    .live_threads_fault_counters(pid)
+                    .unwrap_or_default(),
+                false,
+                FaultCounters::default(),
+            ),
+            TracedSince::Joined { before, gone } => {
+                (before.unwrap_or_default(), before.is_none(), gone)
+            }
+        };
+        let maps = self.view.read_mappings(pid).unwrap_or_default();
+        let command = self.view.command_name(pid).map(Arc::from);
+        let process = self.processes.entry(pid).or_default();
+        process.maps = maps;
+        process.command = command;
+        process.before_trace = before_trace;
+        process.before_unknown = before_unknown;
+        process.exited_threads = process.exited_threads.plus(gone);
+        process.added = true;
     }
 
     /// Starts tracking a forked `child` with what it inherited from `parent`: fork copies the
     /// address space, so the child starts with the parent's mappings and regions, and names
     /// them even if it is gone before /proc/PID/maps could be read.
     fn inherit(&mut self, parent: u32, child: u32, out: &mut Vec<TraceEvent>) {
+        self.retire(child, out);
         let inherited = self.processes.get(&parent).map(|parent| ProcessState {
             maps: parent.maps.clone(),
             heap: parent.heap,
             command: parent.command.clone(),
+            added: true,
             ..ProcessState::default()
         });
         match inherited {
             Some(state) => {
                 self.processes.insert(child, state);
             }
-            None => self.add_process(child, TracedSince::Fork),
+            None => self.start_process(child, TracedSince::Fork, out),
         }
         for change in self.regions.inherit(parent, child) {
+            self.apply_region_change(change, out);
+        }
+    }
+
+    /// Moves an exited process `pid` out of the way of a new process that took its pid: its
+    /// totals go on to the summary as they were, and its regions, which the new address space
+    /// does not have, end. Nothing happens while `pid` runs or was never seen.
+    fn retire(&mut self, pid: u32, out: &mut Vec<TraceEvent>) {
+        if !self
+            .processes
+            .get(&pid)
+            .is_some_and(|process| process.exited)
+        {
+            return;
+        }
+        if let Some(process) = self.processes.remove(&pid) {
+            self.ended_processes.push(totals_of(pid, &process));
+        }
+        for change in self.regions.end_all(pid) {
             self.apply_region_change(change, out);
         }
     }
@@ -444,6 +515,26 @@ impl Session {
             }
             // Its fault was settled above, before anything else of the record was handled.
             Record::FaultEnd(_) => {}
+            // A process the loader added already (from the cgroup's list, a moment before the
+            // kernel side met it) keeps what it was added with. One that only records named so
+            // far (another thread's event can come before the join's record) is added now, and
+            // so is one whose pid was an exited process's: a process never joins after its exit.
+            Record::Joined(join) => {
+                if !self
+                    .processes
+                    .get(&join.pid)
+                    .is_some_and(|p| p.added && !p.exited)
+                {
+                    self.start_process(
+                        join.pid,
+                        TracedSince::Joined {
+                            before: join.before(),
+                            gone: join.gone,
+                        },
+                        out,
+                    );
+                }
+            }
             Record::Process(event) if event.exited => {
                 let process = self.processes.entry(event.pid).or_default();
                 process.exited = true;
@@ -606,6 +697,7 @@ impl Session {
         let (code, stack) =
             self.view
                 .fault_code(fault.pid, fault.ip, stack.as_ref(), &process.maps);
+        let command = process.command.clone();
         let region = self
             .regions
             .find(fault.pid, fault.address)
@@ -620,6 +712,7 @@ impl Session {
             region,
             code,
             stack,
+            command,
         }
     }
 
@@ -648,6 +741,7 @@ impl Session {
             region,
             code,
             stack,
+            command,
         } = resolved;
         if let Some(cause) = unknown {
             self.unknown_mappings.add(cause);
@@ -672,6 +766,7 @@ impl Session {
             region,
             code,
             stack,
+            command,
         }));
     }
 
@@ -764,15 +859,22 @@ impl Session {
         self.processes.get(&pid).map_or(0, |p| p.completions)
     }
 
-    /// What the kernel and the trace counted for each traced process, by pid.
+    /// What the kernel and the trace counted for each traced process, by pid; processes that
+    /// had the same pid in turn, oldest first.
     pub fn process_totals(&self) -> impl Iterator<Item = ProcessTotals> + '_ {
-        self.processes.iter().map(|(&pid, process)| ProcessTotals {
-            pid,
-            command: process.command.clone(),
-            traced: process.completions,
-            before_trace: process.before_trace,
-            kernel: process.exited.then_some(process.exited_threads),
-        })
+        let mut all: Vec<ProcessTotals> = self
+            .ended_processes
+            .iter()
+            .cloned()
+            .chain(
+                self.processes
+                    .iter()
+                    .map(|(&pid, process)| totals_of(pid, process)),
+            )
+            .collect();
+        // A stable sort: the ended ones, in the order they ended, before their pid's current one.
+        all.sort_by_key(|totals| totals.pid);
+        all.into_iter()
     }
 
     /// The page states of region `id`, while it keeps them.
@@ -786,6 +888,20 @@ impl Session {
             let (pages, count) = self.pages.get(&tracked.id)?;
             Some((tracked, pages, *count))
         })
+    }
+}
+
+/// What the kernel and the trace counted for `process`, whose pid is `pid`.
+fn totals_of(pid: u32, process: &ProcessState) -> ProcessTotals {
+    ProcessTotals {
+        pid,
+        command: process.command.clone(),
+        traced: process.completions,
+        before_trace: process.before_trace,
+        // A process only records named was never added: its join or fork record was lost
+        // (counted with its lost records), so what it counted before is not known.
+        before_trace_known: process.added && !process.before_unknown,
+        kernel: process.exited.then_some(process.exited_threads),
     }
 }
 

@@ -135,6 +135,7 @@ mod tests {
             region: None,
             code: std::sync::Arc::default(),
             stack: None,
+            command: None,
         }
     }
 

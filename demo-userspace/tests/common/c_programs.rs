@@ -23,6 +23,23 @@ pub fn compile_c(name: &str, source: &str, defines: &[&str]) -> PathBuf {
     binary
 }
 
+/// Writes one byte to each of `argv[1]` fresh pages of an anonymous mapping, then prints where
+/// they are (in hex), so that a test can tell their faults from the program's start-up.
+pub const TOUCH: &str = r#"
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+int main(int argc, char **argv) {
+    long pages = atol(argv[1]);
+    char *area = mmap(NULL, pages * 4096, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (area == MAP_FAILED) return 1;
+    for (long page = 0; page < pages; page++) area[page * 4096] = 1;
+    printf("%lx\n", (unsigned long)area);
+    return 0;
+}
+"#;
+
 /// Names itself `a ESC ]2;x BEL newline b` with prctl (a terminal title sequence and a forged
 /// line, as a hostile user would), writes a page of its own data, then writes `argv[1]` fresh
 /// pages.

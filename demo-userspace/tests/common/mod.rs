@@ -8,6 +8,7 @@
 )]
 
 pub mod c_programs;
+pub mod cgroup;
 pub mod cold_file;
 pub mod json;
 pub mod kernel;

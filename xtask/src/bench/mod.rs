@@ -3,6 +3,7 @@
 //! judges only when its no-op rows land at 1.00 within ±3%; otherwise it says the run was too
 //! noisy.
 
+mod cgroup;
 mod heap;
 mod kernel_cost;
 mod modes;
@@ -36,7 +37,7 @@ const NOISE: f64 = 0.03;
 /// How often a mode runs at most to get a run that the host did not disturb.
 const ATTEMPTS: u32 = 6;
 
-const MODES: [Mode; 17] = [
+const MODES: [Mode; 18] = [
     Mode::Untraced,
     Mode::UntracedBusy,
     Mode::TopCountersOnly,
@@ -47,6 +48,7 @@ const MODES: [Mode; 17] = [
     Mode::TraceCallGraphFp,
     Mode::TraceCallGraphDwarf,
     Mode::TraceOther,
+    Mode::TraceOtherCgroup,
     Mode::Top,
     Mode::TopDurations,
     Mode::TopListen,
@@ -487,6 +489,14 @@ fn report(
                 Mode::TraceOther.label()
             ),
             ..over_floor(Mode::TraceOther, 0.02)
+        },
+        // Scoped to a cgroup: the bystander pays one cgroup check per fault instead of a lookup.
+        Target {
+            name: format!(
+                "{} (durations on) <= floor + 0.02, 0 lost",
+                Mode::TraceOtherCgroup.label()
+            ),
+            ..over_floor(Mode::TraceOtherCgroup, 0.02)
         },
         over_floor(Mode::TopListen, 0.02),
         Target {

@@ -12,7 +12,10 @@ use std::{
 use anyhow::{Context as _, bail};
 use serde_json::Value;
 
-use super::kernel_cost::{self, ProgramCost};
+use super::{
+    cgroup::EmptyCgroup,
+    kernel_cost::{self, ProgramCost},
+};
 
 mod perf;
 
@@ -44,6 +47,10 @@ pub enum Mode {
     /// context switch, reclaim and compaction), which return at their first lookup, cost the
     /// rest.
     TraceOther,
+    /// Untraced, while `demo trace --durations --cgroup` traces an empty cgroup: what the
+    /// cgroup check (`bpf_current_task_under_cgroup`), which the programs make for every
+    /// process in place of the target lookup, costs the rest.
+    TraceOtherCgroup,
     /// `demo top --no-durations`: per-fault counting alone.
     Top,
     /// `demo top --durations`: each process's time in faults too.
@@ -71,6 +78,7 @@ impl Mode {
             Self::TraceCallGraphFp => "demo trace --call-graph fp",
             Self::TraceCallGraphDwarf => "demo trace --call-graph dwarf",
             Self::TraceOther => "untraced, demo traces another",
+            Self::TraceOtherCgroup => "untraced, demo traces a cgroup",
             Self::Top => "demo top --no-durations",
             Self::TopDurations => "demo top --durations",
             Self::TopListen => "demo top --listen --per-pid",
@@ -200,7 +208,8 @@ pub fn run(mode: Mode, setup: &Setup, workload: &mut Workload) -> anyhow::Result
         | Mode::TraceNoRegions
         | Mode::TraceCallGraphFp
         | Mode::TraceCallGraphDwarf
-        | Mode::TraceOther => trace(mode, setup, workload),
+        | Mode::TraceOther
+        | Mode::TraceOtherCgroup => trace(mode, setup, workload),
         Mode::Top | Mode::TopDurations | Mode::TopCountersOnly | Mode::Floor => {
             top(mode, setup, workload)
         }
@@ -217,7 +226,7 @@ fn trace(mode: Mode, setup: &Setup, workload: &mut Workload) -> anyhow::Result<S
     let extra: &[&str] = match mode {
         // Durations named, not left to the default, so that the row measures them whichever
         // default the release has.
-        Mode::Trace | Mode::TraceOther => &["--durations"],
+        Mode::Trace | Mode::TraceOther | Mode::TraceOtherCgroup => &["--durations"],
         Mode::TraceNoDurations => &["--no-durations"],
         Mode::TraceNoRegions => &["--region", "none"],
         Mode::TraceCallGraphFp => &["--call-graph", "fp"],
@@ -229,13 +238,22 @@ fn trace(mode: Mode, setup: &Setup, workload: &mut Workload) -> anyhow::Result<S
         Mode::TraceOther => Some(Command::new("sleep").arg("600").spawn()?),
         _ => None,
     };
+    // For TraceOtherCgroup, an empty cgroup is traced instead.
+    let cgroup = match mode {
+        Mode::TraceOtherCgroup => Some(EmptyCgroup::new("demo-bench")?),
+        _ => None,
+    };
     let traced = other.as_ref().map_or(workload.pid(), Child::id);
-    let mut tracer = pinned("1", setup.demo)
+    let mut tracer = pinned("1", setup.demo);
+    tracer
         .args(["trace", "--format", "json", "--output"])
         .arg(&out)
-        .args(extra)
-        .args(["--pid", &traced.to_string()])
-        .spawn()?;
+        .args(extra);
+    match &cgroup {
+        Some(cgroup) => tracer.arg("--cgroup").arg(cgroup.path()),
+        None => tracer.args(["--pid", &traced.to_string()]),
+    };
+    let mut tracer = tracer.spawn()?;
     wait_for_file(&out, &mut tracer)?;
     let sample = workload.measure(setup)?;
     stop(&mut tracer)?;

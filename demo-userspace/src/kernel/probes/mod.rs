@@ -3,13 +3,18 @@
 
 use aya::{
     Ebpf, EbpfError, EbpfLoader,
-    maps::{HashMap, MapData, MapError, PerCpuArray, PerCpuHashMap, RingBuf},
+    maps::{CgroupArray, HashMap, MapData, MapError, PerCpuArray, PerCpuHashMap, RingBuf},
     programs::{
         PerfEvent, ProgramError, RawTracePoint, TracePoint,
         perf_event::{PerfEventConfig, PerfEventScope, SamplePolicy, SoftwareEvent},
     },
 };
-use std::{collections::BTreeMap, path::Path};
+use std::{
+    collections::BTreeMap,
+    os::fd::{AsRawFd, OwnedFd},
+    path::Path,
+    sync::Arc,
+};
 
 use aya::programs::UProbe;
 use demo_common::{
@@ -284,6 +289,10 @@ pub struct ProbeOptions {
     pub stack_bytes: u32,
     /// Time each fault from its start to its completion, and say where the time went.
     pub durations: bool,
+    /// With `--cgroup`: the cgroup v2 directory (opened `O_RDONLY | O_DIRECTORY`) the programs
+    /// are scoped to. Only the tasks in it or below it are reported, and each process there
+    /// joins the targets at its first event; `None` reports the target map's processes alone.
+    pub cgroup: Option<Arc<OwnedFd>>,
 }
 
 impl Default for ProbeOptions {
@@ -295,6 +304,7 @@ impl Default for ProbeOptions {
             stack_depth: 0,
             stack_bytes: 0,
             durations: false,
+            cgroup: None,
         }
     }
 }
@@ -363,6 +373,7 @@ impl Probes {
                 stack_bytes,
                 durations: options.durations,
             },
+            options.cgroup.as_deref(),
         )?;
         if options.durations {
             completions::load(&mut ebpf, &btf)?;
@@ -421,6 +432,27 @@ impl Probes {
             })
     }
 
+    /// Starts tracing process `pid` as `flags` ask, unless it is a target already: true when it
+    /// was added, false when it was there (under a cgroup scope, the kernel side may have joined
+    /// it first, and its join record tells the trace).
+    pub fn add_target_if_absent(&mut self, pid: u32, flags: u8) -> Result<bool, ProbeError> {
+        match self
+            .targets
+            .insert(pid, flags, u64::from(aya_obj::generated::BPF_NOEXIST))
+        {
+            Ok(()) => Ok(true),
+            Err(MapError::SyscallError(error))
+                if error.io_error.raw_os_error() == Some(libc::EEXIST) =>
+            {
+                Ok(false)
+            }
+            Err(source) => Err(ProbeError::Map {
+                operation: "add a target process",
+                source,
+            }),
+        }
+    }
+
     /// The flags of `pid` in the target map, `None` when it is not there.
     pub fn target_flags(&self, pid: u32) -> Result<Option<u8>, ProbeError> {
         unless_missing(self.targets.get(&pid, 0), "read the target map")
@@ -462,23 +494,41 @@ impl Probes {
     }
 
     /// Everything the kernel side lost: records that found the ring buffer full, and followed
-    /// children that found the target map full.
+    /// children that found the target map full. The events of processes that could not join
+    /// (`demo_common::UNJOINED_SLOT`) were reported, so they are not counted here.
     pub fn dropped(&self) -> Result<u64, ProbeError> {
-        Ok(self.drops_by_slot()?.iter().sum())
+        Ok(self
+            .drops_by_slot()?
+            .iter()
+            .enumerate()
+            .filter(|&(slot, _)| slot != demo_common::UNJOINED_SLOT as usize)
+            .map(|(_, &count)| count)
+            .sum())
+    }
+
+    /// Under `--cgroup`, the events reported by processes that could not join the target map
+    /// because it was full (`demo_common::UNJOINED_SLOT`), summed over CPUs: each counts once.
+    /// Those processes' forks and exits went unreported, and the trace has no join for them.
+    pub fn unjoined(&self) -> Result<u64, ProbeError> {
+        self.drop_count(demo_common::UNJOINED_SLOT)
     }
 
     /// The drop counters, summed over CPUs: slot k holds records of kind k, slot 0 untraced
-    /// children.
+    /// children, and `demo_common::UNJOINED_SLOT` the events of scoped processes that found the
+    /// target map full as they joined.
     pub fn drops_by_slot(&self) -> Result<Vec<u64>, ProbeError> {
         (0..demo_common::DROP_SLOTS)
-            .map(|slot| {
-                let per_cpu = self.drops.get(&slot, 0).map_err(|source| ProbeError::Map {
-                    operation: "read the drop counters",
-                    source,
-                })?;
-                Ok(per_cpu.iter().sum())
-            })
+            .map(|slot| self.drop_count(slot))
             .collect()
+    }
+
+    /// Drop counter `slot`, summed over CPUs.
+    fn drop_count(&self, slot: u32) -> Result<u64, ProbeError> {
+        let per_cpu = self.drops.get(&slot, 0).map_err(|source| ProbeError::Map {
+            operation: "read the drop counters",
+            source,
+        })?;
+        Ok(per_cpu.iter().sum())
     }
 
     /// The records lost so far by each process that lost any, by kind, summed over CPUs.
@@ -537,11 +587,12 @@ fn stack_bytes(requested: u32) -> u32 {
     requested.min(demo_common::MAX_STACK_BYTES as u32) & !7
 }
 
-/// Loads the embedded object, with the task layout of the kernel whose BTF is `btf`, and starts
-/// its logger.
+/// Loads the embedded object, with the task layout of the kernel whose BTF is `btf` and the
+/// cgroup scope `cgroup` if any, and starts its logger.
 fn open_object(
     btf: &btf_rs::Btf,
     purpose: ObjectUse,
+    cgroup: Option<&OwnedFd>,
 ) -> Result<(Ebpf, aya_log::EbpfLogger<&'static dyn log::Log>), ProbeError> {
     raise_memlock_limit();
     let layout = task_layout::of_kernel(btf)?;
@@ -560,6 +611,9 @@ fn open_object(
     };
     loader.override_global(demo_common::STACK_DEPTH_GLOBAL, &stack_depth, true);
     loader.override_global(demo_common::STACK_BYTES_GLOBAL, &stack_bytes, true);
+    // Off, the verifier drops the scope's check from every program.
+    let scoped = u32::from(cgroup.is_some());
+    loader.override_global(demo_common::CGROUP_SCOPED_GLOBAL, &scoped, true);
     let durations_flag = u32::from(durations);
     loader.override_global(demo_common::DURATIONS_GLOBAL, &durations_flag, true);
     if !durations {
@@ -607,9 +661,28 @@ fn open_object(
     let mut ebpf = loader
         .load(EBPF_OBJECT)
         .map_err(|error| ProbeError::Load(Box::new(error)))?;
+    // Before any program is attached; until then a scoped program would find the slot empty,
+    // which reports nothing.
+    if let Some(cgroup) = cgroup {
+        set_scope(&mut ebpf, cgroup)?;
+    }
     // The logger must exist before the programs load, since they reference its map.
     let logger = aya_log::EbpfLogger::init(&mut ebpf).map_err(ProbeError::Logger)?;
     Ok((ebpf, logger))
+}
+
+/// Puts the cgroup directory `cgroup` in slot 0 of the scope map; the map holds a reference to
+/// the cgroup from then on.
+fn set_scope(ebpf: &mut Ebpf, cgroup: &OwnedFd) -> Result<(), ProbeError> {
+    let map = ebpf
+        .map_mut(demo_common::CGROUP_SCOPE_MAP)
+        .ok_or_else(|| ProbeError::Missing(format!("map {}", demo_common::CGROUP_SCOPE_MAP)))?;
+    let operation = "set the cgroup to trace in the scope map";
+    let mut scope =
+        CgroupArray::try_from(map).map_err(|source| ProbeError::Map { operation, source })?;
+    scope
+        .set(0, cgroup.as_raw_fd(), 0)
+        .map_err(|source| ProbeError::Map { operation, source })
 }
 
 /// Loads the bench's floor object, whose programs count nothing and use no map.

@@ -1,6 +1,6 @@
 //! The programs and maps of `demo top`: per-process counts in the kernel, no event per fault.
 
-use std::collections::HashMap as StdHashMap;
+use std::{collections::HashMap as StdHashMap, os::fd::OwnedFd, sync::Arc};
 
 use aya::{
     Ebpf,
@@ -77,8 +77,14 @@ pub struct ProcessCounts {
 impl TopProbes {
     /// Attaches the counting programs to the fault tracepoints, and the program that keeps the
     /// fault counters of exiting processes.
-    /// With [`TopCounting::KernelCounters`], only the exit program.
-    pub fn load(fault_category: &str, counting: TopCounting) -> Result<Self, ProbeError> {
+    /// With [`TopCounting::KernelCounters`], only the exit program. With `cgroup` (a cgroup v2
+    /// directory, opened `O_RDONLY | O_DIRECTORY`), the programs count and keep only the
+    /// processes in it or below it.
+    pub fn load(
+        fault_category: &str,
+        counting: TopCounting,
+        cgroup: Option<Arc<OwnedFd>>,
+    ) -> Result<Self, ProbeError> {
         let tracing = tracefs::ensure_mounted()?;
         let fault_programs = match counting {
             TopCounting::PerFault { .. } => {
@@ -109,7 +115,7 @@ impl TopProbes {
         if counts_faults {
             check_fault_args(&btf, &tracepoints)?;
         }
-        let (mut ebpf, logger) = open_object(&btf, ObjectUse::Top(counting))?;
+        let (mut ebpf, logger) = open_object(&btf, ObjectUse::Top(counting), cgroup.as_deref())?;
         let mut floor = None;
         let durations = matches!(
             counting,

@@ -49,16 +49,7 @@ impl<'a> DurationsLine<'a> {
             slowest: durations
                 .slowest
                 .iter()
-                .map(|traced| {
-                    FaultLine::new(
-                        SCENARIO,
-                        None,
-                        (&traced.fault, &traced.code, traced.stack.as_ref()),
-                        (traced.region.as_ref()).map(|(_, name, location)| (&**name, *location)),
-                        &traced.mapping,
-                        Some(traced.mapping_offset),
-                    )
-                })
+                .map(|traced| FaultLine::of_traced(SCENARIO, traced))
                 .collect(),
         }
     }

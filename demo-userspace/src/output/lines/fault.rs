@@ -49,6 +49,8 @@ impl FaultLine<'_> {
         integer(out, self.pid);
         out.extend_from_slice(b",\"tid\":");
         integer(out, self.tid);
+        out.extend_from_slice(b",\"comm\":");
+        option(out, self.comm, string);
         out.extend_from_slice(b",\"timestamp_ns\":");
         integer(out, self.timestamp_ns);
         out.extend_from_slice(b",\"address\":");
@@ -224,6 +226,7 @@ mod tests {
                 file,
                 line,
                 inlined,
+                module_offset: None,
             })
     }
 
@@ -248,6 +251,7 @@ mod tests {
                 proptest::collection::vec((any::<u64>(), code(), any::<bool>()), 0..3)
             ),
             end: Option<(u64, u8)>,
+            comm in proptest::option::of("[a-z\"\\\u{1b}é /]{0,16}"),
         ) {
             let fault = ClassifiedFault {
                 fault: Fault {
@@ -296,7 +300,8 @@ mod tests {
                 hit,
                 &mapping,
                 mapping_offset,
-            );
+            )
+            .with_comm(comm.as_deref());
             // Twice through one cache: the second line reuses the first one's code object.
             let mut codes = CodeJson::default();
             let (mut first, mut second) = (Vec::new(), Vec::new());

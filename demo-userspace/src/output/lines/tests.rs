@@ -212,7 +212,8 @@ fn every_line_of_a_trace() {
     let region = tracked(false);
     let (pages, _) = page_1_written_in_step_2();
     let start = TraceStart {
-        pid: 100,
+        pid: Some(100),
+        cgroup: None,
         command: Some("./alloc".to_owned()),
         source: FaultSourceInUse::Tracepoints,
         heap_probes: Some("/usr/lib/x86_64-linux-gnu/libc.so.6".to_owned()),
@@ -236,6 +237,7 @@ fn every_line_of_a_trace() {
     major.fault.class = crate::model::classify::FaultClass::Major;
     let mut unwound = timed(fault(array.start + 6000, 6, "[anon]", &array), 1_400, 0);
     unwound.stack = Some(crate::output::fixtures::unwound_stack());
+    unwound.command = Some("alloc".into());
     let faults = [
         unwound,
         timed(fault(array.start + 9000, 6, "[anon]", &array), 2_600, 0),
@@ -252,7 +254,8 @@ fn every_line_of_a_trace() {
                 without_unwind_info: 1,
             },
         )),
-        pid: 100,
+        pid: Some(100),
+        cgroup: None,
         ended_by: TraceEnd::Exit,
         child: Some(ProcessEnd::Exited(0)),
         faults_total: 4,
@@ -265,23 +268,46 @@ fn every_line_of_a_trace() {
         class_disagreements: 0,
         durations: Some(durations_of(&faults, 3_000_000, 40_000_000)),
         traced_completions: 3,
-        before_trace: 1,
+        before_trace: Some(1),
         rusage: Some(Rusage {
             minflt: 5,
             majflt: 0,
             user_ns: 2_000_000,
             system_ns: 1_000_000,
         }),
-        processes: vec![crate::trace::ProcessSummary {
-            totals: crate::trace::session::ProcessTotals {
-                pid: 100,
-                command: Some("prog".into()),
-                traced: 3,
-                before_trace: demo_common::FaultCounters { minor: 1, major: 0 },
-                kernel: Some(demo_common::FaultCounters { minor: 5, major: 0 }),
+        processes: vec![
+            crate::trace::ProcessSummary {
+                totals: crate::trace::session::ProcessTotals {
+                    pid: 100,
+                    command: Some("prog".into()),
+                    traced: 3,
+                    before_trace: demo_common::FaultCounters { minor: 1, major: 0 },
+                    before_trace_known: true,
+                    kernel: Some(demo_common::FaultCounters { minor: 5, major: 0 }),
+                },
+                lost: [(demo_common::RecordKind::Fault, 0)].into_iter().collect(),
+                at_end: None,
             },
-            lost: [(demo_common::RecordKind::Fault, 0)].into_iter().collect(),
-        }],
+            crate::trace::ProcessSummary {
+                totals: crate::trace::session::ProcessTotals {
+                    pid: 101,
+                    command: Some("worker".into()),
+                    traced: 2,
+                    before_trace: demo_common::FaultCounters {
+                        minor: 40,
+                        major: 1,
+                    },
+                    before_trace_known: true,
+                    kernel: None,
+                },
+                lost: std::collections::BTreeMap::new(),
+                at_end: Some(crate::trace::ProcessStat {
+                    minflt: 43,
+                    majflt: 1,
+                    cpu_ns: 20_000_000,
+                }),
+            },
+        ],
         loader: LoaderCost {
             cpu_ms: 30,
             attach_cpu_ms: 20,
@@ -296,6 +322,7 @@ fn every_line_of_a_trace() {
         )]
         .into(),
         untraced_children: 0,
+        unjoined_events: 0,
         kernel_programs: Some(vec![ProgramRuns {
             program: "page_fault_user".to_owned(),
             runs: 3,

@@ -11,7 +11,11 @@ use crate::{kernel::executable::Unseen, kernel::probes::FaultSourceInUse, trace:
 #[derive(Serialize, JsonSchema)]
 #[schemars(rename = "TraceStart")]
 pub struct TraceStartLine<'a> {
-    pid: u32,
+    /// The one process traced (the command, or `--pid`); null for a cgroup.
+    pid: Option<u32>,
+    /// `--cgroup`: the cgroup traced with those below it, its path as /proc/PID/cgroup shows
+    /// it; null otherwise.
+    cgroup: Option<&'a str>,
     command: Option<&'a str>,
     /// Where faults come from; in JSON, `source` and `fallback`.
     #[serde(flatten)]
@@ -29,6 +33,7 @@ impl<'a> From<&'a TraceStart> for TraceStartLine<'a> {
     fn from(start: &'a TraceStart) -> Self {
         Self {
             pid: start.pid,
+            cgroup: start.cgroup.as_deref(),
             command: start.command.as_deref(),
             source: FaultSourceLine(start.source),
             heap_probes: start.heap_probes.as_deref(),

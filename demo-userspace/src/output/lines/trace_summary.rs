@@ -20,7 +20,10 @@ use crate::{
 #[derive(Serialize, JsonSchema)]
 pub struct TraceSummaryLine<'a> {
     scenario: &'static str,
-    pid: u32,
+    /// The one process traced (the command, or `--pid`); null for a cgroup.
+    pid: Option<u32>,
+    /// `--cgroup`: the cgroup traced, its path as /proc/PID/cgroup shows it; null otherwise.
+    cgroup: Option<&'a str>,
     /// Why the trace ended.
     ended_by: TraceEndLine,
     /// How the command ended (`demo trace -- CMD`), e.g. `exited with status 0`.
@@ -58,6 +61,9 @@ pub struct TraceSummaryLine<'a> {
     records: BTreeMap<&'static str, RecordCountLine>,
     /// Followed children that could not be traced because the target map was full.
     untraced_children: u64,
+    /// `--cgroup`: events of the cgroup's processes that could not join the trace because the
+    /// target map was full, each counted once; the trace has nothing else of those processes.
+    unjoined_events: u64,
     /// Per program, its runs and their time in the kernel; null unless
     /// `kernel.bpf_stats_enabled` is 1.
     kernel_programs: Option<Vec<ProgramRunsLine<'a>>>,
@@ -84,8 +90,9 @@ pub struct TraceSummaryLine<'a> {
     /// (rusage, less `before_trace`, less `traced_completions`).
     rusage_difference: Option<i64>,
     /// Faults the traced pid's threads had counted before the trace began (a command's, while
-    /// demo held it before its exec).
-    before_trace: u64,
+    /// demo held it before its exec); for a cgroup, the sum of its processes'; null when any
+    /// of those counts is not known.
+    before_trace: Option<u64>,
     /// Each traced process: what the kernel counted for it, what the trace saw, and the records
     /// it lost.
     processes: Vec<TracedProcessLine<'a>>,
@@ -100,8 +107,9 @@ struct TracedProcessLine<'a> {
     command: Option<&'a str>,
     /// Completed faults the trace saw.
     traced: u64,
-    /// Faults its threads had counted before the trace began.
-    before_trace: u64,
+    /// Faults its threads had counted before the trace began; null when that is not known (it
+    /// joined a cgroup's trace while other threads of it ran).
+    before_trace: Option<u64>,
     /// What the kernel counted for it over its life, from its threads' final counters; null
     /// while it runs.
     kernel: Option<RusageLine>,
@@ -110,6 +118,20 @@ struct TracedProcessLine<'a> {
     difference: Option<i64>,
     /// Records of it that the ring buffer dropped, by kind.
     lost: BTreeMap<&'static str, u64>,
+    /// For a process still running at the end that demo did not start: its own counts and CPU
+    /// time as /proc/PID/stat gave them then; null for one that exited (`kernel` has its
+    /// counts; its CPU time is unknown unless it is the command, in `rusage`).
+    at_end: Option<ProcessStatLine>,
+}
+
+/// A process's own faults and CPU time, from /proc/PID/stat.
+#[derive(Serialize, JsonSchema)]
+#[schemars(rename = "ProcessStat")]
+struct ProcessStatLine {
+    minflt: u64,
+    majflt: u64,
+    /// User and system time, all its threads (counted by the kernel in clock ticks).
+    cpu_ns: u64,
 }
 
 impl<'a> From<&'a ProcessSummary> for TracedProcessLine<'a> {
@@ -119,7 +141,7 @@ impl<'a> From<&'a ProcessSummary> for TracedProcessLine<'a> {
             pid: totals.pid,
             command: totals.command.as_deref(),
             traced: totals.traced,
-            before_trace: totals.before_trace.total(),
+            before_trace: (totals.before_trace_known).then(|| totals.before_trace.total()),
             kernel: totals.kernel.map(|kernel| RusageLine {
                 minflt: kernel.minor,
                 majflt: kernel.major,
@@ -128,6 +150,11 @@ impl<'a> From<&'a ProcessSummary> for TracedProcessLine<'a> {
             lost: (process.lost.iter())
                 .map(|(kind, &lost)| (kind.name(), lost))
                 .collect(),
+            at_end: process.at_end.map(|stat| ProcessStatLine {
+                minflt: stat.minflt,
+                majflt: stat.majflt,
+                cpu_ns: stat.cpu_ns,
+            }),
         }
     }
 }
@@ -139,6 +166,7 @@ impl<'a> TraceSummaryLine<'a> {
         Self {
             scenario: SCENARIO,
             pid: summary.pid,
+            cgroup: summary.cgroup.as_deref(),
             ended_by: summary.ended_by.into(),
             child: summary.child.as_ref(),
             faults_total: summary.faults_total,
@@ -161,6 +189,7 @@ impl<'a> TraceSummaryLine<'a> {
                 .map(|(&kind, &count)| (kind, count.into()))
                 .collect(),
             untraced_children: summary.untraced_children,
+            unjoined_events: summary.unjoined_events,
             kernel_programs: (summary.kernel_programs.as_ref())
                 .map(|programs| programs.iter().map(ProgramRunsLine::from).collect()),
             regions_not_listed: summary.regions_not_listed,
@@ -222,7 +251,8 @@ impl From<DemoOwn> for DemoOwnLine {
     }
 }
 
-/// Why a trace ended; named `exit`, `interrupt` or `duration` in both outputs.
+/// Why a trace ended; named `exit`, `interrupt`, `duration` or `cgroup_removed` in both
+/// outputs.
 #[derive(Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 #[schemars(rename = "TraceEnd")]
@@ -233,6 +263,9 @@ enum TraceEndLine {
     Interrupt,
     /// `--duration` ran out.
     Duration,
+    /// The `--cgroup` directory was removed.
+    #[serde(rename = "cgroup_removed")]
+    CgroupRemoved,
 }
 
 impl From<TraceEnd> for TraceEndLine {
@@ -241,6 +274,7 @@ impl From<TraceEnd> for TraceEndLine {
             TraceEnd::Exit => Self::Exit,
             TraceEnd::Interrupt => Self::Interrupt,
             TraceEnd::Duration => Self::Duration,
+            TraceEnd::CgroupRemoved => Self::CgroupRemoved,
         }
     }
 }

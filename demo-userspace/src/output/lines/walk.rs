@@ -20,6 +20,7 @@ use crate::{
     model::region::{Location, Region},
     model::signals::{ProcessEnd, si_code_name, signal_name},
     model::syscalls::{SyscallCall, Value},
+    trace::session::TracedFault,
     walk::step_report::{AddressCheck, StepReport},
 };
 
@@ -68,6 +69,9 @@ pub struct FaultLine<'a> {
     pub(super) step: Option<u32>,
     pub(super) pid: u32,
     pub(super) tid: u32,
+    /// The faulting process's command (comm) when its record arrived, in a trace; null when
+    /// it was never known, and in a walk, whose one process is the workload.
+    pub(super) comm: Option<&'a str>,
     pub(super) timestamp_ns: u64,
     #[serde(serialize_with = "crate::model::hex::hex")]
     #[schemars(with = "crate::model::hex::Hex")]
@@ -135,6 +139,7 @@ impl<'a> FaultLine<'a> {
             step,
             pid: raw.pid,
             tid: raw.tid,
+            comm: None,
             timestamp_ns: raw.timestamp_ns,
             address: raw.address,
             ip: raw.ip,
@@ -158,6 +163,26 @@ impl<'a> FaultLine<'a> {
                 .and_then(|stack| stack.end)
                 .map(super::code::StackEndLine::from),
         }
+    }
+
+    /// The line of a trace's fault, which names its process's command.
+    pub fn of_traced(scenario: &'a str, traced: &'a TracedFault) -> Self {
+        Self {
+            comm: traced.command.as_deref(),
+            ..Self::new(
+                scenario,
+                None,
+                (&traced.fault, &traced.code, traced.stack.as_ref()),
+                (traced.region.as_ref()).map(|(_, name, location)| (&**name, *location)),
+                &traced.mapping,
+                Some(traced.mapping_offset),
+            )
+        }
+    }
+
+    /// The same line naming the faulting process's command `comm`.
+    pub fn with_comm(self, comm: Option<&'a str>) -> Self {
+        Self { comm, ..self }
     }
 }
 

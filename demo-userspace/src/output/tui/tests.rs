@@ -157,6 +157,7 @@ fn feed_walk(app: &mut App, steps: usize) {
                 region: Some((WALK_REGION, std::sync::Arc::clone(&region.name), location)),
                 code: crate::output::fixtures::code(),
                 stack: None,
+                command: None,
             });
         }
         let resident = pages.resident_pages();
@@ -616,6 +617,7 @@ fn traced_seed() -> App {
             region: Some((0, "mmap#4".into(), location)),
             code: crate::output::fixtures::code(),
             stack: None,
+            command: None,
         }))));
     }
     app.handle_event(UiEvent::Pages(vec![(0, pages)]));
@@ -737,6 +739,7 @@ fn a_trace_shows_the_sessions_pages_and_a_fault_is_new_for_one_tick() {
         region: Some((0, region.name.clone(), location)),
         code: crate::output::fixtures::code(),
         stack: None,
+        command: None,
     }))));
     let shown = |app: &App| {
         let view = app.region().unwrap();

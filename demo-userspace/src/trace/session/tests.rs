@@ -10,7 +10,7 @@ use crate::{
         classify::FaultClass,
         events::{
             CapturedFile, DeviceNumber, ExecImage, FaultEnd, FaultTiming, HeapEvent, ImageLayout,
-            MappedFile, ProcessEvent, RawStack, SignalEvent, StackCopy, SyscallEvent,
+            JoinEvent, MappedFile, ProcessEvent, RawStack, SignalEvent, StackCopy, SyscallEvent,
             ThreadSnapshot,
         },
         pages::PageState,
@@ -64,6 +64,11 @@ impl Harness {
 
     /// Feeds one record of thread `tid`, with the thread's counters as they are now.
     fn feed(&mut self, tid: u32, record: Record, stack: Option<RawStack>) -> Vec<String> {
+        self.events(tid, record, stack).iter().map(brief).collect()
+    }
+
+    /// Feeds one record as [`Harness::feed`] does, and returns the events themselves.
+    fn events(&mut self, tid: u32, record: Record, stack: Option<RawStack>) -> Vec<TraceEvent> {
         let counters = self.counters.get(&tid).copied().unwrap_or_default();
         let mut out = Vec::new();
         self.session.handle(
@@ -74,7 +79,7 @@ impl Harness {
             },
             &mut out,
         );
-        out.iter().map(brief).collect()
+        out
     }
 
     /// A thread's exit record, with its final counters.
@@ -873,23 +878,6 @@ fn each_process_is_compared_with_the_kernels_count_for_it() {
     h.completes(CHILD, CHILD, false);
     h.thread_exit(CHILD, CHILD);
     h.process(CHILD, CHILD, CHILD, true);
-    // (pid, traced, counted before the trace, the kernel's count at exit, the difference)
-    type Totals = (u32, u64, u64, Option<u64>, Option<i64>);
-    let totals = |h: &Harness| -> Vec<Totals> {
-        h.session
-            .process_totals()
-            .map(|p| {
-                let difference = p.difference();
-                (
-                    p.pid,
-                    p.traced,
-                    p.before_trace.total(),
-                    p.kernel.map(FaultCounters::total),
-                    difference,
-                )
-            })
-            .collect()
-    };
     // The parent runs on: nothing of it is compared yet.
     assert_eq!(
         totals(&h),
@@ -1459,4 +1447,311 @@ fn a_completion_whose_class_the_counters_do_not_show_is_counted() {
     let out = feed_end(&mut h, PID, fault.timestamp_ns, true, timing);
     assert_eq!(class_and_timing(&out), [(FaultClass::Major, Some(timing))]);
     assert_eq!(h.session.class_disagreements(), 1);
+}
+
+/// One process's (pid, traced, counted before the trace, the kernel's count at exit, the
+/// difference).
+type Totals = (u32, u64, u64, Option<u64>, Option<i64>);
+
+/// Each process's [`Totals`], by pid.
+fn totals(h: &Harness) -> Vec<Totals> {
+    h.session
+        .process_totals()
+        .map(|p| {
+            let difference = p.difference();
+            (
+                p.pid,
+                p.traced,
+                p.before_trace.total(),
+                p.kernel.map(FaultCounters::total),
+                difference,
+            )
+        })
+        .collect()
+}
+
+/// Process [`JOINER`] (`worker`, its code and heap as [`PID`]'s) and its join record, made by
+/// its one thread, whose counters are then 40 minor and 1 major; its gone threads had 10.
+const JOINER: u32 = 300;
+
+fn joiner(h: &mut Harness, threads: u32) -> Record {
+    h.system.process(JOINER, "worker");
+    h.system
+        .map_code(JOINER, CODE.0, CODE.1, "/bin/worker", 0x1000);
+    h.system.map(JOINER, HEAP.0, HEAP.1, "[heap]", 0);
+    let counters = FaultCounters {
+        minor: 40,
+        major: 1,
+    };
+    h.counters.insert(JOINER, counters);
+    h.system.counters(JOINER, JOINER, 40, 1);
+    Record::Joined(JoinEvent {
+        pid: JOINER,
+        counters,
+        gone: FaultCounters {
+            minor: 10,
+            major: 0,
+        },
+        threads,
+    })
+}
+
+/// A process that joins is read as one added while it ran: its faults are named from its
+/// mappings and command, and what it counted before comes from the join record, its gone
+/// threads included, as they are in its count at exit; so the two compare exactly.
+#[test]
+fn a_process_that_joins_has_its_faults_named_and_its_count_from_its_join() {
+    let mut h = Harness::new();
+    let join = joiner(&mut h, 1);
+    assert_eq!(h.feed(JOINER, join, None), [] as [String; 0]);
+    h.fault(JOINER, JOINER, HEAP.0 + 0x2010, WRITE);
+    h.completes(JOINER, JOINER, false);
+    let events = h.events(JOINER, Record::ThreadExit { pid: JOINER }, None);
+    assert_eq!(
+        events.iter().map(brief).collect::<Vec<_>>(),
+        ["minor 300/300 0x602010 [heap]@0x2010 by /bin/worker+0x1100"]
+    );
+    let TraceEvent::Fault(fault) = &events[0] else {
+        panic!("not a fault: {events:?}");
+    };
+    assert_eq!(fault.command.as_deref(), Some("worker"));
+    h.process(JOINER, JOINER, JOINER, true);
+    // Before: 40 + 1 + 10; at exit: 41 + 1 + 10; one traced; nothing unseen.
+    assert_eq!(
+        totals(&h),
+        [(PID, 0, 0, None, None), (JOINER, 1, 51, Some(52), Some(0))]
+    );
+}
+
+/// The loader adds the processes already in the cgroup as it starts, and the kernel side may
+/// join one of them too: the join of a process added changes nothing, nor is it read again.
+#[test]
+fn a_join_of_a_process_added_already_changes_nothing() {
+    let mut h = Harness::new();
+    h.counters.insert(PID, FaultCounters { minor: 7, major: 0 });
+    h.system.counters(PID, PID, 7, 0);
+    h.session.add_process(PID, TracedSince::Attach);
+    let asked = h.system.asked();
+    let join = Record::Joined(JoinEvent {
+        pid: PID,
+        counters: FaultCounters { minor: 7, major: 0 },
+        gone: FaultCounters {
+            minor: 500,
+            major: 0,
+        },
+        threads: 1,
+    });
+    assert_eq!(h.feed(PID, join, None), [] as [String; 0]);
+    assert_eq!(h.system.asked(), asked);
+    h.thread_exit(PID, PID);
+    h.process(PID, PID, PID, true);
+    assert_eq!(totals(&h), [(PID, 0, 7, Some(7), Some(0))]);
+}
+
+/// Another thread's event can reach the ring before the join that the first thread made (so
+/// the process had two threads, and what came before is not known): the join still adds the
+/// process, whose faults are named from its mappings.
+#[test]
+fn a_join_after_an_event_of_its_process_still_adds_it() {
+    let mut h = Harness::new();
+    let join = joiner(&mut h, 2);
+    let thread = JOINER + 1;
+    h.fault(JOINER, thread, HEAP.0, WRITE);
+    h.feed(JOINER, join, None);
+    h.completes(JOINER, thread, false);
+    assert_eq!(
+        h.thread_exit(JOINER, thread),
+        ["minor 300/301 0x600000 [heap]@0x0 by /bin/worker+0x1100"]
+    );
+    assert_eq!(h.session.command_of(JOINER), Some("worker"));
+    h.thread_exit(JOINER, JOINER);
+    h.process(JOINER, JOINER, JOINER, true);
+    // At exit: the gone threads' 10, the other thread's 1, the joining thread's 40 + 1.
+    assert_eq!(totals(&h)[1], (JOINER, 1, 0, Some(52), None));
+}
+
+/// A process that joins with threads besides the joining one counted faults the record does
+/// not carry: what came before is not known, so neither is what the trace missed.
+#[test]
+fn a_process_that_joins_with_other_threads_has_no_difference() {
+    let mut h = Harness::new();
+    let join = joiner(&mut h, 2);
+    h.feed(JOINER, join, None);
+    h.fault(JOINER, JOINER, HEAP.0, WRITE);
+    h.completes(JOINER, JOINER, false);
+    h.thread_exit(JOINER, JOINER);
+    h.process(JOINER, JOINER, JOINER, true);
+    let joined = h.session.process_totals().nth(1).unwrap();
+    assert_eq!(
+        (joined.pid, joined.before_trace_known, joined.difference()),
+        (JOINER, false, None)
+    );
+    assert_eq!(
+        joined.kernel,
+        Some(FaultCounters {
+            minor: 51,
+            major: 1
+        })
+    );
+}
+
+/// A process whose join record was lost (a full ring) is met first by a fault: the trace
+/// names it, but what it counted before is not known, so neither is what the trace missed.
+#[test]
+fn a_process_whose_join_was_lost_has_no_difference() {
+    let mut h = Harness::new();
+    joiner(&mut h, 1);
+    h.fault(JOINER, JOINER, HEAP.0, WRITE);
+    h.completes(JOINER, JOINER, false);
+    h.thread_exit(JOINER, JOINER);
+    h.process(JOINER, JOINER, JOINER, true);
+    let unjoined = h.session.process_totals().nth(1).unwrap();
+    assert_eq!(
+        (
+            unjoined.pid,
+            unjoined.traced,
+            unjoined.before_trace_known,
+            unjoined.difference()
+        ),
+        (JOINER, 1, false, None)
+    );
+}
+
+/// Each fault names the command its process had when it faulted: the old one before an exec,
+/// the new one after it.
+#[test]
+fn a_faults_command_follows_an_exec() {
+    let mut h = Harness::new();
+    h.fault(PID, PID, HEAP.0, WRITE);
+    h.completes(PID, PID, false);
+    h.system.exec(PID, "new");
+    h.system.map(PID, 0x50_0000, 0x50_1000, "/bin/new", 0);
+    let mut events = h.events(PID, Record::Exec(PID), None);
+    let fault = h.fault_at(PID, PID, 0x50_0010, 0x50_0020, READ);
+    h.feed(PID, Record::Fault(fault), None);
+    h.completes(PID, PID, true);
+    events.extend(h.events(PID, Record::ThreadExit { pid: PID }, None));
+    let commands: Vec<_> = events
+        .iter()
+        .filter_map(|event| match event {
+            TraceEvent::Fault(fault) => Some((fault.fault.fault.address, fault.command.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        commands,
+        [
+            (HEAP.0, Some(Arc::from("app"))),
+            (0x50_0010, Some(Arc::from("new")))
+        ]
+    );
+}
+
+/// A process that joins with the pid of one that exited is another process: it starts from
+/// its own join, the old one keeps its totals in the summary, and the old one's regions end,
+/// so the new one's faults at the same addresses are not counted in them.
+#[test]
+fn a_join_of_a_reused_pid_is_a_new_process_and_the_old_keeps_its_totals() {
+    let mut h = Harness::new();
+    let join = joiner(&mut h, 1);
+    h.feed(JOINER, join, None);
+    assert_eq!(
+        h.mmap(JOINER, MMAP, 0x3000),
+        [
+            "Mmap 300 = 0x7f0000000000",
+            "start mmap#1 300 0x7f0000000000+12288"
+        ]
+    );
+    h.fault(JOINER, JOINER, MMAP, WRITE);
+    h.completes(JOINER, JOINER, false);
+    h.thread_exit(JOINER, JOINER);
+    h.process(JOINER, JOINER, JOINER, true);
+    // The pid is taken again, by `next`, whose one thread counted 5 before it joined.
+    h.system.exec(JOINER, "next");
+    h.system.map(JOINER, MMAP, MMAP + 0x3000, "[anon]", 0);
+    let counters = FaultCounters { minor: 5, major: 0 };
+    h.counters.insert(JOINER, counters);
+    h.system.counters(JOINER, JOINER, 5, 0);
+    let join = Record::Joined(JoinEvent {
+        pid: JOINER,
+        counters,
+        gone: FaultCounters::default(),
+        threads: 1,
+    });
+    assert_eq!(h.feed(JOINER, join, None), ["end mmap#1 300"]);
+    h.fault(JOINER, JOINER, MMAP, WRITE);
+    h.completes(JOINER, JOINER, false);
+    assert_eq!(
+        h.thread_exit(JOINER, JOINER),
+        ["minor 300/300 0x7f0000000000 [anon]@0x0 by 0x400100"]
+    );
+    assert_eq!(h.session.command_of(JOINER), Some("next"));
+    assert_eq!(
+        h.regions(),
+        [("mmap#1".to_owned(), JOINER, 1, Some(PageState::Resident))]
+    );
+    h.process(JOINER, JOINER, JOINER, true);
+    // The old one: before 40 + 1 + 10, at exit 41 + 1 + 10. The new one: before 5, at exit 6.
+    assert_eq!(
+        totals(&h),
+        [
+            (PID, 0, 0, None, None),
+            (JOINER, 1, 51, Some(52), Some(0)),
+            (JOINER, 1, 5, Some(6), Some(0))
+        ]
+    );
+    let commands: Vec<_> = h
+        .session
+        .process_totals()
+        .map(|p| p.command.as_deref().map(str::to_owned))
+        .collect();
+    assert_eq!(
+        commands,
+        [
+            Some("app".to_owned()),
+            Some("worker".to_owned()),
+            Some("next".to_owned())
+        ]
+    );
+}
+
+/// A followed child forked with the pid of an earlier child that exited starts afresh from
+/// its parent, and the earlier child keeps its totals.
+#[test]
+fn a_fork_of_a_reused_pid_is_a_new_process_and_the_old_keeps_its_totals() {
+    let mut h = Harness::new();
+    h.process(CHILD, PID, PID, false);
+    h.fault(CHILD, CHILD, HEAP.0, WRITE_PRESENT);
+    h.completes(CHILD, CHILD, false);
+    h.thread_exit(CHILD, CHILD);
+    h.process(CHILD, CHILD, CHILD, true);
+    h.counters.remove(&CHILD);
+    assert_eq!(h.process(CHILD, PID, PID, false), ["fork 200 of 100"]);
+    assert!(!h.session.has_exited(CHILD));
+    assert_eq!(h.session.completions_of(CHILD), 0);
+    assert_eq!(
+        totals(&h),
+        [
+            (PID, 0, 0, None, None),
+            (CHILD, 1, 0, Some(1), Some(0)),
+            (CHILD, 0, 0, None, None)
+        ]
+    );
+}
+
+/// A process added with the pid of one that exited is another process too.
+#[test]
+fn a_process_added_with_a_reused_pid_is_a_new_one_and_the_old_keeps_its_totals() {
+    let mut h = Harness::new();
+    h.fault(PID, PID, HEAP.0, WRITE);
+    h.completes(PID, PID, false);
+    h.thread_exit(PID, PID);
+    h.process(PID, PID, PID, true);
+    h.system.counters(PID, PID, 3, 0);
+    h.session.add_process(PID, TracedSince::Attach);
+    assert!(!h.session.has_exited(PID));
+    assert_eq!(
+        totals(&h),
+        [(PID, 1, 0, Some(1), Some(0)), (PID, 0, 3, None, None)]
+    );
 }
