@@ -2,6 +2,7 @@
 
 mod bench;
 mod command;
+#[cfg(feature = "gen-pprof")]
 mod gen_pprof;
 mod install;
 mod setup;
@@ -70,7 +71,8 @@ enum Task {
         minutes: u64,
     },
     /// Regenerate the pprof profile.proto types (demo-userspace/src/output/pprof/profile.rs)
-    /// from the vendored schema; no protoc needed.
+    /// from the vendored schema; no protoc needed. Built with `--features gen-pprof` only:
+    /// `cargo run --package xtask --features gen-pprof -- gen-pprof`.
     GenPprof,
 }
 
@@ -111,7 +113,12 @@ fn run_task(task: Task) -> anyhow::Result<()> {
             }
             soak::soak(&soak::SoakOptions { minutes })
         }
+        #[cfg(feature = "gen-pprof")]
         Task::GenPprof => gen_pprof::generate(),
+        #[cfg(not(feature = "gen-pprof"))]
+        Task::GenPprof => anyhow::bail!(
+            "gen-pprof was left out of this build of xtask: run `cargo run --package xtask --features gen-pprof -- gen-pprof`"
+        ),
         Task::Test => {
             setup::install_missing()?;
             test()
