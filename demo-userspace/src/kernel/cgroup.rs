@@ -319,6 +319,9 @@ impl CgroupScope {
     /// zombie: one the trace may still take on. A process past its exit would stay in the
     /// target map, since its exit was already reported or never will be.
     pub fn holds_live(&self, pid: u32) -> bool {
+        if !self.holds(pid) {
+            return false;
+        }
         let exiting = procfs::process::Process::new(pid as i32)
             .and_then(|process| process.stat())
             .map_or(true, |stat| {
@@ -327,7 +330,7 @@ impl CgroupScope {
                         flags.contains(procfs::process::StatFlags::PF_EXITING)
                     })
             });
-        self.holds(pid) && !exiting
+        !exiting
     }
 
     /// The processes in this cgroup and every cgroup below it now, from their `cgroup.procs`

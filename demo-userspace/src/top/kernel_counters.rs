@@ -22,11 +22,20 @@ pub fn snapshot(
     exits: &mut HashMap<u32, ExitCounts>,
     scope: Option<&CgroupScope>,
 ) -> Result<Snapshot, ProbeError> {
+    // The cgroup's processes, listed once from its `cgroup.procs` files, rather than each
+    // process of the machine's /proc/PID/cgroup read every interval.
+    let members: Option<HashSet<u32>> = scope.map(|scope| scope.procs().into_iter().collect());
     let stats: Vec<_> = procfs::process::all_processes()
         .into_iter()
         .flatten()
-        .filter_map(|process| process.ok()?.stat().ok())
-        .filter(|stat| scope.is_none_or(|scope| scope.holds(stat.pid as u32)))
+        .filter_map(|process| {
+            let process = process.ok()?;
+            let pid = process.pid as u32;
+            members
+                .as_ref()
+                .is_none_or(|members| members.contains(&pid))
+                .then(|| process.stat().ok())?
+        })
         .collect();
     // Taken after the stats: the kernel keeps a process's counters at its exit, before it can
     // leave /proc, so a process gone from the stats has its exit here, and none is missed for

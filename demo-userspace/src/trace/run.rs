@@ -392,11 +392,7 @@ impl<'a> Tracer<'a> {
             return;
         };
         for pid in unattached(&mut self.attached, records, |pid| scope.holds(pid)) {
-            if let Err(error) = self.probes.time_faults_of(pid)
-                && process::exists(pid)
-            {
-                log::warn!("the faults of pid {pid} are not timed: {error}");
-            }
+            time_faults(self.probes, pid);
             if let Some(heap) = &self.heap {
                 heap.attach_to(pid, self.probes);
             }
@@ -544,14 +540,20 @@ fn seed(scope: &CgroupScope, probes: &mut Probes) -> anyhow::Result<Vec<u32>> {
             probes.remove_target(pid)?;
             continue;
         }
-        if let Err(error) = probes.time_faults_of(pid)
-            && process::exists(pid)
-        {
-            log::warn!("the faults of pid {pid} are not timed: {error}");
-        }
+        time_faults(probes, pid);
         seeded.push(pid);
     }
     Ok(seeded)
+}
+
+/// Opens the completion events of a cgroup's process `pid`. One that exited meanwhile needs
+/// none; for one still there the failure is said, and its faults are counted untimed.
+fn time_faults(probes: &mut Probes, pid: u32) {
+    if let Err(error) = probes.time_faults_of(pid)
+        && process::exists(pid)
+    {
+        log::warn!("the faults of pid {pid} are not timed: {error}");
+    }
 }
 
 /// What the traced processes had counted before the trace: process `pid`'s, or for a cgroup

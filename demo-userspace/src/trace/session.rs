@@ -2,7 +2,10 @@
 //! trace events (classed faults resolved to mapping and region, syscalls, heap regions,
 //! signals, processes), keeping the counts for the summary.
 
-use std::{collections::BTreeMap, sync::Arc};
+use std::{
+    collections::{BTreeMap, btree_map::Entry},
+    sync::Arc,
+};
 
 use demo_common::FaultCounters;
 use rustc_hash::FxHashMap;
@@ -380,16 +383,11 @@ impl Session {
     /// totals go on to the summary as they were, and its regions, which the new address space
     /// does not have, end. Nothing happens while `pid` runs or was never seen.
     fn retire(&mut self, pid: u32, out: &mut Vec<TraceEvent>) {
-        if !self
-            .processes
-            .get(&pid)
-            .is_some_and(|process| process.exited)
-        {
-            return;
-        }
-        if let Some(process) = self.processes.remove(&pid) {
-            self.ended_processes.push(totals_of(pid, &process));
-        }
+        let process = match self.processes.entry(pid) {
+            Entry::Occupied(entry) if entry.get().exited => entry.remove(),
+            _ => return,
+        };
+        self.ended_processes.push(totals_of(pid, &process));
         for change in self.regions.end_all(pid) {
             self.apply_region_change(change, out);
         }
@@ -680,18 +678,16 @@ impl Session {
         // is asked for as the fault's address was. A copied stack's callers are known only once
         // it is unwound, with the mappings that hold its code.
         let process = self.processes.entry(fault.pid).or_default();
-        let walked = match &stack {
-            Some(RawStack::Frames(frames)) => &frames[..],
+        // A copied stack adds the user ip only where it is not the fault's own (a kernel-mode
+        // fault's syscall), so a user-mode fault's code is looked up once.
+        let callers: &[u64] = match &stack {
+            Some(RawStack::Frames(frames)) => frames,
+            Some(RawStack::Copied(copy)) if copy.regs.ip != fault.ip => {
+                std::slice::from_ref(&copy.regs.ip)
+            }
             _ => &[],
         };
-        let user_ip = match &stack {
-            Some(RawStack::Copied(copy)) => Some(copy.regs.ip),
-            _ => None,
-        };
-        for &address in std::iter::once(&fault.ip)
-            .chain(user_ip.iter())
-            .chain(walked)
-        {
+        for &address in std::iter::once(&fault.ip).chain(callers) {
             current_maps(process, &mut *self.view, fault.pid, address);
         }
         let (code, stack) =

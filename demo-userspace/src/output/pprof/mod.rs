@@ -7,6 +7,7 @@
 mod profile;
 
 use std::{
+    collections::hash_map::Entry,
     io::{self, Write},
     sync::Arc,
     time::{Duration, SystemTime},
@@ -109,9 +110,6 @@ impl FaultSamples {
     fn add(&mut self, traced: &TracedFault) {
         let frames = frames_of(&traced.code, traced.stack.as_ref());
         let fault = &traced.fault;
-        for module in frames.iter().filter_map(|code| code.module.as_deref()) {
-            self.build_ids.meet(fault.fault.pid, module);
-        }
         let key = SampleKey {
             pid: fault.fault.pid,
             command: traced.command.clone(),
@@ -121,11 +119,21 @@ impl FaultSamples {
             access: fault.fault.error_code.access().as_str(),
             region: traced.region.as_ref().map(|(_, name, _)| Arc::clone(name)),
         };
-        let weight = self.samples.entry(key).or_insert(Weight {
-            frames,
-            faults: 0,
-            nanoseconds: 0,
-        });
+        // A sample's key holds its pid and frames, so only a new sample can name a module this
+        // process has not been asked about: a repeated one costs no lookup per frame.
+        let weight = match self.samples.entry(key) {
+            Entry::Occupied(entry) => entry.into_mut(),
+            Entry::Vacant(entry) => {
+                for module in frames.iter().filter_map(|code| code.module.as_deref()) {
+                    self.build_ids.meet(fault.fault.pid, module);
+                }
+                entry.insert(Weight {
+                    frames,
+                    faults: 0,
+                    nanoseconds: 0,
+                })
+            }
+        };
         weight.faults += 1;
         self.timed |= fault.timing.is_some();
         let nanoseconds = fault.timing.map_or(0, |timing| timing.duration_ns);
