@@ -430,11 +430,12 @@ fn write_processes(
 /// exited; its /proc counts when it ran at the end; else that it is gone unseen.
 fn process_counted(summary: &TraceSummary, process: &ProcessSummary) -> String {
     let totals = &process.totals;
-    match (totals.kernel, totals.difference(), process.at_end) {
-        (Some(kernel), Some(difference), _) => format!(
+    let known = totals.before_trace.zip(totals.difference());
+    match (totals.kernel, known, process.at_end) {
+        (Some(kernel), Some((before, difference)), _) => format!(
             "exited; kernel {}, before the trace {}, traced {}, difference {difference}",
             kernel.total(),
-            totals.before_trace.total(),
+            before.total(),
             totals.traced
         ),
         (Some(kernel), None, _) => format!(
@@ -604,13 +605,12 @@ mod tests {
     /// unseen. None is said to be running unless /proc was read.
     #[test]
     fn each_process_says_whether_it_exited_ran_at_the_end_or_went_unseen() {
-        let process = |pid, before_trace_known, kernel, at_end| ProcessSummary {
+        let process = |pid, before_trace_known: bool, kernel, at_end| ProcessSummary {
             totals: crate::trace::session::ProcessTotals {
                 pid,
                 command: Some("worker".into()),
                 traced: 3,
-                before_trace: FaultCounters { minor: 2, major: 0 },
-                before_trace_known,
+                before_trace: before_trace_known.then_some(FaultCounters { minor: 2, major: 0 }),
                 kernel,
             },
             lost: std::collections::BTreeMap::new(),

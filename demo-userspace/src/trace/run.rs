@@ -564,7 +564,10 @@ fn before_trace(processes: &[ProcessSummary], pid: Option<u32>) -> Option<u64> {
         .iter()
         .filter(|process| pid.is_none_or(|pid| process.totals.pid == pid))
         .map(|process| {
-            (process.totals.before_trace_known).then(|| process.totals.before_trace.total())
+            process
+                .totals
+                .before_trace
+                .map(demo_common::FaultCounters::total)
         })
         .sum()
 }

@@ -102,11 +102,9 @@ struct ProcessState {
     heap: Option<(u64, u64)>,
     /// The command name (/proc/PID/comm), read with the mappings: exec changes both.
     command: Option<Arc<str>>,
-    /// What its threads had counted when the trace began: nothing for a process forked since.
-    before_trace: FaultCounters,
-    /// What its threads had counted before is not known (it joined with other live threads),
-    /// so `before_trace` is no count.
-    before_unknown: bool,
+    /// What its threads had counted when the trace began: nothing for a process forked since;
+    /// `None` when not known (it joined with other live threads, or only records named it).
+    before_trace: Option<FaultCounters>,
     /// It was added with [`Session::add_process`] or inherited at its fork, rather than made
     /// by the first record that named it.
     added: bool,
@@ -138,13 +136,10 @@ pub struct ProcessTotals {
     pub command: Option<Arc<str>>,
     /// Completed faults the trace saw.
     pub traced: u64,
-    /// What its threads had counted before the trace began; no count unless
-    /// `before_trace_known`.
-    pub before_trace: FaultCounters,
-    /// `before_trace` is a count: false for a process that joined a cgroup scope with more
-    /// live threads than the joining one, whose counters the trace never read, and for one
-    /// whose join or fork record was lost.
-    pub before_trace_known: bool,
+    /// What its threads had counted before the trace began; `None` for a process that joined
+    /// a cgroup scope with more live threads than the joining one, whose counters the trace
+    /// never read, and for one whose join or fork record was lost.
+    pub before_trace: Option<FaultCounters>,
     /// What the kernel counted for it over its life, once it exited: the sum of its threads'
     /// final counters, as rusage has them. `None` while it runs.
     pub kernel: Option<FaultCounters>,
@@ -155,11 +150,8 @@ impl ProcessTotals {
     /// the process exited: those it took through get_user_pages, and those whose records
     /// were lost. `None` while it runs, and when what it counted before is not known.
     pub fn difference(&self) -> Option<i64> {
-        let kernel = self.kernel?;
-        if !self.before_trace_known {
-            return None;
-        }
-        Some(kernel.total() as i64 - self.before_trace.total() as i64 - self.traced as i64)
+        let (kernel, before) = (self.kernel?, self.before_trace?);
+        Some(kernel.total() as i64 - before.total() as i64 - self.traced as i64)
     }
 }
 
@@ -332,18 +324,17 @@ impl Session {
     /// the new one took going to `out`.
     fn start_process(&mut self, pid: u32, traced_since: TracedSince, out: &mut Vec<TraceEvent>) {
         self.retire(pid, out);
-        let (before_trace, before_unknown, gone) = match traced_since {
-            TracedSince::Fork => (FaultCounters::default(), false, FaultCounters::default()),
+        let (before_trace, gone) = match traced_since {
+            TracedSince::Fork => (Some(FaultCounters::default()), FaultCounters::default()),
             TracedSince::Attach => (
-                self.view
-                    .live_threads_fault_counters(pid)
-                    .unwrap_or_default(),
-                false,
+                Some(
+                    self.view
+                        .live_threads_fault_counters(pid)
+                        .unwrap_or_default(),
+                ),
                 FaultCounters::default(),
             ),
-            TracedSince::Joined { before, gone } => {
-                (before.unwrap_or_default(), before.is_none(), gone)
-            }
+            TracedSince::Joined { before, gone } => (before, gone),
         };
         let maps = self.view.read_mappings(pid).unwrap_or_default();
         let command = self.view.command_name(pid).map(Arc::from);
@@ -351,7 +342,6 @@ impl Session {
         process.maps = maps;
         process.command = command;
         process.before_trace = before_trace;
-        process.before_unknown = before_unknown;
         process.exited_threads = process.exited_threads.plus(gone);
         process.added = true;
     }
@@ -365,6 +355,7 @@ impl Session {
             maps: parent.maps.clone(),
             heap: parent.heap,
             command: parent.command.clone(),
+            before_trace: Some(FaultCounters::default()),
             added: true,
             ..ProcessState::default()
         });
@@ -893,10 +884,9 @@ fn totals_of(pid: u32, process: &ProcessState) -> ProcessTotals {
         pid,
         command: process.command.clone(),
         traced: process.completions,
-        before_trace: process.before_trace,
         // A process only records named was never added: its join or fork record was lost
         // (counted with its lost records), so what it counted before is not known.
-        before_trace_known: process.added && !process.before_unknown,
+        before_trace: process.before_trace,
         kernel: process.exited.then_some(process.exited_threads),
     }
 }

@@ -281,8 +281,7 @@ fn every_line_of_a_trace() {
                     pid: 100,
                     command: Some("prog".into()),
                     traced: 3,
-                    before_trace: demo_common::FaultCounters { minor: 1, major: 0 },
-                    before_trace_known: true,
+                    before_trace: Some(demo_common::FaultCounters { minor: 1, major: 0 }),
                     kernel: Some(demo_common::FaultCounters { minor: 5, major: 0 }),
                 },
                 lost: [(demo_common::RecordKind::Fault, 0)].into_iter().collect(),
@@ -293,11 +292,10 @@ fn every_line_of_a_trace() {
                     pid: 101,
                     command: Some("worker".into()),
                     traced: 2,
-                    before_trace: demo_common::FaultCounters {
+                    before_trace: Some(demo_common::FaultCounters {
                         minor: 40,
                         major: 1,
-                    },
-                    before_trace_known: true,
+                    }),
                     kernel: None,
                 },
                 lost: std::collections::BTreeMap::new(),

@@ -141,7 +141,7 @@ impl<'a> From<&'a ProcessSummary> for TracedProcessLine<'a> {
             pid: totals.pid,
             command: totals.command.as_deref(),
             traced: totals.traced,
-            before_trace: (totals.before_trace_known).then(|| totals.before_trace.total()),
+            before_trace: totals.before_trace.map(demo_common::FaultCounters::total),
             kernel: totals.kernel.map(|kernel| RusageLine {
                 minflt: kernel.minor,
                 majflt: kernel.major,

@@ -88,13 +88,12 @@ fn a_process_is_attached_once_at_its_join_or_at_its_first_fault_in_the_scope() {
 /// one process's unknown count makes it unknown. `--pid`'s is its own process's alone.
 #[test]
 fn the_count_before_the_trace_is_unknown_once_one_process_count_is() {
-    let process = |pid, minor, before_trace_known| ProcessSummary {
+    let process = |pid, minor, before_trace_known: bool| ProcessSummary {
         totals: crate::trace::session::ProcessTotals {
             pid,
             command: None,
             traced: 0,
-            before_trace: FaultCounters { minor, major: 0 },
-            before_trace_known,
+            before_trace: before_trace_known.then_some(FaultCounters { minor, major: 0 }),
             kernel: None,
         },
         lost: std::collections::BTreeMap::new(),

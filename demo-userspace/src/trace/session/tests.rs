@@ -1462,7 +1462,7 @@ fn totals(h: &Harness) -> Vec<Totals> {
             (
                 p.pid,
                 p.traced,
-                p.before_trace.total(),
+                p.before_trace.map_or(0, FaultCounters::total),
                 p.kernel.map(FaultCounters::total),
                 difference,
             )
@@ -1583,7 +1583,11 @@ fn a_process_that_joins_with_other_threads_has_no_difference() {
     h.process(JOINER, JOINER, JOINER, true);
     let joined = h.session.process_totals().nth(1).unwrap();
     assert_eq!(
-        (joined.pid, joined.before_trace_known, joined.difference()),
+        (
+            joined.pid,
+            joined.before_trace.is_some(),
+            joined.difference()
+        ),
         (JOINER, false, None)
     );
     assert_eq!(
@@ -1610,7 +1614,7 @@ fn a_process_whose_join_was_lost_has_no_difference() {
         (
             unjoined.pid,
             unjoined.traced,
-            unjoined.before_trace_known,
+            unjoined.before_trace.is_some(),
             unjoined.difference()
         ),
         (JOINER, 1, false, None)
